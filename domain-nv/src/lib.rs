@@ -1,0 +1,1 @@
+//! The Domain NV appliance: voter, links, configuration and status.

@@ -1,0 +1,1 @@
+//! User-space Xen PV network backend.

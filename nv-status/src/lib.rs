@@ -1,0 +1,355 @@
+//! The status schema shared by domain-nv (writer) and nvctl (reader).
+//!
+//! One [`Status`] value has two encodings with the same content:
+//! - JSON (`to_json` / `from_json`): the status file / unix socket of domain-nv, and `nvctl status --json`;
+//! - xenstore keys (`to_xenstore` / `from_xenstore`) below `/local/domain/<nv-domid>/` + [`XS_BASE`].
+//!
+//! Xenstore layout (every value a decimal or a word; `<r>` a replica name, `<s>` a service name):
+//! ```text
+//! data/domain-nv/version             schema version (1)
+//! data/domain-nv/ready               1 once links and listeners are up
+//! data/domain-nv/updated-ms          unix time of this snapshot, ms
+//! data/domain-nv/services/<s>/listen       "addr:port"
+//! data/domain-nv/services/<s>/active       open client connections
+//! data/domain-nv/services/<s>/total        client connections accepted so far
+//! data/domain-nv/replicas/<r>/state        starting | live | faulty | down
+//! data/domain-nv/replicas/<r>/link         up | down
+//! data/domain-nv/replicas/<r>/connections  open replica connections
+//! data/domain-nv/replicas/<r>/bytes-voted  output bytes of this replica that agreed with a released quorum
+//! data/domain-nv/replicas/<r>/faults/<n>   "<time-ms> <kind> <service> <connection> <detail...>" (last MAX_FAULTS)
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this schema, published as `version`.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Where the status lives, relative to the NV domain's xenstore home `/local/domain/<domid>/`.
+pub const XS_BASE: &str = "data/domain-nv";
+/// Where nvctl hands the group's domain-nv config (YAML) to the NV domain, relative to its home.
+pub const XS_CONFIG: &str = "data/domain-nv-config";
+/// How many recent faults are kept per replica.
+pub const MAX_FAULTS: usize = 32;
+
+/// Errors decoding a status.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The JSON text is not a status document.
+    #[error("status JSON: {0}")]
+    Json(String),
+    /// A xenstore key is missing or malformed.
+    #[error("status key {key}: {why}")]
+    Key {
+        /// The key, relative to the NV domain's home.
+        key: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// Health of a replica as domain-nv sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplicaHealth {
+    /// Link configured, not yet seen working.
+    Starting,
+    /// Serving and agreeing.
+    Live,
+    /// Reported faulty at least once since it was (re)attached.
+    Faulty,
+    /// Link down or unreachable.
+    Down,
+}
+
+/// State of a replica's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkState {
+    /// Frames can flow.
+    Up,
+    /// No carrier / backend not connected.
+    Down,
+}
+
+/// One reported fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    /// Unix time in milliseconds.
+    pub time_ms: u64,
+    /// Kind in kebab-case: value-mismatch, refused, early-close, reset, straggler, flood, no-quorum.
+    pub kind: String,
+    /// The service whose connection saw it.
+    pub service: String,
+    /// Connection number within that service.
+    pub connection: u64,
+    /// Free text (e.g. "offset 1234"); no newlines.
+    pub detail: String,
+}
+
+/// Status of one replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// Name from the config.
+    pub name: String,
+    /// Health.
+    pub state: ReplicaHealth,
+    /// Link state.
+    pub link: LinkState,
+    /// Open replica-side connections.
+    pub connections: u64,
+    /// Output bytes of this replica that agreed with released (voted) output.
+    pub bytes_voted: u64,
+    /// Most recent faults, oldest first, at most [`MAX_FAULTS`].
+    pub faults: Vec<FaultRecord>,
+}
+
+/// Status of one service (listener).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// Name from the config.
+    pub name: String,
+    /// "address:port" the clients connect to.
+    pub listen: String,
+    /// Open client connections.
+    pub active: u64,
+    /// Client connections accepted so far.
+    pub total: u64,
+}
+
+/// A status snapshot of one domain-nv instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// [`SCHEMA_VERSION`].
+    pub version: u32,
+    /// True once links and listeners are up.
+    pub ready: bool,
+    /// Unix time of this snapshot, ms.
+    pub updated_ms: u64,
+    /// Services.
+    pub services: Vec<ServiceStatus>,
+    /// Replicas, in config order.
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn kebab<T: Serialize>(v: &T) -> String {
+    serde_yaml::to_string(v).unwrap_or_default().trim().to_string()
+}
+
+impl Status {
+    /// The JSON encoding (one object, keys as in the struct fields).
+    pub fn to_json(&self) -> String {
+        let mut o = String::with_capacity(512);
+        o.push_str(&format!(
+            "{{\"version\":{},\"ready\":{},\"updated_ms\":{},\"services\":[",
+            self.version, self.ready, self.updated_ms
+        ));
+        for (i, s) in self.services.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            o.push_str("{\"name\":");
+            json_str(&mut o, &s.name);
+            o.push_str(",\"listen\":");
+            json_str(&mut o, &s.listen);
+            o.push_str(&format!(",\"active\":{},\"total\":{}}}", s.active, s.total));
+        }
+        o.push_str("],\"replicas\":[");
+        for (i, r) in self.replicas.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            o.push_str("{\"name\":");
+            json_str(&mut o, &r.name);
+            o.push_str(&format!(
+                ",\"state\":\"{}\",\"link\":\"{}\",\"connections\":{},\"bytes_voted\":{},\"faults\":[",
+                kebab(&r.state),
+                kebab(&r.link),
+                r.connections,
+                r.bytes_voted
+            ));
+            for (j, f) in r.faults.iter().enumerate() {
+                if j > 0 {
+                    o.push(',');
+                }
+                o.push_str(&format!("{{\"time_ms\":{},\"kind\":", f.time_ms));
+                json_str(&mut o, &f.kind);
+                o.push_str(",\"service\":");
+                json_str(&mut o, &f.service);
+                o.push_str(&format!(",\"connection\":{},\"detail\":", f.connection));
+                json_str(&mut o, &f.detail);
+                o.push('}');
+            }
+            o.push_str("]}");
+        }
+        o.push_str("]}");
+        o
+    }
+
+    /// Decode the JSON encoding (JSON is read as YAML 1.2, of which it is a subset).
+    pub fn from_json(text: &str) -> Result<Status, StatusError> {
+        serde_yaml::from_str(text).map_err(|e| StatusError::Json(e.to_string()))
+    }
+
+    /// The xenstore encoding: (key relative to the NV domain's home, value) pairs.
+    pub fn to_xenstore(&self) -> Vec<(String, String)> {
+        let b = XS_BASE;
+        let mut kv = vec![
+            (format!("{b}/version"), self.version.to_string()),
+            (format!("{b}/ready"), u8::from(self.ready).to_string()),
+            (format!("{b}/updated-ms"), self.updated_ms.to_string()),
+        ];
+        for s in &self.services {
+            let p = format!("{b}/services/{}", s.name);
+            kv.push((format!("{p}/listen"), s.listen.clone()));
+            kv.push((format!("{p}/active"), s.active.to_string()));
+            kv.push((format!("{p}/total"), s.total.to_string()));
+        }
+        for r in &self.replicas {
+            let p = format!("{b}/replicas/{}", r.name);
+            kv.push((format!("{p}/state"), kebab(&r.state)));
+            kv.push((format!("{p}/link"), kebab(&r.link)));
+            kv.push((format!("{p}/connections"), r.connections.to_string()));
+            kv.push((format!("{p}/bytes-voted"), r.bytes_voted.to_string()));
+            for (n, f) in r.faults.iter().enumerate() {
+                kv.push((
+                    format!("{p}/faults/{n}"),
+                    format!("{} {} {} {} {}", f.time_ms, f.kind, f.service, f.connection, f.detail.replace('\n', " ")),
+                ));
+            }
+        }
+        kv
+    }
+
+    /// Decode the xenstore encoding. `read(key)` returns the value of a key relative to the NV
+    /// domain's home (None if absent); `list(key)` its children's names (empty if none).
+    pub fn from_xenstore(
+        read: &mut dyn FnMut(&str) -> Option<String>,
+        list: &mut dyn FnMut(&str) -> Vec<String>,
+    ) -> Result<Status, StatusError> {
+        fn need(read: &mut dyn FnMut(&str) -> Option<String>, key: &str) -> Result<String, StatusError> {
+            read(key).ok_or_else(|| StatusError::Key { key: key.to_string(), why: "missing".into() })
+        }
+        fn num<T: std::str::FromStr>(read: &mut dyn FnMut(&str) -> Option<String>, key: &str) -> Result<T, StatusError> {
+            let v = need(read, key)?;
+            v.trim().parse().map_err(|_| StatusError::Key { key: key.to_string(), why: format!("not a number: {v:?}") })
+        }
+        fn word<T: for<'de> Deserialize<'de>>(read: &mut dyn FnMut(&str) -> Option<String>, key: &str) -> Result<T, StatusError> {
+            let v = need(read, key)?;
+            serde_yaml::from_str(&v).map_err(|_| StatusError::Key { key: key.to_string(), why: format!("unknown value {v:?}") })
+        }
+        let b = XS_BASE;
+        let version = num(read, &format!("{b}/version"))?;
+        let ready = num::<u8>(read, &format!("{b}/ready"))? != 0;
+        let updated_ms = num(read, &format!("{b}/updated-ms"))?;
+        let mut services = Vec::new();
+        for name in list(&format!("{b}/services")) {
+            let p = format!("{b}/services/{name}");
+            services.push(ServiceStatus {
+                listen: need(read, &format!("{p}/listen"))?,
+                active: num(read, &format!("{p}/active"))?,
+                total: num(read, &format!("{p}/total"))?,
+                name,
+            });
+        }
+        let mut replicas = Vec::new();
+        for name in list(&format!("{b}/replicas")) {
+            let p = format!("{b}/replicas/{name}");
+            let mut idx: Vec<u64> = list(&format!("{p}/faults")).iter().filter_map(|n| n.parse().ok()).collect();
+            idx.sort_unstable();
+            let mut faults = Vec::new();
+            for n in idx {
+                let key = format!("{p}/faults/{n}");
+                let v = need(read, &key)?;
+                let mut it = v.splitn(5, ' ');
+                let bad = || StatusError::Key { key: key.clone(), why: format!("malformed fault {v:?}") };
+                let time_ms = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+                let kind = it.next().ok_or_else(bad)?.to_string();
+                let service = it.next().ok_or_else(bad)?.to_string();
+                let connection = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+                let detail = it.next().unwrap_or("").to_string();
+                faults.push(FaultRecord { time_ms, kind, service, connection, detail });
+            }
+            replicas.push(ReplicaStatus {
+                state: word(read, &format!("{p}/state"))?,
+                link: word(read, &format!("{p}/link"))?,
+                connections: num(read, &format!("{p}/connections"))?,
+                bytes_voted: num(read, &format!("{p}/bytes-voted"))?,
+                faults,
+                name,
+            });
+        }
+        Ok(Status { version, ready, updated_ms, services, replicas })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn sample() -> Status {
+        Status {
+            version: SCHEMA_VERSION,
+            ready: true,
+            updated_ms: 1_790_000_000_000,
+            services: vec![ServiceStatus { name: "redis".into(), listen: "10.0.0.1:6379".into(), active: 2, total: 9 }],
+            replicas: vec![
+                ReplicaStatus { name: "r1".into(), state: ReplicaHealth::Live, link: LinkState::Up, connections: 2, bytes_voted: 77, faults: vec![] },
+                ReplicaStatus {
+                    name: "r2".into(),
+                    state: ReplicaHealth::Faulty,
+                    link: LinkState::Up,
+                    connections: 0,
+                    bytes_voted: 5,
+                    faults: vec![FaultRecord { time_ms: 1, kind: "value-mismatch".into(), service: "redis".into(), connection: 4, detail: "offset 12 \"x\"".into() }],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let s = sample();
+        let j = s.to_json();
+        assert!(j.contains("\"state\":\"faulty\""), "{j}");
+        assert_eq!(Status::from_json(&j).unwrap(), s);
+    }
+
+    #[test]
+    fn xenstore_round_trip() {
+        let s = sample();
+        let kv: BTreeMap<String, String> = s.to_xenstore().into_iter().collect();
+        assert_eq!(kv["data/domain-nv/replicas/r2/state"], "faulty");
+        let mut read = |k: &str| kv.get(k).cloned();
+        let mut list = |k: &str| {
+            let pre = format!("{k}/");
+            let mut v: Vec<String> = kv.keys().filter_map(|x| x.strip_prefix(&pre)).map(|x| x.split('/').next().unwrap().to_string()).collect();
+            v.dedup();
+            v
+        };
+        assert_eq!(Status::from_xenstore(&mut read, &mut list).unwrap(), s);
+    }
+
+    #[test]
+    fn xenstore_malformed_names_key() {
+        let mut read = |k: &str| if k.ends_with("version") { Some("x".to_string()) } else { None };
+        let mut list = |_: &str| Vec::new();
+        let e = Status::from_xenstore(&mut read, &mut list).unwrap_err().to_string();
+        assert!(e.contains("data/domain-nv/version"), "{e}");
+    }
+}

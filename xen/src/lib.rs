@@ -1,0 +1,1 @@
+//! Thin, safe layer over Linux's Xen devices, and a simulated Xen for machines without one.
