@@ -17,6 +17,7 @@ build: deps
 	$(CARGO) build --workspace --all-targets
 
 ## test: every fast test: unit, property, sim-Xen, header-layout, static build, namespace end-to-end
+## (the namespace tests need root; they build and remove their own namespaces)
 test: deps
 	$(CARGO) test --workspace --release
 	@echo "make test: all passed"
@@ -28,7 +29,8 @@ static: deps
 
 ## demo: 3 replicas of a real service behind domain-nv, one of them faulty, one killed mid-stream
 demo: deps
-	@echo "make demo: not built yet: the domain-nv appliance (issue 4) is missing" >&2; exit 1
+	$(CARGO) build --release -p domain-nv -p nv-testbed
+	target/release/nv-demo target/release/domain-nv
 
 ## lab / lab-test: real Xen 4.17 in QEMU with our netback and domain-nv
 lab lab-test:

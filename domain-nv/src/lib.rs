@@ -1,1 +1,14 @@
-//! The Domain NV appliance: voter, links, configuration and status.
+//! The Domain NV appliance: terminates client TCP with smoltcp, opens one connection per replica
+//! per client connection, and releases to the client only the bytes a quorum of replicas agreed on.
+//!
+//! - [`voter`]: sans-IO byte-stream voting, one instance per client connection;
+//! - [`config`]: the YAML configuration and its validation;
+//! - [`link`]: links (TAP, `AF_PACKET`) as smoltcp devices;
+//! - [`appliance`]: the poll(2)-driven event loop;
+//! - [`status`]: health, counters and faults, published as `nv_status::Status`.
+
+pub mod appliance;
+pub mod config;
+pub mod link;
+pub mod status;
+pub mod voter;

@@ -1,0 +1,209 @@
+//! Links: where an interface's Ethernet frames come from. Outside Xen a link is a TAP device
+//! (possibly in another network namespace) or a NIC through `AF_PACKET`; on Xen it is a netback
+//! vif. Each is a smoltcp [`Device`] with a bounded amount of work per poll and no panics: an I/O
+//! error marks the link down and is counted.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+use xen::hostnet::{in_netns, PacketSocket, Tap};
+
+use crate::config::LinkConfig;
+
+/// Largest Ethernet frame (without FCS) for the standard 1500-byte MTU.
+pub const MAX_FRAME: usize = 1514;
+/// Frames taken from one link per poll, so that a flooding peer cannot starve the others.
+pub const RX_BUDGET: usize = 256;
+
+/// The frame source and sink behind a link.
+#[derive(Debug)]
+enum FrameIo {
+    Tap(Tap),
+    Packet(PacketSocket),
+}
+
+impl FrameIo {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            FrameIo::Tap(t) => t.recv(buf),
+            FrameIo::Packet(p) => p.recv(buf),
+        }
+    }
+    fn send(&self, frame: &[u8]) -> io::Result<usize> {
+        match self {
+            FrameIo::Tap(t) => t.send(frame),
+            FrameIo::Packet(p) => p.send(frame),
+        }
+    }
+}
+
+/// Counters of one link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// Receive or send errors (other than "would block").
+    pub errors: u64,
+}
+
+/// A link as a smoltcp device.
+#[derive(Debug)]
+pub struct LinkDevice {
+    io: FrameIo,
+    rx_buf: Vec<u8>,
+    tx_buf: Vec<u8>,
+    rx_budget: usize,
+    up: bool,
+    stats: LinkStats,
+}
+
+impl LinkDevice {
+    /// Opens the link described by `config`. `vif` links are served by netback and are opened
+    /// elsewhere; asking for one here is an error.
+    pub fn open(config: &LinkConfig) -> io::Result<LinkDevice> {
+        let io = match config.clone() {
+            LinkConfig::Tap { name, netns: None } => FrameIo::Tap(Tap::open(&name)?),
+            LinkConfig::Tap { name, netns: Some(ns) } => FrameIo::Tap(in_netns(&ns, move || Tap::open(&name))?),
+            LinkConfig::Raw { interface, netns: None } => FrameIo::Packet(PacketSocket::open(&interface)?),
+            LinkConfig::Raw { interface, netns: Some(ns) } => {
+                FrameIo::Packet(in_netns(&ns, move || PacketSocket::open(&interface))?)
+            }
+            LinkConfig::Vif { name } => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("vif {name}: vif links need the Xen netback (run domain-nv as a Xen driver domain)"),
+                ))
+            }
+        };
+        Ok(LinkDevice { io, rx_buf: vec![0; MAX_FRAME], tx_buf: vec![0; MAX_FRAME], rx_budget: RX_BUDGET, up: true, stats: LinkStats::default() })
+    }
+
+    /// Starts a new poll round: refills the receive budget.
+    pub fn begin_poll(&mut self) {
+        self.rx_budget = RX_BUDGET;
+    }
+
+    /// True unless the last I/O on the link failed.
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    /// The link's counters.
+    pub fn stats(&self) -> LinkStats {
+        self.stats
+    }
+
+    /// Marks the link down after the poller reported an error condition on its descriptor.
+    pub fn set_down(&mut self) {
+        self.up = false;
+    }
+
+    fn note_error(&mut self, what: &str, e: &io::Error) {
+        if self.up {
+            log::warn!("link {}: {what} failed: {e}; link down", self.name());
+        }
+        self.up = false;
+        self.stats.errors += 1;
+    }
+
+    fn name(&self) -> &str {
+        match &self.io {
+            FrameIo::Tap(t) => t.name(),
+            FrameIo::Packet(p) => p.name(),
+        }
+    }
+}
+
+impl AsFd for LinkDevice {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.io {
+            FrameIo::Tap(t) => t.as_fd(),
+            FrameIo::Packet(p) => p.as_fd(),
+        }
+    }
+}
+
+/// A received frame, borrowed from the device's receive buffer.
+pub struct LinkRxToken<'a> {
+    frame: &'a [u8],
+}
+
+impl phy::RxToken for LinkRxToken<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.frame)
+    }
+}
+
+/// Permission to send one frame through the device.
+pub struct LinkTxToken<'a> {
+    io: &'a FrameIo,
+    buf: &'a mut Vec<u8>,
+    up: &'a mut bool,
+    stats: &'a mut LinkStats,
+}
+
+impl phy::TxToken for LinkTxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        let r = f(&mut self.buf[..len]);
+        match self.io.send(&self.buf[..len]) {
+            Ok(_) => {
+                self.stats.tx_frames += 1;
+                *self.up = true;
+            }
+            // A full queue drops the frame like a busy NIC; TCP retransmits.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Err(e) => {
+                if *self.up {
+                    log::warn!("link send failed: {e}; link down");
+                }
+                *self.up = false;
+                self.stats.errors += 1;
+            }
+        }
+        r
+    }
+}
+
+impl Device for LinkDevice {
+    type RxToken<'a> = LinkRxToken<'a>;
+    type TxToken<'a> = LinkTxToken<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(LinkRxToken<'_>, LinkTxToken<'_>)> {
+        if self.rx_budget == 0 {
+            return None;
+        }
+        match self.io.recv(&mut self.rx_buf) {
+            Ok(n) => {
+                self.rx_budget -= 1;
+                self.stats.rx_frames += 1;
+                self.up = true;
+                let rx = LinkRxToken { frame: &self.rx_buf[..n] };
+                let tx = LinkTxToken { io: &self.io, buf: &mut self.tx_buf, up: &mut self.up, stats: &mut self.stats };
+                Some((rx, tx))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) => {
+                self.note_error("receive", &e);
+                None
+            }
+        }
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<LinkTxToken<'_>> {
+        Some(LinkTxToken { io: &self.io, buf: &mut self.tx_buf, up: &mut self.up, stats: &mut self.stats })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = MAX_FRAME;
+        caps
+    }
+}

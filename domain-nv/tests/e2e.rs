@@ -1,0 +1,289 @@
+//! End to end on Linux without Xen: real redis-server / nginx replicas in network namespaces,
+//! real redis-cli / curl clients, the real domain-nv binary between them over TAP links.
+//!
+//! The fault matrix (value, crash, hang, slow, early close, flood) for N = 3 (majority: masked,
+//! the client gets every correct byte) and N = 2 (unanimous: fail-stop, the client connection is
+//! reset and never sees a wrong byte), Needs root (`make test`
+//! runs as root); each test builds and removes its own namespaces.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nv_status::Status;
+use nv_testbed::{wait_until, Group, GroupSpec, Service, SERVICE_ADDRESS};
+
+const KEYS: usize = 20;
+
+fn value(k: usize) -> String {
+    format!("v{k}-{}", "abc".repeat(k % 7))
+}
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_domain-nv"))
+}
+
+/// A redis group whose replica `corrupt` (if any) holds a wrong value for key:5.
+fn redis_group(prefix: &str, policy: &str, n: usize, corrupt: Option<usize>) -> Group {
+    let mut spec = GroupSpec::new(policy, n, Service::Redis);
+    spec.straggler_ms = 800;
+    Group::start(prefix, spec, bin(), |i, g| {
+        let mut load = String::new();
+        for k in 0..KEYS {
+            let v = if Some(i) == corrupt && k == 5 { "WRONG".to_owned() } else { value(k) };
+            load += &format!("SET key:{k} {v}\n");
+        }
+        let out = g.lab.exec_with_input(&g.replica_ns[i], &["redis-cli", "-h", &g.replica_address(i)], load.as_bytes())?;
+        anyhow::ensure!(out.status.success(), "load failed");
+        Ok(())
+    })
+    .expect("group starts")
+}
+
+/// One client connection sending `count` GETs of key:3, `interval` apart.
+struct Stream {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Stream {
+    fn start(g: &Group, count: usize, interval: &str) -> Stream {
+        let out = g.lab.dir().join(format!("stream-{}.out", Instant::now().elapsed().as_nanos()));
+        let script = format!("exec redis-cli -h {SERVICE_ADDRESS} -r {count} -i {interval} GET key:3 > {} 2>&1", out.display());
+        let child = Command::new("ip")
+            .args(["netns", "exec", &g.client_ns, "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("client starts");
+        Stream { child, out }
+    }
+
+    fn lines(&self) -> usize {
+        std::fs::read_to_string(&self.out).map(|t| t.lines().count()).unwrap_or(0)
+    }
+
+    fn wait_lines(&self, n: usize) {
+        wait_until(&format!("{n} answers"), Duration::from_secs(15), || self.lines() >= n).unwrap();
+    }
+
+    fn finish(mut self) -> String {
+        let end = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < end, "client did not finish");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::read_to_string(&self.out).unwrap()
+    }
+}
+
+fn get(g: &Group, key: &str) -> Output {
+    g.client(&["redis-cli", "-h", SERVICE_ADDRESS, "GET", key]).unwrap()
+}
+
+fn wait_fault(g: &Group, r: usize, kinds: &[&str]) -> Status {
+    g.wait_status(&format!("a {kinds:?} fault on r{r}"), Duration::from_secs(10), |s| {
+        s.replicas[r].faults.iter().any(|f| kinds.contains(&f.kind.as_str()))
+    })
+    .unwrap()
+}
+
+fn assert_no_faults(s: &Status, replicas: &[usize]) {
+    for &r in replicas {
+        assert!(s.replicas[r].faults.is_empty(), "r{r} blamed: {}", s.to_json());
+    }
+}
+
+/// Majority: all answers on one connection are correct while replica 1 misbehaves in `fault`.
+fn majority_stream_survives(prefix: &str, fault: impl FnOnce(&Group), kinds: &[&str]) {
+    let g = redis_group(prefix, "majority", 3, None);
+    let stream = Stream::start(&g, 40, "0.05");
+    stream.wait_lines(5);
+    fault(&g);
+    let out = stream.finish();
+    let expected: String = (0..40).map(|_| format!("{}\n", value(3))).collect();
+    assert_eq!(out, expected, "client output");
+    let s = wait_fault(&g, 1, kinds);
+    assert_no_faults(&s, &[0, 2]);
+    assert_eq!(s.services[0].total, 1, "the stream used one connection");
+    // A later connection still gets the right answer.
+    assert_eq!(String::from_utf8_lossy(&get(&g, "key:9").stdout).trim(), value(9));
+    let _ = g.signal_replica(1, Signal::SIGCONT);
+}
+
+/// Unanimous (N = 2): replica 1 misbehaves in `fault`; the client connection is reset and every
+/// answer it printed before is correct (fail-stop, never a wrong byte).
+fn unanimous_stream_stops(prefix: &str, fault: impl FnOnce(&Group), kinds: &[&str]) {
+    let g = redis_group(prefix, "unanimous", 2, None);
+    let stream = Stream::start(&g, 40, "0.05");
+    stream.wait_lines(5);
+    fault(&g);
+    let out = stream.finish();
+    let good = out.lines().take_while(|l| *l == value(3)).count();
+    assert!(good >= 5 && good < 40, "answers before the stop: {good}\n{out}");
+    for l in out.lines().skip(good) {
+        assert!(!l.starts_with('v') && !l.contains("WRONG"), "a non-agreed answer reached the client: {l}");
+    }
+    let s = g.status().unwrap();
+    let s = if s.replicas.iter().all(|r| r.faults.is_empty()) {
+        g.wait_status("a fault", Duration::from_secs(10), |s| s.replicas.iter().any(|r| !r.faults.is_empty())).unwrap()
+    } else {
+        s
+    };
+    assert!(s.replicas.iter().flat_map(|r| &r.faults).any(|f| kinds.contains(&f.kind.as_str())), "{}", s.to_json());
+    let _ = g.signal_replica(1, Signal::SIGCONT);
+}
+
+/// Makes replica `r` slow: `tc netem` delay on its link where the kernel has netem; otherwise
+/// (e.g. kernels without sch_netem) the process is throttled: stopped 1 s, run 50 ms, six times.
+fn slow_down(g: &Group, r: usize) {
+    let out = g.replica_exec(r, &["tc", "qdisc", "add", "dev", "tap0", "root", "netem", "delay", "2000ms"]).unwrap();
+    if out.status.success() {
+        return;
+    }
+    eprintln!("netem unavailable ({}), throttling the process instead", String::from_utf8_lossy(&out.stderr).trim());
+    let pid = g.lab.pid(&format!("r{r}")).unwrap();
+    std::thread::spawn(move || {
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        for _ in 0..6 {
+            if nix::sys::signal::kill(pid, Signal::SIGSTOP).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1000));
+            if nix::sys::signal::kill(pid, Signal::SIGCONT).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+fn early_close(g: &Group, r: usize) {
+    let out = g.replica_exec(r, &["redis-cli", "-h", &g.replica_address(r), "CLIENT", "KILL", "TYPE", "normal"]).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn n3_value_fault_is_masked_and_reported() {
+    let g = redis_group("nvt-val3", "majority", 3, Some(1));
+    for k in 0..KEYS {
+        let out = get(&g, &format!("key:{k}"));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}\n", value(k)), "key:{k}");
+    }
+    let s = wait_fault(&g, 1, &["value-mismatch"]);
+    assert_no_faults(&s, &[0, 2]);
+    assert_eq!(s.replicas[1].faults.len(), 1, "one corrupted key, one fault: {}", s.to_json());
+    assert_eq!(s.replicas[1].state, nv_status::ReplicaHealth::Faulty);
+}
+
+#[test]
+fn n3_crash_is_masked() {
+    majority_stream_survives("nvt-crash3", |g| g.signal_replica(1, Signal::SIGKILL).unwrap(), &["early-close", "reset"]);
+}
+
+#[test]
+fn n3_hang_is_masked() {
+    majority_stream_survives("nvt-hang3", |g| g.signal_replica(1, Signal::SIGSTOP).unwrap(), &["straggler"]);
+}
+
+#[test]
+fn n3_slow_replica_is_masked() {
+    majority_stream_survives("nvt-slow3", |g| slow_down(g, 1), &["straggler"]);
+}
+
+#[test]
+fn n3_early_close_is_masked() {
+    majority_stream_survives("nvt-close3", |g| early_close(g, 1), &["early-close"]);
+}
+
+#[test]
+fn n3_output_flood_is_contained() {
+    let g = redis_group("nvt-flood3", "majority", 3, None);
+    // The client subscribes on every replica; only r1 then publishes a flood on that channel.
+    let out_path = g.lab.dir().join("sub.out");
+    let script = format!("exec timeout 4 redis-cli -h {SERVICE_ADDRESS} SUBSCRIBE ch > {} 2>&1", out_path.display());
+    let mut client = Command::new("ip").args(["netns", "exec", &g.client_ns, "sh", "-c", &script]).spawn().unwrap();
+    wait_until("subscribed", Duration::from_secs(10), || std::fs::read_to_string(&out_path).is_ok_and(|t| t.lines().count() >= 3)).unwrap();
+    let flood = format!("{}\n", "PUBLISH ch AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").repeat(50_000);
+    let out = g.lab.exec_with_input(&g.replica_ns[1], &["redis-cli", "-h", &g.replica_address(1)], flood.as_bytes()).unwrap();
+    assert!(out.status.success());
+    // Bounded memory while r1's flood is held back.
+    let pid = Command::new("pidof").arg("domain-nv").output().unwrap();
+    for p in String::from_utf8_lossy(&pid.stdout).split_whitespace() {
+        if let Ok(st) = std::fs::read_to_string(format!("/proc/{p}/status")) {
+            let rss_kb: u64 = st.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+            assert!(rss_kb < 256 * 1024, "domain-nv RSS {rss_kb} kB");
+        }
+    }
+    let _ = client.wait();
+    let got = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(got, "subscribe\nch\n1\n", "only the agreed subscription reply reaches the client");
+    assert_eq!(String::from_utf8_lossy(&get(&g, "key:9").stdout).trim(), value(9), "still serving");
+    let s = wait_fault(&g, 1, &["flood", "value-mismatch", "straggler"]);
+    assert_no_faults(&s, &[0, 2]);
+}
+
+#[test]
+fn n2_value_fault_stops_the_connection() {
+    let g = redis_group("nvt-val2", "unanimous", 2, Some(1));
+    assert_eq!(String::from_utf8_lossy(&get(&g, "key:4").stdout), format!("{}\n", value(4)));
+    let out = get(&g, "key:5");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("WRONG") && !text.contains(&value(5)), "fail-stop must not answer: {text}");
+    let s = g.wait_status("a fault", Duration::from_secs(10), |s| s.replicas.iter().any(|r| !r.faults.is_empty())).unwrap();
+    assert!(s.replicas.iter().flat_map(|r| &r.faults).any(|f| f.kind == "value-mismatch" || f.kind == "no-quorum"));
+}
+
+#[test]
+fn n2_crash_stops_the_connection() {
+    unanimous_stream_stops("nvt-crash2", |g| g.signal_replica(1, Signal::SIGKILL).unwrap(), &["early-close", "reset", "no-quorum"]);
+}
+
+#[test]
+fn n2_hang_stops_the_connection() {
+    unanimous_stream_stops("nvt-hang2", |g| g.signal_replica(1, Signal::SIGSTOP).unwrap(), &["straggler", "no-quorum"]);
+}
+
+#[test]
+fn n2_slow_replica_stops_the_connection() {
+    unanimous_stream_stops("nvt-slow2", |g| slow_down(g, 1), &["straggler", "no-quorum"]);
+}
+
+#[test]
+fn n2_early_close_stops_the_connection() {
+    unanimous_stream_stops("nvt-close2", |g| early_close(g, 1), &["early-close", "no-quorum"]);
+}
+
+#[test]
+fn nginx_bulk_transfer_is_byte_exact() {
+    let data: Vec<u8> = (0..20_000_000u32).map(|i| (i.wrapping_mul(2246822519) >> 13) as u8).collect();
+    let g = Group::start("nvt-bulk3", GroupSpec::new("majority", 3, Service::Nginx), bin(), |i, g| {
+        Ok(std::fs::write(g.www(i).join("big"), &data)?)
+    })
+    .unwrap();
+    let out = g.lab.dir().join("big.out");
+    let o = out.to_string_lossy().into_owned();
+    let url = format!("http://{SERVICE_ADDRESS}/big");
+    let r = g.client(&["curl", "-s", "-o", &o, &url]).unwrap();
+    assert!(r.status.success(), "curl: {}", String::from_utf8_lossy(&r.stderr));
+    assert!(std::fs::read(&out).unwrap() == data, "the download differs");
+    let s = g.wait_status("bytes voted", Duration::from_secs(5), |s| s.replicas.iter().all(|r| r.bytes_voted >= 20_000_000)).unwrap();
+    assert_no_faults(&s, &[0, 1, 2]);
+}
+
+#[test]
+fn malformed_config_names_the_field_and_line() {
+    let dir = std::env::temp_dir().join(format!("nvt-cfg.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.yaml");
+    std::fs::write(
+        &path,
+        "policy: majority\nexternal:\n  link: { kind: tap, name: ext0 }\n  address: 10.77.0.1/24\nservices:\n  - name: s\n    listen: 99999\n    replica_port: 1\nreplicas: []\n",
+    )
+    .unwrap();
+    let out = Command::new(bin()).args(["--check", "--config"]).arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("services[0].listen") && err.contains("line 7"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,438 @@
+//! Network-namespace labs for domain-nv without Xen: a client namespace and one namespace per
+//! replica, each reached through a TAP device that domain-nv serves; real services (redis-server,
+//! nginx) and real clients (redis-cli, curl) run inside them as ordinary processes.
+//!
+//! Used by `make demo` (`nv-demo`) and by the end-to-end tests. Needs root. Everything a lab
+//! creates is removed when it is dropped, and also on SIGINT/SIGTERM once
+//! [`cleanup_on_signal`] is installed.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::unistd::Pid;
+use nv_status::Status;
+
+/// Namespaces and processes of every live lab, for cleanup on a signal.
+fn registry() -> &'static Mutex<(Vec<String>, Vec<u32>)> {
+    static REGISTRY: OnceLock<Mutex<(Vec<String>, Vec<u32>)>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new((Vec::new(), Vec::new())))
+}
+
+/// Blocks SIGINT/SIGTERM in the calling thread (call it first in `main`, before other threads
+/// start) and starts a thread that, on either signal, kills every lab process, removes every lab
+/// namespace and exits with status 130.
+pub fn cleanup_on_signal() -> Result<()> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block().context("blocking signals")?;
+    std::thread::spawn(move || {
+        if let Ok(sig) = set.wait() {
+            eprintln!("\n{sig:?}: cleaning up");
+            let (namespaces, pids) = registry().lock().map(|r| r.clone()).unwrap_or_default();
+            for pid in pids {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+            for ns in namespaces {
+                remove_netns(&ns);
+            }
+            std::process::exit(130);
+        }
+    });
+    Ok(())
+}
+
+fn remove_netns(ns: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            if let Ok(pid) = pid.parse::<i32>() {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+    let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
+}
+
+/// Runs a command, failing with its stderr if it does not succeed.
+pub fn run(argv: &[&str]) -> Result<Output> {
+    let out = Command::new(argv[0]).args(&argv[1..]).output().with_context(|| format!("running {}", argv.join(" ")))?;
+    if !out.status.success() {
+        bail!("{} failed ({}): {}", argv.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out)
+}
+
+/// Waits until `f` is true, polling every 20 ms, for at most `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<()> {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return Ok(());
+        }
+        if Instant::now() >= end {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A set of network namespaces and processes, removed on drop.
+pub struct Lab {
+    prefix: String,
+    dir: PathBuf,
+    namespaces: Vec<String>,
+    procs: Vec<(String, Child)>,
+}
+
+impl Lab {
+    /// A new lab whose namespaces are named `<prefix>-…` (stale ones from an earlier run with the
+    /// same prefix are removed first). Logs and configs go to a fresh directory under /tmp.
+    pub fn new(prefix: &str) -> Result<Lab> {
+        if !nix::unistd::geteuid().is_root() {
+            bail!("network-namespace labs need root");
+        }
+        let list = run(&["ip", "netns", "list"])?;
+        for line in String::from_utf8_lossy(&list.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            if name.starts_with(&format!("{prefix}-")) {
+                remove_netns(name);
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("{prefix}.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(Lab { prefix: prefix.to_owned(), dir, namespaces: Vec::new(), procs: Vec::new() })
+    }
+
+    /// The lab's directory for logs and configs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates namespace `<prefix>-<suffix>` with loopback up and a persistent TAP device `tap`
+    /// carrying `cidr` (e.g. `10.77.1.2/24`) and a default route via `gateway` if given. Returns
+    /// the namespace name.
+    pub fn add_netns(&mut self, suffix: &str, tap: &str, cidr: &str, gateway: Option<&str>) -> Result<String> {
+        let ns = format!("{}-{suffix}", self.prefix);
+        run(&["ip", "netns", "add", &ns])?;
+        self.namespaces.push(ns.clone());
+        registry().lock().map_err(|_| anyhow::anyhow!("registry poisoned"))?.0.push(ns.clone());
+        run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
+        run(&["ip", "-n", &ns, "tuntap", "add", "dev", tap, "mode", "tap"])?;
+        run(&["ip", "-n", &ns, "addr", "add", cidr, "dev", tap])?;
+        run(&["ip", "-n", &ns, "link", "set", tap, "up"])?;
+        if let Some(gw) = gateway {
+            run(&["ip", "-n", &ns, "route", "add", "default", "via", gw])?;
+        }
+        Ok(ns)
+    }
+
+    /// Starts `argv` (in namespace `ns` if given) as `label`, output to `<dir>/<label>.log`.
+    pub fn spawn(&mut self, label: &str, ns: Option<&str>, argv: &[&str]) -> Result<u32> {
+        let log = File::create(self.dir.join(format!("{label}.log")))?;
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).args(argv);
+                c
+            }
+            None => {
+                let mut c = Command::new(argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {label}: {}", argv.join(" ")))?;
+        let pid = child.id();
+        registry().lock().map_err(|_| anyhow::anyhow!("registry poisoned"))?.1.push(pid);
+        self.procs.push((label.to_owned(), child));
+        Ok(pid)
+    }
+
+    /// Runs `argv` in namespace `ns` to completion (not checked: the caller asserts on it).
+    pub fn exec(&self, ns: &str, argv: &[&str]) -> Result<Output> {
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(argv)
+            .output()
+            .with_context(|| format!("running {} in {ns}", argv.join(" ")))
+    }
+
+    /// Runs `argv` in namespace `ns` with `input` on its stdin.
+    pub fn exec_with_input(&self, ns: &str, argv: &[&str], input: &[u8]) -> Result<Output> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        let data = input.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&data));
+        let out = child.wait_with_output()?;
+        writer.join().map_err(|_| anyhow::anyhow!("stdin writer panicked"))??;
+        Ok(out)
+    }
+
+    /// Sends `sig` to the process started as `label` (for `ip netns exec`, the service itself:
+    /// it execs the command).
+    pub fn signal(&self, label: &str, sig: Signal) -> Result<()> {
+        let pid = self.pid(label).with_context(|| format!("no process {label}"))?;
+        kill(Pid::from_raw(pid as i32), sig).with_context(|| format!("signal {sig:?} to {label}"))
+    }
+
+    /// The pid of the process started as `label`.
+    pub fn pid(&self, label: &str) -> Option<u32> {
+        self.procs.iter().find(|(l, _)| l == label).map(|(_, c)| c.id())
+    }
+
+    /// The log of the process started as `label`.
+    pub fn log(&self, label: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{label}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.procs {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+        for ns in &self.namespaces {
+            remove_netns(ns);
+        }
+        if let Ok(mut r) = registry().lock() {
+            r.0.retain(|n| !self.namespaces.contains(n));
+            let pids: Vec<u32> = self.procs.iter().map(|(_, c)| c.id()).collect();
+            r.1.retain(|p| !pids.contains(p));
+        }
+        if std::env::var_os("NV_KEEP_LAB").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The service the replicas run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Service {
+    /// Debian's redis-server on port 6379, no persistence.
+    Redis,
+    /// Debian's nginx on port 80, serving `<lab dir>/www-<i>/`, under a frozen clock.
+    Nginx,
+}
+
+impl Service {
+    /// The TCP port the service listens on.
+    pub fn port(&self) -> u16 {
+        match self {
+            Service::Redis => 6379,
+            Service::Nginx => 80,
+        }
+    }
+}
+
+/// How to build a replica group.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    /// `majority`, `unanimous` or `primary-backup`.
+    pub policy: String,
+    /// Number of replicas.
+    pub replicas: usize,
+    /// What they run.
+    pub service: Service,
+    /// Straggler deadline.
+    pub straggler_ms: u64,
+    /// Per-replica buffer bound.
+    pub buffer_limit: usize,
+}
+
+impl GroupSpec {
+    /// Defaults: 1 s straggler deadline, 1 MiB buffer bound.
+    pub fn new(policy: &str, replicas: usize, service: Service) -> GroupSpec {
+        GroupSpec { policy: policy.to_owned(), replicas, service, straggler_ms: 1000, buffer_limit: 1 << 20 }
+    }
+}
+
+/// The frozen wall-clock time nginx replicas run at (via libfaketime).
+const FROZEN_TIME: &str = "2026-01-01 00:00:00";
+/// libfaketime (Debian package `faketime`).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// The same instant as seconds since the epoch (file mtimes).
+const FROZEN_EPOCH_SECS: u64 = 1_767_225_600;
+
+/// Address of domain-nv on the client link (what clients connect to).
+pub const SERVICE_ADDRESS: &str = "10.77.0.1";
+
+/// A client namespace, N replica namespaces running a service, and domain-nv between them.
+pub struct Group {
+    /// The underlying lab.
+    pub lab: Lab,
+    /// The client's namespace.
+    pub client_ns: String,
+    /// The replicas' namespaces, in order (replica `i` is named `r<i>`).
+    pub replica_ns: Vec<String>,
+    /// The spec it was built from.
+    pub spec: GroupSpec,
+    status_path: PathBuf,
+}
+
+impl Group {
+    /// Builds the namespaces, starts the replicas' service and waits until each answers inside
+    /// its namespace; `prepare(i, group)` then runs for each replica (e.g. to load data) before
+    /// domain-nv (the binary at `domain_nv`) starts and reports ready.
+    pub fn start(prefix: &str, spec: GroupSpec, domain_nv: &Path, mut prepare: impl FnMut(usize, &Group) -> Result<()>) -> Result<Group> {
+        let mut lab = Lab::new(prefix)?;
+        let client_ns = lab.add_netns("c", "ext0", "10.77.0.2/24", None)?;
+        let mut replica_ns = Vec::new();
+        for i in 0..spec.replicas {
+            let net = i + 1;
+            let ns = lab.add_netns(&format!("r{i}"), "tap0", &format!("10.77.{net}.2/24"), Some(&format!("10.77.{net}.1")))?;
+            let dir = lab.dir().join(format!("r{i}"));
+            std::fs::create_dir_all(&dir)?;
+            match spec.service {
+                Service::Redis => {
+                    let d = dir.to_string_lossy().into_owned();
+                    lab.spawn(
+                        &format!("r{i}"),
+                        Some(&ns),
+                        &["redis-server", "--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no", "--dir", &d],
+                    )?;
+                }
+                Service::Nginx => {
+                    let www = lab.dir().join(format!("www-{i}"));
+                    std::fs::create_dir_all(&www)?;
+                    let conf = dir.join("nginx.conf");
+                    std::fs::write(
+                        &conf,
+                        format!(
+                            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 256; }}\n\
+                             http {{ access_log off; sendfile on; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+                             server {{ listen 80; root {w}; }} }}\n",
+                            d = dir.display(),
+                            w = www.display()
+                        ),
+                    )?;
+                    let c = conf.to_string_lossy().into_owned();
+                    // Replicas must be deterministic: a frozen clock makes nginx's Date header
+                    // identical on every replica (RESH assumes deterministic services).
+                    // (`env` execs, so the pid is nginx's own.)
+                    let preload = format!("LD_PRELOAD={LIBFAKETIME}");
+                    let frozen = format!("FAKETIME={FROZEN_TIME}");
+                    lab.spawn(&format!("r{i}"), Some(&ns), &["env", &preload, &frozen, "nginx", "-c", &c])?;
+                }
+            }
+            replica_ns.push(ns);
+        }
+        let mut group = Group { lab, client_ns, replica_ns, status_path: PathBuf::new(), spec };
+        for i in 0..group.spec.replicas {
+            let ns = group.replica_ns[i].clone();
+            let addr = format!("10.77.{}.2", i + 1);
+            wait_until(&format!("replica r{i} service"), Duration::from_secs(10), || match group.spec.service {
+                Service::Redis => group.lab.exec(&ns, &["redis-cli", "-h", &addr, "ping"]).is_ok_and(|o| o.stdout.starts_with(b"PONG")),
+                Service::Nginx => group.lab.exec(&ns, &["curl", "-s", "-o", "/dev/null", &format!("http://{addr}/")]).is_ok_and(|o| o.status.success()),
+            })?;
+            prepare(i, &group)?;
+            if group.spec.service == Service::Nginx {
+                // Same mtimes on every replica: Last-Modified and ETag derive from them.
+                for entry in std::fs::read_dir(group.www(i))? {
+                    let file = File::options().write(true).open(entry?.path())?;
+                    file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(FROZEN_EPOCH_SECS))?;
+                }
+            }
+        }
+        group.status_path = group.lab.dir().join("status.json");
+        let config_path = group.lab.dir().join("domain-nv.yaml");
+        std::fs::write(&config_path, group.config_yaml())?;
+        let cfg = config_path.to_string_lossy().into_owned();
+        let bin = domain_nv.to_string_lossy().into_owned();
+        group.lab.spawn("domain-nv", None, &[&bin, "--config", &cfg])?;
+        let status_path = group.status_path.clone();
+        wait_until("domain-nv ready", Duration::from_secs(10), || {
+            std::fs::read_to_string(&status_path).ok().and_then(|t| Status::from_json(&t).ok()).is_some_and(|s| s.ready)
+        })
+        .with_context(|| group.lab.log("domain-nv"))?;
+        Ok(group)
+    }
+
+    /// The domain-nv config of this group.
+    pub fn config_yaml(&self) -> String {
+        let mut y = format!(
+            "policy: {}\n{}straggler_timeout_ms: {}\nconnect_timeout_ms: 1000\nbuffer_limit: {}\nstatus_file: {}\n\
+             external:\n  link: {{ kind: tap, name: ext0, netns: {} }}\n  address: {SERVICE_ADDRESS}/24\n\
+             services:\n  - name: {}\n    listen: {}\n    replica_port: {}\nreplicas:\n",
+            self.spec.policy,
+            if self.spec.policy == "primary-backup" { "primary: r0\n" } else { "" },
+            self.spec.straggler_ms,
+            self.spec.buffer_limit,
+            self.status_path.display(),
+            self.client_ns,
+            match self.spec.service {
+                Service::Redis => "redis",
+                Service::Nginx => "http",
+            },
+            self.spec.service.port(),
+            self.spec.service.port(),
+        );
+        for (i, ns) in self.replica_ns.iter().enumerate() {
+            let net = i + 1;
+            y += &format!(
+                "  - name: r{i}\n    link: {{ kind: tap, name: tap0, netns: {ns} }}\n    address: 10.77.{net}.1/24\n    replica_address: 10.77.{net}.2\n"
+            );
+        }
+        y
+    }
+
+    /// Runs a client command in the client namespace.
+    pub fn client(&self, argv: &[&str]) -> Result<Output> {
+        self.lab.exec(&self.client_ns, argv)
+    }
+
+    /// Runs a command in replica `i`'s namespace (directly against its service).
+    pub fn replica_exec(&self, i: usize, argv: &[&str]) -> Result<Output> {
+        self.lab.exec(&self.replica_ns[i], argv)
+    }
+
+    /// Replica `i`'s own address on its link.
+    pub fn replica_address(&self, i: usize) -> String {
+        format!("10.77.{}.2", i + 1)
+    }
+
+    /// The www root of nginx replica `i`.
+    pub fn www(&self, i: usize) -> PathBuf {
+        self.lab.dir().join(format!("www-{i}"))
+    }
+
+    /// Sends `sig` to replica `i`'s service.
+    pub fn signal_replica(&self, i: usize, sig: Signal) -> Result<()> {
+        self.lab.signal(&format!("r{i}"), sig)
+    }
+
+    /// The latest status domain-nv wrote.
+    pub fn status(&self) -> Result<Status> {
+        let text = std::fs::read_to_string(&self.status_path).context("reading the status file")?;
+        Status::from_json(&text).map_err(|e| anyhow::anyhow!("status file: {e}"))
+    }
+
+    /// Waits (bounded) until the status satisfies `pred`.
+    pub fn wait_status(&self, what: &str, timeout: Duration, mut pred: impl FnMut(&Status) -> bool) -> Result<Status> {
+        let mut last = None;
+        wait_until(what, timeout, || {
+            last = self.status().ok();
+            last.as_ref().is_some_and(&mut pred)
+        })
+        .with_context(|| format!("last status: {:?}", last.as_ref().map(|s| s.to_json())))?;
+        self.status()
+    }
+}

@@ -1,0 +1,246 @@
+//! Host network frame devices: the stand-ins for a netback vif on machines without Xen.
+//!
+//! A replica link outside Xen is a Linux TAP device (the replica's end lives in a network
+//! namespace); an external link can also be a NIC read through an `AF_PACKET` socket. Both give
+//! whole Ethernet frames through `recv` / `send`, are non-blocking and pollable, and report errors
+//! instead of panicking: a link that goes away is the caller's event, not a crash.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Longest interface name Linux accepts (IFNAMSIZ - 1).
+const MAX_IFNAME: usize = libc::IFNAMSIZ - 1;
+
+fn check_ifname(name: &str) -> io::Result<CString> {
+    if name.is_empty() || name.len() > MAX_IFNAME || name.contains('/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("interface name {name:?} must be 1..={MAX_IFNAME} bytes without '/'"),
+        ));
+    }
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in interface name"))
+}
+
+/// An attached Linux TAP device (Ethernet frames, no packet-information header), non-blocking.
+#[derive(Debug)]
+pub struct Tap {
+    file: File,
+    name: String,
+}
+
+impl Tap {
+    /// Attaches to the TAP device `name` in the calling thread's network namespace (creating a
+    /// non-persistent one if it does not exist).
+    pub fn open(name: &str) -> io::Result<Tap> {
+        let cname = check_ifname(name)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open("/dev/net/tun")?;
+        // SAFETY: ifreq is plain old data; all-zero is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(cname.as_bytes()) {
+            *dst = *src as libc::c_char;
+        }
+        req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        // SAFETY: TUNSETIFF reads a struct ifreq through the pointer, which is valid for the call.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req as *mut libc::ifreq) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Tap { file, name: name.to_owned() })
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads one frame into `buf`; `WouldBlock` when none is queued.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        nix::unistd::read(&self.file, buf).map_err(io::Error::from)
+    }
+
+    /// Writes one frame.
+    pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
+        nix::unistd::write(&self.file, frame).map_err(io::Error::from)
+    }
+}
+
+impl AsFd for Tap {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+impl AsRawFd for Tap {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// An `AF_PACKET` raw socket bound to one NIC: every frame the NIC receives, none it sends
+/// (frames sent by the host itself are filtered out), non-blocking.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: i32,
+    name: String,
+}
+
+impl PacketSocket {
+    /// Opens a raw socket on the interface `name` of the calling thread's network namespace.
+    pub fn open(name: &str) -> io::Result<PacketSocket> {
+        let cname = check_ifname(name)?;
+        // SAFETY: if_nametoindex reads the NUL-terminated string, valid for the call.
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        if ifindex == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let raw = unsafe {
+            libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, proto as i32)
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = proto;
+        addr.sll_ifindex = ifindex as i32;
+        // SAFETY: the pointer and length describe `addr`, valid for the call.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &addr as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(PacketSocket { fd, ifindex: ifindex as i32, name: name.to_owned() })
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads one received frame into `buf`, skipping frames the host sent; `WouldBlock` when none.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            // SAFETY: buf and from are valid writable buffers of the given lengths for the call.
+            let n = unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    libc::MSG_TRUNC,
+                    &mut from as *mut libc::sockaddr_ll as *mut libc::sockaddr,
+                    &mut len,
+                )
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if from.sll_pkttype == libc::PACKET_OUTGOING {
+                continue;
+            }
+            let n = n as usize;
+            if n > buf.len() {
+                // Larger than the MTU we serve: drop it like a NIC would.
+                continue;
+            }
+            return Ok(n);
+        }
+    }
+
+    /// Sends one frame out of the interface.
+    pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
+        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+        let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        to.sll_family = libc::AF_PACKET as u16;
+        to.sll_ifindex = self.ifindex;
+        to.sll_halen = 6;
+        // SAFETY: frame and `to` are valid for reads of the given lengths for the call.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr() as *const libc::c_void,
+                frame.len(),
+                0,
+                &to as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+}
+
+impl AsFd for PacketSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for PacketSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Runs `f` in a new thread that has entered the network namespace `netns` (a name under
+/// `/run/netns`, as `ip netns` creates, or an absolute path); descriptors opened there (TAP, raw
+/// sockets) keep working in the caller's namespace. The calling thread's namespace is unchanged.
+pub fn in_netns<T: Send + 'static>(
+    netns: &str,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let path = if netns.starts_with('/') { netns.to_owned() } else { format!("/run/netns/{netns}") };
+    let ns = File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("network namespace {path}: {e}")))?;
+    std::thread::spawn(move || {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        f()
+    })
+    .join()
+    .map_err(|_| io::Error::other("namespace thread panicked"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_are_checked() {
+        assert!(check_ifname("").is_err());
+        assert!(check_ifname("a/b").is_err());
+        assert!(check_ifname("0123456789abcdef").is_err());
+        assert!(check_ifname("0123456789abcde").is_ok());
+    }
+
+    #[test]
+    fn missing_namespace_is_an_error_naming_it() {
+        let err = in_netns("no-such-ns-domain-nv-test", || Ok(())).unwrap_err();
+        assert!(err.to_string().contains("/run/netns/no-such-ns-domain-nv-test"), "{err}");
+    }
+
+    #[test]
+    fn missing_interface_is_an_error() {
+        assert!(PacketSocket::open("nonexistent0").is_err());
+    }
+}
