@@ -1,1 +1,45 @@
-//! User-space Xen PV network backend.
+//! User-space Xen PV network backend serving unmodified Linux `xen-netfront` guests.
+//!
+//! # Use from the appliance (domain-nv)
+//!
+//! ```text
+//! let mut nb = Netback::new(xenstore, grant_table, event_channel, my_domid)?;
+//! loop {
+//!     poll([nb.xenstore_fd(), nb.evtchn_fd(), ...],
+//!          timeout = if nb.has_pending_work() { 0 } else { ... });
+//!     nb.handle_xenstore_events(now)?;   // discovery, handshake, teardown
+//!     nb.handle_evtchn(now)?;            // guest TX -> per-vif queues, queued RX -> guests
+//!     for vif in nb.vifs_mut() {         // each Vif is a smoltcp phy::Device
+//!         iface_for(vif.name()).poll(smol_now, vif, &mut sockets);
+//!     }
+//!     nb.flush(now)?;                    // deliver what the stacks transmitted
+//! }
+//! ```
+//!
+//! # Layers, bottom up
+//!
+//! * [`wire`]: the netif format (`xen/io/netif.h`, `ring.h`).
+//! * [`ring`]: shared ring accessors; the only `unsafe` code. Slots are copied out once.
+//! * [`tx`], [`rx`], [`csum`]: pure datapath logic (chain validation, bounded RX queue,
+//!   checksum completion for `csum_blank`).
+//! * [`handshake`]: the xenbus state machine, observations in, actions out.
+//! * [`rules`]: the violations that disable a rogue frontend's vif (rule and XSA in each).
+//! * [`vif`]: one vif's rings, batched grant copies, smoltcp `Device`.
+//! * [`backend`]: [`Netback`], which owns xenstore, grant table and event channel.
+//! * [`testfront`]: a Linux-netfront-like frontend over `xen::sim` for tests and benchmarks.
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod csum;
+pub mod handshake;
+pub mod ring;
+pub mod rules;
+pub mod rx;
+pub mod testfront;
+pub mod tx;
+pub mod vif;
+pub mod wire;
+
+pub use backend::Netback;
+pub use rules::Violation;
+pub use vif::{Vif, VifStats};

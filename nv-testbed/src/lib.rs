@@ -115,15 +115,21 @@ impl Lab {
         &self.dir
     }
 
-    /// Creates namespace `<prefix>-<suffix>` with loopback up and a persistent TAP device `tap`
-    /// carrying `cidr` (e.g. `10.77.1.2/24`) and a default route via `gateway` if given. Returns
-    /// the namespace name.
-    pub fn add_netns(&mut self, suffix: &str, tap: &str, cidr: &str, gateway: Option<&str>) -> Result<String> {
+    /// Creates namespace `<prefix>-<suffix>` with only loopback (up). Returns its name.
+    pub fn add_netns_plain(&mut self, suffix: &str) -> Result<String> {
         let ns = format!("{}-{suffix}", self.prefix);
         run(&["ip", "netns", "add", &ns])?;
         self.namespaces.push(ns.clone());
         registry().lock().map_err(|_| anyhow::anyhow!("registry poisoned"))?.0.push(ns.clone());
         run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Creates namespace `<prefix>-<suffix>` with loopback up and a persistent TAP device `tap`
+    /// carrying `cidr` (e.g. `10.77.1.2/24`) and a default route via `gateway` if given. Returns
+    /// the namespace name.
+    pub fn add_netns(&mut self, suffix: &str, tap: &str, cidr: &str, gateway: Option<&str>) -> Result<String> {
+        let ns = self.add_netns_plain(suffix)?;
         run(&["ip", "-n", &ns, "tuntap", "add", "dev", tap, "mode", "tap"])?;
         run(&["ip", "-n", &ns, "addr", "add", cidr, "dev", tap])?;
         run(&["ip", "-n", &ns, "link", "set", tap, "up"])?;
@@ -131,6 +137,78 @@ impl Lab {
             run(&["ip", "-n", &ns, "route", "add", "default", "via", gw])?;
         }
         Ok(ns)
+    }
+
+    /// Creates a veth pair between namespaces `a` and `b` (interfaces `if_a`, `if_b`) with the
+    /// given addresses, both ends up.
+    pub fn add_veth(&mut self, a: &str, if_a: &str, cidr_a: &str, b: &str, if_b: &str, cidr_b: &str) -> Result<()> {
+        run(&["ip", "link", "add", if_a, "netns", a, "type", "veth", "peer", "name", if_b, "netns", b])?;
+        run(&["ip", "-n", a, "addr", "add", cidr_a, "dev", if_a])?;
+        run(&["ip", "-n", b, "addr", "add", cidr_b, "dev", if_b])?;
+        run(&["ip", "-n", a, "link", "set", if_a, "up"])?;
+        run(&["ip", "-n", b, "link", "set", if_b, "up"])?;
+        Ok(())
+    }
+
+    /// The www root of the nginx started as `label`.
+    pub fn www(&self, label: &str) -> PathBuf {
+        self.dir.join(format!("www-{label}"))
+    }
+
+    /// Starts `service` in namespace `ns` as process `label` (state under `<dir>/<label>/`).
+    pub fn start_service(&mut self, label: &str, ns: &str, service: &Service) -> Result<u32> {
+        let dir = self.dir.join(label);
+        std::fs::create_dir_all(&dir)?;
+        match service {
+            Service::Redis => {
+                let d = dir.to_string_lossy().into_owned();
+                self.spawn(
+                    label,
+                    Some(ns),
+                    &["redis-server", "--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no", "--dir", &d],
+                )
+            }
+            Service::Nginx => {
+                let www = self.www(label);
+                std::fs::create_dir_all(&www)?;
+                let conf = dir.join("nginx.conf");
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\n\
+                         http {{ access_log off; sendfile on; keepalive_requests 1000000; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+                         server {{ listen 80; root {w}; }} }}\n",
+                        d = dir.display(),
+                        w = www.display()
+                    ),
+                )?;
+                let c = conf.to_string_lossy().into_owned();
+                // Replicas must be deterministic: a frozen clock makes nginx's Date header
+                // identical on every replica (RESH assumes deterministic services).
+                // (`env` execs, so the pid is nginx's own.)
+                let preload = format!("LD_PRELOAD={LIBFAKETIME}");
+                let frozen = format!("FAKETIME={FROZEN_TIME}");
+                self.spawn(label, Some(ns), &["env", &preload, &frozen, "nginx", "-c", &c])
+            }
+        }
+    }
+
+    /// Waits (bounded) until `service` answers at `addr` from inside namespace `ns`.
+    pub fn wait_service(&self, ns: &str, addr: &str, service: &Service) -> Result<()> {
+        wait_until(&format!("{service:?} at {addr} in {ns}"), Duration::from_secs(10), || match service {
+            Service::Redis => self.exec(ns, &["redis-cli", "-h", addr, "ping"]).is_ok_and(|o| o.stdout.starts_with(b"PONG")),
+            Service::Nginx => self.exec(ns, &["curl", "-s", "-o", "/dev/null", &format!("http://{addr}/")]).is_ok_and(|o| o.status.success()),
+        })
+    }
+
+    /// Gives every file in `www` the same modification time (nginx's Last-Modified and ETag
+    /// derive from it, so replicas must agree).
+    pub fn freeze_mtimes(www: &Path) -> Result<()> {
+        for entry in std::fs::read_dir(www)? {
+            let file = File::options().write(true).open(entry?.path())?;
+            file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(FROZEN_EPOCH_SECS))?;
+        }
+        Ok(())
     }
 
     /// Starts `argv` (in namespace `ns` if given) as `label`, output to `<dir>/<label>.log`.
@@ -229,7 +307,7 @@ impl Drop for Lab {
 pub enum Service {
     /// Debian's redis-server on port 6379, no persistence.
     Redis,
-    /// Debian's nginx on port 80, serving `<lab dir>/www-<i>/`, under a frozen clock.
+    /// Debian's nginx on port 80, serving `<lab dir>/www-<label>/`, under a frozen clock.
     Nginx,
 }
 
@@ -299,57 +377,17 @@ impl Group {
         for i in 0..spec.replicas {
             let net = i + 1;
             let ns = lab.add_netns(&format!("r{i}"), "tap0", &format!("10.77.{net}.2/24"), Some(&format!("10.77.{net}.1")))?;
-            let dir = lab.dir().join(format!("r{i}"));
-            std::fs::create_dir_all(&dir)?;
-            match spec.service {
-                Service::Redis => {
-                    let d = dir.to_string_lossy().into_owned();
-                    lab.spawn(
-                        &format!("r{i}"),
-                        Some(&ns),
-                        &["redis-server", "--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no", "--dir", &d],
-                    )?;
-                }
-                Service::Nginx => {
-                    let www = lab.dir().join(format!("www-{i}"));
-                    std::fs::create_dir_all(&www)?;
-                    let conf = dir.join("nginx.conf");
-                    std::fs::write(
-                        &conf,
-                        format!(
-                            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 256; }}\n\
-                             http {{ access_log off; sendfile on; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
-                             server {{ listen 80; root {w}; }} }}\n",
-                            d = dir.display(),
-                            w = www.display()
-                        ),
-                    )?;
-                    let c = conf.to_string_lossy().into_owned();
-                    // Replicas must be deterministic: a frozen clock makes nginx's Date header
-                    // identical on every replica (RESH assumes deterministic services).
-                    // (`env` execs, so the pid is nginx's own.)
-                    let preload = format!("LD_PRELOAD={LIBFAKETIME}");
-                    let frozen = format!("FAKETIME={FROZEN_TIME}");
-                    lab.spawn(&format!("r{i}"), Some(&ns), &["env", &preload, &frozen, "nginx", "-c", &c])?;
-                }
-            }
+            lab.start_service(&format!("r{i}"), &ns, &spec.service)?;
             replica_ns.push(ns);
         }
         let mut group = Group { lab, client_ns, replica_ns, status_path: PathBuf::new(), spec };
         for i in 0..group.spec.replicas {
             let ns = group.replica_ns[i].clone();
             let addr = format!("10.77.{}.2", i + 1);
-            wait_until(&format!("replica r{i} service"), Duration::from_secs(10), || match group.spec.service {
-                Service::Redis => group.lab.exec(&ns, &["redis-cli", "-h", &addr, "ping"]).is_ok_and(|o| o.stdout.starts_with(b"PONG")),
-                Service::Nginx => group.lab.exec(&ns, &["curl", "-s", "-o", "/dev/null", &format!("http://{addr}/")]).is_ok_and(|o| o.status.success()),
-            })?;
+            group.lab.wait_service(&ns, &addr, &group.spec.service)?;
             prepare(i, &group)?;
             if group.spec.service == Service::Nginx {
-                // Same mtimes on every replica: Last-Modified and ETag derive from them.
-                for entry in std::fs::read_dir(group.www(i))? {
-                    let file = File::options().write(true).open(entry?.path())?;
-                    file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(FROZEN_EPOCH_SECS))?;
-                }
+                Lab::freeze_mtimes(&group.www(i))?;
             }
         }
         group.status_path = group.lab.dir().join("status.json");
@@ -411,7 +449,7 @@ impl Group {
 
     /// The www root of nginx replica `i`.
     pub fn www(&self, i: usize) -> PathBuf {
-        self.lab.dir().join(format!("www-{i}"))
+        self.lab.www(&format!("r{i}"))
     }
 
     /// Sends `sig` to replica `i`'s service.

@@ -1,0 +1,467 @@
+//! [`Netback`]: discovers vifs in xenstore, runs their handshakes, and drives their datapaths
+//! from the appliance's main loop.
+//!
+//! The owner polls two fds ([`Netback::evtchn_fd`], [`Netback::xenstore_fd`]) and calls
+//! [`Netback::handle_xenstore_events`], [`Netback::handle_evtchn`] and, after its stack ran,
+//! [`Netback::flush`]. Time is a parameter of every call.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Instant;
+
+use xen::xenstore::Xenstore;
+use xen::{DomId, EventChannel, GrantTable, Port};
+
+use crate::handshake::{Action, Observed};
+use crate::ring::{RxBackRing, TxBackRing};
+use crate::rules::Violation;
+use crate::vif::{Rings, Vif, Work};
+use crate::wire::XenbusState;
+
+const TOKEN_BACKEND: &str = "netback:backend";
+const TOKEN_FRONTEND: &str = "netback:frontend";
+
+/// The feature keys written (in one transaction, with `state=InitWait`) for every vif.
+pub const FEATURES: &[(&str, &str)] = &[
+    ("feature-rx-copy", "1"),
+    ("feature-rx-flip", "0"),
+    ("feature-sg", "1"),
+    ("feature-ipv6-csum-offload", "1"),
+];
+
+type Key = (DomId, u32);
+
+/// The backend for all vifs served by this (driver) domain.
+pub struct Netback<G: GrantTable, E: EventChannel> {
+    xs: Xenstore,
+    gt: G,
+    ev: E,
+    base: String,
+    vifs: BTreeMap<Key, Vif<G::Mapping>>,
+    ports: HashMap<Port, Key>,
+    busy: Vec<Key>,
+    pending: Vec<Port>,
+}
+
+/// Parses a decimal xenstore value strictly (digits only, no sign, no overflow).
+fn parse_num<T: std::str::FromStr>(key: &str, v: Option<Vec<u8>>) -> Result<T, Violation> {
+    let bad = |reason: &str| Violation::Xenstore {
+        key: key.to_string(),
+        reason: reason.to_string(),
+    };
+    let v = v.ok_or_else(|| bad("missing"))?;
+    let s = std::str::from_utf8(&v)
+        .map_err(|_| bad("not UTF-8"))?
+        .trim_end_matches('\0');
+    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("not a decimal number"));
+    }
+    s.parse().map_err(|_| bad("out of range"))
+}
+
+fn as_text(v: Option<Vec<u8>>) -> Option<String> {
+    v.map(|b| {
+        String::from_utf8_lossy(&b)
+            .trim_end_matches('\0')
+            .to_string()
+    })
+}
+
+impl<G: GrantTable, E: EventChannel> Netback<G, E> {
+    /// A backend for driver domain `domid`, watching `/local/domain/<domid>/backend/vif`.
+    pub fn new(xs: Xenstore, gt: G, ev: E, domid: DomId) -> xen::Result<Self> {
+        let base = format!("{}/backend/vif", xs.get_domain_path(domid)?);
+        xs.watch(&base, TOKEN_BACKEND)?;
+        Ok(Netback {
+            xs,
+            gt,
+            ev,
+            base,
+            vifs: BTreeMap::new(),
+            ports: HashMap::new(),
+            busy: Vec::new(),
+            pending: Vec::new(),
+        })
+    }
+
+    /// The event-channel fd: readable when a vif's guest notified us.
+    pub fn evtchn_fd(&self) -> BorrowedFd<'_> {
+        self.ev.as_fd()
+    }
+
+    /// The xenstore fd: readable when watch events are queued.
+    pub fn xenstore_fd(&self) -> BorrowedFd<'_> {
+        self.xs.as_fd()
+    }
+
+    /// The grant table (for statistics such as `copy_calls`).
+    pub fn grant_table(&self) -> &G {
+        &self.gt
+    }
+
+    /// All vifs, in (domid, handle) order.
+    pub fn vifs(&self) -> impl Iterator<Item = &Vif<G::Mapping>> {
+        self.vifs.values()
+    }
+
+    /// All vifs, mutable (e.g. to run a smoltcp `Interface` on each).
+    pub fn vifs_mut(&mut self) -> impl Iterator<Item = &mut Vif<G::Mapping>> {
+        self.vifs.values_mut()
+    }
+
+    /// The vif named `vif<domid>.<handle>`.
+    pub fn vif_mut(&mut self, name: &str) -> Option<&mut Vif<G::Mapping>> {
+        self.vifs.values_mut().find(|v| v.name == name)
+    }
+
+    /// The vif of guest `domid`, device `handle`.
+    pub fn vif_by_handle(&mut self, domid: DomId, handle: u32) -> Option<&mut Vif<G::Mapping>> {
+        self.vifs.get_mut(&(domid, handle))
+    }
+
+    /// Whether some vif has work left over from its budget: poll again without blocking.
+    pub fn has_pending_work(&self) -> bool {
+        !self.busy.is_empty()
+    }
+
+    /// Drains queued watch events and advances every vif's handshake.
+    pub fn handle_xenstore_events(&mut self, now: Instant) -> xen::Result<()> {
+        let mut any = false;
+        while self.xs.try_next_watch_event()?.is_some() {
+            any = true;
+        }
+        if any {
+            self.rescan(now)?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the backend directory and steps every vif's handshake.
+    pub fn rescan(&mut self, now: Instant) -> xen::Result<()> {
+        let mut seen = Vec::new();
+        for fe in self.xs.directory(&self.base).or_else(|e| {
+            if e.is_enoent() {
+                Ok(Vec::new())
+            } else {
+                Err(e)
+            }
+        })? {
+            let Ok(domid) = fe.parse::<DomId>() else {
+                log::warn!("netback: ignoring backend entry {fe:?}: not a domain id");
+                continue;
+            };
+            let path = format!("{}/{fe}", self.base);
+            let handles = self.xs.directory(&path).or_else(|e| {
+                if e.is_enoent() {
+                    Ok(Vec::new())
+                } else {
+                    Err(e)
+                }
+            })?;
+            for h in handles {
+                let Ok(handle) = h.parse::<u32>() else {
+                    log::warn!("netback: ignoring backend entry {path}/{h:?}: not a handle");
+                    continue;
+                };
+                seen.push((domid, handle));
+                let be = format!("{path}/{h}");
+                self.vifs.entry((domid, handle)).or_insert_with(|| {
+                    log::info!("netback: new device {be}");
+                    Vif::new(domid, handle, be, now)
+                });
+            }
+        }
+        let keys: Vec<Key> = self.vifs.keys().copied().collect();
+        for key in keys {
+            // One vif's xenstore trouble must not stop the others; it is retried on the next event.
+            if let Err(e) = self.step(key, seen.contains(&key), now) {
+                log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
+            }
+        }
+        Ok(())
+    }
+
+    fn observe(&mut self, key: Key, present: bool) -> xen::Result<Observed> {
+        let xs = &self.xs;
+        let vif = self.vifs.get_mut(&key).expect("caller checked");
+        let be = vif.backend_path.clone();
+        if !present || xs.try_read(&be)?.is_none() {
+            return Ok(Observed::default());
+        }
+        let online = match as_text(xs.try_read(&format!("{be}/online"))?).as_deref() {
+            Some("1") => Some(true),
+            Some("0") => Some(false),
+            _ => None,
+        };
+        if vif.frontend_path.is_none() {
+            // Rule 10: the frontend path must be the one for this domain and handle.
+            let expected = format!("/local/domain/{}/device/vif/{}", key.0, key.1);
+            let fe = as_text(xs.try_read(&format!("{be}/frontend"))?);
+            let fe_id = as_text(xs.try_read(&format!("{be}/frontend-id"))?);
+            match (fe, fe_id) {
+                (Some(fe), Some(id)) if fe == expected && id == key.0.to_string() => {
+                    xs.watch(&format!("{fe}/state"), TOKEN_FRONTEND)?;
+                    vif.frontend_path = Some(fe);
+                }
+                (None, _) | (_, None) => {}
+                (fe, id) => {
+                    log::error!("netback: {be}: frontend {fe:?} / frontend-id {id:?} do not match; ignoring");
+                }
+            }
+        }
+        let frontend = match &vif.frontend_path {
+            // Unreadable (e.g. the frontend revoked our access) counts as gone: rule 10.
+            Some(fe) => as_text(xs.try_read(&format!("{fe}/state")).ok().flatten())
+                .and_then(|s| XenbusState::parse(&s)),
+            None => None,
+        };
+        let hotplug_status = as_text(xs.try_read(&format!("{be}/hotplug-status"))?);
+        Ok(Observed {
+            present: true,
+            online,
+            frontend,
+            hotplug_status,
+        })
+    }
+
+    fn step(&mut self, key: Key, present: bool, now: Instant) -> xen::Result<()> {
+        let obs = self.observe(key, present)?;
+        let actions = self
+            .vifs
+            .get_mut(&key)
+            .expect("exists")
+            .handshake
+            .step(&obs);
+        self.run(key, actions, now)
+    }
+
+    fn run(&mut self, key: Key, actions: Vec<Action>, now: Instant) -> xen::Result<()> {
+        let mut queue: std::collections::VecDeque<Action> = actions.into();
+        while let Some(a) = queue.pop_front() {
+            let Some(vif) = self.vifs.get_mut(&key) else {
+                return Ok(());
+            };
+            let be = vif.backend_path.clone();
+            match a {
+                Action::Announce => {
+                    self.xs.transaction(|t| {
+                        for (k, v) in FEATURES {
+                            t.write(&format!("{be}/{k}"), v)?;
+                        }
+                        t.write(&format!("{be}/state"), XenbusState::InitWait.as_str())
+                    })?;
+                }
+                Action::SetState(s) => {
+                    log::info!("netback: {}: backend state {s:?}", vif.name);
+                    self.xs.write(&format!("{be}/state"), s.as_str())?;
+                }
+                Action::Connect => {
+                    if let Err(v) = self.connect(key, now) {
+                        let vif = self.vifs.get_mut(&key).expect("exists");
+                        vif.disable(v);
+                        queue = vif.handshake.disable().into();
+                    }
+                }
+                Action::Disconnect => {
+                    if let Some(port) = vif.disconnect() {
+                        self.ports.remove(&port);
+                        if let Err(e) = self.ev.unbind(port) {
+                            log::warn!("netback: {}: unbind port {port}: {e}", vif.name);
+                        }
+                    }
+                    self.busy.retain(|k| *k != key);
+                }
+                Action::Remove => {
+                    if let Some(fe) = &vif.frontend_path {
+                        let _ = self.xs.unwatch(&format!("{fe}/state"), TOKEN_FRONTEND);
+                    }
+                    log::info!("netback: {}: removed", vif.name);
+                    self.vifs.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the frontend's keys, maps the rings, binds the event channel.
+    fn connect(&mut self, key: Key, now: Instant) -> Result<(), Violation> {
+        let (domid, _) = key;
+        let xs = &self.xs;
+        let vif = self.vifs.get_mut(&key).expect("exists");
+        let fe = vif
+            .frontend_path
+            .clone()
+            .ok_or_else(|| Violation::Xenstore {
+                key: "frontend".into(),
+                reason: "no valid frontend path".into(),
+            })?;
+        let read = |k: &str| {
+            xs.try_read(&format!("{fe}/{k}"))
+                .map_err(|e| Violation::Xenstore {
+                    key: k.to_string(),
+                    reason: e.to_string(),
+                })
+        };
+        let tx_ref: u32 = parse_num("tx-ring-ref", read("tx-ring-ref")?)?;
+        let rx_ref: u32 = parse_num("rx-ring-ref", read("rx-ring-ref")?)?;
+        let remote_port: u32 = parse_num("event-channel", read("event-channel")?)?;
+        let flag = |k: &str| -> Result<bool, Violation> {
+            match read(k)? {
+                None => Ok(false),
+                v => Ok(parse_num::<u8>(k, v)? != 0),
+            }
+        };
+        if !flag("request-rx-copy")? {
+            return Err(Violation::Xenstore {
+                key: "request-rx-copy".into(),
+                reason: "rx-flip is not supported".into(),
+            });
+        }
+        if !flag("feature-rx-notify")? {
+            return Err(Violation::Xenstore {
+                key: "feature-rx-notify".into(),
+                reason: "mandatory".into(),
+            });
+        }
+        if let Some(v) = read("multi-queue-num-queues")? {
+            if parse_num::<u32>("multi-queue-num-queues", Some(v))? != 1 {
+                return Err(Violation::Xenstore {
+                    key: "multi-queue-num-queues".into(),
+                    reason: "not offered".into(),
+                });
+            }
+        }
+        let sg = flag("feature-sg")?;
+        let mtu = match read("mtu")? {
+            None => 1500,
+            v => parse_num::<usize>("mtu", v)?,
+        };
+        if !(68..=65535 - crate::wire::ETH_HLEN).contains(&mtu) {
+            return Err(Violation::Xenstore {
+                key: "mtu".into(),
+                reason: format!("{mtu} out of range"),
+            });
+        }
+        // Without scatter-gather a frame must fit one page; Linux netfront caps its MTU the same way.
+        let mtu = if sg { mtu } else { mtu.min(1500) };
+        let map = |gref: u32, what: &'static str| {
+            self.gt
+                .map(domid, &[gref], true)
+                .map_err(|e| Violation::GrantOp {
+                    op: what,
+                    reason: e.to_string(),
+                })
+        };
+        let tx_map = map(tx_ref, "map tx ring")?;
+        let rx_map = map(rx_ref, "map rx ring")?;
+        let ring_err = |e: crate::ring::RingError| match e {
+            crate::ring::RingError::Overflow { prod, cons, .. } => {
+                Violation::RingIndex { prod, cons }
+            }
+            e => Violation::GrantOp {
+                op: "attach ring",
+                reason: e.to_string(),
+            },
+        };
+        let tx = TxBackRing::attach(tx_map).map_err(ring_err)?;
+        let rx = RxBackRing::attach(rx_map).map_err(ring_err)?;
+        let port =
+            self.ev
+                .bind_interdomain(domid, remote_port)
+                .map_err(|e| Violation::GrantOp {
+                    op: "bind event channel",
+                    reason: e.to_string(),
+                })?;
+        vif.sg = sg;
+        vif.mtu = mtu;
+        vif.set_now(now);
+        vif.rings = Some(Rings { tx, rx, port });
+        vif.disabled = None;
+        self.ports.insert(port, key);
+        log::info!("netback: {}: connected (tx {tx_ref}, rx {rx_ref}, port {remote_port}->{port}, sg {sg}, mtu {mtu})", vif.name);
+        Ok(())
+    }
+
+    /// Handles fired event channels and vifs with leftover work: guest TX into the stack queues,
+    /// queued frames into the guests' RX buffers. At most one budget per vif per call.
+    pub fn handle_evtchn(&mut self, now: Instant) -> xen::Result<()> {
+        self.pending.clear();
+        self.ev.pending(&mut self.pending)?;
+        let mut todo: Vec<Key> = std::mem::take(&mut self.busy);
+        for i in 0..self.pending.len() {
+            let port = self.pending[i];
+            if let Err(e) = self.ev.unmask(port) {
+                log::warn!("netback: unmask port {port}: {e}");
+            }
+            if let Some(&key) = self.ports.get(&port) {
+                if !todo.contains(&key) {
+                    todo.push(key);
+                }
+            }
+        }
+        for key in todo {
+            self.service(key, now)?;
+        }
+        Ok(())
+    }
+
+    /// Delivers queued frames to the guests (call after the stack transmitted) and expires old ones.
+    pub fn flush(&mut self, now: Instant) -> xen::Result<()> {
+        let keys: Vec<Key> = self
+            .vifs
+            .iter()
+            .filter(|(_, v)| v.is_connected())
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let r = self
+                .vifs
+                .get_mut(&key)
+                .expect("exists")
+                .process_rx(&self.gt, now);
+            self.finish(key, r.map(|w| (w, Work::default())), now)?;
+        }
+        Ok(())
+    }
+
+    fn service(&mut self, key: Key, now: Instant) -> xen::Result<()> {
+        let Some(vif) = self.vifs.get_mut(&key) else {
+            return Ok(());
+        };
+        vif.set_now(now);
+        let r = vif
+            .process_tx(&self.gt)
+            .and_then(|t| vif.process_rx(&self.gt, now).map(|r| (t, r)));
+        self.finish(key, r, now)
+    }
+
+    fn finish(
+        &mut self,
+        key: Key,
+        r: Result<(Work, Work), Violation>,
+        now: Instant,
+    ) -> xen::Result<()> {
+        match r {
+            Ok((a, b)) => {
+                let vif = self.vifs.get_mut(&key).expect("exists");
+                if let Some(rings) = &vif.rings {
+                    if a.notify || b.notify {
+                        if let Err(e) = self.ev.notify(rings.port) {
+                            log::warn!("netback: {}: notify port {}: {e}", vif.name, rings.port);
+                        }
+                    }
+                    if (a.more || b.more) && !self.busy.contains(&key) {
+                        self.busy.push(key);
+                    }
+                }
+                Ok(())
+            }
+            Err(v) => {
+                let vif = self.vifs.get_mut(&key).expect("exists");
+                vif.disable(v);
+                let actions = vif.handshake.disable();
+                self.run(key, actions, now)
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Guest RX: the bounded queue of frames waiting for the guest's buffers (rule 8, XSA-392/424).
+//!
+//! A guest that posts no RX requests must not make the backend buffer without limit: the queue
+//! holds at most [`RX_QUEUE_BYTES`], frames older than [`RX_EXPIRY`] are dropped, and a queue that
+//! made no progress for [`RX_STALL`] is declared stalled (carrier off: frames are dropped on
+//! arrival) until the guest posts buffers again. Time is a parameter.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::wire::PAGE_SIZE;
+
+/// Most bytes queued for one vif.
+pub const RX_QUEUE_BYTES: usize = 512 * 1024;
+/// Age after which a queued frame is dropped.
+pub const RX_EXPIRY: Duration = Duration::from_secs(10);
+/// Time without progress after which the queue is declared stalled.
+pub const RX_STALL: Duration = Duration::from_secs(60);
+
+/// RX slots (guest pages) a frame of `len` bytes needs.
+pub fn slots_for(len: usize) -> u32 {
+    len.div_ceil(PAGE_SIZE).max(1) as u32
+}
+
+/// Frames waiting for guest RX buffers.
+#[derive(Debug)]
+pub struct RxQueue {
+    frames: VecDeque<(Instant, Vec<u8>)>,
+    bytes: usize,
+    last_progress: Instant,
+    stalled: bool,
+    dropped: u64,
+}
+
+impl RxQueue {
+    /// An empty queue; `now` starts the stall clock.
+    pub fn new(now: Instant) -> Self {
+        RxQueue {
+            frames: VecDeque::new(),
+            bytes: 0,
+            last_progress: now,
+            stalled: false,
+            dropped: 0,
+        }
+    }
+
+    /// Queues a frame; returns false (dropping it) if the queue is full or stalled.
+    pub fn push(&mut self, frame: Vec<u8>, now: Instant) -> bool {
+        if self.stalled || self.bytes + frame.len() > RX_QUEUE_BYTES {
+            self.dropped += 1;
+            return false;
+        }
+        if self.frames.is_empty() {
+            // The stall clock runs only while something waits.
+            self.last_progress = now;
+        }
+        self.bytes += frame.len();
+        self.frames.push_back((now, frame));
+        true
+    }
+
+    /// The oldest frame, if any.
+    pub fn front(&self) -> Option<&[u8]> {
+        self.frames.front().map(|(_, f)| f.as_slice())
+    }
+
+    /// Removes the oldest frame (it was delivered or refused) and records progress.
+    pub fn pop(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let (_, f) = self.frames.pop_front()?;
+        self.bytes -= f.len();
+        self.last_progress = now;
+        Some(f)
+    }
+
+    /// The guest posted buffers: end a stall.
+    pub fn note_buffers(&mut self, now: Instant) {
+        if self.stalled {
+            log::info!("rx queue: guest posted buffers again, carrier on");
+        }
+        self.stalled = false;
+        self.last_progress = now;
+    }
+
+    /// Drops expired frames and detects a stall; returns the number of frames dropped.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        while let Some((t, _)) = self.frames.front() {
+            if now.saturating_duration_since(*t) < RX_EXPIRY {
+                break;
+            }
+            let (_, f) = self.frames.pop_front().expect("front exists");
+            self.bytes -= f.len();
+            n += 1;
+        }
+        if !self.stalled
+            && !self.frames.is_empty()
+            && now.saturating_duration_since(self.last_progress) >= RX_STALL
+        {
+            log::warn!(
+                "rule 8 (XSA-392/424): rx queue stalled for {:?}, carrier off",
+                RX_STALL
+            );
+            self.stalled = true;
+        }
+        if self.stalled {
+            n += self.frames.len();
+            self.frames.clear();
+            self.bytes = 0;
+        }
+        self.dropped += n as u64;
+        n
+    }
+
+    /// Bytes queued.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Frames queued.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True if nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Whether the queue is stalled (carrier off).
+    pub fn stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// Frames dropped so far (full, expired or stalled).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_per_frame() {
+        assert_eq!(slots_for(0), 1);
+        assert_eq!(slots_for(60), 1);
+        assert_eq!(slots_for(4096), 1);
+        assert_eq!(slots_for(4097), 2);
+        assert_eq!(slots_for(65535), 16);
+    }
+
+    /// Rule 8 (XSA-392/424): a guest that never posts RX buffers gets a bounded queue, expiry
+    /// after 10 s and a stall (carrier off) after 60 s; posting buffers ends the stall.
+    #[test]
+    fn rule8_xsa392_xsa424_rx_buffering_is_bounded_expired_and_stall_detected() {
+        let t0 = Instant::now();
+        let mut q = RxQueue::new(t0);
+        let mut accepted = 0;
+        for _ in 0..1000 {
+            if q.push(vec![0; 1514], t0) {
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, RX_QUEUE_BYTES / 1514);
+        assert!(q.bytes() <= RX_QUEUE_BYTES);
+        assert_eq!(q.dropped(), 1000 - accepted as u64);
+        assert_eq!(q.expire(t0 + Duration::from_secs(9)), 0);
+        assert_eq!(q.expire(t0 + Duration::from_secs(10)), accepted);
+        assert!(q.is_empty() && q.bytes() == 0);
+        // Frames keep arriving, the guest never takes any: stall after 60 s.
+        let mut t = t0 + Duration::from_secs(10);
+        while t < t0 + Duration::from_secs(75) {
+            q.push(vec![0; 100], t);
+            q.expire(t);
+            t += Duration::from_secs(5);
+        }
+        assert!(q.stalled());
+        assert!(!q.push(vec![0; 100], t));
+        q.note_buffers(t);
+        assert!(!q.stalled());
+        assert!(q.push(vec![0; 100], t));
+        assert_eq!(q.pop(t).map(|f| f.len()), Some(100));
+    }
+}

@@ -1,0 +1,537 @@
+//! A frontend over [`xen::sim`] that behaves like Linux `xen-netfront`, for tests and benchmarks,
+//! plus the toolstack's part of creating a vif ([`toolstack_add_vif`]).
+//!
+//! Like Linux it waits for the backend's InitWait, grants its own ring pages, allocates an unbound
+//! event channel, writes `tx-ring-ref`, `rx-ring-ref`, `event-channel`, `request-rx-copy`,
+//! `feature-rx-notify`, `feature-sg` in one transaction and goes straight to Connected (skipping
+//! Initialised). It keeps its RX ring full of granted pages, splits frames over pages with
+//! `more_data`, and can leave TCP/UDP checksums blank (`csum_blank`) as an offloading guest does.
+//! Its rings are public so that hostile tests can write arbitrary requests.
+
+use std::collections::VecDeque;
+
+use smoltcp::phy::{Device, DeviceCapabilities, Medium};
+use xen::sim::{GuestPage, SimEventChannel, SimXen};
+use xen::xenstore::{Access, Perm, Xenstore};
+use xen::{DomId, EventChannel, GrantRef, Port};
+
+use crate::ring::{RxFrontRing, SimGuestRing, TxFrontRing};
+use crate::wire::*;
+
+/// Writes the backend and frontend directories of vif `handle` of guest `guest`, served by
+/// `backend`, as libxl does (permissions included); `xs` is dom0's connection. `hotplug` creates
+/// an empty `hotplug-status` key that a hotplug script would later set to `connected`.
+pub fn toolstack_add_vif(
+    xs: &Xenstore,
+    backend: DomId,
+    guest: DomId,
+    handle: u32,
+    mac: [u8; 6],
+    mtu: usize,
+    hotplug: bool,
+) -> xen::Result<()> {
+    let be = format!("/local/domain/{backend}/backend/vif/{guest}/{handle}");
+    let fe = format!("/local/domain/{guest}/device/vif/{handle}");
+    let mac = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    xs.transaction(|t| {
+        for p in [
+            format!("/local/domain/{backend}/backend"),
+            format!("/local/domain/{backend}/backend/vif"),
+        ] {
+            if t.try_read(&p)?.is_none() {
+                t.mkdir(&p)?;
+                t.set_perms(&p, &[Perm::new(backend, Access::None)])?;
+            }
+        }
+        t.mkdir(&be)?;
+        t.set_perms(
+            &be,
+            &[
+                Perm::new(backend, Access::None),
+                Perm::new(guest, Access::Read),
+            ],
+        )?;
+        t.mkdir(&fe)?;
+        t.set_perms(
+            &fe,
+            &[
+                Perm::new(guest, Access::None),
+                Perm::new(backend, Access::Read),
+            ],
+        )?;
+        let be_keys = [
+            ("frontend", fe.clone()),
+            ("frontend-id", guest.to_string()),
+            ("online", "1".into()),
+            ("state", "1".into()),
+            ("script", "vif-route".into()),
+            ("mac", mac.clone()),
+            ("handle", handle.to_string()),
+            ("type", "vif".into()),
+        ];
+        for (k, v) in be_keys {
+            t.write(&format!("{be}/{k}"), v)?;
+        }
+        if hotplug {
+            t.write(&format!("{be}/hotplug-status"), "")?;
+        }
+        let fe_keys = [
+            ("backend", be.clone()),
+            ("backend-id", backend.to_string()),
+            ("state", "1".into()),
+            ("handle", handle.to_string()),
+            ("mac", mac.clone()),
+            ("mtu", mtu.to_string()),
+        ];
+        for (k, v) in fe_keys {
+            t.write(&format!("{fe}/{k}"), v)?;
+        }
+        Ok(())
+    })
+}
+
+/// How the test frontend behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct FrontOptions {
+    /// Send TCP/UDP frames with a blank checksum and `NETTXF_csum_blank` (checksum offload).
+    pub csum_blank: bool,
+    /// Offer `feature-sg` (multi-slot frames both ways).
+    pub sg: bool,
+}
+
+impl Default for FrontOptions {
+    fn default() -> Self {
+        FrontOptions {
+            csum_blank: false,
+            sg: true,
+        }
+    }
+}
+
+/// The frontend's rings and buffers once connected.
+pub struct FrontRings {
+    /// TX ring (we produce requests).
+    pub tx: TxFrontRing<SimGuestRing>,
+    /// RX ring.
+    pub rx: RxFrontRing<SimGuestRing>,
+    /// Our event-channel port.
+    pub port: Port,
+    /// One granted page per TX id.
+    pub tx_pages: Vec<(GuestPage, GrantRef)>,
+    tx_free: Vec<u16>,
+    /// One granted page per RX id.
+    pub rx_pages: Vec<(GuestPage, GrantRef)>,
+    rx_partial: Vec<u8>,
+    rx_partial_bad: bool,
+}
+
+/// Counters of the test frontend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrontStats {
+    /// TX slots answered OKAY.
+    pub tx_ok: u64,
+    /// TX slots answered with an error.
+    pub tx_errors: u64,
+    /// TX slots answered NULL (extra-info slots).
+    pub tx_null: u64,
+    /// Frames received.
+    pub rx_frames: u64,
+    /// RX responses with an error status.
+    pub rx_errors: u64,
+    /// Event-channel notifications received from the backend.
+    pub events: u64,
+}
+
+/// A Linux-netfront-like frontend of guest `domid`.
+pub struct TestFront {
+    domid: DomId,
+    backend: DomId,
+    path: String,
+    be_path: String,
+    xs: Xenstore,
+    ev: SimEventChannel,
+    opts: FrontOptions,
+    /// The rings, once connected (public for hostile tests).
+    pub rings: Option<FrontRings>,
+    backend_state: Option<XenbusState>,
+    received: VecDeque<Vec<u8>>,
+    mtu: usize,
+    /// Counters.
+    pub stats: FrontStats,
+}
+
+impl TestFront {
+    /// Probes vif `handle` of guest `domid` (whose directory the toolstack wrote): reads the
+    /// backend path, watches the backend state, and sets our state to Initialising.
+    pub fn new(sim: &SimXen, domid: DomId, handle: u32, opts: FrontOptions) -> xen::Result<Self> {
+        let xs = sim.connect_xenstore(domid)?;
+        let path = format!("/local/domain/{domid}/device/vif/{handle}");
+        let be_path = xs.read_string(&format!("{path}/backend"))?;
+        let backend: DomId = xs
+            .read_string(&format!("{path}/backend-id"))?
+            .parse()
+            .map_err(|_| xen::Error::Protocol("backend-id".into()))?;
+        let mtu = xs
+            .read_string(&format!("{path}/mtu"))?
+            .parse()
+            .unwrap_or(1500);
+        xs.write(&format!("{path}/state"), XenbusState::Initialising.as_str())?;
+        xs.watch(&format!("{be_path}/state"), "front")?;
+        let ev = sim.event_channel(domid)?;
+        Ok(TestFront {
+            domid,
+            backend,
+            path,
+            be_path,
+            xs,
+            ev,
+            opts,
+            rings: None,
+            backend_state: None,
+            received: VecDeque::new(),
+            mtu,
+            stats: FrontStats::default(),
+        })
+    }
+
+    /// The backend's last seen state.
+    pub fn backend_state(&self) -> Option<XenbusState> {
+        self.backend_state
+    }
+
+    /// Whether the backend is Connected and our rings are up.
+    pub fn is_up(&self) -> bool {
+        self.rings.is_some() && self.backend_state == Some(XenbusState::Connected)
+    }
+
+    /// Our xenstore connection (hostile tests write bad keys through it).
+    pub fn xenstore(&self) -> &Xenstore {
+        &self.xs
+    }
+
+    /// Our device directory.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Sends an event to the backend.
+    pub fn notify(&self) -> xen::Result<()> {
+        match &self.rings {
+            Some(r) => self.ev.notify(r.port),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts a clean shutdown (Linux `xennet_remove`): state Closing; [`TestFront::poll`]
+    /// finishes with Closed once the backend closed too.
+    pub fn close(&mut self) -> xen::Result<()> {
+        self.xs.write(
+            &format!("{}/state", self.path),
+            XenbusState::Closing.as_str(),
+        )
+    }
+
+    /// Handles xenstore changes (handshake) and ring responses; call in the main loop.
+    pub fn poll(&mut self, sim: &SimXen) -> xen::Result<()> {
+        let mut changed = self.backend_state.is_none();
+        while self.xs.try_next_watch_event()?.is_some() {
+            changed = true;
+        }
+        if changed {
+            let s = self.xs.try_read(&format!("{}/state", self.be_path))?;
+            self.backend_state = s.and_then(|v| XenbusState::parse(&String::from_utf8_lossy(&v)));
+            let ours = self
+                .xs
+                .try_read(&format!("{}/state", self.path))?
+                .and_then(|v| XenbusState::parse(&String::from_utf8_lossy(&v)));
+            match self.backend_state {
+                Some(XenbusState::InitWait) if ours == Some(XenbusState::Initialising) => {
+                    self.connect(sim)?
+                }
+                Some(XenbusState::Closing) | Some(XenbusState::Closed)
+                    if ours != Some(XenbusState::Closed) =>
+                {
+                    // Linux netfront: the backend went away; close our end.
+                    self.rings = None;
+                    self.xs.write(
+                        &format!("{}/state", self.path),
+                        XenbusState::Closed.as_str(),
+                    )?;
+                }
+                _ => {}
+            }
+        }
+        let mut ports = Vec::new();
+        self.ev.pending(&mut ports)?;
+        for p in ports {
+            self.stats.events += 1;
+            self.ev.unmask(p)?;
+        }
+        self.process_responses()
+    }
+
+    fn connect(&mut self, sim: &SimXen) -> xen::Result<()> {
+        let feature = |k: &str| -> xen::Result<bool> {
+            Ok(self
+                .xs
+                .try_read(&format!("{}/{k}", self.be_path))?
+                .as_deref()
+                == Some(b"1"))
+        };
+        if !feature("feature-rx-copy")? {
+            return Err(xen::Error::Protocol("backend lacks feature-rx-copy".into()));
+        }
+        let sg = self.opts.sg && feature("feature-sg")?;
+        let page = |sim: &SimXen| -> xen::Result<(GuestPage, GrantRef)> {
+            let p = sim.alloc_page(self.domid)?;
+            let g = sim.grant_access(self.domid, &p, self.backend, false)?;
+            Ok((p, g))
+        };
+        let (txp, tx_ref) = page(sim)?;
+        let (rxp, rx_ref) = page(sim)?;
+        let ring_err = |e: crate::ring::RingError| xen::Error::Protocol(e.to_string());
+        let tx = TxFrontRing::init(SimGuestRing(txp)).map_err(ring_err)?;
+        let mut rx = RxFrontRing::init(SimGuestRing(rxp)).map_err(ring_err)?;
+        let port = self.ev.alloc_unbound(self.backend)?;
+        let tx_pages = (0..TX_RING_SIZE)
+            .map(|_| page(sim))
+            .collect::<xen::Result<Vec<_>>>()?;
+        let rx_pages = (0..RX_RING_SIZE)
+            .map(|_| page(sim))
+            .collect::<xen::Result<Vec<_>>>()?;
+        for (id, (_, gref)) in rx_pages.iter().enumerate() {
+            rx.put_request(
+                RxRequest {
+                    id: id as u16,
+                    gref: *gref,
+                }
+                .to_words(),
+            );
+        }
+        rx.push_requests_and_check_notify();
+        let path = self.path.clone();
+        self.xs.transaction(|t| {
+            t.write(&format!("{path}/tx-ring-ref"), tx_ref.to_string())?;
+            t.write(&format!("{path}/rx-ring-ref"), rx_ref.to_string())?;
+            t.write(&format!("{path}/event-channel"), port.to_string())?;
+            t.write(&format!("{path}/request-rx-copy"), "1")?;
+            t.write(&format!("{path}/feature-rx-notify"), "1")?;
+            t.write(&format!("{path}/feature-sg"), if sg { "1" } else { "0" })?;
+            t.write(&format!("{path}/state"), XenbusState::Connected.as_str())
+        })?;
+        self.rings = Some(FrontRings {
+            tx,
+            rx,
+            port,
+            tx_pages,
+            tx_free: (0..TX_RING_SIZE as u16).rev().collect(),
+            rx_pages,
+            rx_partial: Vec::new(),
+            rx_partial_bad: false,
+        });
+        Ok(())
+    }
+
+    fn process_responses(&mut self) -> xen::Result<()> {
+        let Some(r) = self.rings.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            while r.tx.unconsumed_responses() > 0 {
+                let rsp = TxResponse::from_word(r.tx.take_response()[0]);
+                match rsp.status {
+                    NETIF_RSP_NULL => self.stats.tx_null += 1,
+                    s => {
+                        if s == NETIF_RSP_OKAY {
+                            self.stats.tx_ok += 1;
+                        } else {
+                            self.stats.tx_errors += 1;
+                        }
+                        if usize::from(rsp.id) < r.tx_pages.len() && !r.tx_free.contains(&rsp.id) {
+                            r.tx_free.push(rsp.id);
+                        }
+                    }
+                }
+            }
+            if !r.tx.final_check_for_responses() {
+                break;
+            }
+        }
+        let mut reposted = false;
+        loop {
+            while r.rx.unconsumed_responses() > 0 {
+                let rsp = RxResponse::from_words(r.rx.take_response());
+                let id = usize::from(rsp.id);
+                let Some((page, gref)) = r.rx_pages.get(id) else {
+                    self.stats.rx_errors += 1;
+                    continue;
+                };
+                if rsp.status < 0 || usize::from(rsp.offset) + rsp.status as usize > PAGE_SIZE {
+                    self.stats.rx_errors += 1;
+                    r.rx_partial_bad = true;
+                } else {
+                    let start = r.rx_partial.len();
+                    r.rx_partial.resize(start + rsp.status as usize, 0);
+                    page.read(usize::from(rsp.offset), &mut r.rx_partial[start..])?;
+                }
+                if rsp.flags & NETRXF_MORE_DATA == 0 {
+                    let frame = std::mem::take(&mut r.rx_partial);
+                    if !std::mem::take(&mut r.rx_partial_bad) {
+                        self.stats.rx_frames += 1;
+                        self.received.push_back(frame);
+                    }
+                }
+                r.rx.put_request(
+                    RxRequest {
+                        id: rsp.id,
+                        gref: *gref,
+                    }
+                    .to_words(),
+                );
+                reposted = true;
+            }
+            if !r.rx.final_check_for_responses() {
+                break;
+            }
+        }
+        if reposted && r.rx.push_requests_and_check_notify() {
+            self.ev.notify(r.port)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the next received frame.
+    pub fn recv(&mut self) -> Option<Vec<u8>> {
+        self.received.pop_front()
+    }
+
+    /// Queues a frame on the TX ring and notifies the backend if it asked; false if the ring has
+    /// no room (or we are not connected).
+    pub fn send(&mut self, frame: &[u8]) -> xen::Result<bool> {
+        let sg = self.opts.sg;
+        let csum = self.opts.csum_blank;
+        let Some(r) = self.rings.as_mut() else {
+            return Ok(false);
+        };
+        let n = frame.len().div_ceil(PAGE_SIZE).max(1);
+        if frame.is_empty() || frame.len() > MAX_TX_SIZE || (n > 1 && !sg) {
+            return Ok(false);
+        }
+        if r.tx_free.len() < n || (r.tx.free_requests() as usize) < n {
+            return Ok(false);
+        }
+        let mut flags = 0;
+        let mut data = std::borrow::Cow::Borrowed(frame);
+        if csum {
+            if let Some(off) = l4_csum_offset(frame) {
+                let d = data.to_mut();
+                d[off] = 0;
+                d[off + 1] = 0;
+                flags = NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED;
+            }
+        }
+        for (k, chunk) in data.chunks(PAGE_SIZE).enumerate() {
+            let id = r.tx_free.pop().expect("checked room");
+            let (page, gref) = &r.tx_pages[usize::from(id)];
+            page.write(0, chunk)?;
+            let more = if k + 1 < n { NETTXF_MORE_DATA } else { 0 };
+            let (size, f) = if k == 0 {
+                (frame.len(), flags | more)
+            } else {
+                (chunk.len(), more)
+            };
+            r.tx.put_request(
+                TxRequest {
+                    gref: *gref,
+                    offset: 0,
+                    flags: f,
+                    id,
+                    size: size as u16,
+                }
+                .to_words(),
+            );
+        }
+        if r.tx.push_requests_and_check_notify() {
+            self.ev.notify(r.port)?;
+        }
+        Ok(true)
+    }
+
+    /// TX slots in flight (sent, not yet answered).
+    pub fn tx_in_flight(&self) -> usize {
+        self.rings
+            .as_ref()
+            .map_or(0, |r| r.tx_pages.len() - r.tx_free.len())
+    }
+}
+
+/// Offset of the TCP/UDP checksum in an untagged IPv4/IPv6 Ethernet frame.
+fn l4_csum_offset(f: &[u8]) -> Option<usize> {
+    let (proto, l4) = match f.get(12..14)? {
+        [0x08, 0x00] => (*f.get(23)?, 14 + usize::from(f.get(14)? & 0xf) * 4),
+        [0x86, 0xdd] => (*f.get(20)?, 54),
+        _ => return None,
+    };
+    let off = l4
+        + match proto {
+            6 => 16,
+            17 => 6,
+            _ => return None,
+        };
+    (off + 2 <= f.len()).then_some(off)
+}
+
+/// smoltcp receive token of the test frontend.
+pub struct FrontRxToken(Vec<u8>);
+
+impl smoltcp::phy::RxToken for FrontRxToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+/// smoltcp transmit token of the test frontend.
+pub struct FrontTxToken<'a>(&'a mut TestFront);
+
+impl smoltcp::phy::TxToken for FrontTxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0u8; len];
+        let r = f(&mut frame);
+        if !matches!(self.0.send(&frame), Ok(true)) {
+            log::debug!("test frontend: tx ring full, frame dropped");
+        }
+        r
+    }
+}
+
+impl Device for TestFront {
+    type RxToken<'a> = FrontRxToken;
+    type TxToken<'a> = FrontTxToken<'a>;
+
+    fn receive(
+        &mut self,
+        _t: smoltcp::time::Instant,
+    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let f = self.received.pop_front()?;
+        Some((FrontRxToken(f), FrontTxToken(self)))
+    }
+
+    fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+        let free = self
+            .rings
+            .as_ref()
+            .is_some_and(|r| r.tx_free.len() >= 17 && r.tx.free_requests() >= 17);
+        free.then_some(FrontTxToken(self))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + ETH_HLEN;
+        caps
+    }
+}

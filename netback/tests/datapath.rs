@@ -1,0 +1,247 @@
+//! Handshake and datapath against the Linux-like test netfront over the simulated Xen.
+
+mod common;
+
+use common::World;
+use netback::handshake::Phase;
+use netback::testfront::{FrontOptions, TestFront};
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    let mut f: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    // Not IPv4/IPv6, so no checksum handling applies.
+    f[12] = 0x88;
+    f[13] = 0xb5;
+    f
+}
+
+#[test]
+fn linux_style_netfront_connects_with_features_in_xenstore() {
+    let mut w = World::new();
+    let (g, mut f) = w.add_guest(1500, FrontOptions::default());
+    assert!(
+        w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()),
+        "frontend never saw Connected"
+    );
+    let be = format!("/local/domain/{}/backend/vif/{g}/0", w.nv);
+    for (k, v) in [
+        ("feature-rx-copy", "1"),
+        ("feature-rx-flip", "0"),
+        ("feature-sg", "1"),
+        ("state", "4"),
+    ] {
+        assert_eq!(w.dom0.read_string(&format!("{be}/{k}")).unwrap(), v, "{k}");
+    }
+    let vif = w.nb.vif_mut(&format!("vif{g}.0")).expect("vif exists");
+    assert!(vif.is_connected());
+    assert_eq!(vif.phase(), Phase::Connected);
+}
+
+#[test]
+fn connected_is_held_until_hotplug_status_is_connected() {
+    let mut w = World::new();
+    let g = w.add_guest_raw(1500, true);
+    let mut f = TestFront::new(&w.sim, g, 0, FrontOptions::default()).unwrap();
+    assert!(w.pump_until(&mut [&mut f], |w, _| w
+        .nb
+        .vif_by_handle(g, 0)
+        .is_some_and(|v| v.is_connected())));
+    for _ in 0..50 {
+        w.pump(&mut [&mut f]);
+    }
+    assert_eq!(
+        w.backend_state(g),
+        "2",
+        "Connected must wait for the hotplug script"
+    );
+    assert!(!f.is_up());
+    w.dom0
+        .write(
+            &format!("/local/domain/{}/backend/vif/{g}/0/hotplug-status", w.nv),
+            "connected",
+        )
+        .unwrap();
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    assert_eq!(w.backend_state(g), "4");
+}
+
+#[test]
+fn frames_of_all_sizes_flow_both_ways() {
+    let mut w = World::new();
+    let (g, mut f) = w.add_guest(9000, FrontOptions::default());
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    let name = format!("vif{g}.0");
+    for (i, len) in [60usize, 1514, 4096, 4097, 9014, 65535]
+        .into_iter()
+        .enumerate()
+    {
+        // guest -> backend
+        let frame = pattern(len, i as u8);
+        assert!(f.send(&frame).unwrap());
+        let mut got = None;
+        assert!(w.pump_until(&mut [&mut f], |w, _| {
+            got = w.nb.vif_mut(&name).unwrap().recv_frame();
+            got.is_some()
+        }));
+        assert_eq!(got.unwrap(), frame, "tx len {len}");
+        // backend -> guest
+        let frame = pattern(len, 100 + i as u8);
+        assert!(w.nb.vif_mut(&name).unwrap().send_frame(frame.clone()));
+        let mut got = None;
+        assert!(w.pump_until(&mut [&mut f], |_, fs| {
+            got = fs[0].recv();
+            got.is_some()
+        }));
+        assert_eq!(got.unwrap(), frame, "rx len {len}");
+    }
+    assert_eq!(f.stats.tx_errors, 0);
+    assert_eq!(f.stats.rx_errors, 0);
+    assert!(
+        w.pump_until(&mut [&mut f], |_, fs| fs[0].tx_in_flight() == 0),
+        "every tx slot answered"
+    );
+    let s = w.nb.vif_mut(&name).unwrap().stats();
+    assert_eq!((s.tx_frames, s.rx_frames), (6, 6));
+}
+
+#[test]
+fn frames_over_a_page_need_feature_sg() {
+    let mut w = World::new();
+    let (g, mut f) = w.add_guest(
+        1500,
+        FrontOptions {
+            sg: false,
+            ..Default::default()
+        },
+    );
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    let vif = w.nb.vif_mut(&format!("vif{g}.0")).unwrap();
+    assert!(
+        !vif.send_frame(pattern(5000, 1)),
+        "no SG: a frame over one page is refused"
+    );
+    assert!(vif.send_frame(pattern(1514, 1)));
+}
+
+#[test]
+fn many_frames_are_batched_into_few_copy_calls_and_few_notifications() {
+    let mut w = World::new();
+    let (g, mut f) = w.add_guest(1500, FrontOptions::default());
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    let name = format!("vif{g}.0");
+    let before = w.nb.vif_mut(&name).unwrap().stats();
+    let events_before = f.stats.events;
+    for i in 0..128 {
+        assert!(f.send(&pattern(1514, i as u8)).unwrap());
+    }
+    let mut n = 0;
+    assert!(w.pump_until(&mut [&mut f], |w, _| {
+        while w.nb.vif_mut(&name).unwrap().recv_frame().is_some() {
+            n += 1;
+        }
+        n == 128
+    }));
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].tx_in_flight() == 0));
+    let s = w.nb.vif_mut(&name).unwrap().stats();
+    let calls = s.copy_calls - before.copy_calls;
+    let segs = s.copy_segments - before.copy_segments;
+    assert_eq!(segs, 128);
+    assert!(calls <= 4, "128 one-slot packets took {calls} copy calls");
+    // rsp_event suppression: the frontend is notified per batch, not per response.
+    let events = f.stats.events - events_before;
+    assert!(events <= 4, "{events} events for 128 frames");
+}
+
+#[test]
+fn teardown_and_reconnect_after_guest_reboot() {
+    let mut w = World::new();
+    let (g, mut f) = w.add_guest(1500, FrontOptions::default());
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    f.close().unwrap();
+    assert!(
+        w.pump_until(&mut [&mut f], |w, _| w.backend_state(g) == "6"),
+        "backend did not close"
+    );
+    assert!(!w.nb.vif_by_handle(g, 0).unwrap().is_connected());
+    drop(f);
+    // The rebooted guest's netfront probes again.
+    let mut f = TestFront::new(&w.sim, g, 0, FrontOptions::default()).unwrap();
+    assert!(
+        w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()),
+        "no reconnect"
+    );
+    assert!(f.send(&pattern(100, 9)).unwrap());
+    let name = format!("vif{g}.0");
+    assert!(w.pump_until(&mut [&mut f], |w, _| w
+        .nb
+        .vif_mut(&name)
+        .unwrap()
+        .recv_frame()
+        .is_some()));
+}
+
+#[test]
+fn online_zero_takes_the_vif_down_and_removes_it() {
+    let mut w = World::new();
+    let (g, mut f) = w.add_guest(1500, FrontOptions::default());
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    w.dom0
+        .write(
+            &format!("/local/domain/{}/backend/vif/{g}/0/online", w.nv),
+            "0",
+        )
+        .unwrap();
+    assert!(
+        w.pump_until(&mut [&mut f], |w, _| w.nb.vif_by_handle(g, 0).is_none()),
+        "vif not removed"
+    );
+    assert_eq!(w.backend_state(g), "6");
+    assert_eq!(f.backend_state(), Some(netback::wire::XenbusState::Closed));
+}
+
+/// The driver domain's netback restarts (e.g. domain-nv is upgraded): the new instance finds the
+/// connected frontends (which, like Linux netfront, ignore the backend's InitWait while they are
+/// Connected), re-attaches their rings at the current indices and rebinds their event channels.
+#[test]
+fn restarted_backend_recovers_connected_frontends() {
+    let mut w = World::new();
+    let (g, mut f) = w.add_guest(1500, FrontOptions::default());
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    let name = format!("vif{g}.0");
+    assert!(f.send(&pattern(200, 1)).unwrap());
+    assert!(w.pump_until(&mut [&mut f], |w, _| w
+        .nb
+        .vif_mut(&name)
+        .unwrap()
+        .recv_frame()
+        .is_some()));
+    w.nb = netback::Netback::new(
+        w.sim.connect_xenstore(w.nv).unwrap(),
+        w.sim.grant_table(w.nv).unwrap(),
+        w.sim.event_channel(w.nv).unwrap(),
+        w.nv,
+    )
+    .unwrap();
+    assert!(
+        w.pump_until(&mut [&mut f], |w, _| w
+            .nb
+            .vif_mut(&name)
+            .is_some_and(|v| v.phase() == Phase::Connected)),
+        "new backend did not reconnect"
+    );
+    assert!(f.send(&pattern(300, 2)).unwrap());
+    let mut got = None;
+    assert!(w.pump_until(&mut [&mut f], |w, _| {
+        got = w.nb.vif_mut(&name).unwrap().recv_frame();
+        got.is_some()
+    }));
+    assert_eq!(got.unwrap(), pattern(300, 2));
+    assert!(w.nb.vif_mut(&name).unwrap().send_frame(pattern(400, 3)));
+    let mut got = None;
+    assert!(w.pump_until(&mut [&mut f], |_, fs| {
+        got = fs[0].recv();
+        got.is_some()
+    }));
+    assert_eq!(got.unwrap(), pattern(400, 3));
+}

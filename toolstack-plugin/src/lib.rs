@@ -1,0 +1,19 @@
+//! nvctl: the Dom0 admin CLI for domain-nv replica groups (library part, used by the binary and
+//! the tests).
+//!
+//! - [`spec`]: the group spec (YAML) and its validation;
+//! - [`render`]: xl configs from the `xl-configs/` templates and the domain-nv config;
+//! - [`xl`]: running `xl` behind [`xl::XlRunner`];
+//! - [`store`]: xenstore behind [`store::Store`] (real client, in-memory), chunked values;
+//! - [`group`]: the lifecycle (`up`, `down`, `status`, `replace`, `patch`, `watch`);
+//! - [`reliability`]: the reliability model of seed 002, with majority voting.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod group;
+pub mod reliability;
+pub mod render;
+pub mod spec;
+pub mod store;
+pub mod xl;

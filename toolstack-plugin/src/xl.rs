@@ -1,0 +1,131 @@
+//! Running `xl`: the [`XlRunner`] trait, the real runner, and the few `xl` commands nvctl uses
+//! (`create`, `destroy`, `domid`, `list`). Tests replay recorded transcripts through the trait.
+
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+
+/// What one `xl` invocation returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XlOutput {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `xl` with arguments.
+pub trait XlRunner {
+    /// Run `xl ARGS...` and collect its output (an Err only if it could not be run at all).
+    fn run(&self, args: &[&str]) -> Result<XlOutput>;
+}
+
+/// Run `xl`, failing with its stderr if it exits non-zero.
+pub fn xl_ok(xl: &dyn XlRunner, args: &[&str]) -> Result<String> {
+    let out = xl.run(args)?;
+    if out.code != 0 {
+        bail!("`xl {}` failed (exit {}): {}", args.join(" "), out.code, out.stderr.trim());
+    }
+    Ok(out.stdout)
+}
+
+/// The domid of a domain; None if xl says no domain has that name ("... does not exist"); any
+/// other failure of `xl domid` is an error carrying its stderr.
+pub fn domid(xl: &dyn XlRunner, name: &str) -> Result<Option<u32>> {
+    let out = xl.run(&["domid", name])?;
+    if out.code != 0 {
+        if out.stderr.contains("does not exist") {
+            return Ok(None);
+        }
+        bail!("`xl domid {name}` failed (exit {}): {}", out.code, out.stderr.trim());
+    }
+    let id = out.stdout.trim();
+    Ok(Some(id.parse().with_context(|| format!("`xl domid {name}` printed {id:?}"))?))
+}
+
+/// One row of `xl list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// Domain id.
+    pub id: u32,
+    /// Memory, MiB.
+    pub mem: u64,
+    /// State flags as xl prints them (`r-----`, `-b----`, ...).
+    pub state: String,
+}
+
+/// Parse `xl list` output into name → row.
+pub fn parse_list(text: &str) -> BTreeMap<String, Domain> {
+    let mut m = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() >= 5 {
+            if let (Ok(id), Ok(mem)) = (f[1].parse(), f[2].parse()) {
+                m.insert(f[0].to_string(), Domain { id, mem, state: f[4].to_string() });
+            }
+        }
+    }
+    m
+}
+
+/// `xl list`, parsed.
+pub fn list(xl: &dyn XlRunner) -> Result<BTreeMap<String, Domain>> {
+    Ok(parse_list(&xl_ok(xl, &["list"])?))
+}
+
+/// The real runner: spawns `program` (normally `xl`).
+pub struct RealXl {
+    /// The xl binary to run.
+    pub program: String,
+}
+
+impl XlRunner for RealXl {
+    fn run(&self, args: &[&str]) -> Result<XlOutput> {
+        let prog = &self.program;
+        log::debug!("running {prog} {}", args.join(" "));
+        let out = std::process::Command::new(prog).args(args).output().with_context(|| format!("cannot run {prog}"))?;
+        Ok(XlOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_xl_list() {
+        let text = "Name                                        ID   Mem VCPUs\tState\tTime(s)\nDomain-0                                     0  4096     2     r-----      12.0\nweb-nv                                       3   256     1     -b----       0.4\n";
+        let m = parse_list(text);
+        assert_eq!(m["web-nv"], Domain { id: 3, mem: 256, state: "-b----".into() });
+        assert_eq!(m.len(), 2);
+    }
+
+    struct Canned(XlOutput);
+
+    impl XlRunner for Canned {
+        fn run(&self, _: &[&str]) -> Result<XlOutput> {
+            Ok(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn failures_carry_stderr_and_missing_domains_are_none() {
+        let xl = Canned(XlOutput { code: 1, stdout: String::new(), stderr: "libxl: error: boom\n".into() });
+        let e = xl_ok(&xl, &["destroy", "x"]).unwrap_err().to_string();
+        assert!(e.contains("libxl: error: boom") && e.contains("`xl destroy x`") && e.contains("exit 1"), "{e}");
+        let e = domid(&xl, "x").unwrap_err().to_string();
+        assert!(e.contains("boom"), "{e}");
+        let missing = "Can't get domid of domain name 'nope', maybe this domain does not exist.\n";
+        let xl = Canned(XlOutput { code: 1, stdout: String::new(), stderr: missing.into() });
+        assert_eq!(domid(&xl, "nope").unwrap(), None);
+        let xl = Canned(XlOutput { code: 0, stdout: "7\n".into(), stderr: String::new() });
+        assert_eq!(domid(&xl, "web-nv").unwrap(), Some(7));
+        let xl = Canned(XlOutput { code: 0, stdout: "seven\n".into(), stderr: String::new() });
+        assert!(domid(&xl, "web-nv").is_err());
+    }
+}

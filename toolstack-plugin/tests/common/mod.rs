@@ -1,0 +1,281 @@
+//! Test doubles shared by the lifecycle tests: [`Replay`], an `xl` that replays a recorded
+//! transcript and fails on any command it does not expect, and [`FakeNv`], a stand-in for
+//! domain-nv that reacts to its config in xenstore by publishing a status (nv-status schema).
+
+use anyhow::Result;
+use nv_status::{FaultRecord, LinkState, ReplicaHealth, ReplicaStatus, ServiceStatus, Status, SCHEMA_VERSION, XS_BASE};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use toolstack_plugin::store::{read_blob, Store};
+use toolstack_plugin::xl::{XlOutput, XlRunner};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One recorded `xl` invocation and what it printed.
+#[derive(Debug, Clone)]
+struct Step {
+    /// Line of the `$` in the transcript file.
+    line: usize,
+    /// `xl ARGS...`, with the state directory written as `{dir}`.
+    command: String,
+    out: XlOutput,
+}
+
+/// Called after each replayed command with its arguments (state directory not substituted).
+pub type Hook = Box<dyn Fn(&[&str]) + Send + Sync>;
+
+/// An `xl` replaying a transcript. Format, one item per line:
+/// `$ xl ARGS` a command (`{dir}` stands for the state directory); then its output:
+/// `> text` a stdout line, `! text` a stderr line, `? N` its exit code (default 0);
+/// `#` comments and blank lines are ignored.
+pub struct Replay {
+    name: String,
+    steps: Vec<Step>,
+    next: Mutex<usize>,
+    dir: String,
+    hook: Hook,
+}
+
+impl Replay {
+    /// Parse transcript `text` (called `name` in messages).
+    pub fn new(name: &str, text: &str, dir: &str, hook: Hook) -> Replay {
+        let mut steps: Vec<Step> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let l = raw.trim_end();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let (tag, rest) = l.split_at(1);
+            let rest = rest.strip_prefix(' ').unwrap_or(rest);
+            if tag == "$" {
+                steps.push(Step { line: i + 1, command: rest.to_string(), out: XlOutput { code: 0, stdout: String::new(), stderr: String::new() } });
+                continue;
+            }
+            let s = steps.last_mut().unwrap_or_else(|| panic!("{name}:{}: output before the first command", i + 1));
+            match tag {
+                ">" => s.out.stdout.push_str(&format!("{rest}\n")),
+                "!" => s.out.stderr.push_str(&format!("{rest}\n")),
+                "?" => s.out.code = rest.parse().unwrap_or_else(|_| panic!("{name}:{}: bad exit code", i + 1)),
+                _ => panic!("{name}:{}: unknown line {l:?}", i + 1),
+            }
+        }
+        Replay { name: name.to_string(), steps, next: Mutex::new(0), dir: dir.to_string(), hook }
+    }
+
+    /// Load `tests/transcripts/<name>`.
+    pub fn load(name: &str, dir: &str, hook: Hook) -> Replay {
+        let path = format!("{}/tests/transcripts/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        Replay::new(name, &text, dir, hook)
+    }
+
+    /// Panic unless every recorded command was run.
+    pub fn assert_done(&self) {
+        let n = *lock(&self.next);
+        if let Some(s) = self.steps.get(n) {
+            panic!("{}:{}: nvctl never ran `{}` ({} of {} commands replayed)", self.name, s.line, s.command, n, self.steps.len());
+        }
+    }
+}
+
+impl XlRunner for Replay {
+    fn run(&self, args: &[&str]) -> Result<XlOutput> {
+        let got = format!("xl {}", args.join(" ")).replace(&self.dir, "{dir}");
+        let step = {
+            let mut n = lock(&self.next);
+            let Some(s) = self.steps.get(*n) else { panic!("{}: unexpected `{got}` after the end of the transcript", self.name) };
+            assert_eq!(got, s.command, "{}:{}: nvctl ran `{got}`, the transcript expects `{}`", self.name, s.line, s.command);
+            *n += 1;
+            s.clone()
+        };
+        if args.first() == Some(&"create") {
+            assert!(std::path::Path::new(args[1]).is_file(), "xl create of a missing file {}", args[1]);
+        }
+        (self.hook)(args);
+        Ok(step.out)
+    }
+}
+
+#[derive(Deserialize)]
+struct NvConfig {
+    replicas: Vec<NvReplica>,
+}
+
+#[derive(Deserialize)]
+struct NvReplica {
+    name: String,
+}
+
+/// What the fake domain-nv knows and does.
+#[derive(Default)]
+pub struct NvState {
+    /// Report `ready` once a config was read (false: never ready).
+    pub never_ready: bool,
+    /// Its xenstore home, once a config was written there.
+    pub home: Option<String>,
+    /// Every config read, in order.
+    pub configs: Vec<String>,
+    /// Replica names of the last config.
+    pub replicas: Vec<String>,
+    /// Instances whose domain exists (from `xl create` / `xl destroy`).
+    pub booted: BTreeSet<String>,
+    /// Instances that never become live.
+    pub stuck: BTreeSet<String>,
+    /// Instances reported faulty, with their faults.
+    pub faulty: BTreeMap<String, Vec<FaultRecord>>,
+    /// Instances to report faulty (with one fault) as soon as they boot.
+    pub faulty_on_boot: BTreeSet<String>,
+}
+
+/// A stand-in for domain-nv: reads its config with its own xenstore connection and publishes
+/// its status with it. A replica is `live` once in the config and booted, `faulty` if told so.
+pub struct FakeNv {
+    store: Arc<dyn Store + Send + Sync>,
+    /// Its state; tests change it, then call [`FakeNv::publish`].
+    pub state: Mutex<NvState>,
+}
+
+/// A fault record for tests.
+pub fn fault(time_ms: u64, kind: &str) -> FaultRecord {
+    FaultRecord { time_ms, kind: kind.into(), service: "redis".into(), connection: 3, detail: "offset 120".into() }
+}
+
+impl FakeNv {
+    /// domain-nv talking to xenstore through `store`.
+    pub fn new(store: Arc<dyn Store + Send + Sync>) -> Arc<FakeNv> {
+        Arc::new(FakeNv { store, state: Mutex::new(NvState::default()) })
+    }
+
+    /// Lock the state.
+    pub fn st(&self) -> MutexGuard<'_, NvState> {
+        lock(&self.state)
+    }
+
+    /// React to a write of its config node `path`.
+    pub fn config_written(&self, path: &str) {
+        let Some(home) = path.strip_suffix("/data/domain-nv-config") else { return };
+        let Ok(Some(text)) = read_blob(&*self.store, path) else { return }; // chunks still coming
+        let cfg: NvConfig = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("domain-nv cannot parse its config: {e}\n{text}"));
+        {
+            let mut st = self.st();
+            st.home = Some(home.to_string());
+            st.configs.push(text);
+            st.replicas = cfg.replicas.into_iter().map(|r| r.name).collect();
+        }
+        self.publish();
+    }
+
+    /// The domain of instance `inst` was created.
+    pub fn boot(&self, inst: &str) {
+        {
+            let mut st = self.st();
+            st.booted.insert(inst.to_string());
+            if st.faulty_on_boot.contains(inst) {
+                st.faulty.insert(inst.to_string(), vec![fault(1_790_000_000_500, "value-mismatch")]);
+            }
+        }
+        self.publish();
+    }
+
+    /// The domain of instance `inst` was destroyed.
+    pub fn shutdown(&self, inst: &str) {
+        self.st().booted.remove(inst);
+        self.publish();
+    }
+
+    /// The status it would publish now.
+    pub fn status(&self) -> Status {
+        let st = self.st();
+        let replicas = st
+            .replicas
+            .iter()
+            .map(|n| {
+                let booted = st.booted.contains(n);
+                let faults = st.faulty.get(n).cloned().unwrap_or_default();
+                let state = match () {
+                    _ if !faults.is_empty() => ReplicaHealth::Faulty,
+                    _ if booted && !st.stuck.contains(n) => ReplicaHealth::Live,
+                    _ if booted => ReplicaHealth::Starting,
+                    _ => ReplicaHealth::Down,
+                };
+                let up = booted && state != ReplicaHealth::Down;
+                ReplicaStatus {
+                    name: n.clone(),
+                    state,
+                    link: if up { LinkState::Up } else { LinkState::Down },
+                    connections: u64::from(up) * 2,
+                    bytes_voted: if up { 4096 + n.len() as u64 } else { 0 },
+                    faults,
+                }
+            })
+            .collect();
+        Status {
+            version: SCHEMA_VERSION,
+            ready: !st.never_ready,
+            updated_ms: 1_790_000_000_000,
+            services: vec![ServiceStatus { name: "redis".into(), listen: "192.0.2.10:6379".into(), active: 2, total: 17 }],
+            replicas,
+        }
+    }
+
+    /// Write the current status to xenstore (replacing the previous one).
+    pub fn publish(&self) {
+        let Some(home) = self.st().home.clone() else { return };
+        self.store.rm(&format!("{home}/{XS_BASE}")).unwrap();
+        for (k, v) in self.status().to_xenstore() {
+            self.store.write(&format!("{home}/{k}"), &v).unwrap();
+        }
+    }
+
+    /// An xl hook that tells this fake about created and destroyed replica domains of `group`.
+    pub fn hook(self: &Arc<Self>, group: &str) -> Hook {
+        let me = Arc::clone(self);
+        let prefix = format!("{group}-");
+        Box::new(move |args: &[&str]| {
+            let domain = match args {
+                ["create", file] => std::path::Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned()),
+                ["destroy", d] => Some(d.to_string()),
+                _ => None,
+            };
+            if let Some(inst) = domain.as_deref().and_then(|d| d.strip_prefix(&prefix)) {
+                if args[0] == "create" {
+                    me.boot(inst)
+                } else {
+                    me.shutdown(inst)
+                }
+            }
+        })
+    }
+}
+
+/// Dom0's xenstore as nvctl sees it, with domain-nv's reaction to config writes.
+pub struct Host {
+    /// Dom0's connection.
+    pub dom0: Arc<dyn Store + Send + Sync>,
+    /// The fake domain-nv.
+    pub nv: Arc<FakeNv>,
+}
+
+impl Store for Host {
+    fn read(&self, path: &str) -> Result<Option<String>> {
+        self.dom0.read(path)
+    }
+    fn write(&self, path: &str, value: &str) -> Result<()> {
+        self.dom0.write(path, value)?;
+        self.nv.config_written(path);
+        Ok(())
+    }
+    fn directory(&self, path: &str) -> Result<Vec<String>> {
+        self.dom0.directory(path)
+    }
+    fn rm(&self, path: &str) -> Result<()> {
+        self.dom0.rm(path)
+    }
+    fn watch(&self, path: &str, timeout: Duration) -> Result<bool> {
+        self.dom0.watch(path, timeout)
+    }
+}

@@ -1,0 +1,157 @@
+//! The nvctl binary end to end on the simulated xenstored of the `xen` crate: a shell-script
+//! `xl` keeping a domain table in a file, and a fake domain-nv (a thread with the NV domain's
+//! own xenstore connection) that reads its config and publishes its status.
+
+use nv_status::{LinkState, ReplicaHealth, ReplicaStatus, Status, SCHEMA_VERSION, XS_BASE};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use toolstack_plugin::store::{read_blob, Store};
+use xen::sim::SimXen;
+
+/// A fake `xl`: domains are lines "<name> <id>" in `<state>/domains`, ids count up from 1.
+const FAKE_XL: &str = r#"#!/bin/sh
+state="@STATE@"
+touch "$state/domains"
+case "$1" in
+list)
+  printf 'Name                                        ID   Mem VCPUs\tState\tTime(s)\n'
+  printf 'Domain-0                                     0  4096     2     r-----      10.0\n'
+  while read -r n id; do printf '%-40s %5s   256     1     -b----       0.1\n' "$n" "$id"; done < "$state/domains"
+  ;;
+create)
+  name=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$2")
+  echo "Parsing config from $2" >&2
+  if grep -q "^$name " "$state/domains"; then echo "libxl: error: domain $name already exists" >&2; exit 1; fi
+  id=$(cat "$state/next" 2>/dev/null || echo 1)
+  echo $((id + 1)) > "$state/next"
+  echo "$name $id" >> "$state/domains"
+  ;;
+domid)
+  id=$(awk -v n="$2" '$1 == n { print $2 }' "$state/domains")
+  if [ -z "$id" ]; then echo "Can't get domid of domain name '$2', maybe this domain does not exist." >&2; exit 1; fi
+  echo "$id"
+  ;;
+destroy)
+  if ! grep -q "^$2 " "$state/domains"; then echo "Can't get domid of domain name '$2', maybe this domain does not exist." >&2; exit 1; fi
+  grep -v "^$2 " "$state/domains" > "$state/domains.new"; mv "$state/domains.new" "$state/domains"
+  ;;
+*) echo "fake xl: unsupported: $*" >&2; exit 1 ;;
+esac
+"#;
+
+fn domains(state: &Path) -> Vec<String> {
+    std::fs::read_to_string(state.join("domains")).unwrap_or_default().lines().filter_map(|l| l.split(' ').next()).map(str::to_string).collect()
+}
+
+/// domain-nv for domain `nv`: publish a status for the replicas of its config; a replica is
+/// live when its domain exists in the fake xl's table.
+fn fake_domain_nv(xs: &xen::xenstore::Xenstore, nv: u16, state: &Path, stop: &AtomicBool) {
+    let home = format!("/local/domain/{nv}");
+    let cfg_path = format!("{home}/data/domain-nv-config");
+    let mut last = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        if let Ok(Some(text)) = read_blob(xs, &cfg_path) {
+            let cfg: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+            let running = domains(state);
+            let replicas: Vec<ReplicaStatus> = cfg["replicas"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let name = r["name"].as_str().unwrap().to_string();
+                    let up = running.contains(&format!("web-{name}"));
+                    ReplicaStatus {
+                        state: if up { ReplicaHealth::Live } else { ReplicaHealth::Starting },
+                        link: if up { LinkState::Up } else { LinkState::Down },
+                        connections: 0,
+                        bytes_voted: 0,
+                        faults: vec![],
+                        name,
+                    }
+                })
+                .collect();
+            let st = Status { version: SCHEMA_VERSION, ready: true, updated_ms: 1, services: vec![], replicas };
+            if last.as_ref() != Some(&st) {
+                Store::rm(xs, &format!("{home}/{XS_BASE}")).unwrap();
+                for (k, v) in st.to_xenstore() {
+                    Store::write(xs, &format!("{home}/{k}"), &v).unwrap();
+                }
+                last = Some(st);
+            }
+        }
+        Store::watch(xs, &cfg_path, Duration::from_millis(20)).unwrap();
+    }
+}
+
+struct Env {
+    dir: PathBuf,
+    xl: String,
+    socket: String,
+}
+
+impl Env {
+    fn nvctl(&self, args: &[&str]) -> Output {
+        let state = self.dir.join("nvctl").to_string_lossy().into_owned();
+        let mut all = vec!["--xl", &self.xl, "--xenstore", &self.socket, "--state-dir", &state, "--timeout", "20"];
+        all.extend_from_slice(args);
+        Command::new(env!("CARGO_BIN_EXE_nvctl")).args(&all).output().unwrap()
+    }
+}
+
+fn ok(out: &Output) -> String {
+    let (o, e) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{o}\nstderr:\n{e}");
+    format!("{o}{e}")
+}
+
+#[test]
+fn up_status_replace_down_through_the_binary() {
+    let dir = std::env::temp_dir().join(format!("nvctl-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = dir.join("xl");
+    std::fs::create_dir_all(&state).unwrap();
+    let xl = dir.join("xl.sh");
+    std::fs::write(&xl, FAKE_XL.replace("@STATE@", &state.to_string_lossy())).unwrap();
+    std::fs::set_permissions(&xl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sim = SimXen::new().unwrap();
+    let nv = sim.create_domain().unwrap();
+    assert_eq!(nv, 1, "the fake xl gives the first domain id 1");
+    let guest = sim.connect_xenstore(nv).unwrap();
+    let env = Env { dir: dir.clone(), xl: xl.to_string_lossy().into_owned(), socket: sim.xenstore_socket(0).to_string_lossy().into_owned() };
+    let spec = format!("{}/../xl-configs/example-group.yaml", env!("CARGO_MANIFEST_DIR"));
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| fake_domain_nv(&guest, nv, &state, &stop));
+        let run = || {
+            let out = ok(&env.nvctl(&["up", &spec]));
+            assert!(out.contains("NV domain web-nv: created (id 1)") && out.contains("group web: up, 3 replicas live"), "{out}");
+            assert_eq!(domains(&state), ["web-nv", "web-r0", "web-r1", "web-r2"]);
+            let again = ok(&env.nvctl(&["up", &spec]));
+            assert!(again.contains("[3/3] replica web-r2: already running (id 4)"), "{again}");
+            let table = ok(&env.nvctl(&["status"]));
+            assert!(table.contains("Group web   NV domain web-nv (id 1 -b----, ready)"), "{table}");
+            assert_eq!(table.lines().filter(|l| l.contains(" live ")).count(), 3, "{table}");
+            let json = ok(&env.nvctl(&["status", "web", "--json"]));
+            let v: serde_yaml::Value = serde_yaml::from_str(&json).unwrap();
+            assert_eq!(v[0]["status"]["replicas"][2]["state"].as_str(), Some("live"), "{json}");
+            let out = ok(&env.nvctl(&["replace", "web", "r1"]));
+            assert!(out.contains("r1: now served by web-r1-g1"), "{out}");
+            assert_eq!(domains(&state), ["web-nv", "web-r0", "web-r2", "web-r1-g1"]);
+            let out = ok(&env.nvctl(&["down", "web"]));
+            assert!(out.contains("group web: down (4 domains destroyed)"), "{out}");
+            assert!(domains(&state).is_empty());
+            let out = env.nvctl(&["down", "web"]);
+            assert_eq!(out.status.code(), Some(1));
+            assert!(String::from_utf8_lossy(&out.stderr).contains("nvctl: error: no group \"web\""));
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+        stop.store(true, Ordering::SeqCst);
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
