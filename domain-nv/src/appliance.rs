@@ -22,6 +22,11 @@ use crate::voter::{ReplicaState, Voter, VoterConfig, VoterEvent};
 const EPHEMERAL_FIRST: u16 = 49152;
 /// How long a finished connection may linger (waiting for FIN handshakes) before it is aborted.
 const LINGER: Duration = Duration::from_secs(30);
+/// Bound on handshakes in progress per service (a SYN flood cannot exhaust memory).
+const MAX_HALF_OPEN: usize = 1024;
+/// Receive rounds per step on the external link; each round takes at most `listen_pool` frames
+/// so that listeners are replenished between SYNs of a burst.
+const EXTERNAL_ROUNDS: usize = 32;
 /// smoltcp idle timeout for every socket (a peer that vanishes silently).
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -58,6 +63,10 @@ impl Endpoint {
     fn poll(&mut self, now: smoltcp::time::Instant) {
         self.device.begin_poll();
         self.iface.poll(now, &mut self.device, &mut self.sockets);
+    }
+
+    fn poll_egress(&mut self, now: smoltcp::time::Instant) {
+        self.iface.poll_egress(now, &mut self.device, &mut self.sockets);
     }
 
     fn alloc_port(&mut self) -> Option<u16> {
@@ -142,7 +151,8 @@ impl Appliance {
     /// Opens every link and starts listening on every service.
     pub fn new(config: Config) -> anyhow::Result<Appliance> {
         let epoch = Instant::now();
-        let external = Endpoint::open("external", &config.external.link, config.external.address, config.external.gateway, 0, epoch)?;
+        let mut external = Endpoint::open("external", &config.external.link, config.external.address, config.external.gateway, 0, epoch)?;
+        external.device.set_rx_budget(config.listen_pool);
         let mut replicas = Vec::new();
         for (i, r) in config.replicas.iter().enumerate() {
             replicas.push(Endpoint::open(&r.name, &r.link, r.address, None, 1 + i as u8, epoch)?);
@@ -204,17 +214,23 @@ impl Appliance {
     /// caller may sleep (waiting for descriptors) before the next round.
     pub fn step(&mut self, now: Instant) -> Duration {
         let snow = smol_now(self.epoch, now);
-        self.external.poll(snow);
+        for _ in 0..EXTERNAL_ROUNDS {
+            self.external.poll(snow);
+            self.accept(now);
+            if !self.external.device.budget_exhausted() {
+                break;
+            }
+        }
         for e in &mut self.replicas {
             e.poll(snow);
         }
-        self.accept(now);
         for i in 0..self.conns.len() {
             self.pump(i, now);
         }
-        self.external.poll(snow);
+        // Egress only: ingress here would take SYNs with no accept() to replace the listeners.
+        self.external.poll_egress(snow);
         for e in &mut self.replicas {
-            e.poll(snow);
+            e.poll_egress(snow);
         }
         self.reap(now);
         for (r, e) in self.replicas.iter().enumerate() {
@@ -247,26 +263,44 @@ impl Appliance {
         wait
     }
 
-    /// Turns listening sockets that completed a handshake into connections.
+    /// Turns listening sockets that completed a handshake into connections and keeps
+    /// `listen_pool` sockets listening per service (smoltcp has no backlog: a socket that got a
+    /// SYN stops listening, so it is replaced at once; half-open ones are bounded).
     fn accept(&mut self, now: Instant) {
         for s in 0..self.listeners.len() {
             let mut k = 0;
+            let (mut listening, mut half_open) = (0, 0);
             while k < self.listeners[s].len() {
                 let h = self.listeners[s][k];
-                let state = self.external.tcp(h).state();
-                if matches!(state, State::Listen | State::SynReceived) {
-                    k += 1;
-                    continue;
+                match self.external.tcp(h).state() {
+                    State::Listen => listening += 1,
+                    State::SynReceived => half_open += 1,
+                    State::Closed => {
+                        self.listeners[s].swap_remove(k);
+                        self.external.sockets.remove(h);
+                        continue;
+                    }
+                    _ => {
+                        self.listeners[s].swap_remove(k);
+                        self.open_connection(s, h, now);
+                        continue;
+                    }
                 }
-                self.listeners[s].swap_remove(k);
+                k += 1;
+            }
+            while listening < self.config.listen_pool && half_open < MAX_HALF_OPEN {
                 if let Err(e) = self.add_listener(s) {
                     log::error!("{e}");
+                    break;
                 }
-                if state == State::Closed {
-                    self.external.sockets.remove(h);
-                    continue;
-                }
-                self.open_connection(s, h, now);
+                listening += 1;
+            }
+            // Half-open sockets that were reset return to Listen: drop the surplus.
+            while listening > self.config.listen_pool {
+                let Some(k) = self.listeners[s].iter().position(|&h| self.external.tcp(h).state() == State::Listen) else { break };
+                let h = self.listeners[s].swap_remove(k);
+                self.external.sockets.remove(h);
+                listening -= 1;
             }
         }
     }

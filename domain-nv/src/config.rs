@@ -146,7 +146,7 @@ fn default_tcp_buffer() -> usize {
     256 << 10
 }
 fn default_listen_pool() -> usize {
-    4
+    16
 }
 
 /// The external link: where clients come from.

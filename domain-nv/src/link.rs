@@ -14,7 +14,8 @@ use crate::config::LinkConfig;
 
 /// Largest Ethernet frame (without FCS) for the standard 1500-byte MTU.
 pub const MAX_FRAME: usize = 1514;
-/// Frames taken from one link per poll, so that a flooding peer cannot starve the others.
+/// Frames taken from one link per poll by default, so that a flooding peer cannot starve the
+/// others.
 pub const RX_BUDGET: usize = 256;
 
 /// The frame source and sink behind a link.
@@ -57,6 +58,7 @@ pub struct LinkDevice {
     rx_buf: Vec<u8>,
     tx_buf: Vec<u8>,
     rx_budget: usize,
+    budget_per_poll: usize,
     up: bool,
     stats: LinkStats,
 }
@@ -79,12 +81,22 @@ impl LinkDevice {
                 ))
             }
         };
-        Ok(LinkDevice { io, rx_buf: vec![0; MAX_FRAME], tx_buf: vec![0; MAX_FRAME], rx_budget: RX_BUDGET, up: true, stats: LinkStats::default() })
+        Ok(LinkDevice { io, rx_buf: vec![0; MAX_FRAME], tx_buf: vec![0; MAX_FRAME], rx_budget: RX_BUDGET, budget_per_poll: RX_BUDGET, up: true, stats: LinkStats::default() })
     }
 
     /// Starts a new poll round: refills the receive budget.
     pub fn begin_poll(&mut self) {
-        self.rx_budget = RX_BUDGET;
+        self.rx_budget = self.budget_per_poll;
+    }
+
+    /// Sets how many frames one poll round takes (at least 1).
+    pub fn set_rx_budget(&mut self, frames: usize) {
+        self.budget_per_poll = frames.max(1);
+    }
+
+    /// True if the last poll round stopped because its budget ran out (more frames may wait).
+    pub fn budget_exhausted(&self) -> bool {
+        self.rx_budget == 0
     }
 
     /// True unless the last I/O on the link failed.

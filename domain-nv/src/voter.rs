@@ -14,6 +14,51 @@
 //! - events: `poll_event` drains `VoterEvent`s (faults to report; `CloseClient` / `ResetClient`
 //!   telling the caller how to end the client side; `CloseReplica` / `ResetReplica` telling it to
 //!   cut a replica off).
+//!
+//! Choices behind the contract (all per connection, N replicas, quorum q = floor(N/2)+1):
+//! - Memory: one shared client input buffer (each replica has a sent offset into it), one buffer
+//!   per replica for its output not yet voted past, and one released buffer = bytes not yet sent
+//!   to the client plus released bytes a lagging replica has not been checked against yet. Each is
+//!   bounded by `buffer_limit`: the client window is `buffer_limit` minus the largest backlog of a
+//!   live replica, a replica's window is `buffer_limit` minus its unvoted bytes, and bytes are
+//!   released only while the released buffer has room (so a lagging replica slows the others by
+//!   at most `buffer_limit` bytes until the straggler timeout cuts it off).
+//! - Voting compares byte ranges with slice equality (memcmp) in chunks, from the released offset
+//!   on, and never further than the q-th longest replica output, so each byte is compared a small
+//!   constant number of times whatever the segmentation. Bytes of a replica behind the released
+//!   offset are checked in place against the released bytes, without being buffered.
+//! - Majority: a byte is released once q replicas agree on it; a replica that differs from the
+//!   released stream is `ValueMismatch` at the first differing offset. When no value can reach q
+//!   any more at the released offset, or fewer than q replicas are left, the voter reports
+//!   `NoQuorum` once and resets the client.
+//! - Unanimous: every live replica must agree (N = 2, or more replicas while at least 2 are left).
+//!   Any divergence is fail-stop: the client is reset; if a strict majority of the live replicas
+//!   agrees at the differing offset, the others are blamed (`ValueMismatch`, `EarlyClose`,
+//!   `Flood`), otherwise (always with 2 replicas: both are suspect) `NoQuorum` is reported. Losing
+//!   a replica with only 2 left (crash, refusal, straggler) is fail-stop too: with one replica
+//!   nothing can be checked any more.
+//! - PrimaryBackup: the primary's bytes are released at once; backups are checked behind it.
+//!   A backup that differs is blamed once the other backups have reached that offset: if more
+//!   backups agree among themselves against the primary than replicas (primary included) back the
+//!   primary, the primary is blamed and the client reset (it already received the primary's
+//!   bytes); otherwise the differing backups are blamed. A primary that resets or stalls (straggler
+//!   timeout) is replaced by the live backup closest to the released offset, whose bytes beyond
+//!   that offset are released: the client stream goes on without a gap.
+//! - Connection events are voted like bytes, with quorum q: a refusal is blamed (`Refused`) once q
+//!   replicas connected; q refusals reset the client, blaming nobody. A reset is masked while it is
+//!   a minority and blamed (`Reset`) once the leading quorum has produced more output than the reset
+//!   replica had, a FIN was voted, or the straggler timeout passed; q resets reset the client,
+//!   blaming nobody. A FIN is voted at an output offset (q replicas under Majority, all under
+//!   Unanimous, the primary under PrimaryBackup) once every byte before it is released:
+//!   `CloseClient`. A replica that closed before the released offset is `EarlyClose`; one with
+//!   output beyond the voted FIN is `Flood`.
+//! - Stragglers: the voter records when the leading replicas (q under Majority, the most advanced
+//!   one otherwise) first produced each output offset, connected, or sent FIN; a replica that has
+//!   not caught up `straggler_timeout` after that is `Straggler`. A replica far ahead only sees its
+//!   window drop to 0; it is not blamed for that.
+//! - Every fault is reported at most once per replica; a faulty replica gets `ResetReplica`, its
+//!   input stops and its output is no longer voted. A replica that finished in agreement gets
+//!   `CloseReplica` once its input (up to the client's FIN) has been sent too.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -181,6 +226,10 @@ impl Buf {
         *self = Buf::default();
     }
 }
+
+/// A candidate release: (bytes agreed by a quorum, candidate replica, its agreement length with
+/// each other replica at `released`).
+type Extent = (usize, ReplicaId, Vec<(ReplicaId, usize)>);
 
 /// How the client side of the connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,7 +415,7 @@ impl Voter {
     }
     /// Accept client bytes (at most `client_window()`); returns how many were taken.
     pub fn push_client(&mut self, data: &[u8], now: Instant) -> usize {
-        let _ = now;
+        self.last_now = self.last_now.max(now);
         let n = data.len().min(self.client_window());
         self.input.extend(&data[..n]);
         self.client_in += n as u64;
@@ -379,7 +428,7 @@ impl Voter {
     }
     /// The client reset or vanished: every replica connection is to be reset.
     pub fn client_reset(&mut self, now: Instant) {
-        let _ = now;
+        self.last_now = self.last_now.max(now);
         if self.client_end == ClientEnd::Reset {
             return;
         }
@@ -808,7 +857,7 @@ impl Voter {
         if cap > self.released {
             let cand = self.at_released();
             let max = (cap - self.released) as usize;
-            let mut best: Option<(usize, ReplicaId, Vec<(ReplicaId, usize)>)> = None;
+            let mut best: Option<Extent> = None;
             for &c in &cand {
                 let cs = &self.reps[c].out.as_slice()[..max.min(self.reps[c].out.len())];
                 let mut agree: Vec<(ReplicaId, usize)> = cand
@@ -816,7 +865,7 @@ impl Voter {
                     .filter(|&&o| o != c)
                     .map(|&o| (o, common_prefix(cs, self.reps[o].out.as_slice())))
                     .collect();
-                agree.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+                agree.sort_unstable_by_key(|a| std::cmp::Reverse(a.1));
                 let ext = if self.quorum == 1 {
                     cs.len()
                 } else {
@@ -944,7 +993,7 @@ impl Voter {
         }
     }
 
-    fn vote_primary(&mut self, now: Instant) {
+    fn vote_primary(&mut self) {
         let Some(p) = self.primary else { return };
         let rep = &self.reps[p];
         if rep.active() && rep.checked == self.released && !rep.out.is_empty() {
@@ -953,7 +1002,6 @@ impl Voter {
                 self.release_from(p, n);
             }
         }
-        self.resolve_suspects(now);
     }
 
     /// PrimaryBackup: judge the earliest backup divergence once every other backup has reached it.
@@ -1011,8 +1059,7 @@ impl Voter {
         }
     }
 
-    fn decide_fin(&mut self, now: Instant) {
-        let _ = now;
+    fn decide_fin(&mut self) {
         self.fin_at = Some(self.released);
         self.client_end = ClientEnd::Closing;
         self.events.push_back(VoterEvent::CloseClient);
@@ -1029,10 +1076,24 @@ impl Voter {
                     self.reps.iter().any(|r| r.active())
                         && self.reps.iter().filter(|r| r.active()).all(agreed)
                 }
-                Policy::PrimaryBackup { .. } => self.primary.is_some_and(|p| agreed(&self.reps[p])),
+                // The primary's FIN needs a live backup's confirmation (if any backup is left):
+                // a crashed primary's kernel closes its socket with an ordinary FIN.
+                Policy::PrimaryBackup { .. } => self.primary.is_some_and(|p| {
+                    let mut backups = self.reps.iter().enumerate().filter(|&(r, rep)| r != p && rep.active());
+                    agreed(&self.reps[p]) && (backups.clone().next().is_none() || backups.any(|(_, b)| agreed(b)))
+                }),
             };
             if decided {
-                self.decide_fin(now);
+                self.decide_fin();
+            } else if let (Policy::PrimaryBackup { .. }, Some(p)) = (self.cfg.policy, self.primary) {
+                // A backup went on past the primary's FIN: the primary closed early; fail over.
+                let primary_fin = self.reps[p].active() && self.reps[p].fin == Some(o) && self.reps[p].checked == o;
+                if primary_fin && self.reps.iter().enumerate().any(|(r, b)| r != p && b.active() && b.prod > o) {
+                    self.fault(p, FaultKind::EarlyClose { offset: o }, now);
+                    self.failover();
+                    // Its FIN no longer leads: backups are not late for a FIN nobody else sent.
+                    self.fin_lead_at = None;
+                }
             }
         }
         for r in 0..self.reps.len() {
@@ -1094,7 +1155,7 @@ impl Voter {
         match self.cfg.policy {
             Policy::Majority => self.vote_majority(now),
             Policy::Unanimous => self.vote_unanimous(now),
-            Policy::PrimaryBackup { .. } => self.vote_primary(now),
+            Policy::PrimaryBackup { .. } => self.vote_primary(),
         }
     }
 
@@ -1105,12 +1166,14 @@ impl Voter {
             if self.client_end == ClientEnd::Reset {
                 return;
             }
-            let before = (self.released, self.events.len(), self.client_end, self.primary);
+            self.trim_released();
+            let before = self.signature();
             self.check_connections(now);
             self.failover();
             self.check_lagging(now);
             self.vote(now);
             self.check_lagging(now);
+            self.resolve_suspects(now);
             self.check_fins(now);
             self.check_resets(now);
             self.failover();
@@ -1119,7 +1182,7 @@ impl Voter {
                 self.reset_client(true, now);
             }
             self.trim_released();
-            if before == (self.released, self.events.len(), self.client_end, self.primary) {
+            if before == self.signature() {
                 break;
             }
         }
@@ -1127,11 +1190,34 @@ impl Voter {
         self.close_done_replicas();
     }
 
+    /// What `settle` iterates on until it stops changing.
+    fn signature(&self) -> [u64; 6] {
+        let suspects = self.reps.iter().filter(|r| r.suspect.is_some()).count();
+        let active = self.reps.iter().filter(|r| r.active()).count();
+        [
+            self.released,
+            self.rel_base,
+            self.events.len() as u64,
+            self.client_end as u64,
+            self.primary.map_or(u64::MAX, |p| p as u64),
+            (suspects * self.reps.len() + active) as u64,
+        ]
+    }
+
     /// Straggler clock: remember when the lead quorum reached each output offset and FIN.
     fn track_lead(&mut self, now: Instant) {
         let mut prods: Vec<u64> = self.reps.iter().filter(|r| r.active()).map(|r| r.prod).collect();
         prods.sort_unstable_by(|a, b| b.cmp(a));
         if let Some(&f) = prods.get(self.lead_quorum - 1) {
+            if f < self.frontier {
+                // A replica that led was cut off: the others were never behind its bytes. Forget
+                // them; the current lead offset counts from now (a later deadline, never earlier).
+                while self.milestones.back().is_some_and(|m| m.0 > f) {
+                    self.milestones.pop_back();
+                }
+                let last = self.milestones.back().map_or(0, |m| m.0);
+                self.frontier = last;
+            }
             if f > self.frontier {
                 self.frontier = f;
                 match self.milestones.back_mut() {

@@ -3,7 +3,7 @@
 //!
 //! The fault matrix (value, crash, hang, slow, early close, flood) for N = 3 (majority: masked,
 //! the client gets every correct byte) and N = 2 (unanimous: fail-stop, the client connection is
-//! reset and never sees a wrong byte), Needs root (`make test`
+//! reset and never sees a wrong byte), plus primary-backup failover. Needs root (`make test`
 //! runs as root); each test builds and removes its own namespaces.
 
 use std::path::{Path, PathBuf};
@@ -255,6 +255,27 @@ fn n2_early_close_stops_the_connection() {
 }
 
 #[test]
+fn primary_crash_fails_over_to_a_backup() {
+    let mut spec = GroupSpec::new("primary-backup", 3, Service::Nginx);
+    spec.straggler_ms = 800;
+    let data: Vec<u8> = (0..40_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let g = Group::start("nvt-pb3", spec, bin(), |i, g| Ok(std::fs::write(g.www(i).join("big"), &data)?)).unwrap();
+    let out = g.lab.dir().join("big.out");
+    let url = format!("http://{SERVICE_ADDRESS}/big");
+    let o = out.to_string_lossy().into_owned();
+    let mut client = Command::new("ip")
+        .args(["netns", "exec", &g.client_ns, "curl", "-s", "--limit-rate", "8M", "-o", &o, &url])
+        .spawn()
+        .unwrap();
+    wait_until("1 MB received", Duration::from_secs(15), || std::fs::metadata(&out).is_ok_and(|m| m.len() > 1_000_000)).unwrap();
+    g.signal_replica(0, Signal::SIGKILL).unwrap();
+    let st = client.wait().unwrap();
+    assert!(st.success(), "curl: {st}");
+    assert!(std::fs::read(&out).unwrap() == data, "the download differs");
+    wait_fault(&g, 0, &["early-close", "reset"]);
+}
+
+#[test]
 fn nginx_bulk_transfer_is_byte_exact() {
     let data: Vec<u8> = (0..20_000_000u32).map(|i| (i.wrapping_mul(2246822519) >> 13) as u8).collect();
     let g = Group::start("nvt-bulk3", GroupSpec::new("majority", 3, Service::Nginx), bin(), |i, g| {
@@ -286,4 +307,17 @@ fn malformed_config_names_the_field_and_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("services[0].listen") && err.contains("line 7"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fifty_concurrent_clients_are_served() {
+    let g = redis_group("nvt-conc", "majority", 3, None);
+    let out = g
+        .client(&["timeout", "20", "redis-benchmark", "-h", SERVICE_ADDRESS, "-c", "50", "-n", "5000", "-t", "get", "-q"])
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("requests per second"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let s = g.wait_status("all connections closed", Duration::from_secs(10), |s| s.services[0].active == 0).unwrap();
+    assert!(s.services[0].total >= 50, "{}", s.to_json());
+    assert_no_faults(&s, &[0, 1, 2]);
 }

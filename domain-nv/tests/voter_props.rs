@@ -1,0 +1,719 @@
+//! Property and scenario tests of the sans-IO voter (`domain_nv::voter`).
+
+use std::time::{Duration, Instant};
+
+use domain_nv::voter::{
+    Fault, FaultKind, Policy, ReplicaState, Voter, VoterConfig, VoterEvent,
+};
+use proptest::prelude::*;
+
+const TIMEOUT: Duration = Duration::from_secs(3600);
+
+fn cfg(policy: Policy, limit: usize) -> VoterConfig {
+    VoterConfig { policy, straggler_timeout: TIMEOUT, buffer_limit: limit }
+}
+
+/// A client and N replicas around one voter, with a fake clock.
+struct Sim {
+    v: Voter,
+    t0: Instant,
+    tick: u64,
+    client: Vec<u8>,
+    events: Vec<VoterEvent>,
+    pos: Vec<usize>,
+    fin_sent: Vec<bool>,
+    limit: usize,
+}
+
+impl Sim {
+    fn new(policy: Policy, n: usize, limit: usize) -> Sim {
+        let t0 = Instant::now();
+        Sim {
+            v: Voter::new(cfg(policy, limit), n, t0),
+            t0,
+            tick: 0,
+            client: Vec::new(),
+            events: Vec::new(),
+            pos: vec![0; n],
+            fin_sent: vec![false; n],
+            limit,
+        }
+    }
+    fn now(&mut self) -> Instant {
+        self.tick += 1;
+        self.t0 + Duration::from_millis(self.tick)
+    }
+    fn connect_all(&mut self) {
+        for r in 0..self.v.replicas() {
+            let now = self.now();
+            self.v.replica_connected(r, now);
+        }
+        self.pump();
+    }
+    /// Drain events and client output, checking the memory bounds.
+    fn pump(&mut self) {
+        loop {
+            let out = self.v.client_output();
+            if out.is_empty() {
+                break;
+            }
+            let n = out.len();
+            self.client.extend_from_slice(out);
+            self.v.client_output_sent(n);
+        }
+        while let Some(e) = self.v.poll_event() {
+            self.events.push(e);
+        }
+        for r in 0..self.v.replicas() {
+            assert!(self.v.replica_unvoted(r) <= self.limit);
+        }
+        assert!(self.v.input_buffered() <= self.limit);
+        assert!(self.v.buffered_bytes() <= (self.v.replicas() + 2) * self.limit);
+    }
+    /// Push up to `size` more bytes of `stream` from replica `r`; returns how many were taken.
+    fn push(&mut self, r: usize, stream: &[u8], size: usize) -> usize {
+        let p = self.pos[r];
+        let end = (p + size).min(stream.len());
+        let now = self.now();
+        let n = self.v.push_replica(r, &stream[p..end], now);
+        self.pos[r] += n;
+        self.pump();
+        n
+    }
+    /// Run the given (replica, chunk size) operations, then finish every stream round-robin and
+    /// send FIN where `fins[r]`.
+    fn run(&mut self, streams: &[Vec<u8>], fins: &[bool], ops: &[(usize, usize)]) {
+        let n = self.v.replicas();
+        for &(r, size) in ops {
+            self.push(r % n, &streams[r % n], size);
+        }
+        loop {
+            let mut progress = false;
+            for r in 0..n {
+                if self.pos[r] < streams[r].len() {
+                    progress |= self.push(r, &streams[r], 4096) > 0;
+                } else if fins[r] && !self.fin_sent[r] {
+                    self.fin_sent[r] = true;
+                    let now = self.now();
+                    self.v.replica_fin(r, now);
+                    self.pump();
+                    progress = true;
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+    fn faults(&self) -> Vec<Fault> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                VoterEvent::Fault(f) => Some(f.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+    fn has(&self, e: &VoterEvent) -> bool {
+        self.events.contains(e)
+    }
+}
+
+fn ops_strategy(max_chunk: usize) -> impl Strategy<Value = Vec<(usize, usize)>> {
+    prop::collection::vec((0usize..8, 1usize..max_chunk), 0..200)
+}
+
+fn data_strategy(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), 0..max)
+}
+
+/// Each fault kind at most once per replica.
+fn assert_faults_once(sim: &Sim) {
+    let f = sim.faults();
+    for r in 0..sim.v.replicas() {
+        assert!(f.iter().filter(|x| x.replica == r).count() <= 1, "replica {r} reported twice: {f:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// Identical streams, random segmentation and interleaving: no fault, exact stream, clean close.
+    #[test]
+    fn identical_streams_any_segmentation(
+        data in data_strategy(20_000),
+        ops in ops_strategy(3000),
+        setup in 0usize..4,
+        limit in 64usize..8192,
+    ) {
+        let (policy, n) = [
+            (Policy::Majority, 3),
+            (Policy::Unanimous, 2),
+            (Policy::Majority, 5),
+            (Policy::PrimaryBackup { primary: 1 }, 3),
+        ][setup];
+        let mut sim = Sim::new(policy, n, limit);
+        sim.connect_all();
+        let streams = vec![data.clone(); n];
+        sim.run(&streams, &vec![true; n], &ops);
+        prop_assert_eq!(sim.faults(), vec![]);
+        prop_assert_eq!(&sim.client, &data);
+        prop_assert!(sim.has(&VoterEvent::CloseClient));
+        prop_assert!(!sim.has(&VoterEvent::ResetClient));
+        prop_assert_eq!(sim.v.stats().bytes_released, data.len() as u64);
+        for r in 0..n {
+            prop_assert_eq!(sim.v.replica_state(r), ReplicaState::Finished);
+        }
+        // The client closes too: the connection is over once every replica got the FIN.
+        let now = sim.now();
+        sim.v.client_fin(now);
+        for r in 0..n {
+            prop_assert!(sim.v.replica_input_fin(r));
+        }
+        sim.pump();
+        prop_assert!(sim.v.is_finished());
+        for r in 0..n {
+            prop_assert!(sim.has(&VoterEvent::CloseReplica(r)));
+        }
+    }
+
+    /// One corrupted byte in one of 3 replicas: never released, blamed on it at the right offset,
+    /// and the client still gets the whole stream.
+    #[test]
+    fn corrupted_byte_is_masked_and_blamed(
+        data in data_strategy(10_000).prop_filter("non-empty", |d| !d.is_empty()),
+        pos_seed in any::<usize>(),
+        bad in 0usize..3,
+        flip in 1u8..=255,
+        ops in ops_strategy(2000),
+        limit in 256usize..8192,
+    ) {
+        let p = pos_seed % data.len();
+        let mut streams = vec![data.clone(); 3];
+        streams[bad][p] ^= flip;
+        let mut sim = Sim::new(Policy::Majority, 3, limit);
+        sim.connect_all();
+        sim.run(&streams, &[true; 3], &ops);
+        prop_assert_eq!(&sim.client, &data);
+        let f = sim.faults();
+        prop_assert_eq!(f.len(), 1);
+        prop_assert_eq!(f[0].replica, bad);
+        prop_assert_eq!(&f[0].kind, &FaultKind::ValueMismatch { offset: p as u64 });
+        prop_assert!(sim.has(&VoterEvent::ResetReplica(bad)));
+        prop_assert_eq!(sim.v.replica_state(bad), ReplicaState::Faulty);
+        prop_assert!(sim.has(&VoterEvent::CloseClient));
+        prop_assert!(!sim.has(&VoterEvent::ResetClient));
+    }
+
+    /// Majority of 5 with two corrupted replicas (random offsets, possibly the same byte value):
+    /// both blamed at their offsets, the client gets the correct stream.
+    #[test]
+    fn two_of_five_corrupted_masked(
+        data in data_strategy(10_000).prop_filter("non-empty", |d| !d.is_empty()),
+        seeds in (any::<usize>(), any::<usize>()),
+        bad in (0usize..5, 1usize..5),
+        flip in 1u8..=255,
+        ops in ops_strategy(2000),
+        limit in 256usize..8192,
+    ) {
+        let (b1, b2) = (bad.0, (bad.0 + bad.1) % 5);
+        let (p1, p2) = (seeds.0 % data.len(), seeds.1 % data.len());
+        let mut streams = vec![data.clone(); 5];
+        streams[b1][p1] ^= flip;
+        streams[b2][p2] ^= flip;
+        let mut sim = Sim::new(Policy::Majority, 5, limit);
+        sim.connect_all();
+        sim.run(&streams, &[true; 5], &ops);
+        prop_assert_eq!(&sim.client, &data);
+        let mut f: Vec<(usize, FaultKind)> = sim.faults().into_iter().map(|f| (f.replica, f.kind)).collect();
+        f.sort_by_key(|x| x.0);
+        let mut want = vec![
+            (b1, FaultKind::ValueMismatch { offset: p1 as u64 }),
+            (b2, FaultKind::ValueMismatch { offset: p2 as u64 }),
+        ];
+        want.sort_by_key(|x| x.0);
+        prop_assert_eq!(f, want);
+        prop_assert!(sim.has(&VoterEvent::CloseClient));
+    }
+
+    /// N=2 unanimous: any divergence resets the client and no differing byte is released.
+    #[test]
+    fn unanimous_divergence_fail_stop(
+        data in data_strategy(10_000).prop_filter("non-empty", |d| !d.is_empty()),
+        pos_seed in any::<usize>(),
+        bad in 0usize..2,
+        flip in 1u8..=255,
+        ops in ops_strategy(2000),
+        limit in 256usize..8192,
+    ) {
+        let p = pos_seed % data.len();
+        let mut streams = vec![data.clone(); 2];
+        streams[bad][p] ^= flip;
+        let mut sim = Sim::new(Policy::Unanimous, 2, limit);
+        sim.connect_all();
+        sim.run(&streams, &[true; 2], &ops);
+        prop_assert!(sim.client.len() <= p);
+        prop_assert_eq!(&sim.client[..], &data[..sim.client.len()]);
+        prop_assert!(sim.has(&VoterEvent::ResetClient));
+        prop_assert!(!sim.has(&VoterEvent::CloseClient));
+        prop_assert!(sim.faults().iter().any(|f| f.kind == FaultKind::NoQuorum));
+        prop_assert!(sim.v.is_finished());
+        assert_faults_once(&sim);
+    }
+
+    /// Primary-backup: the primary crashes mid-stream; a backup continues from the released offset.
+    #[test]
+    fn primary_crash_fails_over(
+        data in data_strategy(20_000),
+        crash_seed in any::<usize>(),
+        n in 2usize..4,
+        ops in ops_strategy(3000),
+        limit in 256usize..8192,
+    ) {
+        let crash_at = crash_seed % (data.len() + 1);
+        let mut sim = Sim::new(Policy::PrimaryBackup { primary: 0 }, n, limit);
+        sim.connect_all();
+        // The primary gets ahead (up to the window), then crashes.
+        while sim.pos[0] < crash_at && sim.push(0, &data[..crash_at], 1024) > 0 {}
+        let released_before = sim.client.len();
+        prop_assert_eq!(&sim.client[..], &data[..released_before]);
+        let now = sim.now();
+        sim.v.replica_reset(0, now);
+        sim.pump();
+        let mut streams = vec![data.clone(); n];
+        streams[0] = data[..sim.pos[0]].to_vec();
+        let ops: Vec<(usize, usize)> = ops.into_iter().filter(|o| o.0 % n != 0).collect();
+        sim.run(&streams, &vec![true; n], &ops);
+        prop_assert_eq!(&sim.client, &data);
+        prop_assert!(sim.has(&VoterEvent::CloseClient));
+        prop_assert!(sim.v.primary() != Some(0));
+        let f = sim.faults();
+        prop_assert_eq!(f.len(), 1);
+        prop_assert_eq!(f[0].replica, 0);
+        prop_assert_eq!(&f[0].kind, &FaultKind::Reset);
+    }
+
+    /// Primary-backup: a diverging backup is blamed; the client gets the primary's stream.
+    #[test]
+    fn backup_divergence_blamed(
+        data in data_strategy(10_000).prop_filter("non-empty", |d| !d.is_empty()),
+        pos_seed in any::<usize>(),
+        n in 2usize..4,
+        flip in 1u8..=255,
+        ops in ops_strategy(2000),
+        limit in 256usize..8192,
+    ) {
+        let p = pos_seed % data.len();
+        let bad = n - 1;
+        let mut streams = vec![data.clone(); n];
+        streams[bad][p] ^= flip;
+        let mut sim = Sim::new(Policy::PrimaryBackup { primary: 0 }, n, limit);
+        sim.connect_all();
+        sim.run(&streams, &vec![true; n], &ops);
+        prop_assert_eq!(&sim.client, &data);
+        let f = sim.faults();
+        prop_assert_eq!(f.len(), 1);
+        prop_assert_eq!(f[0].replica, bad);
+        prop_assert_eq!(&f[0].kind, &FaultKind::ValueMismatch { offset: p as u64 });
+        prop_assert!(sim.has(&VoterEvent::CloseClient));
+    }
+
+    /// Input fan-out: every live replica reads exactly the client's bytes, in order, then FIN.
+    #[test]
+    fn input_fan_out(
+        input in data_strategy(30_000),
+        chunks in prop::collection::vec(1usize..5000, 1..40),
+        reads in prop::collection::vec((0usize..3, 1usize..5000), 0..200),
+        limit in 64usize..8192,
+    ) {
+        let mut v = Voter::new(cfg(Policy::Majority, limit), 3, Instant::now());
+        let now = Instant::now();
+        // Replica 2 connects late: it still gets everything.
+        v.replica_connected(0, now);
+        v.replica_connected(1, now);
+        let mut got = vec![Vec::new(); 3];
+        let mut fed = 0;
+        let mut ci = 0;
+        let mut ri = 0;
+        let read = |v: &mut Voter, got: &mut Vec<Vec<u8>>, r: usize, max: usize| {
+            let inp = v.replica_input(r);
+            let n = inp.len().min(max);
+            got[r].extend_from_slice(&inp[..n]);
+            v.replica_input_sent(r, n);
+            n
+        };
+        while fed < input.len() {
+            let c = chunks[ci % chunks.len()];
+            ci += 1;
+            let end = (fed + c).min(input.len());
+            fed += v.push_client(&input[fed..end], now);
+            assert!(v.input_buffered() <= limit);
+            if ri < reads.len() {
+                let (r, m) = reads[ri];
+                ri += 1;
+                read(&mut v, &mut got, r, m);
+            } else {
+                for r in 0..3 {
+                    read(&mut v, &mut got, r, usize::MAX);
+                }
+            }
+            if ri >= reads.len() / 2 {
+                v.replica_connected(2, now);
+            }
+        }
+        v.replica_connected(2, now);
+        v.client_fin(now);
+        prop_assert_eq!(v.client_window(), 0);
+        for r in 0..3 {
+            while read(&mut v, &mut got, r, usize::MAX) > 0 {}
+            prop_assert_eq!(&got[r], &input);
+            prop_assert!(v.replica_input_fin(r));
+        }
+        prop_assert_eq!(v.input_buffered(), 0);
+        prop_assert_eq!(v.stats().client_bytes_in, input.len() as u64);
+    }
+}
+
+fn stream(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 7) as u8).collect()
+}
+
+#[test]
+fn backup_straggler_cut_off() {
+    let data = stream(6000);
+    let mut sim = Sim::new(Policy::PrimaryBackup { primary: 0 }, 3, 65536);
+    sim.connect_all();
+    sim.push(0, &data, 6000);
+    assert_eq!(sim.client, data, "primary bytes released at once");
+    sim.push(1, &data, 6000);
+    sim.push(2, &data, 100);
+    let deadline = sim.v.poll_timeout().expect("backup 2 is behind");
+    sim.v.handle_timeout(deadline);
+    sim.pump();
+    assert_eq!(only_fault(&sim), (2, FaultKind::Straggler));
+    assert_eq!(sim.v.primary(), Some(0));
+}
+
+#[test]
+fn primary_fault_when_backups_agree() {
+    let data = stream(5000);
+    let mut bad = data.clone();
+    bad[1234] ^= 0x55;
+    let mut sim = Sim::new(Policy::PrimaryBackup { primary: 0 }, 3, 4096);
+    sim.connect_all();
+    sim.run(&[bad, data.clone(), data.clone()], &[true; 3], &[(0, 5000)]);
+    let f = sim.faults();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!((f[0].replica, &f[0].kind), (0, &FaultKind::ValueMismatch { offset: 1234 }));
+    assert!(sim.has(&VoterEvent::ResetClient));
+    assert!(!sim.has(&VoterEvent::CloseClient));
+}
+
+#[test]
+fn primary_stall_fails_over_by_timeout() {
+    let data = stream(10_000);
+    let mut sim = Sim::new(Policy::PrimaryBackup { primary: 0 }, 2, 65536);
+    sim.connect_all();
+    sim.push(0, &data, 3000);
+    sim.push(1, &data, 6000);
+    assert_eq!(sim.client, &data[..3000]);
+    let deadline = sim.v.poll_timeout().expect("primary is behind the backup");
+    sim.v.handle_timeout(deadline - Duration::from_millis(1));
+    sim.pump();
+    assert!(sim.faults().is_empty());
+    sim.v.handle_timeout(deadline);
+    sim.pump();
+    assert_eq!(sim.v.primary(), Some(1));
+    assert_eq!(sim.client, &data[..6000]);
+    sim.run(&[data[..3000].to_vec(), data.clone()], &[false, true], &[]);
+    assert_eq!(sim.client, data);
+    let f = sim.faults();
+    assert_eq!((f.len(), f[0].replica, &f[0].kind), (1, 0, &FaultKind::Straggler));
+    assert!(sim.has(&VoterEvent::CloseClient));
+}
+
+/// Majority of 3 with replica `odd` doing something else; returns the sim after the others
+/// finished their streams.
+fn minority_case(odd_stream: &[u8], odd_fin: bool, prepare: impl FnOnce(&mut Sim)) -> Sim {
+    let data = stream(8000);
+    let mut sim = Sim::new(Policy::Majority, 3, 4096);
+    prepare(&mut sim);
+    sim.run(
+        &[data.clone(), data.clone(), odd_stream.to_vec()],
+        &[true, true, odd_fin],
+        &[(2, 8000), (0, 100), (1, 3000)],
+    );
+    assert_eq!(sim.client, data);
+    assert!(sim.has(&VoterEvent::CloseClient));
+    assert!(!sim.has(&VoterEvent::ResetClient));
+    sim
+}
+
+fn only_fault(sim: &Sim) -> (usize, FaultKind) {
+    let f = sim.faults();
+    assert_eq!(f.len(), 1, "{f:?}");
+    (f[0].replica, f[0].kind.clone())
+}
+
+#[test]
+fn minority_refused() {
+    let sim = minority_case(&[], false, |s| {
+        let now = s.now();
+        s.v.replica_refused(2, now);
+        s.v.replica_connected(0, now);
+        s.pump();
+        assert!(s.faults().is_empty(), "one refusal, one connect: undecided");
+        s.v.replica_connected(1, now);
+        s.pump();
+    });
+    assert_eq!(only_fault(&sim), (2, FaultKind::Refused));
+}
+
+#[test]
+fn quorum_refused_resets_client_without_blame() {
+    let mut sim = Sim::new(Policy::Majority, 3, 4096);
+    let now = sim.now();
+    sim.v.replica_connected(0, now);
+    sim.v.replica_refused(1, now);
+    sim.v.replica_refused(2, now);
+    sim.pump();
+    assert!(sim.faults().is_empty());
+    assert!(sim.has(&VoterEvent::ResetClient));
+    assert!(sim.has(&VoterEvent::ResetReplica(0)));
+    assert!(sim.v.is_finished());
+}
+
+#[test]
+fn minority_reset_masked() {
+    let data = stream(8000);
+    let mut sim = Sim::new(Policy::Majority, 3, 4096);
+    sim.connect_all();
+    sim.push(2, &data, 2000);
+    let now = sim.now();
+    sim.v.replica_reset(2, now);
+    sim.pump();
+    assert!(sim.faults().is_empty(), "not yet known to be a minority");
+    sim.run(&[data.clone(), data.clone(), data[..2000].to_vec()], &[true, true, false], &[]);
+    assert_eq!(sim.client, data);
+    assert_eq!(only_fault(&sim), (2, FaultKind::Reset));
+    assert!(sim.has(&VoterEvent::CloseClient));
+}
+
+#[test]
+fn quorum_reset_resets_client() {
+    let data = stream(8000);
+    let mut sim = Sim::new(Policy::Majority, 3, 4096);
+    sim.connect_all();
+    for r in 0..3 {
+        sim.push(r, &data, 2000);
+    }
+    let now = sim.now();
+    sim.v.replica_reset(0, now);
+    sim.v.replica_reset(1, now);
+    sim.pump();
+    assert!(sim.faults().is_empty());
+    assert!(sim.has(&VoterEvent::ResetClient));
+    assert!(sim.has(&VoterEvent::ResetReplica(2)));
+    assert_eq!(sim.client, &data[..2000]);
+}
+
+#[test]
+fn minority_early_close() {
+    let data = stream(8000);
+    let sim = minority_case(&data[..5000], true, |s| s.connect_all());
+    assert_eq!(only_fault(&sim), (2, FaultKind::EarlyClose { offset: 5000 }));
+}
+
+#[test]
+fn minority_flood_beyond_fin() {
+    let mut long = stream(8000);
+    long.extend_from_slice(b"extra bytes after the end");
+    let sim = minority_case(&long, true, |s| s.connect_all());
+    assert_eq!(only_fault(&sim), (2, FaultKind::Flood));
+}
+
+#[test]
+fn majority_no_quorum_when_all_differ() {
+    let data = stream(3000);
+    let mut streams = vec![data.clone(); 3];
+    streams[1][100] ^= 1;
+    streams[2][100] ^= 2;
+    let mut sim = Sim::new(Policy::Majority, 3, 4096);
+    sim.connect_all();
+    sim.run(&streams, &[true; 3], &[]);
+    assert_eq!(sim.client, &data[..100]);
+    assert!(sim.has(&VoterEvent::ResetClient));
+    assert_eq!(sim.faults().iter().filter(|f| f.kind == FaultKind::NoQuorum).count(), 1);
+    assert_faults_once(&sim);
+}
+
+#[test]
+fn straggler_deadline() {
+    let data = stream(4000);
+    let mut sim = Sim::new(Policy::Majority, 3, 4096);
+    sim.connect_all();
+    assert_eq!(sim.v.poll_timeout(), None);
+    sim.push(0, &data, 1000);
+    assert_eq!(sim.v.poll_timeout(), None, "one replica ahead is not a quorum");
+    sim.push(1, &data, 1000);
+    let t_quorum = sim.t0 + Duration::from_millis(sim.tick);
+    assert_eq!(sim.v.poll_timeout(), Some(t_quorum + TIMEOUT));
+    // Replica 2 catches up part way: still behind, same deadline (time the quorum got there).
+    sim.push(2, &data, 500);
+    assert_eq!(sim.v.poll_timeout(), Some(t_quorum + TIMEOUT));
+    sim.v.handle_timeout(t_quorum + TIMEOUT - Duration::from_millis(1));
+    sim.pump();
+    assert!(sim.faults().is_empty());
+    sim.v.handle_timeout(t_quorum + TIMEOUT);
+    sim.pump();
+    assert_eq!(only_fault(&sim), (2, FaultKind::Straggler));
+    assert!(sim.has(&VoterEvent::ResetReplica(2)));
+    assert_eq!(sim.v.replica_state(2), ReplicaState::Faulty);
+    let t = sim.t0 + TIMEOUT * 2;
+    sim.tick = (t - sim.t0).as_millis() as u64;
+    sim.run(&[data.clone(), data.clone(), vec![]], &[true, true, false], &[]);
+    assert_eq!(sim.client, data);
+    assert!(sim.has(&VoterEvent::CloseClient));
+}
+
+#[test]
+fn straggler_while_connecting_and_at_fin() {
+    let data = stream(1000);
+    let mut sim = Sim::new(Policy::Majority, 3, 4096);
+    let now = sim.now();
+    sim.v.replica_connected(0, now);
+    assert_eq!(sim.v.poll_timeout(), None);
+    sim.v.replica_connected(1, now);
+    assert_eq!(sim.v.poll_timeout(), Some(now + TIMEOUT));
+    sim.v.handle_timeout(now + TIMEOUT);
+    sim.pump();
+    assert_eq!(only_fault(&sim), (2, FaultKind::Straggler));
+    // Replica 1 sends everything but never FINs: deadline from the FIN of... only one FIN is not a
+    // quorum, so replica 1 is not a straggler; the stream waits.
+    sim.run(&[data.clone(), data.clone(), vec![]], &[true, false, false], &[]);
+    assert_eq!(sim.client, data);
+    assert!(!sim.has(&VoterEvent::CloseClient));
+}
+
+#[test]
+fn backpressure_replica_not_reading_input() {
+    let limit = 10_000;
+    let mut v = Voter::new(cfg(Policy::Majority, limit), 3, Instant::now());
+    let now = Instant::now();
+    for r in 0..3 {
+        v.replica_connected(r, now);
+    }
+    let chunk = vec![7u8; 1500];
+    let mut total = 0;
+    for _ in 0..100 {
+        total += v.push_client(&chunk, now);
+        for r in 0..2 {
+            let n = v.replica_input(r).len();
+            v.replica_input_sent(r, n);
+        }
+        assert!(v.input_buffered() <= limit);
+    }
+    assert_eq!(total, limit);
+    assert_eq!(v.client_window(), 0);
+    assert_eq!(v.input_buffered(), limit);
+    // Replica 2 reads a little: the window opens by that much.
+    v.replica_input_sent(2, 2500);
+    assert_eq!(v.client_window(), 2500);
+    // Output side: a replica far ahead of the others is stopped at buffer_limit, no fault.
+    let big = vec![1u8; 3 * limit];
+    let took = v.push_replica(0, &big, now);
+    assert_eq!(took, limit);
+    assert_eq!(v.replica_window(0), 0);
+    assert!(v.poll_event().is_none());
+    assert!(v.buffered_bytes() <= 5 * limit);
+}
+
+#[test]
+fn client_not_draining_bounds_release() {
+    let limit = 4096;
+    let mut v = Voter::new(cfg(Policy::Majority, limit), 3, Instant::now());
+    let now = Instant::now();
+    for r in 0..3 {
+        v.replica_connected(r, now);
+    }
+    let data = stream(50_000);
+    let mut pos = [0usize; 3];
+    for _ in 0..20 {
+        for r in 0..3 {
+            pos[r] += v.push_replica(r, &data[pos[r]..], now);
+        }
+    }
+    assert_eq!(v.client_output().len(), limit);
+    assert!(pos.iter().all(|&p| p <= 2 * limit));
+    assert!((0..3).all(|r| v.replica_window(r) == 0));
+    v.client_output_sent(limit);
+    assert!(v.client_output().len() == limit, "room freed: next bytes released");
+}
+
+#[test]
+fn client_reset_resets_replicas() {
+    let mut sim = Sim::new(Policy::Majority, 3, 4096);
+    sim.connect_all();
+    let now = sim.now();
+    sim.v.client_reset(now);
+    sim.pump();
+    for r in 0..3 {
+        assert!(sim.has(&VoterEvent::ResetReplica(r)));
+    }
+    assert!(sim.v.is_finished());
+    assert_eq!(sim.v.client_window(), 0);
+}
+
+#[test]
+fn unanimous_crash_is_fail_stop() {
+    let data = stream(3000);
+    let mut sim = Sim::new(Policy::Unanimous, 2, 4096);
+    sim.connect_all();
+    sim.push(0, &data, 1000);
+    sim.push(1, &data, 1000);
+    let now = sim.now();
+    sim.v.replica_reset(1, now);
+    sim.pump();
+    assert!(sim.has(&VoterEvent::ResetClient));
+    assert_eq!(sim.client, &data[..1000]);
+}
+
+/// A crashed primary's kernel closes with an ordinary FIN: it is not the end of the stream
+/// while a backup goes on; the primary is blamed (early close) and a backup takes over at the
+/// same offset without waiting for a straggler deadline.
+#[test]
+fn primary_fin_before_backups_fails_over() {
+    let data = stream(10_000);
+    let mut sim = Sim::new(Policy::PrimaryBackup { primary: 0 }, 3, 65536);
+    sim.connect_all();
+    sim.push(0, &data, 4000);
+    let now = sim.now();
+    sim.v.replica_fin(0, now);
+    sim.fin_sent[0] = true;
+    sim.pump();
+    assert_eq!(sim.client, &data[..4000]);
+    assert!(!sim.has(&VoterEvent::CloseClient), "a primary FIN alone must not end the stream");
+    sim.run(&[data[..4000].to_vec(), data.clone(), data.clone()], &[true, true, true], &[]);
+    assert_eq!(sim.client, data);
+    let f = sim.faults();
+    assert_eq!((f.len(), f[0].replica, &f[0].kind), (1, 0, &FaultKind::EarlyClose { offset: 4000 }));
+    assert!(sim.has(&VoterEvent::CloseClient));
+}
+
+/// With backups in agreement, the primary's FIN ends the stream once a backup confirms it.
+#[test]
+fn primary_fin_confirmed_by_backup_closes() {
+    let data = stream(5000);
+    let mut sim = Sim::new(Policy::PrimaryBackup { primary: 0 }, 2, 65536);
+    sim.connect_all();
+    sim.push(0, &data, 5000);
+    let now = sim.now();
+    sim.v.replica_fin(0, now);
+    sim.fin_sent[0] = true;
+    sim.pump();
+    assert!(!sim.has(&VoterEvent::CloseClient));
+    sim.run(&[data.clone(), data.clone()], &[true, true], &[]);
+    assert_eq!(sim.client, data);
+    assert!(sim.faults().is_empty());
+    assert!(sim.has(&VoterEvent::CloseClient));
+}
