@@ -3,6 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: all deps build test unit-test ns-test static demo lab lab-test bench fuzz clean
 
@@ -20,29 +21,37 @@ build: deps
 ## (the namespace tests need root; they build and remove their own namespaces)
 test: deps
 	$(CARGO) test --workspace --release
+	$(MAKE) --no-print-directory static
+	scripts/check-static.sh $(TARGET_DIR)/$(MUSL)/release/domain-nv $(TARGET_DIR)/$(MUSL)/release/nvctl
 	@echo "make test: all passed"
 
 ## static: the statically linked musl binaries (domain-nv is the NV domain's /init)
 static: deps
 	$(CARGO) build --release --target $(MUSL) -p domain-nv -p toolstack-plugin
-	@file target/$(MUSL)/release/domain-nv 2>/dev/null || true
 
 ## demo: 3 replicas of a real service behind domain-nv, one of them faulty, one killed mid-stream
 demo: deps
 	$(CARGO) build --release -p domain-nv -p nv-testbed
 	target/release/nv-demo target/release/domain-nv
 
-## lab / lab-test: real Xen 4.17 in QEMU with our netback and domain-nv
-lab lab-test:
-	@echo "make $@: not built yet: scripts/xenlab (issue 6) is missing" >&2; exit 1
+## lab / lab-test: real Xen 4.17 in QEMU (TCG) with our netback and domain-nv (scripts/xenlab)
+include scripts/xenlab/lab.mk
 
-## bench: voting cost against direct and HAProxy
-bench:
-	@echo "make bench: not built yet: the benchmark harness (issue 7) is missing" >&2; exit 1
+## bench: voting cost against direct and HAProxy (BENCH_ARGS=--quick for a short run), then the
+## voter alone against memcmp
+bench: deps
+	scripts/install-deps.sh haproxy wrk
+	$(CARGO) build --release -p domain-nv -p nv-testbed
+	target/release/nv-bench target/release/domain-nv bench-results.json $(BENCH_ARGS)
+	$(CARGO) bench -p domain-nv --bench voter
 
-## fuzz: run every cargo-fuzz target for FUZZ_SECONDS (default 60)
-fuzz:
-	@echo "make fuzz: not built yet: no fuzz targets (issue 2)" >&2; exit 1
+## fuzz: run every cargo-fuzz target for FUZZ_SECONDS (default 60); stable toolchain with
+## RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly flags)
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd xen && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run xs_reply -- -max_total_time=$(FUZZ_SECONDS)
+	cd netback && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run tx_chain -- -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean

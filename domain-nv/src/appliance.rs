@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
+use netback::Netback;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Loopback, Medium};
 use smoltcp::socket::tcp::{self, CongestionControl, State};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
@@ -17,6 +19,7 @@ use crate::config::{Config, Ipv4Cidr, LinkConfig};
 use crate::link::LinkDevice;
 use crate::status::{fault_kind_name, StatusBook};
 use crate::voter::{ReplicaState, Voter, VoterConfig, VoterEvent};
+use xen::{EventChannel, GrantTable};
 
 /// First local port used for connections to replicas.
 const EPHEMERAL_FIRST: u16 = 49152;
@@ -30,10 +33,18 @@ const EXTERNAL_ROUNDS: usize = 32;
 /// smoltcp idle timeout for every socket (a peer that vanishes silently).
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Where an endpoint's frames come from.
+enum Frames {
+    /// A link this process opened (TAP, `AF_PACKET`).
+    Link(LinkDevice),
+    /// A netback vif, found by name at each poll (it comes and goes with its guest).
+    Vif(String),
+}
+
 /// One link with its smoltcp interface and sockets.
 struct Endpoint {
     name: String,
-    device: LinkDevice,
+    frames: Frames,
     iface: Interface,
     sockets: SocketSet<'static>,
     ports_in_use: HashSet<u16>,
@@ -42,12 +53,20 @@ struct Endpoint {
 
 impl Endpoint {
     fn open(name: &str, link: &LinkConfig, addr: Ipv4Cidr, gateway: Option<std::net::Ipv4Addr>, mac_index: u8, epoch: Instant) -> anyhow::Result<Endpoint> {
-        let mut device = LinkDevice::open(link).map_err(|e| anyhow::anyhow!("link {name}: {e}"))?;
+        let mut frames = match link {
+            LinkConfig::Vif { name } => Frames::Vif(name.clone()),
+            other => Frames::Link(LinkDevice::open(other).map_err(|e| anyhow::anyhow!("link {name}: {e}"))?),
+        };
         // Locally administered unicast MAC, one per link.
         let mac = EthernetAddress([0x02, 0x4e, 0x56, 0x00, 0x00, mac_index]);
         let mut cfg = IfaceConfig::new(HardwareAddress::Ethernet(mac));
         cfg.random_seed = u64::from(std::process::id()) << 8 | u64::from(mac_index);
-        let mut iface = Interface::new(cfg, &mut device, smol_now(epoch, Instant::now()));
+        let t = smol_now(epoch, Instant::now());
+        let mut iface = match &mut frames {
+            Frames::Link(device) => Interface::new(cfg, device, t),
+            // The vif may not exist yet; the interface only needs the medium (Ethernet).
+            Frames::Vif(_) => Interface::new(cfg, &mut Loopback::new(Medium::Ethernet), t),
+        };
         iface.update_ip_addrs(|addrs| {
             let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(addr.addr)), addr.prefix));
         });
@@ -57,16 +76,49 @@ impl Endpoint {
                 .add_default_ipv4_route(Ipv4Address::from(gw))
                 .map_err(|e| anyhow::anyhow!("link {name}: default route: {e:?}"))?;
         }
-        Ok(Endpoint { name: name.to_owned(), device, iface, sockets: SocketSet::new(Vec::new()), ports_in_use: HashSet::new(), next_port: EPHEMERAL_FIRST })
+        Ok(Endpoint { name: name.to_owned(), frames, iface, sockets: SocketSet::new(Vec::new()), ports_in_use: HashSet::new(), next_port: EPHEMERAL_FIRST })
     }
 
-    fn poll(&mut self, now: smoltcp::time::Instant) {
-        self.device.begin_poll();
-        self.iface.poll(now, &mut self.device, &mut self.sockets);
+    /// Ingress and egress; a vif that is not connected is skipped.
+    fn poll<G: GrantTable, E: EventChannel>(&mut self, now: smoltcp::time::Instant, netback: Option<&mut Netback<G, E>>) {
+        match &mut self.frames {
+            Frames::Link(device) => {
+                device.begin_poll();
+                self.iface.poll(now, device, &mut self.sockets);
+            }
+            Frames::Vif(name) => {
+                if let Some(vif) = netback.and_then(|nb| nb.vif_mut(name)).filter(|v| v.is_connected()) {
+                    self.iface.poll(now, vif, &mut self.sockets);
+                }
+            }
+        }
     }
 
-    fn poll_egress(&mut self, now: smoltcp::time::Instant) {
-        self.iface.poll_egress(now, &mut self.device, &mut self.sockets);
+    /// Egress only.
+    fn poll_egress<G: GrantTable, E: EventChannel>(&mut self, now: smoltcp::time::Instant, netback: Option<&mut Netback<G, E>>) {
+        match &mut self.frames {
+            Frames::Link(device) => {
+                self.iface.poll_egress(now, device, &mut self.sockets);
+            }
+            Frames::Vif(name) => {
+                if let Some(vif) = netback.and_then(|nb| nb.vif_mut(name)).filter(|v| v.is_connected()) {
+                    self.iface.poll_egress(now, vif, &mut self.sockets);
+                }
+            }
+        }
+    }
+
+    /// True if the link can carry frames.
+    fn is_up<G: GrantTable, E: EventChannel>(&self, netback: Option<&Netback<G, E>>) -> bool {
+        match &self.frames {
+            Frames::Link(device) => device.is_up(),
+            Frames::Vif(name) => netback.is_some_and(|nb| nb.vifs().any(|v| v.name() == name && v.is_connected())),
+        }
+    }
+
+    /// True if the last ingress stopped at its frame budget.
+    fn budget_exhausted(&self) -> bool {
+        matches!(&self.frames, Frames::Link(d) if d.budget_exhausted())
     }
 
     fn alloc_port(&mut self) -> Option<u16> {
@@ -134,8 +186,10 @@ struct Connection {
     finished_at: Option<Instant>,
 }
 
-/// The running appliance.
-pub struct Appliance {
+/// The running appliance; `G`/`E` are the Xen grant table and event channels behind netback
+/// (unused without `vif` links).
+pub struct Appliance<G: GrantTable = xen::gntdev::Gntdev, E: EventChannel = xen::evtchn::Evtchn> {
+    netback: Option<Netback<G, E>>,
     config: Config,
     voter_config: VoterConfig,
     epoch: Instant,
@@ -147,17 +201,25 @@ pub struct Appliance {
     status: StatusBook,
 }
 
-impl Appliance {
-    /// Opens every link and starts listening on every service.
-    pub fn new(config: Config) -> anyhow::Result<Appliance> {
+impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
+    /// Opens every link and starts listening on every service. `vif` links are served by
+    /// `netback`, which is required if the config has any.
+    pub fn new(config: Config, netback: Option<Netback<G, E>>) -> anyhow::Result<Appliance<G, E>> {
+        let uses_vifs = std::iter::once(&config.external.link).chain(config.replicas.iter().map(|r| &r.link)).any(|l| matches!(l, LinkConfig::Vif { .. }));
+        if uses_vifs && netback.is_none() {
+            anyhow::bail!("vif links need the Xen netback: run domain-nv with --xen in a Xen driver domain");
+        }
         let epoch = Instant::now();
         let mut external = Endpoint::open("external", &config.external.link, config.external.address, config.external.gateway, 0, epoch)?;
-        external.device.set_rx_budget(config.listen_pool);
+        if let Frames::Link(device) = &mut external.frames {
+            device.set_rx_budget(config.listen_pool);
+        }
         let mut replicas = Vec::new();
         for (i, r) in config.replicas.iter().enumerate() {
             replicas.push(Endpoint::open(&r.name, &r.link, r.address, None, 1 + i as u8, epoch)?);
         }
         let mut app = Appliance {
+            netback,
             voter_config: config.voter_config(),
             status: StatusBook::new(&config),
             listeners: vec![Vec::new(); config.services.len()],
@@ -186,17 +248,34 @@ impl Appliance {
         Ok(())
     }
 
-    /// Every descriptor the loop waits on (external link first, then replica links in order).
+    /// Every descriptor the loop waits on: the links this process opened (external first, then
+    /// replicas in order), then netback's xenstore and event-channel descriptors.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        std::iter::once(&self.external).chain(self.replicas.iter()).map(|e| e.device.as_fd()).collect()
+        let mut fds: Vec<BorrowedFd<'_>> = std::iter::once(&self.external)
+            .chain(self.replicas.iter())
+            .filter_map(|e| match &e.frames {
+                Frames::Link(d) => Some(d.as_fd()),
+                Frames::Vif(_) => None,
+            })
+            .collect();
+        if let Some(nb) = &self.netback {
+            fds.push(nb.xenstore_fd());
+            fds.push(nb.evtchn_fd());
+        }
+        fds
     }
 
-    /// Marks link `index` (in `fds()` order) down after poll(2) reported an error on it.
+    /// Marks the link behind `fds()[index]` down after poll(2) reported an error on it.
     pub fn link_error(&mut self, index: usize) {
-        if index == 0 {
-            self.external.device.set_down();
-        } else if let Some(e) = self.replicas.get_mut(index - 1) {
-            e.device.set_down();
+        let link = std::iter::once(&mut self.external)
+            .chain(self.replicas.iter_mut())
+            .filter_map(|e| match &mut e.frames {
+                Frames::Link(d) => Some(d),
+                Frames::Vif(_) => None,
+            })
+            .nth(index);
+        if let Some(d) = link {
+            d.set_down();
         }
     }
 
@@ -214,27 +293,40 @@ impl Appliance {
     /// caller may sleep (waiting for descriptors) before the next round.
     pub fn step(&mut self, now: Instant) -> Duration {
         let snow = smol_now(self.epoch, now);
+        if let Some(nb) = &mut self.netback {
+            if let Err(e) = nb.handle_xenstore_events(now) {
+                log::warn!("netback: xenstore: {e}");
+            }
+            if let Err(e) = nb.handle_evtchn(now) {
+                log::warn!("netback: event channels: {e}");
+            }
+        }
         for _ in 0..EXTERNAL_ROUNDS {
-            self.external.poll(snow);
+            self.external.poll(snow, self.netback.as_mut());
             self.accept(now);
-            if !self.external.device.budget_exhausted() {
+            if !self.external.budget_exhausted() {
                 break;
             }
         }
         for e in &mut self.replicas {
-            e.poll(snow);
+            e.poll(snow, self.netback.as_mut());
         }
         for i in 0..self.conns.len() {
             self.pump(i, now);
         }
         // Egress only: ingress here would take SYNs with no accept() to replace the listeners.
-        self.external.poll_egress(snow);
+        self.external.poll_egress(snow, self.netback.as_mut());
         for e in &mut self.replicas {
-            e.poll_egress(snow);
+            e.poll_egress(snow, self.netback.as_mut());
+        }
+        if let Some(nb) = &mut self.netback {
+            if let Err(e) = nb.flush(now) {
+                log::warn!("netback: flush: {e}");
+            }
         }
         self.reap(now);
         for (r, e) in self.replicas.iter().enumerate() {
-            self.status.set_link(r, e.device.is_up());
+            self.status.set_link(r, e.is_up(self.netback.as_ref()));
         }
         self.next_wait(now)
     }
@@ -242,6 +334,9 @@ impl Appliance {
     fn next_wait(&mut self, now: Instant) -> Duration {
         let snow = smol_now(self.epoch, now);
         let mut wait = Duration::from_secs(1);
+        if self.netback.as_ref().is_some_and(|nb| nb.has_pending_work()) {
+            return Duration::ZERO;
+        }
         let mut consider = |d: Option<Duration>| {
             if let Some(d) = d {
                 wait = wait.min(d);

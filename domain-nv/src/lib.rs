@@ -5,10 +5,12 @@
 //! - [`config`]: the YAML configuration and its validation;
 //! - [`link`]: links (TAP, `AF_PACKET`) as smoltcp devices;
 //! - [`appliance`]: the poll(2)-driven event loop;
-//! - [`status`]: health, counters and faults, published as `nv_status::Status`.
+//! - [`status`]: health, counters and faults, published as `nv_status::Status`;
+//! - [`xenhost`]: driver-domain mode (config and status in xenstore, `/init` mounts).
 
 pub mod appliance;
 pub mod config;
 pub mod link;
 pub mod status;
 pub mod voter;
+pub mod xenhost;

@@ -6,9 +6,9 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
-use xen::hostnet::{in_netns, PacketSocket, Tap};
+use xen::hostnet::{in_netns, set_link_up, PacketSocket, Tap};
 
 use crate::config::LinkConfig;
 
@@ -17,6 +17,12 @@ pub const MAX_FRAME: usize = 1514;
 /// Frames taken from one link per poll by default, so that a flooding peer cannot starve the
 /// others.
 pub const RX_BUDGET: usize = 256;
+
+/// Brings the NIC up (the NV domain's init has nobody else to do it) and opens it raw.
+fn open_raw(interface: &str) -> io::Result<PacketSocket> {
+    set_link_up(interface).map_err(|e| io::Error::new(e.kind(), format!("bringing {interface} up: {e}")))?;
+    PacketSocket::open(interface)
+}
 
 /// The frame source and sink behind a link.
 #[derive(Debug)]
@@ -70,10 +76,8 @@ impl LinkDevice {
         let io = match config.clone() {
             LinkConfig::Tap { name, netns: None } => FrameIo::Tap(Tap::open(&name)?),
             LinkConfig::Tap { name, netns: Some(ns) } => FrameIo::Tap(in_netns(&ns, move || Tap::open(&name))?),
-            LinkConfig::Raw { interface, netns: None } => FrameIo::Packet(PacketSocket::open(&interface)?),
-            LinkConfig::Raw { interface, netns: Some(ns) } => {
-                FrameIo::Packet(in_netns(&ns, move || PacketSocket::open(&interface))?)
-            }
+            LinkConfig::Raw { interface, netns: None } => FrameIo::Packet(open_raw(&interface)?),
+            LinkConfig::Raw { interface, netns: Some(ns) } => FrameIo::Packet(in_netns(&ns, move || open_raw(&interface))?),
             LinkConfig::Vif { name } => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
@@ -216,6 +220,14 @@ impl Device for LinkDevice {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = MAX_FRAME;
+        if matches!(self.io, FrameIo::Packet(_)) {
+            // Frames a host sends with checksum offload reach AF_PACKET with partial TCP/UDP
+            // checksums (TP_STATUS_CSUMNOTREADY: veth, a Xen netfront fed by dom0). Those are
+            // not verified on receive; the Ethernet FCS covered the wire. Sent frames carry
+            // full checksums.
+            caps.checksum.tcp = Checksum::Tx;
+            caps.checksum.udp = Checksum::Tx;
+        }
         caps
     }
 }

@@ -28,6 +28,11 @@ fn bin() -> &'static Path {
 fn redis_group(prefix: &str, policy: &str, n: usize, corrupt: Option<usize>) -> Group {
     let mut spec = GroupSpec::new(policy, n, Service::Redis);
     spec.straggler_ms = 800;
+    redis_group_spec(prefix, spec, corrupt)
+}
+
+/// A redis group built from `spec` whose replica `corrupt` (if any) holds a wrong key:5.
+fn redis_group_spec(prefix: &str, spec: GroupSpec, corrupt: Option<usize>) -> Group {
     Group::start(prefix, spec, bin(), |i, g| {
         let mut load = String::new();
         for k in 0..KEYS {
@@ -165,7 +170,19 @@ fn early_close(g: &Group, r: usize) {
 
 #[test]
 fn n3_value_fault_is_masked_and_reported() {
-    let g = redis_group("nvt-val3", "majority", 3, Some(1));
+    value_fault_is_masked(redis_group("nvt-val3", "majority", 3, Some(1)));
+}
+
+#[test]
+fn raw_socket_external_link_serves_clients() {
+    let mut spec = GroupSpec::new("majority", 3, Service::Redis);
+    spec.raw_external = true;
+    let g = redis_group_spec("nvt-raw", spec, Some(1));
+    value_fault_is_masked(g);
+}
+
+/// Every key reads correctly through domain-nv although replica 1 holds a wrong key:5.
+fn value_fault_is_masked(g: Group) {
     for k in 0..KEYS {
         let out = get(&g, &format!("key:{k}"));
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}\n", value(k)), "key:{k}");

@@ -165,9 +165,18 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                 };
                 seen.push((domid, handle));
                 let be = format!("{path}/{h}");
+                let xs = &self.xs;
                 self.vifs.entry((domid, handle)).or_insert_with(|| {
                     log::info!("netback: new device {be}");
-                    Vif::new(domid, handle, be, now)
+                    let mut vif = Vif::new(domid, handle, be.clone(), now);
+                    // The toolstack's `vifname` (xl: vif=['vifname=...']) names the link.
+                    if let Ok(Some(name)) = xs.try_read(&format!("{be}/vifname")) {
+                        let name = String::from_utf8_lossy(&name).trim().to_owned();
+                        if !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_graphic()) {
+                            vif.set_name(name);
+                        }
+                    }
+                    vif
                 });
             }
         }

@@ -129,9 +129,14 @@ impl<M: SharedPage> Vif<M> {
         }
     }
 
-    /// The interface name, `vif<domid>.<handle>` as in Linux.
+    /// The interface name: the toolstack's `vifname`, else `vif<domid>.<handle>` as in Linux.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Renames the vif (from the backend's `vifname` key).
+    pub(crate) fn set_name(&mut self, name: String) {
+        self.name = name;
     }
 
     /// The frontend's domain.

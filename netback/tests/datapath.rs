@@ -245,3 +245,16 @@ fn restarted_backend_recovers_connected_frontends() {
     }));
     assert_eq!(got.unwrap(), pattern(400, 3));
 }
+
+#[test]
+fn toolstack_vifname_names_the_vif() {
+    let mut w = World::new();
+    let g = w.add_guest_raw(1500, false);
+    w.dom0
+        .write(&format!("/local/domain/{}/backend/vif/{g}/0/vifname", w.nv), "r1")
+        .unwrap();
+    let mut f = TestFront::new(&w.sim, g, 0, FrontOptions::default()).unwrap();
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()), "never connected");
+    assert!(w.nb.vif_mut("r1").is_some_and(|v| v.is_connected()));
+    assert!(w.nb.vif_mut(&format!("vif{g}.0")).is_none());
+}

@@ -140,11 +140,14 @@ impl Lab {
     }
 
     /// Creates a veth pair between namespaces `a` and `b` (interfaces `if_a`, `if_b`) with the
-    /// given addresses, both ends up.
+    /// given addresses (an empty one: none), both ends up.
     pub fn add_veth(&mut self, a: &str, if_a: &str, cidr_a: &str, b: &str, if_b: &str, cidr_b: &str) -> Result<()> {
         run(&["ip", "link", "add", if_a, "netns", a, "type", "veth", "peer", "name", if_b, "netns", b])?;
-        run(&["ip", "-n", a, "addr", "add", cidr_a, "dev", if_a])?;
-        run(&["ip", "-n", b, "addr", "add", cidr_b, "dev", if_b])?;
+        for (ns, ifname, cidr) in [(a, if_a, cidr_a), (b, if_b, cidr_b)] {
+            if !cidr.is_empty() {
+                run(&["ip", "-n", ns, "addr", "add", cidr, "dev", ifname])?;
+            }
+        }
         run(&["ip", "-n", a, "link", "set", if_a, "up"])?;
         run(&["ip", "-n", b, "link", "set", if_b, "up"])?;
         Ok(())
@@ -334,12 +337,15 @@ pub struct GroupSpec {
     pub straggler_ms: u64,
     /// Per-replica buffer bound.
     pub buffer_limit: usize,
+    /// Reach clients through a veth read with `AF_PACKET` (a NIC, as in the NV domain) instead
+    /// of a TAP device.
+    pub raw_external: bool,
 }
 
 impl GroupSpec {
     /// Defaults: 1 s straggler deadline, 1 MiB buffer bound.
     pub fn new(policy: &str, replicas: usize, service: Service) -> GroupSpec {
-        GroupSpec { policy: policy.to_owned(), replicas, service, straggler_ms: 1000, buffer_limit: 1 << 20 }
+        GroupSpec { policy: policy.to_owned(), replicas, service, straggler_ms: 1000, buffer_limit: 1 << 20, raw_external: false }
     }
 }
 
@@ -372,7 +378,16 @@ impl Group {
     /// domain-nv (the binary at `domain_nv`) starts and reports ready.
     pub fn start(prefix: &str, spec: GroupSpec, domain_nv: &Path, mut prepare: impl FnMut(usize, &Group) -> Result<()>) -> Result<Group> {
         let mut lab = Lab::new(prefix)?;
-        let client_ns = lab.add_netns("c", "ext0", "10.77.0.2/24", None)?;
+        let client_ns = if spec.raw_external {
+            // The client's veth peer lives in namespace `x` without an address: only domain-nv
+            // (through AF_PACKET) answers on it.
+            let c = lab.add_netns_plain("c")?;
+            let x = lab.add_netns_plain("x")?;
+            lab.add_veth(&c, "v0", "10.77.0.2/24", &x, "ext0", "")?;
+            c
+        } else {
+            lab.add_netns("c", "ext0", "10.77.0.2/24", None)?
+        };
         let mut replica_ns = Vec::new();
         for i in 0..spec.replicas {
             let net = i + 1;
@@ -408,14 +423,18 @@ impl Group {
     pub fn config_yaml(&self) -> String {
         let mut y = format!(
             "policy: {}\n{}straggler_timeout_ms: {}\nconnect_timeout_ms: 1000\nbuffer_limit: {}\nstatus_file: {}\n\
-             external:\n  link: {{ kind: tap, name: ext0, netns: {} }}\n  address: {SERVICE_ADDRESS}/24\n\
+             external:\n  link: {}\n  address: {SERVICE_ADDRESS}/24\n\
              services:\n  - name: {}\n    listen: {}\n    replica_port: {}\nreplicas:\n",
             self.spec.policy,
             if self.spec.policy == "primary-backup" { "primary: r0\n" } else { "" },
             self.spec.straggler_ms,
             self.spec.buffer_limit,
             self.status_path.display(),
-            self.client_ns,
+            if self.spec.raw_external {
+                format!("{{ kind: raw, interface: ext0, netns: {}-x }}", self.lab.prefix)
+            } else {
+                format!("{{ kind: tap, name: ext0, netns: {} }}", self.client_ns)
+            },
             match self.spec.service {
                 Service::Redis => "redis",
                 Service::Nginx => "http",

@@ -6,12 +6,12 @@
 //! and for nvctl's copy of the group spec). A xenstore message carries at most 4096 bytes
 //! (`XENSTORE_PAYLOAD_MAX`), and a write's payload is the path, a NUL and the value. So:
 //! - if `path + NUL + text` fits in 4096 bytes, the text is the node's value itself;
-//! - otherwise the text is cut (at UTF-8 boundaries) into pieces of at most [`CHUNK`] bytes,
+//! - otherwise the text is cut (at UTF-8 boundaries) into pieces of at most [`nv_status::CHUNK_SIZE`] bytes,
 //!   written to `<path>/chunk/0`, `<path>/chunk/1`, ...; then, last, `<path>` gets the header
 //!   `#nvctl-chunked <count> <total-bytes>`; then chunks left over from a longer old text are
 //!   removed.
 //!
-//! A reader watches `<path>`; when the value starts with [`CHUNK_HEADER`] it concatenates
+//! A reader watches `<path>`; when the value starts with [`nv_status::CHUNK_HEADER`] it concatenates
 //! `chunk/0..count` and checks the length against `total-bytes` (on a mismatch the writer is
 //! still at work: wait for the next watch event and read again). `#` starts a YAML comment, so
 //! a header can never be mistaken for a config.
@@ -25,10 +25,6 @@ use xen::xenstore::Xenstore;
 
 /// `XENSTORE_PAYLOAD_MAX`: the largest payload of one xenstore message.
 pub const PAYLOAD_MAX: usize = 4096;
-/// Size of one chunk: leaves room for paths up to 1 KiB in a write.
-pub const CHUNK: usize = 3072;
-/// Header prefix of a chunked value.
-pub const CHUNK_HEADER: &str = "#nvctl-chunked ";
 
 /// The xenstore operations nvctl uses. Paths are absolute (`/local/domain/5/...`).
 pub trait Store {
@@ -191,20 +187,11 @@ pub fn write_blob(store: &dyn Store, path: &str, text: &str) -> Result<()> {
         store.write(path, text)?;
         return store.rm(&chunks);
     }
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let mut cut = rest.len().min(CHUNK);
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        pieces.push(&rest[..cut]);
-        rest = &rest[cut..];
-    }
+    let pieces = nv_status::split_chunks(text);
     for (i, p) in pieces.iter().enumerate() {
         store.write(&format!("{chunks}/{i}"), p)?;
     }
-    store.write(path, &format!("{CHUNK_HEADER}{} {}", pieces.len(), text.len()))?;
+    store.write(path, &nv_status::chunk_header(pieces.len(), text.len()))?;
     for stale in store.directory(&chunks)? {
         if stale.parse::<usize>().map_or(true, |i| i >= pieces.len()) {
             store.rm(&format!("{chunks}/{stale}"))?;
@@ -216,9 +203,7 @@ pub fn write_blob(store: &dyn Store, path: &str, text: &str) -> Result<()> {
 /// Read a text written by [`write_blob`]; None if `path` does not exist.
 pub fn read_blob(store: &dyn Store, path: &str) -> Result<Option<String>> {
     let Some(v) = store.read(path)? else { return Ok(None) };
-    let Some(h) = v.strip_prefix(CHUNK_HEADER) else { return Ok(Some(v)) };
-    let mut it = h.split_whitespace().map(str::parse::<usize>);
-    let (Some(Ok(count)), Some(Ok(total))) = (it.next(), it.next()) else { bail!("{path}: malformed chunk header {v:?}") };
+    let Some((count, total)) = nv_status::parse_chunk_header(&v).with_context(|| format!("{path}"))? else { return Ok(Some(v)) };
     let mut out = String::with_capacity(total);
     for i in 0..count {
         let p = format!("{path}/chunk/{i}");
@@ -251,7 +236,7 @@ mod tests {
         assert_eq!(s.read(path).unwrap().unwrap(), fits);
         let over = format!("{fits}x");
         write_blob(&s, path, &over).unwrap();
-        assert!(s.read(path).unwrap().unwrap().starts_with(CHUNK_HEADER));
+        assert!(s.read(path).unwrap().unwrap().starts_with(nv_status::CHUNK_HEADER));
         assert_eq!(read_blob(&s, path).unwrap().unwrap(), over);
     }
 
@@ -272,11 +257,11 @@ mod tests {
         let text: String = (0..2000).map(|i| format!("é{i}\n")).collect();
         write_blob(&s, "/a/cfg", &text).unwrap();
         let header = s.read("/a/cfg").unwrap().unwrap();
-        assert!(header.starts_with(CHUNK_HEADER), "{header}");
+        assert!(header.starts_with(nv_status::CHUNK_HEADER), "{header}");
         let n = s.directory("/a/cfg/chunk").unwrap().len();
         assert!(n >= 3, "{n}");
         for c in s.directory("/a/cfg/chunk").unwrap() {
-            assert!(s.read(&format!("/a/cfg/chunk/{c}")).unwrap().unwrap().len() <= CHUNK);
+            assert!(s.read(&format!("/a/cfg/chunk/{c}")).unwrap().unwrap().len() <= nv_status::CHUNK_SIZE);
         }
         assert_eq!(read_blob(&s, "/a/cfg").unwrap().unwrap(), text);
         // a shorter chunked text drops the chunks it does not use

@@ -204,6 +204,35 @@ impl AsRawFd for PacketSocket {
     }
 }
 
+/// Brings interface `name` up (`IFF_UP`), as `ip link set NAME up` does; needs CAP_NET_ADMIN.
+pub fn set_link_up(name: &str) -> io::Result<()> {
+    let cname = check_ifname(name)?;
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(cname.as_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the ifreq behind the pointer, valid for the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req as *mut libc::ifreq) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS set the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads the ifreq behind the pointer, valid for the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &mut req as *mut libc::ifreq) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Runs `f` in a new thread that has entered the network namespace `netns` (a name under
 /// `/run/netns`, as `ip netns` creates, or an absolute path); descriptors opened there (TAP, raw
 /// sockets) keep working in the caller's namespace. The calling thread's namespace is unchanged.

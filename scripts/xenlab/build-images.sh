@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Build (or find cached) every image the lab boots, and write $LAB_WORK/images.env for run.sh.
+#   host packages      host-deps.sh   (apt; no-op when present)
+#   rootfs             mk-rootfs.sh   (debootstrap bookworm + Xen 4.17 + kernel + busybox; ~2.5 min)
+#   dom0               mk-dom0.sh     (xen ELF, vmlinuz, busybox boot initramfs, ext4 root.img)
+#   guests             mk-guests.sh   (vmlinux, replica initramfs, NV-domain initramfs)
+# Everything is cached under $LAB_CACHE (default /var/cache/domain-nv-lab), keyed by a hash of its
+# inputs; FORCE=1 rebuilds every stage; `rm -rf /var/cache/domain-nv-lab` starts from nothing.
+# DOMAIN_NV_BIN=path: the static binary that becomes the NV domain's /init (default: the real
+# domain-nv, target/x86_64-unknown-linux-musl/release/domain-nv, built here with `make static` when it
+# is missing; DOMAIN_NV_BIN=stand-in: the test program nv-test-init.c).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+mkdir -p "$LAB_WORK" "$LAB_CACHE"
+H=$XENLAB_DIR
+timed host-deps "$H/host-deps.sh"
+if [ -z "${DOMAIN_NV_BIN:-}" ]; then
+  export DOMAIN_NV_BIN=$REPO_DIR/target/x86_64-unknown-linux-musl/release/domain-nv
+  [ -f "$DOMAIN_NV_BIN" ] || timed static-domain-nv make -C "$REPO_DIR" --no-print-directory static
+fi
+timed rootfs "$H/mk-rootfs.sh"
+dom0=$(timed dom0-image "$H/mk-dom0.sh" | tail -1)
+guests=$(timed guest-images "$H/mk-guests.sh")
+{
+  echo "# written by build-images.sh $(date -u +%FT%TZ)"
+  echo "XEN=$dom0/xen"
+  echo "VMLINUZ=$dom0/vmlinuz"
+  echo "BOOT_INITRD=$dom0/boot-initrd.gz"
+  echo "ROOT_IMG=$dom0/root.img"
+  echo "KERNEL_VERSION=$(cat "$dom0/kernel-version")"
+  echo "$guests"
+} > "$LAB_WORK/images.env.tmp"
+mv "$LAB_WORK/images.env.tmp" "$LAB_WORK/images.env"
+
+# prune the cache: leftovers of interrupted builds, and entries of earlier inputs (keep the 3 newest
+# NV-domain initramfs: they differ only by DOMAIN_NV_BIN and are switched between often)
+. "$LAB_WORK/images.env"
+keep=" $(rootfs_dir) $dom0 $(dirname "$GUEST_KERNEL") $(dirname "$REPLICA_INITRD") $(dirname "$NV_INITRD") $NV_BIN "
+for d in "$LAB_CACHE"/*.tmp "$LAB_CACHE"/rootfs-* "$LAB_CACHE"/dom0-* "$LAB_CACHE"/kernel-* "$LAB_CACHE"/replica-*; do
+  [ -e "$d" ] || continue
+  case "$keep" in *" $d "*) ;; *) log "pruning stale cache entry $d"; rm -rf "$d" ;; esac
+done
+# shellcheck disable=SC2010
+ls -dt "$LAB_CACHE"/nv-* 2>/dev/null | grep -v '^.*/nv-test-init-' | tail -n +4 | while read -r d; do
+  case "$keep" in *" $d "*) ;; *) log "pruning stale cache entry $d"; rm -rf "$d" ;; esac
+done
+log "images ready ($LAB_WORK/images.env):"
+sed 's/^/  /' "$LAB_WORK/images.env" >&2

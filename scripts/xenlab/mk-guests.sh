@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Guest images, cut from the cached rootfs:
+#   guest kernel   $LAB_CACHE/kernel-<key>/vmlinux: the uncompressed ELF inside Debian's bzImage
+#                  (libxc decompressing the bzImage costs ~30 s under TCG; the ELF loads in seconds)
+#   replica        $LAB_CACHE/replica-<key>/replica-initrd.gz: static busybox + xen-netfront; /init
+#                  configures eth0 from the kernel command line (lab_ip=A/N [lab_gw=G] [lab_name=S]
+#                  [lab_bigmb=M] [lab_faulty=1]) and runs busybox httpd on port 80 serving /index.html
+#                  (the same on every replica, unless lab_faulty=1) and a M MiB /big (default 32,
+#                  built from big-seed, the same everywhere) for throughput and md5 checks
+#   NV domain      $LAB_CACHE/nv-<key>/nv-initrd.gz: /init = DOMAIN_NV_BIN, stripped (a static binary;
+#                  default: the real target/x86_64-unknown-linux-musl/release/domain-nv of `make static`;
+#                  DOMAIN_NV_BIN=stand-in: nv-test-init.c compiled with gcc -static), /dev/console, and the Xen device modules
+#                  in /lib/modules/domain-nv/NN-name.ko (load order = name order; /init loads them with
+#                  finit_module). No xen-netback: the user-space netback serves the vifs.
+# usage: DOMAIN_NV_BIN=target/x86_64-unknown-linux-musl/release/domain-nv mk-guests.sh
+# Prints KEY=path lines (GUEST_KERNEL, REPLICA_INITRD, BIG_SEED, NV_INITRD, NV_BIN) on stdout.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+R=$(rootfs_dir)
+[ -f "$R/.xenlab-done" ] || die "no rootfs at $R: run mk-rootfs.sh first"
+KVER=$(kernel_version "$R")
+RK=$(rootfs_key)
+SELF=$XENLAB_DIR/mk-guests.sh
+# Modules of the NV domain: Xen device interfaces (the ones not built into Debian's kernel get
+# loaded) and xen-netfront for its external vif on the dom0 bridge.
+NV_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-netfront"
+
+# --- guest kernel ---
+kkey=$(key_of "$RK" "$SELF" kernel)
+kout=$LAB_CACHE/kernel-$kkey
+if [ ! -f "$kout/.xenlab-done" ] || [ "${FORCE:-0}" = 1 ]; then
+  rm -rf "$kout.tmp"; mkdir -p "$kout.tmp"
+  python3 - "$R/boot/vmlinuz-$KVER" "$kout.tmp/vmlinux" <<'EOP'
+import lzma, sys, zlib
+data = open(sys.argv[1], 'rb').read()
+def xz(i):  return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data[i:])
+def gz(i):  return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[i:])
+for magic, fn in ((b'\xfd7zXZ\x00', xz), (b'\x1f\x8b\x08', gz)):
+    i = data.find(magic)
+    while i >= 0:
+        try:
+            out = fn(i)
+            if out[:4] == b'\x7fELF':
+                open(sys.argv[2], 'wb').write(out); sys.exit(0)
+        except Exception:
+            pass
+        i = data.find(magic, i + 1)
+sys.exit("no ELF vmlinux found inside " + sys.argv[1])
+EOP
+  touch "$kout.tmp/.xenlab-done"; rm -rf "$kout"; mv "$kout.tmp" "$kout"
+  log "guest kernel: $kout/vmlinux ($(du -h "$kout/vmlinux" | cut -f1))"
+fi
+echo "GUEST_KERNEL=$kout/vmlinux"
+
+# --- replica initramfs ---
+rkey=$(key_of "$RK" "$SELF" "$XENLAB_DIR/lib.sh" /bin/busybox replica)
+rout=$LAB_CACHE/replica-$rkey
+if [ ! -f "$rout/.xenlab-done" ] || [ "${FORCE:-0}" = 1 ]; then
+  rm -rf "$rout.tmp"; mkdir -p "$rout.tmp"
+  D=$rout.tmp/root; mkdir -p "$D"/{proc,sys,dev,tmp,www}
+  busybox_tree "$D"
+  copy_modules "$R" "$KVER" "$D/lib/modules/domain-nv" xen-netfront
+  # /big is built in the guest from /big-seed (65528 pseudo-random bytes, fixed: Python's
+  # random.Random(77)) by gen_big, the same function lab-checks.sh uses in dom0 for the expected md5
+  python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(77).randbytes(65528))' > "$D/big-seed"
+  cp "$D/big-seed" "$rout.tmp/big-seed"
+  cat > "$D/init" <<'EOI'
+#!/bin/sh
+# Replica: a real service (busybox httpd) on a Xen vif. Every replica serves the same
+# /index.html and /big; lab_faulty=1 makes /index.html differ (a faulty replica for the voter).
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+arg() { sed -n "s/.*[[:space:]]$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+# gen_big MiB SEED: MiB * 16 blocks of 64 KiB, each an 8-digit block number + the 65528-byte seed
+gen_big() { i=0; while [ $i -lt $(($1 * 16)) ]; do printf '%08d' $i; cat "$2"; i=$((i + 1)); done; }
+NAME=$(arg lab_name); NAME=${NAME:-replica}; IP=$(arg lab_ip); GW=$(arg lab_gw); BIG=$(arg lab_bigmb); BIG=${BIG:-32}
+FAULTY=$(arg lab_faulty)
+hostname "$NAME"
+echo "REPLICA $NAME up at uptime $(cut -d' ' -f1 /proc/uptime)s"
+for m in /lib/modules/domain-nv/*.ko; do insmod "$m" || echo "REPLICA insmod $m failed"; done
+i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done
+ip link set lo up
+ip link set eth0 up && ip addr add "$IP" dev eth0
+[ -n "$GW" ] && ip route add default via "$GW"
+if [ "$FAULTY" = 1 ]; then echo "xenlab-replica FAULTY $NAME" > /www/index.html
+else echo "xenlab-replica ok" > /www/index.html; fi
+gen_big "$BIG" /big-seed > /www/big
+httpd -p 80 -h /www && echo "REPLICA $NAME httpd on $IP:80 ($(cat /sys/class/net/eth0/address)) faulty=${FAULTY:-0} at uptime $(cut -d' ' -f1 /proc/uptime)s"
+while :; do sleep 3600; done
+EOI
+  chmod +x "$D/init"
+  pack_initramfs "$D" "$rout.tmp/replica-initrd.gz"; rm -rf "$D"
+  touch "$rout.tmp/.xenlab-done"; rm -rf "$rout"; mv "$rout.tmp" "$rout"
+  log "replica initramfs: $rout/replica-initrd.gz"
+fi
+echo "REPLICA_INITRD=$rout/replica-initrd.gz"
+echo "BIG_SEED=$rout/big-seed"
+
+# --- NV driver-domain initramfs ---
+DOMAIN_NV_BIN=${DOMAIN_NV_BIN:-$REPO_DIR/target/x86_64-unknown-linux-musl/release/domain-nv}
+if [ "$DOMAIN_NV_BIN" != stand-in ]; then
+  [ -f "$DOMAIN_NV_BIN" ] || die "DOMAIN_NV_BIN=$DOMAIN_NV_BIN: no such file"
+  NV_BIN=$(readlink -f "$DOMAIN_NV_BIN")
+else
+  tkey=$(key_of "$XENLAB_DIR/nv-test-init.c" "$(gcc --version | head -1)")
+  NV_BIN=$LAB_CACHE/nv-test-init-$tkey
+  if [ ! -x "$NV_BIN" ]; then
+    gcc -static -O2 -Wall -o "$NV_BIN.tmp" "$XENLAB_DIR/nv-test-init.c" && mv "$NV_BIN.tmp" "$NV_BIN"
+  fi
+fi
+readelf -h "$NV_BIN" >/dev/null 2>&1 || die "$NV_BIN is not an ELF binary"
+! readelf -l "$NV_BIN" | grep 'program interpreter' >/dev/null || die "$NV_BIN is dynamically linked; /init must be static"
+nkey=$(key_of "$RK" "$SELF" "$XENLAB_DIR/lib.sh" "$NV_BIN" "$NV_MODULES" nv)
+nout=$LAB_CACHE/nv-$nkey
+if [ ! -f "$nout/.xenlab-done" ] || [ "${FORCE:-0}" = 1 ]; then
+  rm -rf "$nout.tmp"; mkdir -p "$nout.tmp"
+  D=$nout.tmp/root; mkdir -p "$D"/{proc,sys,dev,run,tmp}
+  # stripped: domain-nv's release build carries ~25 MB of debug info the guest does not need
+  strip -o "$D/init" "$NV_BIN" 2>/dev/null || cp "$NV_BIN" "$D/init"
+  chmod 755 "$D/init"
+  mknod -m 600 "$D/dev/console" c 5 1
+  mknod -m 666 "$D/dev/null" c 1 3
+  # shellcheck disable=SC2086
+  copy_modules "$R" "$KVER" "$D/lib/modules/domain-nv" $NV_MODULES
+  pack_initramfs "$D" "$nout.tmp/nv-initrd.gz"; rm -rf "$D"
+  touch "$nout.tmp/.xenlab-done"; rm -rf "$nout"; mv "$nout.tmp" "$nout"
+  log "NV initramfs: $nout/nv-initrd.gz (/init = $NV_BIN)"
+fi
+echo "NV_INITRD=$nout/nv-initrd.gz"
+echo "NV_BIN=$NV_BIN"
