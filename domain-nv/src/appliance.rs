@@ -284,6 +284,30 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         &mut self.status
     }
 
+    /// Ends the appliance for a new configuration: every connection is reset (clients and
+    /// replicas get an RST), and the netback (with its connected vifs) is handed back.
+    pub fn shutdown(mut self, now: Instant) -> Option<Netback<G, E>> {
+        for conn in &self.conns {
+            self.external.tcp(conn.client).abort();
+            for (r, side) in conn.replicas.iter().enumerate() {
+                if let Some(h) = side.socket {
+                    self.replicas[r].tcp(h).abort();
+                }
+            }
+        }
+        let snow = smol_now(self.epoch, now);
+        self.external.poll_egress(snow, self.netback.as_mut());
+        for e in &mut self.replicas {
+            e.poll_egress(snow, self.netback.as_mut());
+        }
+        if let Some(nb) = &mut self.netback {
+            if let Err(e) = nb.flush(now) {
+                log::warn!("netback: flush: {e}");
+            }
+        }
+        self.netback.take()
+    }
+
     /// Number of client connections in progress.
     pub fn connections(&self) -> usize {
         self.conns.len()
@@ -529,7 +553,10 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                     _ => break,
                 }
             }
-            if conn.voter.replica_input_fin(r) && !side.input_closed {
+            // The client's FIN goes on only once the replica has acknowledged all input, so
+            // that every replica sees the last request before the end of input (a service may
+            // answer differently, e.g. `Connection: close`, when both arrive together).
+            if conn.voter.replica_input_fin(r) && !side.input_closed && s.send_queue() == 0 {
                 side.input_closed = true;
                 s.close();
             }

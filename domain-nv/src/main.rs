@@ -124,6 +124,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     mask.add(Signal::SIGTERM);
     mask.thread_block().context("blocking signals")?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    let mut config_text = String::new();
     let (config, netback, xenstore) = if xen_mode {
         let xs = Xenstore::open().context("opening xenstore")?;
         let domid = xenhost::own_domid(&xs)?;
@@ -133,13 +134,17 @@ fn run(args: Args) -> anyhow::Result<()> {
         log::info!("driver domain {domid}: waiting for the config in xenstore");
         let text = xenhost::wait_config(&xs, None)?;
         let config = Config::from_yaml(&text)?;
-        let nb = Netback::new(
+        config_text = text;
+        xenhost::watch_config(&xs)?;
+        let mut nb = Netback::new(
             Xenstore::open().context("opening xenstore for netback")?,
             Gntdev::open().context("opening /dev/xen/gntdev")?,
             Evtchn::open().context("opening /dev/xen/evtchn")?,
             domid,
         )
         .context("starting netback")?;
+        // No `xl devd` runs in the NV domain: netback completes libxl's hotplug handshake itself.
+        nb.set_hotplug_agent(true);
         (config, Some(nb), Some(xs))
     } else {
         let Some(path) = &args.config else { bail!("--config FILE is required (or --xen)") };
@@ -166,6 +171,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         let (stop, errors) = {
             let fds = app.fds();
             let mut pfds: Vec<PollFd> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+            if let Some(xs) = &sinks.xenstore {
+                pfds.push(PollFd::new(xs.as_fd(), PollFlags::POLLIN));
+            }
             pfds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
             let timeout = PollTimeout::try_from(wait.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
             match poll(&mut pfds, timeout) {
@@ -184,6 +192,23 @@ fn run(args: Args) -> anyhow::Result<()> {
         };
         for i in errors {
             app.link_error(i);
+        }
+        // nvctl rewrites the config when the voting set changes (replace, patch): restart the
+        // appliance on the new one, keeping netback and its connected vifs.
+        if let Some(xs) = &sinks.xenstore {
+            match xenhost::config_change(xs, &config_text) {
+                Ok(Some(text)) => match Config::from_yaml(&text) {
+                    Ok(new_config) => {
+                        log::info!("new config from xenstore: restarting the appliance ({} connections reset)", app.connections());
+                        let nb = app.shutdown(Instant::now());
+                        app = Appliance::new(new_config, nb)?;
+                        config_text = text;
+                    }
+                    Err(e) => log::error!("new config from xenstore rejected, keeping the old one: {e}"),
+                },
+                Ok(None) => {}
+                Err(e) => log::warn!("reading the config from xenstore: {e:#}"),
+            }
         }
         if stop {
             log::info!("signal received, shutting down with {} connections open", app.connections());

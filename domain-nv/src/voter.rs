@@ -746,7 +746,9 @@ impl Voter {
         if self.client_end != ClientEnd::Open {
             return;
         }
-        if no_quorum && !self.no_quorum_reported {
+        // After the client's FIN, replicas ending differently is the service reacting to the
+        // half-close (see `check_fins`), not a fault: the client is reset, nobody is blamed.
+        if no_quorum && !self.no_quorum_reported && !self.client_fin {
             self.no_quorum_reported = true;
             let blame = (0..self.reps.len())
                 .find(|&r| self.reps[r].voting() && !self.reps[r].reported)
@@ -1102,7 +1104,18 @@ impl Voter {
                 continue;
             }
             if let Some(f) = rep.fin.filter(|&f| f < o) {
-                self.fault(r, FaultKind::EarlyClose { offset: f }, now);
+                if self.client_fin {
+                    // After the client's own FIN, services may legitimately end their output
+                    // early (nginx aborts a response when it sees the client half-close): the
+                    // replica leaves the vote without blame.
+                    let rep = &mut self.reps[r];
+                    rep.state = ReplicaState::Gone;
+                    rep.out.free();
+                    rep.suspect = None;
+                    self.trim_input();
+                } else {
+                    self.fault(r, FaultKind::EarlyClose { offset: f }, now);
+                }
             } else if let Some(end) = self.fin_at {
                 if rep.prod > end {
                     self.fault(r, FaultKind::Flood, now);

@@ -35,6 +35,25 @@ pub fn read_config(xs: &Xenstore) -> Result<Option<String>> {
     Ok((text.len() == total).then_some(text))
 }
 
+/// Starts watching the config node for changes (events come through `xs`'s descriptor).
+pub fn watch_config(xs: &Xenstore) -> Result<()> {
+    xs.watch(XS_CONFIG, CONFIG_TOKEN)?;
+    Ok(())
+}
+
+/// Drains queued watch events; the new config text if the config node now holds a complete
+/// config different from `current`.
+pub fn config_change(xs: &Xenstore, current: &str) -> Result<Option<String>> {
+    let mut fired = false;
+    while xs.try_next_watch_event()?.is_some() {
+        fired = true;
+    }
+    if !fired {
+        return Ok(None);
+    }
+    Ok(read_config(xs)?.filter(|text| text != current))
+}
+
 /// Waits until a complete config is in xenstore (watching the node; `timeout` bounds the wait,
 /// `None` waits as long as it takes, as the NV domain's init does).
 pub fn wait_config(xs: &Xenstore, timeout: Option<Duration>) -> Result<String> {
@@ -142,6 +161,22 @@ mod tests {
             dom0.write(&format!("{home}/{XS_CONFIG}/chunk/{i}"), p).unwrap();
         }
         assert_eq!(wait_config(&xs, Some(Duration::from_secs(5))).unwrap(), long);
+
+        // A rewritten config is noticed through the watch; an unchanged one is not a change.
+        watch_config(&xs).unwrap();
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while xs.try_next_watch_event().unwrap().is_none() {
+            assert!(std::time::Instant::now() < end, "no event on registration");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(config_change(&xs, &long).unwrap(), None);
+        dom0.write(&format!("{home}/{XS_CONFIG}"), "policy: unanimous\n").unwrap();
+        let mut changed = None;
+        while changed.is_none() {
+            assert!(std::time::Instant::now() < end, "rewrite not noticed");
+            changed = config_change(&xs, &long).unwrap();
+        }
+        assert_eq!(changed.as_deref(), Some("policy: unanimous\n"));
 
         // The guest may write its own data/ subtree; dom0 (nvctl) reads it back.
         let text = "{\"version\":1,\"ready\":true,\"updated_ms\":5,\"services\":[{\"name\":\"redis\",\"listen\":\"10.0.0.1:6379\",\"active\":1,\"total\":9}],\

@@ -717,3 +717,23 @@ fn primary_fin_confirmed_by_backup_closes() {
     assert!(sim.faults().is_empty());
     assert!(sim.has(&VoterEvent::CloseClient));
 }
+
+/// Once the client has sent FIN, a replica that ends its output before the others (nginx
+/// aborting a response on the client's half-close) leaves without blame; the client still gets
+/// the quorum's stream.
+#[test]
+fn early_close_after_client_fin_is_not_blamed() {
+    let data = stream(6000);
+    let mut sim = Sim::new(Policy::Majority, 3, 65536);
+    sim.connect_all();
+    let now = sim.now();
+    sim.v.client_fin(now);
+    sim.push(2, &data, 1000);
+    let now = sim.now();
+    sim.v.replica_fin(2, now);
+    sim.fin_sent[2] = true;
+    sim.run(&[data.clone(), data.clone(), data[..1000].to_vec()], &[true, true, true], &[]);
+    assert_eq!(sim.client, data);
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
+    assert!(sim.has(&VoterEvent::CloseClient));
+}

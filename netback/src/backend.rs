@@ -41,6 +41,7 @@ pub struct Netback<G: GrantTable, E: EventChannel> {
     ports: HashMap<Port, Key>,
     busy: Vec<Key>,
     pending: Vec<Port>,
+    hotplug_agent: bool,
 }
 
 /// Parses a decimal xenstore value strictly (digits only, no sign, no overflow).
@@ -81,7 +82,17 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             ports: HashMap::new(),
             busy: Vec::new(),
             pending: Vec::new(),
+            hotplug_agent: false,
         })
+    }
+
+    /// Makes this backend its domain's hotplug agent. For a backend in a driver domain libxl
+    /// writes an empty `hotplug-status` and leaves it to the driver domain (normally `xl devd`
+    /// running the vif script) to set it to `connected`; `Connected` is held until then. A
+    /// user-space vif has no script to run, so with this on, netback writes
+    /// `hotplug-status=connected` itself once a vif's rings are connected. Off by default.
+    pub fn set_hotplug_agent(&mut self, on: bool) {
+        self.hotplug_agent = on;
     }
 
     /// The event-channel fd: readable when a vif's guest notified us.
@@ -269,6 +280,13 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                         let vif = self.vifs.get_mut(&key).expect("exists");
                         vif.disable(v);
                         queue = vif.handshake.disable().into();
+                    } else if self.hotplug_agent {
+                        // The write's watch event steps the handshake on to Connected.
+                        let key_path = format!("{be}/hotplug-status");
+                        if as_text(self.xs.try_read(&key_path)?).is_some_and(|s| s != "connected") {
+                            log::info!("netback: {}: hotplug-status connected (netback is the hotplug agent)", self.vifs[&key].name);
+                            self.xs.write(&key_path, "connected")?;
+                        }
                     }
                 }
                 Action::Disconnect => {

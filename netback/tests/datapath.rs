@@ -67,6 +67,21 @@ fn connected_is_held_until_hotplug_status_is_connected() {
 }
 
 #[test]
+fn hotplug_agent_sets_hotplug_status_itself() {
+    let mut w = World::new();
+    w.nb.set_hotplug_agent(true);
+    let g = w.add_guest_raw(1500, true);
+    let mut f = TestFront::new(&w.sim, g, 0, FrontOptions::default()).unwrap();
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    assert_eq!(w.backend_state(g), "4");
+    let status = w
+        .dom0
+        .read_string(&format!("/local/domain/{}/backend/vif/{g}/0/hotplug-status", w.nv))
+        .unwrap();
+    assert_eq!(status, "connected");
+}
+
+#[test]
 fn frames_of_all_sizes_flow_both_ways() {
     let mut w = World::new();
     let (g, mut f) = w.add_guest(9000, FrontOptions::default());
