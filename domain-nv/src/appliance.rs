@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use netback::Netback;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Loopback, Medium};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{self, CongestionControl, State};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
@@ -41,6 +41,43 @@ enum Frames {
     Vif(String),
 }
 
+/// A token that never exists ([`VifShape`] has no frames).
+enum NoToken {}
+
+impl smoltcp::phy::RxToken for NoToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, _f: F) -> R {
+        match self {}
+    }
+}
+
+impl smoltcp::phy::TxToken for NoToken {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, _len: usize, _f: F) -> R {
+        match self {}
+    }
+}
+
+/// Stands in for a vif when its interface is created: a vif's capabilities, no frames. A
+/// netback vif has a 1500-byte MTU and needs full checksums in both directions (a Linux guest
+/// drops TCP segments whose checksum is not filled in).
+struct VifShape;
+
+impl Device for VifShape {
+    type RxToken<'a> = NoToken;
+    type TxToken<'a> = NoToken;
+    fn receive(&mut self, _t: smoltcp::time::Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        None
+    }
+    fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+        None
+    }
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = crate::link::MAX_FRAME;
+        caps
+    }
+}
+
 /// One link with its smoltcp interface and sockets.
 struct Endpoint {
     name: String,
@@ -52,10 +89,11 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn open(name: &str, link: &LinkConfig, addr: Ipv4Cidr, gateway: Option<std::net::Ipv4Addr>, mac_index: u8, epoch: Instant) -> anyhow::Result<Endpoint> {
+    #[allow(clippy::too_many_arguments)]
+    fn open(name: &str, link: &LinkConfig, mtu: usize, addr: Ipv4Cidr, gateway: Option<std::net::Ipv4Addr>, mac_index: u8, epoch: Instant) -> anyhow::Result<Endpoint> {
         let mut frames = match link {
             LinkConfig::Vif { name } => Frames::Vif(name.clone()),
-            other => Frames::Link(LinkDevice::open(other).map_err(|e| anyhow::anyhow!("link {name}: {e}"))?),
+            other => Frames::Link(LinkDevice::open(other, mtu).map_err(|e| anyhow::anyhow!("link {name}: {e}"))?),
         };
         // Locally administered unicast MAC, one per link.
         let mac = EthernetAddress([0x02, 0x4e, 0x56, 0x00, 0x00, mac_index]);
@@ -64,8 +102,9 @@ impl Endpoint {
         let t = smol_now(epoch, Instant::now());
         let mut iface = match &mut frames {
             Frames::Link(device) => Interface::new(cfg, device, t),
-            // The vif may not exist yet; the interface only needs the medium (Ethernet).
-            Frames::Vif(_) => Interface::new(cfg, &mut Loopback::new(Medium::Ethernet), t),
+            // The vif may not exist yet. smoltcp keeps the capabilities it is created with (MTU,
+            // checksums), so they must be a vif's, not a loopback's (which has checksums off).
+            Frames::Vif(_) => Interface::new(cfg, &mut VifShape, t),
         };
         iface.update_ip_addrs(|addrs| {
             let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(addr.addr)), addr.prefix));
@@ -210,13 +249,13 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             anyhow::bail!("vif links need the Xen netback: run domain-nv with --xen in a Xen driver domain");
         }
         let epoch = Instant::now();
-        let mut external = Endpoint::open("external", &config.external.link, config.external.address, config.external.gateway, 0, epoch)?;
+        let mut external = Endpoint::open("external", &config.external.link, config.mtu, config.external.address, config.external.gateway, 0, epoch)?;
         if let Frames::Link(device) = &mut external.frames {
             device.set_rx_budget(config.listen_pool);
         }
         let mut replicas = Vec::new();
         for (i, r) in config.replicas.iter().enumerate() {
-            replicas.push(Endpoint::open(&r.name, &r.link, r.address, None, 1 + i as u8, epoch)?);
+            replicas.push(Endpoint::open(&r.name, &r.link, config.mtu, r.address, None, 1 + i as u8, epoch)?);
         }
         let mut app = Appliance {
             netback,

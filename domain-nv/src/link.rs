@@ -14,6 +14,8 @@ use crate::config::LinkConfig;
 
 /// Largest Ethernet frame (without FCS) for the standard 1500-byte MTU.
 pub const MAX_FRAME: usize = 1514;
+/// Ethernet header length.
+const ETH_HEADER: usize = 14;
 /// Frames taken from one link per poll by default, so that a flooding peer cannot starve the
 /// others.
 pub const RX_BUDGET: usize = 256;
@@ -72,7 +74,8 @@ pub struct LinkDevice {
 impl LinkDevice {
     /// Opens the link described by `config`. `vif` links are served by netback and are opened
     /// elsewhere; asking for one here is an error.
-    pub fn open(config: &LinkConfig) -> io::Result<LinkDevice> {
+    /// `mtu` is the IP MTU of the link (the host side must have the same: `ip link set mtu`).
+    pub fn open(config: &LinkConfig, mtu: usize) -> io::Result<LinkDevice> {
         let io = match config.clone() {
             LinkConfig::Tap { name, netns: None } => FrameIo::Tap(Tap::open(&name)?),
             LinkConfig::Tap { name, netns: Some(ns) } => FrameIo::Tap(in_netns(&ns, move || Tap::open(&name))?),
@@ -85,7 +88,8 @@ impl LinkDevice {
                 ))
             }
         };
-        Ok(LinkDevice { io, rx_buf: vec![0; MAX_FRAME], tx_buf: vec![0; MAX_FRAME], rx_budget: RX_BUDGET, budget_per_poll: RX_BUDGET, up: true, stats: LinkStats::default() })
+        let frame = mtu + ETH_HEADER;
+        Ok(LinkDevice { io, rx_buf: vec![0; frame], tx_buf: vec![0; frame], rx_budget: RX_BUDGET, budget_per_poll: RX_BUDGET, up: true, stats: LinkStats::default() })
     }
 
     /// Starts a new poll round: refills the receive budget.
@@ -219,7 +223,7 @@ impl Device for LinkDevice {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MAX_FRAME;
+        caps.max_transmission_unit = self.rx_buf.len();
         if matches!(self.io, FrameIo::Packet(_)) {
             // Frames a host sends with checksum offload reach AF_PACKET with partial TCP/UDP
             // checksums (TP_STATUS_CSUMNOTREADY: veth, a Xen netfront fed by dom0). Those are

@@ -42,7 +42,11 @@ pub struct Netback<G: GrantTable, E: EventChannel> {
     busy: Vec<Key>,
     pending: Vec<Port>,
     hotplug_agent: bool,
+    stats_logged: Option<(Instant, Vec<(Key, crate::vif::VifStats)>)>,
 }
+
+/// How often [`Netback::flush`] logs the counters of the vifs whose counters changed.
+const STATS_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Parses a decimal xenstore value strictly (digits only, no sign, no overflow).
 fn parse_num<T: std::str::FromStr>(key: &str, v: Option<Vec<u8>>) -> Result<T, Violation> {
@@ -83,6 +87,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             busy: Vec::new(),
             pending: Vec::new(),
             hotplug_agent: false,
+            stats_logged: None,
         })
     }
 
@@ -90,7 +95,8 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
     /// writes an empty `hotplug-status` and leaves it to the driver domain (normally `xl devd`
     /// running the vif script) to set it to `connected`; `Connected` is held until then. A
     /// user-space vif has no script to run, so with this on, netback writes
-    /// `hotplug-status=connected` itself once a vif's rings are connected. Off by default.
+    /// `hotplug-status=connected` itself once a vif's rings are connected, and removes the
+    /// backend directory of a vif the toolstack took offline once it is closed. Off by default.
     pub fn set_hotplug_agent(&mut self, on: bool) {
         self.hotplug_agent = on;
     }
@@ -304,6 +310,20 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                     }
                     log::info!("netback: {}: removed", vif.name);
                     self.vifs.remove(&key);
+                    if self.hotplug_agent {
+                        // As `xl devd` does in a driver domain: libxl leaves an offline backend's
+                        // directory to the backend domain. Left there, it would be found again
+                        // as a new device at every rescan.
+                        if let Err(e) = self.xs.rm(&be) {
+                            if !e.is_enoent() {
+                                log::warn!("netback: removing {be}: {e}");
+                            }
+                        }
+                        let parent = format!("{}/{}", self.base, key.0);
+                        if self.xs.directory(&parent).is_ok_and(|v| v.is_empty()) {
+                            let _ = self.xs.rm(&parent);
+                        }
+                    }
                 }
             }
         }
@@ -448,7 +468,28 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                 .process_rx(&self.gt, now);
             self.finish(key, r.map(|w| (w, Work::default())), now)?;
         }
+        self.log_stats(now);
         Ok(())
+    }
+
+    /// Every STATS_LOG_INTERVAL: one info line per vif whose counters changed.
+    fn log_stats(&mut self, now: Instant) {
+        if self.stats_logged.as_ref().is_some_and(|(t, _)| now < *t + STATS_LOG_INTERVAL) {
+            return;
+        }
+        let prev = self.stats_logged.take().map(|(_, v)| v).unwrap_or_default();
+        let cur: Vec<(Key, crate::vif::VifStats)> = self.vifs.iter().map(|(k, v)| (*k, v.stats())).collect();
+        for (key, st) in &cur {
+            if prev.iter().any(|(k, p)| k == key && p == st) {
+                continue;
+            }
+            let name = self.vifs[key].name();
+            log::info!(
+                "netback: {name}: from guest {} frames {} bytes {} errors; to guest {} frames {} bytes {} dropped; {} copy calls",
+                st.tx_frames, st.tx_bytes, st.tx_errors, st.rx_frames, st.rx_bytes, st.rx_dropped, st.copy_calls
+            );
+        }
+        self.stats_logged = Some((now, cur));
     }
 
     fn service(&mut self, key: Key, now: Instant) -> xen::Result<()> {

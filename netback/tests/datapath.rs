@@ -215,6 +215,25 @@ fn online_zero_takes_the_vif_down_and_removes_it() {
     assert_eq!(f.backend_state(), Some(netback::wire::XenbusState::Closed));
 }
 
+#[test]
+fn hotplug_agent_removes_an_offline_backend_directory() {
+    let mut w = World::new();
+    w.nb.set_hotplug_agent(true);
+    let (g, mut f) = w.add_guest(1500, FrontOptions::default());
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    let be = format!("/local/domain/{}/backend/vif/{g}/0", w.nv);
+    w.dom0.write(&format!("{be}/online"), "0").unwrap();
+    assert!(
+        w.pump_until(&mut [&mut f], |w, _| w.nb.vif_by_handle(g, 0).is_none()),
+        "vif not removed"
+    );
+    for _ in 0..50 {
+        w.pump(&mut [&mut f]);
+    }
+    assert!(w.dom0.try_read(&be).unwrap().is_none(), "backend directory left behind");
+    assert!(w.nb.vif_by_handle(g, 0).is_none(), "removed vif found again");
+}
+
 /// The driver domain's netback restarts (e.g. domain-nv is upgraded): the new instance finds the
 /// connected frontends (which, like Linux netfront, ignore the backend's InitWait while they are
 /// Connected), re-attaches their rings at the current indices and rebinds their event channels.

@@ -340,12 +340,14 @@ pub struct GroupSpec {
     /// Reach clients through a veth read with `AF_PACKET` (a NIC, as in the NV domain) instead
     /// of a TAP device.
     pub raw_external: bool,
+    /// IP MTU of every link (TAP devices and domain-nv alike).
+    pub mtu: usize,
 }
 
 impl GroupSpec {
     /// Defaults: 1 s straggler deadline, 1 MiB buffer bound.
     pub fn new(policy: &str, replicas: usize, service: Service) -> GroupSpec {
-        GroupSpec { policy: policy.to_owned(), replicas, service, straggler_ms: 1000, buffer_limit: 1 << 20, raw_external: false }
+        GroupSpec { policy: policy.to_owned(), replicas, service, straggler_ms: 1000, buffer_limit: 1 << 20, raw_external: false, mtu: 1500 }
     }
 }
 
@@ -395,6 +397,14 @@ impl Group {
             lab.start_service(&format!("r{i}"), &ns, &spec.service)?;
             replica_ns.push(ns);
         }
+        if spec.mtu != 1500 {
+            let mtu = spec.mtu.to_string();
+            for ns in replica_ns.iter() {
+                run(&["ip", "-n", ns, "link", "set", "tap0", "mtu", &mtu])?;
+            }
+            let ext = if spec.raw_external { "v0" } else { "ext0" };
+            run(&["ip", "-n", &client_ns, "link", "set", ext, "mtu", &mtu])?;
+        }
         let mut group = Group { lab, client_ns, replica_ns, status_path: PathBuf::new(), spec };
         for i in 0..group.spec.replicas {
             let ns = group.replica_ns[i].clone();
@@ -422,13 +432,14 @@ impl Group {
     /// The domain-nv config of this group.
     pub fn config_yaml(&self) -> String {
         let mut y = format!(
-            "policy: {}\n{}straggler_timeout_ms: {}\nconnect_timeout_ms: 1000\nbuffer_limit: {}\nstatus_file: {}\n\
+            "policy: {}\n{}straggler_timeout_ms: {}\nconnect_timeout_ms: 1000\nbuffer_limit: {}\nmtu: {}\nstatus_file: {}\n\
              external:\n  link: {}\n  address: {SERVICE_ADDRESS}/24\n\
              services:\n  - name: {}\n    listen: {}\n    replica_port: {}\nreplicas:\n",
             self.spec.policy,
             if self.spec.policy == "primary-backup" { "primary: r0\n" } else { "" },
             self.spec.straggler_ms,
             self.spec.buffer_limit,
+            self.spec.mtu,
             self.status_path.display(),
             if self.spec.raw_external {
                 format!("{{ kind: raw, interface: ext0, netns: {}-x }}", self.lab.prefix)

@@ -44,6 +44,7 @@ impl Figures {
 }
 
 struct Settings {
+    mtu: usize,
     bulk_bytes: u64,
     seconds: u32,
     redis_requests: u32,
@@ -167,6 +168,14 @@ fn direct_or_haproxy(proxy: bool, set: &Settings) -> Result<Figures> {
         lab.add_veth(&c, "v0", "10.78.2.1/24", &s, "v3", "10.78.2.2/24")?;
         "10.78.2.2"
     };
+    if set.mtu != 1500 {
+        let mtu = set.mtu.to_string();
+        let links: &[(&str, &str)] = if proxy { &[("c", "v0"), ("p", "v1"), ("p", "v2"), ("s", "v3")] } else { &[("c", "v0"), ("s", "v3")] };
+        for (ns, ifname) in links {
+            let ns = format!("{}-{ns}", if proxy { "nvb-b" } else { "nvb-a" });
+            nv_testbed::run(&["ip", "-n", &ns, "link", "set", ifname, "mtu", &mtu])?;
+        }
+    }
     lab.start_service("nginx", &s, &Service::Nginx)?;
     lab.start_service("redis", &s, &Service::Redis)?;
     fill_www(&lab.www("nginx"), set)?;
@@ -183,12 +192,14 @@ fn voted(domain_nv: &Path, policy: &str, n: usize, set: &Settings) -> Result<Fig
     let mut f = Figures::default();
     let mut spec = GroupSpec::new(policy, n, Service::Nginx);
     spec.straggler_ms = 5000;
+    spec.mtu = set.mtu;
     let g = Group::start(&format!("nvb-{n}h"), spec, domain_nv, |i, g| fill_www(&g.www(i), set))?;
     measure_http(&g.lab, &g.client_ns, SERVICE_ADDRESS, set, &mut f)?;
     f.faults = g.status()?.replicas.iter().map(|r| r.faults.len()).sum();
     drop(g);
     let mut spec = GroupSpec::new(policy, n, Service::Redis);
     spec.straggler_ms = 5000;
+    spec.mtu = set.mtu;
     let g = Group::start(&format!("nvb-{n}r"), spec, domain_nv, |_, _| Ok(()))?;
     measure_redis(&g.lab, &g.client_ns, SERVICE_ADDRESS, set, &mut f)?;
     f.faults += g.status()?.replicas.iter().map(|r| r.faults.len()).sum::<usize>();
@@ -198,13 +209,17 @@ fn voted(domain_nv: &Path, policy: &str, n: usize, set: &Settings) -> Result<Fig
 fn run() -> Result<()> {
     cleanup_on_signal()?;
     let args: Vec<String> = std::env::args().collect();
-    let domain_nv = PathBuf::from(args.get(1).context("usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick]")?);
+    let domain_nv = PathBuf::from(args.get(1).context("usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick] [--mtu N]")?);
     let result_path = PathBuf::from(args.get(2).cloned().unwrap_or_else(|| "bench-results.json".into()));
     let quick = args.iter().any(|a| a == "--quick");
+    let mtu: usize = match args.iter().position(|a| a == "--mtu") {
+        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).context("--mtu takes a number")?,
+        None => 1500,
+    };
     let set = if quick {
-        Settings { bulk_bytes: 64 << 20, seconds: 2, redis_requests: 5_000 }
+        Settings { mtu, bulk_bytes: 64 << 20, seconds: 2, redis_requests: 5_000 }
     } else {
-        Settings { bulk_bytes: 1 << 30, seconds: 10, redis_requests: 50_000 }
+        Settings { mtu, bulk_bytes: 1 << 30, seconds: 10, redis_requests: 50_000 }
     };
     let variants: [(&str, &str); 4] = [
         ("a", "client -> replica (direct)"),
@@ -247,7 +262,7 @@ fn run() -> Result<()> {
     writeln!(table, "  d/a bulk throughput      {:.3}", d.bulk_mbit / a.bulk_mbit)?;
     print!("{table}");
     let mut json = String::from("{\n  \"settings\": ");
-    write!(json, "{{\"bulk_bytes\": {}, \"seconds\": {}, \"redis_requests\": {}}},\n  \"variants\": [\n", set.bulk_bytes, set.seconds, set.redis_requests)?;
+    write!(json, "{{\"mtu\": {}, \"bulk_bytes\": {}, \"seconds\": {}, \"redis_requests\": {}}},\n  \"variants\": [\n", set.mtu, set.bulk_bytes, set.seconds, set.redis_requests)?;
     for (i, (key, name, f)) in results.iter().enumerate() {
         write!(json, "    {{\"variant\": \"{key}\", \"name\": \"{name}\"")?;
         for (_, field, v) in f.fields() {
