@@ -4,7 +4,8 @@
 #                  (libxc decompressing the bzImage costs ~30 s under TCG; the ELF loads in seconds)
 #   replica        $LAB_CACHE/replica-<key>/replica-initrd.gz: static busybox + xen-netfront; /init
 #                  configures eth0 from the kernel command line (lab_ip=A/N [lab_gw=G] [lab_name=S]
-#                  [lab_bigmb=M] [lab_faulty=1]) and runs busybox httpd on port 80 serving /index.html
+#                  [lab_bigmb=M] [lab_faulty=1]) and serves HTTP on port 80 (busybox nc -ll -e /bin/serve,
+#                  no Date header: the replies must be identical for the voter) with /index.html
 #                  (the same on every replica, unless lab_faulty=1) and a M MiB /big (default 32,
 #                  built from big-seed, the same everywhere) for throughput and md5 checks
 #   NV domain      $LAB_CACHE/nv-<key>/nv-initrd.gz: /init = DOMAIN_NV_BIN, stripped (a static binary;
@@ -64,9 +65,27 @@ if [ ! -f "$rout/.xenlab-done" ] || [ "${FORCE:-0}" = 1 ]; then
   # random.Random(77)) by gen_big, the same function lab-checks.sh uses in dom0 for the expected md5
   python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(77).randbytes(65528))' > "$D/big-seed"
   cp "$D/big-seed" "$rout.tmp/big-seed"
+  cat > "$D/bin/serve" <<'EOI'
+#!/bin/sh
+# One HTTP/1.0 exchange on stdin/stdout (busybox nc -ll -e), the same bytes on every replica.
+read -r _m path _p
+while read -r line; do [ -z "$(printf '%s' "$line" | tr -d '\r')" ] && break; done
+case "$path" in
+  /big) f=/www/big ;;
+  /|/index.html) f=/www/index.html ;;
+  *) f= ;;
+esac
+if [ -n "$f" ] && [ -f "$f" ]; then
+  printf 'HTTP/1.0 200 OK\r\nContent-Length: %s\r\nConnection: close\r\n\r\n' "$(stat -c %s "$f")"
+  cat "$f"
+else
+  printf 'HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
+fi
+EOI
+  chmod +x "$D/bin/serve"
   cat > "$D/init" <<'EOI'
 #!/bin/sh
-# Replica: a real service (busybox httpd) on a Xen vif. Every replica serves the same
+# Replica: a real service (HTTP/1.0 via busybox nc) on a Xen vif. Every replica serves the same
 # /index.html and /big; lab_faulty=1 makes /index.html differ (a faulty replica for the voter).
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -85,8 +104,15 @@ ip link set eth0 up && ip addr add "$IP" dev eth0
 if [ "$FAULTY" = 1 ]; then echo "xenlab-replica FAULTY $NAME" > /www/index.html
 else echo "xenlab-replica ok" > /www/index.html; fi
 gen_big "$BIG" /big-seed > /www/big
-httpd -p 80 -h /www && echo "REPLICA $NAME httpd on $IP:80 ($(cat /sys/class/net/eth0/address)) faulty=${FAULTY:-0} at uptime $(cut -d' ' -f1 /proc/uptime)s"
-while :; do sleep 3600; done
+# busybox httpd sends a Date header, and the replicas' clocks differ by minutes under TCG: the
+# voter would see every reply differ. /bin/serve answers byte-for-byte the same everywhere.
+nc -ll -p 80 -e /bin/serve & sleep 0.2
+kill -0 $! && echo "REPLICA $NAME httpd on $IP:80 ($(cat /sys/class/net/eth0/address)) faulty=${FAULTY:-0} at uptime $(cut -d' ' -f1 /proc/uptime)s"
+# eth0 counters and neighbours on the console (the lab keeps it in dom0) while they change
+last=""; while :; do
+  now="$(grep eth0 /proc/net/dev | tr -s ' ') | $(ip neigh show dev eth0 | tr '\n' ' ')"
+  [ "$now" != "$last" ] && echo "REPLICA $NAME eth0 $now"; last=$now; sleep 10
+done
 EOI
   chmod +x "$D/init"
   pack_initramfs "$D" "$rout.tmp/replica-initrd.gz"; rm -rf "$D"

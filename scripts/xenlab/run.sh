@@ -55,6 +55,10 @@ LAB_BIG_MB=$LAB_BIG_MB
 NV_NAME=$NV_NAME
 NV_REPLICA=$NV_REPLICA
 NV_BIN_NAME="$(basename "${NV_BIN:-?}")"
+BIG_MD5=$(python3 -c 'import hashlib, sys
+seed = open(sys.argv[1], "rb").read(); h = hashlib.md5()
+for i in range(int(sys.argv[2]) * 16): h.update(b"%08d" % i + seed)
+print(h.hexdigest())' "$BIG_SEED" "$LAB_BIG_MB")
 EOF
 
 # render TEMPLATE OUT KEY=VALUE...: replace @KEY@; every placeholder must be given a value
