@@ -189,6 +189,34 @@ fn new_socket(buffer: usize) -> tcp::Socket<'static> {
     s
 }
 
+/// Moves bytes from a socket's receive buffer into the voter while `window` allows.
+fn recv_into_voter(s: &mut tcp::Socket<'static>, voter: &mut Voter, window: impl Fn(&Voter) -> usize, push: impl Fn(&mut Voter, &[u8]) -> usize) {
+    while window(voter) > 0 && s.can_recv() {
+        let w = window(voter);
+        match s.recv(|buf| {
+            let n = push(voter, &buf[..buf.len().min(w)]);
+            (n, n)
+        }) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
+/// Moves the voter's bytes for a socket (`data`) into its send buffer; `sent` acknowledges them.
+fn send_from_voter(s: &mut tcp::Socket<'static>, voter: &mut Voter, data: impl Fn(&Voter) -> &[u8], sent: impl Fn(&mut Voter, usize)) {
+    loop {
+        let out = data(voter);
+        if out.is_empty() || !s.can_send() {
+            break;
+        }
+        match s.send_slice(out) {
+            Ok(n) if n > 0 => sent(voter, n),
+            _ => break,
+        }
+    }
+}
+
 /// True in the states where the peer's FIN has arrived.
 fn remote_closed(state: State) -> bool {
     matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait)
@@ -552,17 +580,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         }
         // Client -> voter.
         let c = self.external.tcp(conn.client);
-        while conn.voter.client_window() > 0 && c.can_recv() {
-            let window = conn.voter.client_window();
-            let voter = &mut conn.voter;
-            match c.recv(|buf| {
-                let n = voter.push_client(&buf[..buf.len().min(window)], now);
-                (n, n)
-            }) {
-                Ok(n) if n > 0 => {}
-                _ => break,
-            }
-        }
+        recv_into_voter(c, &mut conn.voter, |v| v.client_window(), |v, b| v.push_client(b, now));
         let cstate = c.state();
         if remote_closed(cstate) {
             conn.client_remote_fin = true;
@@ -582,16 +600,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 continue;
             }
             let s = self.replicas[r].tcp(h);
-            loop {
-                let data = conn.voter.replica_input(r);
-                if data.is_empty() || !s.can_send() {
-                    break;
-                }
-                match s.send_slice(data) {
-                    Ok(n) if n > 0 => conn.voter.replica_input_sent(r, n),
-                    _ => break,
-                }
-            }
+            send_from_voter(s, &mut conn.voter, |v| v.replica_input(r), |v, n| v.replica_input_sent(r, n));
             // The client's FIN goes on only once the replica has acknowledged all input, so
             // that every replica sees the last request before the end of input (a service may
             // answer differently, e.g. `Connection: close`, when both arrive together).
@@ -599,17 +608,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 side.input_closed = true;
                 s.close();
             }
-            while conn.voter.replica_window(r) > 0 && s.can_recv() {
-                let window = conn.voter.replica_window(r);
-                let voter = &mut conn.voter;
-                match s.recv(|buf| {
-                    let n = voter.push_replica(r, &buf[..buf.len().min(window)], now);
-                    (n, n)
-                }) {
-                    Ok(n) if n > 0 => {}
-                    _ => break,
-                }
-            }
+            recv_into_voter(s, &mut conn.voter, |v| v.replica_window(r), |v, b| v.push_replica(r, b, now));
             let state = s.state();
             if remote_closed(state) {
                 side.remote_fin = true;
@@ -624,16 +623,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         }
         // Voter -> client.
         let c = self.external.tcp(conn.client);
-        loop {
-            let out = conn.voter.client_output();
-            if out.is_empty() || !c.can_send() {
-                break;
-            }
-            match c.send_slice(out) {
-                Ok(n) if n > 0 => conn.voter.client_output_sent(n),
-                _ => break,
-            }
-        }
+        send_from_voter(c, &mut conn.voter, |v| v.client_output(), |v, n| v.client_output_sent(n));
         // Events.
         let service_name = &self.config.services[conn.service].name;
         while let Some(ev) = conn.voter.poll_event() {
