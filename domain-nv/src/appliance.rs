@@ -78,6 +78,11 @@ impl Device for VifShape {
     }
 }
 
+/// The vif called `name` if netback has it connected (else its endpoint is not polled).
+fn connected_vif<'a, G: GrantTable, E: EventChannel>(netback: Option<&'a mut Netback<G, E>>, name: &str) -> Option<&'a mut netback::Vif<G::Mapping>> {
+    netback.and_then(|nb| nb.vif_mut(name)).filter(|v| v.is_connected())
+}
+
 /// One link with its smoltcp interface and sockets.
 struct Endpoint {
     name: String,
@@ -126,7 +131,7 @@ impl Endpoint {
                 self.iface.poll(now, device, &mut self.sockets);
             }
             Frames::Vif(name) => {
-                if let Some(vif) = netback.and_then(|nb| nb.vif_mut(name)).filter(|v| v.is_connected()) {
+                if let Some(vif) = connected_vif(netback, name) {
                     self.iface.poll(now, vif, &mut self.sockets);
                 }
             }
@@ -140,7 +145,7 @@ impl Endpoint {
                 self.iface.poll_egress(now, device, &mut self.sockets);
             }
             Frames::Vif(name) => {
-                if let Some(vif) = netback.and_then(|nb| nb.vif_mut(name)).filter(|v| v.is_connected()) {
+                if let Some(vif) = connected_vif(netback, name) {
                     self.iface.poll_egress(now, vif, &mut self.sockets);
                 }
             }
@@ -362,6 +367,13 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 }
             }
         }
+        self.egress(now);
+        self.netback.take()
+    }
+
+    /// Sends what the sockets queued on every link (egress only: ingress would take SYNs with
+    /// no accept() to replace the listeners) and hands netback's queued frames to the guests.
+    fn egress(&mut self, now: Instant) {
         let snow = smol_now(self.epoch, now);
         self.external.poll_egress(snow, self.netback.as_mut());
         for e in &mut self.replicas {
@@ -372,7 +384,6 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 log::warn!("netback: flush: {e}");
             }
         }
-        self.netback.take()
     }
 
     /// Number of client connections in progress.
@@ -405,16 +416,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         for i in 0..self.conns.len() {
             self.pump(i, now);
         }
-        // Egress only: ingress here would take SYNs with no accept() to replace the listeners.
-        self.external.poll_egress(snow, self.netback.as_mut());
-        for e in &mut self.replicas {
-            e.poll_egress(snow, self.netback.as_mut());
-        }
-        if let Some(nb) = &mut self.netback {
-            if let Err(e) = nb.flush(now) {
-                log::warn!("netback: flush: {e}");
-            }
-        }
+        self.egress(now);
         self.reap(now);
         for (r, e) in self.replicas.iter().enumerate() {
             self.status.set_link(r, e.is_up(self.netback.as_ref()));
