@@ -32,7 +32,7 @@ static: deps
 ## demo: 3 replicas of a real service behind domain-nv, one of them faulty, one killed mid-stream
 demo: deps
 	$(CARGO) build --release -p domain-nv -p nv-testbed
-	target/release/nv-demo target/release/domain-nv
+	$(TARGET_DIR)/release/nv-demo $(TARGET_DIR)/release/domain-nv
 
 ## lab / lab-test: real Xen 4.17 in QEMU (TCG) with our netback and domain-nv (scripts/xenlab)
 include scripts/xenlab/lab.mk
@@ -42,7 +42,7 @@ include scripts/xenlab/lab.mk
 bench: deps
 	scripts/install-deps.sh haproxy wrk
 	$(CARGO) build --release -p domain-nv -p nv-testbed
-	target/release/nv-bench target/release/domain-nv bench-results.json $(BENCH_ARGS)
+	$(TARGET_DIR)/release/nv-bench $(TARGET_DIR)/release/domain-nv bench-results.json $(BENCH_ARGS)
 	$(CARGO) bench -p domain-nv --bench voter
 
 ## fuzz: run every cargo-fuzz target for FUZZ_SECONDS (default 60); stable toolchain with

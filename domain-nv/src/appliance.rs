@@ -32,6 +32,10 @@ const MAX_HALF_OPEN: usize = 1024;
 const EXTERNAL_ROUNDS: usize = 32;
 /// smoltcp idle timeout for every socket (a peer that vanishes silently).
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(120);
+/// Interval between two health probes of a replica not yet seen serving.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// Socket buffers of a health probe (it sends and reads nothing).
+const PROBE_BUFFER: usize = 1024;
 
 /// Where an endpoint's frames come from.
 enum Frames {
@@ -227,6 +231,29 @@ fn remote_closed(state: State) -> bool {
     matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait)
 }
 
+/// A socket that is gone: closed and, after an abort, its reset sent.
+fn socket_gone(s: &tcp::Socket<'static>) -> bool {
+    s.state() == State::TimeWait || (s.state() == State::Closed && s.remote_endpoint().is_none())
+}
+
+/// One health probe connection in progress (or being reset).
+struct ProbeAttempt {
+    socket: SocketHandle,
+    port: u16,
+    /// Until the connect gives up; once reset, until the reset may still go out.
+    deadline: Instant,
+    reset: bool,
+}
+
+/// Health probes of one replica: while it is `starting` or `down` (no connection has shown it
+/// serving since it was attached), a TCP connect to its first service port every
+/// [`PROBE_INTERVAL`]; an accepted one makes it `live` (and is reset at once), so that the
+/// toolstack sees a new replica live before any client arrives.
+struct Probe {
+    attempt: Option<ProbeAttempt>,
+    next_at: Instant,
+}
+
 /// The appliance side of one replica's connection for one client connection.
 struct ReplicaSide {
     socket: Option<SocketHandle>,
@@ -267,6 +294,7 @@ pub struct Appliance<G: GrantTable = xen::gntdev::Gntdev, E: EventChannel = xen:
     epoch: Instant,
     external: Endpoint,
     replicas: Vec<Endpoint>,
+    probes: Vec<Probe>,
     listeners: Vec<Vec<SocketHandle>>,
     conns: Vec<Connection>,
     next_conn_id: u64,
@@ -298,6 +326,11 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             config,
             epoch,
             external,
+            // The first probe waits one interval: a link that just came up may drop frames for a
+            // moment (Linux starts a TAP's queue only when its link-watch event runs, up to a
+            // second after the carrier), and a lost ARP request keeps smoltcp from asking again
+            // for a second, which would stall the first clients' connections as well.
+            probes: replicas.iter().map(|_| Probe { attempt: None, next_at: epoch + PROBE_INTERVAL }).collect(),
             replicas,
             conns: Vec::new(),
             next_conn_id: 1,
@@ -357,7 +390,8 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
     }
 
     /// Ends the appliance for a new configuration: every connection is reset (clients and
-    /// replicas get an RST), and the netback (with its connected vifs) is handed back.
+    /// replicas get an RST), and the netback (with its connected vifs) is handed back. The
+    /// replicas' health and faults go to the next appliance with `StatusBook::carry_over`.
     pub fn shutdown(mut self, now: Instant) -> Option<Netback<G, E>> {
         for conn in &self.conns {
             self.external.tcp(conn.client).abort();
@@ -365,6 +399,11 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 if let Some(h) = side.socket {
                     self.replicas[r].tcp(h).abort();
                 }
+            }
+        }
+        for (r, p) in self.probes.iter().enumerate() {
+            if let Some(a) = &p.attempt {
+                self.replicas[r].tcp(a.socket).abort();
             }
         }
         self.egress(now);
@@ -416,6 +455,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         for i in 0..self.conns.len() {
             self.pump(i, now);
         }
+        self.probe(now);
         self.egress(now);
         self.reap(now);
         for (r, e) in self.replicas.iter().enumerate() {
@@ -439,6 +479,13 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         for e in &mut self.replicas {
             consider(e.iface.poll_delay(snow, &e.sockets).map(|d| Duration::from_micros(d.total_micros())));
         }
+        for (r, p) in self.probes.iter().enumerate() {
+            match &p.attempt {
+                Some(a) => consider(Some(a.deadline.saturating_duration_since(now))),
+                None if self.status.replica_unproven(r) => consider(Some(p.next_at.saturating_duration_since(now))),
+                None => {}
+            }
+        }
         for c in &self.conns {
             consider(c.voter.poll_timeout().map(|t| t.saturating_duration_since(now)));
             for side in c.replicas.iter().filter(|s| !s.connected && !s.ended) {
@@ -449,6 +496,55 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             }
         }
         wait
+    }
+
+    /// Runs the health probes (see [`Probe`]).
+    fn probe(&mut self, now: Instant) {
+        let Some(service) = self.config.services.first() else { return };
+        for (r, ep) in self.replicas.iter_mut().enumerate() {
+            let link_up = ep.is_up(self.netback.as_ref());
+            let wanted = link_up && self.status.replica_unproven(r);
+            let probe = &mut self.probes[r];
+            if let Some(a) = &mut probe.attempt {
+                let s = ep.sockets.get_mut::<tcp::Socket>(a.socket);
+                // A reset that cannot go out (no link, no neighbour) is given up: the socket is
+                // dropped as it is.
+                if socket_gone(s) || !link_up || (a.reset && now >= a.deadline) {
+                    ep.sockets.remove(a.socket);
+                    ep.ports_in_use.remove(&a.port);
+                    probe.attempt = None;
+                } else if !a.reset {
+                    let accepted = !matches!(s.state(), State::SynSent | State::SynReceived | State::Closed);
+                    if accepted && wanted {
+                        log::info!("replica {}: health probe accepted: live", ep.name);
+                        self.status.replica_reachable(r);
+                    }
+                    if accepted || now >= a.deadline || !wanted {
+                        s.abort();
+                        a.reset = true;
+                        a.deadline = now + PROBE_INTERVAL;
+                    }
+                }
+                continue;
+            }
+            if !wanted || now < probe.next_at {
+                continue;
+            }
+            probe.next_at = now + PROBE_INTERVAL;
+            let Some(port) = ep.alloc_port() else { continue };
+            let mut sock = new_socket(PROBE_BUFFER);
+            let remote = (IpAddress::Ipv4(Ipv4Address::from(self.config.replicas[r].replica_address)), service.replica_port);
+            match sock.connect(ep.iface.context(), remote, port) {
+                Ok(()) => {
+                    let deadline = now + Duration::from_millis(self.config.connect_timeout_ms);
+                    probe.attempt = Some(ProbeAttempt { socket: ep.sockets.add(sock), port, deadline, reset: false });
+                }
+                Err(e) => {
+                    log::warn!("replica {}: health probe: connect: {e:?}", ep.name);
+                    ep.ports_in_use.remove(&port);
+                }
+            }
+        }
     }
 
     /// Turns listening sockets that completed a handshake into connections and keeps
@@ -686,13 +782,12 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             };
             let linger_over = now >= done + LINGER;
             let mut all_gone = true;
-            let gone = |s: &mut tcp::Socket<'static>| s.state() == State::TimeWait || (s.state() == State::Closed && s.remote_endpoint().is_none());
             {
                 let c = self.external.tcp(conn.client);
-                if linger_over && !gone(c) {
+                if linger_over && !socket_gone(c) {
                     c.abort();
                 }
-                all_gone &= gone(c);
+                all_gone &= socket_gone(c);
             }
             let force = linger_over || conn.client_aborted;
             for (r, side) in conn.replicas.iter().enumerate() {
@@ -700,10 +795,10 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                     let cut = matches!(conn.voter.replica_state(r), ReplicaState::Faulty | ReplicaState::Gone);
                     let s = self.replicas[r].tcp(h);
                     // A connection that is over for the client leaves nothing open on replicas.
-                    if !gone(s) && (force || cut) && s.state() != State::Closed {
+                    if !socket_gone(s) && (force || cut) && s.state() != State::Closed {
                         s.abort();
                     }
-                    all_gone &= gone(s);
+                    all_gone &= socket_gone(s);
                 }
             }
             if !all_gone {

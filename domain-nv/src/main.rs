@@ -200,8 +200,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 Ok(Some(text)) => match Config::from_yaml(&text) {
                     Ok(new_config) => {
                         log::info!("new config from xenstore: restarting the appliance ({} connections reset)", app.connections());
+                        let earlier = app.status().status().clone();
                         let nb = app.shutdown(Instant::now());
                         app = Appliance::new(new_config, nb)?;
+                        app.status().carry_over(&earlier);
                         config_text = text;
                     }
                     Err(e) => log::error!("new config from xenstore rejected, keeping the old one: {e}"),

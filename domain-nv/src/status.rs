@@ -1,6 +1,7 @@
 //! The appliance's status book: per replica health, connections, bytes voted and faults; per
-//! service connection counts. Health: `starting` until the first connection, `live` once it
-//! accepts one, `down` when it refuses, `faulty` (sticky) after any other fault.
+//! service connection counts. Health: `starting` until the first connection (a client's or a
+//! health probe's), `live` once it accepts one, `down` when it refuses or its link goes down,
+//! `faulty` (sticky) after any other fault.
 //! Rendered as an `nv_status::Status` (JSON file; xenstore on Xen).
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -87,15 +88,41 @@ impl StatusBook {
         self.changed = true;
     }
 
-    /// Replica `r` accepted a connection (it is reachable): `starting` and `down` become `live`;
-    /// `faulty` stays until the replica is replaced (a fault is a fact about that replica).
+    /// Replica `r` accepted a client's connection: counted, and reachable.
     pub fn replica_connected(&mut self, r: usize) {
+        self.status.replicas[r].connections += 1;
+        self.changed = true;
+        self.replica_reachable(r);
+    }
+
+    /// Replica `r` accepted a connection (a client's or a health probe's): `starting` and `down`
+    /// become `live`; `faulty` stays until the replica is replaced (a fault is a fact about that
+    /// replica).
+    pub fn replica_reachable(&mut self, r: usize) {
         let rep = &mut self.status.replicas[r];
-        rep.connections += 1;
         if matches!(rep.state, ReplicaHealth::Starting | ReplicaHealth::Down) {
             rep.state = ReplicaHealth::Live;
+            self.changed = true;
         }
-        self.changed = true;
+    }
+
+    /// True if replica `r` is `starting` or `down`: not seen serving since it was (re)attached.
+    pub fn replica_unproven(&self, r: usize) -> bool {
+        matches!(self.status.replicas[r].state, ReplicaHealth::Starting | ReplicaHealth::Down)
+    }
+
+    /// Takes over what `earlier` (the book of the appliance this one replaces after a config
+    /// change) knew of replicas of the same name: health, bytes voted and faults. Connections
+    /// are not taken over: the restart reset them.
+    pub fn carry_over(&mut self, earlier: &Status) {
+        for rep in &mut self.status.replicas {
+            if let Some(old) = earlier.replicas.iter().find(|o| o.name == rep.name) {
+                rep.state = old.state;
+                rep.bytes_voted = old.bytes_voted;
+                rep.faults = old.faults.clone();
+                self.changed = true;
+            }
+        }
     }
 
     /// Replica `r`'s connection ended.
@@ -140,12 +167,15 @@ impl StatusBook {
         self.changed = true;
     }
 
-    /// Sets replica `r`'s link state.
+    /// Sets replica `r`'s link state; a `live` replica whose link goes down is `down`.
     pub fn set_link(&mut self, r: usize, up: bool) {
         let link = if up { LinkState::Up } else { LinkState::Down };
         let rep = &mut self.status.replicas[r];
         if rep.link != link {
             rep.link = link;
+            if !up && rep.state == ReplicaHealth::Live {
+                rep.state = ReplicaHealth::Down;
+            }
             self.changed = true;
         }
     }
@@ -176,4 +206,54 @@ pub fn write_status_file(path: &std::path::Path, status: &Status) -> std::io::Re
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, status.to_json())?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book() -> StatusBook {
+        let yaml = "policy: majority\nexternal:\n  link: { kind: tap, name: ext }\n  address: 10.0.0.1/24\nservices:\n  - { name: s, listen: 80, replica_port: 80 }\nreplicas:\n  - { name: r0, link: { kind: tap, name: t0 }, address: 10.1.0.1/24, replica_address: 10.1.0.2 }\n  - { name: r1, link: { kind: tap, name: t1 }, address: 10.2.0.1/24, replica_address: 10.2.0.2 }\n  - { name: r2, link: { kind: tap, name: t2 }, address: 10.3.0.1/24, replica_address: 10.3.0.2 }\n";
+        StatusBook::new(&Config::from_yaml(yaml).expect("test config"))
+    }
+
+    #[test]
+    fn a_probe_makes_a_replica_live_without_counting_a_connection() {
+        let mut b = book();
+        assert!(b.replica_unproven(0));
+        b.replica_reachable(0);
+        assert_eq!(b.status().replicas[0].state, ReplicaHealth::Live);
+        assert_eq!(b.status().replicas[0].connections, 0);
+        assert!(!b.replica_unproven(0));
+    }
+
+    #[test]
+    fn faulty_stays_faulty_when_reachable_and_live_goes_down_with_its_link() {
+        let mut b = book();
+        b.record_fault(1, &FaultKind::Reset, "s", 1);
+        b.replica_reachable(1);
+        assert_eq!(b.status().replicas[1].state, ReplicaHealth::Faulty);
+        b.replica_reachable(0);
+        b.set_link(0, false);
+        assert_eq!(b.status().replicas[0].state, ReplicaHealth::Down);
+        assert!(b.replica_unproven(0));
+        b.set_link(1, false);
+        assert_eq!(b.status().replicas[1].state, ReplicaHealth::Faulty);
+    }
+
+    #[test]
+    fn carry_over_keeps_health_and_faults_of_replicas_with_the_same_name() {
+        let mut old = book();
+        old.record_fault(2, &FaultKind::ValueMismatch { offset: 7 }, "s", 3);
+        old.replica_connected(0);
+        old.add_bytes_voted(0, 100);
+        let earlier = old.status().clone();
+        let mut new = book();
+        new.status.replicas[1].name = "r1-g2".into();
+        new.carry_over(&earlier);
+        let r = &new.status().replicas;
+        assert_eq!((r[0].state, r[0].bytes_voted, r[0].connections), (ReplicaHealth::Live, 100, 0));
+        assert_eq!(r[1].state, ReplicaHealth::Starting);
+        assert_eq!((r[2].state, r[2].faults.len()), (ReplicaHealth::Faulty, 1));
+    }
 }

@@ -338,3 +338,25 @@ fn fifty_concurrent_clients_are_served() {
     assert!(s.services[0].total >= 50, "{}", s.to_json());
     assert_no_faults(&s, &[0, 1, 2]);
 }
+
+#[test]
+fn health_probes_report_replicas_live_before_any_client() {
+    let g = redis_group("nvt-probe", "majority", 3, None);
+    // `nvctl up` waits for this: no client has connected yet.
+    let s = g
+        .wait_status("every replica live", Duration::from_secs(10), |s| s.replicas.iter().all(|r| r.state == nv_status::ReplicaHealth::Live))
+        .unwrap();
+    assert_eq!(s.services[0].total, 0, "{}", s.to_json());
+    assert_no_faults(&s, &[0, 1, 2]);
+    // The probes leave no connection open on the replicas (redis counts its clients).
+    let clients = |i: usize| {
+        let out = g.replica_exec(i, &["redis-cli", "-h", &g.replica_address(i), "INFO", "clients"]).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find_map(|l| l.strip_prefix("connected_clients:")).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(u32::MAX)
+    };
+    // redis-cli's own connection is the only one.
+    wait_until("probe connections closed on r0", Duration::from_secs(5), || clients(0) == 1).unwrap();
+    // The voted service still works.
+    let out = get(&g, "key:3");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), value(3));
+}

@@ -8,7 +8,7 @@
 # inputs; FORCE=1 rebuilds every stage; `rm -rf /var/cache/domain-nv-lab` starts from nothing.
 # DOMAIN_NV_BIN=path: the static binary that becomes the NV domain's /init (default: the real
 # domain-nv, target/x86_64-unknown-linux-musl/release/domain-nv, built here with `make static` when it
-# is missing; DOMAIN_NV_BIN=stand-in: the test program nv-test-init.c).
+# is missing).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$LAB_WORK" "$LAB_CACHE"
@@ -40,8 +40,7 @@ for d in "$LAB_CACHE"/*.tmp "$LAB_CACHE"/rootfs-* "$LAB_CACHE"/dom0-* "$LAB_CACH
   [ -e "$d" ] || continue
   case "$keep" in *" $d "*) ;; *) log "pruning stale cache entry $d"; rm -rf "$d" ;; esac
 done
-# shellcheck disable=SC2010
-ls -dt "$LAB_CACHE"/nv-* 2>/dev/null | grep -v '^.*/nv-test-init-' | tail -n +4 | while read -r d; do
+ls -dt "$LAB_CACHE"/nv-* 2>/dev/null | tail -n +4 | while read -r d; do
   case "$keep" in *" $d "*) ;; *) log "pruning stale cache entry $d"; rm -rf "$d" ;; esac
 done
 log "images ready ($LAB_WORK/images.env):"

@@ -11,31 +11,36 @@
 #                          xenstore state 4 on both ends, HTTP answer from dom0
 #   dom0-netback-throughput  HTTP GET of the replica's /big (LAB_BIG_MB MiB) through dom0's kernel
 #                          netback; prints a METRIC line (the baseline for our netback)
-#   driver-domain-devices  PV driver domain (driver_domain=1, xl config rendered from
-#                          xl-configs/nv-domain.cfg.in) whose /init is the static NV binary: it opens
-#                          /dev/xen/{gntdev,evtchn,xenbus} and writes data/lab-init=ok (test binary)
-#                          or data/domain-nv/version (the real domain-nv) under its xenstore home
-#   vif-backend-appears    replica (xl-configs/replica.cfg.in) whose vif has backend=<NV domain>:
-#                          the toolstack creates /local/domain/<nv>/backend/vif/<replica>/0
-#   nv-vif-connected       replicas lab-r0..lab-r2 (vif backend=<NV domain>, vifname=r0..r2) run,
-#                          each vif is state 4 on both ends (served by domain-nv's netback), httpd up
+#   nvctl-up               `nvctl up /lab/xenlab-group.yaml` (spec: xl-configs/xenlab-group.yaml) with the
+#                          static nvctl: creates the NV driver domain lab-nv (driver_domain=1, its
+#                          /init the static domain-nv: config from xenstore, no xen-netback module),
+#                          hands it the config, waits for ready, creates lab-r0..lab-r2 (vif
+#                          backend=lab-nv) and waits until domain-nv reports every replica live
+#   nv-vif-connected       each replica's vif is state 4 on both ends, served by domain-nv's netback
+#                          in lab-nv (vifname r0..r2), and each replica's httpd is up
 #   client-through-nv      dom0 -> 192.168.77.10 (domain-nv on the NV domain's external NIC) ->
 #                          replicas: /index.html is the replicas' page, /big has the right md5;
 #                          METRIC lines: throughput, and its ratio to dom0-netback-throughput
-#   faulty-replica-masked  lab-r2 serves a different /index.html: the client still gets the
-#                          majority page and domain-nv's status says r2 is faulty
+#   faulty-replica-masked  lab-r2 booted the faulty image (its /index.html differs): the client still
+#                          gets the majority page; domain-nv's status and `nvctl status` say r2 is faulty
 #   replica-destroyed-mid-stream  `xl destroy lab-r0` during a /big download: the md5 is still right
-#   teardown               every guest destroyed; `xl list` shows only Domain-0
+#   nvctl-replace          `nvctl replace lab r0` (its domain was destroyed): a new instance boots on a
+#                          fresh link, becomes live and votes (the client gets the majority page, the
+#                          new instance's bytes-voted grows); lab-r0 is gone
+#   teardown               `nvctl down lab` and `xl destroy` of the baseline replica; `xl list`
+#                          shows only Domain-0
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LAB=${LAB:-/lab}; OUT=$LAB/out; mkdir -p "$OUT"
 [ -f "$LAB/lab.env" ] && . "$LAB/lab.env"
 # run.sh reads this line too (the default of LAB_CHECKS)
-DEFAULT_CHECKS="xen-boots replica-netfront dom0-netback-throughput driver-domain-devices vif-backend-appears nv-vif-connected client-through-nv faulty-replica-masked replica-destroyed-mid-stream teardown"
+DEFAULT_CHECKS="xen-boots replica-netfront dom0-netback-throughput nvctl-up nv-vif-connected client-through-nv faulty-replica-masked replica-destroyed-mid-stream nvctl-replace teardown"
 LAB_CHECKS=${LAB_CHECKS:-$DEFAULT_CHECKS}
 LAB_BIG_MB=${LAB_BIG_MB:-32}
 GUEST_TMO=${GUEST_TMO:-240}          # seconds for a guest to come up (TCG: 25-60 s seen, once 326 s)
-NV_NAME=${NV_NAME:-lab-nv}
-NV_REPLICA=${NV_REPLICA:-lab-r0}
+GROUP=lab                    # the group of xenlab-group.yaml: domains lab-nv, lab-r0..lab-r2
+NV_NAME=$GROUP-nv
+NVCTL=$LAB/nvctl
+SPEC=$LAB/xenlab-group.yaml
 KERNEL=$LAB/vmlinux
 XLIB=/usr/lib/xen-4.17/bin
 
@@ -48,7 +53,7 @@ wait_for() {
   "$@" >/dev/null 2>&1
 }
 domid_of() { xl domid "$1" 2>/dev/null; }
-NV_ADDR=192.168.77.10        # domain-nv's external address (nv-config.yaml); dom0 has .1 on xenbr0
+NV_ADDR=192.168.77.10        # domain-nv's external address (xenlab-group.yaml); dom0 has .1 on xenbr0
 REPLICAS="lab-r0 lab-r1 lab-r2"
 # gen_big MiB SEED: the replicas' /big (the same function is in the replica's /init)
 gen_big() { local i=0; while [ $i -lt $(($1 * 16)) ]; do printf '%08d' $i; cat "$2"; i=$((i + 1)); done; }
@@ -63,6 +68,16 @@ nv_log() { tail -c "${1:-400}" "/var/log/xen/console/guest-$NV_NAME.log" 2>/dev/
 nv_status() { local nv; nv=$(domid_of "$NV_NAME") && xenstore-ls -f "/local/domain/$nv/data/domain-nv" 2>&1; }
 # get URL FILE: HTTP GET with busybox wget (its -T segfaults: timeout(1) bounds it)
 get() { timeout "${GET_TMO:-600}" busybox wget -q -O "$2" "$1"; }
+# nvctl_logged LOG ARGS...: runs nvctl, its progress (stderr) and output to LOG with the seconds
+# since the start of the command in front of every line; returns nvctl's exit status
+nvctl_logged() {
+  local log=$1 t0=$SECONDS; shift
+  echo "\$ nvctl $*" > "$log"
+  "$NVCTL" "$@" 2>&1 | while IFS= read -r l; do echo "[+$((SECONDS - t0))s] $l"; done >> "$log"
+  return "${PIPESTATUS[0]}"
+}
+# seconds_at LOG PATTERN: the [+Ns] of the first line of LOG matching PATTERN
+seconds_at() { grep -m1 -e "$2" "$1" | sed -n 's/^\[+\([0-9]*\)s\].*/\1/p'; }
 
 FAILED=0; declare -A RESULT
 # run_check NAME: runs check_NAME (stdout/stderr to $OUT/NAME.log); it sets REASON on failure.
@@ -112,13 +127,13 @@ check_xen_boots() {
 # ---------------------------------------------------------------- replica-netfront
 check_replica_netfront() {
   need xen-boots || return 1
-  local name=lab-rk cfg=/run/lab-rk.cfg
+  local name=$GROUP-rk cfg=/run/lab-rk.cfg
   cat > $cfg <<EOC
 name = "$name"
 type = "pv"
 kernel = "$KERNEL"
 ramdisk = "$LAB/replica-initrd.gz"
-extra = "console=hvc0 lab_name=$name lab_ip=10.0.0.2/24 lab_bigmb=$LAB_BIG_MB"
+extra = "console=hvc0 lab_bigmb=$LAB_BIG_MB ip=10.0.0.2::10.0.0.1:255.255.255.0:$name:eth0:off"
 memory = $(( 128 + LAB_BIG_MB ))
 vcpus = 1
 vif = [ 'bridge=xenbr0,mac=00:16:3e:00:00:02' ]
@@ -158,108 +173,50 @@ check_dom0_netback_throughput() {
   echo "METRIC dom0-netback-http-get $line"
 }
 
-# ---------------------------------------------------------------- driver-domain-devices
-check_driver_domain_devices() {
+# ---------------------------------------------------------------- nvctl-up
+check_nvctl_up() {
   need xen-boots || return 1
-  local cfg=$LAB/cfg/$NV_NAME.cfg
-  [ -f "$cfg" ] || { REASON="no $cfg (run.sh renders it)"; return 1; }
-  cat "$cfg"
-  local t0=$SECONDS conf=$LAB/cfg/domain-nv-config
-  if [ -f "$conf" ]; then
-    # domain-nv's configuration goes to its xenstore home before its /init runs: create paused,
-    # write data/domain-nv-config (what `nvctl up` does), unpause
-    timeout 300 xl create -p "$cfg" || { REASON="xl create -p $cfg failed"; return 1; }
-    local id; id=$(domid_of "$NV_NAME")
-    xenstore-write "/local/domain/$id/data/domain-nv-config" "$(cat "$conf")" \
-      || { REASON="cannot write data/domain-nv-config ($(wc -c < "$conf") bytes)"; return 1; }
-    xl unpause "$id" || { REASON="xl unpause $id failed"; return 1; }
-    echo "wrote data/domain-nv-config ($(wc -c < "$conf") bytes) before unpausing"
-  else
-    timeout 300 xl create "$cfg" || { REASON="xl create $cfg failed"; return 1; }
-    local id; id=$(domid_of "$NV_NAME")
-  fi
-  echo "domid $id, xl create took $((SECONDS - t0))s"
-  local home=/local/domain/$id
-  if ! wait_for "$GUEST_TMO" sh -c "[ \"\$(xenstore-read $home/data/lab-init)\" = ok ] || xenstore-read $home/data/domain-nv/version"; then
-    REASON="no $home/data/lab-init=ok nor data/domain-nv/version after ${GUEST_TMO}s (lab-devices: '$(xsr $home/data/lab-devices)'); console: $(nv_log 300)"
-    return 1
-  fi
+  "$NVCTL" render "$SPEC" -o /run/lab-rendered && head -n 100 /run/lab-rendered/* \
+    || { REASON="nvctl render $SPEC failed"; return 1; }
+  local t0=$SECONDS log=$OUT/nvctl-up.out
+  # --timeout bounds every wait of nvctl (a replica booting under TCG: 25-60 s seen, once 326 s)
+  nvctl_logged "$log" --timeout "$GUEST_TMO" up "$SPEC"; local rc=$?
+  cat "$log"
+  [ $rc = 0 ] || { REASON="nvctl up: exit status $rc: $(tail -1 "$log" | cut -c1-200); NV console: $(nv_log 300)"; return 1; }
+  info "nvctl-up: NV domain created at +$(seconds_at "$log" "NV domain $NV_NAME: created")s, ready at +$(seconds_at "$log" "NV domain $NV_NAME: ready")s, replicas created by +$(seconds_at "$log" "waiting for domain-nv to report every replica live")s, group up (every replica live) at +$((SECONDS - t0))s"
+  local nv; nv=$(domid_of "$NV_NAME") || { REASON="no domain $NV_NAME after nvctl up"; return 1; }
+  local home=/local/domain/$nv
+  info "nvctl-up: $NV_NAME (domid $nv) runs domain-nv (status version $(xsr $home/data/domain-nv/version), ready $(xsr $home/data/domain-nv/ready)); config $(xsr $home/data/domain-nv-config | wc -c) bytes"
   # its external NIC (xen-netfront in the NV domain, dom0 kernel netback on xenbr0)
   local ext=$home/device/vif/0
-  [ -n "$(xsr $ext/state)" ] && { wait_for 60 sh -c "[ \"\$(xenstore-read $ext/state)\" = 4 ]";
-    info "driver-domain-devices: external vif frontend state $(xsr $ext/state), backend state $(xsr "$(xsr $ext/backend)/state")"; }
-  if [ "$(xsr $home/data/lab-init)" = ok ]; then
-    info "driver-domain-devices: domid $id: $(xsr $home/data/lab-devices) ($((SECONDS - t0))s after xl create)"
-  else
-    info "driver-domain-devices: domid $id runs domain-nv (status version $(xsr $home/data/domain-nv/version))"
-  fi
-  xenstore-ls -f $home 2>&1 | grep -E '/data/' | head -40
-}
-
-# ---------------------------------------------------------------- vif-backend-appears
-check_vif_backend_appears() {
-  need driver-domain-devices || return 1
-  local cfg=$LAB/cfg/$NV_REPLICA.cfg nv; nv=$(domid_of "$NV_NAME")
-  [ -f "$cfg" ] || { REASON="no $cfg (run.sh renders it)"; return 1; }
-  cat "$cfg"
-  local t0=$SECONDS
-  # Without a running backend, libxl gives up after its 10 s device timeout and destroys the replica;
-  # the backend directory only lives that long. So: create in the background, poll xenstore.
-  timeout 300 xl create "$cfg" > "$OUT/$NV_REPLICA-xl-create.log" 2>&1 &
-  local xlpid=$! base=/local/domain/$nv/backend/vif seen="" fid=""
-  local limit=$(( SECONDS + 180 ))
-  while [ $SECONDS -lt $limit ]; do
-    for fid in $(xenstore-list $base 2>/dev/null); do
-      [ "$(xsr /local/domain/$fid/name)" = "$NV_REPLICA" ] || continue
-      if [ "$(xsr $base/$fid/0/frontend-id)" = "$fid" ]; then seen=$fid; break 2; fi
-    done
-    kill -0 $xlpid 2>/dev/null || { sleep 1; [ -n "$(xenstore-list $base 2>/dev/null)" ] || break; }
-    sleep 0.5
-  done
-  if [ -n "$seen" ]; then
-    xenstore-ls -f $base/$seen/0 2>&1 | tee "$OUT/$NV_REPLICA-backend.txt"
-    local fe=/local/domain/$seen/device/vif/0
-    [ "$(xsr $fe/backend)" = "$base/$seen/0" ] || { REASON="frontend $fe/backend is '$(xsr $fe/backend)'"; return 1; }
-    info "vif-backend-appears: $base/$seen/0 (replica domid $seen) $((SECONDS - t0))s after xl create; backend state $(xsr $base/$seen/0/state), frontend state $(xsr $fe/state)"
-  fi
-  # let xl finish (it fails after libxl's device timeout while nothing serves the vif)
-  local i=0; while kill -0 $xlpid 2>/dev/null && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
-  kill $xlpid 2>/dev/null; wait $xlpid; local xrc=$?
-  info "vif-backend-appears: xl create exit status $xrc ($(grep -m1 -iE 'error|timed out' "$OUT/$NV_REPLICA-xl-create.log" | cut -c1-160))"
-  [ -n "$seen" ] || { REASON="no $base/<replica-domid>/0 within 180s; xl create: $(tail -2 "$OUT/$NV_REPLICA-xl-create.log" | tr '\n' ' ')"; return 1; }
+  wait_for 60 sh -c "[ \"\$(xenstore-read $ext/state)\" = 4 ]" \
+    || { REASON="the NV domain's external vif is in state '$(xsr $ext/state)', not 4"; return 1; }
+  "$NVCTL" status "$GROUP" || { REASON="nvctl status $GROUP failed"; return 1; }
 }
 
 # ---------------------------------------------------------------- nv-vif-connected
-# The replicas' vifs are served by domain-nv's netback in the NV domain: lab-r0 (created by
-# vif-backend-appears) and lab-r1, lab-r2 (created here, in parallel) run, each vif is Connected
-# (state 4) on both ends, and each replica's httpd is up.
+# The replicas' vifs are served by domain-nv's netback in the NV domain: each is Connected (state 4)
+# on both ends, under the NV domain's backend tree with the vifname nvctl gave it, and each
+# replica's httpd is up.
 check_nv_vif_connected() {
-  need vif-backend-appears || return 1
+  need nvctl-up || return 1
   local nv r t0=$SECONDS; nv=$(domid_of "$NV_NAME")
-  [ -n "$nv" ] || { REASON="NV domain $NV_NAME is not running; its console: $(nv_log)"; return 1; }
-  local -A pid=()
   for r in $REPLICAS; do
-    domid_of "$r" >/dev/null && continue
-    timeout 300 xl create "$LAB/cfg/$r.cfg" > "$OUT/$r-xl-create.log" 2>&1 & pid[$r]=$!
-  done
-  for r in "${!pid[@]}"; do
-    wait "${pid[$r]}" || echo "xl create $r: exit status $? ($(grep -m1 -iE 'error' "$OUT/$r-xl-create.log" | cut -c1-160))"
-  done
-  for r in $REPLICAS; do
-    local rid; rid=$(domid_of "$r")
-    [ -n "$rid" ] || { REASON="replica $r is not running (xl create: $(grep -m1 -iE 'error' "$OUT/$r-xl-create.log" | cut -c1-160)); NV console: $(nv_log)"; return 1; }
+    local rid; rid=$(domid_of "$r") || { REASON="replica $r is not running; NV console: $(nv_log)"; return 1; }
     local fe=/local/domain/$rid/device/vif/0 be=/local/domain/$nv/backend/vif/$rid/0
+    [ "$(xsr $fe/backend)" = "$be" ] || { REASON="$r: frontend's backend is '$(xsr $fe/backend)', not $be"; return 1; }
     if ! wait_for "$GUEST_TMO" sh -c "[ \"\$(xenstore-read $fe/state)\" = 4 ] && [ \"\$(xenstore-read $be/state)\" = 4 ]"; then
       REASON="$r: vif not Connected after ${GUEST_TMO}s: frontend state=$(xsr $fe/state) backend state=$(xsr $be/state); NV console: $(nv_log)"
       xenstore-ls -f "$be"; return 1
     fi
-    info "nv-vif-connected: $r (domid $rid) vif $(xsr $be/vifname) Connected 4/4 $((SECONDS - t0))s after the check started"
+    [ "$(xsr $be/vifname)" = "${r#"$GROUP"-}" ] || { REASON="$r: vifname '$(xsr $be/vifname)'"; return 1; }
+    info "nv-vif-connected: $r (domid $rid) vif $(xsr $be/vifname) Connected 4/4 (backend in $NV_NAME, hotplug-status $(xsr $be/hotplug-status))"
   done
   for r in $REPLICAS; do
     wait_for "$GUEST_TMO" grep -q "httpd on" "/var/log/xen/console/guest-$r.log" \
       || { REASON="replica $r did not report its httpd up"; return 1; }
   done
-  info "nv-vif-connected: every replica's httpd up $((SECONDS - t0))s after the check started"
+  info "nv-vif-connected: every replica's httpd up ($((SECONDS - t0))s after the check started)"
   nv_status
 }
 
@@ -313,6 +270,10 @@ check_faulty_replica_masked() {
   done
   info "faulty-replica-masked: client got the majority page; r2 state $(xsr $base/r2/state) (fault: $(xsr $base/r2/faults/0 | cut -c1-120)); r0 $(xsr $base/r0/state), r1 $(xsr $base/r1/state)"
   nv_status
+  # what the operator sees
+  local st; st=$("$NVCTL" status "$GROUP" 2>&1); echo "$st"
+  echo "$st" | grep -E '^r2 ' | grep -qw faulty || { REASON="nvctl status does not show r2 faulty: $(echo "$st" | grep -E '^r2 ')"; return 1; }
+  info "nvctl-status: $(echo "$st" | grep -E '^r2 ' | tr -s ' ' | cut -c1-160)"
 }
 
 # ---------------------------------------------------------------- replica-destroyed-mid-stream
@@ -341,21 +302,55 @@ check_replica_destroyed_mid_stream() {
   nv_status
 }
 
+# ---------------------------------------------------------------- nvctl-replace
+# lab-r0 was destroyed by replica-destroyed-mid-stream: `nvctl replace` brings a new instance in.
+check_nvctl_replace() {
+  need nvctl-up || return 1
+  local nv t0=$SECONDS log=$OUT/nvctl-replace.out; nv=$(domid_of "$NV_NAME")
+  nvctl_logged "$log" --timeout "$GUEST_TMO" replace "$GROUP" r0; local rc=$?
+  cat "$log"
+  [ $rc = 0 ] || { REASON="nvctl replace: exit status $rc: $(tail -1 "$log" | cut -c1-200); NV console: $(nv_log 300)"; nv_status; return 1; }
+  local st; st=$("$NVCTL" status "$GROUP" 2>&1); echo "$st"
+  # Replica  Domain  ID  State  Health  Link  Conns  Bytes-voted ...
+  local line; line=$(echo "$st" | grep -E '^r0-g[0-9]+ ' | tr -s ' ')
+  [ -n "$line" ] || { REASON="no new instance of r0 in nvctl status"; return 1; }
+  local inst dom health; inst=$(echo "$line" | cut -d' ' -f1); dom=$(echo "$line" | cut -d' ' -f2); health=$(echo "$line" | cut -d' ' -f5)
+  [ "$health" = live ] || { REASON="$inst is $health, not live: $line"; return 1; }
+  ! domid_of "$GROUP-r0" >/dev/null || { REASON="the old instance $GROUP-r0 still runs"; return 1; }
+  local rid; rid=$(domid_of "$dom") || { REASON="$dom ($inst) is not running"; return 1; }
+  local be=/local/domain/$nv/backend/vif/$rid/0
+  [ "$(xsr $be/state)" = 4 ] && [ "$(xsr /local/domain/$rid/device/vif/0/state)" = 4 ] \
+    || { REASON="$dom: vif state $(xsr $be/state)/$(xsr /local/domain/$rid/device/vif/0/state), not 4/4"; return 1; }
+  info "nvctl-replace: $inst ($dom, domid $rid, vif $(xsr $be/vifname)) live $((SECONDS - t0))s after nvctl replace started; $GROUP-r0 gone"
+  # the new instance votes
+  local key=/local/domain/$nv/data/domain-nv/replicas/$inst/bytes-voted before; before=$(xsr "$key")
+  rm -f /tmp/index.html
+  GET_TMO=60 get "http://$NV_ADDR/index.html" /tmp/index.html || { REASON="GET /index.html through the new voting set failed"; return 1; }
+  grep -qx 'xenlab-replica ok' /tmp/index.html || { REASON="client got '$(head -c 80 /tmp/index.html)', not the majority page"; return 1; }
+  if ! wait_for 10 sh -c "[ \"\$(xenstore-read $key)\" -gt \"${before:-0}\" ]"; then
+    REASON="$inst's bytes-voted stayed at '$(xsr "$key")' (before: '$before')"; nv_status; return 1
+  fi
+  info "nvctl-replace: client got the majority page; $inst bytes-voted ${before:-0} -> $(xsr "$key")"
+}
+
 # ---------------------------------------------------------------- teardown
 check_teardown() {
   need xen-boots || return 1
   xl list
-  local d
-  # replicas first, then the driver domain that serves them
-  for d in $(xl list | awk 'NR > 2 { print $1 }' | grep -v -x "$NV_NAME"); do timeout 120 xl destroy "$d" || echo "xl destroy $d failed"; done
-  local nv; nv=$(domid_of "$NV_NAME") && {
-    # what the replicas left in the NV domain's backend tree (domain-nv's netback cleans up its side)
-    sleep 2; echo "NV backend tree after the replicas' destruction:"; xenstore-ls -fp "/local/domain/$nv/backend" 2>&1 | head -40
-    timeout 120 xl destroy "$NV_NAME" || echo "xl destroy $NV_NAME failed"; }
+  local d t0=$SECONDS
+  if domid_of "$NV_NAME" >/dev/null || "$NVCTL" status "$GROUP" >/dev/null 2>&1; then
+    nvctl_logged "$OUT/nvctl-down.out" --timeout 120 down "$GROUP"; local rc=$?
+    cat "$OUT/nvctl-down.out"
+    [ $rc = 0 ] || echo "nvctl down: exit status $rc"
+    info "teardown: nvctl down $GROUP: exit status $rc after $((SECONDS - t0))s"
+  fi
+  # whatever else runs (the baseline replica; leftovers of failed checks)
+  for d in $(xl list | awk 'NR > 2 { print $1 }'); do timeout 120 xl destroy "$d" || echo "xl destroy $d failed"; done
   if ! wait_for 120 sh -c '[ "$(xl list | awk "NR > 1" | wc -l)" = 1 ] && xl list | grep -q "^Domain-0 "'; then
     REASON="left over: $(xl list | awk 'NR > 2 { print $1 }' | tr '\n' ' ')"; return 1
   fi
   xl list
+  [ "${rc:-0}" = 0 ] || { REASON="nvctl down $GROUP failed (exit status $rc)"; return 1; }
   local left; left=$(xenstore-list /local/domain 2>/dev/null | grep -vx 0 | tr '\n' ' ')
   [ -z "$left" ] || info "teardown: xenstore still lists /local/domain/{$left}"
 }

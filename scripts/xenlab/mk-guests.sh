@@ -3,14 +3,17 @@
 #   guest kernel   $LAB_CACHE/kernel-<key>/vmlinux: the uncompressed ELF inside Debian's bzImage
 #                  (libxc decompressing the bzImage costs ~30 s under TCG; the ELF loads in seconds)
 #   replica        $LAB_CACHE/replica-<key>/replica-initrd.gz: static busybox + xen-netfront; /init
-#                  configures eth0 from the kernel command line (lab_ip=A/N [lab_gw=G] [lab_name=S]
-#                  [lab_bigmb=M] [lab_faulty=1]) and serves HTTP on port 80 (busybox nc -ll -e /bin/serve,
-#                  no Date header: the replies must be identical for the voter) with /index.html
-#                  (the same on every replica, unless lab_faulty=1) and a M MiB /big (default 32,
-#                  built from big-seed, the same everywhere) for throughput and md5 checks
+#                  configures eth0 from the kernel command line in the kernel's own syntax, as nvctl
+#                  renders it (ip=ADDR::GATEWAY:NETMASK:HOSTNAME:eth0:off; lab_bigmb=M) and serves
+#                  HTTP on port 80 (busybox nc -ll -e /bin/serve, no Date header: the replies must
+#                  be identical for the voter) with /index.html (the same on every replica) and a
+#                  M MiB /big (default 32, built from big-seed, the same everywhere) for throughput
+#                  and md5 checks
+#                  replica-faulty-initrd.gz: the same image plus /lab-faulty (a second cpio member
+#                  appended): its /index.html differs, a faulty replica for the voter
 #   NV domain      $LAB_CACHE/nv-<key>/nv-initrd.gz: /init = DOMAIN_NV_BIN, stripped (a static binary;
-#                  default: the real target/x86_64-unknown-linux-musl/release/domain-nv of `make static`;
-#                  DOMAIN_NV_BIN=stand-in: nv-test-init.c compiled with gcc -static), /dev/console, and the Xen device modules
+#                  default: the real target/x86_64-unknown-linux-musl/release/domain-nv of `make static`),
+#                  /dev/console, and the Xen device modules
 #                  in /lib/modules/domain-nv/NN-name.ko (load order = name order; /init loads them with
 #                  finit_module). No xen-netback: the user-space netback serves the vifs.
 # usage: DOMAIN_NV_BIN=target/x86_64-unknown-linux-musl/release/domain-nv mk-guests.sh
@@ -86,20 +89,24 @@ EOI
   cat > "$D/init" <<'EOI'
 #!/bin/sh
 # Replica: a real service (HTTP/1.0 via busybox nc) on a Xen vif. Every replica serves the same
-# /index.html and /big; lab_faulty=1 makes /index.html differ (a faulty replica for the voter).
+# /index.html and /big; an image with /lab-faulty serves another /index.html (a faulty replica).
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 arg() { sed -n "s/.*[[:space:]]$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 # gen_big MiB SEED: MiB * 16 blocks of 64 KiB, each an 8-digit block number + the 65528-byte seed
 gen_big() { i=0; while [ $i -lt $(($1 * 16)) ]; do printf '%08d' $i; cat "$2"; i=$((i + 1)); done; }
-NAME=$(arg lab_name); NAME=${NAME:-replica}; IP=$(arg lab_ip); GW=$(arg lab_gw); BIG=$(arg lab_bigmb); BIG=${BIG:-32}
-FAULTY=$(arg lab_faulty)
+# ip=ADDR::GATEWAY:NETMASK:HOSTNAME:DEVICE:off (the kernel's syntax, rendered by nvctl)
+IPARG=$(arg ip); field() { echo "$IPARG" | cut -d: -f"$1"; }
+IP=$(field 1); GW=$(field 3); MASK=$(field 4); NAME=$(field 5); NAME=${NAME:-replica}
+BIG=$(arg lab_bigmb); BIG=${BIG:-32}
+FAULTY=0; [ -e /lab-faulty ] && FAULTY=1
 hostname "$NAME"
 echo "REPLICA $NAME up at uptime $(cut -d' ' -f1 /proc/uptime)s"
 for m in /lib/modules/domain-nv/*.ko; do insmod "$m" || echo "REPLICA insmod $m failed"; done
 i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done
 ip link set lo up
-ip link set eth0 up && ip addr add "$IP" dev eth0
+[ -n "$IP" ] && [ -n "$MASK" ] || echo "REPLICA $NAME: no ip=ADDR::GATEWAY:NETMASK:... on the command line"
+ifconfig eth0 "$IP" netmask "$MASK" up
 [ -n "$GW" ] && ip route add default via "$GW"
 if [ "$FAULTY" = 1 ]; then echo "xenlab-replica FAULTY $NAME" > /www/index.html
 else echo "xenlab-replica ok" > /www/index.html; fi
@@ -107,7 +114,7 @@ gen_big "$BIG" /big-seed > /www/big
 # busybox httpd sends a Date header, and the replicas' clocks differ by minutes under TCG: the
 # voter would see every reply differ. /bin/serve answers byte-for-byte the same everywhere.
 nc -ll -p 80 -e /bin/serve & sleep 0.2
-kill -0 $! && echo "REPLICA $NAME httpd on $IP:80 ($(cat /sys/class/net/eth0/address)) faulty=${FAULTY:-0} at uptime $(cut -d' ' -f1 /proc/uptime)s"
+kill -0 $! && echo "REPLICA $NAME httpd on $IP:80 ($(cat /sys/class/net/eth0/address)) faulty=$FAULTY at uptime $(cut -d' ' -f1 /proc/uptime)s"
 # eth0 counters and neighbours on the console (the lab keeps it in dom0) while they change
 last=""; while :; do
   now="$(grep eth0 /proc/net/dev | tr -s ' ') | $(ip neigh show dev eth0 | tr '\n' ' ')"
@@ -116,24 +123,21 @@ done
 EOI
   chmod +x "$D/init"
   pack_initramfs "$D" "$rout.tmp/replica-initrd.gz"; rm -rf "$D"
+  # the faulty image: the kernel unpacks concatenated cpio archives one over the other
+  F=$rout.tmp/faulty; mkdir -p "$F"; echo "this replica image is faulty" > "$F/lab-faulty"
+  pack_initramfs "$F" "$rout.tmp/faulty.gz"; rm -rf "$F"
+  cat "$rout.tmp/replica-initrd.gz" "$rout.tmp/faulty.gz" > "$rout.tmp/replica-faulty-initrd.gz"; rm "$rout.tmp/faulty.gz"
   touch "$rout.tmp/.xenlab-done"; rm -rf "$rout"; mv "$rout.tmp" "$rout"
   log "replica initramfs: $rout/replica-initrd.gz"
 fi
 echo "REPLICA_INITRD=$rout/replica-initrd.gz"
+echo "REPLICA_FAULTY_INITRD=$rout/replica-faulty-initrd.gz"
 echo "BIG_SEED=$rout/big-seed"
 
 # --- NV driver-domain initramfs ---
 DOMAIN_NV_BIN=${DOMAIN_NV_BIN:-$REPO_DIR/target/x86_64-unknown-linux-musl/release/domain-nv}
-if [ "$DOMAIN_NV_BIN" != stand-in ]; then
-  [ -f "$DOMAIN_NV_BIN" ] || die "DOMAIN_NV_BIN=$DOMAIN_NV_BIN: no such file"
-  NV_BIN=$(readlink -f "$DOMAIN_NV_BIN")
-else
-  tkey=$(key_of "$XENLAB_DIR/nv-test-init.c" "$(gcc --version | head -1)")
-  NV_BIN=$LAB_CACHE/nv-test-init-$tkey
-  if [ ! -x "$NV_BIN" ]; then
-    gcc -static -O2 -Wall -o "$NV_BIN.tmp" "$XENLAB_DIR/nv-test-init.c" && mv "$NV_BIN.tmp" "$NV_BIN"
-  fi
-fi
+[ -f "$DOMAIN_NV_BIN" ] || die "DOMAIN_NV_BIN=$DOMAIN_NV_BIN: no such file"
+NV_BIN=$(readlink -f "$DOMAIN_NV_BIN")
 readelf -h "$NV_BIN" >/dev/null 2>&1 || die "$NV_BIN is not an ELF binary"
 ! readelf -l "$NV_BIN" | grep 'program interpreter' >/dev/null || die "$NV_BIN is dynamically linked; /init must be static"
 nkey=$(key_of "$RK" "$SELF" "$XENLAB_DIR/lib.sh" "$NV_BIN" "$NV_MODULES" nv)

@@ -4,18 +4,18 @@
 #   scripts/xenlab/run.sh            build/find the images (build-images.sh), then run
 #   NO_BUILD=1 scripts/xenlab/run.sh use $LAB_WORK/images.env as it is
 #
-# The checks reach dom0 on a second disk: run.sh packs lab-checks.sh, the guest kernel and
-# initramfs images and the rendered xl configs into an ext4 image (/dev/vdb in dom0, mounted at
-# /lab); dom0 writes its results and logs to /lab/out/, powers off, and run.sh reads them back with
-# debugfs. Results: $LAB_WORK/runs/<time>/ (console.log = Xen + dom0 serial console, out/), with
+# The checks reach dom0 on a second disk: run.sh packs lab-checks.sh, the static nvctl, the
+# replica group spec (LAB_SPEC) and the guest kernel and initramfs images into an ext4 image
+# (/dev/vdb in dom0, mounted at /lab); dom0 writes its results and logs to /lab/out/, powers off,
+# and run.sh reads them back with debugfs. Results: $LAB_WORK/runs/<time>/ (console.log = Xen + dom0 serial console, out/), with
 # $LAB_WORK/last pointing at the newest run.
 #
 # Environment: LAB_CHECKS (subset, space separated), LAB_BIG_MB (size of the throughput file, MiB),
 # QEMU_TIMEOUT (seconds, default 2400), QEMU_SMP (2), QEMU_MEM (MiB, 3072), QEMU_CPU (see lib.sh),
 # DOMAIN_NV_BIN (static /init of the NV domain, default the real domain-nv; passed on to
-# build-images.sh), NV_CONFIG (a file written to the NV domain's xenstore data/domain-nv-config
-# before it is unpaused; default scripts/xenlab/nv-config.yaml, "none" for no config), NV_EXTRA (its
-# kernel command line, default "console=hvc0"), NV_MEMORY (MiB, 256), NV_VCPUS (1).
+# build-images.sh), NVCTL_BIN (static nvctl for dom0, default the musl build of `make static`),
+# LAB_SPEC (the group nvctl starts, default xl-configs/xenlab-group.yaml; its /big size and replica
+# memory follow LAB_BIG_MB).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-2400}
@@ -24,15 +24,16 @@ QEMU_MEM=${QEMU_MEM:-3072}
 LAB_CHECKS=${LAB_CHECKS:-$(sed -n 's/^DEFAULT_CHECKS="\(.*\)"$/\1/p' "$XENLAB_DIR/lab-checks.sh")}
 [ -n "$LAB_CHECKS" ] || die "no DEFAULT_CHECKS in lab-checks.sh"
 LAB_BIG_MB=${LAB_BIG_MB:-32}
-NV_NAME=lab-nv
-NV_REPLICA=lab-r0            # the replicas are lab-r0..lab-r2 (links r0..r2, 10.77.{1,2,3}.2); lab-r2 is faulty
-NV_CONFIG=${NV_CONFIG:-$XENLAB_DIR/nv-config.yaml}
-TEMPLATES=${TEMPLATES:-$REPO_DIR/xl-configs}
+LAB_SPEC=${LAB_SPEC:-$REPO_DIR/xl-configs/xenlab-group.yaml}
+NVCTL_BIN=${NVCTL_BIN:-$REPO_DIR/target/x86_64-unknown-linux-musl/release/nvctl}
+[ -f "$LAB_SPEC" ] || die "LAB_SPEC=$LAB_SPEC: no such file"
+[ -f "$NVCTL_BIN" ] || die "NVCTL_BIN=$NVCTL_BIN: no such file (make static)"
+! readelf -l "$NVCTL_BIN" | grep -q 'program interpreter' || die "$NVCTL_BIN is dynamically linked; dom0 runs the static build"
 
 if [ "${NO_BUILD:-0}" != 1 ]; then "$XENLAB_DIR/build-images.sh" || die "building the images failed"; fi
 [ -f "$LAB_WORK/images.env" ] || die "no $LAB_WORK/images.env: run build-images.sh"
 . "$LAB_WORK/images.env"
-for f in "$XEN" "$VMLINUZ" "$BOOT_INITRD" "$ROOT_IMG" "$GUEST_KERNEL" "$REPLICA_INITRD" "$BIG_SEED" "$NV_INITRD"; do
+for f in "$XEN" "$VMLINUZ" "$BOOT_INITRD" "$ROOT_IMG" "$GUEST_KERNEL" "$REPLICA_INITRD" "$REPLICA_FAULTY_INITRD" "$BIG_SEED" "$NV_INITRD"; do
   [ -f "$f" ] || die "missing image $f: run build-images.sh"
 done
 
@@ -43,59 +44,27 @@ mkdir -p "$RUN"; ln -sfn "$RUN" "$LAB_WORK/last"
 log "run directory $RUN"
 
 # ---- the lab disk
-S=$RUN/labdisk; mkdir -p "$S/cfg" "$S/out"
+S=$RUN/labdisk; mkdir -p "$S/out"
 ln "$GUEST_KERNEL" "$S/vmlinux" 2>/dev/null || cp "$GUEST_KERNEL" "$S/vmlinux"
 cp "$REPLICA_INITRD" "$S/replica-initrd.gz"
+cp "$REPLICA_FAULTY_INITRD" "$S/replica-faulty-initrd.gz"
 cp "$NV_INITRD" "$S/nv-initrd.gz"
 cp "$BIG_SEED" "$S/big-seed"
+strip -o "$S/nvctl" "$NVCTL_BIN" 2>/dev/null || cp "$NVCTL_BIN" "$S/nvctl"
+chmod 755 "$S/nvctl"
+# the spec as it is, but for the size of /big (and the replicas' memory, 128 MiB + /big)
+sed -e "s/lab_bigmb=[0-9]*/lab_bigmb=$LAB_BIG_MB/" -e "s/^\(    memory:\) 160\b/\1 $(( 128 + LAB_BIG_MB ))/" \
+  "$LAB_SPEC" > "$S/xenlab-group.yaml"
 install -m 755 "$XENLAB_DIR/lab-checks.sh" "$S/lab-checks.sh"
 cat > "$S/lab.env" <<EOF
 LAB_CHECKS="$LAB_CHECKS"
 LAB_BIG_MB=$LAB_BIG_MB
-NV_NAME=$NV_NAME
-NV_REPLICA=$NV_REPLICA
 NV_BIN_NAME="$(basename "${NV_BIN:-?}")"
 BIG_MD5=$(python3 -c 'import hashlib, sys
 seed = open(sys.argv[1], "rb").read(); h = hashlib.md5()
 for i in range(int(sys.argv[2]) * 16): h.update(b"%08d" % i + seed)
 print(h.hexdigest())' "$BIG_SEED" "$LAB_BIG_MB")
 EOF
-
-# render TEMPLATE OUT KEY=VALUE...: replace @KEY@; every placeholder must be given a value
-render() {
-  local tpl=$1 out=$2; shift 2
-  [ -f "$tpl" ] || { log "no template $tpl"; return 1; }
-  python3 - "$tpl" "$out" "$@" <<'EOP'
-import re, sys
-tpl, out, pairs = sys.argv[1], sys.argv[2], sys.argv[3:]
-text = open(tpl).read()
-for p in pairs:
-    k, v = p.split('=', 1)
-    text = text.replace('@%s@' % k, v)
-left = sorted(set(re.findall(r'@[A-Z_]+@', text)))
-if left:
-    sys.exit('%s: no value for %s' % (tpl, ' '.join(left)))
-open(out, 'w').write(text)
-EOP
-}
-render "$TEMPLATES/nv-domain.cfg.in" "$S/cfg/$NV_NAME.cfg" GROUP=lab NAME=$NV_NAME TYPE=pv \
-  KERNEL=/lab/vmlinux RAMDISK=/lab/nv-initrd.gz "EXTRA=extra = \"${NV_EXTRA:-console=hvc0}\"" \
-  MEMORY="${NV_MEMORY:-256}" VCPUS="${NV_VCPUS:-1}" \
-  "EXTERNAL=vif = [ 'bridge=xenbr0,mac=00:16:3e:c0:00:0a' ]" \
-  || log "WARNING: could not render the NV domain config; driver-domain-devices will fail"
-for n in 0 1 2; do
-  faulty=""; [ $n = 2 ] && faulty=" lab_faulty=1"
-  render "$TEMPLATES/replica.cfg.in" "$S/cfg/lab-r$n.cfg" GROUP=lab INSTANCE=r$n GENERATION=1 \
-    NAME=lab-r$n TYPE=pv KERNEL=/lab/vmlinux 'RAMDISK=ramdisk = "/lab/replica-initrd.gz"' \
-    "EXTRA=console=hvc0 lab_name=lab-r$n lab_ip=10.77.$((n + 1)).2/24 lab_gw=10.77.$((n + 1)).1 lab_bigmb=$LAB_BIG_MB$faulty" \
-    MEMORY=$(( 128 + LAB_BIG_MB )) VCPUS=1 \
-    BACKEND=$NV_NAME MAC=00:16:3e:77:0$((n + 1)):02 ADDRESS=10.77.$((n + 1)).2 VIFNAME=r$n DISK= \
-    || log "WARNING: could not render the config of replica lab-r$n; the nv-* checks will fail"
-done
-if [ "$NV_CONFIG" != none ]; then
-  [ -f "$NV_CONFIG" ] || die "NV_CONFIG=$NV_CONFIG: no such file"
-  cp "$NV_CONFIG" "$S/cfg/domain-nv-config"
-fi
 size=$(( $(du -sm "$S" | cut -f1) + 200 ))
 mke2fs -q -F -t ext4 -L xenlab-lab -d "$S" "$RUN/lab.img" "${size}M" >/dev/null || die "mke2fs of the lab disk failed"
 rm -rf "$S"

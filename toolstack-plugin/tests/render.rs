@@ -14,7 +14,11 @@ fn golden_dir() -> PathBuf {
 /// The golden specs: (golden subdirectory, spec file).
 fn specs() -> Vec<(&'static str, PathBuf)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    vec![("example-group", root.join("../xl-configs/example-group.yaml")), ("pb-pci", golden_dir().join("pb-pci.yaml"))]
+    vec![
+        ("example-group", root.join("../xl-configs/example-group.yaml")),
+        ("pb-pci", golden_dir().join("pb-pci.yaml")),
+        ("xenlab-group", root.join("../xl-configs/xenlab-group.yaml")),
+    ]
 }
 
 fn parse(path: &Path) -> GroupSpec {

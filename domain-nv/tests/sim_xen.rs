@@ -1,0 +1,166 @@
+//! The appliance in Xen mode on the simulated Xen (`xen::sim`): every link is a vif served by
+//! netback in the NV domain, every guest a Linux-like test netfront with a smoltcp stack (the
+//! client on the external vif, three replicas running a tiny line server, r2 answering wrongly).
+//! What the lab shows under QEMU, here in milliseconds: health probes make the replicas `live`
+//! before any client arrives (what `nvctl up` waits for), and a client gets the majority's answer
+//! while r2 is reported.
+
+use std::time::{Duration, Instant};
+
+use domain_nv::appliance::Appliance;
+use domain_nv::config::Config;
+use netback::testfront::{toolstack_add_vif, FrontOptions, TestFront};
+use netback::Netback;
+use nv_status::ReplicaHealth;
+use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
+use xen::sim::{SimEventChannel, SimGrantTable, SimXen};
+
+const MAJORITY_ANSWER: &[u8] = b"hello from the majority\n";
+const FAULTY_ANSWER: &[u8] = b"hello from a faulty one\n";
+/// Listening sockets per replica (health probes and clients each take one).
+const LISTENERS: usize = 4;
+
+/// A guest with a vif, its test netfront and a smoltcp stack.
+struct Guest {
+    front: TestFront,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    tcp: Vec<SocketHandle>,
+}
+
+impl Guest {
+    /// Creates a domain whose vif 0 (named `vifname` by the toolstack) is served by `nv`.
+    fn new(sim: &SimXen, dom0: &xen::xenstore::Xenstore, nv: xen::DomId, vifname: &str, ip: [u8; 4], sockets: usize, start: Instant) -> Guest {
+        let g = sim.create_domain().expect("guest domain");
+        toolstack_add_vif(dom0, nv, g, 0, [0x00, 0x16, 0x3e, 0, 0, g as u8], 1500, false).expect("toolstack");
+        dom0.write(&format!("/local/domain/{nv}/backend/vif/{g}/0/vifname"), vifname.as_bytes()).expect("vifname");
+        let mut front = TestFront::new(sim, g, 0, FrontOptions::default()).expect("netfront");
+        let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress([0x02, 0, 0, 0, 1, g as u8]))), &mut front, smol(start));
+        iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(ip[0], ip[1], ip[2], ip[3]), 24)).expect("address"));
+        let mut set = SocketSet::new(Vec::new());
+        let tcp = (0..sockets).map(|_| set.add(tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 4096]), tcp::SocketBuffer::new(vec![0; 4096])))).collect();
+        Guest { front, iface, sockets: set, tcp }
+    }
+
+    fn poll(&mut self, sim: &SimXen, start: Instant) {
+        self.front.poll(sim).expect("netfront poll");
+        self.iface.poll(smol(start), &mut self.front, &mut self.sockets);
+    }
+
+    /// The replica's service: answers a line with `answer` and closes; keeps listening.
+    fn serve(&mut self, answer: &[u8]) {
+        for &h in &self.tcp {
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
+            match s.state() {
+                State::Closed => s.listen(80).expect("listen"),
+                State::CloseWait if s.send_queue() == 0 => s.close(),
+                _ => {}
+            }
+            if s.can_recv() {
+                let line_done = s.recv(|b| (b.len(), b.contains(&b'\n'))).unwrap_or(false);
+                if line_done {
+                    s.send_slice(answer).expect("send");
+                    s.close();
+                }
+            }
+        }
+    }
+}
+
+fn smol(start: Instant) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(start.elapsed().as_micros() as i64)
+}
+
+const CONFIG: &str = "policy: majority
+straggler_timeout_ms: 2000
+connect_timeout_ms: 1000
+external:
+  link: { kind: vif, name: ext }
+  address: 10.0.0.1/24
+services:
+  - name: line
+    listen: 80
+    replica_port: 80
+replicas:
+  - { name: r0, link: { kind: vif, name: r0 }, address: 10.77.1.1/24, replica_address: 10.77.1.2 }
+  - { name: r1, link: { kind: vif, name: r1 }, address: 10.77.2.1/24, replica_address: 10.77.2.2 }
+  - { name: r2, link: { kind: vif, name: r2 }, address: 10.77.3.1/24, replica_address: 10.77.3.2 }
+";
+
+/// The NV domain and its guests, run in one thread.
+struct Host {
+    sim: SimXen,
+    app: Appliance<SimGrantTable, SimEventChannel>,
+    client: Guest,
+    replicas: Vec<Guest>,
+    start: Instant,
+}
+
+impl Host {
+    fn new() -> Host {
+        let start = Instant::now();
+        let sim = SimXen::new().expect("sim");
+        let dom0 = sim.connect_xenstore(0).expect("dom0 xenstore");
+        let nv = sim.create_domain().expect("nv domain");
+        let mut nb = Netback::new(sim.connect_xenstore(nv).expect("nv xenstore"), sim.grant_table(nv).expect("gnt"), sim.event_channel(nv).expect("evtchn"), nv).expect("netback");
+        nb.set_hotplug_agent(true);
+        let client = Guest::new(&sim, &dom0, nv, "ext", [10, 0, 0, 2], 1, start);
+        let replicas = (0..3u8).map(|i| Guest::new(&sim, &dom0, nv, &format!("r{i}"), [10, 77, i + 1, 2], LISTENERS, start)).collect();
+        let app = Appliance::new(Config::from_yaml(CONFIG).expect("config"), Some(nb)).expect("appliance");
+        Host { sim, app, client, replicas, start }
+    }
+
+    /// One round of the NV domain and of every guest.
+    fn round(&mut self) {
+        self.app.step(Instant::now());
+        for (i, r) in self.replicas.iter_mut().enumerate() {
+            r.poll(&self.sim, self.start);
+            r.serve(if i == 2 { FAULTY_ANSWER } else { MAJORITY_ANSWER });
+        }
+        self.client.poll(&self.sim, self.start);
+    }
+
+    /// Runs rounds until `cond` holds, at most 10 s.
+    fn run_until(&mut self, what: &str, mut cond: impl FnMut(&mut Host) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {}", self.app.status().status().to_json());
+            self.round();
+            std::thread::yield_now();
+        }
+    }
+}
+
+#[test]
+fn replicas_on_vifs_are_probed_live_and_the_majority_answers_the_client() {
+    let mut h = Host::new();
+    h.run_until("every replica live before any client", |h| h.app.status().status().replicas.iter().all(|r| r.state == ReplicaHealth::Live));
+    let st = h.app.status().status().clone();
+    assert_eq!(st.services[0].total, 0, "{}", st.to_json());
+    assert!(st.replicas.iter().all(|r| r.faults.is_empty()), "{}", st.to_json());
+
+    let c = h.client.tcp[0];
+    let cx = h.client.iface.context();
+    h.client.sockets.get_mut::<tcp::Socket>(c).connect(cx, (IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 1)), 80), 40000).expect("connect");
+    h.run_until("the client connected", |h| h.client.sockets.get::<tcp::Socket>(c).may_send());
+    h.client.sockets.get_mut::<tcp::Socket>(c).send_slice(b"GET\n").expect("send");
+    let mut got = Vec::new();
+    h.run_until("the answer and the close", |h| {
+        let s = h.client.sockets.get_mut::<tcp::Socket>(c);
+        while s.can_recv() {
+            s.recv(|b| {
+                got.extend_from_slice(b);
+                (b.len(), ())
+            })
+            .expect("recv");
+        }
+        !s.may_recv()
+    });
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(MAJORITY_ANSWER));
+    h.run_until("r2 reported faulty", |h| h.app.status().status().replicas[2].state == ReplicaHealth::Faulty);
+    let st = h.app.status().status().clone();
+    assert_eq!(st.replicas[2].faults[0].kind, "value-mismatch", "{}", st.to_json());
+    assert!(st.replicas[..2].iter().all(|r| r.faults.is_empty() && r.state == ReplicaHealth::Live), "{}", st.to_json());
+}
