@@ -685,10 +685,14 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         }
         if conn.client_remote_fin && c.recv_queue() == 0 && !conn.client_fin_reported {
             conn.client_fin_reported = true;
+            log::debug!("connection {}: client FIN after {} bytes in, {} released", conn.id, conn.voter.stats().client_bytes_in, conn.voter.stats().bytes_released);
             conn.voter.client_fin(now);
         }
-        if cstate == State::Closed && !conn.client_remote_fin && !conn.client_closed && !conn.client_aborted && !conn.client_reset_reported {
+        // A client socket that closes without our FIN (RST, also after the client's own FIN, or
+        // a timeout) is gone: nothing more can reach it, so every replica is reset at once.
+        if cstate == State::Closed && !conn.client_closed && !conn.client_aborted && !conn.client_reset_reported {
             conn.client_reset_reported = true;
+            log::debug!("connection {}: client reset after {} bytes in, {} released", conn.id, conn.voter.stats().client_bytes_in, conn.voter.stats().bytes_released);
             conn.voter.client_reset(now);
         }
         // Voter <-> replicas.
@@ -713,9 +717,11 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             }
             if side.remote_fin && s.recv_queue() == 0 {
                 side.ended = true;
+                log::debug!("connection {}: replica {r} FIN ({} released)", conn.id, conn.voter.stats().bytes_released);
                 conn.voter.replica_fin(r, now);
             } else if state == State::Closed && !side.remote_fin {
                 side.ended = true;
+                log::debug!("connection {}: replica {r} reset ({} released)", conn.id, conn.voter.stats().bytes_released);
                 conn.voter.replica_reset(r, now);
             }
         }

@@ -4,6 +4,7 @@
 //! - [`voter`]: sans-IO byte-stream voting, one instance per client connection;
 //! - [`config`]: the YAML configuration and its validation;
 //! - [`link`]: links (TAP, `AF_PACKET`) as smoltcp devices;
+//! - [`vnet`]: the virtio-net header of TAP links with checksum and segmentation offload;
 //! - [`appliance`]: the poll(2)-driven event loop;
 //! - [`status`]: health, counters and faults, published as `nv_status::Status`;
 //! - [`xenhost`]: driver-domain mode (config and status in xenstore, `/init` mounts).
@@ -12,5 +13,6 @@ pub mod appliance;
 pub mod config;
 pub mod link;
 pub mod status;
+pub mod vnet;
 pub mod voter;
 pub mod xenhost;

@@ -2,20 +2,31 @@
 //! (possibly in another network namespace) or a NIC through `AF_PACKET`; on Xen it is a netback
 //! vif. Each is a smoltcp [`Device`] with a bounded amount of work per poll and no panics: an I/O
 //! error marks the link down and is counted.
+//!
+//! A TAP link with offload (the default) carries a virtio-net header before each frame
+//! ([`crate::vnet`]): the host hands over TCP segments of up to 64 KiB with partial checksums,
+//! and smoltcp sends segments of up to 64 KiB that the host splits into MTU-sized ones (or
+//! delivers whole to its local socket), so one syscall moves up to 64 KiB instead of one MTU.
 
 use std::io;
+use std::num::{NonZeroU16, NonZeroUsize};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
 use xen::hostnet::{in_netns, set_link_up, PacketSocket, Tap};
 
 use crate::config::LinkConfig;
+use crate::vnet::{self, VnetHeader, VNET_HDR_LEN};
 
 /// Largest Ethernet frame (without FCS) for the standard 1500-byte MTU.
 pub const MAX_FRAME: usize = 1514;
 /// Ethernet header length.
 const ETH_HEADER: usize = 14;
+/// Largest IP packet (the IPv4 total length and IPv6 payload length fields are 16 bits).
+const MAX_IP_PACKET: usize = 65535;
+/// Room for one 802.1Q tag in received frames.
+const VLAN_TAG: usize = 4;
 /// Frames taken from one link per poll by default, so that a flooding peer cannot starve the
 /// others.
 pub const RX_BUDGET: usize = 256;
@@ -24,6 +35,20 @@ pub const RX_BUDGET: usize = 256;
 fn open_raw(interface: &str) -> io::Result<PacketSocket> {
     set_link_up(interface).map_err(|e| io::Error::new(e.kind(), format!("bringing {interface} up: {e}")))?;
     PacketSocket::open(interface)
+}
+
+/// Attaches to a TAP device, with offload if asked and the kernel agrees, else plain.
+fn open_tap(name: &str, offload: bool) -> io::Result<Tap> {
+    if offload {
+        match Tap::open_with_offload(name) {
+            Ok(tap) => {
+                log::info!("TAP {name}: checksum and segmentation offload on");
+                return Ok(tap);
+            }
+            Err(e) => log::warn!("TAP {name}: offload refused ({e}); using plain frames"),
+        }
+    }
+    Tap::open(name)
 }
 
 /// The frame source and sink behind a link.
@@ -46,6 +71,10 @@ impl FrameIo {
             FrameIo::Packet(p) => p.send(frame),
         }
     }
+    /// True if every frame is preceded by a virtio-net header.
+    fn has_vnet_header(&self) -> bool {
+        matches!(self, FrameIo::Tap(t) if t.has_vnet_header())
+    }
 }
 
 /// Counters of one link.
@@ -57,6 +86,8 @@ pub struct LinkStats {
     pub tx_frames: u64,
     /// Receive or send errors (other than "would block").
     pub errors: u64,
+    /// Received frames dropped as malformed (a short or unsupported virtio-net header).
+    pub rx_malformed: u64,
 }
 
 /// A link as a smoltcp device.
@@ -65,6 +96,8 @@ pub struct LinkDevice {
     io: FrameIo,
     rx_buf: Vec<u8>,
     tx_buf: Vec<u8>,
+    /// Largest Ethernet frame of the link's MTU (what smoltcp sends unsegmented).
+    max_frame: usize,
     rx_budget: usize,
     budget_per_poll: usize,
     up: bool,
@@ -77,8 +110,8 @@ impl LinkDevice {
     /// `mtu` is the IP MTU of the link (the host side must have the same: `ip link set mtu`).
     pub fn open(config: &LinkConfig, mtu: usize) -> io::Result<LinkDevice> {
         let io = match config.clone() {
-            LinkConfig::Tap { name, netns: None } => FrameIo::Tap(Tap::open(&name)?),
-            LinkConfig::Tap { name, netns: Some(ns) } => FrameIo::Tap(in_netns(&ns, move || Tap::open(&name))?),
+            LinkConfig::Tap { name, netns: None, offload } => FrameIo::Tap(open_tap(&name, offload)?),
+            LinkConfig::Tap { name, netns: Some(ns), offload } => FrameIo::Tap(in_netns(&ns, move || open_tap(&name, offload))?),
             LinkConfig::Raw { interface, netns: None } => FrameIo::Packet(open_raw(&interface)?),
             LinkConfig::Raw { interface, netns: Some(ns) } => FrameIo::Packet(in_netns(&ns, move || open_raw(&interface))?),
             LinkConfig::Vif { name } => {
@@ -88,8 +121,18 @@ impl LinkDevice {
                 ))
             }
         };
-        let frame = mtu + ETH_HEADER;
-        Ok(LinkDevice { io, rx_buf: vec![0; frame], tx_buf: vec![0; frame], rx_budget: RX_BUDGET, budget_per_poll: RX_BUDGET, up: true, stats: LinkStats::default() })
+        let max_frame = mtu + ETH_HEADER;
+        let rx_len = if io.has_vnet_header() { VNET_HDR_LEN + ETH_HEADER + VLAN_TAG + MAX_IP_PACKET } else { max_frame };
+        Ok(LinkDevice {
+            io,
+            rx_buf: vec![0; rx_len],
+            tx_buf: vec![0; rx_len],
+            max_frame,
+            rx_budget: RX_BUDGET,
+            budget_per_poll: RX_BUDGET,
+            up: true,
+            stats: LinkStats::default(),
+        })
     }
 
     /// Starts a new poll round: refills the receive budget.
@@ -164,15 +207,28 @@ pub struct LinkTxToken<'a> {
     buf: &'a mut Vec<u8>,
     up: &'a mut bool,
     stats: &'a mut LinkStats,
+    meta: PacketMeta,
+}
+
+impl<'a> LinkTxToken<'a> {
+    fn new(io: &'a FrameIo, buf: &'a mut Vec<u8>, up: &'a mut bool, stats: &'a mut LinkStats) -> LinkTxToken<'a> {
+        LinkTxToken { io, buf, up, stats, meta: PacketMeta::default() }
+    }
 }
 
 impl phy::TxToken for LinkTxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        if self.buf.len() < len {
-            self.buf.resize(len, 0);
+        let header = if self.io.has_vnet_header() { VNET_HDR_LEN } else { 0 };
+        let total = header + len;
+        if self.buf.len() < total {
+            self.buf.resize(total, 0);
         }
-        let r = f(&mut self.buf[..len]);
-        match self.io.send(&self.buf[..len]) {
+        let r = f(&mut self.buf[header..total]);
+        if header > 0 {
+            let hdr = vnet::prepare_tx(&mut self.buf[header..total], self.meta.segmentation_offload_size.map(NonZeroU16::get));
+            self.buf[..header].copy_from_slice(&hdr.emit());
+        }
+        match self.io.send(&self.buf[..total]) {
             Ok(_) => {
                 self.stats.tx_frames += 1;
                 *self.up = true;
@@ -189,6 +245,10 @@ impl phy::TxToken for LinkTxToken<'_> {
         }
         r
     }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.meta = meta;
+    }
 }
 
 impl Device for LinkDevice {
@@ -196,35 +256,58 @@ impl Device for LinkDevice {
     type TxToken<'a> = LinkTxToken<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(LinkRxToken<'_>, LinkTxToken<'_>)> {
-        if self.rx_budget == 0 {
-            return None;
-        }
-        match self.io.recv(&mut self.rx_buf) {
-            Ok(n) => {
-                self.rx_budget -= 1;
-                self.stats.rx_frames += 1;
-                self.up = true;
-                let rx = LinkRxToken { frame: &self.rx_buf[..n] };
-                let tx = LinkTxToken { io: &self.io, buf: &mut self.tx_buf, up: &mut self.up, stats: &mut self.stats };
-                Some((rx, tx))
+        loop {
+            if self.rx_budget == 0 {
+                return None;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-            Err(e) => {
-                self.note_error("receive", &e);
-                None
+            match self.io.recv(&mut self.rx_buf) {
+                Ok(n) => {
+                    self.rx_budget -= 1;
+                    self.up = true;
+                    let start = if self.io.has_vnet_header() {
+                        // The header's offload fields need no action: partial checksums are
+                        // not verified on this link and a 64 KiB segment is taken whole.
+                        if let Err(e) = VnetHeader::parse(&self.rx_buf[..n]) {
+                            log::debug!("link {}: frame dropped: {e}", self.name());
+                            self.stats.rx_malformed += 1;
+                            continue;
+                        }
+                        VNET_HDR_LEN
+                    } else {
+                        0
+                    };
+                    self.stats.rx_frames += 1;
+                    let rx = LinkRxToken { frame: &self.rx_buf[start..n] };
+                    let tx = LinkTxToken::new(&self.io, &mut self.tx_buf, &mut self.up, &mut self.stats);
+                    return Some((rx, tx));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) => {
+                    self.note_error("receive", &e);
+                    return None;
+                }
             }
         }
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<LinkTxToken<'_>> {
-        Some(LinkTxToken { io: &self.io, buf: &mut self.tx_buf, up: &mut self.up, stats: &mut self.stats })
+        Some(LinkTxToken::new(&self.io, &mut self.tx_buf, &mut self.up, &mut self.stats))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = self.rx_buf.len();
-        if matches!(self.io, FrameIo::Packet(_)) {
+        caps.max_transmission_unit = self.max_frame;
+        if self.io.has_vnet_header() {
+            // Received TCP checksums may be partial (NEEDS_CSUM) and are not verified (the
+            // frames never left this host's memory); sent ones are left to the host
+            // (`vnet::prepare_tx`). smoltcp emits IPv4 TCP segments of up to 64 KiB and says
+            // where to split them; it cannot do so for IPv6 (it drops IPv6 packets above the
+            // MTU), so IPv6 stays MTU-sized.
+            caps.checksum.tcp = Checksum::None;
+            caps.checksum.udp = Checksum::Tx;
+            caps.segmentation.tcpv4 = NonZeroUsize::new(ETH_HEADER + MAX_IP_PACKET);
+        } else if matches!(self.io, FrameIo::Packet(_)) {
             // Frames a host sends with checksum offload reach AF_PACKET with partial TCP/UDP
             // checksums (TP_STATUS_CSUMNOTREADY: veth, a Xen netfront fed by dom0). Those are
             // not verified on receive; the Ethernet FCS covered the wire. Sent frames carry

@@ -27,6 +27,13 @@
 //!   on, and never further than the q-th longest replica output, so each byte is compared a small
 //!   constant number of times whatever the segmentation. Bytes of a replica behind the released
 //!   offset are checked in place against the released bytes, without being buffered.
+//! - Copies: each byte a quorum agrees on is copied once, into the voter. The first replica to
+//!   produce bytes at the released offset (the "owner") has them stored in the released buffer
+//!   right after the released bytes, so releasing them only moves an offset; the other replicas'
+//!   bytes are compared in place against them as they arrive (a second replica's bytes are only
+//!   buffered when they cannot be decided at once). Buffers are rings, allocated once and reused
+//!   for the whole connection (no compaction copies); the caller reads client output by reference
+//!   (`client_output`).
 //! - Majority: a byte is released once q replicas agree on it; a replica that differs from the
 //!   released stream is `ValueMismatch` at the first differing offset. When no value can reach q
 //!   any more at the released offset, or fewer than q replicas are left, the voter reports
@@ -56,6 +63,15 @@
 //!   one otherwise) first produced each output offset, connected, or sent FIN; a replica that has
 //!   not caught up `straggler_timeout` after that is `Straggler`. A replica far ahead only sees its
 //!   window drop to 0; it is not blamed for that.
+//! - The client's end: once the client has reset (or vanished), every replica connection is
+//!   reset at once and nothing more is voted or blamed: no byte can reach the client any more.
+//!   Once a replica has been given all client input and the client's FIN, the service may end its
+//!   output anywhere (nginx aborts a response in progress on the half-close, at a moment that
+//!   differs between replicas): an early FIN, a reset or no quorum at the end is then not blamed
+//!   (the replica leaves the vote), nor is output beyond the quorum's FIN, unless the quorum had
+//!   already ended there (all released) when the client's FIN came while a replica was beyond
+//!   it (that replica floods); bytes that differ from the released stream are still blamed
+//!   (`ValueMismatch`), and the client still only gets agreed bytes.
 //! - Every fault is reported at most once per replica; a faulty replica gets `ResetReplica`, its
 //!   input stops and its output is no longer voted. A replica that finished in agreement gets
 //!   `CloseReplica` once its input (up to the client's FIN) has been sent too.
@@ -173,8 +189,9 @@ pub struct VoterStats {
 /// Bytes compared per `==` (memcmp) step when looking for the first differing byte.
 const CMP_CHUNK: usize = 16 * 1024;
 
-/// Length of the common prefix of `a` and `b`, compared chunk by chunk with slice equality.
-fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+/// Length of the common prefix of two contiguous slices, compared chunk by chunk with slice
+/// equality.
+fn common_prefix_contiguous(a: &[u8], b: &[u8]) -> usize {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut i = 0;
@@ -189,41 +206,106 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     n
 }
 
-/// A byte queue with a contiguous view: consumed bytes are skipped by index and only moved away
-/// when the vector would otherwise have to grow (no per-replica copies, amortised O(1) per byte).
-#[derive(Debug, Default)]
-struct Buf {
-    data: Vec<u8>,
-    start: usize,
+/// Length of the common prefix of `a` and `b`, compared piece by piece with slice equality.
+fn common_prefix(a: View, b: View) -> usize {
+    let n = a.len().min(b.len());
+    let (mut a, mut b) = (a.range(0, n), b.range(0, n));
+    let mut same = 0;
+    while !a.is_empty() {
+        let (x, y) = (a.first_piece(), b.first_piece());
+        let k = x.len().min(y.len());
+        let s = common_prefix_contiguous(&x[..k], &y[..k]);
+        same += s;
+        if s < k {
+            break;
+        }
+        a = a.range(k, a.len());
+        b = b.range(k, b.len());
+    }
+    same
 }
 
-impl Buf {
-    fn as_slice(&self) -> &[u8] {
-        &self.data[self.start..]
-    }
+/// A byte range stored in at most two contiguous pieces (a `Ring` that wraps around): `head`
+/// then `tail`.
+#[derive(Debug, Clone, Copy, Default)]
+struct View<'a> {
+    head: &'a [u8],
+    tail: &'a [u8],
+}
+
+impl<'a> View<'a> {
     fn len(&self) -> usize {
-        self.data.len() - self.start
+        self.head.len() + self.tail.len()
     }
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    fn extend(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.data.len() + bytes.len() > self.data.capacity() {
-            self.data.drain(..self.start);
-            self.start = 0;
+    /// The byte at index `i`, if any.
+    fn get(&self, i: usize) -> Option<u8> {
+        match i.checked_sub(self.head.len()) {
+            None => Some(self.head[i]),
+            Some(j) => self.tail.get(j).copied(),
         }
-        self.data.extend_from_slice(bytes);
     }
-    fn consume(&mut self, n: usize) {
-        self.start += n;
-        assert!(self.start <= self.data.len(), "consumed past the end of a buffer");
-        if self.start == self.data.len() {
-            self.data.clear();
-            self.start = 0;
+    /// Bytes `from..to` of the range. Panics if out of bounds.
+    fn range(&self, from: usize, to: usize) -> View<'a> {
+        assert!(from <= to && to <= self.len(), "view range out of bounds");
+        let h = self.head.len();
+        View {
+            head: &self.head[from.min(h)..to.min(h)],
+            tail: &self.tail[from.max(h) - h..to.max(h) - h],
         }
+    }
+    /// The first contiguous piece (empty only if the whole range is empty).
+    fn first_piece(&self) -> &'a [u8] {
+        if self.head.is_empty() {
+            self.tail
+        } else {
+            self.head
+        }
+    }
+}
+
+impl<'a> From<&'a [u8]> for View<'a> {
+    fn from(bytes: &'a [u8]) -> View<'a> {
+        View { head: bytes, tail: &[] }
+    }
+}
+
+/// A byte queue in a ring buffer: appended at the back, consumed at the front; written bytes are
+/// never moved again except when the ring grows (no compaction copies).
+#[derive(Debug, Default)]
+struct Ring(VecDeque<u8>);
+
+impl Ring {
+    fn view(&self) -> View<'_> {
+        let (head, tail) = self.0.as_slices();
+        View { head, tail }
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn extend(&mut self, bytes: &[u8]) {
+        self.0.extend(bytes);
+    }
+    /// Append the bytes of `view`.
+    fn extend_view(&mut self, view: View) {
+        self.0.extend(view.head);
+        self.0.extend(view.tail);
+    }
+    /// Drop the first `n` bytes. Panics if `n` exceeds the length.
+    fn consume(&mut self, n: usize) {
+        self.0.drain(..n);
+    }
+    /// Keep only the first `n` bytes.
+    fn truncate(&mut self, n: usize) {
+        self.0.truncate(n);
     }
     fn free(&mut self) {
-        *self = Buf::default();
+        *self = Ring::default();
     }
 }
 
@@ -248,8 +330,9 @@ struct Replica {
     state: ReplicaState,
     /// Client input offset sent to it.
     in_sent: u64,
-    /// Its output bytes `[checked, prod)`, not yet voted past.
-    out: Buf,
+    /// Its output bytes `[checked, prod)`, not yet voted past (empty for the voter's `owner`,
+    /// whose unvoted bytes are stored in `rel` after the released ones).
+    out: Ring,
     /// Output offset up to which its bytes are known to equal the released stream.
     checked: u64,
     /// Output bytes received from it.
@@ -276,7 +359,7 @@ impl Replica {
         Replica {
             state: ReplicaState::Connecting,
             in_sent: 0,
-            out: Buf::default(),
+            out: Ring::default(),
             checked: 0,
             prod: 0,
             fin: None,
@@ -307,7 +390,8 @@ impl Replica {
 /// slowest live replica), one output buffer per replica (at most `buffer_limit` unvoted bytes), and
 /// one released buffer holding the bytes not yet sent to the client plus the released bytes a
 /// lagging replica has not yet been checked against (at most `buffer_limit`; release waits for
-/// room, so a lagging replica slows the quorum down until the straggler timeout cuts it off).
+/// room, so a lagging replica slows the quorum down until the straggler timeout cuts it off),
+/// followed by the owner's unvoted bytes (counted as that replica's).
 #[derive(Debug)]
 pub struct Voter {
     cfg: VoterConfig,
@@ -318,13 +402,20 @@ pub struct Voter {
     lead_quorum: usize,
     /// Fewest voting replicas with which the policy can go on.
     needed: usize,
-    input: Buf,
+    input: Ring,
     /// Client stream offset of `input`'s first byte.
     in_base: u64,
     client_in: u64,
     client_fin: bool,
-    /// Released bytes `[rel_base, released)`; the client has been sent up to `client_sent`.
-    rel: Buf,
+    /// Released offset and the most output of a replica when the client's FIN came.
+    at_client_fin: (u64, u64),
+    /// Released bytes `[rel_base, released)`, followed by the owner's unvoted bytes
+    /// `[released, prod of owner)` if there is an owner; the client has been sent up to
+    /// `client_sent`.
+    rel: Ring,
+    /// The replica (at `released`, nothing in its own buffer) whose unvoted output is stored in
+    /// `rel` right after the released bytes, so that releasing its bytes copies nothing.
+    owner: Option<ReplicaId>,
     rel_base: u64,
     released: u64,
     client_sent: u64,
@@ -369,11 +460,13 @@ impl Voter {
             quorum,
             lead_quorum,
             needed,
-            input: Buf::default(),
+            input: Ring::default(),
             in_base: 0,
             client_in: 0,
             client_fin: false,
-            rel: Buf::default(),
+            at_client_fin: (0, 0),
+            rel: Ring::default(),
+            owner: None,
             rel_base: 0,
             released: 0,
             client_sent: 0,
@@ -423,6 +516,10 @@ impl Voter {
     }
     /// The client sent FIN: forward it to every live replica after its input.
     pub fn client_fin(&mut self, now: Instant) {
+        if !self.client_fin {
+            let lead = self.reps.iter().filter(|r| r.voting()).map(|r| r.prod).max().unwrap_or(0);
+            self.at_client_fin = (self.released, lead);
+        }
         self.client_fin = true;
         self.settle(now);
     }
@@ -442,7 +539,8 @@ impl Voter {
         if !matches!(rep.state, ReplicaState::Live | ReplicaState::Finished) {
             return &[];
         }
-        &self.input.as_slice()[(rep.in_sent - self.in_base) as usize..]
+        let view = self.input.view();
+        view.range((rep.in_sent - self.in_base) as usize, view.len()).first_piece()
     }
     /// `n` bytes of `replica_input(r)` were written to replica `r`'s socket.
     ///
@@ -482,7 +580,7 @@ impl Voter {
         if rep.state == ReplicaState::Connecting {
             rep.state = ReplicaState::Gone;
             rep.refused = true;
-            rep.out.free();
+            self.drop_out(r);
             self.settle(now);
         }
     }
@@ -492,7 +590,7 @@ impl Voter {
         if !rep.active() || rep.fin.is_some() || self.client_end == ClientEnd::Reset {
             return 0;
         }
-        self.cfg.buffer_limit.saturating_sub(rep.out.len())
+        self.cfg.buffer_limit.saturating_sub(self.unvoted(r).len())
     }
     /// Accept replica output bytes (at most `replica_window(r)`); returns how many were taken.
     pub fn push_replica(&mut self, r: ReplicaId, data: &[u8], now: Instant) -> usize {
@@ -502,11 +600,11 @@ impl Voter {
         }
         let mut data = &data[..take];
         // Fast path: bytes of a replica behind the released stream are checked in place.
-        if self.reps[r].out.is_empty() && self.reps[r].prod < self.released {
+        if self.unvoted(r).is_empty() && self.reps[r].prod < self.released {
             let start = self.reps[r].prod;
             let n = data.len().min((self.released - start) as usize);
             let from = (start - self.rel_base) as usize;
-            let same = common_prefix(&data[..n], &self.rel.as_slice()[from..from + n]);
+            let same = common_prefix(data[..n].into(), self.rel.view().range(from, from + n));
             if same < n {
                 self.reps[r].prod += same as u64;
                 self.reps[r].checked += same as u64;
@@ -524,11 +622,14 @@ impl Voter {
         data = &data[n..];
         // Fast path: the primary's own bytes go straight to the client output.
         if self.primary == Some(r)
-            && self.reps[r].out.is_empty()
+            && self.unvoted(r).is_empty()
             && self.reps[r].checked == self.released
             && self.client_end == ClientEnd::Open
         {
             let n = data.len().min(self.release_room());
+            if self.owner != Some(r) {
+                self.evict_owner();
+            }
             self.rel.extend(&data[..n]);
             self.released += n as u64;
             let rep = &mut self.reps[r];
@@ -536,9 +637,7 @@ impl Voter {
             rep.checked += n as u64;
             data = &data[n..];
         }
-        let rep = &mut self.reps[r];
-        rep.out.extend(data);
-        rep.prod += data.len() as u64;
+        self.append_out(r, data);
         self.settle(now);
         take
     }
@@ -554,21 +653,24 @@ impl Voter {
     ///
     /// Masked while it is a minority: it is blamed (`Reset`) once a lead quorum has produced more
     /// output than it had, a FIN was voted, or the straggler timeout passed without a quorum of
-    /// resets; a quorum of resets resets the client and nobody is blamed.
+    /// resets; a quorum of resets resets the client and nobody is blamed. Never blamed once the
+    /// replica had all client input and the client's FIN (a service may abort on the half-close).
     pub fn replica_reset(&mut self, r: ReplicaId, now: Instant) {
+        let half_closed = self.half_closed(r);
         let rep = &mut self.reps[r];
         if !rep.voting() {
             return;
         }
-        if rep.state == ReplicaState::Finished {
-            // Its stream was complete and agreed: a reset now only ends its connection.
+        if rep.state == ReplicaState::Finished || half_closed {
+            // Its stream was complete and agreed, or it had the client's FIN (a service may
+            // abort on the half-close): a reset now only ends its connection.
             rep.state = ReplicaState::Gone;
         } else {
             rep.state = ReplicaState::Gone;
             rep.reset_at = Some((now, rep.prod));
         }
-        rep.out.free();
         rep.suspect = None;
+        self.drop_out(r);
         self.settle(now);
     }
     /// Voted bytes ready for the client (a contiguous slice; may be a prefix of what is ready).
@@ -576,7 +678,9 @@ impl Voter {
         if self.client_end == ClientEnd::Reset {
             return &[];
         }
-        &self.rel.as_slice()[(self.client_sent - self.rel_base) as usize..]
+        let from = (self.client_sent - self.rel_base) as usize;
+        let to = (self.released - self.rel_base) as usize;
+        self.rel.view().range(from, to).first_piece()
     }
     /// `n` bytes of `client_output()` were written to the client socket.
     ///
@@ -653,7 +757,7 @@ impl Voter {
     }
     /// Unvoted output bytes held for replica `r` (at most `buffer_limit`).
     pub fn replica_unvoted(&self, r: ReplicaId) -> usize {
-        self.reps[r].out.len()
+        self.unvoted(r).len()
     }
     /// Client bytes held for replicas that have not been sent them yet (at most `buffer_limit`).
     pub fn input_buffered(&self) -> usize {
@@ -665,6 +769,56 @@ impl Voter {
     }
 
     // ---- internals ----
+
+    /// Replica `r`'s output bytes `[checked, prod)` not yet voted past.
+    fn unvoted(&self, r: ReplicaId) -> View<'_> {
+        if self.owner == Some(r) {
+            let rel = self.rel.view();
+            rel.range((self.released - self.rel_base) as usize, rel.len())
+        } else {
+            self.reps[r].out.view()
+        }
+    }
+
+    /// Forget replica `r`'s unvoted output (it left the vote).
+    fn drop_out(&mut self, r: ReplicaId) {
+        if self.owner == Some(r) {
+            self.rel.truncate((self.released - self.rel_base) as usize);
+            self.owner = None;
+        }
+        self.reps[r].out.free();
+    }
+
+    /// Move the owner's unvoted bytes from `rel` to its own buffer, so that `rel` can take
+    /// released bytes from elsewhere (rare: the owner is preferred whenever it agrees).
+    fn evict_owner(&mut self) {
+        if let Some(o) = self.owner.take() {
+            let from = (self.released - self.rel_base) as usize;
+            let rel = self.rel.view();
+            self.reps[o].out.extend_view(rel.range(from, rel.len()));
+            self.rel.truncate(from);
+        }
+    }
+
+    /// Buffer `data` as replica `r`'s next unvoted output. A replica at `released` with nothing
+    /// buffered becomes the owner (its bytes go into `rel`, to be released in place) unless
+    /// another owner still has unvoted bytes there.
+    fn append_out(&mut self, r: ReplicaId, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let owner_tail_empty = self.owner.is_none_or(|o| self.reps[o].prod == self.released);
+        let rep = &self.reps[r];
+        if self.owner != Some(r) && rep.out.is_empty() && rep.checked == self.released && owner_tail_empty {
+            self.owner = Some(r);
+        }
+        if self.owner == Some(r) {
+            self.rel.extend(data);
+        } else {
+            self.reps[r].out.extend(data);
+        }
+        self.reps[r].prod += data.len() as u64;
+    }
 
     fn release_room(&self) -> usize {
         let used = (self.released - self.rel_base) as usize;
@@ -718,9 +872,38 @@ impl Voter {
         let rep = &mut self.reps[r];
         let was_voting = rep.voting();
         rep.state = ReplicaState::Faulty;
-        rep.out.free();
         rep.suspect = None;
+        self.drop_out(r);
         if was_voting {
+            self.events.push_back(VoterEvent::ResetReplica(r));
+        }
+        self.trim_input();
+    }
+
+    /// Replica `r` had all client input and the client's FIN: from there a service may end its
+    /// output anywhere (nginx aborts a response in progress when it sees the half-close), so
+    /// where and how its stream ends is no evidence of a fault. Its bytes are still voted.
+    fn half_closed(&self, r: ReplicaId) -> bool {
+        self.client_fin && self.reps[r].in_sent == self.client_in
+    }
+
+    /// Others ending their output at `end` while a replica goes on may be the service cutting a
+    /// response short on the client's FIN, unless they had ended there before it (the released
+    /// stream was at `end` when the FIN came) while a replica was already beyond it (it floods).
+    fn cut_short_after_client_fin(&self, end: u64) -> bool {
+        let (released, lead) = self.at_client_fin;
+        self.client_fin && (end > released || lead <= end)
+    }
+
+    /// Replica `r` leaves the vote without blame (its end differs after the client's FIN);
+    /// `abort`: its connection is reset too (it is still sending).
+    fn excuse(&mut self, r: ReplicaId, abort: bool) {
+        let rep = &mut self.reps[r];
+        let was_voting = rep.voting();
+        rep.state = ReplicaState::Gone;
+        rep.suspect = None;
+        self.drop_out(r);
+        if abort && was_voting {
             self.events.push_back(VoterEvent::ResetReplica(r));
         }
         self.trim_input();
@@ -730,7 +913,7 @@ impl Voter {
         for r in 0..self.reps.len() {
             if self.reps[r].voting() {
                 self.reps[r].state = ReplicaState::Gone;
-                self.reps[r].out.free();
+                self.drop_out(r);
                 self.events.push_back(VoterEvent::ResetReplica(r));
             }
         }
@@ -767,9 +950,8 @@ impl Voter {
         let backup = matches!(self.cfg.policy, Policy::PrimaryBackup { .. })
             && self.primary != Some(r);
         if backup {
-            let rep = &mut self.reps[r];
-            rep.suspect = Some((offset, byte));
-            rep.out.free();
+            self.reps[r].suspect = Some((offset, byte));
+            self.drop_out(r);
         } else {
             self.fault(r, FaultKind::ValueMismatch { offset }, now);
         }
@@ -782,10 +964,12 @@ impl Voter {
             if !rep.active() || rep.checked >= rep.prod.min(self.released) {
                 continue;
             }
+            // Not the owner: the owner is at `released`.
             let n = (rep.prod.min(self.released) - rep.checked) as usize;
             let from = (rep.checked - self.rel_base) as usize;
-            let same = common_prefix(&rep.out.as_slice()[..n], &self.rel.as_slice()[from..from + n]);
-            let byte = rep.out.as_slice().get(same).copied();
+            let out = rep.out.view();
+            let same = common_prefix(out.range(0, n), self.rel.view().range(from, from + n));
+            let byte = out.get(same);
             let offset = rep.checked + same as u64;
             let rep = &mut self.reps[r];
             rep.out.consume(same);
@@ -796,13 +980,29 @@ impl Voter {
         }
     }
 
-    /// Release `n` bytes from replica `c`'s buffer (it is at `released`).
+    /// Release `n` unvoted bytes of replica `c` (it is at `released`): in place if it is the
+    /// owner, else copied from its buffer.
     fn release_from(&mut self, c: ReplicaId, n: usize) {
-        let rep = &mut self.reps[c];
-        self.rel.extend(&rep.out.as_slice()[..n]);
-        rep.out.consume(n);
-        rep.checked += n as u64;
+        if self.owner != Some(c) {
+            self.evict_owner();
+            let rep = &mut self.reps[c];
+            self.rel.extend_view(rep.out.view().range(0, n));
+            rep.out.consume(n);
+        }
+        self.reps[c].checked += n as u64;
         self.released += n as u64;
+    }
+
+    /// Release `n` bytes on which the replicas `agreeing` (all at `released`, at least one) agree:
+    /// from the owner in place if it is one of them, else from the first; the others drop theirs.
+    fn release_agreed(&mut self, agreeing: &[ReplicaId], n: usize) {
+        let source = self.owner.filter(|o| agreeing.contains(o)).unwrap_or(agreeing[0]);
+        self.release_from(source, n);
+        for &r in agreeing.iter().filter(|&&r| r != source) {
+            let rep = &mut self.reps[r];
+            rep.out.consume(n);
+            rep.checked += n as u64;
+        }
     }
 
     /// When two agreeing replicas make a quorum (Majority with quorum 2, Unanimous with two
@@ -815,21 +1015,22 @@ impl Voter {
             Policy::Unanimous => self.reps.iter().filter(|x| x.active()).count() == 2,
             Policy::PrimaryBackup { .. } => false,
         };
-        let rep = &self.reps[r];
         if !pair
             || self.client_end != ClientEnd::Open
-            || !rep.out.is_empty()
-            || rep.checked != self.released
+            || !self.unvoted(r).is_empty()
+            || self.reps[r].checked != self.released
         {
             return 0;
         }
-        let leader = (0..self.reps.len()).find(|&c| {
+        let leads = |c: ReplicaId| {
             let rc = &self.reps[c];
-            c != r && rc.active() && rc.checked == self.released && !rc.out.is_empty()
-        });
+            c != r && rc.active() && rc.checked == self.released && !self.unvoted(c).is_empty()
+        };
+        // The owner first: its bytes are released in place.
+        let leader = self.owner.filter(|&o| leads(o)).or_else(|| (0..self.reps.len()).find(|&c| leads(c)));
         let Some(c) = leader else { return 0 };
         let n = data.len().min(self.release_room());
-        let k = common_prefix(&data[..n], self.reps[c].out.as_slice());
+        let k = common_prefix(data[..n].into(), self.unvoted(c));
         if k > 0 {
             self.release_from(c, k);
             let rep = &mut self.reps[r];
@@ -837,6 +1038,13 @@ impl Voter {
             rep.checked += k as u64;
         }
         k
+    }
+
+    /// The `k`-th largest output offset among the active replicas (`k` >= 1), if there are `k`
+    /// of them (no allocation: N is small).
+    fn kth_largest_prod(&self, k: usize) -> Option<u64> {
+        let prods = || self.reps.iter().filter(|r| r.active()).map(|r| r.prod);
+        prods().filter(|&p| prods().filter(|&o| o >= p).count() >= k).max()
     }
 
     /// Replicas that have output at `released`, ready to vote on it.
@@ -850,9 +1058,7 @@ impl Voter {
     }
 
     fn vote_majority(&mut self, now: Instant) {
-        let mut prods: Vec<u64> = self.reps.iter().filter(|r| r.active()).map(|r| r.prod).collect();
-        prods.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&f) = prods.get(self.quorum - 1) else {
+        let Some(f) = self.kth_largest_prod(self.quorum) else {
             return;
         };
         let cap = f.min(self.released + self.release_room() as u64);
@@ -861,11 +1067,12 @@ impl Voter {
             let max = (cap - self.released) as usize;
             let mut best: Option<Extent> = None;
             for &c in &cand {
-                let cs = &self.reps[c].out.as_slice()[..max.min(self.reps[c].out.len())];
+                let out = self.unvoted(c);
+                let cs = out.range(0, max.min(out.len()));
                 let mut agree: Vec<(ReplicaId, usize)> = cand
                     .iter()
                     .filter(|&&o| o != c)
-                    .map(|&o| (o, common_prefix(cs, self.reps[o].out.as_slice())))
+                    .map(|&o| (o, common_prefix(cs, self.unvoted(o))))
                     .collect();
                 agree.sort_unstable_by_key(|a| std::cmp::Reverse(a.1));
                 let ext = if self.quorum == 1 {
@@ -882,14 +1089,9 @@ impl Voter {
                 }
             }
             if let Some((ext, c, agree)) = best.filter(|b| b.0 > 0) {
-                self.release_from(c, ext);
-                for (o, len) in agree {
-                    if len >= ext {
-                        let rep = &mut self.reps[o];
-                        rep.out.consume(ext);
-                        rep.checked += ext as u64;
-                    }
-                }
+                let agreeing: Vec<ReplicaId> =
+                    std::iter::once(c).chain(agree.iter().filter(|a| a.1 >= ext).map(|a| a.0)).collect();
+                self.release_agreed(&agreeing, ext);
                 return;
             }
         }
@@ -900,9 +1102,9 @@ impl Voter {
         let o = self.released;
         let mut values: Vec<(Option<u8>, usize)> = Vec::new();
         let mut pending = 0;
-        for rep in self.reps.iter().filter(|r| r.active()) {
+        for (r, rep) in self.reps.iter().enumerate().filter(|(_, r)| r.active()) {
             let v = if rep.checked == o && rep.prod > o {
-                Some(rep.out.as_slice()[0])
+                self.unvoted(r).get(0)
             } else if rep.fin == Some(o) {
                 None
             } else {
@@ -931,21 +1133,17 @@ impl Voter {
         let cap = f.min(o + self.release_room() as u64);
         if cap > o {
             let max = (cap - o) as usize;
-            let cs = &self.reps[c].out.as_slice()[..max];
+            let cs = self.unvoted(c).range(0, max);
             let ext = live
                 .iter()
-                .map(|&r| common_prefix(cs, &self.reps[r].out.as_slice()[..max]))
+                .map(|&r| common_prefix(cs, self.unvoted(r).range(0, max)))
                 .min()
                 .unwrap_or(0);
             if ext < max {
                 self.unanimous_divergence(o + ext as u64, now);
                 return;
             }
-            self.release_from(c, max);
-            for &r in &live[1..] {
-                self.reps[r].out.consume(max);
-                self.reps[r].checked += max as u64;
-            }
+            self.release_agreed(&live, max);
         }
         // FIN against bytes at the same offset.
         let o = self.released;
@@ -960,9 +1158,10 @@ impl Voter {
     /// live replicas agrees there, else report `NoQuorum`; the client is reset either way.
     fn unanimous_divergence(&mut self, o: u64, now: Instant) {
         let live: Vec<ReplicaId> = (0..self.reps.len()).filter(|&r| self.reps[r].active()).collect();
-        let value = |rep: &Replica| -> Option<Option<u8>> {
+        let value = |r: ReplicaId| -> Option<Option<u8>> {
+            let rep = &self.reps[r];
             if rep.prod > o {
-                Some(Some(rep.out.as_slice()[(o - rep.checked) as usize]))
+                Some(self.unvoted(r).get((o - rep.checked) as usize))
             } else if rep.fin == Some(o) {
                 Some(None)
             } else {
@@ -970,7 +1169,7 @@ impl Voter {
             }
         };
         let vals: Vec<(ReplicaId, Option<Option<u8>>)> =
-            live.iter().map(|&r| (r, value(&self.reps[r]))).collect();
+            live.iter().map(|&r| (r, value(r))).collect();
         let majority = vals.iter().find_map(|(_, v)| {
             let v = (*v)?;
             let n = vals.iter().filter(|x| x.1 == Some(v)).count();
@@ -987,7 +1186,16 @@ impl Voter {
                     (Some(_), None) => FaultKind::Flood,
                     (Some(_), Some(_)) => FaultKind::ValueMismatch { offset: o },
                 };
-                self.fault(r, kind, now);
+                // After the half-close, ends may differ (output beyond the others' FIN only where
+                // they were still producing output when the client's FIN came); bytes may not.
+                let excused = match kind {
+                    FaultKind::EarlyClose { .. } => self.half_closed(r),
+                    FaultKind::Flood => self.cut_short_after_client_fin(o),
+                    _ => false,
+                };
+                if !excused {
+                    self.fault(r, kind, now);
+                }
             }
             self.reset_client(false, now);
         } else {
@@ -998,8 +1206,9 @@ impl Voter {
     fn vote_primary(&mut self) {
         let Some(p) = self.primary else { return };
         let rep = &self.reps[p];
-        if rep.active() && rep.checked == self.released && !rep.out.is_empty() {
-            let n = rep.out.len().min(self.release_room());
+        let unvoted = self.unvoted(p).len();
+        if rep.active() && rep.checked == self.released && unvoted > 0 {
+            let n = unvoted.min(self.release_room());
             if n > 0 {
                 self.release_from(p, n);
             }
@@ -1091,7 +1300,11 @@ impl Voter {
                 // A backup went on past the primary's FIN: the primary closed early; fail over.
                 let primary_fin = self.reps[p].active() && self.reps[p].fin == Some(o) && self.reps[p].checked == o;
                 if primary_fin && self.reps.iter().enumerate().any(|(r, b)| r != p && b.active() && b.prod > o) {
-                    self.fault(p, FaultKind::EarlyClose { offset: o }, now);
+                    if self.half_closed(p) {
+                        self.excuse(p, true);
+                    } else {
+                        self.fault(p, FaultKind::EarlyClose { offset: o }, now);
+                    }
                     self.failover();
                     // Its FIN no longer leads: backups are not late for a FIN nobody else sent.
                     self.fin_lead_at = None;
@@ -1104,21 +1317,18 @@ impl Voter {
                 continue;
             }
             if let Some(f) = rep.fin.filter(|&f| f < o) {
-                if self.client_fin {
-                    // After the client's own FIN, services may legitimately end their output
-                    // early (nginx aborts a response when it sees the client half-close): the
-                    // replica leaves the vote without blame.
-                    let rep = &mut self.reps[r];
-                    rep.state = ReplicaState::Gone;
-                    rep.out.free();
-                    rep.suspect = None;
-                    self.trim_input();
+                if self.half_closed(r) {
+                    self.excuse(r, false);
                 } else {
                     self.fault(r, FaultKind::EarlyClose { offset: f }, now);
                 }
             } else if let Some(end) = self.fin_at {
                 if rep.prod > end {
-                    self.fault(r, FaultKind::Flood, now);
+                    if self.cut_short_after_client_fin(end) {
+                        self.excuse(r, true);
+                    } else {
+                        self.fault(r, FaultKind::Flood, now);
+                    }
                 } else if rep.fin == Some(end) && rep.checked == end && rep.state != ReplicaState::Finished {
                     self.reps[r].state = ReplicaState::Finished;
                 }
@@ -1219,9 +1429,7 @@ impl Voter {
 
     /// Straggler clock: remember when the lead quorum reached each output offset and FIN.
     fn track_lead(&mut self, now: Instant) {
-        let mut prods: Vec<u64> = self.reps.iter().filter(|r| r.active()).map(|r| r.prod).collect();
-        prods.sort_unstable_by(|a, b| b.cmp(a));
-        if let Some(&f) = prods.get(self.lead_quorum - 1) {
+        if let Some(f) = self.kth_largest_prod(self.lead_quorum) {
             if f < self.frontier {
                 // A replica that led was cut off: the others were never behind its bytes. Forget
                 // them; the current lead offset counts from now (a later deadline, never earlier).
@@ -1239,7 +1447,7 @@ impl Voter {
                 }
             }
         }
-        if let Some(&min) = prods.last() {
+        if let Some(min) = self.reps.iter().filter(|r| r.active()).map(|r| r.prod).min() {
             while self.milestones.front().is_some_and(|m| m.0 <= min) {
                 self.milestones.pop_front();
             }
@@ -1281,5 +1489,59 @@ impl Voter {
                 self.events.push_back(VoterEvent::CloseReplica(r));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bytes` as a two-piece view split at `at`.
+    fn split(bytes: &[u8], at: usize) -> View<'_> {
+        View { head: &bytes[..at], tail: &bytes[at..] }
+    }
+
+    #[test]
+    fn common_prefix_across_pieces() {
+        let a: Vec<u8> = (0..100).collect();
+        let mut b = a.clone();
+        b[70] = 0xff;
+        for sa in [0, 1, 50, 70, 71, 100] {
+            for sb in [0, 33, 69, 70, 100] {
+                assert_eq!(common_prefix(split(&a, sa), split(&b, sb)), 70, "split {sa}/{sb}");
+                assert_eq!(common_prefix(split(&a, sa), split(&a, sb)), 100, "split {sa}/{sb}");
+                assert_eq!(common_prefix(split(&a[..40], sa.min(40)), split(&b, sb)), 40, "split {sa}/{sb}");
+            }
+        }
+    }
+
+    #[test]
+    fn view_range_and_get_across_pieces() {
+        let a: Vec<u8> = (0..10).collect();
+        let v = split(&a, 4);
+        let r = v.range(2, 7);
+        assert_eq!((r.head, r.tail), (&a[2..4], &a[4..7]));
+        assert_eq!((r.get(0), r.get(3), r.get(5)), (Some(2), Some(5), None));
+        assert_eq!(v.range(5, 9).first_piece(), &a[5..9]);
+        assert!(v.range(4, 4).is_empty());
+    }
+
+    #[test]
+    fn ring_keeps_order_across_wraparound() {
+        let mut ring = Ring(VecDeque::with_capacity(8));
+        let cap = ring.0.capacity();
+        ring.extend(&vec![0; cap]);
+        ring.consume(cap - 2);
+        let more: Vec<u8> = (1..=5).collect();
+        ring.extend(&more);
+        let v = ring.view();
+        assert!(!v.tail.is_empty(), "the appended bytes wrap around");
+        let mut want = vec![0, 0];
+        want.extend(&more);
+        assert_eq!([v.head, v.tail].concat(), want);
+        assert_eq!(common_prefix(v, want.as_slice().into()), want.len());
+        ring.truncate(3);
+        assert_eq!(ring.len(), 3);
+        assert_eq!(ring.view().get(2), Some(1));
     }
 }

@@ -6,6 +6,8 @@
 //! reset and never sees a wrong byte), plus primary-backup failover. Needs root (`make test`
 //! runs as root); each test builds and removes its own namespaces.
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -292,13 +294,27 @@ fn primary_crash_fails_over_to_a_backup() {
     wait_fault(&g, 0, &["early-close", "reset"]);
 }
 
+/// Log line of a TAP link that got checksum and segmentation offload.
+const OFFLOAD_ON: &str = "checksum and segmentation offload on";
+
 #[test]
 fn nginx_bulk_transfer_is_byte_exact() {
+    let g = bulk_transfer_is_byte_exact("nvt-bulk3", GroupSpec::new("majority", 3, Service::Nginx));
+    assert_eq!(g.lab.log("domain-nv").matches(OFFLOAD_ON).count(), 4, "every TAP link (client and 3 replicas) offloads");
+}
+
+#[test]
+fn nginx_bulk_transfer_without_tap_offload_is_byte_exact() {
+    let mut spec = GroupSpec::new("majority", 3, Service::Nginx);
+    spec.tap_offload = false;
+    let g = bulk_transfer_is_byte_exact("nvt-bulkp", spec);
+    assert!(!g.lab.log("domain-nv").contains(OFFLOAD_ON));
+}
+
+/// A 20 MB download through domain-nv arrives intact and without faults; returns the group.
+fn bulk_transfer_is_byte_exact(prefix: &str, spec: GroupSpec) -> Group {
     let data: Vec<u8> = (0..20_000_000u32).map(|i| (i.wrapping_mul(2246822519) >> 13) as u8).collect();
-    let g = Group::start("nvt-bulk3", GroupSpec::new("majority", 3, Service::Nginx), bin(), |i, g| {
-        Ok(std::fs::write(g.www(i).join("big"), &data)?)
-    })
-    .unwrap();
+    let g = Group::start(prefix, spec, bin(), |i, g| Ok(std::fs::write(g.www(i).join("big"), &data)?)).unwrap();
     let out = g.lab.dir().join("big.out");
     let o = out.to_string_lossy().into_owned();
     let url = format!("http://{SERVICE_ADDRESS}/big");
@@ -307,6 +323,7 @@ fn nginx_bulk_transfer_is_byte_exact() {
     assert!(std::fs::read(&out).unwrap() == data, "the download differs");
     let s = g.wait_status("bytes voted", Duration::from_secs(5), |s| s.replicas.iter().all(|r| r.bytes_voted >= 20_000_000)).unwrap();
     assert_no_faults(&s, &[0, 1, 2]);
+    g
 }
 
 #[test]
@@ -359,4 +376,124 @@ fn health_probes_report_replicas_live_before_any_client() {
     // The voted service still works.
     let out = get(&g, "key:3");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), value(3));
+}
+
+/// Size of the large page of `abrupt_client_closes_blame_nobody` (many TCP windows: clients close
+/// in the middle of it).
+const LARGE_PAGE: usize = 400_000;
+
+/// Reads one HTTP response (headers and `Content-Length` body) from `s`.
+fn read_response(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(h) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..h]).to_ascii_lowercase();
+            let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            if buf.len() >= h + 4 + len {
+                return Ok(buf);
+            }
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// One keep-alive client in the client namespace: `requests` small pages, then it ends the way
+/// `mode` says, as load generators do when they stop (wrk at the end of a run). Returns what it
+/// read after its half-close (mode 4), to be checked against the real page.
+fn abrupt_client(ns: &str, requests: usize, mode: usize) -> anyhow::Result<Vec<u8>> {
+    let netns = std::fs::File::open(format!("/run/netns/{ns}"))?;
+    nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+    let mut s = TcpStream::connect((SERVICE_ADDRESS, 80))?;
+    s.set_nodelay(true)?;
+    let small = b"GET /small HTTP/1.1\r\nHost: nv\r\n\r\n";
+    let large = b"GET /large HTTP/1.1\r\nHost: nv\r\n\r\n";
+    for _ in 0..requests {
+        s.write_all(small)?;
+        read_response(&mut s)?;
+    }
+    let mut some = [0u8; 100];
+    match mode {
+        // Idle: FIN between requests.
+        0 => {}
+        // A request in flight: FIN, then RST when the answer reaches the closed socket.
+        1 => s.write_all(small)?,
+        // In the middle of a response, unread bytes pending: RST.
+        2 => {
+            s.write_all(large)?;
+            s.read_exact(&mut some)?;
+        }
+        // Abortive close (SO_LINGER 0) right after a request: RST.
+        3 => {
+            s.write_all(large)?;
+            nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Linger, &nix::libc::linger { l_onoff: 1, l_linger: 0 })?;
+        }
+        // Half-close after a request, then read whatever comes.
+        _ => {
+            s.write_all(large)?;
+            s.shutdown(Shutdown::Write)?;
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            return Ok(got);
+        }
+    }
+    Ok(Vec::new())
+}
+
+#[test]
+fn abrupt_client_closes_blame_nobody() {
+    let page: Vec<u8> = (0..LARGE_PAGE).map(|i| b'a' + (i % 23) as u8).collect();
+    let mut spec = GroupSpec::new("majority", 3, Service::Nginx);
+    spec.straggler_ms = 5000;
+    let g = Group::start("nvt-abrupt", spec, bin(), |i, g| {
+        std::fs::write(g.www(i).join("small"), "x".repeat(512))?;
+        Ok(std::fs::write(g.www(i).join("large"), &page)?)
+    })
+    .unwrap();
+    let (waves, clients) = (4, 50);
+    for wave in 0..waves {
+        let threads: Vec<_> = (0..clients)
+            .map(|i| {
+                let ns = g.client_ns.clone();
+                std::thread::spawn(move || abrupt_client(&ns, 5 + i % 11, (i + wave) % 5))
+            })
+            .collect();
+        for t in threads {
+            let got = t.join().unwrap().unwrap();
+            // A half-closed client may get the page cut short (nginx aborts it on the half-close),
+            // never a wrong byte.
+            if let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                assert!(page.starts_with(&got[h + 4..]), "a wrong byte reached a half-closed client");
+            }
+        }
+    }
+    let s = g
+        .wait_status("every connection over", Duration::from_secs(30), |s| s.services[0].active == 0 && s.services[0].total == (waves * clients) as u64)
+        .unwrap();
+    assert_no_faults(&s, &[0, 1, 2]);
+    // Still serving, in agreement.
+    let out = g.client(&["curl", "-s", &format!("http://{SERVICE_ADDRESS}/small")]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "x".repeat(512));
+}
+
+/// nginx replicas keep their frozen clock for longer than libfaketime's 10 s re-read period
+/// (nginx clears its environment; a replica whose clock jumps to real time answers with another
+/// `Date` and expires its keep-alive connections: false faults under any load).
+#[test]
+fn nginx_replicas_keep_a_frozen_clock() {
+    let g = Group::start("nvt-clock", GroupSpec::new("majority", 3, Service::Nginx), bin(), |i, g| Ok(std::fs::write(g.www(i).join("small"), "x")?)).unwrap();
+    let start = Instant::now();
+    let mut rounds = 0;
+    while start.elapsed() < Duration::from_secs(12) || rounds < 2 {
+        for i in 0..3 {
+            let out = g.replica_exec(i, &["curl", "-sI", &format!("http://{}/small", g.replica_address(i))]).unwrap();
+            let head = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(head.contains("Date: Thu, 01 Jan 2026 00:00:00 GMT"), "r{i} after {:?}: {head}", start.elapsed());
+        }
+        rounds += 1;
+    }
 }

@@ -737,3 +737,212 @@ fn early_close_after_client_fin_is_not_blamed() {
     assert!(sim.faults().is_empty(), "{:?}", sim.faults());
     assert!(sim.has(&VoterEvent::CloseClient));
 }
+
+/// A request from the client, handed to every replica, then the client's FIN: the replicas are
+/// half-closed.
+fn half_close(sim: &mut Sim) {
+    let now = sim.now();
+    assert_eq!(sim.v.push_client(b"GET / HTTP/1.1\r\n\r\n", now), 18);
+    let now = sim.now();
+    sim.v.client_fin(now);
+    for r in 0..sim.v.replicas() {
+        let n = sim.v.replica_input(r).len();
+        sim.v.replica_input_sent(r, n);
+        assert!(sim.v.replica_input_fin(r));
+    }
+    sim.pump();
+}
+
+/// After the half-close, two replicas cut the response short at the same offset (nginx aborts
+/// a response in progress when it sees the client's FIN) and the third sends it all: the quorum's
+/// FIN is voted, the third leaves (reset) without blame.
+#[test]
+fn output_past_fin_after_client_fin_is_not_blamed() {
+    let data = stream(6000);
+    let mut sim = Sim::new(Policy::Majority, 3, 65536);
+    sim.connect_all();
+    half_close(&mut sim);
+    let cut = data[..2500].to_vec();
+    sim.run(&[data.clone(), cut.clone(), cut.clone()], &[true, true, true], &[(1, 2500), (2, 2500)]);
+    assert_eq!(sim.client, cut);
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
+    assert!(sim.has(&VoterEvent::CloseClient));
+    assert!(sim.has(&VoterEvent::ResetReplica(0)));
+}
+
+/// Without the client's FIN, output past the quorum's FIN is still a flood.
+#[test]
+fn output_past_fin_without_client_fin_is_a_flood() {
+    let data = stream(6000);
+    let mut sim = Sim::new(Policy::Majority, 3, 65536);
+    sim.connect_all();
+    let cut = data[..2500].to_vec();
+    sim.run(&[data.clone(), cut.clone(), cut.clone()], &[true, true, true], &[(1, 2500), (2, 2500)]);
+    assert_eq!(sim.client, cut);
+    assert_eq!(only_fault(&sim), (0, FaultKind::Flood));
+}
+
+/// After the half-close, a replica that resets is not blamed; the others' stream goes on.
+#[test]
+fn reset_after_client_fin_is_not_blamed() {
+    let data = stream(6000);
+    let mut sim = Sim::new(Policy::Majority, 3, 65536);
+    sim.connect_all();
+    half_close(&mut sim);
+    sim.push(1, &data, 700);
+    let now = sim.now();
+    sim.v.replica_reset(1, now);
+    sim.pump();
+    sim.run(&[data.clone(), data.clone(), data.clone()], &[true, false, true], &[]);
+    assert_eq!(sim.client, data);
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
+    assert!(sim.has(&VoterEvent::CloseClient));
+    // N = 2: the survivor alone cannot be checked; fail-stop, nobody blamed.
+    let mut sim = Sim::new(Policy::Unanimous, 2, 65536);
+    sim.connect_all();
+    half_close(&mut sim);
+    sim.push(0, &data, 700);
+    sim.push(1, &data, 300);
+    let now = sim.now();
+    sim.v.replica_reset(1, now);
+    sim.pump();
+    assert!(sim.has(&VoterEvent::ResetClient));
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
+}
+
+/// The half-close excuses how a stream ends, not what it says: a replica whose bytes differ is
+/// blamed after the client's FIN too, and the client never gets its bytes.
+#[test]
+fn value_mismatch_after_client_fin_is_blamed() {
+    let data = stream(6000);
+    let mut bad = data.clone();
+    bad[5990] ^= 1;
+    let mut sim = Sim::new(Policy::Majority, 3, 65536);
+    sim.connect_all();
+    half_close(&mut sim);
+    sim.run(&[data.clone(), bad, data.clone()], &[true, true, true], &[]);
+    assert_eq!(sim.client, data);
+    assert_eq!(only_fault(&sim), (1, FaultKind::ValueMismatch { offset: 5990 }));
+}
+
+/// A replica that has not been given all client input yet did not see the FIN: its early close
+/// is still blamed.
+#[test]
+fn early_close_before_the_fin_reached_it_is_blamed() {
+    let data = stream(3000);
+    let mut sim = Sim::new(Policy::Majority, 3, 65536);
+    sim.connect_all();
+    let now = sim.now();
+    sim.v.push_client(b"request", now);
+    sim.v.client_fin(now);
+    for r in 0..2 {
+        sim.v.replica_input_sent(r, 7);
+    }
+    sim.run(&[data.clone(), data.clone(), data[..1000].to_vec()], &[true, true, true], &[]);
+    assert_eq!(sim.client, data);
+    assert_eq!(only_fault(&sim), (2, FaultKind::EarlyClose { offset: 1000 }));
+}
+
+/// Primary-backup after the half-close: a primary that stops early hands over to a backup that
+/// goes on, without blame.
+#[test]
+fn primary_early_fin_after_client_fin_fails_over_without_blame() {
+    let data = stream(8000);
+    let mut sim = Sim::new(Policy::PrimaryBackup { primary: 0 }, 3, 65536);
+    sim.connect_all();
+    half_close(&mut sim);
+    sim.run(&[data[..3000].to_vec(), data.clone(), data.clone()], &[true, true, true], &[(0, 3000)]);
+    assert_eq!(sim.client, data);
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
+    assert!(sim.has(&VoterEvent::CloseClient));
+}
+
+/// A client that resets after its FIN (it closed and got data it no longer reads): every replica
+/// is reset at once and what they do afterwards is neither voted nor blamed.
+#[test]
+fn client_reset_after_fin_stops_voting() {
+    let data = stream(4000);
+    let mut bad = data.clone();
+    bad[100] ^= 1;
+    let mut sim = Sim::new(Policy::Majority, 3, 65536);
+    sim.connect_all();
+    half_close(&mut sim);
+    let now = sim.now();
+    sim.v.client_reset(now);
+    sim.pump();
+    for r in 0..3 {
+        assert!(sim.has(&VoterEvent::ResetReplica(r)));
+        assert_eq!(sim.v.replica_window(r), 0);
+    }
+    sim.run(&[data.clone(), bad, data[..10].to_vec()], &[true, true, true], &[]);
+    assert!(sim.client.is_empty());
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
+    assert!(sim.v.is_finished());
+    assert_eq!(sim.v.poll_timeout(), None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// After the half-close, every replica ends its correct stream wherever and however it likes
+    /// (FIN or reset at any offset, any segmentation): nobody is blamed, the client gets a prefix
+    /// of the stream, and the whole stream whenever a quorum sent it all.
+    #[test]
+    fn ends_after_client_fin_are_never_blamed(
+        data in data_strategy(8000),
+        cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<bool>(), any::<bool>()), 3),
+        ops in ops_strategy(2000),
+        setup in 0usize..3,
+    ) {
+        let (policy, n) = [(Policy::Majority, 3), (Policy::Unanimous, 2), (Policy::PrimaryBackup { primary: 0 }, 3)][setup];
+        let mut sim = Sim::new(policy, n, 4096);
+        sim.connect_all();
+        half_close(&mut sim);
+        // (length, ends with FIN (else reset)) per replica; `whole` keeps the full stream.
+        let ends: Vec<(usize, bool)> = cuts[..n]
+            .iter()
+            .map(|(i, fin, whole)| (if *whole { data.len() } else { i.index(data.len() + 1) }, *fin))
+            .collect();
+        let streams: Vec<Vec<u8>> = ends.iter().map(|&(len, _)| data[..len].to_vec()).collect();
+        let fins: Vec<bool> = ends.iter().map(|e| e.1).collect();
+        sim.run(&streams, &fins, &ops);
+        for (r, &(_, fin)) in ends.iter().enumerate() {
+            if !fin {
+                let now = sim.now();
+                sim.v.replica_reset(r, now);
+                sim.pump();
+            }
+        }
+        prop_assert_eq!(sim.faults(), vec![]);
+        prop_assert!(data.starts_with(&sim.client));
+        let complete = ends.iter().filter(|e| *e == &(data.len(), true)).count();
+        if policy == Policy::Majority && complete >= 2 {
+            prop_assert_eq!(&sim.client, &data);
+            prop_assert!(sim.has(&VoterEvent::CloseClient));
+        }
+    }
+}
+
+/// A replica already far ahead of an idle quorum when the client's FIN comes (a flood the
+/// quorum never produced): the quorum's FIN at its end is no reaction to the half-close, so
+/// the output beyond it is still a flood.
+#[test]
+fn flood_ahead_of_idle_quorum_before_client_fin_is_blamed() {
+    let data = stream(5000);
+    let mut sim = Sim::new(Policy::Majority, 3, 65536);
+    sim.connect_all();
+    for r in 0..3 {
+        sim.push(r, &data, 1000);
+    }
+    sim.push(1, &data, 4000);
+    assert_eq!(sim.client, &data[..1000]);
+    half_close(&mut sim);
+    for r in [0, 2] {
+        let now = sim.now();
+        sim.v.replica_fin(r, now);
+    }
+    sim.pump();
+    assert_eq!(sim.client, &data[..1000]);
+    assert!(sim.has(&VoterEvent::CloseClient));
+    assert_eq!(only_fault(&sim), (1, FaultKind::Flood));
+}

@@ -178,7 +178,7 @@ impl Lab {
                 std::fs::write(
                     &conf,
                     format!(
-                        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\n\
+                        "daemon off;\nmaster_process off;\nworker_processes 1;\nenv FAKETIME;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\n\
                          http {{ access_log off; sendfile on; keepalive_requests 1000000; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
                          server {{ listen 80; root {w}; }} }}\n",
                         d = dir.display(),
@@ -187,7 +187,10 @@ impl Lab {
                 )?;
                 let c = conf.to_string_lossy().into_owned();
                 // Replicas must be deterministic: a frozen clock makes nginx's Date header
-                // identical on every replica (RESH assumes deterministic services).
+                // identical on every replica (RESH assumes deterministic services). nginx clears
+                // its environment at startup; `env FAKETIME` keeps the variable, else libfaketime
+                // finds it gone when it re-reads it (every 10 s) and each replica's clock jumps to
+                // the real time at its own moment (different Date headers, keepalive_time expiry).
                 // (`env` execs, so the pid is nginx's own.)
                 let preload = format!("LD_PRELOAD={LIBFAKETIME}");
                 let frozen = format!("FAKETIME={FROZEN_TIME}");
@@ -342,12 +345,15 @@ pub struct GroupSpec {
     pub raw_external: bool,
     /// IP MTU of every link (TAP devices and domain-nv alike).
     pub mtu: usize,
+    /// domain-nv's TAP links exchange TCP segments of up to 64 KiB with the namespaces
+    /// (`offload` in its link config); off: one MTU-sized frame per read or write.
+    pub tap_offload: bool,
 }
 
 impl GroupSpec {
-    /// Defaults: 1 s straggler deadline, 1 MiB buffer bound.
+    /// Defaults: 1 s straggler deadline, 1 MiB buffer bound, MTU 1500, TAP offload on.
     pub fn new(policy: &str, replicas: usize, service: Service) -> GroupSpec {
-        GroupSpec { policy: policy.to_owned(), replicas, service, straggler_ms: 1000, buffer_limit: 1 << 20, raw_external: false, mtu: 1500 }
+        GroupSpec { policy: policy.to_owned(), replicas, service, straggler_ms: 1000, buffer_limit: 1 << 20, raw_external: false, mtu: 1500, tap_offload: true }
     }
 }
 
@@ -431,6 +437,7 @@ impl Group {
 
     /// The domain-nv config of this group.
     pub fn config_yaml(&self) -> String {
+        let offload = if self.spec.tap_offload { "" } else { ", offload: false" };
         let mut y = format!(
             "policy: {}\n{}straggler_timeout_ms: {}\nconnect_timeout_ms: 1000\nbuffer_limit: {}\nmtu: {}\nstatus_file: {}\n\
              external:\n  link: {}\n  address: {SERVICE_ADDRESS}/24\n\
@@ -444,7 +451,7 @@ impl Group {
             if self.spec.raw_external {
                 format!("{{ kind: raw, interface: ext0, netns: {}-x }}", self.lab.prefix)
             } else {
-                format!("{{ kind: tap, name: ext0, netns: {} }}", self.client_ns)
+                format!("{{ kind: tap, name: ext0, netns: {}{offload} }}", self.client_ns)
             },
             match self.spec.service {
                 Service::Redis => "redis",
@@ -456,7 +463,7 @@ impl Group {
         for (i, ns) in self.replica_ns.iter().enumerate() {
             let net = i + 1;
             y += &format!(
-                "  - name: r{i}\n    link: {{ kind: tap, name: tap0, netns: {ns} }}\n    address: 10.77.{net}.1/24\n    replica_address: 10.77.{net}.2\n"
+                "  - name: r{i}\n    link: {{ kind: tap, name: tap0, netns: {ns}{offload} }}\n    address: 10.77.{net}.1/24\n    replica_address: 10.77.{net}.2\n"
             );
         }
         y

@@ -45,6 +45,7 @@ impl Figures {
 
 struct Settings {
     mtu: usize,
+    tap_offload: bool,
     bulk_bytes: u64,
     seconds: u32,
     redis_requests: u32,
@@ -193,6 +194,7 @@ fn voted(domain_nv: &Path, policy: &str, n: usize, set: &Settings) -> Result<Fig
     let mut spec = GroupSpec::new(policy, n, Service::Nginx);
     spec.straggler_ms = 5000;
     spec.mtu = set.mtu;
+    spec.tap_offload = set.tap_offload;
     let g = Group::start(&format!("nvb-{n}h"), spec, domain_nv, |i, g| fill_www(&g.www(i), set))?;
     measure_http(&g.lab, &g.client_ns, SERVICE_ADDRESS, set, &mut f)?;
     f.faults = g.status()?.replicas.iter().map(|r| r.faults.len()).sum();
@@ -200,6 +202,7 @@ fn voted(domain_nv: &Path, policy: &str, n: usize, set: &Settings) -> Result<Fig
     let mut spec = GroupSpec::new(policy, n, Service::Redis);
     spec.straggler_ms = 5000;
     spec.mtu = set.mtu;
+    spec.tap_offload = set.tap_offload;
     let g = Group::start(&format!("nvb-{n}r"), spec, domain_nv, |_, _| Ok(()))?;
     measure_redis(&g.lab, &g.client_ns, SERVICE_ADDRESS, set, &mut f)?;
     f.faults += g.status()?.replicas.iter().map(|r| r.faults.len()).sum::<usize>();
@@ -209,17 +212,18 @@ fn voted(domain_nv: &Path, policy: &str, n: usize, set: &Settings) -> Result<Fig
 fn run() -> Result<()> {
     cleanup_on_signal()?;
     let args: Vec<String> = std::env::args().collect();
-    let domain_nv = PathBuf::from(args.get(1).context("usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick] [--mtu N]")?);
+    let domain_nv = PathBuf::from(args.get(1).context("usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick] [--mtu N] [--no-tap-offload]")?);
     let result_path = PathBuf::from(args.get(2).cloned().unwrap_or_else(|| "bench-results.json".into()));
     let quick = args.iter().any(|a| a == "--quick");
     let mtu: usize = match args.iter().position(|a| a == "--mtu") {
         Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).context("--mtu takes a number")?,
         None => 1500,
     };
+    let tap_offload = !args.iter().any(|a| a == "--no-tap-offload");
     let set = if quick {
-        Settings { mtu, bulk_bytes: 64 << 20, seconds: 2, redis_requests: 5_000 }
+        Settings { mtu, tap_offload, bulk_bytes: 64 << 20, seconds: 2, redis_requests: 5_000 }
     } else {
-        Settings { mtu, bulk_bytes: 1 << 30, seconds: 10, redis_requests: 50_000 }
+        Settings { mtu, tap_offload, bulk_bytes: 1 << 30, seconds: 10, redis_requests: 50_000 }
     };
     let variants: [(&str, &str); 4] = [
         ("a", "client -> replica (direct)"),
@@ -262,7 +266,11 @@ fn run() -> Result<()> {
     writeln!(table, "  d/a bulk throughput      {:.3}", d.bulk_mbit / a.bulk_mbit)?;
     print!("{table}");
     let mut json = String::from("{\n  \"settings\": ");
-    write!(json, "{{\"mtu\": {}, \"bulk_bytes\": {}, \"seconds\": {}, \"redis_requests\": {}}},\n  \"variants\": [\n", set.mtu, set.bulk_bytes, set.seconds, set.redis_requests)?;
+    write!(
+        json,
+        "{{\"mtu\": {}, \"tap_offload\": {}, \"bulk_bytes\": {}, \"seconds\": {}, \"redis_requests\": {}}},\n  \"variants\": [\n",
+        set.mtu, set.tap_offload, set.bulk_bytes, set.seconds, set.redis_requests
+    )?;
     for (i, (key, name, f)) in results.iter().enumerate() {
         write!(json, "    {{\"variant\": \"{key}\", \"name\": \"{name}\"")?;
         for (_, field, v) in f.fields() {
