@@ -26,6 +26,8 @@ pub const GSO_TCPV6: u8 = 4;
 /// `gso_type` bit: the TCP segment had ECN's CWR set.
 pub const GSO_ECN: u8 = 0x80;
 
+use netback::csum::{fold, sum16};
+
 const ETH_HEADER: usize = 14;
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
@@ -93,25 +95,6 @@ impl VnetHeader {
         b[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
         b
     }
-}
-
-/// One's-complement sum of `data` as big-endian 16-bit words, added to `acc` (unfolded).
-fn sum16(data: &[u8], mut acc: u64) -> u64 {
-    let mut words = data.chunks_exact(2);
-    for w in &mut words {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [b] = words.remainder() {
-        acc += u64::from(u16::from_be_bytes([*b, 0]));
-    }
-    acc
-}
-
-fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
 }
 
 /// Where a frame's TCP segment lies and its pseudo-header sum.

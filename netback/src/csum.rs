@@ -19,7 +19,9 @@ pub enum CsumError {
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 
-fn sum16(data: &[u8], mut acc: u64) -> u64 {
+/// One's-complement sum of `data` as big-endian 16-bit words (an odd last byte padded with
+/// zero), added to `acc`, unfolded.
+pub fn sum16(data: &[u8], mut acc: u64) -> u64 {
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
         acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
@@ -30,7 +32,8 @@ fn sum16(data: &[u8], mut acc: u64) -> u64 {
     acc
 }
 
-fn fold(mut acc: u64) -> u16 {
+/// Folds an unfolded one's-complement sum to 16 bits (not inverted).
+pub fn fold(mut acc: u64) -> u16 {
     while acc >> 16 != 0 {
         acc = (acc & 0xffff) + (acc >> 16);
     }
