@@ -344,6 +344,15 @@ pub mod layout {
             ("XS_SET_TARGET", xs_wire::MsgType::SetTarget as u64),
             ("XS_RESET_WATCHES", xs_wire::MsgType::ResetWatches as u64),
             ("XS_DIRECTORY_PART", xs_wire::MsgType::DirectoryPart as u64),
+            // The TAP offload interface of `hostnet` (libc's constants, our header length).
+            ("sizeof_virtio_net_hdr", crate::hostnet::TAP_VNET_HDR_LEN as u64),
+            ("IFF_VNET_HDR", libc::IFF_VNET_HDR as u64),
+            ("TUNSETVNETHDRSZ", libc::TUNSETVNETHDRSZ as u64),
+            ("TUNSETVNETLE", libc::TUNSETVNETLE as u64),
+            ("TUNSETOFFLOAD", libc::TUNSETOFFLOAD as u64),
+            ("TUN_F_CSUM", u64::from(libc::TUN_F_CSUM)),
+            ("TUN_F_TSO4", u64::from(libc::TUN_F_TSO4)),
+            ("TUN_F_TSO6", u64::from(libc::TUN_F_TSO6)),
         ]
     }
 }

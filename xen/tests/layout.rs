@@ -154,6 +154,14 @@ const PROBES: &[(&str, &str)] = &[
     ("XS_SET_TARGET", "XS_SET_TARGET"),
     ("XS_RESET_WATCHES", "XS_RESET_WATCHES"),
     ("XS_DIRECTORY_PART", "XS_DIRECTORY_PART"),
+    ("sizeof_virtio_net_hdr", "sizeof(struct virtio_net_hdr)"),
+    ("IFF_VNET_HDR", "IFF_VNET_HDR"),
+    ("TUNSETVNETHDRSZ", "TUNSETVNETHDRSZ"),
+    ("TUNSETVNETLE", "TUNSETVNETLE"),
+    ("TUNSETOFFLOAD", "TUNSETOFFLOAD"),
+    ("TUN_F_CSUM", "TUN_F_CSUM"),
+    ("TUN_F_TSO4", "TUN_F_TSO4"),
+    ("TUN_F_TSO6", "TUN_F_TSO6"),
 ];
 
 fn probe_source() -> String {
@@ -161,6 +169,7 @@ fn probe_source() -> String {
         "#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <errno.h>\n\
          #include <sys/ioctl.h>\n#include <xen/xen.h>\n#include <xen/grant_table.h>\n\
          #include <xen/gntdev.h>\n#include <xen/evtchn.h>\n#include <xen/io/xs_wire.h>\n\
+         #include <linux/if_tun.h>\n#include <linux/virtio_net.h>\n\
          #define P(name, expr) printf(\"%s %llu\\n\", name, (unsigned long long)(long long)(expr))\n\
          int main(void) {\n",
     );
