@@ -212,7 +212,13 @@ fn online_zero_takes_the_vif_down_and_removes_it() {
         "vif not removed"
     );
     assert_eq!(w.backend_state(g), "6");
-    assert_eq!(f.backend_state(), Some(netback::wire::XenbusState::Closed));
+    // The frontend learns the state from a xenstore watch event, which arrives a little later.
+    assert!(
+        w.pump_until(&mut [&mut f], |_, fs| fs[0].backend_state()
+            == Some(netback::wire::XenbusState::Closed)),
+        "the frontend did not see the backend Closed: {:?}",
+        f.backend_state()
+    );
 }
 
 #[test]
