@@ -68,7 +68,10 @@ struct VifShape;
 impl Device for VifShape {
     type RxToken<'a> = NoToken;
     type TxToken<'a> = NoToken;
-    fn receive(&mut self, _t: smoltcp::time::Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+    fn receive(
+        &mut self,
+        _t: smoltcp::time::Instant,
+    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         None
     }
     fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
@@ -83,8 +86,13 @@ impl Device for VifShape {
 }
 
 /// The vif called `name` if netback has it connected (else its endpoint is not polled).
-fn connected_vif<'a, G: GrantTable, E: EventChannel>(netback: Option<&'a mut Netback<G, E>>, name: &str) -> Option<&'a mut netback::Vif<G::Mapping>> {
-    netback.and_then(|nb| nb.vif_mut(name)).filter(|v| v.is_connected())
+fn connected_vif<'a, G: GrantTable, E: EventChannel>(
+    netback: Option<&'a mut Netback<G, E>>,
+    name: &str,
+) -> Option<&'a mut netback::Vif<G::Mapping>> {
+    netback
+        .and_then(|nb| nb.vif_mut(name))
+        .filter(|v| v.is_connected())
 }
 
 /// One link with its smoltcp interface and sockets.
@@ -99,10 +107,20 @@ struct Endpoint {
 
 impl Endpoint {
     #[allow(clippy::too_many_arguments)]
-    fn open(name: &str, link: &LinkConfig, mtu: usize, addr: Ipv4Cidr, gateway: Option<std::net::Ipv4Addr>, mac_index: u8, epoch: Instant) -> anyhow::Result<Endpoint> {
+    fn open(
+        name: &str,
+        link: &LinkConfig,
+        mtu: usize,
+        addr: Ipv4Cidr,
+        gateway: Option<std::net::Ipv4Addr>,
+        mac_index: u8,
+        epoch: Instant,
+    ) -> anyhow::Result<Endpoint> {
         let mut frames = match link {
             LinkConfig::Vif { name } => Frames::Vif(name.clone()),
-            other => Frames::Link(LinkDevice::open(other, mtu).map_err(|e| anyhow::anyhow!("link {name}: {e}"))?),
+            other => Frames::Link(
+                LinkDevice::open(other, mtu).map_err(|e| anyhow::anyhow!("link {name}: {e}"))?,
+            ),
         };
         // Locally administered unicast MAC, one per link.
         let mac = EthernetAddress([0x02, 0x4e, 0x56, 0x00, 0x00, mac_index]);
@@ -116,7 +134,10 @@ impl Endpoint {
             Frames::Vif(_) => Interface::new(cfg, &mut VifShape, t),
         };
         iface.update_ip_addrs(|addrs| {
-            let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(addr.addr)), addr.prefix));
+            let _ = addrs.push(IpCidr::new(
+                IpAddress::Ipv4(Ipv4Address::from(addr.addr)),
+                addr.prefix,
+            ));
         });
         if let Some(gw) = gateway {
             iface
@@ -124,11 +145,22 @@ impl Endpoint {
                 .add_default_ipv4_route(Ipv4Address::from(gw))
                 .map_err(|e| anyhow::anyhow!("link {name}: default route: {e:?}"))?;
         }
-        Ok(Endpoint { name: name.to_owned(), frames, iface, sockets: SocketSet::new(Vec::new()), ports_in_use: HashSet::new(), next_port: EPHEMERAL_FIRST })
+        Ok(Endpoint {
+            name: name.to_owned(),
+            frames,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            ports_in_use: HashSet::new(),
+            next_port: EPHEMERAL_FIRST,
+        })
     }
 
     /// Ingress and egress; a vif that is not connected is skipped.
-    fn poll<G: GrantTable, E: EventChannel>(&mut self, now: smoltcp::time::Instant, netback: Option<&mut Netback<G, E>>) {
+    fn poll<G: GrantTable, E: EventChannel>(
+        &mut self,
+        now: smoltcp::time::Instant,
+        netback: Option<&mut Netback<G, E>>,
+    ) {
         match &mut self.frames {
             Frames::Link(device) => {
                 device.begin_poll();
@@ -143,7 +175,11 @@ impl Endpoint {
     }
 
     /// Egress only.
-    fn poll_egress<G: GrantTable, E: EventChannel>(&mut self, now: smoltcp::time::Instant, netback: Option<&mut Netback<G, E>>) {
+    fn poll_egress<G: GrantTable, E: EventChannel>(
+        &mut self,
+        now: smoltcp::time::Instant,
+        netback: Option<&mut Netback<G, E>>,
+    ) {
         match &mut self.frames {
             Frames::Link(device) => {
                 self.iface.poll_egress(now, device, &mut self.sockets);
@@ -160,7 +196,9 @@ impl Endpoint {
     fn is_up<G: GrantTable, E: EventChannel>(&self, netback: Option<&Netback<G, E>>) -> bool {
         match &self.frames {
             Frames::Link(device) => device.is_up(),
-            Frames::Vif(name) => netback.is_some_and(|nb| nb.vifs().any(|v| v.name() == name && v.is_connected())),
+            Frames::Vif(name) => {
+                netback.is_some_and(|nb| nb.vifs().any(|v| v.name() == name && v.is_connected()))
+            }
         }
     }
 
@@ -172,7 +210,11 @@ impl Endpoint {
     fn alloc_port(&mut self) -> Option<u16> {
         for _ in 0..=(u16::MAX - EPHEMERAL_FIRST) {
             let p = self.next_port;
-            self.next_port = if p == u16::MAX { EPHEMERAL_FIRST } else { p + 1 };
+            self.next_port = if p == u16::MAX {
+                EPHEMERAL_FIRST
+            } else {
+                p + 1
+            };
             if self.ports_in_use.insert(p) {
                 return Some(p);
             }
@@ -190,16 +232,26 @@ fn smol_now(epoch: Instant, now: Instant) -> smoltcp::time::Instant {
 }
 
 fn new_socket(buffer: usize) -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; buffer]), tcp::SocketBuffer::new(vec![0; buffer]));
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; buffer]),
+        tcp::SocketBuffer::new(vec![0; buffer]),
+    );
     s.set_ack_delay(None);
     s.set_nagle_enabled(false);
     s.set_congestion_control(CongestionControl::Cubic);
-    s.set_timeout(Some(smoltcp::time::Duration::from_micros(SOCKET_TIMEOUT.as_micros() as u64)));
+    s.set_timeout(Some(smoltcp::time::Duration::from_micros(
+        SOCKET_TIMEOUT.as_micros() as u64,
+    )));
     s
 }
 
 /// Moves bytes from a socket's receive buffer into the voter while `window` allows.
-fn recv_into_voter(s: &mut tcp::Socket<'static>, voter: &mut Voter, window: impl Fn(&Voter) -> usize, push: impl Fn(&mut Voter, &[u8]) -> usize) {
+fn recv_into_voter(
+    s: &mut tcp::Socket<'static>,
+    voter: &mut Voter,
+    window: impl Fn(&Voter) -> usize,
+    push: impl Fn(&mut Voter, &[u8]) -> usize,
+) {
     while window(voter) > 0 && s.can_recv() {
         let w = window(voter);
         match s.recv(|buf| {
@@ -213,7 +265,12 @@ fn recv_into_voter(s: &mut tcp::Socket<'static>, voter: &mut Voter, window: impl
 }
 
 /// Moves the voter's bytes for a socket (`data`) into its send buffer; `sent` acknowledges them.
-fn send_from_voter(s: &mut tcp::Socket<'static>, voter: &mut Voter, data: impl Fn(&Voter) -> &[u8], sent: impl Fn(&mut Voter, usize)) {
+fn send_from_voter(
+    s: &mut tcp::Socket<'static>,
+    voter: &mut Voter,
+    data: impl Fn(&Voter) -> &[u8],
+    sent: impl Fn(&mut Voter, usize),
+) {
     loop {
         let out = data(voter);
         if out.is_empty() || !s.can_send() {
@@ -228,7 +285,10 @@ fn send_from_voter(s: &mut tcp::Socket<'static>, voter: &mut Voter, data: impl F
 
 /// True in the states where the peer's FIN has arrived.
 fn remote_closed(state: State) -> bool {
-    matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait)
+    matches!(
+        state,
+        State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+    )
 }
 
 /// A socket that is gone: closed and, after an abort, its reset sent.
@@ -305,18 +365,38 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
     /// Opens every link and starts listening on every service. `vif` links are served by
     /// `netback`, which is required if the config has any.
     pub fn new(config: Config, netback: Option<Netback<G, E>>) -> anyhow::Result<Appliance<G, E>> {
-        let uses_vifs = std::iter::once(&config.external.link).chain(config.replicas.iter().map(|r| &r.link)).any(|l| matches!(l, LinkConfig::Vif { .. }));
+        let uses_vifs = std::iter::once(&config.external.link)
+            .chain(config.replicas.iter().map(|r| &r.link))
+            .any(|l| matches!(l, LinkConfig::Vif { .. }));
         if uses_vifs && netback.is_none() {
-            anyhow::bail!("vif links need the Xen netback: run domain-nv with --xen in a Xen driver domain");
+            anyhow::bail!(
+                "vif links need the Xen netback: run domain-nv with --xen in a Xen driver domain"
+            );
         }
         let epoch = Instant::now();
-        let mut external = Endpoint::open("external", &config.external.link, config.mtu, config.external.address, config.external.gateway, 0, epoch)?;
+        let mut external = Endpoint::open(
+            "external",
+            &config.external.link,
+            config.mtu,
+            config.external.address,
+            config.external.gateway,
+            0,
+            epoch,
+        )?;
         if let Frames::Link(device) = &mut external.frames {
             device.set_rx_budget(config.listen_pool);
         }
         let mut replicas = Vec::new();
         for (i, r) in config.replicas.iter().enumerate() {
-            replicas.push(Endpoint::open(&r.name, &r.link, config.mtu, r.address, None, 1 + i as u8, epoch)?);
+            replicas.push(Endpoint::open(
+                &r.name,
+                &r.link,
+                config.mtu,
+                r.address,
+                None,
+                1 + i as u8,
+                epoch,
+            )?);
         }
         let mut app = Appliance {
             netback,
@@ -330,7 +410,13 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             // moment (Linux starts a TAP's queue only when its link-watch event runs, up to a
             // second after the carrier), and a lost ARP request keeps smoltcp from asking again
             // for a second, which would stall the first clients' connections as well.
-            probes: replicas.iter().map(|_| Probe { attempt: None, next_at: epoch + PROBE_INTERVAL }).collect(),
+            probes: replicas
+                .iter()
+                .map(|_| Probe {
+                    attempt: None,
+                    next_at: epoch + PROBE_INTERVAL,
+                })
+                .collect(),
             replicas,
             conns: Vec::new(),
             next_conn_id: 1,
@@ -347,7 +433,12 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
     fn add_listener(&mut self, service: usize) -> anyhow::Result<()> {
         let mut s = new_socket(self.config.tcp_buffer);
         s.listen(self.config.services[service].listen)
-            .map_err(|e| anyhow::anyhow!("service {}: listen: {e:?}", self.config.services[service].name))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "service {}: listen: {e:?}",
+                    self.config.services[service].name
+                )
+            })?;
         let h = self.external.sockets.add(s);
         self.listeners[service].push(h);
         Ok(())
@@ -467,7 +558,11 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
     fn next_wait(&mut self, now: Instant) -> Duration {
         let snow = smol_now(self.epoch, now);
         let mut wait = Duration::from_secs(1);
-        if self.netback.as_ref().is_some_and(|nb| nb.has_pending_work()) {
+        if self
+            .netback
+            .as_ref()
+            .is_some_and(|nb| nb.has_pending_work())
+        {
             return Duration::ZERO;
         }
         let mut consider = |d: Option<Duration>| {
@@ -475,19 +570,34 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 wait = wait.min(d);
             }
         };
-        consider(self.external.iface.poll_delay(snow, &self.external.sockets).map(|d| Duration::from_micros(d.total_micros())));
+        consider(
+            self.external
+                .iface
+                .poll_delay(snow, &self.external.sockets)
+                .map(|d| Duration::from_micros(d.total_micros())),
+        );
         for e in &mut self.replicas {
-            consider(e.iface.poll_delay(snow, &e.sockets).map(|d| Duration::from_micros(d.total_micros())));
+            consider(
+                e.iface
+                    .poll_delay(snow, &e.sockets)
+                    .map(|d| Duration::from_micros(d.total_micros())),
+            );
         }
         for (r, p) in self.probes.iter().enumerate() {
             match &p.attempt {
                 Some(a) => consider(Some(a.deadline.saturating_duration_since(now))),
-                None if self.status.replica_unproven(r) => consider(Some(p.next_at.saturating_duration_since(now))),
+                None if self.status.replica_unproven(r) => {
+                    consider(Some(p.next_at.saturating_duration_since(now)))
+                }
                 None => {}
             }
         }
         for c in &self.conns {
-            consider(c.voter.poll_timeout().map(|t| t.saturating_duration_since(now)));
+            consider(
+                c.voter
+                    .poll_timeout()
+                    .map(|t| t.saturating_duration_since(now)),
+            );
             for side in c.replicas.iter().filter(|s| !s.connected && !s.ended) {
                 consider(Some(side.connect_deadline.saturating_duration_since(now)));
             }
@@ -500,7 +610,9 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
 
     /// Runs the health probes (see [`Probe`]).
     fn probe(&mut self, now: Instant) {
-        let Some(service) = self.config.services.first() else { return };
+        let Some(service) = self.config.services.first() else {
+            return;
+        };
         for (r, ep) in self.replicas.iter_mut().enumerate() {
             let link_up = ep.is_up(self.netback.as_ref());
             let wanted = link_up && self.status.replica_unproven(r);
@@ -514,7 +626,10 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                     ep.ports_in_use.remove(&a.port);
                     probe.attempt = None;
                 } else if !a.reset {
-                    let accepted = !matches!(s.state(), State::SynSent | State::SynReceived | State::Closed);
+                    let accepted = !matches!(
+                        s.state(),
+                        State::SynSent | State::SynReceived | State::Closed
+                    );
                     if accepted && wanted {
                         log::info!("replica {}: health probe accepted: live", ep.name);
                         self.status.replica_reachable(r);
@@ -531,13 +646,23 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 continue;
             }
             probe.next_at = now + PROBE_INTERVAL;
-            let Some(port) = ep.alloc_port() else { continue };
+            let Some(port) = ep.alloc_port() else {
+                continue;
+            };
             let mut sock = new_socket(PROBE_BUFFER);
-            let remote = (IpAddress::Ipv4(Ipv4Address::from(self.config.replicas[r].replica_address)), service.replica_port);
+            let remote = (
+                IpAddress::Ipv4(Ipv4Address::from(self.config.replicas[r].replica_address)),
+                service.replica_port,
+            );
             match sock.connect(ep.iface.context(), remote, port) {
                 Ok(()) => {
                     let deadline = now + Duration::from_millis(self.config.connect_timeout_ms);
-                    probe.attempt = Some(ProbeAttempt { socket: ep.sockets.add(sock), port, deadline, reset: false });
+                    probe.attempt = Some(ProbeAttempt {
+                        socket: ep.sockets.add(sock),
+                        port,
+                        deadline,
+                        reset: false,
+                    });
                 }
                 Err(e) => {
                     log::warn!("replica {}: health probe: connect: {e:?}", ep.name);
@@ -581,7 +706,12 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             }
             // Half-open sockets that were reset return to Listen: drop the surplus.
             while listening > self.config.listen_pool {
-                let Some(k) = self.listeners[s].iter().position(|&h| self.external.tcp(h).state() == State::Listen) else { break };
+                let Some(k) = self.listeners[s]
+                    .iter()
+                    .position(|&h| self.external.tcp(h).state() == State::Listen)
+                else {
+                    break;
+                };
                 let h = self.listeners[s].swap_remove(k);
                 self.external.sockets.remove(h);
                 listening -= 1;
@@ -594,15 +724,31 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         self.next_conn_id += 1;
         let svc = &self.config.services[service];
         let peer = self.external.tcp(client).remote_endpoint();
-        log::info!("connection {id}: {} from {}", svc.name, peer.map(|p| p.to_string()).unwrap_or_default());
+        log::info!(
+            "connection {id}: {} from {}",
+            svc.name,
+            peer.map(|p| p.to_string()).unwrap_or_default()
+        );
         let mut sides = Vec::new();
         let voter = Voter::new(self.voter_config.clone(), self.replicas.len(), now);
         for (r, ep) in self.replicas.iter_mut().enumerate() {
             let deadline = now + Duration::from_millis(self.config.connect_timeout_ms);
-            let mut side = ReplicaSide { socket: None, port: 0, connect_deadline: deadline, connected: false, remote_fin: false, ended: false, input_closed: false, counted: false };
+            let mut side = ReplicaSide {
+                socket: None,
+                port: 0,
+                connect_deadline: deadline,
+                connected: false,
+                remote_fin: false,
+                ended: false,
+                input_closed: false,
+                counted: false,
+            };
             if let Some(port) = ep.alloc_port() {
                 let mut sock = new_socket(self.config.tcp_buffer);
-                let remote = (IpAddress::Ipv4(Ipv4Address::from(self.config.replicas[r].replica_address)), svc.replica_port);
+                let remote = (
+                    IpAddress::Ipv4(Ipv4Address::from(self.config.replicas[r].replica_address)),
+                    svc.replica_port,
+                );
                 match sock.connect(ep.iface.context(), remote, port) {
                     Ok(()) => {
                         side.socket = Some(ep.sockets.add(sock));
@@ -678,21 +824,40 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         }
         // Client -> voter.
         let c = self.external.tcp(conn.client);
-        recv_into_voter(c, &mut conn.voter, |v| v.client_window(), |v, b| v.push_client(b, now));
+        recv_into_voter(
+            c,
+            &mut conn.voter,
+            |v| v.client_window(),
+            |v, b| v.push_client(b, now),
+        );
         let cstate = c.state();
         if remote_closed(cstate) {
             conn.client_remote_fin = true;
         }
         if conn.client_remote_fin && c.recv_queue() == 0 && !conn.client_fin_reported {
             conn.client_fin_reported = true;
-            log::debug!("connection {}: client FIN after {} bytes in, {} released", conn.id, conn.voter.stats().client_bytes_in, conn.voter.stats().bytes_released);
+            log::debug!(
+                "connection {}: client FIN after {} bytes in, {} released",
+                conn.id,
+                conn.voter.stats().client_bytes_in,
+                conn.voter.stats().bytes_released
+            );
             conn.voter.client_fin(now);
         }
         // A client socket that closes without our FIN (RST, also after the client's own FIN, or
         // a timeout) is gone: nothing more can reach it, so every replica is reset at once.
-        if cstate == State::Closed && !conn.client_closed && !conn.client_aborted && !conn.client_reset_reported {
+        if cstate == State::Closed
+            && !conn.client_closed
+            && !conn.client_aborted
+            && !conn.client_reset_reported
+        {
             conn.client_reset_reported = true;
-            log::debug!("connection {}: client reset after {} bytes in, {} released", conn.id, conn.voter.stats().client_bytes_in, conn.voter.stats().bytes_released);
+            log::debug!(
+                "connection {}: client reset after {} bytes in, {} released",
+                conn.id,
+                conn.voter.stats().client_bytes_in,
+                conn.voter.stats().bytes_released
+            );
             conn.voter.client_reset(now);
         }
         // Voter <-> replicas.
@@ -702,7 +867,12 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 continue;
             }
             let s = self.replicas[r].tcp(h);
-            send_from_voter(s, &mut conn.voter, |v| v.replica_input(r), |v, n| v.replica_input_sent(r, n));
+            send_from_voter(
+                s,
+                &mut conn.voter,
+                |v| v.replica_input(r),
+                |v, n| v.replica_input_sent(r, n),
+            );
             // The client's FIN goes on only once the replica has acknowledged all input, so
             // that every replica sees the last request before the end of input (a service may
             // answer differently, e.g. `Connection: close`, when both arrive together).
@@ -710,32 +880,56 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 side.input_closed = true;
                 s.close();
             }
-            recv_into_voter(s, &mut conn.voter, |v| v.replica_window(r), |v, b| v.push_replica(r, b, now));
+            recv_into_voter(
+                s,
+                &mut conn.voter,
+                |v| v.replica_window(r),
+                |v, b| v.push_replica(r, b, now),
+            );
             let state = s.state();
             if remote_closed(state) {
                 side.remote_fin = true;
             }
             if side.remote_fin && s.recv_queue() == 0 {
                 side.ended = true;
-                log::debug!("connection {}: replica {r} FIN ({} released)", conn.id, conn.voter.stats().bytes_released);
+                log::debug!(
+                    "connection {}: replica {r} FIN ({} released)",
+                    conn.id,
+                    conn.voter.stats().bytes_released
+                );
                 conn.voter.replica_fin(r, now);
             } else if state == State::Closed && !side.remote_fin {
                 side.ended = true;
-                log::debug!("connection {}: replica {r} reset ({} released)", conn.id, conn.voter.stats().bytes_released);
+                log::debug!(
+                    "connection {}: replica {r} reset ({} released)",
+                    conn.id,
+                    conn.voter.stats().bytes_released
+                );
                 conn.voter.replica_reset(r, now);
             }
         }
         // Voter -> client.
         let c = self.external.tcp(conn.client);
-        send_from_voter(c, &mut conn.voter, |v| v.client_output(), |v, n| v.client_output_sent(n));
+        send_from_voter(
+            c,
+            &mut conn.voter,
+            |v| v.client_output(),
+            |v, n| v.client_output_sent(n),
+        );
         // Events.
         let service_name = &self.config.services[conn.service].name;
         while let Some(ev) = conn.voter.poll_event() {
             match ev {
                 VoterEvent::Fault(f) => {
                     let name = &self.config.replicas[f.replica].name;
-                    log::warn!("connection {}: replica {name} faulty: {} ({:?})", conn.id, fault_kind_name(&f.kind), f.kind);
-                    self.status.record_fault(f.replica, &f.kind, service_name, conn.id);
+                    log::warn!(
+                        "connection {}: replica {name} faulty: {} ({:?})",
+                        conn.id,
+                        fault_kind_name(&f.kind),
+                        f.kind
+                    );
+                    self.status
+                        .record_fault(f.replica, &f.kind, service_name, conn.id);
                 }
                 VoterEvent::CloseReplica(r) => {
                     if let Some(h) = conn.replicas[r].socket {
@@ -751,13 +945,20 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 }
                 VoterEvent::CloseClient => conn.close_client = true,
                 VoterEvent::ResetClient => {
-                    log::warn!("connection {}: client connection reset (no agreed output)", conn.id);
+                    log::warn!(
+                        "connection {}: client connection reset (no agreed output)",
+                        conn.id
+                    );
                     self.external.tcp(conn.client).abort();
                     conn.client_aborted = true;
                 }
             }
         }
-        if conn.close_client && !conn.client_closed && !conn.client_aborted && conn.voter.client_output().is_empty() {
+        if conn.close_client
+            && !conn.client_closed
+            && !conn.client_aborted
+            && conn.voter.client_output().is_empty()
+        {
             conn.client_closed = true;
             self.external.tcp(conn.client).close();
         }
@@ -767,7 +968,10 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         if delta > 0 {
             conn.released_counted = released;
             for r in 0..conn.replicas.len() {
-                if matches!(conn.voter.replica_state(r), ReplicaState::Live | ReplicaState::Finished) {
+                if matches!(
+                    conn.voter.replica_state(r),
+                    ReplicaState::Live | ReplicaState::Finished
+                ) {
                     self.status.add_bytes_voted(r, delta);
                 }
             }
@@ -798,7 +1002,10 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             let force = linger_over || conn.client_aborted;
             for (r, side) in conn.replicas.iter().enumerate() {
                 if let Some(h) = side.socket {
-                    let cut = matches!(conn.voter.replica_state(r), ReplicaState::Faulty | ReplicaState::Gone);
+                    let cut = matches!(
+                        conn.voter.replica_state(r),
+                        ReplicaState::Faulty | ReplicaState::Gone
+                    );
                     let s = self.replicas[r].tcp(h);
                     // A connection that is over for the client leaves nothing open on replicas.
                     if !socket_gone(s) && (force || cut) && s.state() != State::Closed {
@@ -823,7 +1030,12 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 }
             }
             self.status.connection_closed(conn.service);
-            log::info!("connection {}: done, {} bytes in, {} bytes voted out", conn.id, conn.voter.stats().client_bytes_in, conn.voter.stats().bytes_released);
+            log::info!(
+                "connection {}: done, {} bytes in, {} bytes voted out",
+                conn.id,
+                conn.voter.stats().client_bytes_in,
+                conn.voter.stats().bytes_released
+            );
         }
     }
 }

@@ -26,7 +26,11 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(line) => write!(f, "config error in `{}` (line {}): {}", self.field, line, self.message),
+            Some(line) => write!(
+                f,
+                "config error in `{}` (line {}): {}",
+                self.field, line, self.message
+            ),
             None => write!(f, "config error in `{}`: {}", self.field, self.message),
         }
     }
@@ -46,7 +50,9 @@ pub struct Ipv4Cidr {
 impl Ipv4Cidr {
     /// True if `other` lies in this address's subnet.
     pub fn contains(&self, other: Ipv4Addr) -> bool {
-        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
         u32::from(self.addr) & mask == u32::from(other) & mask
     }
 }
@@ -54,9 +60,17 @@ impl Ipv4Cidr {
 impl FromStr for Ipv4Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (a, p) = s.split_once('/').ok_or_else(|| format!("expected ADDRESS/PREFIX like 10.77.1.1/24, got {s:?}"))?;
-        let addr = a.parse::<Ipv4Addr>().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
-        let prefix = p.parse::<u8>().ok().filter(|p| (1..=32).contains(p)).ok_or_else(|| format!("prefix {p:?} is not in 1..=32"))?;
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected ADDRESS/PREFIX like 10.77.1.1/24, got {s:?}"))?;
+        let addr = a
+            .parse::<Ipv4Addr>()
+            .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        let prefix = p
+            .parse::<u8>()
+            .ok()
+            .filter(|p| (1..=32).contains(p))
+            .ok_or_else(|| format!("prefix {p:?} is not in 1..=32"))?;
         Ok(Ipv4Cidr { addr, prefix })
     }
 }
@@ -252,9 +266,17 @@ impl Config {
                 Some(i) => message[..i].to_owned(),
                 None => message,
             };
-            ConfigError { field, line: e.location().map(|l| l.line()), message }
+            ConfigError {
+                field,
+                line: e.location().map(|l| l.line()),
+                message,
+            }
         })?;
-        config.validate().map_err(|(field, message)| ConfigError { line: locate(text, &field), field, message })?;
+        config.validate().map_err(|(field, message)| ConfigError {
+            line: locate(text, &field),
+            field,
+            message,
+        })?;
         Ok(config)
     }
 
@@ -274,20 +296,36 @@ impl Config {
         let err = |f: &str, m: String| Err((f.to_owned(), m));
         match self.policy {
             PolicyName::Majority if n < 3 => {
-                return err("policy", format!("majority needs at least 3 replicas, {n} configured (use unanimous for 2)"))
+                return err(
+                    "policy",
+                    format!(
+                        "majority needs at least 3 replicas, {n} configured (use unanimous for 2)"
+                    ),
+                )
             }
             PolicyName::Unanimous | PolicyName::PrimaryBackup if n < 2 => {
-                return err("replicas", format!("at least 2 replicas are needed, {n} configured"))
+                return err(
+                    "replicas",
+                    format!("at least 2 replicas are needed, {n} configured"),
+                )
             }
             _ => {}
         }
         match (&self.policy, &self.primary) {
-            (PolicyName::PrimaryBackup, None) => return err("primary", "primary-backup needs `primary: <replica name>`".into()),
+            (PolicyName::PrimaryBackup, None) => {
+                return err(
+                    "primary",
+                    "primary-backup needs `primary: <replica name>`".into(),
+                )
+            }
             (PolicyName::PrimaryBackup, Some(p)) if !self.replicas.iter().any(|r| &r.name == p) => {
                 return err("primary", format!("{p:?} is not the name of a replica"))
             }
             (PolicyName::Majority | PolicyName::Unanimous, Some(_)) => {
-                return err("primary", "only meaningful with policy primary-backup".into())
+                return err(
+                    "primary",
+                    "only meaningful with policy primary-backup".into(),
+                )
             }
             _ => {}
         }
@@ -298,20 +336,32 @@ impl Config {
             return err("connect_timeout_ms", "must be greater than 0".into());
         }
         if self.buffer_limit < 4096 {
-            return err("buffer_limit", format!("{} is below the minimum of 4096 bytes", self.buffer_limit));
+            return err(
+                "buffer_limit",
+                format!("{} is below the minimum of 4096 bytes", self.buffer_limit),
+            );
         }
         if self.tcp_buffer < 4096 || self.tcp_buffer > 64 << 20 {
-            return err("tcp_buffer", format!("{} is outside 4096..=67108864 bytes", self.tcp_buffer));
+            return err(
+                "tcp_buffer",
+                format!("{} is outside 4096..=67108864 bytes", self.tcp_buffer),
+            );
         }
         if !(576..=65521).contains(&self.mtu) {
             return err("mtu", format!("{} is outside 576..=65521", self.mtu));
         }
         if self.listen_pool == 0 || self.listen_pool > 1024 {
-            return err("listen_pool", format!("{} is outside 1..=1024", self.listen_pool));
+            return err(
+                "listen_pool",
+                format!("{} is outside 1..=1024", self.listen_pool),
+            );
         }
         if let Some(gw) = self.external.gateway {
             if !self.external.address.contains(gw) {
-                return err("external.gateway", format!("{gw} is not in {}", self.external.address));
+                return err(
+                    "external.gateway",
+                    format!("{gw} is not in {}", self.external.address),
+                );
             }
         }
         if self.services.is_empty() {
@@ -320,28 +370,46 @@ impl Config {
         for (i, s) in self.services.iter().enumerate() {
             check_name(&s.name).map_err(|m| (format!("services[{i}].name"), m))?;
             if s.listen == 0 {
-                return err(&format!("services[{i}].listen"), "port 0 is not a port".into());
+                return err(
+                    &format!("services[{i}].listen"),
+                    "port 0 is not a port".into(),
+                );
             }
             if s.replica_port == 0 {
-                return err(&format!("services[{i}].replica_port"), "port 0 is not a port".into());
+                return err(
+                    &format!("services[{i}].replica_port"),
+                    "port 0 is not a port".into(),
+                );
             }
             if let Some(j) = self.services[..i].iter().position(|o| o.name == s.name) {
-                return err(&format!("services[{i}].name"), format!("{:?} is already used by services[{j}]", s.name));
+                return err(
+                    &format!("services[{i}].name"),
+                    format!("{:?} is already used by services[{j}]", s.name),
+                );
             }
             if let Some(j) = self.services[..i].iter().position(|o| o.listen == s.listen) {
-                return err(&format!("services[{i}].listen"), format!("port {} is already used by services[{j}]", s.listen));
+                return err(
+                    &format!("services[{i}].listen"),
+                    format!("port {} is already used by services[{j}]", s.listen),
+                );
             }
         }
         let mut links = vec![("external.link".to_owned(), &self.external.link)];
         for (i, r) in self.replicas.iter().enumerate() {
             check_name(&r.name).map_err(|m| (format!("replicas[{i}].name"), m))?;
             if let Some(j) = self.replicas[..i].iter().position(|o| o.name == r.name) {
-                return err(&format!("replicas[{i}].name"), format!("{:?} is already used by replicas[{j}]", r.name));
+                return err(
+                    &format!("replicas[{i}].name"),
+                    format!("{:?} is already used by replicas[{j}]", r.name),
+                );
             }
             if !r.address.contains(r.replica_address) || r.address.addr == r.replica_address {
                 return err(
                     &format!("replicas[{i}].replica_address"),
-                    format!("{} must be another address in {}", r.replica_address, r.address),
+                    format!(
+                        "{} must be another address in {}",
+                        r.replica_address, r.address
+                    ),
                 );
             }
             links.push((format!("replicas[{i}].link"), &r.link));
@@ -349,7 +417,10 @@ impl Config {
         for (i, (field, link)) in links.iter().enumerate() {
             let name = link.ifname();
             if name.is_empty() || name.len() > 15 || name.contains('/') {
-                return err(&format!("{field}.name"), format!("interface name {name:?} must be 1..=15 bytes without '/'"));
+                return err(
+                    &format!("{field}.name"),
+                    format!("interface name {name:?} must be 1..=15 bytes without '/'"),
+                );
             }
             if let Some((other, _)) = links[..i].iter().find(|(_, l)| *l == *link) {
                 return err(field, format!("the same link is already used by {other}"));
@@ -365,7 +436,13 @@ impl Config {
             PolicyName::Unanimous => Policy::Unanimous,
             PolicyName::PrimaryBackup => {
                 let name = self.primary.as_deref().unwrap_or_default();
-                Policy::PrimaryBackup { primary: self.replicas.iter().position(|r| r.name == name).unwrap_or(0) }
+                Policy::PrimaryBackup {
+                    primary: self
+                        .replicas
+                        .iter()
+                        .position(|r| r.name == name)
+                        .unwrap_or(0),
+                }
             }
         };
         VoterConfig {
@@ -377,8 +454,15 @@ impl Config {
 }
 
 fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(format!("{name:?} must be 1..=64 characters of [A-Za-z0-9_-]"));
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "{name:?} must be 1..=64 characters of [A-Za-z0-9_-]"
+        ));
     }
     Ok(())
 }
@@ -395,7 +479,8 @@ fn locate(text: &str, field: &str) -> Option<usize> {
         };
         let key_at = (from..lines.len()).find(|&l| {
             let t = lines[l].trim_start().trim_start_matches("- ");
-            t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':'))
+            t.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
         })?;
         found = Some(key_at);
         if lines[key_at].contains('{') {
@@ -404,9 +489,16 @@ fn locate(text: &str, field: &str) -> Option<usize> {
         }
         from = key_at + 1;
         if let Some(index) = index {
-            let items: Vec<usize> = (from..lines.len()).filter(|&l| lines[l].trim_start().starts_with("- ")).collect();
-            let indent = items.first().map(|&l| lines[l].len() - lines[l].trim_start().len())?;
-            let item = *items.iter().filter(|&&l| lines[l].len() - lines[l].trim_start().len() == indent).nth(index)?;
+            let items: Vec<usize> = (from..lines.len())
+                .filter(|&l| lines[l].trim_start().starts_with("- "))
+                .collect();
+            let indent = items
+                .first()
+                .map(|&l| lines[l].len() - lines[l].trim_start().len())?;
+            let item = *items
+                .iter()
+                .filter(|&&l| lines[l].len() - lines[l].trim_start().len() == indent)
+                .nth(index)?;
             found = Some(item);
             from = item;
         }
@@ -453,36 +545,111 @@ replicas:
         let c = Config::from_yaml(GOOD).unwrap();
         assert_eq!(c.replicas.len(), 3);
         assert_eq!(c.buffer_limit, 1 << 20);
-        assert_eq!(c.voter_config().straggler_timeout, Duration::from_millis(500));
+        assert_eq!(
+            c.voter_config().straggler_timeout,
+            Duration::from_millis(500)
+        );
         assert_eq!(c.replicas[2].link, LinkConfig::Vif { name: "r2".into() });
-        assert_eq!(c.replicas[0].link, LinkConfig::Tap { name: "r0".into(), netns: Some("nv-r0".into()), offload: true });
+        assert_eq!(
+            c.replicas[0].link,
+            LinkConfig::Tap {
+                name: "r0".into(),
+                netns: Some("nv-r0".into()),
+                offload: true
+            }
+        );
     }
 
     #[test]
     fn tap_offload_can_be_switched_off_per_link() {
-        let c = Config::from_yaml(&GOOD.replace("name: r1, netns: nv-r1", "name: r1, netns: nv-r1, offload: false")).unwrap();
-        assert!(matches!(c.replicas[0].link, LinkConfig::Tap { offload: true, .. }));
-        assert!(matches!(c.replicas[1].link, LinkConfig::Tap { offload: false, .. }));
+        let c = Config::from_yaml(&GOOD.replace(
+            "name: r1, netns: nv-r1",
+            "name: r1, netns: nv-r1, offload: false",
+        ))
+        .unwrap();
+        assert!(matches!(
+            c.replicas[0].link,
+            LinkConfig::Tap { offload: true, .. }
+        ));
+        assert!(matches!(
+            c.replicas[1].link,
+            LinkConfig::Tap { offload: false, .. }
+        ));
     }
 
     #[test]
     fn each_mistake_names_its_field_and_line() {
         let cases: &[(&str, &str, &str, usize)] = &[
-            ("address: 10.77.1.1/24", "address: 10.77.1.300/24", "replicas[0].address", 13),
-            ("replica_address: 10.77.2.2", "replica_adress: 10.77.2.2", "replicas[1]", 18),
+            (
+                "address: 10.77.1.1/24",
+                "address: 10.77.1.300/24",
+                "replicas[0].address",
+                13,
+            ),
+            (
+                "replica_address: 10.77.2.2",
+                "replica_adress: 10.77.2.2",
+                "replicas[1]",
+                18,
+            ),
             ("policy: majority", "policy: plurality", "policy", 1),
             ("listen: 6379", "listen: 70000", "services[0].listen", 8),
             ("listen: 6379", "listen: 0", "services[0].listen", 8),
-            ("kind: tap, name: ext0", "kind: tun, name: ext0", "external.link.kind", 4),
-            ("replica_address: 10.77.3.2", "replica_address: 10.77.9.2", "replicas[2].replica_address", 22),
+            (
+                "kind: tap, name: ext0",
+                "kind: tun, name: ext0",
+                "external.link.kind",
+                4,
+            ),
+            (
+                "replica_address: 10.77.3.2",
+                "replica_address: 10.77.9.2",
+                "replicas[2].replica_address",
+                22,
+            ),
             ("  - name: r1", "  - name: r0", "replicas[1].name", 15),
-            ("straggler_timeout_ms: 500", "straggler_timeout_ms: 0", "straggler_timeout_ms", 2),
-            ("straggler_timeout_ms: 500", "straggler_timeout_ms: soon", "straggler_timeout_ms", 2),
-            ("{ kind: vif, name: r2 }", "{ kind: tap, name: r1, netns: nv-r1 }", "replicas[2].link", 20),
-            ("name: r2 }", "name: this-name-is-too-long }", "replicas[2].link.name", 20),
-            ("policy: majority", "policy: primary-backup\nprimary: r7", "primary", 2),
-            ("policy: majority", "policy: majority\nprimary: r0", "primary", 2),
-            ("straggler_timeout_ms: 500", "straggler_timeout_ms: 500\nmtu: 100", "mtu", 3),
+            (
+                "straggler_timeout_ms: 500",
+                "straggler_timeout_ms: 0",
+                "straggler_timeout_ms",
+                2,
+            ),
+            (
+                "straggler_timeout_ms: 500",
+                "straggler_timeout_ms: soon",
+                "straggler_timeout_ms",
+                2,
+            ),
+            (
+                "{ kind: vif, name: r2 }",
+                "{ kind: tap, name: r1, netns: nv-r1 }",
+                "replicas[2].link",
+                20,
+            ),
+            (
+                "name: r2 }",
+                "name: this-name-is-too-long }",
+                "replicas[2].link.name",
+                20,
+            ),
+            (
+                "policy: majority",
+                "policy: primary-backup\nprimary: r7",
+                "primary",
+                2,
+            ),
+            (
+                "policy: majority",
+                "policy: majority\nprimary: r0",
+                "primary",
+                2,
+            ),
+            (
+                "straggler_timeout_ms: 500",
+                "straggler_timeout_ms: 500\nmtu: 100",
+                "mtu",
+                3,
+            ),
         ];
         for (from, to, field, line) in cases {
             let e = error_for(from, to);

@@ -33,7 +33,8 @@ pub const RX_BUDGET: usize = 256;
 
 /// Brings the NIC up (the NV domain's init has nobody else to do it) and opens it raw.
 fn open_raw(interface: &str) -> io::Result<PacketSocket> {
-    set_link_up(interface).map_err(|e| io::Error::new(e.kind(), format!("bringing {interface} up: {e}")))?;
+    set_link_up(interface)
+        .map_err(|e| io::Error::new(e.kind(), format!("bringing {interface} up: {e}")))?;
     PacketSocket::open(interface)
 }
 
@@ -122,7 +123,11 @@ impl LinkDevice {
             }
         };
         let max_frame = mtu + ETH_HEADER;
-        let rx_len = if io.has_vnet_header() { VNET_HDR_LEN + ETH_HEADER + VLAN_TAG + MAX_IP_PACKET } else { max_frame };
+        let rx_len = if io.has_vnet_header() {
+            VNET_HDR_LEN + ETH_HEADER + VLAN_TAG + MAX_IP_PACKET
+        } else {
+            max_frame
+        };
         Ok(LinkDevice {
             io,
             rx_buf: vec![0; rx_len],
@@ -211,21 +216,39 @@ pub struct LinkTxToken<'a> {
 }
 
 impl<'a> LinkTxToken<'a> {
-    fn new(io: &'a FrameIo, buf: &'a mut Vec<u8>, up: &'a mut bool, stats: &'a mut LinkStats) -> LinkTxToken<'a> {
-        LinkTxToken { io, buf, up, stats, meta: PacketMeta::default() }
+    fn new(
+        io: &'a FrameIo,
+        buf: &'a mut Vec<u8>,
+        up: &'a mut bool,
+        stats: &'a mut LinkStats,
+    ) -> LinkTxToken<'a> {
+        LinkTxToken {
+            io,
+            buf,
+            up,
+            stats,
+            meta: PacketMeta::default(),
+        }
     }
 }
 
 impl phy::TxToken for LinkTxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let header = if self.io.has_vnet_header() { VNET_HDR_LEN } else { 0 };
+        let header = if self.io.has_vnet_header() {
+            VNET_HDR_LEN
+        } else {
+            0
+        };
         let total = header + len;
         if self.buf.len() < total {
             self.buf.resize(total, 0);
         }
         let r = f(&mut self.buf[header..total]);
         if header > 0 {
-            let hdr = vnet::prepare_tx(&mut self.buf[header..total], self.meta.segmentation_offload_size.map(NonZeroU16::get));
+            let hdr = vnet::prepare_tx(
+                &mut self.buf[header..total],
+                self.meta.segmentation_offload_size.map(NonZeroU16::get),
+            );
             self.buf[..header].copy_from_slice(&hdr.emit());
         }
         match self.io.send(&self.buf[..total]) {
@@ -234,7 +257,9 @@ impl phy::TxToken for LinkTxToken<'_> {
                 *self.up = true;
             }
             // A full queue drops the frame like a busy NIC; TCP retransmits.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.raw_os_error() == Some(libc::ENOBUFS) => {}
             Err(e) => {
                 if *self.up {
                     log::warn!("link send failed: {e}; link down");
@@ -277,8 +302,11 @@ impl Device for LinkDevice {
                         0
                     };
                     self.stats.rx_frames += 1;
-                    let rx = LinkRxToken { frame: &self.rx_buf[start..n] };
-                    let tx = LinkTxToken::new(&self.io, &mut self.tx_buf, &mut self.up, &mut self.stats);
+                    let rx = LinkRxToken {
+                        frame: &self.rx_buf[start..n],
+                    };
+                    let tx =
+                        LinkTxToken::new(&self.io, &mut self.tx_buf, &mut self.up, &mut self.stats);
                     return Some((rx, tx));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
@@ -291,7 +319,12 @@ impl Device for LinkDevice {
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<LinkTxToken<'_>> {
-        Some(LinkTxToken::new(&self.io, &mut self.tx_buf, &mut self.up, &mut self.stats))
+        Some(LinkTxToken::new(
+            &self.io,
+            &mut self.tx_buf,
+            &mut self.up,
+            &mut self.stats,
+        ))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

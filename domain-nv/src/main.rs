@@ -51,7 +51,9 @@ struct Args {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     let mut args = Args::parse();
     // As /init the kernel passes no arguments: being pid 1 means --init.
     if std::process::id() == 1 {
@@ -86,14 +88,25 @@ impl StatusSinks {
         if !app.status().changed() && !force {
             return None;
         }
-        let due = |last: Option<Instant>, every: Duration| force || last.is_none_or(|t| now >= t + every);
+        let due =
+            |last: Option<Instant>, every: Duration| force || last.is_none_or(|t| now >= t + every);
         let file_due = self.file.is_some() && due(self.last_file, STATUS_FILE_INTERVAL);
         let xs_due = self.xenstore.is_some() && due(self.last_xenstore, STATUS_XENSTORE_INTERVAL);
         if !file_due && !xs_due {
-            let next = [(self.file.is_some(), self.last_file, STATUS_FILE_INTERVAL), (self.xenstore.is_some(), self.last_xenstore, STATUS_XENSTORE_INTERVAL)]
-                .into_iter()
-                .filter_map(|(on, last, every)| on.then(|| last.map(|t| (t + every).saturating_duration_since(now))).flatten())
-                .min();
+            let next = [
+                (self.file.is_some(), self.last_file, STATUS_FILE_INTERVAL),
+                (
+                    self.xenstore.is_some(),
+                    self.last_xenstore,
+                    STATUS_XENSTORE_INTERVAL,
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(on, last, every)| {
+                on.then(|| last.map(|t| (t + every).saturating_duration_since(now)))
+                    .flatten()
+            })
+            .min();
             return next;
         }
         let snapshot = app.status().take_snapshot();
@@ -123,13 +136,20 @@ fn run(args: Args) -> anyhow::Result<()> {
     mask.add(Signal::SIGINT);
     mask.add(Signal::SIGTERM);
     mask.thread_block().context("blocking signals")?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .context("signalfd")?;
     let mut config_text = String::new();
     let (config, netback, xenstore) = if xen_mode {
         let xs = Xenstore::open().context("opening xenstore")?;
         let domid = xenhost::own_domid(&xs)?;
         // Up but not ready: nvctl sees the NV domain alive before it hands over the config.
-        let booting = nv_status::Status { version: nv_status::SCHEMA_VERSION, ready: false, updated_ms: domain_nv::status::wall_ms(), services: Vec::new(), replicas: Vec::new() };
+        let booting = nv_status::Status {
+            version: nv_status::SCHEMA_VERSION,
+            ready: false,
+            updated_ms: domain_nv::status::wall_ms(),
+            services: Vec::new(),
+            replicas: Vec::new(),
+        };
         xenhost::publish_status(&xs, &booting)?;
         log::info!("driver domain {domid}: waiting for the config in xenstore");
         let text = xenhost::wait_config(&xs, None)?;
@@ -147,15 +167,24 @@ fn run(args: Args) -> anyhow::Result<()> {
         nb.set_hotplug_agent(true);
         (config, Some(nb), Some(xs))
     } else {
-        let Some(path) = &args.config else { bail!("--config FILE is required (or --xen)") };
+        let Some(path) = &args.config else {
+            bail!("--config FILE is required (or --xen)")
+        };
         (Config::from_file(path)?, None, None)
     };
     if args.check {
-        println!("config ok: {:?}, {} replicas, {} services", config.policy, config.replicas.len(), config.services.len());
+        println!(
+            "config ok: {:?}, {} replicas, {} services",
+            config.policy,
+            config.replicas.len(),
+            config.services.len()
+        );
         return Ok(());
     }
     let mut sinks = StatusSinks {
-        file: args.status_file.or_else(|| config.status_file.clone().map(PathBuf::from)),
+        file: args
+            .status_file
+            .or_else(|| config.status_file.clone().map(PathBuf::from)),
         xenstore,
         last_file: None,
         last_xenstore: None,
@@ -170,12 +199,16 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         let (stop, errors) = {
             let fds = app.fds();
-            let mut pfds: Vec<PollFd> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+            let mut pfds: Vec<PollFd> = fds
+                .iter()
+                .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+                .collect();
             if let Some(xs) = &sinks.xenstore {
                 pfds.push(PollFd::new(xs.as_fd(), PollFlags::POLLIN));
             }
             pfds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
-            let timeout = PollTimeout::try_from(wait.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+            let timeout = PollTimeout::try_from(wait.as_millis().min(60_000) as i32)
+                .unwrap_or(PollTimeout::MAX);
             match poll(&mut pfds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e).context("poll"),
@@ -187,7 +220,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .filter(|(_, p)| p.revents().is_some_and(|r| r.intersects(bad)))
                 .map(|(i, _)| i)
                 .collect();
-            let stop = pfds.last().and_then(|p| p.revents()).is_some_and(|r| r.contains(PollFlags::POLLIN));
+            let stop = pfds
+                .last()
+                .and_then(|p| p.revents())
+                .is_some_and(|r| r.contains(PollFlags::POLLIN));
             (stop, errors)
         };
         for i in errors {
@@ -206,14 +242,19 @@ fn run(args: Args) -> anyhow::Result<()> {
                         app.status().carry_over(&earlier);
                         config_text = text;
                     }
-                    Err(e) => log::error!("new config from xenstore rejected, keeping the old one: {e}"),
+                    Err(e) => {
+                        log::error!("new config from xenstore rejected, keeping the old one: {e}")
+                    }
                 },
                 Ok(None) => {}
                 Err(e) => log::warn!("reading the config from xenstore: {e:#}"),
             }
         }
         if stop {
-            log::info!("signal received, shutting down with {} connections open", app.connections());
+            log::info!(
+                "signal received, shutting down with {} connections open",
+                app.connections()
+            );
             break;
         }
     }

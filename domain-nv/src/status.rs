@@ -6,14 +6,20 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nv_status::{FaultRecord, LinkState, ReplicaHealth, ReplicaStatus, ServiceStatus, Status, MAX_FAULTS, SCHEMA_VERSION};
+use nv_status::{
+    FaultRecord, LinkState, ReplicaHealth, ReplicaStatus, ServiceStatus, Status, MAX_FAULTS,
+    SCHEMA_VERSION,
+};
 
 use crate::config::Config;
 use crate::voter::FaultKind;
 
 /// Milliseconds since the Unix epoch.
 pub fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The status name of a fault kind (stable: it is part of the status schema).
@@ -62,7 +68,13 @@ impl StatusBook {
             })
             .collect();
         StatusBook {
-            status: Status { version: SCHEMA_VERSION, ready: false, updated_ms: wall_ms(), services, replicas },
+            status: Status {
+                version: SCHEMA_VERSION,
+                ready: false,
+                updated_ms: wall_ms(),
+                services,
+                replicas,
+            },
             changed: true,
         }
     }
@@ -108,7 +120,10 @@ impl StatusBook {
 
     /// True if replica `r` is `starting` or `down`: not seen serving since it was (re)attached.
     pub fn replica_unproven(&self, r: usize) -> bool {
-        matches!(self.status.replicas[r].state, ReplicaHealth::Starting | ReplicaHealth::Down)
+        matches!(
+            self.status.replicas[r].state,
+            ReplicaHealth::Starting | ReplicaHealth::Down
+        )
     }
 
     /// Takes over what `earlier` (the book of the appliance this one replaces after a config
@@ -143,8 +158,12 @@ impl StatusBook {
     /// Records a fault of replica `r` (the newest `MAX_FAULTS` are kept).
     pub fn record_fault(&mut self, r: usize, kind: &FaultKind, service: &str, connection: u64) {
         let detail = match kind {
-            FaultKind::ValueMismatch { offset } => format!("output differs from the quorum at byte {offset}"),
-            FaultKind::EarlyClose { offset } => format!("closed at byte {offset} before the quorum"),
+            FaultKind::ValueMismatch { offset } => {
+                format!("output differs from the quorum at byte {offset}")
+            }
+            FaultKind::EarlyClose { offset } => {
+                format!("closed at byte {offset} before the quorum")
+            }
             FaultKind::Refused => "refused the connection".to_owned(),
             FaultKind::Reset => "reset the connection".to_owned(),
             FaultKind::Straggler => "fell behind the quorum past the straggler deadline".to_owned(),
@@ -152,7 +171,11 @@ impl StatusBook {
             FaultKind::NoQuorum => "replicas disagree, no quorum".to_owned(),
         };
         let rep = &mut self.status.replicas[r];
-        rep.state = if *kind == FaultKind::Refused { ReplicaHealth::Down } else { ReplicaHealth::Faulty };
+        rep.state = if *kind == FaultKind::Refused {
+            ReplicaHealth::Down
+        } else {
+            ReplicaHealth::Faulty
+        };
         rep.faults.push(FaultRecord {
             time_ms: wall_ms(),
             kind: fault_kind_name(kind).to_owned(),
@@ -252,7 +275,10 @@ mod tests {
         new.status.replicas[1].name = "r1-g2".into();
         new.carry_over(&earlier);
         let r = &new.status().replicas;
-        assert_eq!((r[0].state, r[0].bytes_voted, r[0].connections), (ReplicaHealth::Live, 100, 0));
+        assert_eq!(
+            (r[0].state, r[0].bytes_voted, r[0].connections),
+            (ReplicaHealth::Live, 100, 0)
+        );
         assert_eq!(r[1].state, ReplicaHealth::Starting);
         assert_eq!((r[2].state, r[2].faults.len()), (ReplicaHealth::Faulty, 1));
     }

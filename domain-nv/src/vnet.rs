@@ -12,7 +12,10 @@
 /// Length of the header as the TAP is configured (`TUNSETVNETHDRSZ`): the plain 10-byte header
 /// without `num_buffers`.
 pub const VNET_HDR_LEN: usize = xen::hostnet::TAP_VNET_HDR_LEN;
-const _: () = assert!(VNET_HDR_LEN == 10, "the codec reads and writes struct virtio_net_hdr (10 bytes)");
+const _: () = assert!(
+    VNET_HDR_LEN == 10,
+    "the codec reads and writes struct virtio_net_hdr (10 bytes)"
+);
 
 /// `flags`: the L4 checksum is partial; the sum of `csum_start..` goes to
 /// `csum_start + csum_offset`.
@@ -69,7 +72,10 @@ impl VnetHeader {
     /// Parses the header at the start of `buf` (what a TAP read returns before the frame).
     /// Accepts the types a TAP with `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6` can produce.
     pub fn parse(buf: &[u8]) -> Result<VnetHeader, VnetError> {
-        let b: &[u8; VNET_HDR_LEN] = buf.get(..VNET_HDR_LEN).and_then(|b| b.try_into().ok()).ok_or(VnetError::Truncated)?;
+        let b: &[u8; VNET_HDR_LEN] = buf
+            .get(..VNET_HDR_LEN)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(VnetError::Truncated)?;
         let hdr = VnetHeader {
             flags: b[0],
             gso_type: b[1],
@@ -122,11 +128,22 @@ fn tcp_layout(frame: &[u8]) -> Option<TcpLayout> {
             let ihl = usize::from(h[0] & 0xf) * 4;
             let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
             let fragmented = u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0;
-            if h[0] >> 4 != 4 || h[9] != PROTO_TCP || fragmented || ihl < 20 || total < ihl || total > ip.len() {
+            if h[0] >> 4 != 4
+                || h[9] != PROTO_TCP
+                || fragmented
+                || ihl < 20
+                || total < ihl
+                || total > ip.len()
+            {
                 return None;
             }
             let segment_len = total - ihl;
-            (ihl, segment_len, fold(sum16(&h[12..20], u64::from(PROTO_TCP) + segment_len as u64)), GSO_TCPV4)
+            (
+                ihl,
+                segment_len,
+                fold(sum16(&h[12..20], u64::from(PROTO_TCP) + segment_len as u64)),
+                GSO_TCPV4,
+            )
         }
         ETHERTYPE_IPV6 => {
             let h = ip.get(..IPV6_HEADER)?;
@@ -134,7 +151,12 @@ fn tcp_layout(frame: &[u8]) -> Option<TcpLayout> {
             if h[0] >> 4 != 6 || h[6] != PROTO_TCP || IPV6_HEADER + segment_len > ip.len() {
                 return None;
             }
-            (IPV6_HEADER, segment_len, fold(sum16(&h[8..40], u64::from(PROTO_TCP) + segment_len as u64)), GSO_TCPV6)
+            (
+                IPV6_HEADER,
+                segment_len,
+                fold(sum16(&h[8..40], u64::from(PROTO_TCP) + segment_len as u64)),
+                GSO_TCPV6,
+            )
         }
         _ => return None,
     };
@@ -143,7 +165,13 @@ fn tcp_layout(frame: &[u8]) -> Option<TcpLayout> {
     if header_len < TCP_MIN_HEADER || header_len > segment_len {
         return None;
     }
-    Some(TcpLayout { start: ETH_HEADER + l4, header_len, segment_len, pseudo, gso_type })
+    Some(TcpLayout {
+        start: ETH_HEADER + l4,
+        header_len,
+        segment_len,
+        pseudo,
+        gso_type,
+    })
 }
 
 /// Prepares an outgoing Ethernet frame for a TAP with offload and returns its header.
@@ -153,13 +181,23 @@ fn tcp_layout(frame: &[u8]) -> Option<TcpLayout> {
 /// for segmentation into `segment_size`-byte payloads. Anything else (ARP, ICMP: checksummed by
 /// smoltcp) goes out as it is, with an empty header.
 pub fn prepare_tx(frame: &mut [u8], segment_size: Option<u16>) -> VnetHeader {
-    let Some(tcp) = tcp_layout(frame) else { return VnetHeader::default() };
-    let (Ok(csum_start), Ok(hdr_len)) = (u16::try_from(tcp.start), u16::try_from(tcp.start + tcp.header_len)) else {
+    let Some(tcp) = tcp_layout(frame) else {
+        return VnetHeader::default();
+    };
+    let (Ok(csum_start), Ok(hdr_len)) = (
+        u16::try_from(tcp.start),
+        u16::try_from(tcp.start + tcp.header_len),
+    ) else {
         return VnetHeader::default();
     };
     let field = tcp.start + TCP_CSUM_OFFSET;
     frame[field..field + 2].copy_from_slice(&tcp.pseudo.to_be_bytes());
-    let mut hdr = VnetHeader { flags: FLAG_NEEDS_CSUM, csum_start, csum_offset: TCP_CSUM_OFFSET as u16, ..VnetHeader::default() };
+    let mut hdr = VnetHeader {
+        flags: FLAG_NEEDS_CSUM,
+        csum_start,
+        csum_offset: TCP_CSUM_OFFSET as u16,
+        ..VnetHeader::default()
+    };
     let payload = tcp.segment_len - tcp.header_len;
     if let Some(size) = segment_size.filter(|&s| s > 0 && payload > usize::from(s)) {
         let cwr = frame[tcp.start + 13] & 0x80 != 0;
@@ -174,8 +212,9 @@ pub fn prepare_tx(frame: &mut [u8], segment_size: Option<u16>) -> VnetHeader {
 mod tests {
     use super::*;
     use smoltcp::wire::{
-        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, Ipv6Address, Ipv6Packet,
-        Ipv6Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
+        Ipv4Address, Ipv4Packet, Ipv4Repr, Ipv6Address, Ipv6Packet, Ipv6Repr, TcpControl,
+        TcpPacket, TcpRepr, TcpSeqNumber,
     };
 
     /// What the kernel does with `NEEDS_CSUM`: sums from `csum_start` to the end (the field
@@ -210,27 +249,53 @@ mod tests {
         let src = Ipv4Address::new(10, 77, 1, 1);
         let dst = Ipv4Address::new(10, 77, 1, 2);
         let tcp = tcp_repr(payload, mss);
-        let ip = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Tcp, payload_len: tcp.buffer_len(), hop_limit: 64 };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
         let mut buf = vec![0; ETH_HEADER + ip.buffer_len() + tcp.buffer_len()];
         let mut eth = EthernetFrame::new_unchecked(&mut buf);
-        EthernetRepr { src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]), dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]), ethertype: EthernetProtocol::Ipv4 }.emit(&mut eth);
+        EthernetRepr {
+            src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            ethertype: EthernetProtocol::Ipv4,
+        }
+        .emit(&mut eth);
         let caps = smoltcp::phy::ChecksumCapabilities::ignored();
         let mut ipp = Ipv4Packet::new_unchecked(eth.payload_mut());
         ip.emit(&mut ipp, &caps);
         ipp.fill_checksum();
-        tcp.emit(&mut TcpPacket::new_unchecked(ipp.payload_mut()), &IpAddress::Ipv4(src), &IpAddress::Ipv4(dst), &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(ipp.payload_mut()),
+            &IpAddress::Ipv4(src),
+            &IpAddress::Ipv4(dst),
+            &caps,
+        );
         buf
     }
 
     fn ipv4_tcp_checksum_is_valid(frame: &[u8]) -> bool {
         let ip = Ipv4Packet::new_checked(&frame[ETH_HEADER..]).unwrap();
         let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
-        tcp.verify_checksum(&IpAddress::Ipv4(ip.src_addr()), &IpAddress::Ipv4(ip.dst_addr()))
+        tcp.verify_checksum(
+            &IpAddress::Ipv4(ip.src_addr()),
+            &IpAddress::Ipv4(ip.dst_addr()),
+        )
     }
 
     #[test]
     fn header_round_trips_and_is_little_endian() {
-        let hdr = VnetHeader { flags: FLAG_NEEDS_CSUM, gso_type: GSO_TCPV4, hdr_len: 66, gso_size: 1448, csum_start: 34, csum_offset: 16 };
+        let hdr = VnetHeader {
+            flags: FLAG_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 66,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        };
         let bytes = hdr.emit();
         assert_eq!(bytes, [1, 1, 66, 0, 0xa8, 0x05, 34, 0, 16, 0]);
         assert_eq!(VnetHeader::parse(&bytes), Ok(hdr));
@@ -239,19 +304,36 @@ mod tests {
     #[test]
     fn short_or_unsupported_headers_are_refused() {
         assert_eq!(VnetHeader::parse(&[]), Err(VnetError::Truncated));
-        assert_eq!(VnetHeader::parse(&[0; VNET_HDR_LEN - 1]), Err(VnetError::Truncated));
-        let udp = VnetHeader { gso_type: 3, ..VnetHeader::default() }.emit();
+        assert_eq!(
+            VnetHeader::parse(&[0; VNET_HDR_LEN - 1]),
+            Err(VnetError::Truncated)
+        );
+        let udp = VnetHeader {
+            gso_type: 3,
+            ..VnetHeader::default()
+        }
+        .emit();
         assert_eq!(VnetHeader::parse(&udp), Err(VnetError::UnsupportedGso(3)));
-        let ecn = VnetHeader { gso_type: GSO_TCPV4 | GSO_ECN, ..VnetHeader::default() }.emit();
+        let ecn = VnetHeader {
+            gso_type: GSO_TCPV4 | GSO_ECN,
+            ..VnetHeader::default()
+        }
+        .emit();
         assert!(VnetHeader::parse(&ecn).is_ok());
     }
 
     #[test]
     fn small_tcp_frame_gets_a_partial_checksum_that_completes_correctly() {
         let mut frame = ipv4_tcp_frame(b"hello, replica", Some(1460));
-        assert!(!ipv4_tcp_checksum_is_valid(&frame), "smoltcp left the checksum out");
+        assert!(
+            !ipv4_tcp_checksum_is_valid(&frame),
+            "smoltcp left the checksum out"
+        );
         let hdr = prepare_tx(&mut frame, None);
-        assert_eq!((hdr.flags, hdr.gso_type, hdr.gso_size), (FLAG_NEEDS_CSUM, GSO_NONE, 0));
+        assert_eq!(
+            (hdr.flags, hdr.gso_type, hdr.gso_size),
+            (FLAG_NEEDS_CSUM, GSO_NONE, 0)
+        );
         assert_eq!((hdr.csum_start, hdr.csum_offset), (34, 16));
         complete_checksum(&mut frame, &hdr);
         assert!(ipv4_tcp_checksum_is_valid(&frame));
@@ -295,17 +377,33 @@ mod tests {
         let dst = Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
         let payload = vec![0xa5; 4001];
         let tcp = tcp_repr(&payload, None);
-        let ip = Ipv6Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Tcp, payload_len: tcp.buffer_len(), hop_limit: 64 };
+        let ip = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
         let mut frame = vec![0; ETH_HEADER + ip.buffer_len() + tcp.buffer_len()];
         frame[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
         let mut ipp = Ipv6Packet::new_unchecked(&mut frame[ETH_HEADER..]);
         ip.emit(&mut ipp);
-        tcp.emit(&mut TcpPacket::new_unchecked(ipp.payload_mut()), &IpAddress::Ipv6(src), &IpAddress::Ipv6(dst), &smoltcp::phy::ChecksumCapabilities::ignored());
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(ipp.payload_mut()),
+            &IpAddress::Ipv6(src),
+            &IpAddress::Ipv6(dst),
+            &smoltcp::phy::ChecksumCapabilities::ignored(),
+        );
         let hdr = prepare_tx(&mut frame, Some(1428));
-        assert_eq!((hdr.gso_type, hdr.gso_size, hdr.csum_start), (GSO_TCPV6, 1428, 54));
+        assert_eq!(
+            (hdr.gso_type, hdr.gso_size, hdr.csum_start),
+            (GSO_TCPV6, 1428, 54)
+        );
         complete_checksum(&mut frame, &hdr);
         let ipp = Ipv6Packet::new_checked(&frame[ETH_HEADER..]).unwrap();
-        assert!(TcpPacket::new_checked(ipp.payload()).unwrap().verify_checksum(&IpAddress::Ipv6(src), &IpAddress::Ipv6(dst)));
+        assert!(TcpPacket::new_checked(ipp.payload())
+            .unwrap()
+            .verify_checksum(&IpAddress::Ipv6(src), &IpAddress::Ipv6(dst)));
     }
 
     #[test]
@@ -318,7 +416,11 @@ mod tests {
         let good = ipv4_tcp_frame(&[7; 100], None);
         for cut in 0..good.len() {
             let mut short = good[..cut].to_vec();
-            assert_eq!(prepare_tx(&mut short, Some(1448)), VnetHeader::default(), "cut at {cut}");
+            assert_eq!(
+                prepare_tx(&mut short, Some(1448)),
+                VnetHeader::default(),
+                "cut at {cut}"
+            );
         }
         // IPv4 header length below 20.
         let mut bad_ihl = good.clone();

@@ -268,7 +268,10 @@ impl<'a> View<'a> {
 
 impl<'a> From<&'a [u8]> for View<'a> {
     fn from(bytes: &'a [u8]) -> View<'a> {
-        View { head: bytes, tail: &[] }
+        View {
+            head: bytes,
+            tail: &[],
+        }
     }
 }
 
@@ -517,7 +520,13 @@ impl Voter {
     /// The client sent FIN: forward it to every live replica after its input.
     pub fn client_fin(&mut self, now: Instant) {
         if !self.client_fin {
-            let lead = self.reps.iter().filter(|r| r.voting()).map(|r| r.prod).max().unwrap_or(0);
+            let lead = self
+                .reps
+                .iter()
+                .filter(|r| r.voting())
+                .map(|r| r.prod)
+                .max()
+                .unwrap_or(0);
             self.at_client_fin = (self.released, lead);
         }
         self.client_fin = true;
@@ -540,13 +549,17 @@ impl Voter {
             return &[];
         }
         let view = self.input.view();
-        view.range((rep.in_sent - self.in_base) as usize, view.len()).first_piece()
+        view.range((rep.in_sent - self.in_base) as usize, view.len())
+            .first_piece()
     }
     /// `n` bytes of `replica_input(r)` were written to replica `r`'s socket.
     ///
     /// Panics if `n` exceeds `replica_input(r).len()`.
     pub fn replica_input_sent(&mut self, r: ReplicaId, n: usize) {
-        assert!(n <= self.replica_input(r).len(), "replica_input_sent past replica_input");
+        assert!(
+            n <= self.replica_input(r).len(),
+            "replica_input_sent past replica_input"
+        );
         self.reps[r].in_sent += n as u64;
         self.trim_input();
         self.close_done_replicas();
@@ -686,7 +699,10 @@ impl Voter {
     ///
     /// Panics if `n` exceeds `client_output().len()`.
     pub fn client_output_sent(&mut self, n: usize) {
-        assert!(n <= self.client_output().len(), "client_output_sent past client_output");
+        assert!(
+            n <= self.client_output().len(),
+            "client_output_sent past client_output"
+        );
         self.client_sent += n as u64;
         self.trim_released();
         // Room freed: release what is waiting.
@@ -737,11 +753,15 @@ impl Voter {
         };
         client_done
             && self.events.is_empty()
-            && self.reps.iter().enumerate().all(|(r, rep)| match rep.state {
-                ReplicaState::Faulty | ReplicaState::Gone => true,
-                ReplicaState::Finished => self.replica_input_fin(r),
-                ReplicaState::Connecting | ReplicaState::Live => false,
-            })
+            && self
+                .reps
+                .iter()
+                .enumerate()
+                .all(|(r, rep)| match rep.state {
+                    ReplicaState::Faulty | ReplicaState::Gone => true,
+                    ReplicaState::Finished => self.replica_input_fin(r),
+                    ReplicaState::Connecting | ReplicaState::Live => false,
+                })
     }
     /// Counters.
     pub fn stats(&self) -> VoterStats {
@@ -807,9 +827,15 @@ impl Voter {
         if data.is_empty() {
             return;
         }
-        let owner_tail_empty = self.owner.is_none_or(|o| self.reps[o].prod == self.released);
+        let owner_tail_empty = self
+            .owner
+            .is_none_or(|o| self.reps[o].prod == self.released);
         let rep = &self.reps[r];
-        if self.owner != Some(r) && rep.out.is_empty() && rep.checked == self.released && owner_tail_empty {
+        if self.owner != Some(r)
+            && rep.out.is_empty()
+            && rep.checked == self.released
+            && owner_tail_empty
+        {
             self.owner = Some(r);
         }
         if self.owner == Some(r) {
@@ -947,8 +973,8 @@ impl Voter {
 
     /// Replica `r` has `byte` at output `offset` where the released stream differs.
     fn mismatch(&mut self, r: ReplicaId, offset: u64, byte: u8, now: Instant) {
-        let backup = matches!(self.cfg.policy, Policy::PrimaryBackup { .. })
-            && self.primary != Some(r);
+        let backup =
+            matches!(self.cfg.policy, Policy::PrimaryBackup { .. }) && self.primary != Some(r);
         if backup {
             self.reps[r].suspect = Some((offset, byte));
             self.drop_out(r);
@@ -996,7 +1022,10 @@ impl Voter {
     /// Release `n` bytes on which the replicas `agreeing` (all at `released`, at least one) agree:
     /// from the owner in place if it is one of them, else from the first; the others drop theirs.
     fn release_agreed(&mut self, agreeing: &[ReplicaId], n: usize) {
-        let source = self.owner.filter(|o| agreeing.contains(o)).unwrap_or(agreeing[0]);
+        let source = self
+            .owner
+            .filter(|o| agreeing.contains(o))
+            .unwrap_or(agreeing[0]);
         self.release_from(source, n);
         for &r in agreeing.iter().filter(|&&r| r != source) {
             let rep = &mut self.reps[r];
@@ -1027,7 +1056,10 @@ impl Voter {
             c != r && rc.active() && rc.checked == self.released && !self.unvoted(c).is_empty()
         };
         // The owner first: its bytes are released in place.
-        let leader = self.owner.filter(|&o| leads(o)).or_else(|| (0..self.reps.len()).find(|&c| leads(c)));
+        let leader = self
+            .owner
+            .filter(|&o| leads(o))
+            .or_else(|| (0..self.reps.len()).find(|&c| leads(c)));
         let Some(c) = leader else { return 0 };
         let n = data.len().min(self.release_room());
         let k = common_prefix(data[..n].into(), self.unvoted(c));
@@ -1044,7 +1076,9 @@ impl Voter {
     /// of them (no allocation: N is small).
     fn kth_largest_prod(&self, k: usize) -> Option<u64> {
         let prods = || self.reps.iter().filter(|r| r.active()).map(|r| r.prod);
-        prods().filter(|&p| prods().filter(|&o| o >= p).count() >= k).max()
+        prods()
+            .filter(|&p| prods().filter(|&o| o >= p).count() >= k)
+            .max()
     }
 
     /// Replicas that have output at `released`, ready to vote on it.
@@ -1089,8 +1123,9 @@ impl Voter {
                 }
             }
             if let Some((ext, c, agree)) = best.filter(|b| b.0 > 0) {
-                let agreeing: Vec<ReplicaId> =
-                    std::iter::once(c).chain(agree.iter().filter(|a| a.1 >= ext).map(|a| a.0)).collect();
+                let agreeing: Vec<ReplicaId> = std::iter::once(c)
+                    .chain(agree.iter().filter(|a| a.1 >= ext).map(|a| a.0))
+                    .collect();
                 self.release_agreed(&agreeing, ext);
                 return;
             }
@@ -1125,7 +1160,9 @@ impl Voter {
     }
 
     fn vote_unanimous(&mut self, now: Instant) {
-        let live: Vec<ReplicaId> = (0..self.reps.len()).filter(|&r| self.reps[r].active()).collect();
+        let live: Vec<ReplicaId> = (0..self.reps.len())
+            .filter(|&r| self.reps[r].active())
+            .collect();
         let Some(&c) = live.first() else { return };
         let o = self.released;
         // Divergence in bytes, within what every replica has produced (and what can be released).
@@ -1157,7 +1194,9 @@ impl Voter {
     /// Unanimous policy saw replicas differ at `o`: blame a minority if a strict majority of the
     /// live replicas agrees there, else report `NoQuorum`; the client is reset either way.
     fn unanimous_divergence(&mut self, o: u64, now: Instant) {
-        let live: Vec<ReplicaId> = (0..self.reps.len()).filter(|&r| self.reps[r].active()).collect();
+        let live: Vec<ReplicaId> = (0..self.reps.len())
+            .filter(|&r| self.reps[r].active())
+            .collect();
         let value = |r: ReplicaId| -> Option<Option<u8>> {
             let rep = &self.reps[r];
             if rep.prod > o {
@@ -1217,7 +1256,12 @@ impl Voter {
 
     /// PrimaryBackup: judge the earliest backup divergence once every other backup has reached it.
     fn resolve_suspects(&mut self, now: Instant) {
-        let Some(o) = self.reps.iter().filter(|r| r.voting()).filter_map(|r| r.suspect.map(|s| s.0)).min()
+        let Some(o) = self
+            .reps
+            .iter()
+            .filter(|r| r.voting())
+            .filter_map(|r| r.suspect.map(|s| s.0))
+            .min()
         else {
             return;
         };
@@ -1230,7 +1274,9 @@ impl Voter {
         if waiting {
             return;
         }
-        let primary_votes = 1 + backups().filter(|&b| self.reps[b].active() && self.reps[b].checked > o).count();
+        let primary_votes = 1 + backups()
+            .filter(|&b| self.reps[b].active() && self.reps[b].checked > o)
+            .count();
         let suspects: Vec<(ReplicaId, u8)> = backups()
             .filter(|&b| self.reps[b].voting())
             .filter_map(|b| match self.reps[b].suspect {
@@ -1290,16 +1336,30 @@ impl Voter {
                 // The primary's FIN needs a live backup's confirmation (if any backup is left):
                 // a crashed primary's kernel closes its socket with an ordinary FIN.
                 Policy::PrimaryBackup { .. } => self.primary.is_some_and(|p| {
-                    let mut backups = self.reps.iter().enumerate().filter(|&(r, rep)| r != p && rep.active());
-                    agreed(&self.reps[p]) && (backups.clone().next().is_none() || backups.any(|(_, b)| agreed(b)))
+                    let mut backups = self
+                        .reps
+                        .iter()
+                        .enumerate()
+                        .filter(|&(r, rep)| r != p && rep.active());
+                    agreed(&self.reps[p])
+                        && (backups.clone().next().is_none() || backups.any(|(_, b)| agreed(b)))
                 }),
             };
             if decided {
                 self.decide_fin();
-            } else if let (Policy::PrimaryBackup { .. }, Some(p)) = (self.cfg.policy, self.primary) {
+            } else if let (Policy::PrimaryBackup { .. }, Some(p)) = (self.cfg.policy, self.primary)
+            {
                 // A backup went on past the primary's FIN: the primary closed early; fail over.
-                let primary_fin = self.reps[p].active() && self.reps[p].fin == Some(o) && self.reps[p].checked == o;
-                if primary_fin && self.reps.iter().enumerate().any(|(r, b)| r != p && b.active() && b.prod > o) {
+                let primary_fin = self.reps[p].active()
+                    && self.reps[p].fin == Some(o)
+                    && self.reps[p].checked == o;
+                if primary_fin
+                    && self
+                        .reps
+                        .iter()
+                        .enumerate()
+                        .any(|(r, b)| r != p && b.active() && b.prod > o)
+                {
                     if self.half_closed(p) {
                         self.excuse(p, true);
                     } else {
@@ -1329,7 +1389,10 @@ impl Voter {
                     } else {
                         self.fault(r, FaultKind::Flood, now);
                     }
-                } else if rep.fin == Some(end) && rep.checked == end && rep.state != ReplicaState::Finished {
+                } else if rep.fin == Some(end)
+                    && rep.checked == end
+                    && rep.state != ReplicaState::Finished
+                {
                     self.reps[r].state = ReplicaState::Finished;
                 }
             }
@@ -1339,7 +1402,8 @@ impl Voter {
     /// Resets: a quorum of them resets the client; a minority is blamed once the others went on.
     fn check_resets(&mut self, now: Instant) {
         let unjudged = |rep: &Replica| rep.reset_at.is_some() && !rep.reported;
-        if self.fin_at.is_none() && self.reps.iter().filter(|r| unjudged(r)).count() >= self.quorum {
+        if self.fin_at.is_none() && self.reps.iter().filter(|r| unjudged(r)).count() >= self.quorum
+        {
             self.reset_client(false, now);
             return;
         }
@@ -1347,7 +1411,11 @@ impl Voter {
             let Some((_, at)) = self.reps[r].reset_at.filter(|_| !self.reps[r].reported) else {
                 continue;
             };
-            let ahead = self.reps.iter().filter(|o| o.active() && o.prod > at).count();
+            let ahead = self
+                .reps
+                .iter()
+                .filter(|o| o.active() && o.prod > at)
+                .count();
             if self.fin_at.is_some() || ahead >= self.lead_quorum {
                 self.fault(r, FaultKind::Reset, now);
             }
@@ -1447,12 +1515,22 @@ impl Voter {
                 }
             }
         }
-        if let Some(min) = self.reps.iter().filter(|r| r.active()).map(|r| r.prod).min() {
+        if let Some(min) = self
+            .reps
+            .iter()
+            .filter(|r| r.active())
+            .map(|r| r.prod)
+            .min()
+        {
             while self.milestones.front().is_some_and(|m| m.0 <= min) {
                 self.milestones.pop_front();
             }
         }
-        let fins = self.reps.iter().filter(|r| r.active() && r.fin.is_some()).count();
+        let fins = self
+            .reps
+            .iter()
+            .filter(|r| r.active() && r.fin.is_some())
+            .count();
         if self.fin_lead_at.is_none() && fins >= self.lead_quorum {
             self.fin_lead_at = Some(now);
         }
@@ -1475,7 +1553,12 @@ impl Voter {
             return self.conn_lead_at.map(|at| at + t);
         }
         let data = (rep.prod < self.frontier)
-            .then(|| self.milestones.iter().find(|m| m.0 > rep.prod).map(|m| m.1 + t))
+            .then(|| {
+                self.milestones
+                    .iter()
+                    .find(|m| m.0 > rep.prod)
+                    .map(|m| m.1 + t)
+            })
             .flatten();
         let fin = self.fin_lead_at.map(|at| at + t);
         data.into_iter().chain(fin).min()
@@ -1484,7 +1567,10 @@ impl Voter {
     /// `CloseReplica` for replicas whose output is voted complete and whose input is all sent.
     fn close_done_replicas(&mut self) {
         for r in 0..self.reps.len() {
-            if self.reps[r].state == ReplicaState::Finished && !self.reps[r].closed && self.replica_input_fin(r) {
+            if self.reps[r].state == ReplicaState::Finished
+                && !self.reps[r].closed
+                && self.replica_input_fin(r)
+            {
                 self.reps[r].closed = true;
                 self.events.push_back(VoterEvent::CloseReplica(r));
             }
@@ -1498,7 +1584,10 @@ mod tests {
 
     /// `bytes` as a two-piece view split at `at`.
     fn split(bytes: &[u8], at: usize) -> View<'_> {
-        View { head: &bytes[..at], tail: &bytes[at..] }
+        View {
+            head: &bytes[..at],
+            tail: &bytes[at..],
+        }
     }
 
     #[test]
@@ -1508,9 +1597,21 @@ mod tests {
         b[70] = 0xff;
         for sa in [0, 1, 50, 70, 71, 100] {
             for sb in [0, 33, 69, 70, 100] {
-                assert_eq!(common_prefix(split(&a, sa), split(&b, sb)), 70, "split {sa}/{sb}");
-                assert_eq!(common_prefix(split(&a, sa), split(&a, sb)), 100, "split {sa}/{sb}");
-                assert_eq!(common_prefix(split(&a[..40], sa.min(40)), split(&b, sb)), 40, "split {sa}/{sb}");
+                assert_eq!(
+                    common_prefix(split(&a, sa), split(&b, sb)),
+                    70,
+                    "split {sa}/{sb}"
+                );
+                assert_eq!(
+                    common_prefix(split(&a, sa), split(&a, sb)),
+                    100,
+                    "split {sa}/{sb}"
+                );
+                assert_eq!(
+                    common_prefix(split(&a[..40], sa.min(40)), split(&b, sb)),
+                    40,
+                    "split {sa}/{sb}"
+                );
             }
         }
     }

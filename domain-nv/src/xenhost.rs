@@ -15,20 +15,30 @@ const CONFIG_TOKEN: &str = "domain-nv-config";
 
 /// This domain's id, from its `domid` key (written by the toolstack).
 pub fn own_domid(xs: &Xenstore) -> Result<DomId> {
-    let v = xs.read_string("domid").context("reading own xenstore key `domid`")?;
-    v.trim().parse().with_context(|| format!("own `domid` key holds {v:?}"))
+    let v = xs
+        .read_string("domid")
+        .context("reading own xenstore key `domid`")?;
+    v.trim()
+        .parse()
+        .with_context(|| format!("own `domid` key holds {v:?}"))
 }
 
 /// The config text if present and complete (a chunked value whose pieces do not add up yet is
 /// `None`: the writer is still at work).
 pub fn read_config(xs: &Xenstore) -> Result<Option<String>> {
-    let Some(raw) = xs.try_read(XS_CONFIG)? else { return Ok(None) };
+    let Some(raw) = xs.try_read(XS_CONFIG)? else {
+        return Ok(None);
+    };
     let value = String::from_utf8(raw).context("config is not UTF-8")?;
-    let Some((count, total)) = parse_chunk_header(&value)? else { return Ok(Some(value)) };
+    let Some((count, total)) = parse_chunk_header(&value)? else {
+        return Ok(Some(value));
+    };
     let mut text = String::with_capacity(total);
     for i in 0..count {
         match xs.try_read(&format!("{XS_CONFIG}/chunk/{i}"))? {
-            Some(piece) => text.push_str(&String::from_utf8(piece).context("config chunk is not UTF-8")?),
+            Some(piece) => {
+                text.push_str(&String::from_utf8(piece).context("config chunk is not UTF-8")?)
+            }
             None => return Ok(None),
         }
     }
@@ -98,8 +108,13 @@ pub const INIT_MODULES_DIR: &str = "/lib/modules/domain-nv";
 
 /// Loads every `*.ko` in `dir` in file-name order; one already loaded is fine.
 pub fn load_modules(dir: &str) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
-    let mut paths: Vec<std::path::PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "ko")).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut paths: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "ko"))
+        .collect();
     paths.sort();
     for p in paths {
         let f = std::fs::File::open(&p).with_context(|| format!("opening {}", p.display()))?;
@@ -123,9 +138,21 @@ pub fn power_off() -> ! {
 /// Mounts what a driver domain's `/init` needs: /proc, /sys, /dev, /run, /tmp.
 pub fn init_mounts() -> Result<()> {
     use nix::mount::{mount, MsFlags};
-    for (src, target, fstype) in [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"), ("devtmpfs", "/dev", "devtmpfs"), ("tmpfs", "/run", "tmpfs"), ("tmpfs", "/tmp", "tmpfs")] {
+    for (src, target, fstype) in [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("tmpfs", "/run", "tmpfs"),
+        ("tmpfs", "/tmp", "tmpfs"),
+    ] {
         std::fs::create_dir_all(target).with_context(|| format!("mkdir {target}"))?;
-        match mount(Some(src), target, Some(fstype), MsFlags::MS_NOSUID, None::<&str>) {
+        match mount(
+            Some(src),
+            target,
+            Some(fstype),
+            MsFlags::MS_NOSUID,
+            None::<&str>,
+        ) {
             Ok(()) | Err(nix::errno::Errno::EBUSY) => {}
             Err(e) => bail!("mount {fstype} on {target}: {e}"),
         }
@@ -145,22 +172,42 @@ mod tests {
         let nv = sim.create_domain().unwrap();
         let dom0 = sim.connect_xenstore(0).unwrap();
         let home = dom0.get_domain_path(nv).unwrap();
-        dom0.write(&format!("{home}/domid"), nv.to_string()).unwrap();
+        dom0.write(&format!("{home}/domid"), nv.to_string())
+            .unwrap();
         let xs = sim.connect_xenstore(nv).unwrap();
         assert_eq!(own_domid(&xs).unwrap(), nv);
-        assert!(wait_config(&xs, Some(Duration::from_millis(50))).is_err(), "no config yet");
+        assert!(
+            wait_config(&xs, Some(Duration::from_millis(50))).is_err(),
+            "no config yet"
+        );
 
-        dom0.write(&format!("{home}/{XS_CONFIG}"), "policy: majority\n").unwrap();
-        assert_eq!(read_config(&xs).unwrap().as_deref(), Some("policy: majority\n"));
+        dom0.write(&format!("{home}/{XS_CONFIG}"), "policy: majority\n")
+            .unwrap();
+        assert_eq!(
+            read_config(&xs).unwrap().as_deref(),
+            Some("policy: majority\n")
+        );
 
         let long = "# padding\n".repeat(1000);
         let pieces = split_chunks(&long);
-        dom0.write(&format!("{home}/{XS_CONFIG}"), chunk_header(pieces.len(), long.len())).unwrap();
-        assert_eq!(read_config(&xs).unwrap(), None, "pieces missing: not complete yet");
+        dom0.write(
+            &format!("{home}/{XS_CONFIG}"),
+            chunk_header(pieces.len(), long.len()),
+        )
+        .unwrap();
+        assert_eq!(
+            read_config(&xs).unwrap(),
+            None,
+            "pieces missing: not complete yet"
+        );
         for (i, p) in pieces.iter().enumerate() {
-            dom0.write(&format!("{home}/{XS_CONFIG}/chunk/{i}"), p).unwrap();
+            dom0.write(&format!("{home}/{XS_CONFIG}/chunk/{i}"), p)
+                .unwrap();
         }
-        assert_eq!(wait_config(&xs, Some(Duration::from_secs(5))).unwrap(), long);
+        assert_eq!(
+            wait_config(&xs, Some(Duration::from_secs(5))).unwrap(),
+            long
+        );
 
         // A rewritten config is noticed through the watch; an unchanged one is not a change.
         watch_config(&xs).unwrap();
@@ -170,7 +217,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(config_change(&xs, &long).unwrap(), None);
-        dom0.write(&format!("{home}/{XS_CONFIG}"), "policy: unanimous\n").unwrap();
+        dom0.write(&format!("{home}/{XS_CONFIG}"), "policy: unanimous\n")
+            .unwrap();
         let mut changed = None;
         while changed.is_none() {
             assert!(std::time::Instant::now() < end, "rewrite not noticed");
@@ -189,10 +237,17 @@ mod tests {
         publish_status(&xs, &older).unwrap();
         publish_status(&xs, &status).unwrap();
         let back = Status::from_xenstore(
-            &mut |k| dom0.try_read(&format!("{home}/{k}")).unwrap().map(|b| String::from_utf8(b).unwrap()),
+            &mut |k| {
+                dom0.try_read(&format!("{home}/{k}"))
+                    .unwrap()
+                    .map(|b| String::from_utf8(b).unwrap())
+            },
             &mut |k| dom0.directory(&format!("{home}/{k}")).unwrap_or_default(),
         )
         .unwrap();
-        assert_eq!(back, status, "published status reads back exactly (stale faults removed)");
+        assert_eq!(
+            back, status,
+            "published status reads back exactly (stale faults removed)"
+        );
     }
 }

@@ -38,10 +38,18 @@ fn redis_group_spec(prefix: &str, spec: GroupSpec, corrupt: Option<usize>) -> Gr
     Group::start(prefix, spec, bin(), |i, g| {
         let mut load = String::new();
         for k in 0..KEYS {
-            let v = if Some(i) == corrupt && k == 5 { "WRONG".to_owned() } else { value(k) };
+            let v = if Some(i) == corrupt && k == 5 {
+                "WRONG".to_owned()
+            } else {
+                value(k)
+            };
             load += &format!("SET key:{k} {v}\n");
         }
-        let out = g.lab.exec_with_input(&g.replica_ns[i], &["redis-cli", "-h", &g.replica_address(i)], load.as_bytes())?;
+        let out = g.lab.exec_with_input(
+            &g.replica_ns[i],
+            &["redis-cli", "-h", &g.replica_address(i)],
+            load.as_bytes(),
+        )?;
         anyhow::ensure!(out.status.success(), "load failed");
         Ok(())
     })
@@ -56,8 +64,14 @@ struct Stream {
 
 impl Stream {
     fn start(g: &Group, count: usize, interval: &str) -> Stream {
-        let out = g.lab.dir().join(format!("stream-{}.out", Instant::now().elapsed().as_nanos()));
-        let script = format!("exec redis-cli -h {SERVICE_ADDRESS} -r {count} -i {interval} GET key:3 > {} 2>&1", out.display());
+        let out = g.lab.dir().join(format!(
+            "stream-{}.out",
+            Instant::now().elapsed().as_nanos()
+        ));
+        let script = format!(
+            "exec redis-cli -h {SERVICE_ADDRESS} -r {count} -i {interval} GET key:3 > {} 2>&1",
+            out.display()
+        );
         let child = Command::new("ip")
             .args(["netns", "exec", &g.client_ns, "sh", "-c", &script])
             .stdin(Stdio::null())
@@ -67,11 +81,16 @@ impl Stream {
     }
 
     fn lines(&self) -> usize {
-        std::fs::read_to_string(&self.out).map(|t| t.lines().count()).unwrap_or(0)
+        std::fs::read_to_string(&self.out)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
     }
 
     fn wait_lines(&self, n: usize) {
-        wait_until(&format!("{n} answers"), Duration::from_secs(15), || self.lines() >= n).unwrap();
+        wait_until(&format!("{n} answers"), Duration::from_secs(15), || {
+            self.lines() >= n
+        })
+        .unwrap();
     }
 
     fn finish(mut self) -> String {
@@ -85,19 +104,31 @@ impl Stream {
 }
 
 fn get(g: &Group, key: &str) -> Output {
-    g.client(&["redis-cli", "-h", SERVICE_ADDRESS, "GET", key]).unwrap()
+    g.client(&["redis-cli", "-h", SERVICE_ADDRESS, "GET", key])
+        .unwrap()
 }
 
 fn wait_fault(g: &Group, r: usize, kinds: &[&str]) -> Status {
-    g.wait_status(&format!("a {kinds:?} fault on r{r}"), Duration::from_secs(10), |s| {
-        s.replicas[r].faults.iter().any(|f| kinds.contains(&f.kind.as_str()))
-    })
+    g.wait_status(
+        &format!("a {kinds:?} fault on r{r}"),
+        Duration::from_secs(10),
+        |s| {
+            s.replicas[r]
+                .faults
+                .iter()
+                .any(|f| kinds.contains(&f.kind.as_str()))
+        },
+    )
     .unwrap()
 }
 
 fn assert_no_faults(s: &Status, replicas: &[usize]) {
     for &r in replicas {
-        assert!(s.replicas[r].faults.is_empty(), "r{r} blamed: {}", s.to_json());
+        assert!(
+            s.replicas[r].faults.is_empty(),
+            "r{r} blamed: {}",
+            s.to_json()
+        );
     }
 }
 
@@ -114,7 +145,10 @@ fn majority_stream_survives(prefix: &str, fault: impl FnOnce(&Group), kinds: &[&
     assert_no_faults(&s, &[0, 2]);
     assert_eq!(s.services[0].total, 1, "the stream used one connection");
     // A later connection still gets the right answer.
-    assert_eq!(String::from_utf8_lossy(&get(&g, "key:9").stdout).trim(), value(9));
+    assert_eq!(
+        String::from_utf8_lossy(&get(&g, "key:9").stdout).trim(),
+        value(9)
+    );
     let _ = g.signal_replica(1, Signal::SIGCONT);
 }
 
@@ -127,28 +161,54 @@ fn unanimous_stream_stops(prefix: &str, fault: impl FnOnce(&Group), kinds: &[&st
     fault(&g);
     let out = stream.finish();
     let good = out.lines().take_while(|l| *l == value(3)).count();
-    assert!(good >= 5 && good < 40, "answers before the stop: {good}\n{out}");
+    assert!(
+        good >= 5 && good < 40,
+        "answers before the stop: {good}\n{out}"
+    );
     for l in out.lines().skip(good) {
-        assert!(!l.starts_with('v') && !l.contains("WRONG"), "a non-agreed answer reached the client: {l}");
+        assert!(
+            !l.starts_with('v') && !l.contains("WRONG"),
+            "a non-agreed answer reached the client: {l}"
+        );
     }
     let s = g.status().unwrap();
     let s = if s.replicas.iter().all(|r| r.faults.is_empty()) {
-        g.wait_status("a fault", Duration::from_secs(10), |s| s.replicas.iter().any(|r| !r.faults.is_empty())).unwrap()
+        g.wait_status("a fault", Duration::from_secs(10), |s| {
+            s.replicas.iter().any(|r| !r.faults.is_empty())
+        })
+        .unwrap()
     } else {
         s
     };
-    assert!(s.replicas.iter().flat_map(|r| &r.faults).any(|f| kinds.contains(&f.kind.as_str())), "{}", s.to_json());
+    assert!(
+        s.replicas
+            .iter()
+            .flat_map(|r| &r.faults)
+            .any(|f| kinds.contains(&f.kind.as_str())),
+        "{}",
+        s.to_json()
+    );
     let _ = g.signal_replica(1, Signal::SIGCONT);
 }
 
 /// Makes replica `r` slow: `tc netem` delay on its link where the kernel has netem; otherwise
 /// (e.g. kernels without sch_netem) the process is throttled: stopped 1 s, run 50 ms, six times.
 fn slow_down(g: &Group, r: usize) {
-    let out = g.replica_exec(r, &["tc", "qdisc", "add", "dev", "tap0", "root", "netem", "delay", "2000ms"]).unwrap();
+    let out = g
+        .replica_exec(
+            r,
+            &[
+                "tc", "qdisc", "add", "dev", "tap0", "root", "netem", "delay", "2000ms",
+            ],
+        )
+        .unwrap();
     if out.status.success() {
         return;
     }
-    eprintln!("netem unavailable ({}), throttling the process instead", String::from_utf8_lossy(&out.stderr).trim());
+    eprintln!(
+        "netem unavailable ({}), throttling the process instead",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     let pid = g.lab.pid(&format!("r{r}")).unwrap();
     std::thread::spawn(move || {
         let pid = nix::unistd::Pid::from_raw(pid as i32);
@@ -166,8 +226,25 @@ fn slow_down(g: &Group, r: usize) {
 }
 
 fn early_close(g: &Group, r: usize) {
-    let out = g.replica_exec(r, &["redis-cli", "-h", &g.replica_address(r), "CLIENT", "KILL", "TYPE", "normal"]).unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = g
+        .replica_exec(
+            r,
+            &[
+                "redis-cli",
+                "-h",
+                &g.replica_address(r),
+                "CLIENT",
+                "KILL",
+                "TYPE",
+                "normal",
+            ],
+        )
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -187,22 +264,39 @@ fn raw_socket_external_link_serves_clients() {
 fn value_fault_is_masked(g: Group) {
     for k in 0..KEYS {
         let out = get(&g, &format!("key:{k}"));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}\n", value(k)), "key:{k}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{}\n", value(k)),
+            "key:{k}"
+        );
     }
     let s = wait_fault(&g, 1, &["value-mismatch"]);
     assert_no_faults(&s, &[0, 2]);
-    assert_eq!(s.replicas[1].faults.len(), 1, "one corrupted key, one fault: {}", s.to_json());
+    assert_eq!(
+        s.replicas[1].faults.len(),
+        1,
+        "one corrupted key, one fault: {}",
+        s.to_json()
+    );
     assert_eq!(s.replicas[1].state, nv_status::ReplicaHealth::Faulty);
 }
 
 #[test]
 fn n3_crash_is_masked() {
-    majority_stream_survives("nvt-crash3", |g| g.signal_replica(1, Signal::SIGKILL).unwrap(), &["early-close", "reset"]);
+    majority_stream_survives(
+        "nvt-crash3",
+        |g| g.signal_replica(1, Signal::SIGKILL).unwrap(),
+        &["early-close", "reset"],
+    );
 }
 
 #[test]
 fn n3_hang_is_masked() {
-    majority_stream_survives("nvt-hang3", |g| g.signal_replica(1, Signal::SIGSTOP).unwrap(), &["straggler"]);
+    majority_stream_survives(
+        "nvt-hang3",
+        |g| g.signal_replica(1, Signal::SIGSTOP).unwrap(),
+        &["straggler"],
+    );
 }
 
 #[test]
@@ -220,24 +314,52 @@ fn n3_output_flood_is_contained() {
     let g = redis_group("nvt-flood3", "majority", 3, None);
     // The client subscribes on every replica; only r1 then publishes a flood on that channel.
     let out_path = g.lab.dir().join("sub.out");
-    let script = format!("exec timeout 4 redis-cli -h {SERVICE_ADDRESS} SUBSCRIBE ch > {} 2>&1", out_path.display());
-    let mut client = Command::new("ip").args(["netns", "exec", &g.client_ns, "sh", "-c", &script]).spawn().unwrap();
-    wait_until("subscribed", Duration::from_secs(10), || std::fs::read_to_string(&out_path).is_ok_and(|t| t.lines().count() >= 3)).unwrap();
+    let script = format!(
+        "exec timeout 4 redis-cli -h {SERVICE_ADDRESS} SUBSCRIBE ch > {} 2>&1",
+        out_path.display()
+    );
+    let mut client = Command::new("ip")
+        .args(["netns", "exec", &g.client_ns, "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    wait_until("subscribed", Duration::from_secs(10), || {
+        std::fs::read_to_string(&out_path).is_ok_and(|t| t.lines().count() >= 3)
+    })
+    .unwrap();
     let flood = format!("{}\n", "PUBLISH ch AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").repeat(50_000);
-    let out = g.lab.exec_with_input(&g.replica_ns[1], &["redis-cli", "-h", &g.replica_address(1)], flood.as_bytes()).unwrap();
+    let out = g
+        .lab
+        .exec_with_input(
+            &g.replica_ns[1],
+            &["redis-cli", "-h", &g.replica_address(1)],
+            flood.as_bytes(),
+        )
+        .unwrap();
     assert!(out.status.success());
     // Bounded memory while r1's flood is held back.
     let pid = Command::new("pidof").arg("domain-nv").output().unwrap();
     for p in String::from_utf8_lossy(&pid.stdout).split_whitespace() {
         if let Ok(st) = std::fs::read_to_string(format!("/proc/{p}/status")) {
-            let rss_kb: u64 = st.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let rss_kb: u64 = st
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             assert!(rss_kb < 256 * 1024, "domain-nv RSS {rss_kb} kB");
         }
     }
     let _ = client.wait();
     let got = std::fs::read_to_string(&out_path).unwrap();
-    assert_eq!(got, "subscribe\nch\n1\n", "only the agreed subscription reply reaches the client");
-    assert_eq!(String::from_utf8_lossy(&get(&g, "key:9").stdout).trim(), value(9), "still serving");
+    assert_eq!(
+        got, "subscribe\nch\n1\n",
+        "only the agreed subscription reply reaches the client"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&get(&g, "key:9").stdout).trim(),
+        value(9),
+        "still serving"
+    );
     let s = wait_fault(&g, 1, &["flood", "value-mismatch", "straggler"]);
     assert_no_faults(&s, &[0, 2]);
 }
@@ -245,48 +367,97 @@ fn n3_output_flood_is_contained() {
 #[test]
 fn n2_value_fault_stops_the_connection() {
     let g = redis_group("nvt-val2", "unanimous", 2, Some(1));
-    assert_eq!(String::from_utf8_lossy(&get(&g, "key:4").stdout), format!("{}\n", value(4)));
+    assert_eq!(
+        String::from_utf8_lossy(&get(&g, "key:4").stdout),
+        format!("{}\n", value(4))
+    );
     let out = get(&g, "key:5");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!text.contains("WRONG") && !text.contains(&value(5)), "fail-stop must not answer: {text}");
-    let s = g.wait_status("a fault", Duration::from_secs(10), |s| s.replicas.iter().any(|r| !r.faults.is_empty())).unwrap();
-    assert!(s.replicas.iter().flat_map(|r| &r.faults).any(|f| f.kind == "value-mismatch" || f.kind == "no-quorum"));
+    assert!(
+        !text.contains("WRONG") && !text.contains(&value(5)),
+        "fail-stop must not answer: {text}"
+    );
+    let s = g
+        .wait_status("a fault", Duration::from_secs(10), |s| {
+            s.replicas.iter().any(|r| !r.faults.is_empty())
+        })
+        .unwrap();
+    assert!(s
+        .replicas
+        .iter()
+        .flat_map(|r| &r.faults)
+        .any(|f| f.kind == "value-mismatch" || f.kind == "no-quorum"));
 }
 
 #[test]
 fn n2_crash_stops_the_connection() {
-    unanimous_stream_stops("nvt-crash2", |g| g.signal_replica(1, Signal::SIGKILL).unwrap(), &["early-close", "reset", "no-quorum"]);
+    unanimous_stream_stops(
+        "nvt-crash2",
+        |g| g.signal_replica(1, Signal::SIGKILL).unwrap(),
+        &["early-close", "reset", "no-quorum"],
+    );
 }
 
 #[test]
 fn n2_hang_stops_the_connection() {
-    unanimous_stream_stops("nvt-hang2", |g| g.signal_replica(1, Signal::SIGSTOP).unwrap(), &["straggler", "no-quorum"]);
+    unanimous_stream_stops(
+        "nvt-hang2",
+        |g| g.signal_replica(1, Signal::SIGSTOP).unwrap(),
+        &["straggler", "no-quorum"],
+    );
 }
 
 #[test]
 fn n2_slow_replica_stops_the_connection() {
-    unanimous_stream_stops("nvt-slow2", |g| slow_down(g, 1), &["straggler", "no-quorum"]);
+    unanimous_stream_stops(
+        "nvt-slow2",
+        |g| slow_down(g, 1),
+        &["straggler", "no-quorum"],
+    );
 }
 
 #[test]
 fn n2_early_close_stops_the_connection() {
-    unanimous_stream_stops("nvt-close2", |g| early_close(g, 1), &["early-close", "no-quorum"]);
+    unanimous_stream_stops(
+        "nvt-close2",
+        |g| early_close(g, 1),
+        &["early-close", "no-quorum"],
+    );
 }
 
 #[test]
 fn primary_crash_fails_over_to_a_backup() {
     let mut spec = GroupSpec::new("primary-backup", 3, Service::Nginx);
     spec.straggler_ms = 800;
-    let data: Vec<u8> = (0..40_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
-    let g = Group::start("nvt-pb3", spec, bin(), |i, g| Ok(std::fs::write(g.www(i).join("big"), &data)?)).unwrap();
+    let data: Vec<u8> = (0..40_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let g = Group::start("nvt-pb3", spec, bin(), |i, g| {
+        Ok(std::fs::write(g.www(i).join("big"), &data)?)
+    })
+    .unwrap();
     let out = g.lab.dir().join("big.out");
     let url = format!("http://{SERVICE_ADDRESS}/big");
     let o = out.to_string_lossy().into_owned();
     let mut client = Command::new("ip")
-        .args(["netns", "exec", &g.client_ns, "curl", "-s", "--limit-rate", "8M", "-o", &o, &url])
+        .args([
+            "netns",
+            "exec",
+            &g.client_ns,
+            "curl",
+            "-s",
+            "--limit-rate",
+            "8M",
+            "-o",
+            &o,
+            &url,
+        ])
         .spawn()
         .unwrap();
-    wait_until("1 MB received", Duration::from_secs(15), || std::fs::metadata(&out).is_ok_and(|m| m.len() > 1_000_000)).unwrap();
+    wait_until("1 MB received", Duration::from_secs(15), || {
+        std::fs::metadata(&out).is_ok_and(|m| m.len() > 1_000_000)
+    })
+    .unwrap();
     g.signal_replica(0, Signal::SIGKILL).unwrap();
     let st = client.wait().unwrap();
     assert!(st.success(), "curl: {st}");
@@ -300,7 +471,11 @@ const OFFLOAD_ON: &str = "checksum and segmentation offload on";
 #[test]
 fn nginx_bulk_transfer_is_byte_exact() {
     let g = bulk_transfer_is_byte_exact("nvt-bulk3", GroupSpec::new("majority", 3, Service::Nginx));
-    assert_eq!(g.lab.log("domain-nv").matches(OFFLOAD_ON).count(), 4, "every TAP link (client and 3 replicas) offloads");
+    assert_eq!(
+        g.lab.log("domain-nv").matches(OFFLOAD_ON).count(),
+        4,
+        "every TAP link (client and 3 replicas) offloads"
+    );
 }
 
 #[test]
@@ -313,15 +488,28 @@ fn nginx_bulk_transfer_without_tap_offload_is_byte_exact() {
 
 /// A 20 MB download through domain-nv arrives intact and without faults; returns the group.
 fn bulk_transfer_is_byte_exact(prefix: &str, spec: GroupSpec) -> Group {
-    let data: Vec<u8> = (0..20_000_000u32).map(|i| (i.wrapping_mul(2246822519) >> 13) as u8).collect();
-    let g = Group::start(prefix, spec, bin(), |i, g| Ok(std::fs::write(g.www(i).join("big"), &data)?)).unwrap();
+    let data: Vec<u8> = (0..20_000_000u32)
+        .map(|i| (i.wrapping_mul(2246822519) >> 13) as u8)
+        .collect();
+    let g = Group::start(prefix, spec, bin(), |i, g| {
+        Ok(std::fs::write(g.www(i).join("big"), &data)?)
+    })
+    .unwrap();
     let out = g.lab.dir().join("big.out");
     let o = out.to_string_lossy().into_owned();
     let url = format!("http://{SERVICE_ADDRESS}/big");
     let r = g.client(&["curl", "-s", "-o", &o, &url]).unwrap();
-    assert!(r.status.success(), "curl: {}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     assert!(std::fs::read(&out).unwrap() == data, "the download differs");
-    let s = g.wait_status("bytes voted", Duration::from_secs(5), |s| s.replicas.iter().all(|r| r.bytes_voted >= 20_000_000)).unwrap();
+    let s = g
+        .wait_status("bytes voted", Duration::from_secs(5), |s| {
+            s.replicas.iter().all(|r| r.bytes_voted >= 20_000_000)
+        })
+        .unwrap();
     assert_no_faults(&s, &[0, 1, 2]);
     g
 }
@@ -336,10 +524,17 @@ fn malformed_config_names_the_field_and_line() {
         "policy: majority\nexternal:\n  link: { kind: tap, name: ext0 }\n  address: 10.77.0.1/24\nservices:\n  - name: s\n    listen: 99999\n    replica_port: 1\nreplicas: []\n",
     )
     .unwrap();
-    let out = Command::new(bin()).args(["--check", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(bin())
+        .args(["--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("services[0].listen") && err.contains("line 7"), "{err}");
+    assert!(
+        err.contains("services[0].listen") && err.contains("line 7"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -347,11 +542,32 @@ fn malformed_config_names_the_field_and_line() {
 fn fifty_concurrent_clients_are_served() {
     let g = redis_group("nvt-conc", "majority", 3, None);
     let out = g
-        .client(&["timeout", "20", "redis-benchmark", "-h", SERVICE_ADDRESS, "-c", "50", "-n", "5000", "-t", "get", "-q"])
+        .client(&[
+            "timeout",
+            "20",
+            "redis-benchmark",
+            "-h",
+            SERVICE_ADDRESS,
+            "-c",
+            "50",
+            "-n",
+            "5000",
+            "-t",
+            "get",
+            "-q",
+        ])
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("requests per second"), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    let s = g.wait_status("all connections closed", Duration::from_secs(10), |s| s.services[0].active == 0).unwrap();
+    assert!(
+        out.status.success() && text.contains("requests per second"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = g
+        .wait_status("all connections closed", Duration::from_secs(10), |s| {
+            s.services[0].active == 0
+        })
+        .unwrap();
     assert!(s.services[0].total >= 50, "{}", s.to_json());
     assert_no_faults(&s, &[0, 1, 2]);
 }
@@ -361,18 +577,35 @@ fn health_probes_report_replicas_live_before_any_client() {
     let g = redis_group("nvt-probe", "majority", 3, None);
     // `nvctl up` waits for this: no client has connected yet.
     let s = g
-        .wait_status("every replica live", Duration::from_secs(10), |s| s.replicas.iter().all(|r| r.state == nv_status::ReplicaHealth::Live))
+        .wait_status("every replica live", Duration::from_secs(10), |s| {
+            s.replicas
+                .iter()
+                .all(|r| r.state == nv_status::ReplicaHealth::Live)
+        })
         .unwrap();
     assert_eq!(s.services[0].total, 0, "{}", s.to_json());
     assert_no_faults(&s, &[0, 1, 2]);
     // The probes leave no connection open on the replicas (redis counts its clients).
     let clients = |i: usize| {
-        let out = g.replica_exec(i, &["redis-cli", "-h", &g.replica_address(i), "INFO", "clients"]).unwrap();
+        let out = g
+            .replica_exec(
+                i,
+                &["redis-cli", "-h", &g.replica_address(i), "INFO", "clients"],
+            )
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.lines().find_map(|l| l.strip_prefix("connected_clients:")).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(u32::MAX)
+        text.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(u32::MAX)
     };
     // redis-cli's own connection is the only one.
-    wait_until("probe connections closed on r0", Duration::from_secs(5), || clients(0) == 1).unwrap();
+    wait_until(
+        "probe connections closed on r0",
+        Duration::from_secs(5),
+        || clients(0) == 1,
+    )
+    .unwrap();
     // The voted service still works.
     let out = get(&g, "key:3");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), value(3));
@@ -389,7 +622,11 @@ fn read_response(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     loop {
         if let Some(h) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..h]).to_ascii_lowercase();
-            let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
             if buf.len() >= h + 4 + len {
                 return Ok(buf);
             }
@@ -430,7 +667,14 @@ fn abrupt_client(ns: &str, requests: usize, mode: usize) -> anyhow::Result<Vec<u
         // Abortive close (SO_LINGER 0) right after a request: RST.
         3 => {
             s.write_all(large)?;
-            nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Linger, &nix::libc::linger { l_onoff: 1, l_linger: 0 })?;
+            nix::sys::socket::setsockopt(
+                &s,
+                nix::sys::socket::sockopt::Linger,
+                &nix::libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                },
+            )?;
         }
         // Half-close after a request, then read whatever comes.
         _ => {
@@ -467,16 +711,23 @@ fn abrupt_client_closes_blame_nobody() {
             // A half-closed client may get the page cut short (nginx aborts it on the half-close),
             // never a wrong byte.
             if let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                assert!(page.starts_with(&got[h + 4..]), "a wrong byte reached a half-closed client");
+                assert!(
+                    page.starts_with(&got[h + 4..]),
+                    "a wrong byte reached a half-closed client"
+                );
             }
         }
     }
     let s = g
-        .wait_status("every connection over", Duration::from_secs(30), |s| s.services[0].active == 0 && s.services[0].total == (waves * clients) as u64)
+        .wait_status("every connection over", Duration::from_secs(30), |s| {
+            s.services[0].active == 0 && s.services[0].total == (waves * clients) as u64
+        })
         .unwrap();
     assert_no_faults(&s, &[0, 1, 2]);
     // Still serving, in agreement.
-    let out = g.client(&["curl", "-s", &format!("http://{SERVICE_ADDRESS}/small")]).unwrap();
+    let out = g
+        .client(&["curl", "-s", &format!("http://{SERVICE_ADDRESS}/small")])
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "x".repeat(512));
 }
 
@@ -485,14 +736,33 @@ fn abrupt_client_closes_blame_nobody() {
 /// `Date` and expires its keep-alive connections: false faults under any load).
 #[test]
 fn nginx_replicas_keep_a_frozen_clock() {
-    let g = Group::start("nvt-clock", GroupSpec::new("majority", 3, Service::Nginx), bin(), |i, g| Ok(std::fs::write(g.www(i).join("small"), "x")?)).unwrap();
+    let g = Group::start(
+        "nvt-clock",
+        GroupSpec::new("majority", 3, Service::Nginx),
+        bin(),
+        |i, g| Ok(std::fs::write(g.www(i).join("small"), "x")?),
+    )
+    .unwrap();
     let start = Instant::now();
     let mut rounds = 0;
     while start.elapsed() < Duration::from_secs(12) || rounds < 2 {
         for i in 0..3 {
-            let out = g.replica_exec(i, &["curl", "-sI", &format!("http://{}/small", g.replica_address(i))]).unwrap();
+            let out = g
+                .replica_exec(
+                    i,
+                    &[
+                        "curl",
+                        "-sI",
+                        &format!("http://{}/small", g.replica_address(i)),
+                    ],
+                )
+                .unwrap();
             let head = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(head.contains("Date: Thu, 01 Jan 2026 00:00:00 GMT"), "r{i} after {:?}: {head}", start.elapsed());
+            assert!(
+                head.contains("Date: Thu, 01 Jan 2026 00:00:00 GMT"),
+                "r{i} after {:?}: {head}",
+                start.elapsed()
+            );
         }
         rounds += 1;
     }

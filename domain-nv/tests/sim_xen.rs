@@ -32,21 +32,64 @@ struct Guest {
 
 impl Guest {
     /// Creates a domain whose vif 0 (named `vifname` by the toolstack) is served by `nv`.
-    fn new(sim: &SimXen, dom0: &xen::xenstore::Xenstore, nv: xen::DomId, vifname: &str, ip: [u8; 4], sockets: usize, start: Instant) -> Guest {
+    fn new(
+        sim: &SimXen,
+        dom0: &xen::xenstore::Xenstore,
+        nv: xen::DomId,
+        vifname: &str,
+        ip: [u8; 4],
+        sockets: usize,
+        start: Instant,
+    ) -> Guest {
         let g = sim.create_domain().expect("guest domain");
-        toolstack_add_vif(dom0, nv, g, 0, [0x00, 0x16, 0x3e, 0, 0, g as u8], 1500, false).expect("toolstack");
-        dom0.write(&format!("/local/domain/{nv}/backend/vif/{g}/0/vifname"), vifname.as_bytes()).expect("vifname");
+        toolstack_add_vif(
+            dom0,
+            nv,
+            g,
+            0,
+            [0x00, 0x16, 0x3e, 0, 0, g as u8],
+            1500,
+            false,
+        )
+        .expect("toolstack");
+        dom0.write(
+            &format!("/local/domain/{nv}/backend/vif/{g}/0/vifname"),
+            vifname.as_bytes(),
+        )
+        .expect("vifname");
         let mut front = TestFront::new(sim, g, 0, FrontOptions::default()).expect("netfront");
-        let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress([0x02, 0, 0, 0, 1, g as u8]))), &mut front, smol(start));
-        iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(ip[0], ip[1], ip[2], ip[3]), 24)).expect("address"));
+        let mut iface = Interface::new(
+            IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress([
+                0x02, 0, 0, 0, 1, g as u8,
+            ]))),
+            &mut front,
+            smol(start),
+        );
+        iface.update_ip_addrs(|a| {
+            a.push(IpCidr::new(IpAddress::v4(ip[0], ip[1], ip[2], ip[3]), 24))
+                .expect("address")
+        });
         let mut set = SocketSet::new(Vec::new());
-        let tcp = (0..sockets).map(|_| set.add(tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 4096]), tcp::SocketBuffer::new(vec![0; 4096])))).collect();
-        Guest { front, iface, sockets: set, tcp }
+        let tcp = (0..sockets)
+            .map(|_| {
+                set.add(tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0; 4096]),
+                    tcp::SocketBuffer::new(vec![0; 4096]),
+                ))
+            })
+            .collect();
+        Guest {
+            front,
+            iface,
+            sockets: set,
+            tcp,
+        }
     }
 
     fn poll(&mut self, sim: &SimXen, start: Instant) {
         self.front.poll(sim).expect("netfront poll");
-        self.iface.poll(smol(start), &mut self.front, &mut self.sockets);
+        self.iface
+            .poll(smol(start), &mut self.front, &mut self.sockets);
     }
 
     /// The replica's service: answers a line with `answer` and closes; keeps listening.
@@ -104,12 +147,37 @@ impl Host {
         let sim = SimXen::new().expect("sim");
         let dom0 = sim.connect_xenstore(0).expect("dom0 xenstore");
         let nv = sim.create_domain().expect("nv domain");
-        let mut nb = Netback::new(sim.connect_xenstore(nv).expect("nv xenstore"), sim.grant_table(nv).expect("gnt"), sim.event_channel(nv).expect("evtchn"), nv).expect("netback");
+        let mut nb = Netback::new(
+            sim.connect_xenstore(nv).expect("nv xenstore"),
+            sim.grant_table(nv).expect("gnt"),
+            sim.event_channel(nv).expect("evtchn"),
+            nv,
+        )
+        .expect("netback");
         nb.set_hotplug_agent(true);
         let client = Guest::new(&sim, &dom0, nv, "ext", [10, 0, 0, 2], 1, start);
-        let replicas = (0..3u8).map(|i| Guest::new(&sim, &dom0, nv, &format!("r{i}"), [10, 77, i + 1, 2], LISTENERS, start)).collect();
-        let app = Appliance::new(Config::from_yaml(CONFIG).expect("config"), Some(nb)).expect("appliance");
-        Host { sim, app, client, replicas, start }
+        let replicas = (0..3u8)
+            .map(|i| {
+                Guest::new(
+                    &sim,
+                    &dom0,
+                    nv,
+                    &format!("r{i}"),
+                    [10, 77, i + 1, 2],
+                    LISTENERS,
+                    start,
+                )
+            })
+            .collect();
+        let app = Appliance::new(Config::from_yaml(CONFIG).expect("config"), Some(nb))
+            .expect("appliance");
+        Host {
+            sim,
+            app,
+            client,
+            replicas,
+            start,
+        }
     }
 
     /// One round of the NV domain and of every guest.
@@ -117,7 +185,11 @@ impl Host {
         self.app.step(Instant::now());
         for (i, r) in self.replicas.iter_mut().enumerate() {
             r.poll(&self.sim, self.start);
-            r.serve(if i == 2 { FAULTY_ANSWER } else { MAJORITY_ANSWER });
+            r.serve(if i == 2 {
+                FAULTY_ANSWER
+            } else {
+                MAJORITY_ANSWER
+            });
         }
         self.client.poll(&self.sim, self.start);
     }
@@ -126,7 +198,11 @@ impl Host {
     fn run_until(&mut self, what: &str, mut cond: impl FnMut(&mut Host) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !cond(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {}", self.app.status().status().to_json());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {}",
+                self.app.status().status().to_json()
+            );
             self.round();
             std::thread::yield_now();
         }
@@ -136,16 +212,41 @@ impl Host {
 #[test]
 fn replicas_on_vifs_are_probed_live_and_the_majority_answers_the_client() {
     let mut h = Host::new();
-    h.run_until("every replica live before any client", |h| h.app.status().status().replicas.iter().all(|r| r.state == ReplicaHealth::Live));
+    h.run_until("every replica live before any client", |h| {
+        h.app
+            .status()
+            .status()
+            .replicas
+            .iter()
+            .all(|r| r.state == ReplicaHealth::Live)
+    });
     let st = h.app.status().status().clone();
     assert_eq!(st.services[0].total, 0, "{}", st.to_json());
-    assert!(st.replicas.iter().all(|r| r.faults.is_empty()), "{}", st.to_json());
+    assert!(
+        st.replicas.iter().all(|r| r.faults.is_empty()),
+        "{}",
+        st.to_json()
+    );
 
     let c = h.client.tcp[0];
     let cx = h.client.iface.context();
-    h.client.sockets.get_mut::<tcp::Socket>(c).connect(cx, (IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 1)), 80), 40000).expect("connect");
-    h.run_until("the client connected", |h| h.client.sockets.get::<tcp::Socket>(c).may_send());
-    h.client.sockets.get_mut::<tcp::Socket>(c).send_slice(b"GET\n").expect("send");
+    h.client
+        .sockets
+        .get_mut::<tcp::Socket>(c)
+        .connect(
+            cx,
+            (IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 1)), 80),
+            40000,
+        )
+        .expect("connect");
+    h.run_until("the client connected", |h| {
+        h.client.sockets.get::<tcp::Socket>(c).may_send()
+    });
+    h.client
+        .sockets
+        .get_mut::<tcp::Socket>(c)
+        .send_slice(b"GET\n")
+        .expect("send");
     let mut got = Vec::new();
     h.run_until("the answer and the close", |h| {
         let s = h.client.sockets.get_mut::<tcp::Socket>(c);
@@ -158,9 +259,25 @@ fn replicas_on_vifs_are_probed_live_and_the_majority_answers_the_client() {
         }
         !s.may_recv()
     });
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(MAJORITY_ANSWER));
-    h.run_until("r2 reported faulty", |h| h.app.status().status().replicas[2].state == ReplicaHealth::Faulty);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(MAJORITY_ANSWER)
+    );
+    h.run_until("r2 reported faulty", |h| {
+        h.app.status().status().replicas[2].state == ReplicaHealth::Faulty
+    });
     let st = h.app.status().status().clone();
-    assert_eq!(st.replicas[2].faults[0].kind, "value-mismatch", "{}", st.to_json());
-    assert!(st.replicas[..2].iter().all(|r| r.faults.is_empty() && r.state == ReplicaHealth::Live), "{}", st.to_json());
+    assert_eq!(
+        st.replicas[2].faults[0].kind,
+        "value-mismatch",
+        "{}",
+        st.to_json()
+    );
+    assert!(
+        st.replicas[..2]
+            .iter()
+            .all(|r| r.faults.is_empty() && r.state == ReplicaHealth::Live),
+        "{}",
+        st.to_json()
+    );
 }

@@ -2,15 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-use domain_nv::voter::{
-    Fault, FaultKind, Policy, ReplicaState, Voter, VoterConfig, VoterEvent,
-};
+use domain_nv::voter::{Fault, FaultKind, Policy, ReplicaState, Voter, VoterConfig, VoterEvent};
 use proptest::prelude::*;
 
 const TIMEOUT: Duration = Duration::from_secs(3600);
 
 fn cfg(policy: Policy, limit: usize) -> VoterConfig {
-    VoterConfig { policy, straggler_timeout: TIMEOUT, buffer_limit: limit }
+    VoterConfig {
+        policy,
+        straggler_timeout: TIMEOUT,
+        buffer_limit: limit,
+    }
 }
 
 /// A client and N replicas around one voter, with a fake clock.
@@ -131,7 +133,10 @@ fn data_strategy(max: usize) -> impl Strategy<Value = Vec<u8>> {
 fn assert_faults_once(sim: &Sim) {
     let f = sim.faults();
     for r in 0..sim.v.replicas() {
-        assert!(f.iter().filter(|x| x.replica == r).count() <= 1, "replica {r} reported twice: {f:?}");
+        assert!(
+            f.iter().filter(|x| x.replica == r).count() <= 1,
+            "replica {r} reported twice: {f:?}"
+        );
     }
 }
 
@@ -404,7 +409,10 @@ fn primary_fault_when_backups_agree() {
     sim.run(&[bad, data.clone(), data.clone()], &[true; 3], &[(0, 5000)]);
     let f = sim.faults();
     assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!((f[0].replica, &f[0].kind), (0, &FaultKind::ValueMismatch { offset: 1234 }));
+    assert_eq!(
+        (f[0].replica, &f[0].kind),
+        (0, &FaultKind::ValueMismatch { offset: 1234 })
+    );
     assert!(sim.has(&VoterEvent::ResetClient));
     assert!(!sim.has(&VoterEvent::CloseClient));
 }
@@ -428,7 +436,10 @@ fn primary_stall_fails_over_by_timeout() {
     sim.run(&[data[..3000].to_vec(), data.clone()], &[false, true], &[]);
     assert_eq!(sim.client, data);
     let f = sim.faults();
-    assert_eq!((f.len(), f[0].replica, &f[0].kind), (1, 0, &FaultKind::Straggler));
+    assert_eq!(
+        (f.len(), f[0].replica, &f[0].kind),
+        (1, 0, &FaultKind::Straggler)
+    );
     assert!(sim.has(&VoterEvent::CloseClient));
 }
 
@@ -493,7 +504,11 @@ fn minority_reset_masked() {
     sim.v.replica_reset(2, now);
     sim.pump();
     assert!(sim.faults().is_empty(), "not yet known to be a minority");
-    sim.run(&[data.clone(), data.clone(), data[..2000].to_vec()], &[true, true, false], &[]);
+    sim.run(
+        &[data.clone(), data.clone(), data[..2000].to_vec()],
+        &[true, true, false],
+        &[],
+    );
     assert_eq!(sim.client, data);
     assert_eq!(only_fault(&sim), (2, FaultKind::Reset));
     assert!(sim.has(&VoterEvent::CloseClient));
@@ -521,7 +536,10 @@ fn quorum_reset_resets_client() {
 fn minority_early_close() {
     let data = stream(8000);
     let sim = minority_case(&data[..5000], true, |s| s.connect_all());
-    assert_eq!(only_fault(&sim), (2, FaultKind::EarlyClose { offset: 5000 }));
+    assert_eq!(
+        only_fault(&sim),
+        (2, FaultKind::EarlyClose { offset: 5000 })
+    );
 }
 
 #[test]
@@ -543,7 +561,13 @@ fn majority_no_quorum_when_all_differ() {
     sim.run(&streams, &[true; 3], &[]);
     assert_eq!(sim.client, &data[..100]);
     assert!(sim.has(&VoterEvent::ResetClient));
-    assert_eq!(sim.faults().iter().filter(|f| f.kind == FaultKind::NoQuorum).count(), 1);
+    assert_eq!(
+        sim.faults()
+            .iter()
+            .filter(|f| f.kind == FaultKind::NoQuorum)
+            .count(),
+        1
+    );
     assert_faults_once(&sim);
 }
 
@@ -554,14 +578,19 @@ fn straggler_deadline() {
     sim.connect_all();
     assert_eq!(sim.v.poll_timeout(), None);
     sim.push(0, &data, 1000);
-    assert_eq!(sim.v.poll_timeout(), None, "one replica ahead is not a quorum");
+    assert_eq!(
+        sim.v.poll_timeout(),
+        None,
+        "one replica ahead is not a quorum"
+    );
     sim.push(1, &data, 1000);
     let t_quorum = sim.t0 + Duration::from_millis(sim.tick);
     assert_eq!(sim.v.poll_timeout(), Some(t_quorum + TIMEOUT));
     // Replica 2 catches up part way: still behind, same deadline (time the quorum got there).
     sim.push(2, &data, 500);
     assert_eq!(sim.v.poll_timeout(), Some(t_quorum + TIMEOUT));
-    sim.v.handle_timeout(t_quorum + TIMEOUT - Duration::from_millis(1));
+    sim.v
+        .handle_timeout(t_quorum + TIMEOUT - Duration::from_millis(1));
     sim.pump();
     assert!(sim.faults().is_empty());
     sim.v.handle_timeout(t_quorum + TIMEOUT);
@@ -571,7 +600,11 @@ fn straggler_deadline() {
     assert_eq!(sim.v.replica_state(2), ReplicaState::Faulty);
     let t = sim.t0 + TIMEOUT * 2;
     sim.tick = (t - sim.t0).as_millis() as u64;
-    sim.run(&[data.clone(), data.clone(), vec![]], &[true, true, false], &[]);
+    sim.run(
+        &[data.clone(), data.clone(), vec![]],
+        &[true, true, false],
+        &[],
+    );
     assert_eq!(sim.client, data);
     assert!(sim.has(&VoterEvent::CloseClient));
 }
@@ -590,7 +623,11 @@ fn straggler_while_connecting_and_at_fin() {
     assert_eq!(only_fault(&sim), (2, FaultKind::Straggler));
     // Replica 1 sends everything but never FINs: deadline from the FIN of... only one FIN is not a
     // quorum, so replica 1 is not a straggler; the stream waits.
-    sim.run(&[data.clone(), data.clone(), vec![]], &[true, false, false], &[]);
+    sim.run(
+        &[data.clone(), data.clone(), vec![]],
+        &[true, false, false],
+        &[],
+    );
     assert_eq!(sim.client, data);
     assert!(!sim.has(&VoterEvent::CloseClient));
 }
@@ -647,7 +684,10 @@ fn client_not_draining_bounds_release() {
     assert!(pos.iter().all(|&p| p <= 2 * limit));
     assert!((0..3).all(|r| v.replica_window(r) == 0));
     v.client_output_sent(limit);
-    assert!(v.client_output().len() == limit, "room freed: next bytes released");
+    assert!(
+        v.client_output().len() == limit,
+        "room freed: next bytes released"
+    );
 }
 
 #[test]
@@ -692,11 +732,21 @@ fn primary_fin_before_backups_fails_over() {
     sim.fin_sent[0] = true;
     sim.pump();
     assert_eq!(sim.client, &data[..4000]);
-    assert!(!sim.has(&VoterEvent::CloseClient), "a primary FIN alone must not end the stream");
-    sim.run(&[data[..4000].to_vec(), data.clone(), data.clone()], &[true, true, true], &[]);
+    assert!(
+        !sim.has(&VoterEvent::CloseClient),
+        "a primary FIN alone must not end the stream"
+    );
+    sim.run(
+        &[data[..4000].to_vec(), data.clone(), data.clone()],
+        &[true, true, true],
+        &[],
+    );
     assert_eq!(sim.client, data);
     let f = sim.faults();
-    assert_eq!((f.len(), f[0].replica, &f[0].kind), (1, 0, &FaultKind::EarlyClose { offset: 4000 }));
+    assert_eq!(
+        (f.len(), f[0].replica, &f[0].kind),
+        (1, 0, &FaultKind::EarlyClose { offset: 4000 })
+    );
     assert!(sim.has(&VoterEvent::CloseClient));
 }
 
@@ -732,7 +782,11 @@ fn early_close_after_client_fin_is_not_blamed() {
     let now = sim.now();
     sim.v.replica_fin(2, now);
     sim.fin_sent[2] = true;
-    sim.run(&[data.clone(), data.clone(), data[..1000].to_vec()], &[true, true, true], &[]);
+    sim.run(
+        &[data.clone(), data.clone(), data[..1000].to_vec()],
+        &[true, true, true],
+        &[],
+    );
     assert_eq!(sim.client, data);
     assert!(sim.faults().is_empty(), "{:?}", sim.faults());
     assert!(sim.has(&VoterEvent::CloseClient));
@@ -763,7 +817,11 @@ fn output_past_fin_after_client_fin_is_not_blamed() {
     sim.connect_all();
     half_close(&mut sim);
     let cut = data[..2500].to_vec();
-    sim.run(&[data.clone(), cut.clone(), cut.clone()], &[true, true, true], &[(1, 2500), (2, 2500)]);
+    sim.run(
+        &[data.clone(), cut.clone(), cut.clone()],
+        &[true, true, true],
+        &[(1, 2500), (2, 2500)],
+    );
     assert_eq!(sim.client, cut);
     assert!(sim.faults().is_empty(), "{:?}", sim.faults());
     assert!(sim.has(&VoterEvent::CloseClient));
@@ -777,7 +835,11 @@ fn output_past_fin_without_client_fin_is_a_flood() {
     let mut sim = Sim::new(Policy::Majority, 3, 65536);
     sim.connect_all();
     let cut = data[..2500].to_vec();
-    sim.run(&[data.clone(), cut.clone(), cut.clone()], &[true, true, true], &[(1, 2500), (2, 2500)]);
+    sim.run(
+        &[data.clone(), cut.clone(), cut.clone()],
+        &[true, true, true],
+        &[(1, 2500), (2, 2500)],
+    );
     assert_eq!(sim.client, cut);
     assert_eq!(only_fault(&sim), (0, FaultKind::Flood));
 }
@@ -793,7 +855,11 @@ fn reset_after_client_fin_is_not_blamed() {
     let now = sim.now();
     sim.v.replica_reset(1, now);
     sim.pump();
-    sim.run(&[data.clone(), data.clone(), data.clone()], &[true, false, true], &[]);
+    sim.run(
+        &[data.clone(), data.clone(), data.clone()],
+        &[true, false, true],
+        &[],
+    );
     assert_eq!(sim.client, data);
     assert!(sim.faults().is_empty(), "{:?}", sim.faults());
     assert!(sim.has(&VoterEvent::CloseClient));
@@ -822,7 +888,10 @@ fn value_mismatch_after_client_fin_is_blamed() {
     half_close(&mut sim);
     sim.run(&[data.clone(), bad, data.clone()], &[true, true, true], &[]);
     assert_eq!(sim.client, data);
-    assert_eq!(only_fault(&sim), (1, FaultKind::ValueMismatch { offset: 5990 }));
+    assert_eq!(
+        only_fault(&sim),
+        (1, FaultKind::ValueMismatch { offset: 5990 })
+    );
 }
 
 /// A replica that has not been given all client input yet did not see the FIN: its early close
@@ -838,9 +907,16 @@ fn early_close_before_the_fin_reached_it_is_blamed() {
     for r in 0..2 {
         sim.v.replica_input_sent(r, 7);
     }
-    sim.run(&[data.clone(), data.clone(), data[..1000].to_vec()], &[true, true, true], &[]);
+    sim.run(
+        &[data.clone(), data.clone(), data[..1000].to_vec()],
+        &[true, true, true],
+        &[],
+    );
     assert_eq!(sim.client, data);
-    assert_eq!(only_fault(&sim), (2, FaultKind::EarlyClose { offset: 1000 }));
+    assert_eq!(
+        only_fault(&sim),
+        (2, FaultKind::EarlyClose { offset: 1000 })
+    );
 }
 
 /// Primary-backup after the half-close: a primary that stops early hands over to a backup that
@@ -851,7 +927,11 @@ fn primary_early_fin_after_client_fin_fails_over_without_blame() {
     let mut sim = Sim::new(Policy::PrimaryBackup { primary: 0 }, 3, 65536);
     sim.connect_all();
     half_close(&mut sim);
-    sim.run(&[data[..3000].to_vec(), data.clone(), data.clone()], &[true, true, true], &[(0, 3000)]);
+    sim.run(
+        &[data[..3000].to_vec(), data.clone(), data.clone()],
+        &[true, true, true],
+        &[(0, 3000)],
+    );
     assert_eq!(sim.client, data);
     assert!(sim.faults().is_empty(), "{:?}", sim.faults());
     assert!(sim.has(&VoterEvent::CloseClient));
@@ -874,7 +954,11 @@ fn client_reset_after_fin_stops_voting() {
         assert!(sim.has(&VoterEvent::ResetReplica(r)));
         assert_eq!(sim.v.replica_window(r), 0);
     }
-    sim.run(&[data.clone(), bad, data[..10].to_vec()], &[true, true, true], &[]);
+    sim.run(
+        &[data.clone(), bad, data[..10].to_vec()],
+        &[true, true, true],
+        &[],
+    );
     assert!(sim.client.is_empty());
     assert!(sim.faults().is_empty(), "{:?}", sim.faults());
     assert!(sim.v.is_finished());

@@ -189,7 +189,10 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                     // The toolstack's `vifname` (xl: vif=['vifname=...']) names the link.
                     if let Ok(Some(name)) = xs.try_read(&format!("{be}/vifname")) {
                         let name = String::from_utf8_lossy(&name).trim().to_owned();
-                        if !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_graphic()) {
+                        if !name.is_empty()
+                            && name.len() <= 64
+                            && name.chars().all(|c| c.is_ascii_graphic())
+                        {
                             vif.set_name(name);
                         }
                     }
@@ -474,11 +477,16 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
 
     /// Every STATS_LOG_INTERVAL: one info line per vif whose counters changed.
     fn log_stats(&mut self, now: Instant) {
-        if self.stats_logged.as_ref().is_some_and(|(t, _)| now < *t + STATS_LOG_INTERVAL) {
+        if self
+            .stats_logged
+            .as_ref()
+            .is_some_and(|(t, _)| now < *t + STATS_LOG_INTERVAL)
+        {
             return;
         }
         let prev = self.stats_logged.take().map(|(_, v)| v).unwrap_or_default();
-        let cur: Vec<(Key, crate::vif::VifStats)> = self.vifs.iter().map(|(k, v)| (*k, v.stats())).collect();
+        let cur: Vec<(Key, crate::vif::VifStats)> =
+            self.vifs.iter().map(|(k, v)| (*k, v.stats())).collect();
         for (key, st) in &cur {
             if prev.iter().any(|(k, p)| k == key && p == st) {
                 continue;

@@ -256,7 +256,11 @@ impl<M: SharedPage> Vif<M> {
         // Requests left (budget spent or stack queue full): poll again without waiting for an event.
         let budget_hit = src.left > 0;
         if outcomes.is_empty() {
-            let more = budget_hit || rings.tx.final_check_for_requests().map_err(ring_violation)?;
+            let more = budget_hit
+                || rings
+                    .tx
+                    .final_check_for_requests()
+                    .map_err(ring_violation)?;
             // Work pending but the stack queue is full: the owner drains it and polls again.
             return Ok(Work {
                 notify: false,
@@ -355,7 +359,11 @@ impl<M: SharedPage> Vif<M> {
             }
         }
         let notify = rings.tx.push_responses_and_check_notify();
-        let more = budget_hit || rings.tx.final_check_for_requests().map_err(ring_violation)?;
+        let more = budget_hit
+            || rings
+                .tx
+                .final_check_for_requests()
+                .map_err(ring_violation)?;
         Ok(Work { notify, more })
     }
 

@@ -76,7 +76,10 @@ fn hotplug_agent_sets_hotplug_status_itself() {
     assert_eq!(w.backend_state(g), "4");
     let status = w
         .dom0
-        .read_string(&format!("/local/domain/{}/backend/vif/{g}/0/hotplug-status", w.nv))
+        .read_string(&format!(
+            "/local/domain/{}/backend/vif/{g}/0/hotplug-status",
+            w.nv
+        ))
         .unwrap();
     assert_eq!(status, "connected");
 }
@@ -236,8 +239,14 @@ fn hotplug_agent_removes_an_offline_backend_directory() {
     for _ in 0..50 {
         w.pump(&mut [&mut f]);
     }
-    assert!(w.dom0.try_read(&be).unwrap().is_none(), "backend directory left behind");
-    assert!(w.nb.vif_by_handle(g, 0).is_none(), "removed vif found again");
+    assert!(
+        w.dom0.try_read(&be).unwrap().is_none(),
+        "backend directory left behind"
+    );
+    assert!(
+        w.nb.vif_by_handle(g, 0).is_none(),
+        "removed vif found again"
+    );
 }
 
 /// The driver domain's netback restarts (e.g. domain-nv is upgraded): the new instance finds the
@@ -291,10 +300,16 @@ fn toolstack_vifname_names_the_vif() {
     let mut w = World::new();
     let g = w.add_guest_raw(1500, false);
     w.dom0
-        .write(&format!("/local/domain/{}/backend/vif/{g}/0/vifname", w.nv), "r1")
+        .write(
+            &format!("/local/domain/{}/backend/vif/{g}/0/vifname", w.nv),
+            "r1",
+        )
         .unwrap();
     let mut f = TestFront::new(&w.sim, g, 0, FrontOptions::default()).unwrap();
-    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()), "never connected");
+    assert!(
+        w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()),
+        "never connected"
+    );
     assert!(w.nb.vif_mut("r1").is_some_and(|v| v.is_connected()));
     assert!(w.nb.vif_mut(&format!("vif{g}.0")).is_none());
 }

@@ -61,11 +61,16 @@ pub fn chunk_header(count: usize, total: usize) -> String {
 /// `Some((count, total))` if `value` is a chunk header, `None` if it is a plain value, an error
 /// if it starts like a header but is malformed.
 pub fn parse_chunk_header(value: &str) -> Result<Option<(usize, usize)>, StatusError> {
-    let Some(h) = value.strip_prefix(CHUNK_HEADER) else { return Ok(None) };
+    let Some(h) = value.strip_prefix(CHUNK_HEADER) else {
+        return Ok(None);
+    };
     let mut it = h.split_whitespace().map(str::parse::<usize>);
     match (it.next(), it.next(), it.next()) {
         (Some(Ok(count)), Some(Ok(total)), None) => Ok(Some((count, total))),
-        _ => Err(StatusError::Key { key: XS_CONFIG.into(), why: format!("malformed chunk header {value:?}") }),
+        _ => Err(StatusError::Key {
+            key: XS_CONFIG.into(),
+            why: format!("malformed chunk header {value:?}"),
+        }),
     }
 }
 
@@ -186,7 +191,10 @@ fn json_str(out: &mut String, s: &str) {
 }
 
 fn kebab<T: Serialize>(v: &T) -> String {
-    serde_yaml::to_string(v).unwrap_or_default().trim().to_string()
+    serde_yaml::to_string(v)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 impl Status {
@@ -267,7 +275,14 @@ impl Status {
             for (n, f) in r.faults.iter().enumerate() {
                 kv.push((
                     format!("{p}/faults/{n}"),
-                    format!("{} {} {} {} {}", f.time_ms, f.kind, f.service, f.connection, f.detail.replace('\n', " ")),
+                    format!(
+                        "{} {} {} {} {}",
+                        f.time_ms,
+                        f.kind,
+                        f.service,
+                        f.connection,
+                        f.detail.replace('\n', " ")
+                    ),
                 ));
             }
         }
@@ -280,16 +295,34 @@ impl Status {
         read: &mut dyn FnMut(&str) -> Option<String>,
         list: &mut dyn FnMut(&str) -> Vec<String>,
     ) -> Result<Status, StatusError> {
-        fn need(read: &mut dyn FnMut(&str) -> Option<String>, key: &str) -> Result<String, StatusError> {
-            read(key).ok_or_else(|| StatusError::Key { key: key.to_string(), why: "missing".into() })
+        fn need(
+            read: &mut dyn FnMut(&str) -> Option<String>,
+            key: &str,
+        ) -> Result<String, StatusError> {
+            read(key).ok_or_else(|| StatusError::Key {
+                key: key.to_string(),
+                why: "missing".into(),
+            })
         }
-        fn num<T: std::str::FromStr>(read: &mut dyn FnMut(&str) -> Option<String>, key: &str) -> Result<T, StatusError> {
+        fn num<T: std::str::FromStr>(
+            read: &mut dyn FnMut(&str) -> Option<String>,
+            key: &str,
+        ) -> Result<T, StatusError> {
             let v = need(read, key)?;
-            v.trim().parse().map_err(|_| StatusError::Key { key: key.to_string(), why: format!("not a number: {v:?}") })
+            v.trim().parse().map_err(|_| StatusError::Key {
+                key: key.to_string(),
+                why: format!("not a number: {v:?}"),
+            })
         }
-        fn word<T: for<'de> Deserialize<'de>>(read: &mut dyn FnMut(&str) -> Option<String>, key: &str) -> Result<T, StatusError> {
+        fn word<T: for<'de> Deserialize<'de>>(
+            read: &mut dyn FnMut(&str) -> Option<String>,
+            key: &str,
+        ) -> Result<T, StatusError> {
             let v = need(read, key)?;
-            serde_yaml::from_str(&v).map_err(|_| StatusError::Key { key: key.to_string(), why: format!("unknown value {v:?}") })
+            serde_yaml::from_str(&v).map_err(|_| StatusError::Key {
+                key: key.to_string(),
+                why: format!("unknown value {v:?}"),
+            })
         }
         let b = XS_BASE;
         let version = num(read, &format!("{b}/version"))?;
@@ -308,20 +341,32 @@ impl Status {
         let mut replicas = Vec::new();
         for name in list(&format!("{b}/replicas")) {
             let p = format!("{b}/replicas/{name}");
-            let mut idx: Vec<u64> = list(&format!("{p}/faults")).iter().filter_map(|n| n.parse().ok()).collect();
+            let mut idx: Vec<u64> = list(&format!("{p}/faults"))
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect();
             idx.sort_unstable();
             let mut faults = Vec::new();
             for n in idx {
                 let key = format!("{p}/faults/{n}");
                 let v = need(read, &key)?;
                 let mut it = v.splitn(5, ' ');
-                let bad = || StatusError::Key { key: key.clone(), why: format!("malformed fault {v:?}") };
+                let bad = || StatusError::Key {
+                    key: key.clone(),
+                    why: format!("malformed fault {v:?}"),
+                };
                 let time_ms = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
                 let kind = it.next().ok_or_else(bad)?.to_string();
                 let service = it.next().ok_or_else(bad)?.to_string();
                 let connection = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
                 let detail = it.next().unwrap_or("").to_string();
-                faults.push(FaultRecord { time_ms, kind, service, connection, detail });
+                faults.push(FaultRecord {
+                    time_ms,
+                    kind,
+                    service,
+                    connection,
+                    detail,
+                });
             }
             replicas.push(ReplicaStatus {
                 state: word(read, &format!("{p}/state"))?,
@@ -332,7 +377,13 @@ impl Status {
                 name,
             });
         }
-        Ok(Status { version, ready, updated_ms, services, replicas })
+        Ok(Status {
+            version,
+            ready,
+            updated_ms,
+            services,
+            replicas,
+        })
     }
 }
 
@@ -346,16 +397,34 @@ mod tests {
             version: SCHEMA_VERSION,
             ready: true,
             updated_ms: 1_790_000_000_000,
-            services: vec![ServiceStatus { name: "redis".into(), listen: "10.0.0.1:6379".into(), active: 2, total: 9 }],
+            services: vec![ServiceStatus {
+                name: "redis".into(),
+                listen: "10.0.0.1:6379".into(),
+                active: 2,
+                total: 9,
+            }],
             replicas: vec![
-                ReplicaStatus { name: "r1".into(), state: ReplicaHealth::Live, link: LinkState::Up, connections: 2, bytes_voted: 77, faults: vec![] },
+                ReplicaStatus {
+                    name: "r1".into(),
+                    state: ReplicaHealth::Live,
+                    link: LinkState::Up,
+                    connections: 2,
+                    bytes_voted: 77,
+                    faults: vec![],
+                },
                 ReplicaStatus {
                     name: "r2".into(),
                     state: ReplicaHealth::Faulty,
                     link: LinkState::Up,
                     connections: 0,
                     bytes_voted: 5,
-                    faults: vec![FaultRecord { time_ms: 1, kind: "value-mismatch".into(), service: "redis".into(), connection: 4, detail: "offset 12 \"x\"".into() }],
+                    faults: vec![FaultRecord {
+                        time_ms: 1,
+                        kind: "value-mismatch".into(),
+                        service: "redis".into(),
+                        connection: 4,
+                        detail: "offset 12 \"x\"".into(),
+                    }],
                 },
             ],
         }
@@ -377,7 +446,11 @@ mod tests {
         let mut read = |k: &str| kv.get(k).cloned();
         let mut list = |k: &str| {
             let pre = format!("{k}/");
-            let mut v: Vec<String> = kv.keys().filter_map(|x| x.strip_prefix(&pre)).map(|x| x.split('/').next().unwrap().to_string()).collect();
+            let mut v: Vec<String> = kv
+                .keys()
+                .filter_map(|x| x.strip_prefix(&pre))
+                .map(|x| x.split('/').next().unwrap().to_string())
+                .collect();
             v.dedup();
             v
         };
@@ -386,9 +459,17 @@ mod tests {
 
     #[test]
     fn xenstore_malformed_names_key() {
-        let mut read = |k: &str| if k.ends_with("version") { Some("x".to_string()) } else { None };
+        let mut read = |k: &str| {
+            if k.ends_with("version") {
+                Some("x".to_string())
+            } else {
+                None
+            }
+        };
         let mut list = |_: &str| Vec::new();
-        let e = Status::from_xenstore(&mut read, &mut list).unwrap_err().to_string();
+        let e = Status::from_xenstore(&mut read, &mut list)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("data/domain-nv/version"), "{e}");
     }
 
@@ -399,7 +480,10 @@ mod tests {
         assert!(pieces.iter().all(|p| p.len() <= CHUNK_SIZE));
         assert_eq!(pieces.concat(), text);
         let h = chunk_header(pieces.len(), text.len());
-        assert_eq!(parse_chunk_header(&h).unwrap(), Some((pieces.len(), text.len())));
+        assert_eq!(
+            parse_chunk_header(&h).unwrap(),
+            Some((pieces.len(), text.len()))
+        );
         assert_eq!(parse_chunk_header("policy: majority").unwrap(), None);
         assert!(parse_chunk_header("#nvctl-chunked x 3").is_err());
     }

@@ -56,14 +56,25 @@ fn remove_netns(ns: &str) {
             }
         }
     }
-    let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
+    let _ = Command::new("ip")
+        .args(["netns", "del", ns])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Runs a command, failing with its stderr if it does not succeed.
 pub fn run(argv: &[&str]) -> Result<Output> {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().with_context(|| format!("running {}", argv.join(" ")))?;
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .with_context(|| format!("running {}", argv.join(" ")))?;
     if !out.status.success() {
-        bail!("{} failed ({}): {}", argv.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{} failed ({}): {}",
+            argv.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(out)
 }
@@ -107,7 +118,12 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("{prefix}.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        Ok(Lab { prefix: prefix.to_owned(), dir, namespaces: Vec::new(), procs: Vec::new() })
+        Ok(Lab {
+            prefix: prefix.to_owned(),
+            dir,
+            namespaces: Vec::new(),
+            procs: Vec::new(),
+        })
     }
 
     /// The lab's directory for logs and configs.
@@ -120,7 +136,11 @@ impl Lab {
         let ns = format!("{}-{suffix}", self.prefix);
         run(&["ip", "netns", "add", &ns])?;
         self.namespaces.push(ns.clone());
-        registry().lock().map_err(|_| anyhow::anyhow!("registry poisoned"))?.0.push(ns.clone());
+        registry()
+            .lock()
+            .map_err(|_| anyhow::anyhow!("registry poisoned"))?
+            .0
+            .push(ns.clone());
         run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -128,7 +148,13 @@ impl Lab {
     /// Creates namespace `<prefix>-<suffix>` with loopback up and a persistent TAP device `tap`
     /// carrying `cidr` (e.g. `10.77.1.2/24`) and a default route via `gateway` if given. Returns
     /// the namespace name.
-    pub fn add_netns(&mut self, suffix: &str, tap: &str, cidr: &str, gateway: Option<&str>) -> Result<String> {
+    pub fn add_netns(
+        &mut self,
+        suffix: &str,
+        tap: &str,
+        cidr: &str,
+        gateway: Option<&str>,
+    ) -> Result<String> {
         let ns = self.add_netns_plain(suffix)?;
         run(&["ip", "-n", &ns, "tuntap", "add", "dev", tap, "mode", "tap"])?;
         run(&["ip", "-n", &ns, "addr", "add", cidr, "dev", tap])?;
@@ -141,8 +167,18 @@ impl Lab {
 
     /// Creates a veth pair between namespaces `a` and `b` (interfaces `if_a`, `if_b`) with the
     /// given addresses (an empty one: none), both ends up.
-    pub fn add_veth(&mut self, a: &str, if_a: &str, cidr_a: &str, b: &str, if_b: &str, cidr_b: &str) -> Result<()> {
-        run(&["ip", "link", "add", if_a, "netns", a, "type", "veth", "peer", "name", if_b, "netns", b])?;
+    pub fn add_veth(
+        &mut self,
+        a: &str,
+        if_a: &str,
+        cidr_a: &str,
+        b: &str,
+        if_b: &str,
+        cidr_b: &str,
+    ) -> Result<()> {
+        run(&[
+            "ip", "link", "add", if_a, "netns", a, "type", "veth", "peer", "name", if_b, "netns", b,
+        ])?;
         for (ns, ifname, cidr) in [(a, if_a, cidr_a), (b, if_b, cidr_b)] {
             if !cidr.is_empty() {
                 run(&["ip", "-n", ns, "addr", "add", cidr, "dev", ifname])?;
@@ -168,7 +204,21 @@ impl Lab {
                 self.spawn(
                     label,
                     Some(ns),
-                    &["redis-server", "--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no", "--dir", &d],
+                    &[
+                        "redis-server",
+                        "--port",
+                        "6379",
+                        "--bind",
+                        "0.0.0.0",
+                        "--protected-mode",
+                        "no",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        &d,
+                    ],
                 )
             }
             Service::Nginx => {
@@ -194,17 +244,32 @@ impl Lab {
                 // (`env` execs, so the pid is nginx's own.)
                 let preload = format!("LD_PRELOAD={LIBFAKETIME}");
                 let frozen = format!("FAKETIME={FROZEN_TIME}");
-                self.spawn(label, Some(ns), &["env", &preload, &frozen, "nginx", "-c", &c])
+                self.spawn(
+                    label,
+                    Some(ns),
+                    &["env", &preload, &frozen, "nginx", "-c", &c],
+                )
             }
         }
     }
 
     /// Waits (bounded) until `service` answers at `addr` from inside namespace `ns`.
     pub fn wait_service(&self, ns: &str, addr: &str, service: &Service) -> Result<()> {
-        wait_until(&format!("{service:?} at {addr} in {ns}"), Duration::from_secs(10), || match service {
-            Service::Redis => self.exec(ns, &["redis-cli", "-h", addr, "ping"]).is_ok_and(|o| o.stdout.starts_with(b"PONG")),
-            Service::Nginx => self.exec(ns, &["curl", "-s", "-o", "/dev/null", &format!("http://{addr}/")]).is_ok_and(|o| o.status.success()),
-        })
+        wait_until(
+            &format!("{service:?} at {addr} in {ns}"),
+            Duration::from_secs(10),
+            || match service {
+                Service::Redis => self
+                    .exec(ns, &["redis-cli", "-h", addr, "ping"])
+                    .is_ok_and(|o| o.stdout.starts_with(b"PONG")),
+                Service::Nginx => self
+                    .exec(
+                        ns,
+                        &["curl", "-s", "-o", "/dev/null", &format!("http://{addr}/")],
+                    )
+                    .is_ok_and(|o| o.status.success()),
+            },
+        )
     }
 
     /// Gives every file in `www` the same modification time (nginx's Last-Modified and ETag
@@ -239,7 +304,11 @@ impl Lab {
             .spawn()
             .with_context(|| format!("starting {label}: {}", argv.join(" ")))?;
         let pid = child.id();
-        registry().lock().map_err(|_| anyhow::anyhow!("registry poisoned"))?.1.push(pid);
+        registry()
+            .lock()
+            .map_err(|_| anyhow::anyhow!("registry poisoned"))?
+            .1
+            .push(pid);
         self.procs.push((label.to_owned(), child));
         Ok(pid)
     }
@@ -266,20 +335,27 @@ impl Lab {
         let data = input.to_vec();
         let writer = std::thread::spawn(move || stdin.write_all(&data));
         let out = child.wait_with_output()?;
-        writer.join().map_err(|_| anyhow::anyhow!("stdin writer panicked"))??;
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("stdin writer panicked"))??;
         Ok(out)
     }
 
     /// Sends `sig` to the process started as `label` (for `ip netns exec`, the service itself:
     /// it execs the command).
     pub fn signal(&self, label: &str, sig: Signal) -> Result<()> {
-        let pid = self.pid(label).with_context(|| format!("no process {label}"))?;
+        let pid = self
+            .pid(label)
+            .with_context(|| format!("no process {label}"))?;
         kill(Pid::from_raw(pid as i32), sig).with_context(|| format!("signal {sig:?} to {label}"))
     }
 
     /// The pid of the process started as `label`.
     pub fn pid(&self, label: &str) -> Option<u32> {
-        self.procs.iter().find(|(l, _)| l == label).map(|(_, c)| c.id())
+        self.procs
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, c)| c.id())
     }
 
     /// The log of the process started as `label`.
@@ -353,7 +429,16 @@ pub struct GroupSpec {
 impl GroupSpec {
     /// Defaults: 1 s straggler deadline, 1 MiB buffer bound, MTU 1500, TAP offload on.
     pub fn new(policy: &str, replicas: usize, service: Service) -> GroupSpec {
-        GroupSpec { policy: policy.to_owned(), replicas, service, straggler_ms: 1000, buffer_limit: 1 << 20, raw_external: false, mtu: 1500, tap_offload: true }
+        GroupSpec {
+            policy: policy.to_owned(),
+            replicas,
+            service,
+            straggler_ms: 1000,
+            buffer_limit: 1 << 20,
+            raw_external: false,
+            mtu: 1500,
+            tap_offload: true,
+        }
     }
 }
 
@@ -384,7 +469,12 @@ impl Group {
     /// Builds the namespaces, starts the replicas' service and waits until each answers inside
     /// its namespace; `prepare(i, group)` then runs for each replica (e.g. to load data) before
     /// domain-nv (the binary at `domain_nv`) starts and reports ready.
-    pub fn start(prefix: &str, spec: GroupSpec, domain_nv: &Path, mut prepare: impl FnMut(usize, &Group) -> Result<()>) -> Result<Group> {
+    pub fn start(
+        prefix: &str,
+        spec: GroupSpec,
+        domain_nv: &Path,
+        mut prepare: impl FnMut(usize, &Group) -> Result<()>,
+    ) -> Result<Group> {
         let mut lab = Lab::new(prefix)?;
         let client_ns = if spec.raw_external {
             // The client's veth peer lives in namespace `x` without an address: only domain-nv
@@ -399,7 +489,12 @@ impl Group {
         let mut replica_ns = Vec::new();
         for i in 0..spec.replicas {
             let net = i + 1;
-            let ns = lab.add_netns(&format!("r{i}"), "tap0", &format!("10.77.{net}.2/24"), Some(&format!("10.77.{net}.1")))?;
+            let ns = lab.add_netns(
+                &format!("r{i}"),
+                "tap0",
+                &format!("10.77.{net}.2/24"),
+                Some(&format!("10.77.{net}.1")),
+            )?;
             lab.start_service(&format!("r{i}"), &ns, &spec.service)?;
             replica_ns.push(ns);
         }
@@ -411,7 +506,13 @@ impl Group {
             let ext = if spec.raw_external { "v0" } else { "ext0" };
             run(&["ip", "-n", &client_ns, "link", "set", ext, "mtu", &mtu])?;
         }
-        let mut group = Group { lab, client_ns, replica_ns, status_path: PathBuf::new(), spec };
+        let mut group = Group {
+            lab,
+            client_ns,
+            replica_ns,
+            status_path: PathBuf::new(),
+            spec,
+        };
         for i in 0..group.spec.replicas {
             let ns = group.replica_ns[i].clone();
             let addr = format!("10.77.{}.2", i + 1);
@@ -426,10 +527,15 @@ impl Group {
         std::fs::write(&config_path, group.config_yaml())?;
         let cfg = config_path.to_string_lossy().into_owned();
         let bin = domain_nv.to_string_lossy().into_owned();
-        group.lab.spawn("domain-nv", None, &[&bin, "--config", &cfg])?;
+        group
+            .lab
+            .spawn("domain-nv", None, &[&bin, "--config", &cfg])?;
         let status_path = group.status_path.clone();
         wait_until("domain-nv ready", Duration::from_secs(10), || {
-            std::fs::read_to_string(&status_path).ok().and_then(|t| Status::from_json(&t).ok()).is_some_and(|s| s.ready)
+            std::fs::read_to_string(&status_path)
+                .ok()
+                .and_then(|t| Status::from_json(&t).ok())
+                .is_some_and(|s| s.ready)
         })
         .with_context(|| group.lab.log("domain-nv"))?;
         Ok(group)
@@ -437,7 +543,11 @@ impl Group {
 
     /// The domain-nv config of this group.
     pub fn config_yaml(&self) -> String {
-        let offload = if self.spec.tap_offload { "" } else { ", offload: false" };
+        let offload = if self.spec.tap_offload {
+            ""
+        } else {
+            ", offload: false"
+        };
         let mut y = format!(
             "policy: {}\n{}straggler_timeout_ms: {}\nconnect_timeout_ms: 1000\nbuffer_limit: {}\nmtu: {}\nstatus_file: {}\n\
              external:\n  link: {}\n  address: {SERVICE_ADDRESS}/24\n\
@@ -501,7 +611,12 @@ impl Group {
     }
 
     /// Waits (bounded) until the status satisfies `pred`.
-    pub fn wait_status(&self, what: &str, timeout: Duration, mut pred: impl FnMut(&Status) -> bool) -> Result<Status> {
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&Status) -> bool,
+    ) -> Result<Status> {
         let mut last = None;
         wait_until(what, timeout, || {
             last = self.status().ok();

@@ -81,7 +81,11 @@ fn gpath(group: &str) -> String {
 
 impl Record {
     fn members(&self) -> Vec<Instance> {
-        self.instances.iter().filter(|(_, r)| *r == Role::Member).map(|(i, _)| i.clone()).collect()
+        self.instances
+            .iter()
+            .filter(|(_, r)| *r == Role::Member)
+            .map(|(i, _)| i.clone())
+            .collect()
     }
 
     fn member_of(&self, replica: &str) -> Result<Instance> {
@@ -101,27 +105,50 @@ impl Record {
         let ours = |d: &str| {
             self.spec.replicas.iter().any(|r| {
                 let base = format!("{g}-{}", r.name);
-                d == base || d.strip_prefix(&base).and_then(|s| s.strip_prefix("-g")).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                d == base
+                    || d.strip_prefix(&base)
+                        .and_then(|s| s.strip_prefix("-g"))
+                        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
             })
         };
-        running.keys().filter(|d| ours(d) && !known.contains(d)).cloned().collect()
+        running
+            .keys()
+            .filter(|d| ours(d) && !known.contains(d))
+            .cloned()
+            .collect()
     }
 
     fn sort(&mut self) {
-        let order: BTreeMap<&str, usize> = self.spec.replicas.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
-        self.instances.sort_by_key(|(i, _)| (order.get(i.replica.as_str()).copied().unwrap_or(usize::MAX), i.generation));
+        let order: BTreeMap<&str, usize> = self
+            .spec
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.as_str(), i))
+            .collect();
+        self.instances.sort_by_key(|(i, _)| {
+            (
+                order.get(i.replica.as_str()).copied().unwrap_or(usize::MAX),
+                i.generation,
+            )
+        });
     }
 }
 
 /// Load a group's record; an error if the group is unknown.
 pub fn load(store: &dyn Store, group: &str) -> Result<Record> {
     let base = gpath(group);
-    let text = read_blob(store, &format!("{base}/spec"))?.ok_or_else(|| anyhow!("no group {group:?} (see `nvctl status`)"))?;
+    let text = read_blob(store, &format!("{base}/spec"))?
+        .ok_or_else(|| anyhow!("no group {group:?} (see `nvctl status`)"))?;
     let spec = GroupSpec::parse(&text).map_err(|e| anyhow!("recorded spec of {group}: {e}"))?;
     let mut instances = Vec::new();
     for name in store.directory(&format!("{base}/instances"))? {
         let p = format!("{base}/instances/{name}");
-        let get = |k: &str| -> Result<String> { store.read(&format!("{p}/{k}"))?.ok_or_else(|| anyhow!("{p}/{k} missing")) };
+        let get = |k: &str| -> Result<String> {
+            store
+                .read(&format!("{p}/{k}"))?
+                .ok_or_else(|| anyhow!("{p}/{k} missing"))
+        };
         // `role` is written last: without it the save was interrupted before any domain existed.
         let Some(role) = store.read(&format!("{p}/role"))? else {
             log::warn!("{p}: incomplete record, ignored");
@@ -131,12 +158,19 @@ pub fn load(store: &dyn Store, group: &str) -> Result<Record> {
         let (address, nv_address) = (get("address")?, get("nv-address")?);
         let inst = Instance {
             replica: get("replica")?,
-            generation: get("generation")?.parse().with_context(|| format!("{p}/generation"))?,
+            generation: get("generation")?
+                .parse()
+                .with_context(|| format!("{p}/generation"))?,
             mac: get("mac")?,
-            link: LinkAddrs::new(&address, Some(&nv_address)).ok_or_else(|| anyhow!("{p}: bad link {address} / {nv_address}"))?,
+            link: LinkAddrs::new(&address, Some(&nv_address))
+                .ok_or_else(|| anyhow!("{p}: bad link {address} / {nv_address}"))?,
             image: (!image.is_empty()).then_some(image),
         };
-        let role = if role == "joining" { Role::Joining } else { Role::Member };
+        let role = if role == "joining" {
+            Role::Joining
+        } else {
+            Role::Member
+        };
         instances.push((inst, role));
     }
     let mut rec = Record { spec, instances };
@@ -149,10 +183,20 @@ fn save_instance(store: &dyn Store, group: &str, i: &Instance, role: Role) -> Re
     store.write(&format!("{p}/replica"), &i.replica)?;
     store.write(&format!("{p}/generation"), &i.generation.to_string())?;
     store.write(&format!("{p}/mac"), &i.mac)?;
-    store.write(&format!("{p}/address"), &format!("{}/{}", i.link.replica, i.link.prefix))?;
+    store.write(
+        &format!("{p}/address"),
+        &format!("{}/{}", i.link.replica, i.link.prefix),
+    )?;
     store.write(&format!("{p}/nv-address"), &i.link.nv.to_string())?;
     store.write(&format!("{p}/image"), i.image.as_deref().unwrap_or(""))?;
-    store.write(&format!("{p}/role"), if role == Role::Joining { "joining" } else { "member" })
+    store.write(
+        &format!("{p}/role"),
+        if role == Role::Joining {
+            "joining"
+        } else {
+            "member"
+        },
+    )
 }
 
 fn remove_instance(store: &dyn Store, group: &str, i: &Instance) -> Result<()> {
@@ -178,7 +222,9 @@ pub fn read_status(store: &dyn Store, domid: u32) -> Result<Option<Status>> {
         attempt += 1;
         match st {
             Ok(st) => return Ok(Some(st)),
-            Err(e) if attempt >= STATUS_READS => return Err(e).context(format!("status of domain {domid}")),
+            Err(e) if attempt >= STATUS_READS => {
+                return Err(e).context(format!("status of domain {domid}"))
+            }
             Err(e) => log::debug!("status of domain {domid}: {e}; reading again"),
         }
     }
@@ -227,7 +273,8 @@ impl Ctx<'_> {
     fn create(&self, group: &str, domain: &str, text: &str) -> Result<u32> {
         let p = self.write_cfg(group, domain, text)?;
         xl_ok(self.xl, &["create", &p.to_string_lossy()])?;
-        xl::domid(self.xl, domain)?.ok_or_else(|| anyhow!("{domain} vanished right after `xl create`"))
+        xl::domid(self.xl, domain)?
+            .ok_or_else(|| anyhow!("{domain} vanished right after `xl create`"))
     }
 
     fn destroy_if_running(&self, domain: &str) -> Result<()> {
@@ -244,16 +291,26 @@ impl Ctx<'_> {
 
     fn nv_domid(&self, spec: &GroupSpec) -> Result<u32> {
         let nv = spec.nv_name();
-        xl::domid(self.xl, &nv)?.ok_or_else(|| anyhow!("NV domain {nv} is not running (run `nvctl up`)"))
+        xl::domid(self.xl, &nv)?
+            .ok_or_else(|| anyhow!("NV domain {nv} is not running (run `nvctl up`)"))
     }
 
     fn push_config(&self, spec: &GroupSpec, domid: u32, instances: &[Instance]) -> Result<()> {
-        write_blob(self.store, &format!("{}/{XS_CONFIG}", home(domid)), &render::nv_config(spec, instances))
+        write_blob(
+            self.store,
+            &format!("{}/{XS_CONFIG}", home(domid)),
+            &render::nv_config(spec, instances),
+        )
     }
 
     /// Wait (bounded by `timeout`, progress every `report_every`) until `check` yields a value;
     /// re-checks on changes below `watch` and at least every `poll`.
-    fn wait_for<T>(&self, what: &str, watch: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    fn wait_for<T>(
+        &self,
+        what: &str,
+        watch: &str,
+        mut check: impl FnMut() -> Result<Option<T>>,
+    ) -> Result<T> {
         let start = Instant::now();
         let deadline = start + self.timeout;
         let mut next_report = start + self.report_every;
@@ -263,10 +320,16 @@ impl Ctx<'_> {
             }
             let now = Instant::now();
             if now >= deadline {
-                bail!("timed out after {}s waiting for {what}", self.timeout.as_secs_f32());
+                bail!(
+                    "timed out after {}s waiting for {what}",
+                    self.timeout.as_secs_f32()
+                );
             }
             if now >= next_report {
-                self.say(&format!("  still waiting for {what} ({}s)", (now - start).as_secs()));
+                self.say(&format!(
+                    "  still waiting for {what} ({}s)",
+                    (now - start).as_secs()
+                ));
                 next_report = now + self.report_every;
             }
             self.store.watch(watch, (deadline - now).min(self.poll))?;
@@ -276,30 +339,57 @@ impl Ctx<'_> {
 
 /// Health of instance `name` in a status, if reported.
 fn health(st: &Option<Status>, name: &str) -> Option<ReplicaHealth> {
-    st.as_ref()?.replicas.iter().find(|r| r.name == name).map(|r| r.state)
+    st.as_ref()?
+        .replicas
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.state)
 }
 
 type Faults = BTreeMap<String, Vec<FaultRecord>>;
 
 fn faults_of(st: &Option<Status>) -> Faults {
-    st.iter().flat_map(|s| &s.replicas).map(|r| (r.name.clone(), r.faults.clone())).collect()
+    st.iter()
+        .flat_map(|s| &s.replicas)
+        .map(|r| (r.name.clone(), r.faults.clone()))
+        .collect()
 }
 
 /// Faults in `now` not in `base` (per instance), restricted to instances `only` (all if None).
-fn new_faults(base: &Faults, now: &Option<Status>, only: Option<&str>) -> Vec<(String, FaultRecord)> {
+fn new_faults(
+    base: &Faults,
+    now: &Option<Status>,
+    only: Option<&str>,
+) -> Vec<(String, FaultRecord)> {
     let mut out = Vec::new();
     for r in now.iter().flat_map(|s| &s.replicas) {
         if only.is_some_and(|o| o != r.name) {
             continue;
         }
         let old = base.get(&r.name).map(Vec::as_slice).unwrap_or(&[]);
-        out.extend(r.faults.iter().filter(|f| !old.contains(f)).map(|f| (r.name.clone(), f.clone())));
+        out.extend(
+            r.faults
+                .iter()
+                .filter(|f| !old.contains(f))
+                .map(|f| (r.name.clone(), f.clone())),
+        );
     }
     out
 }
 
 fn describe(faults: &[(String, FaultRecord)]) -> String {
-    faults.iter().map(|(n, f)| format!("{n}: {} on {} connection {} {}", f.kind, f.service, f.connection, f.detail).trim_end().to_string()).collect::<Vec<_>>().join("; ")
+    faults
+        .iter()
+        .map(|(n, f)| {
+            format!(
+                "{n}: {} on {} connection {} {}",
+                f.kind, f.service, f.connection, f.detail
+            )
+            .trim_end()
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `nvctl up`: create (or finish creating, or converge) a group from its spec text.
@@ -330,10 +420,12 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
         }
         remove_instance(ctx.store, &g, i)?;
     }
-    rec.instances.retain(|(i, r)| *r == Role::Member && spec.replica(&i.replica).is_some());
+    rec.instances
+        .retain(|(i, r)| *r == Role::Member && spec.replica(&i.replica).is_some());
     for r in &spec.replicas {
         if !rec.instances.iter().any(|(i, _)| i.replica == r.name) {
-            let i = Instance::initial(r).ok_or_else(|| anyhow!("replica {}: bad address", r.name))?;
+            let i =
+                Instance::initial(r).ok_or_else(|| anyhow!("replica {}: bad address", r.name))?;
             save_instance(ctx.store, &g, &i, Role::Member)?;
             rec.instances.push((i, Role::Member));
         }
@@ -357,13 +449,22 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
         }
     };
     ctx.push_config(&spec, domid, &members)?;
-    ctx.say(&format!("NV domain {nv}: config written to {}/{XS_CONFIG}, waiting for it to report ready", home(domid)));
+    ctx.say(&format!(
+        "NV domain {nv}: config written to {}/{XS_CONFIG}, waiting for it to report ready",
+        home(domid)
+    ));
     let watch = format!("{}/{XS_BASE}", home(domid));
-    ctx.wait_for(&format!("{nv} to report ready"), &watch, || Ok(read_status(ctx.store, domid)?.filter(|s| s.ready).map(|_| ())))?;
+    ctx.wait_for(&format!("{nv} to report ready"), &watch, || {
+        Ok(read_status(ctx.store, domid)?
+            .filter(|s| s.ready)
+            .map(|_| ()))
+    })?;
     ctx.say(&format!("NV domain {nv}: ready"));
     for (k, i) in members.iter().enumerate() {
         let d = i.domain(&g);
-        let r = spec.replica(&i.replica).ok_or_else(|| anyhow!("instance {} of unknown replica", i.name()))?;
+        let r = spec
+            .replica(&i.replica)
+            .ok_or_else(|| anyhow!("instance {} of unknown replica", i.name()))?;
         let step = format!("[{}/{}] replica {d}", k + 1, members.len());
         if let Some(dom) = running.get(&d) {
             ctx.say(&format!("{step}: already running (id {})", dom.id));
@@ -376,11 +477,18 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
     ctx.say("waiting for domain-nv to report every replica live");
     ctx.wait_for("every replica to be live", &watch, || {
         let st = read_status(ctx.store, domid)?;
-        Ok(members.iter().all(|i| health(&st, &i.name()) == Some(ReplicaHealth::Live)).then_some(()))
+        Ok(members
+            .iter()
+            .all(|i| health(&st, &i.name()) == Some(ReplicaHealth::Live))
+            .then_some(()))
     })
     .map_err(|e| {
         let st = read_status(ctx.store, domid).ok().flatten();
-        let missing: Vec<String> = members.iter().filter(|i| health(&st, &i.name()) != Some(ReplicaHealth::Live)).map(Instance::name).collect();
+        let missing: Vec<String> = members
+            .iter()
+            .filter(|i| health(&st, &i.name()) != Some(ReplicaHealth::Live))
+            .map(Instance::name)
+            .collect();
         anyhow!("{e}; not live: {}", missing.join(", "))
     })?;
     ctx.say(&format!("group {g}: up, {} replicas live", members.len()));
@@ -393,7 +501,13 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
 pub fn down(ctx: &Ctx, group: &str) -> Result<()> {
     let rec = load(ctx.store, group)?;
     let running = xl::list(ctx.xl)?;
-    let mut doomed: Vec<String> = rec.instances.iter().rev().map(|(i, _)| i.domain(group)).filter(|d| running.contains_key(d)).collect();
+    let mut doomed: Vec<String> = rec
+        .instances
+        .iter()
+        .rev()
+        .map(|(i, _)| i.domain(group))
+        .filter(|d| running.contains_key(d))
+        .collect();
     doomed.extend(rec.orphans(&running));
     doomed.extend(Some(rec.spec.nv_name()).filter(|d| running.contains_key(d)));
     for d in &doomed {
@@ -401,10 +515,15 @@ pub fn down(ctx: &Ctx, group: &str) -> Result<()> {
     }
     ctx.store.rm(&gpath(group))?;
     match std::fs::remove_dir_all(ctx.dir.join(group)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("removing the group's xl configs"),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).context("removing the group's xl configs")
+        }
         _ => {}
     }
-    ctx.say(&format!("group {group}: down ({} domains destroyed)", doomed.len()));
+    ctx.say(&format!(
+        "group {group}: down ({} domains destroyed)",
+        doomed.len()
+    ));
     Ok(())
 }
 
@@ -422,15 +541,33 @@ pub enum Mode {
 /// the external subnet; the MAC is derived from the new address.
 fn allocate(rec: &Record, replica: &str) -> Result<(LinkAddrs, String)> {
     let spec = &rec.spec;
-    let base = spec.replica(replica).and_then(|r| r.link()).ok_or_else(|| anyhow!("replica {replica} has no valid link in the spec"))?;
-    let mut used: Vec<(u32, u8)> = spec.replicas.iter().filter_map(|r| r.link()).map(|l| (l.network(), l.prefix)).collect();
-    used.extend(rec.instances.iter().map(|(i, _)| (i.link.network(), i.link.prefix)));
+    let base = spec
+        .replica(replica)
+        .and_then(|r| r.link())
+        .ok_or_else(|| anyhow!("replica {replica} has no valid link in the spec"))?;
+    let mut used: Vec<(u32, u8)> = spec
+        .replicas
+        .iter()
+        .filter_map(|r| r.link())
+        .map(|l| (l.network(), l.prefix))
+        .collect();
+    used.extend(
+        rec.instances
+            .iter()
+            .map(|(i, _)| (i.link.network(), i.link.prefix)),
+    );
     if let Some((a, l)) = parse_cidr(&spec.nv_domain.external.address) {
         used.push((u32::from(a) & mask(l), l));
     }
     let mut macs: Vec<String> = spec.replicas.iter().map(|r| r.mac()).collect();
     macs.extend(rec.instances.iter().map(|(i, _)| i.mac.clone()));
-    macs.extend(spec.nv_domain.external.mac.iter().map(|m| m.to_ascii_lowercase()));
+    macs.extend(
+        spec.nv_domain
+            .external
+            .mac
+            .iter()
+            .map(|m| m.to_ascii_lowercase()),
+    );
     let size = 1u64 << (32 - u32::from(base.prefix));
     let count = (1u64 << 32) / size;
     for k in 1..count.min(1 << 16) {
@@ -441,27 +578,59 @@ fn allocate(rec: &Record, replica: &str) -> Result<(LinkAddrs, String)> {
             return Ok((cand, mac));
         }
     }
-    bail!("no free subnet of the size of {} left for a new link", spec.replica(replica).map(|r| r.address.as_str()).unwrap_or(replica))
+    bail!(
+        "no free subnet of the size of {} left for a new link",
+        spec.replica(replica)
+            .map(|r| r.address.as_str())
+            .unwrap_or(replica)
+    )
 }
 
 /// Replace the member instance of `replica` by a new generation (optionally with a new image):
 /// boot it, add it to the voting set next to the old one, wait until it is live (and, for
 /// `soak`, that no fault appears), then retire the old one. On failure the new one is removed
 /// and the old one stays. Returns the new instance.
-pub fn replace(ctx: &Ctx, group: &str, replica: &str, image: Option<&str>, mode: Mode, soak: Duration) -> Result<Instance> {
+pub fn replace(
+    ctx: &Ctx,
+    group: &str,
+    replica: &str,
+    image: Option<&str>,
+    mode: Mode,
+    soak: Duration,
+) -> Result<Instance> {
     let mut rec = load(ctx.store, group)?;
     let spec = rec.spec.clone();
     let old = rec.member_of(replica)?;
-    for (i, _) in rec.instances.iter().filter(|(i, r)| *r == Role::Joining && i.replica == replica) {
+    for (i, _) in rec
+        .instances
+        .iter()
+        .filter(|(i, r)| *r == Role::Joining && i.replica == replica)
+    {
         ctx.destroy_if_running(&i.domain(group))?;
         remove_instance(ctx.store, group, i)?;
     }
-    rec.instances.retain(|(i, r)| !(*r == Role::Joining && i.replica == replica));
-    let generation = rec.instances.iter().filter(|(i, _)| i.replica == replica).map(|(i, _)| i.generation).max().unwrap_or(0) + 1;
+    rec.instances
+        .retain(|(i, r)| !(*r == Role::Joining && i.replica == replica));
+    let generation = rec
+        .instances
+        .iter()
+        .filter(|(i, _)| i.replica == replica)
+        .map(|(i, _)| i.generation)
+        .max()
+        .unwrap_or(0)
+        + 1;
     let (link, mac) = allocate(&rec, replica)?;
-    let new = Instance { replica: replica.to_string(), generation, mac, link, image: image.map(str::to_string).or_else(|| old.image.clone()) };
+    let new = Instance {
+        replica: replica.to_string(),
+        generation,
+        mac,
+        link,
+        image: image.map(str::to_string).or_else(|| old.image.clone()),
+    };
     let (nn, od, nd) = (new.name(), old.domain(group), new.domain(group));
-    let r = spec.replica(replica).ok_or_else(|| anyhow!("replica {replica} not in the spec"))?;
+    let r = spec
+        .replica(replica)
+        .ok_or_else(|| anyhow!("replica {replica} not in the spec"))?;
     let domid = ctx.nv_domid(&spec)?;
     let before = read_status(ctx.store, domid)?;
     let baseline = faults_of(&before);
@@ -485,13 +654,20 @@ pub fn replace(ctx: &Ctx, group: &str, replica: &str, image: Option<&str>, mode:
         })?;
         ctx.say(&format!("{replica}: {nn} is live"));
         if !soak.is_zero() {
-            ctx.say(&format!("{replica}: old and new vote side by side for {}s", soak.as_secs_f32()));
+            ctx.say(&format!(
+                "{replica}: old and new vote side by side for {}s",
+                soak.as_secs_f32()
+            ));
             let until = Instant::now() + soak;
             loop {
                 let st = read_status(ctx.store, domid)?;
                 let f = new_faults(&baseline, &st, only);
                 if !f.is_empty() {
-                    bail!("fault while {nn} and {} voted side by side: {}", old.name(), describe(&f));
+                    bail!(
+                        "fault while {nn} and {} voted side by side: {}",
+                        old.name(),
+                        describe(&f)
+                    );
                 }
                 let now = Instant::now();
                 if now >= until {
@@ -501,10 +677,16 @@ pub fn replace(ctx: &Ctx, group: &str, replica: &str, image: Option<&str>, mode:
             }
         }
         let st = read_status(ctx.store, domid)?;
-        let live = side_by_side.iter().filter(|i| **i != old && health(&st, &i.name()) == Some(ReplicaHealth::Live)).count();
+        let live = side_by_side
+            .iter()
+            .filter(|i| **i != old && health(&st, &i.name()) == Some(ReplicaHealth::Live))
+            .count();
         let q = quorum(&spec);
         if live < q {
-            bail!("retiring {} would leave {live} live replicas, fewer than the quorum {q}", old.name());
+            bail!(
+                "retiring {} would leave {live} live replicas, fewer than the quorum {q}",
+                old.name()
+            );
         }
         Ok(())
     })();
@@ -543,16 +725,29 @@ pub fn patch(ctx: &Ctx, group: &str, image: &str, soak: Duration) -> Result<()> 
     for (k, name) in replicas.iter().enumerate() {
         let rec = load(ctx.store, group)?;
         if rec.member_of(name)?.image.as_deref() == Some(image) {
-            ctx.say(&format!("[{}/{}] {name}: already on {image}", k + 1, replicas.len()));
+            ctx.say(&format!(
+                "[{}/{}] {name}: already on {image}",
+                k + 1,
+                replicas.len()
+            ));
             continue;
         }
         let st = read_status(ctx.store, domid)?;
-        let live = rec.members().iter().filter(|i| health(&st, &i.name()) == Some(ReplicaHealth::Live)).count();
+        let live = rec
+            .members()
+            .iter()
+            .filter(|i| health(&st, &i.name()) == Some(ReplicaHealth::Live))
+            .count();
         if live < q {
             bail!("patch stopped before {name}: only {live} replicas live, quorum is {q}");
         }
-        ctx.say(&format!("[{}/{}] {name}: patching to {image}", k + 1, replicas.len()));
-        replace(ctx, group, name, Some(image), Mode::Patch, soak).map_err(|e| anyhow!("patch stopped at {name}: {e:#}"))?;
+        ctx.say(&format!(
+            "[{}/{}] {name}: patching to {image}",
+            k + 1,
+            replicas.len()
+        ));
+        replace(ctx, group, name, Some(image), Mode::Patch, soak)
+            .map_err(|e| anyhow!("patch stopped at {name}: {e:#}"))?;
         let f = new_faults(&roll_base, &read_status(ctx.store, domid)?, None);
         if !f.is_empty() {
             bail!("patch stopped after {name}: {}", describe(&f));
@@ -576,10 +771,21 @@ pub fn repair_pass(ctx: &Ctx, group: &str) -> Result<Vec<Instance>> {
         if !(gone || faulty) {
             continue;
         }
-        let why = if gone { "domain gone" } else { "reported faulty" };
+        let why = if gone {
+            "domain gone"
+        } else {
+            "reported faulty"
+        };
         if rec.spec.auto_repair {
             ctx.say(&format!("{}: {why}, replacing", i.name()));
-            done.push(replace(ctx, group, &i.replica, None, Mode::Repair, Duration::ZERO)?);
+            done.push(replace(
+                ctx,
+                group,
+                &i.replica,
+                None,
+                Mode::Repair,
+                Duration::ZERO,
+            )?);
         } else {
             ctx.say(&format!("{}: {why} (auto-repair is off)", i.name()));
         }
@@ -595,7 +801,8 @@ pub fn watch(ctx: &Ctx, group: &str, interval: Duration) -> Result<()> {
         }
         let rec = load(ctx.store, group)?;
         let domid = ctx.nv_domid(&rec.spec)?;
-        ctx.store.watch(&format!("{}/{XS_BASE}/replicas", home(domid)), interval)?;
+        ctx.store
+            .watch(&format!("{}/{XS_BASE}/replicas", home(domid)), interval)?;
     }
 }
 
@@ -649,10 +856,18 @@ pub fn status(ctx: &Ctx, group: &str) -> Result<GroupView> {
             instance: i.clone(),
             role: *role,
             domain: running.get(&i.domain(group)).cloned(),
-            status: st.as_ref().and_then(|s| s.replicas.iter().find(|r| r.name == i.name()).cloned()),
+            status: st
+                .as_ref()
+                .and_then(|s| s.replicas.iter().find(|r| r.name == i.name()).cloned()),
         })
         .collect();
-    Ok(GroupView { group: group.to_string(), nv_name, nv, status: st, instances })
+    Ok(GroupView {
+        group: group.to_string(),
+        nv_name,
+        nv,
+        status: st,
+        instances,
+    })
 }
 
 /// Unix time in ms as UTC `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian calendar).
@@ -668,12 +883,20 @@ pub fn utc(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, mi, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    let (h, mi, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
 }
 
 fn word<T: serde::Serialize>(v: &T) -> String {
-    serde_yaml::to_string(v).unwrap_or_default().trim().to_string()
+    serde_yaml::to_string(v)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// The table `nvctl status` prints (columns like `xl list`).
@@ -686,18 +909,42 @@ pub fn format_table(views: &[GroupView]) -> String {
         let nv = match (&v.nv, &v.status) {
             (None, _) => "not running".to_string(),
             (Some(d), None) => format!("id {} {}, no status yet", d.id, d.state),
-            (Some(d), Some(s)) => format!("id {} {}, {}", d.id, d.state, if s.ready { "ready" } else { "not ready" }),
+            (Some(d), Some(s)) => format!(
+                "id {} {}, {}",
+                d.id,
+                d.state,
+                if s.ready { "ready" } else { "not ready" }
+            ),
         };
-        o.push_str(&format!("Group {}   NV domain {} ({nv})\n", v.group, v.nv_name));
+        o.push_str(&format!(
+            "Group {}   NV domain {} ({nv})\n",
+            v.group, v.nv_name
+        ));
         for s in v.status.iter().flat_map(|s| &s.services) {
-            o.push_str(&format!("  service {} on {}: {} active, {} total\n", s.name, s.listen, s.active, s.total));
+            o.push_str(&format!(
+                "  service {} on {}: {} active, {} total\n",
+                s.name, s.listen, s.active, s.total
+            ));
         }
         o.push_str(&format!(
             "{:<12} {:<22} {:>5} {:<7} {:<8} {:<5} {:>5} {:>12} {:>6}  {}\n",
-            "Replica", "Domain", "ID", "State", "Health", "Link", "Conns", "Bytes-voted", "Faults", "Last fault"
+            "Replica",
+            "Domain",
+            "ID",
+            "State",
+            "Health",
+            "Link",
+            "Conns",
+            "Bytes-voted",
+            "Faults",
+            "Last fault"
         ));
         for i in &v.instances {
-            let name = if i.role == Role::Joining { format!("{}*", i.instance.name()) } else { i.instance.name() };
+            let name = if i.role == Role::Joining {
+                format!("{}*", i.instance.name())
+            } else {
+                i.instance.name()
+            };
             let (id, state) = match &i.domain {
                 Some(d) => (d.id.to_string(), d.state.clone()),
                 None => ("-".to_string(), "gone".to_string()),
@@ -711,7 +958,14 @@ pub fn format_table(views: &[GroupView]) -> String {
                     r.faults.len().to_string(),
                     r.faults.last().map(fault_line).unwrap_or_default(),
                 ),
-                None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into(), String::new()),
+                None => (
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    String::new(),
+                ),
             };
             let row = format!(
                 "{:<12} {:<22} {:>5} {:<7} {:<8} {:<5} {:>5} {:>12} {:>6}  {}",
@@ -729,9 +983,16 @@ pub fn format_table(views: &[GroupView]) -> String {
             o.push_str(row.trim_end());
             o.push('\n');
         }
-        let faulty: Vec<&ReplicaStatus> = v.instances.iter().filter_map(|i| i.status.as_ref()).filter(|r| r.faults.len() > 1).collect();
+        let faulty: Vec<&ReplicaStatus> = v
+            .instances
+            .iter()
+            .filter_map(|i| i.status.as_ref())
+            .filter(|r| r.faults.len() > 1)
+            .collect();
         if !faulty.is_empty() {
-            o.push_str(&format!("Recent faults (last {SHOWN_FAULTS} per replica; all with --json):\n"));
+            o.push_str(&format!(
+                "Recent faults (last {SHOWN_FAULTS} per replica; all with --json):\n"
+            ));
         }
         for r in faulty {
             for f in r.faults.iter().rev().take(SHOWN_FAULTS) {
@@ -747,7 +1008,16 @@ const SHOWN_FAULTS: usize = 5;
 
 /// A fault as the status table shows it: time, kind, service#connection, detail.
 fn fault_line(f: &FaultRecord) -> String {
-    format!("{} {} {}#{} {}", utc(f.time_ms), f.kind, f.service, f.connection, f.detail).trim_end().to_string()
+    format!(
+        "{} {} {}#{} {}",
+        utc(f.time_ms),
+        f.kind,
+        f.service,
+        f.connection,
+        f.detail
+    )
+    .trim_end()
+    .to_string()
 }
 
 fn json_str(s: &str) -> String {
@@ -768,7 +1038,12 @@ fn json_str(s: &str) -> String {
 /// [`Status::to_json`] (or null).
 pub fn format_json(views: &[GroupView]) -> String {
     let dom = |d: &Option<xl::Domain>| match d {
-        Some(d) => format!("{{\"id\":{},\"mem\":{},\"state\":{}}}", d.id, d.mem, json_str(&d.state)),
+        Some(d) => format!(
+            "{{\"id\":{},\"mem\":{},\"state\":{}}}",
+            d.id,
+            d.mem,
+            json_str(&d.state)
+        ),
         None => "null".to_string(),
     };
     let groups: Vec<String> = views
@@ -815,14 +1090,36 @@ mod tests {
     fn status_is_read_with_the_nv_status_schema() {
         let s = crate::store::MemStore::new();
         assert!(read_status(&s, 7).unwrap().is_none());
-        for (k, v) in [("version", "1"), ("ready", "1"), ("updated-ms", "5"), ("replicas/r0/state", "live"), ("replicas/r0/link", "up"), ("replicas/r0/connections", "1"), ("replicas/r0/bytes-voted", "9")] {
-            s.write(&format!("/local/domain/7/{XS_BASE}/{k}"), v).unwrap();
+        for (k, v) in [
+            ("version", "1"),
+            ("ready", "1"),
+            ("updated-ms", "5"),
+            ("replicas/r0/state", "live"),
+            ("replicas/r0/link", "up"),
+            ("replicas/r0/connections", "1"),
+            ("replicas/r0/bytes-voted", "9"),
+        ] {
+            s.write(&format!("/local/domain/7/{XS_BASE}/{k}"), v)
+                .unwrap();
         }
         let st = read_status(&s, 7).unwrap().unwrap();
-        assert!(st.ready && st.replicas[0].state == ReplicaHealth::Live && st.replicas[0].bytes_voted == 9);
-        s.write(&format!("/local/domain/7/{XS_BASE}/replicas/r0/state"), "sleepy").unwrap();
+        assert!(
+            st.ready
+                && st.replicas[0].state == ReplicaHealth::Live
+                && st.replicas[0].bytes_voted == 9
+        );
+        s.write(
+            &format!("/local/domain/7/{XS_BASE}/replicas/r0/state"),
+            "sleepy",
+        )
+        .unwrap();
         let e = format!("{:#}", read_status(&s, 7).unwrap_err());
-        assert!(e.contains("status of domain 7") && e.contains("replicas/r0/state") && e.contains("sleepy"), "{e}");
+        assert!(
+            e.contains("status of domain 7")
+                && e.contains("replicas/r0/state")
+                && e.contains("sleepy"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -836,21 +1133,55 @@ mod tests {
     fn quorum_per_policy() {
         let spec = GroupSpec::parse(SPEC).unwrap();
         assert_eq!(quorum(&spec), 2);
-        let u = GroupSpec::parse(&SPEC.replacen("policy: majority", "policy: unanimous", 1)).unwrap();
+        let u =
+            GroupSpec::parse(&SPEC.replacen("policy: majority", "policy: unanimous", 1)).unwrap();
         assert_eq!(quorum(&u), 3);
-        let pb = GroupSpec::parse(&SPEC.replacen("policy: majority", "policy: primary-backup\n  primary: r1", 1)).unwrap();
+        let pb = GroupSpec::parse(&SPEC.replacen(
+            "policy: majority",
+            "policy: primary-backup\n  primary: r1",
+            1,
+        ))
+        .unwrap();
         assert_eq!(quorum(&pb), 1);
     }
 
     #[test]
     fn allocation_skips_links_in_use_and_the_external_subnet() {
-        let spec = GroupSpec::parse(&SPEC.replacen("192.0.2.10/24", "10.77.5.10/24", 1).replacen("192.0.2.1\n", "10.77.5.1\n", 1)).unwrap();
-        let mut rec = Record { instances: render::initial_instances(&spec).into_iter().map(|i| (i, Role::Member)).collect(), spec };
+        let spec = GroupSpec::parse(
+            &SPEC.replacen("192.0.2.10/24", "10.77.5.10/24", 1).replacen(
+                "192.0.2.1\n",
+                "10.77.5.1\n",
+                1,
+            ),
+        )
+        .unwrap();
+        let mut rec = Record {
+            instances: render::initial_instances(&spec)
+                .into_iter()
+                .map(|i| (i, Role::Member))
+                .collect(),
+            spec,
+        };
         let (l, mac) = allocate(&rec, "r0").unwrap();
-        assert_eq!((l.replica.to_string(), l.nv.to_string(), mac.as_str()), ("10.77.4.2".into(), "10.77.4.1".into(), "00:16:3e:4d:04:02"));
-        rec.instances.push((Instance { replica: "r0".into(), generation: 1, mac, link: l, image: None }, Role::Joining));
+        assert_eq!(
+            (l.replica.to_string(), l.nv.to_string(), mac.as_str()),
+            ("10.77.4.2".into(), "10.77.4.1".into(), "00:16:3e:4d:04:02")
+        );
+        rec.instances.push((
+            Instance {
+                replica: "r0".into(),
+                generation: 1,
+                mac,
+                link: l,
+                image: None,
+            },
+            Role::Joining,
+        ));
         // 10.77.4 is taken now, 10.77.5 is the external subnet
         let (l, _) = allocate(&rec, "r2").unwrap();
-        assert_eq!((l.replica.to_string(), l.nv.to_string()), ("10.77.6.2".into(), "10.77.6.254".into()));
+        assert_eq!(
+            (l.replica.to_string(), l.nv.to_string()),
+            ("10.77.6.2".into(), "10.77.6.254".into())
+        );
     }
 }

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toolstack_plugin::group::{self, Ctx, Mode};
 use toolstack_plugin::spec::{valid_name, GroupSpec};
-use xen::xenstore::Xenstore;
 use toolstack_plugin::xl::RealXl;
 use toolstack_plugin::{reliability, render};
+use xen::xenstore::Xenstore;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -47,7 +47,12 @@ struct Global {
     xenstore: Option<PathBuf>,
     /// Where nvctl keeps the xl configs it creates domains from (`DIR/<group>/<domain>.cfg`)
     /// and its per-group lock files.
-    #[arg(long, global = true, default_value = "/var/lib/nvctl", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "/var/lib/nvctl",
+        value_name = "DIR"
+    )]
     state_dir: PathBuf,
     /// Bound of every wait (NV domain ready, replica live), seconds.
     #[arg(long, global = true, default_value_t = 120.0, value_name = "SECONDS", value_parser = positive_secs)]
@@ -60,8 +65,10 @@ struct Global {
 #[derive(Subcommand)]
 enum Command {
     /// Write the xl configs and the domain-nv config of a group spec into a directory.
-    #[command(after_help = "Writes <nv-domain>.cfg, <group>-<replica>.cfg for every replica and domain-nv.yaml.\n\n\
-Example:\n  nvctl render xl-configs/example-group.yaml -o /tmp/web && xl create -n /tmp/web/web-nv.cfg")]
+    #[command(
+        after_help = "Writes <nv-domain>.cfg, <group>-<replica>.cfg for every replica and domain-nv.yaml.\n\n\
+Example:\n  nvctl render xl-configs/example-group.yaml -o /tmp/web && xl create -n /tmp/web/web-nv.cfg"
+    )]
     Render {
         /// The group spec (YAML).
         spec: PathBuf,
@@ -80,15 +87,19 @@ Example:\n  nvctl up /etc/nvctl/web.yaml")]
         spec: PathBuf,
     },
     /// Destroy a group's replicas and NV domain and forget the group.
-    #[command(after_help = "Works on half-created groups too (only running domains are destroyed).\n\nExample:\n  nvctl down web")]
+    #[command(
+        after_help = "Works on half-created groups too (only running domains are destroyed).\n\nExample:\n  nvctl down web"
+    )]
     Down {
         /// Group name.
         group: String,
     },
     /// Show per-replica domain state, link state, connections, bytes voted and faults.
-    #[command(after_help = "Domain state comes from `xl list`, the rest from what domain-nv publishes under\n\
+    #[command(
+        after_help = "Domain state comes from `xl list`, the rest from what domain-nv publishes under\n\
 /local/domain/<nv-domid>/data/domain-nv. A `*` marks an instance still joining (replace/patch).\n\n\
-Examples:\n  nvctl status\n  nvctl status web --json | jq '.[0].status.replicas'")]
+Examples:\n  nvctl status\n  nvctl status web --json | jq '.[0].status.replicas'"
+    )]
     Status {
         /// Group name (default: every group).
         group: Option<String>,
@@ -97,10 +108,12 @@ Examples:\n  nvctl status\n  nvctl status web --json | jq '.[0].status.replicas'
         json: bool,
     },
     /// Replace one replica: boot a new instance, wait until it is live, retire the old one.
-    #[command(after_help = "The new instance (<replica>-g<N>) gets its own private link and votes next to the\n\
+    #[command(
+        after_help = "The new instance (<replica>-g<N>) gets its own private link and votes next to the\n\
 old one until domain-nv reports it live; then the old one is removed from the voting set and\n\
 destroyed. On failure the new instance is removed and the old one stays.\n\n\
-Examples:\n  nvctl replace web r1\n  nvctl replace web r1 --image /srv/img/web-1.2.img")]
+Examples:\n  nvctl replace web r1\n  nvctl replace web r1 --image /srv/img/web-1.2.img"
+    )]
     Replace {
         /// Group name.
         group: String,
@@ -111,10 +124,12 @@ Examples:\n  nvctl replace web r1\n  nvctl replace web r1 --image /srv/img/web-1
         image: Option<String>,
     },
     /// Roll a new disk image over every replica, one at a time, never below quorum.
-    #[command(after_help = "For each replica: check that a quorum is live, boot an instance on the new image next\n\
+    #[command(
+        after_help = "For each replica: check that a quorum is live, boot an instance on the new image next\n\
 to the old one, let both vote side by side for --soak seconds, stop at the first fault, retire\n\
 the old one. Replicas already on the image are skipped, so a stopped patch can be re-run.\n\n\
-Example:\n  nvctl patch web --image /srv/img/web-1.2.img --soak 60")]
+Example:\n  nvctl patch web --image /srv/img/web-1.2.img --soak 60"
+    )]
     Patch {
         /// Group name.
         group: String,
@@ -126,10 +141,12 @@ Example:\n  nvctl patch web --image /srv/img/web-1.2.img --soak 60")]
         soak: f64,
     },
     /// Watch a group and replace replicas reported faulty (if the spec says `auto-repair: true`).
-    #[command(after_help = "Runs until interrupted. Re-checks whenever domain-nv's status changes and at least\n\
+    #[command(
+        after_help = "Runs until interrupted. Re-checks whenever domain-nv's status changes and at least\n\
 every --interval seconds. With `auto-repair: false` faulty replicas are only reported.\n\
 It holds the group's lock while it runs: stop it before `replace`, `patch` or `down`.\n\n\
-Example:\n  nvctl watch web")]
+Example:\n  nvctl watch web"
+    )]
     Watch {
         /// Group name.
         group: String,
@@ -138,10 +155,12 @@ Example:\n  nvctl watch web")]
         interval: f64,
     },
     /// Reliability of n replicas on one node versus a plain node (seed 002, with majority voting).
-    #[command(after_help = "R_sys of the non-virtualised node is R_node*R_vm; of n replicas on one node\n\
+    #[command(
+        after_help = "R_sys of the non-virtualised node is R_node*R_vm; of n replicas on one node\n\
 R_node*R_hv*P_n, with P_n = 1-(1-R_vm)^n (1-out-of-n) or sum_{k>=n/2+1} C(n,k)R_vm^k(1-R_vm)^(n-k)\n\
 (majority). Prints both, condition (A) R_hv >= R_vm/P_n and the seed's boundary conditions.\n\n\
-Example:\n  nvctl reliability --r-vm 0.9 --r-hv 0.99 -n 3")]
+Example:\n  nvctl reliability --r-vm 0.9 --r-hv 0.99 -n 3"
+    )]
     Reliability {
         /// Reliability of one replica (guest OS + service), 0..1.
         #[arg(long, value_name = "R", value_parser = probability)]
@@ -173,13 +192,24 @@ fn secs(s: &str) -> Result<f64, String> {
 }
 
 fn positive_secs(s: &str) -> Result<f64, String> {
-    secs(s).and_then(|v| if v > 0.0 { Ok(v) } else { Err("must be > 0".into()) })
+    secs(s).and_then(|v| {
+        if v > 0.0 {
+            Ok(v)
+        } else {
+            Err("must be > 0".into())
+        }
+    })
 }
 
 fn read_spec(path: &Path) -> Result<(String, GroupSpec)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let spec = GroupSpec::parse(&text).map_err(|errs| {
-        let lines: Vec<String> = errs.0.iter().map(|e| format!("{}: {e}", path.display())).collect();
+        let lines: Vec<String> = errs
+            .0
+            .iter()
+            .map(|e| format!("{}: {e}", path.display()))
+            .collect();
         anyhow!("invalid spec:\n{}", lines.join("\n"))
     })?;
     Ok((text, spec))
@@ -202,23 +232,32 @@ fn lock_group(state_dir: &Path, group: &str) -> Result<std::fs::File> {
     if !valid_name(group) {
         bail!("{group:?} is not a group name");
     }
-    std::fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
     let p = state_dir.join(format!("{group}.lock"));
     let f = std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => bail!("another nvctl is working on group {group} ({} is locked)", p.display()),
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", p.display())),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another nvctl is working on group {group} ({} is locked)",
+            p.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", p.display()))
+        }
     }
 }
 
 /// Run `f` with a lifecycle context: the real xl and a xenstore connection.
 fn with_ctx<T>(g: &Global, f: impl FnOnce(&Ctx) -> Result<T>) -> Result<T> {
     let store = match &g.xenstore {
-        Some(p) => Xenstore::connect_unix(p).with_context(|| format!("connecting to xenstored at {}", p.display()))?,
+        Some(p) => Xenstore::connect_unix(p)
+            .with_context(|| format!("connecting to xenstored at {}", p.display()))?,
         None => Xenstore::open().context("connecting to xenstore (are you root in Dom0?)")?,
     };
-    let xl = RealXl { program: g.xl.clone() };
+    let xl = RealXl {
+        program: g.xl.clone(),
+    };
     let progress = |s: &str| eprintln!("{s}");
     let ctx = Ctx {
         xl: &xl,
@@ -236,7 +275,12 @@ fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     match cli.command {
         Command::Render { spec, output } => render_cmd(&spec, &output),
-        Command::Reliability { r_vm, r_hv, r_node, n } => {
+        Command::Reliability {
+            r_vm,
+            r_hv,
+            r_node,
+            n,
+        } => {
             print!("{}", reliability::report(r_vm, r_hv, r_node, n));
             Ok(())
         }
@@ -254,7 +298,10 @@ fn run(cli: Cli) -> Result<()> {
                 Some(g) => vec![g],
                 None => group::groups(ctx.store)?,
             };
-            let views = names.iter().map(|n| group::status(ctx, n)).collect::<Result<Vec<_>>>()?;
+            let views = names
+                .iter()
+                .map(|n| group::status(ctx, n))
+                .collect::<Result<Vec<_>>>()?;
             if json {
                 println!("{}", group::format_json(&views));
             } else if views.is_empty() {
@@ -264,19 +311,36 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }),
-        Command::Replace { group, replica, image } => {
+        Command::Replace {
+            group,
+            replica,
+            image,
+        } => {
             let _lock = lock_group(&g.state_dir, &group)?;
-            let new = with_ctx(g, |ctx| group::replace(ctx, &group, &replica, image.as_deref(), Mode::Repair, Duration::ZERO))?;
+            let new = with_ctx(g, |ctx| {
+                group::replace(
+                    ctx,
+                    &group,
+                    &replica,
+                    image.as_deref(),
+                    Mode::Repair,
+                    Duration::ZERO,
+                )
+            })?;
             println!("{replica}: now served by {}", new.domain(&group));
             Ok(())
         }
         Command::Patch { group, image, soak } => {
             let _lock = lock_group(&g.state_dir, &group)?;
-            with_ctx(g, |ctx| group::patch(ctx, &group, &image, Duration::from_secs_f64(soak)))
+            with_ctx(g, |ctx| {
+                group::patch(ctx, &group, &image, Duration::from_secs_f64(soak))
+            })
         }
         Command::Watch { group, interval } => {
             let _lock = lock_group(&g.state_dir, &group)?;
-            with_ctx(g, |ctx| group::watch(ctx, &group, Duration::from_secs_f64(interval)))
+            with_ctx(g, |ctx| {
+                group::watch(ctx, &group, Duration::from_secs_f64(interval))
+            })
         }
     }
 }
@@ -305,16 +369,29 @@ mod tests {
         Cli::command().debug_assert();
         for sc in Cli::command().get_subcommands() {
             assert!(sc.get_about().is_some(), "{} has no about", sc.get_name());
-            assert!(sc.get_after_help().is_some_and(|h| h.to_string().contains("xample")), "{} has no example", sc.get_name());
+            assert!(
+                sc.get_after_help()
+                    .is_some_and(|h| h.to_string().contains("xample")),
+                "{} has no example",
+                sc.get_name()
+            );
             for a in sc.get_arguments() {
-                assert!(a.get_help().is_some(), "{} {} has no help", sc.get_name(), a.get_id());
+                assert!(
+                    a.get_help().is_some(),
+                    "{} {} has no help",
+                    sc.get_name(),
+                    a.get_id()
+                );
             }
         }
     }
 
     #[test]
     fn usage_errors_are_clap_errors() {
-        assert!(Cli::try_parse_from(["nvctl", "reliability", "--r-vm", "1.5", "--r-hv", "0.9"]).is_err());
+        assert!(
+            Cli::try_parse_from(["nvctl", "reliability", "--r-vm", "1.5", "--r-hv", "0.9"])
+                .is_err()
+        );
         assert!(Cli::try_parse_from(["nvctl", "patch", "web"]).is_err());
         assert!(Cli::try_parse_from(["nvctl", "status", "web", "--json"]).is_ok());
     }

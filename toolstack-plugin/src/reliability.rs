@@ -37,7 +37,9 @@ pub fn binomial(n: u32, k: u32) -> f64 {
 pub fn replica_layer(r: f64, n: u32, voting: Voting) -> f64 {
     match voting {
         Voting::Any => 1.0 - (1.0 - r).powi(n as i32),
-        Voting::Majority => (n / 2 + 1..=n).map(|k| binomial(n, k) * r.powi(k as i32) * (1.0 - r).powi((n - k) as i32)).sum(),
+        Voting::Majority => (n / 2 + 1..=n)
+            .map(|k| binomial(n, k) * r.powi(k as i32) * (1.0 - r).powi((n - k) as i32))
+            .sum(),
     }
 }
 
@@ -69,15 +71,35 @@ pub fn report(r_vm: f64, r_hv: f64, r_node: f64, n: u32) -> String {
     let nv = non_virtualised(r_node, r_vm);
     let mut o = String::new();
     o.push_str(&format!("inputs: R_vm (one replica) = {r_vm}, R_hv (hypervisor) = {r_hv}, R_node (hardware) = {r_node}, n = {n}\n\n"));
-    o.push_str(&format!("{:<34} {:<50} = {nv:.6}\n", "non-virtualised node", "R_node*R_vm"));
+    o.push_str(&format!(
+        "{:<34} {:<50} = {nv:.6}\n",
+        "non-virtualised node", "R_node*R_vm"
+    ));
     let models = [
-        (Voting::Any, "1-out-of-n (seed)", "R_node*R_hv*[1-(1-R_vm)^n]".to_string()),
-        (Voting::Majority, "majority voting", format!("R_node*R_hv*sum_{{k>={}}} C(n,k)R_vm^k(1-R_vm)^(n-k)", n / 2 + 1)),
+        (
+            Voting::Any,
+            "1-out-of-n (seed)",
+            "R_node*R_hv*[1-(1-R_vm)^n]".to_string(),
+        ),
+        (
+            Voting::Majority,
+            "majority voting",
+            format!(
+                "R_node*R_hv*sum_{{k>={}}} C(n,k)R_vm^k(1-R_vm)^(n-k)",
+                n / 2 + 1
+            ),
+        ),
     ];
     for (v, name, formula) in &models {
-        o.push_str(&format!("{:<34} {formula:<50} = {:.6}\n", format!("{n} replicas, {name}"), virtualised(r_node, r_hv, r_vm, n, *v)));
+        o.push_str(&format!(
+            "{:<34} {formula:<50} = {:.6}\n",
+            format!("{n} replicas, {name}"),
+            virtualised(r_node, r_hv, r_vm, n, *v)
+        ));
     }
-    o.push_str("\ncondition (A), replicas at least as reliable as the plain node: R_hv >= R_vm / P_n\n");
+    o.push_str(
+        "\ncondition (A), replicas at least as reliable as the plain node: R_hv >= R_vm / P_n\n",
+    );
     for (v, name, _) in &models {
         let thr = min_r_hv(r_vm, n, *v);
         let holds = virtualised(r_node, r_hv, r_vm, n, *v) >= nv;
@@ -99,8 +121,12 @@ pub fn report(r_vm: f64, r_hv: f64, r_node: f64, n: u32) -> String {
     o.push_str("  the fewer replicas, the more reliable the hypervisor must be\n");
     for (v, name, _) in &models {
         match min_n(r_hv, r_vm, *v, 99) {
-            Some(m) => o.push_str(&format!("  least n for which (A) holds at this R_hv, {name}: {m}\n")),
-            None => o.push_str(&format!("  (A) holds for no n <= 99 at this R_hv, {name}\n")),
+            Some(m) => o.push_str(&format!(
+                "  least n for which (A) holds at this R_hv, {name}: {m}\n"
+            )),
+            None => o.push_str(&format!(
+                "  (A) holds for no n <= 99 at this R_hv, {name}\n"
+            )),
         }
     }
     o
@@ -138,8 +164,14 @@ mod tests {
     fn system_reliability_by_hand() {
         assert!(close(non_virtualised(0.99, 0.9), 0.891));
         // 0.99 * 0.99 * 0.999 = 0.9791199 ; 0.99 * 0.99 * 0.972 = 0.9526572
-        assert!(close(virtualised(0.99, 0.99, 0.9, 3, Voting::Any), 0.9791199));
-        assert!(close(virtualised(0.99, 0.99, 0.9, 3, Voting::Majority), 0.9526572));
+        assert!(close(
+            virtualised(0.99, 0.99, 0.9, 3, Voting::Any),
+            0.9791199
+        ));
+        assert!(close(
+            virtualised(0.99, 0.99, 0.9, 3, Voting::Majority),
+            0.9526572
+        ));
     }
 
     #[test]
@@ -160,12 +192,26 @@ mod tests {
     #[test]
     fn report_shows_both_models_and_verdicts() {
         let r = report(0.9, 0.99, 0.99, 3);
-        assert!(r.contains("= 0.891000") && r.contains("= 0.979120") && r.contains("= 0.952657"), "{r}");
+        assert!(
+            r.contains("= 0.891000") && r.contains("= 0.979120") && r.contains("= 0.952657"),
+            "{r}"
+        );
         assert!(r.contains("R_hv >= 0.925926: holds"), "{r}");
-        assert!(r.contains("at this R_hv, majority voting: 3") && r.contains("at this R_hv, 1-out-of-n (seed): 2"), "{r}");
+        assert!(
+            r.contains("at this R_hv, majority voting: 3")
+                && r.contains("at this R_hv, 1-out-of-n (seed): 2"),
+            "{r}"
+        );
         let r = report(0.9, 0.92, 1.0, 3);
-        assert!(r.contains("R_hv >= 0.925926: does NOT hold: the plain node"), "{r}");
+        assert!(
+            r.contains("R_hv >= 0.925926: does NOT hold: the plain node"),
+            "{r}"
+        );
         let r = report(0.4, 0.99, 1.0, 3);
-        assert!(r.contains("does NOT hold for any hypervisor") && r.contains("(A) holds for no n <= 99 at this R_hv, majority voting"), "{r}");
+        assert!(
+            r.contains("does NOT hold for any hypervisor")
+                && r.contains("(A) holds for no n <= 99 at this R_hv, majority voting"),
+            "{r}"
+        );
     }
 }

@@ -30,7 +30,13 @@ impl Instance {
     /// The generation-0 instance of a spec replica; None if its address is malformed (a
     /// validated spec never has one).
     pub fn initial(r: &Replica) -> Option<Instance> {
-        Some(Instance { replica: r.name.clone(), generation: 0, mac: r.mac(), link: r.link()?, image: r.image.clone() })
+        Some(Instance {
+            replica: r.name.clone(),
+            generation: 0,
+            mac: r.mac(),
+            link: r.link()?,
+            image: r.image.clone(),
+        })
     }
 
     /// Name in the group, in domain-nv's config/status and of its link: `<replica>` or
@@ -54,7 +60,9 @@ impl Instance {
 pub fn fill(template: &str, vars: &[(&str, String)]) -> String {
     let mut out = String::with_capacity(template.len() + 256);
     for line in template.lines() {
-        let vanishes = vars.iter().any(|(k, v)| v.is_empty() && line.trim() == format!("@{k}@"));
+        let vanishes = vars
+            .iter()
+            .any(|(k, v)| v.is_empty() && line.trim() == format!("@{k}@"));
         if vanishes {
             continue;
         }
@@ -98,7 +106,14 @@ pub fn nv_domain_cfg(spec: &GroupSpec) -> String {
             ("TYPE", nv.guest_type.as_str().into()),
             ("KERNEL", q(&nv.kernel)),
             ("RAMDISK", q(&nv.initramfs)),
-            ("EXTRA", if nv.extra.is_empty() { String::new() } else { format!("extra = \"{}\"", q(&nv.extra)) }),
+            (
+                "EXTRA",
+                if nv.extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("extra = \"{}\"", q(&nv.extra))
+                },
+            ),
             ("MEMORY", nv.memory.to_string()),
             ("VCPUS", nv.vcpus.to_string()),
             ("EXTERNAL", external),
@@ -110,8 +125,18 @@ pub fn nv_domain_cfg(spec: &GroupSpec) -> String {
 /// `ip=<replica>::<nv>:<netmask>:<domain>:eth0:off` for its private link.
 pub fn replica_cfg(spec: &GroupSpec, r: &Replica, inst: &Instance) -> String {
     let l = &inst.link;
-    let ip_arg = format!("ip={}::{}:{}:{}:eth0:off", l.replica, l.nv, l.netmask(), inst.domain(&spec.group));
-    let extra = if r.extra.is_empty() { ip_arg } else { format!("{} {ip_arg}", r.extra) };
+    let ip_arg = format!(
+        "ip={}::{}:{}:{}:eth0:off",
+        l.replica,
+        l.nv,
+        l.netmask(),
+        inst.domain(&spec.group)
+    );
+    let extra = if r.extra.is_empty() {
+        ip_arg
+    } else {
+        format!("{} {ip_arg}", r.extra)
+    };
     fill(
         REPLICA_TEMPLATE,
         &[
@@ -121,7 +146,13 @@ pub fn replica_cfg(spec: &GroupSpec, r: &Replica, inst: &Instance) -> String {
             ("NAME", inst.domain(&spec.group)),
             ("TYPE", r.guest_type.as_str().into()),
             ("KERNEL", q(&r.kernel)),
-            ("RAMDISK", r.initramfs.as_ref().map(|p| format!("ramdisk = \"{}\"", q(p))).unwrap_or_default()),
+            (
+                "RAMDISK",
+                r.initramfs
+                    .as_ref()
+                    .map(|p| format!("ramdisk = \"{}\"", q(p)))
+                    .unwrap_or_default(),
+            ),
             ("EXTRA", q(&extra)),
             ("MEMORY", r.memory.to_string()),
             ("VCPUS", r.vcpus.to_string()),
@@ -129,7 +160,13 @@ pub fn replica_cfg(spec: &GroupSpec, r: &Replica, inst: &Instance) -> String {
             ("MAC", inst.mac.clone()),
             ("ADDRESS", l.replica.to_string()),
             ("VIFNAME", inst.name()),
-            ("DISK", inst.image.as_ref().map(|p| format!("disk = [ 'format=raw,vdev=xvda,access=ro,target={p}' ]")).unwrap_or_default()),
+            (
+                "DISK",
+                inst.image
+                    .as_ref()
+                    .map(|p| format!("disk = [ 'format=raw,vdev=xvda,access=ro,target={p}' ]"))
+                    .unwrap_or_default(),
+            ),
         ],
     )
 }
@@ -137,9 +174,13 @@ pub fn replica_cfg(spec: &GroupSpec, r: &Replica, inst: &Instance) -> String {
 /// YAML-quote a scalar (double quotes, escaped) unless it is a plain, unambiguous word.
 fn yq(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
         && !s.starts_with(['-', '.'])
-        && !matches!(s.to_ascii_lowercase().as_str(), "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n")
+        && !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n"
+        )
         && s.parse::<f64>().is_err();
     if plain {
         s.to_string()
@@ -158,18 +199,28 @@ pub fn nv_config(spec: &GroupSpec, instances: &[Instance]) -> String {
     o.push_str(&format!("policy: {}\n", s.policy.as_str()));
     if s.policy == Policy::PrimaryBackup {
         if let Some(p) = &s.primary {
-            let primary = instances.iter().find(|i| &i.replica == p).map(Instance::name).unwrap_or_else(|| p.clone());
+            let primary = instances
+                .iter()
+                .find(|i| &i.replica == p)
+                .map(Instance::name)
+                .unwrap_or_else(|| p.clone());
             o.push_str(&format!("primary: {}\n", yq(&primary)));
         }
     }
-    o.push_str(&format!("straggler_timeout_ms: {}\n", s.straggler_timeout_ms));
+    o.push_str(&format!(
+        "straggler_timeout_ms: {}\n",
+        s.straggler_timeout_ms
+    ));
     o.push_str(&format!("buffer_limit: {}\n", s.buffer_limit));
     o.push_str(&format!("connect_timeout_ms: {}\n", s.connect_timeout_ms));
     if let Some(f) = &s.status_file {
         o.push_str(&format!("status_file: {}\n", yq(f)));
     }
     o.push_str("external:\n");
-    o.push_str(&format!("  link: {{ kind: raw, interface: {} }}\n", yq(&ext.interface)));
+    o.push_str(&format!(
+        "  link: {{ kind: raw, interface: {} }}\n",
+        yq(&ext.interface)
+    ));
     o.push_str(&format!("  address: {}\n", ext.address));
     if let Some(g) = &ext.gateway {
         o.push_str(&format!("  gateway: {g}\n"));
@@ -202,7 +253,10 @@ pub fn render_all(spec: &GroupSpec) -> Vec<(String, String)> {
     let mut files = vec![(format!("{}.cfg", spec.nv_name()), nv_domain_cfg(spec))];
     let instances = initial_instances(spec);
     for (r, i) in spec.replicas.iter().zip(&instances) {
-        files.push((format!("{}.cfg", i.domain(&spec.group)), replica_cfg(spec, r, i)));
+        files.push((
+            format!("{}.cfg", i.domain(&spec.group)),
+            replica_cfg(spec, r, i),
+        ));
     }
     files.push((NV_CONFIG_FILE.into(), nv_config(spec, &instances)));
     files
@@ -215,7 +269,14 @@ mod tests {
     #[test]
     fn fill_drops_empty_whole_line_placeholders_only() {
         let t = "a = @A@\n@B@\nc = \"@B@\"\n@C@\n";
-        let out = fill(t, &[("A", "1".into()), ("B", String::new()), ("C", "x = 2".into())]);
+        let out = fill(
+            t,
+            &[
+                ("A", "1".into()),
+                ("B", String::new()),
+                ("C", "x = 2".into()),
+            ],
+        );
         assert_eq!(out, "a = 1\nc = \"\"\nx = 2\n");
     }
 

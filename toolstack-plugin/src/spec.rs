@@ -231,7 +231,11 @@ impl LinkAddrs {
             Some(s) => s.parse().ok()?,
             None => hosts(replica, prefix).find(|a| *a != replica)?,
         };
-        Some(LinkAddrs { replica, nv, prefix })
+        Some(LinkAddrs {
+            replica,
+            nv,
+            prefix,
+        })
     }
 
     /// The network address of the link subnet.
@@ -247,7 +251,11 @@ impl LinkAddrs {
     /// The same link moved to another subnet of the same size (host parts kept).
     pub fn moved_to(&self, network: u32) -> LinkAddrs {
         let host = |a: Ipv4Addr| u32::from(a) & !mask(self.prefix);
-        LinkAddrs { replica: Ipv4Addr::from(network | host(self.replica)), nv: Ipv4Addr::from(network | host(self.nv)), prefix: self.prefix }
+        LinkAddrs {
+            replica: Ipv4Addr::from(network | host(self.replica)),
+            nv: Ipv4Addr::from(network | host(self.nv)),
+            prefix: self.prefix,
+        }
     }
 
     /// True if the two link subnets share an address.
@@ -345,7 +353,11 @@ pub fn mask(len: u8) -> u32 {
 fn hosts(addr: Ipv4Addr, len: u8) -> impl Iterator<Item = Ipv4Addr> {
     let net = u32::from(addr) & mask(len);
     let last = net | !mask(len);
-    let (lo, hi) = if len >= 31 { (net, last) } else { (net + 1, last - 1) };
+    let (lo, hi) = if len >= 31 {
+        (net, last)
+    } else {
+        (net + 1, last - 1)
+    };
     (lo..=hi).map(Ipv4Addr::from)
 }
 
@@ -362,26 +374,40 @@ pub fn in_subnet(addr: Ipv4Addr, net: Ipv4Addr, len: u8) -> bool {
 pub fn valid_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
     parts.len() == 6
-        && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
         && u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 0)
 }
 
 /// True if `s` is a valid group / domain / replica name (letters, digits, `-`, `_`; 1..=48
 /// chars; not starting with `-`).
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 48 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') && !s.starts_with('-')
+    !s.is_empty()
+        && s.len() <= 48
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !s.starts_with('-')
 }
 
 /// True if `s` ends like a replacement instance name (`-g<digits>`), reserved for nvctl.
 fn generation_suffix(s: &str) -> bool {
-    s.rsplit_once("-g").is_some_and(|(_, d)| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+    s.rsplit_once("-g")
+        .is_some_and(|(_, d)| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// True if `s` is a PCI BDF `dddd:bb:dd.f`.
 fn valid_bdf(s: &str) -> bool {
     let b = s.as_bytes();
     let hex = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_hexdigit);
-    b.len() == 12 && b[4] == b':' && b[7] == b':' && b[10] == b'.' && hex(0..4) && hex(5..7) && hex(8..10) && (b'0'..=b'7').contains(&b[11])
+    b.len() == 12
+        && b[4] == b':'
+        && b[7] == b':'
+        && b[10] == b'.'
+        && hex(0..4)
+        && hex(5..7)
+        && hex(8..10)
+        && (b'0'..=b'7').contains(&b[11])
 }
 
 /// Quorum of `n` replicas under majority voting: ⌊n/2⌋+1.
@@ -423,7 +449,13 @@ fn ylines(text: &str) -> Vec<YLine<'_>> {
             let plain = !k.is_empty() && !k.contains(' ') && !k.starts_with(['{', '[']);
             (plain && (v.is_empty() || v.starts_with(' '))).then_some(k)
         });
-        out.push(YLine { no: i + 1, start, item, key_col, key });
+        out.push(YLine {
+            no: i + 1,
+            start,
+            item,
+            key_col,
+            key,
+        });
     }
     out
 }
@@ -443,19 +475,43 @@ pub fn locate(text: &str, path: &str) -> Option<usize> {
         };
         // the key
         if !key.is_empty() {
-            let Some(level) = lines[lo..hi].iter().filter(|l| l.key.is_some() && l.key_col >= key_floor).map(|l| l.key_col).min() else { return found };
-            let Some(i) = (lo..hi).find(|&i| lines[i].key_col == level && lines[i].key == Some(key)) else { return found };
+            let Some(level) = lines[lo..hi]
+                .iter()
+                .filter(|l| l.key.is_some() && l.key_col >= key_floor)
+                .map(|l| l.key_col)
+                .min()
+            else {
+                return found;
+            };
+            let Some(i) =
+                (lo..hi).find(|&i| lines[i].key_col == level && lines[i].key == Some(key))
+            else {
+                return found;
+            };
             found = Some(lines[i].no);
             let kc = lines[i].key_col;
-            let end = (i + 1..hi).find(|&j| lines[j].start < kc || (lines[j].start == kc && !lines[j].item)).unwrap_or(hi);
+            let end = (i + 1..hi)
+                .find(|&j| lines[j].start < kc || (lines[j].start == kc && !lines[j].item))
+                .unwrap_or(hi);
             (lo, hi) = (i + 1, end);
             (key_floor, item_floor) = (kc + 1, kc);
         }
         // its indices
         for idx in indices.split('[').filter(|s| !s.is_empty()) {
-            let Ok(n) = idx.trim_end_matches(']').parse::<usize>() else { return found };
-            let Some(level) = lines[lo..hi].iter().filter(|l| l.item && l.start >= item_floor).map(|l| l.start).min() else { return found };
-            let items: Vec<usize> = (lo..hi).filter(|&i| lines[i].item && lines[i].start == level).collect();
+            let Ok(n) = idx.trim_end_matches(']').parse::<usize>() else {
+                return found;
+            };
+            let Some(level) = lines[lo..hi]
+                .iter()
+                .filter(|l| l.item && l.start >= item_floor)
+                .map(|l| l.start)
+                .min()
+            else {
+                return found;
+            };
+            let items: Vec<usize> = (lo..hi)
+                .filter(|&i| lines[i].item && lines[i].start == level)
+                .collect();
             let Some(&i) = items.get(n) else { return found };
             found = Some(lines[i].no);
             let end = (i + 1..hi).find(|&j| lines[j].start <= level).unwrap_or(hi);
@@ -475,7 +531,11 @@ impl Checker<'_> {
     fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
         let field = field.into();
         let line = locate(self.text, &field);
-        self.errors.push(SpecError { field, line, message: message.into() });
+        self.errors.push(SpecError {
+            field,
+            line,
+            message: message.into(),
+        });
     }
 }
 
@@ -494,7 +554,11 @@ impl GroupSpec {
                 Some((m, _)) => m.to_string(),
                 None => message,
             };
-            SpecErrors(vec![SpecError { field, line, message }])
+            SpecErrors(vec![SpecError {
+                field,
+                line,
+                message,
+            }])
         })?;
         spec.validate(text)?;
         Ok(spec)
@@ -502,7 +566,10 @@ impl GroupSpec {
 
     /// The NV domain's name (`nv-domain.name` or `<group>-nv`).
     pub fn nv_name(&self) -> String {
-        self.nv_domain.name.clone().unwrap_or_else(|| format!("{}-nv", self.group))
+        self.nv_domain
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-nv", self.group))
     }
 
     /// The spec replica called `name`.
@@ -521,9 +588,18 @@ impl GroupSpec {
     /// `unanimous` and `primary-backup` N >= 2; `primary` is set exactly for `primary-backup` and
     /// names a replica; timeouts > 0; `buffer-limit` >= 4096; a replica has an initramfs or an image.
     pub fn validate(&self, text: &str) -> Result<(), SpecErrors> {
-        let mut c = Checker { text, errors: Vec::new() };
+        let mut c = Checker {
+            text,
+            errors: Vec::new(),
+        };
         if !valid_name(&self.group) {
-            c.err("group", format!("invalid name {:?} (letters, digits, -, _; at most 48)", self.group));
+            c.err(
+                "group",
+                format!(
+                    "invalid name {:?} (letters, digits, -, _; at most 48)",
+                    self.group
+                ),
+            );
         }
         let nv = &self.nv_domain;
         if let Some(n) = &nv.name {
@@ -531,7 +607,10 @@ impl GroupSpec {
                 c.err("nv-domain.name", format!("invalid name {n:?}"));
             }
         }
-        for (f, v) in [("nv-domain.kernel", &nv.kernel), ("nv-domain.initramfs", &nv.initramfs)] {
+        for (f, v) in [
+            ("nv-domain.kernel", &nv.kernel),
+            ("nv-domain.initramfs", &nv.initramfs),
+        ] {
             if v.trim().is_empty() {
                 c.err(f, "must not be empty");
             }
@@ -545,7 +624,10 @@ impl GroupSpec {
         let ext = &nv.external;
         match (ext.pci.is_empty(), &ext.bridge) {
             (true, None) => c.err("nv-domain.external", "needs `pci` or `bridge`"),
-            (false, Some(_)) => c.err("nv-domain.external.bridge", "`pci` and `bridge` exclude each other"),
+            (false, Some(_)) => c.err(
+                "nv-domain.external.bridge",
+                "`pci` and `bridge` exclude each other",
+            ),
             _ => {}
         }
         if !ext.pci.is_empty() && nv.guest_type == GuestType::Pvh {
@@ -553,27 +635,45 @@ impl GroupSpec {
         }
         for (i, p) in ext.pci.iter().enumerate() {
             if !valid_bdf(p) {
-                c.err(format!("nv-domain.external.pci[{i}]"), format!("bad PCI address {p:?} (want dddd:bb:dd.f)"));
+                c.err(
+                    format!("nv-domain.external.pci[{i}]"),
+                    format!("bad PCI address {p:?} (want dddd:bb:dd.f)"),
+                );
             }
         }
         if let Some(m) = &ext.mac {
             if ext.bridge.is_none() {
                 c.err("nv-domain.external.mac", "only goes with `bridge`");
             } else if !valid_mac(m) {
-                c.err("nv-domain.external.mac", format!("bad MAC {m:?} (want unicast xx:xx:xx:xx:xx:xx)"));
+                c.err(
+                    "nv-domain.external.mac",
+                    format!("bad MAC {m:?} (want unicast xx:xx:xx:xx:xx:xx)"),
+                );
             }
         }
         if !valid_name(&ext.interface) || ext.interface.len() > 15 {
-            c.err("nv-domain.external.interface", format!("bad interface name {:?}", ext.interface));
+            c.err(
+                "nv-domain.external.interface",
+                format!("bad interface name {:?}", ext.interface),
+            );
         }
         let external = parse_cidr(&ext.address).filter(|(a, l)| in_subnet(*a, *a, *l));
         match external {
-            None => c.err("nv-domain.external.address", format!("bad address {:?} (want a host address a.b.c.d/len)", ext.address)),
+            None => c.err(
+                "nv-domain.external.address",
+                format!(
+                    "bad address {:?} (want a host address a.b.c.d/len)",
+                    ext.address
+                ),
+            ),
             Some((a, l)) => {
                 if let Some(g) = &ext.gateway {
                     match g.parse::<Ipv4Addr>() {
                         Ok(gw) if in_subnet(gw, a, l) && gw != a => {}
-                        _ => c.err("nv-domain.external.gateway", format!("{g:?} is not another host address of {}", ext.address)),
+                        _ => c.err(
+                            "nv-domain.external.gateway",
+                            format!("{g:?} is not another host address of {}", ext.address),
+                        ),
                     }
                 }
             }
@@ -597,28 +697,53 @@ impl GroupSpec {
         let mut listens: HashMap<u16, usize> = HashMap::new();
         for (i, p) in s.ports.iter().enumerate() {
             if !valid_name(&p.name) {
-                c.err(format!("service.ports[{i}].name"), format!("invalid name {:?}", p.name));
+                c.err(
+                    format!("service.ports[{i}].name"),
+                    format!("invalid name {:?}", p.name),
+                );
             } else if let Some(j) = names.insert(&p.name, i) {
-                c.err(format!("service.ports[{i}].name"), format!("duplicate name {:?} (also service.ports[{j}])", p.name));
+                c.err(
+                    format!("service.ports[{i}].name"),
+                    format!("duplicate name {:?} (also service.ports[{j}])", p.name),
+                );
             }
             if p.listen == 0 {
                 c.err(format!("service.ports[{i}].listen"), "must be > 0");
             } else if let Some(j) = listens.insert(p.listen, i) {
-                c.err(format!("service.ports[{i}].listen"), format!("port {} is also service.ports[{j}]", p.listen));
+                c.err(
+                    format!("service.ports[{i}].listen"),
+                    format!("port {} is also service.ports[{j}]", p.listen),
+                );
             }
             if p.replica_port == Some(0) {
                 c.err(format!("service.ports[{i}].replica-port"), "must be > 0");
             }
         }
         match s.policy {
-            Policy::Majority if n < 3 => c.err("service.policy", format!("majority needs at least 3 replicas, the group has {n}")),
-            Policy::Unanimous | Policy::PrimaryBackup if n < 2 => c.err("service.policy", format!("{} needs at least 2 replicas, the group has {n}", s.policy.as_str())),
+            Policy::Majority if n < 3 => c.err(
+                "service.policy",
+                format!("majority needs at least 3 replicas, the group has {n}"),
+            ),
+            Policy::Unanimous | Policy::PrimaryBackup if n < 2 => c.err(
+                "service.policy",
+                format!(
+                    "{} needs at least 2 replicas, the group has {n}",
+                    s.policy.as_str()
+                ),
+            ),
             _ => {}
         }
         match (&s.primary, s.policy) {
-            (None, Policy::PrimaryBackup) => c.err("service.primary", "required with policy primary-backup"),
-            (Some(p), Policy::PrimaryBackup) if self.replica(p).is_none() => c.err("service.primary", format!("{p:?} is not a replica of this group")),
-            (Some(_), Policy::Majority | Policy::Unanimous) => c.err("service.primary", "only allowed with policy primary-backup"),
+            (None, Policy::PrimaryBackup) => {
+                c.err("service.primary", "required with policy primary-backup")
+            }
+            (Some(p), Policy::PrimaryBackup) if self.replica(p).is_none() => c.err(
+                "service.primary",
+                format!("{p:?} is not a replica of this group"),
+            ),
+            (Some(_), Policy::Majority | Policy::Unanimous) => {
+                c.err("service.primary", "only allowed with policy primary-backup")
+            }
             _ => {}
         }
         if s.straggler_timeout_ms == 0 {
@@ -628,11 +753,17 @@ impl GroupSpec {
             c.err("service.connect-timeout-ms", "must be > 0");
         }
         if s.buffer_limit < 4096 {
-            c.err("service.buffer-limit", format!("{} bytes is below the minimum 4096", s.buffer_limit));
+            c.err(
+                "service.buffer-limit",
+                format!("{} bytes is below the minimum 4096", s.buffer_limit),
+            );
         }
         if let Some(f) = &s.status_file {
             if !f.starts_with('/') {
-                c.err("service.status-file", format!("{f:?} is not an absolute path"));
+                c.err(
+                    "service.status-file",
+                    format!("{f:?} is not an absolute path"),
+                );
             }
         }
     }
@@ -651,14 +782,29 @@ impl GroupSpec {
         for (i, r) in self.replicas.iter().enumerate() {
             let f = |k: &str| format!("replicas[{i}].{k}");
             if !valid_name(&r.name) {
-                c.err(f("name"), format!("invalid name {:?} (letters, digits, -, _)", r.name));
+                c.err(
+                    f("name"),
+                    format!("invalid name {:?} (letters, digits, -, _)", r.name),
+                );
             } else if generation_suffix(&r.name) {
-                c.err(f("name"), format!("{:?} ends in -g<number>, which nvctl uses for replacements", r.name));
+                c.err(
+                    f("name"),
+                    format!(
+                        "{:?} ends in -g<number>, which nvctl uses for replacements",
+                        r.name
+                    ),
+                );
             } else if format!("{}-{}", self.group, r.name) == nv_name {
-                c.err(f("name"), format!("its domain {nv_name} would be named like the NV domain"));
+                c.err(
+                    f("name"),
+                    format!("its domain {nv_name} would be named like the NV domain"),
+                );
             }
             if let Some(j) = names.insert(&r.name, i) {
-                c.err(f("name"), format!("duplicate name {:?} (also replicas[{j}])", r.name));
+                c.err(
+                    f("name"),
+                    format!("duplicate name {:?} (also replicas[{j}])", r.name),
+                );
             }
             if r.kernel.trim().is_empty() {
                 c.err(f("kernel"), "must not be empty");
@@ -675,30 +821,58 @@ impl GroupSpec {
             let link = match parse_cidr(&r.address) {
                 Some((a, l)) if l <= 31 && in_subnet(a, a, l) => r.link(),
                 _ => {
-                    c.err(f("address"), format!("bad address {:?} (want a host address a.b.c.d/len, len <= 31)", r.address));
+                    c.err(
+                        f("address"),
+                        format!(
+                            "bad address {:?} (want a host address a.b.c.d/len, len <= 31)",
+                            r.address
+                        ),
+                    );
                     None
                 }
             };
             if let (Some(nva), Some((a, l))) = (&r.nv_address, parse_cidr(&r.address)) {
                 match nva.parse::<Ipv4Addr>() {
                     Ok(x) if in_subnet(x, a, l) && x != a => {}
-                    _ => c.err(f("nv-address"), format!("{nva:?} is not another host address of {}", r.address)),
+                    _ => c.err(
+                        f("nv-address"),
+                        format!("{nva:?} is not another host address of {}", r.address),
+                    ),
                 }
             }
             if let Some(link) = link {
-                if let Some((j, _)) = links.iter().find(|(_, o)| o.overlaps(link.network(), link.prefix)) {
+                if let Some((j, _)) = links
+                    .iter()
+                    .find(|(_, o)| o.overlaps(link.network(), link.prefix))
+                {
                     c.err(f("address"), format!("link subnet of {} overlaps that of replicas[{j}] (each replica needs its own subnet)", r.address));
                 } else if external.is_some_and(|(a, l)| link.overlaps(u32::from(a) & mask(l), l)) {
-                    c.err(f("address"), format!("link subnet of {} overlaps the external subnet", r.address));
+                    c.err(
+                        f("address"),
+                        format!("link subnet of {} overlaps the external subnet", r.address),
+                    );
                 }
                 links.push((i, link));
             }
             let mac = r.mac();
             if r.mac.is_some() && !valid_mac(&mac) {
-                c.err(f("mac"), format!("bad MAC {mac:?} (want unicast xx:xx:xx:xx:xx:xx)"));
+                c.err(
+                    f("mac"),
+                    format!("bad MAC {mac:?} (want unicast xx:xx:xx:xx:xx:xx)"),
+                );
             } else if !mac.is_empty() {
                 if let Some(other) = macs.insert(mac.clone(), format!("replicas[{i}]")) {
-                    c.err(f("mac"), format!("duplicate MAC {mac} (also {other}){}", if r.mac.is_none() { "; set `mac` explicitly" } else { "" }));
+                    c.err(
+                        f("mac"),
+                        format!(
+                            "duplicate MAC {mac} (also {other}){}",
+                            if r.mac.is_none() {
+                                "; set `mac` explicitly"
+                            } else {
+                                ""
+                            }
+                        ),
+                    );
                 }
             }
         }
@@ -725,14 +899,20 @@ mod tests {
     #[test]
     fn link_defaults_and_moves() {
         let l = LinkAddrs::new("10.77.1.2/24", None).unwrap();
-        assert_eq!((l.nv, l.netmask()), (Ipv4Addr::new(10, 77, 1, 1), Ipv4Addr::new(255, 255, 255, 0)));
+        assert_eq!(
+            (l.nv, l.netmask()),
+            (Ipv4Addr::new(10, 77, 1, 1), Ipv4Addr::new(255, 255, 255, 0))
+        );
         let l1 = LinkAddrs::new("10.77.1.1/24", None).unwrap();
         assert_eq!(l1.nv, Ipv4Addr::new(10, 77, 1, 2));
         let p2p = LinkAddrs::new("10.0.0.1/31", None).unwrap();
         assert_eq!(p2p.nv, Ipv4Addr::new(10, 0, 0, 0));
         assert!(LinkAddrs::new("10.0.0.1/32", None).is_none());
         let m = l.moved_to(u32::from(Ipv4Addr::new(10, 77, 9, 0)));
-        assert_eq!((m.replica, m.nv), (Ipv4Addr::new(10, 77, 9, 2), Ipv4Addr::new(10, 77, 9, 1)));
+        assert_eq!(
+            (m.replica, m.nv),
+            (Ipv4Addr::new(10, 77, 9, 2), Ipv4Addr::new(10, 77, 9, 1))
+        );
         assert!(l.overlaps(u32::from(Ipv4Addr::new(10, 77, 0, 0)), 16));
         assert!(!l.overlaps(m.network(), 24));
     }
@@ -740,8 +920,14 @@ mod tests {
     #[test]
     fn names_macs_and_bdfs() {
         assert!(valid_name("web-1") && !valid_name("-x") && !valid_name("a b") && !valid_name(""));
-        assert!(generation_suffix("r0-g12") && !generation_suffix("r0-g") && !generation_suffix("big"));
-        assert!(valid_mac("00:16:3e:aa:bb:cc") && !valid_mac("01:16:3e:aa:bb:cc") && !valid_mac("00:16:3e:aa:bb"));
+        assert!(
+            generation_suffix("r0-g12") && !generation_suffix("r0-g") && !generation_suffix("big")
+        );
+        assert!(
+            valid_mac("00:16:3e:aa:bb:cc")
+                && !valid_mac("01:16:3e:aa:bb:cc")
+                && !valid_mac("00:16:3e:aa:bb")
+        );
         assert!(valid_bdf("0000:03:00.0") && !valid_bdf("0000:03:00.8") && !valid_bdf("03:00.0"));
         assert_eq!(mac_for(Ipv4Addr::new(10, 77, 1, 2)), "00:16:3e:4d:01:02");
         assert_eq!(majority_quorum(3), 2);

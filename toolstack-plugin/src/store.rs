@@ -81,13 +81,20 @@ impl MemStore {
 }
 
 fn below(path: &str, prefix: &str) -> bool {
-    path == prefix || path.strip_prefix(prefix).is_some_and(|r| r.starts_with('/')) || prefix == "/"
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|r| r.starts_with('/'))
+        || prefix == "/"
 }
 
 impl Store for MemStore {
     fn read(&self, path: &str) -> Result<Option<String>> {
         let g = self.lock();
-        Ok(g.nodes.get(path).cloned().or_else(|| g.nodes.keys().any(|k| below(k, path)).then(String::new)))
+        Ok(g.nodes
+            .get(path)
+            .cloned()
+            .or_else(|| g.nodes.keys().any(|k| below(k, path)).then(String::new)))
     }
 
     fn write(&self, path: &str, value: &str) -> Result<()> {
@@ -101,7 +108,12 @@ impl Store for MemStore {
     fn directory(&self, path: &str) -> Result<Vec<String>> {
         let g = self.lock();
         let pre = format!("{}/", path.trim_end_matches('/'));
-        let v: std::collections::BTreeSet<String> = g.nodes.keys().filter_map(|k| k.strip_prefix(&pre)).map(|r| r.split('/').next().unwrap_or(r).to_string()).collect();
+        let v: std::collections::BTreeSet<String> = g
+            .nodes
+            .keys()
+            .filter_map(|k| k.strip_prefix(&pre))
+            .map(|r| r.split('/').next().unwrap_or(r).to_string())
+            .collect();
         Ok(v.into_iter().collect())
     }
 
@@ -118,14 +130,21 @@ impl Store for MemStore {
         let mut g = self.lock();
         let start = g.seq;
         loop {
-            if g.log.iter().any(|(n, p)| *n > start && (below(p, path) || below(path, p))) {
+            if g.log
+                .iter()
+                .any(|(n, p)| *n > start && (below(p, path) || below(path, p)))
+            {
                 return Ok(true);
             }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(false);
             }
-            g = self.changed.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            g = self
+                .changed
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }
@@ -161,7 +180,11 @@ impl Store for Xenstore {
     /// Registers a watch with a fresh token, skips the event xenstored fires on registration,
     /// waits for the next one (events of other tokens are dropped), then unregisters.
     fn watch(&self, path: &str, timeout: Duration) -> Result<bool> {
-        let token = format!("nvctl-{}-{}", std::process::id(), WATCH_TOKEN.fetch_add(1, Ordering::Relaxed));
+        let token = format!(
+            "nvctl-{}-{}",
+            std::process::id(),
+            WATCH_TOKEN.fetch_add(1, Ordering::Relaxed)
+        );
         Xenstore::watch(self, path, &token).with_context(|| format!("xenstore watch {path}"))?;
         let deadline = Instant::now() + timeout;
         let mut registered = false;
@@ -175,7 +198,8 @@ impl Store for Xenstore {
                 Ok(Some(_)) => break true,
             }
         };
-        Xenstore::unwatch(self, path, &token).with_context(|| format!("xenstore unwatch {path}"))?;
+        Xenstore::unwatch(self, path, &token)
+            .with_context(|| format!("xenstore unwatch {path}"))?;
         Ok(changed)
     }
 }
@@ -202,15 +226,28 @@ pub fn write_blob(store: &dyn Store, path: &str, text: &str) -> Result<()> {
 
 /// Read a text written by [`write_blob`]; None if `path` does not exist.
 pub fn read_blob(store: &dyn Store, path: &str) -> Result<Option<String>> {
-    let Some(v) = store.read(path)? else { return Ok(None) };
-    let Some((count, total)) = nv_status::parse_chunk_header(&v).with_context(|| format!("{path}"))? else { return Ok(Some(v)) };
+    let Some(v) = store.read(path)? else {
+        return Ok(None);
+    };
+    let Some((count, total)) =
+        nv_status::parse_chunk_header(&v).with_context(|| format!("{path}"))?
+    else {
+        return Ok(Some(v));
+    };
     let mut out = String::with_capacity(total);
     for i in 0..count {
         let p = format!("{path}/chunk/{i}");
-        out.push_str(&store.read(&p)?.with_context(|| format!("{p}: missing chunk"))?);
+        out.push_str(
+            &store
+                .read(&p)?
+                .with_context(|| format!("{p}: missing chunk"))?,
+        );
     }
     if out.len() != total {
-        bail!("{path}: chunks hold {} bytes, header says {total}", out.len());
+        bail!(
+            "{path}: chunks hold {} bytes, header says {total}",
+            out.len()
+        );
     }
     Ok(Some(out))
 }
@@ -236,7 +273,11 @@ mod tests {
         assert_eq!(s.read(path).unwrap().unwrap(), fits);
         let over = format!("{fits}x");
         write_blob(&s, path, &over).unwrap();
-        assert!(s.read(path).unwrap().unwrap().starts_with(nv_status::CHUNK_HEADER));
+        assert!(s
+            .read(path)
+            .unwrap()
+            .unwrap()
+            .starts_with(nv_status::CHUNK_HEADER));
         assert_eq!(read_blob(&s, path).unwrap().unwrap(), over);
     }
 
@@ -261,7 +302,10 @@ mod tests {
         let n = s.directory("/a/cfg/chunk").unwrap().len();
         assert!(n >= 3, "{n}");
         for c in s.directory("/a/cfg/chunk").unwrap() {
-            assert!(s.read(&format!("/a/cfg/chunk/{c}")).unwrap().unwrap().len() <= nv_status::CHUNK_SIZE);
+            assert!(
+                s.read(&format!("/a/cfg/chunk/{c}")).unwrap().unwrap().len()
+                    <= nv_status::CHUNK_SIZE
+            );
         }
         assert_eq!(read_blob(&s, "/a/cfg").unwrap().unwrap(), text);
         // a shorter chunked text drops the chunks it does not use
@@ -271,7 +315,10 @@ mod tests {
         assert_eq!(read_blob(&s, "/a/cfg").unwrap().unwrap(), shorter);
         // a torn read (chunks of another text) is detected
         s.write("/a/cfg/chunk/1", "yy").unwrap();
-        assert!(read_blob(&s, "/a/cfg").unwrap_err().to_string().contains("header says"));
+        assert!(read_blob(&s, "/a/cfg")
+            .unwrap_err()
+            .to_string()
+            .contains("header says"));
         // rewriting a short text drops the old chunks
         write_blob(&s, "/a/cfg", "short").unwrap();
         assert!(s.directory("/a/cfg/chunk").unwrap().is_empty());

@@ -25,7 +25,12 @@ pub trait XlRunner {
 pub fn xl_ok(xl: &dyn XlRunner, args: &[&str]) -> Result<String> {
     let out = xl.run(args)?;
     if out.code != 0 {
-        bail!("`xl {}` failed (exit {}): {}", args.join(" "), out.code, out.stderr.trim());
+        bail!(
+            "`xl {}` failed (exit {}): {}",
+            args.join(" "),
+            out.code,
+            out.stderr.trim()
+        );
     }
     Ok(out.stdout)
 }
@@ -38,10 +43,16 @@ pub fn domid(xl: &dyn XlRunner, name: &str) -> Result<Option<u32>> {
         if out.stderr.contains("does not exist") {
             return Ok(None);
         }
-        bail!("`xl domid {name}` failed (exit {}): {}", out.code, out.stderr.trim());
+        bail!(
+            "`xl domid {name}` failed (exit {}): {}",
+            out.code,
+            out.stderr.trim()
+        );
     }
     let id = out.stdout.trim();
-    Ok(Some(id.parse().with_context(|| format!("`xl domid {name}` printed {id:?}"))?))
+    Ok(Some(id.parse().with_context(|| {
+        format!("`xl domid {name}` printed {id:?}")
+    })?))
 }
 
 /// One row of `xl list`.
@@ -62,7 +73,14 @@ pub fn parse_list(text: &str) -> BTreeMap<String, Domain> {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() >= 5 {
             if let (Ok(id), Ok(mem)) = (f[1].parse(), f[2].parse()) {
-                m.insert(f[0].to_string(), Domain { id, mem, state: f[4].to_string() });
+                m.insert(
+                    f[0].to_string(),
+                    Domain {
+                        id,
+                        mem,
+                        state: f[4].to_string(),
+                    },
+                );
             }
         }
     }
@@ -84,7 +102,10 @@ impl XlRunner for RealXl {
     fn run(&self, args: &[&str]) -> Result<XlOutput> {
         let prog = &self.program;
         log::debug!("running {prog} {}", args.join(" "));
-        let out = std::process::Command::new(prog).args(args).output().with_context(|| format!("cannot run {prog}"))?;
+        let out = std::process::Command::new(prog)
+            .args(args)
+            .output()
+            .with_context(|| format!("cannot run {prog}"))?;
         Ok(XlOutput {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -101,7 +122,14 @@ mod tests {
     fn parses_xl_list() {
         let text = "Name                                        ID   Mem VCPUs\tState\tTime(s)\nDomain-0                                     0  4096     2     r-----      12.0\nweb-nv                                       3   256     1     -b----       0.4\n";
         let m = parse_list(text);
-        assert_eq!(m["web-nv"], Domain { id: 3, mem: 256, state: "-b----".into() });
+        assert_eq!(
+            m["web-nv"],
+            Domain {
+                id: 3,
+                mem: 256,
+                state: "-b----".into()
+            }
+        );
         assert_eq!(m.len(), 2);
     }
 
@@ -115,17 +143,38 @@ mod tests {
 
     #[test]
     fn failures_carry_stderr_and_missing_domains_are_none() {
-        let xl = Canned(XlOutput { code: 1, stdout: String::new(), stderr: "libxl: error: boom\n".into() });
+        let xl = Canned(XlOutput {
+            code: 1,
+            stdout: String::new(),
+            stderr: "libxl: error: boom\n".into(),
+        });
         let e = xl_ok(&xl, &["destroy", "x"]).unwrap_err().to_string();
-        assert!(e.contains("libxl: error: boom") && e.contains("`xl destroy x`") && e.contains("exit 1"), "{e}");
+        assert!(
+            e.contains("libxl: error: boom")
+                && e.contains("`xl destroy x`")
+                && e.contains("exit 1"),
+            "{e}"
+        );
         let e = domid(&xl, "x").unwrap_err().to_string();
         assert!(e.contains("boom"), "{e}");
         let missing = "Can't get domid of domain name 'nope', maybe this domain does not exist.\n";
-        let xl = Canned(XlOutput { code: 1, stdout: String::new(), stderr: missing.into() });
+        let xl = Canned(XlOutput {
+            code: 1,
+            stdout: String::new(),
+            stderr: missing.into(),
+        });
         assert_eq!(domid(&xl, "nope").unwrap(), None);
-        let xl = Canned(XlOutput { code: 0, stdout: "7\n".into(), stderr: String::new() });
+        let xl = Canned(XlOutput {
+            code: 0,
+            stdout: "7\n".into(),
+            stderr: String::new(),
+        });
         assert_eq!(domid(&xl, "web-nv").unwrap(), Some(7));
-        let xl = Canned(XlOutput { code: 0, stdout: "seven\n".into(), stderr: String::new() });
+        let xl = Canned(XlOutput {
+            code: 0,
+            stdout: "seven\n".into(),
+            stderr: String::new(),
+        });
         assert!(domid(&xl, "web-nv").is_err());
     }
 }

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn nvctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nvctl")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_nvctl"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -27,34 +30,66 @@ fn help_of_every_command_has_examples() {
     let out = nvctl(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let top = text(&out.stdout);
-    for c in ["render", "up", "down", "status", "replace", "patch", "watch", "reliability"] {
+    for c in [
+        "render",
+        "up",
+        "down",
+        "status",
+        "replace",
+        "patch",
+        "watch",
+        "reliability",
+    ] {
         assert!(top.contains(&format!("  {c} ")), "{c} missing in\n{top}");
         let out = nvctl(&[c, "--help"]);
         assert_eq!(out.status.code(), Some(0), "{c}");
         let h = text(&out.stdout);
-        assert!(h.contains("Usage: nvctl ") && h.contains("Example"), "{c}:\n{h}");
+        assert!(
+            h.contains("Usage: nvctl ") && h.contains("Example"),
+            "{c}:\n{h}"
+        );
     }
     assert!(top.contains("Exit status: 0 success, 1 error"), "{top}");
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [&["bogus"][..], &["patch", "web"], &["reliability", "--r-vm", "2", "--r-hv", "0.9"], &["up"], &["--timeout", "0", "status"]] {
+    for args in [
+        &["bogus"][..],
+        &["patch", "web"],
+        &["reliability", "--r-vm", "2", "--r-hv", "0.9"],
+        &["up"],
+        &["--timeout", "0", "status"],
+    ] {
         let out = nvctl(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn render_writes_the_golden_files() {
     let dir = scratch("render");
-    let out = nvctl(&["render", &manifest("../xl-configs/example-group.yaml"), "-o", &dir.to_string_lossy()]);
+    let out = nvctl(&[
+        "render",
+        &manifest("../xl-configs/example-group.yaml"),
+        "-o",
+        &dir.to_string_lossy(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let golden = PathBuf::from(manifest("tests/golden/example-group"));
     let mut n = 0;
     for e in std::fs::read_dir(&golden).unwrap() {
         let name = e.unwrap().file_name();
-        assert_eq!(std::fs::read_to_string(dir.join(&name)).unwrap(), std::fs::read_to_string(golden.join(&name)).unwrap(), "{name:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join(&name)).unwrap(),
+            std::fs::read_to_string(golden.join(&name)).unwrap(),
+            "{name:?}"
+        );
         n += 1;
     }
     assert_eq!(text(&out.stdout).lines().count(), n);
@@ -64,18 +99,29 @@ fn render_writes_the_golden_files() {
 #[test]
 fn invalid_specs_exit_1_naming_file_line_and_field() {
     let dir = scratch("bad");
-    let spec = std::fs::read_to_string(manifest("../xl-configs/example-group.yaml")).unwrap().replacen("    memory: 512", "    memory: 0", 1);
+    let spec = std::fs::read_to_string(manifest("../xl-configs/example-group.yaml"))
+        .unwrap()
+        .replacen("    memory: 512", "    memory: 0", 1);
     let line = spec.lines().position(|l| l == "    memory: 0").unwrap() + 1;
     let p = dir.join("bad.yaml");
     std::fs::write(&p, spec).unwrap();
     let out = nvctl(&["render", &p.to_string_lossy(), "-o", &dir.to_string_lossy()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("bad.yaml: line {line}: replicas[0].memory: must be > 0 MiB")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "bad.yaml: line {line}: replicas[0].memory: must be > 0 MiB"
+        )),
+        "{err}"
+    );
     assert!(!dir.join("web-nv.cfg").exists());
     let out = nvctl(&["render", "/nonexistent/spec.yaml"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("reading /nonexistent/spec.yaml"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("reading /nonexistent/spec.yaml"),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -84,7 +130,10 @@ fn reliability_prints_both_models_and_the_condition() {
     let out = nvctl(&["reliability", "--r-vm", "0.9", "--r-hv", "0.99", "-n", "3"]);
     assert_eq!(out.status.code(), Some(0));
     let r = text(&out.stdout);
-    assert!(r.contains("= 0.900000") && r.contains("= 0.989010") && r.contains("= 0.962280"), "{r}");
+    assert!(
+        r.contains("= 0.900000") && r.contains("= 0.989010") && r.contains("= 0.962280"),
+        "{r}"
+    );
     assert!(r.contains("R_hv >= 0.925926: holds"), "{r}");
 }
 
@@ -92,17 +141,37 @@ fn reliability_prints_both_models_and_the_condition() {
 fn lifecycle_commands_fail_with_1_without_xenstore() {
     let out = nvctl(&["--xenstore", "/nonexistent/socket", "status"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).starts_with("nvctl: error: connecting to xenstored at /nonexistent/socket"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .starts_with("nvctl: error: connecting to xenstored at /nonexistent/socket"),
+        "{}",
+        text(&out.stderr)
+    );
     let dir = scratch("lock");
     let out = nvctl(&["--state-dir", &dir.to_string_lossy(), "down", "../etc"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("\"../etc\" is not a group name"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("\"../etc\" is not a group name"),
+        "{}",
+        text(&out.stderr)
+    );
     // a second nvctl on a locked group gives up at once
     let lock = std::fs::File::create(dir.join("web.lock")).unwrap();
     lock.lock().unwrap();
-    let out = nvctl(&["--state-dir", &dir.to_string_lossy(), "--xenstore", "/nonexistent/socket", "down", "web"]);
+    let out = nvctl(&[
+        "--state-dir",
+        &dir.to_string_lossy(),
+        "--xenstore",
+        "/nonexistent/socket",
+        "down",
+        "web",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("another nvctl is working on group web"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("another nvctl is working on group web"),
+        "{}",
+        text(&out.stderr)
+    );
     drop(lock);
     std::fs::remove_dir_all(dir).unwrap();
 }

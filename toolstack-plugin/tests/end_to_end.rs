@@ -42,7 +42,12 @@ esac
 "#;
 
 fn domains(state: &Path) -> Vec<String> {
-    std::fs::read_to_string(state.join("domains")).unwrap_or_default().lines().filter_map(|l| l.split(' ').next()).map(str::to_string).collect()
+    std::fs::read_to_string(state.join("domains"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string)
+        .collect()
 }
 
 /// domain-nv for domain `nv`: publish a status for the replicas of its config; a replica is
@@ -64,7 +69,11 @@ fn fake_domain_nv(xs: &xen::xenstore::Xenstore, nv: u16, state: &Path, stop: &At
                     let name = r["name"].as_str().unwrap().to_string();
                     let up = running.contains(&format!("web-{name}"));
                     ReplicaStatus {
-                        state: if up { ReplicaHealth::Live } else { ReplicaHealth::Starting },
+                        state: if up {
+                            ReplicaHealth::Live
+                        } else {
+                            ReplicaHealth::Starting
+                        },
                         link: if up { LinkState::Up } else { LinkState::Down },
                         connections: 0,
                         bytes_voted: 0,
@@ -73,7 +82,13 @@ fn fake_domain_nv(xs: &xen::xenstore::Xenstore, nv: u16, state: &Path, stop: &At
                     }
                 })
                 .collect();
-            let st = Status { version: SCHEMA_VERSION, ready: true, updated_ms: 1, services: vec![], replicas };
+            let st = Status {
+                version: SCHEMA_VERSION,
+                ready: true,
+                updated_ms: 1,
+                services: vec![],
+                replicas,
+            };
             if last.as_ref() != Some(&st) {
                 Store::rm(xs, &format!("{home}/{XS_BASE}")).unwrap();
                 for (k, v) in st.to_xenstore() {
@@ -95,14 +110,29 @@ struct Env {
 impl Env {
     fn nvctl(&self, args: &[&str]) -> Output {
         let state = self.dir.join("nvctl").to_string_lossy().into_owned();
-        let mut all = vec!["--xl", &self.xl, "--xenstore", &self.socket, "--state-dir", &state, "--timeout", "20"];
+        let mut all = vec![
+            "--xl",
+            &self.xl,
+            "--xenstore",
+            &self.socket,
+            "--state-dir",
+            &state,
+            "--timeout",
+            "20",
+        ];
         all.extend_from_slice(args);
-        Command::new(env!("CARGO_BIN_EXE_nvctl")).args(&all).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_nvctl"))
+            .args(&all)
+            .output()
+            .unwrap()
     }
 }
 
 fn ok(out: &Output) -> String {
-    let (o, e) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert_eq!(out.status.code(), Some(0), "stdout:\n{o}\nstderr:\n{e}");
     format!("{o}{e}")
 }
@@ -120,28 +150,56 @@ fn up_status_replace_down_through_the_binary() {
     let nv = sim.create_domain().unwrap();
     assert_eq!(nv, 1, "the fake xl gives the first domain id 1");
     let guest = sim.connect_xenstore(nv).unwrap();
-    let env = Env { dir: dir.clone(), xl: xl.to_string_lossy().into_owned(), socket: sim.xenstore_socket(0).to_string_lossy().into_owned() };
-    let spec = format!("{}/../xl-configs/example-group.yaml", env!("CARGO_MANIFEST_DIR"));
+    let env = Env {
+        dir: dir.clone(),
+        xl: xl.to_string_lossy().into_owned(),
+        socket: sim.xenstore_socket(0).to_string_lossy().into_owned(),
+    };
+    let spec = format!(
+        "{}/../xl-configs/example-group.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| fake_domain_nv(&guest, nv, &state, &stop));
         let run = || {
             let out = ok(&env.nvctl(&["up", &spec]));
-            assert!(out.contains("NV domain web-nv: created (id 1)") && out.contains("group web: up, 3 replicas live"), "{out}");
+            assert!(
+                out.contains("NV domain web-nv: created (id 1)")
+                    && out.contains("group web: up, 3 replicas live"),
+                "{out}"
+            );
             assert_eq!(domains(&state), ["web-nv", "web-r0", "web-r1", "web-r2"]);
             let again = ok(&env.nvctl(&["up", &spec]));
-            assert!(again.contains("[3/3] replica web-r2: already running (id 4)"), "{again}");
+            assert!(
+                again.contains("[3/3] replica web-r2: already running (id 4)"),
+                "{again}"
+            );
             let table = ok(&env.nvctl(&["status"]));
-            assert!(table.contains("Group web   NV domain web-nv (id 1 -b----, ready)"), "{table}");
-            assert_eq!(table.lines().filter(|l| l.contains(" live ")).count(), 3, "{table}");
+            assert!(
+                table.contains("Group web   NV domain web-nv (id 1 -b----, ready)"),
+                "{table}"
+            );
+            assert_eq!(
+                table.lines().filter(|l| l.contains(" live ")).count(),
+                3,
+                "{table}"
+            );
             let json = ok(&env.nvctl(&["status", "web", "--json"]));
             let v: serde_yaml::Value = serde_yaml::from_str(&json).unwrap();
-            assert_eq!(v[0]["status"]["replicas"][2]["state"].as_str(), Some("live"), "{json}");
+            assert_eq!(
+                v[0]["status"]["replicas"][2]["state"].as_str(),
+                Some("live"),
+                "{json}"
+            );
             let out = ok(&env.nvctl(&["replace", "web", "r1"]));
             assert!(out.contains("r1: now served by web-r1-g1"), "{out}");
             assert_eq!(domains(&state), ["web-nv", "web-r0", "web-r2", "web-r1-g1"]);
             let out = ok(&env.nvctl(&["down", "web"]));
-            assert!(out.contains("group web: down (4 domains destroyed)"), "{out}");
+            assert!(
+                out.contains("group web: down (4 domains destroyed)"),
+                "{out}"
+            );
             assert!(domains(&state).is_empty());
             let out = env.nvctl(&["down", "web"]);
             assert_eq!(out.status.code(), Some(1));

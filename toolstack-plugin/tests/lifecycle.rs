@@ -21,7 +21,11 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new() -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!("nvctl-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let p = std::env::temp_dir().join(format!(
+            "nvctl-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -54,7 +58,16 @@ impl World {
     /// Dom0 talks through `dom0`, domain-nv through `nv_store`.
     fn on(dom0: Arc<dyn Store + Send + Sync>, nv_store: Arc<dyn Store + Send + Sync>) -> World {
         let nv = FakeNv::new(nv_store);
-        World { host: Host { dom0, nv: Arc::clone(&nv) }, nv, dir: TempDir::new(), said: Mutex::new(Vec::new()), timeout: Duration::from_secs(10) }
+        World {
+            host: Host {
+                dom0,
+                nv: Arc::clone(&nv),
+            },
+            nv,
+            dir: TempDir::new(),
+            said: Mutex::new(Vec::new()),
+            timeout: Duration::from_secs(10),
+        }
     }
 
     fn replay(&self, transcript: &str) -> Replay {
@@ -90,7 +103,12 @@ impl World {
 
     /// The config domain-nv last read.
     fn last_config(&self) -> String {
-        self.nv.st().configs.last().cloned().expect("no config written")
+        self.nv
+            .st()
+            .configs
+            .last()
+            .cloned()
+            .expect("no config written")
     }
 
     fn config_names(&self) -> Vec<String> {
@@ -106,7 +124,11 @@ impl World {
 }
 
 fn golden(file: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/golden/example-group/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/tests/golden/example-group/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -114,23 +136,48 @@ fn up_creates_nv_domain_hands_config_then_replicas() {
     let w = World::up();
     // the config files xl created the domains from are the rendered goldens
     for f in ["web-nv.cfg", "web-r0.cfg", "web-r1.cfg", "web-r2.cfg"] {
-        assert_eq!(std::fs::read_to_string(w.dir.0.join("web").join(f)).unwrap(), golden(f), "{f}");
+        assert_eq!(
+            std::fs::read_to_string(w.dir.0.join("web").join(f)).unwrap(),
+            golden(f),
+            "{f}"
+        );
     }
     // domain-nv got the rendered config in its xenstore home before any replica existed
     assert_eq!(w.last_config(), golden("domain-nv.yaml"));
-    assert_eq!(read_blob(&w.host, "/local/domain/7/data/domain-nv-config").unwrap().unwrap(), golden("domain-nv.yaml"));
+    assert_eq!(
+        read_blob(&w.host, "/local/domain/7/data/domain-nv-config")
+            .unwrap()
+            .unwrap(),
+        golden("domain-nv.yaml")
+    );
     let said = w.said();
-    let order = ["NV domain web-nv: creating", "config written to /local/domain/7/data/domain-nv-config", "NV domain web-nv: ready", "[1/3] replica web-r0: created (id 8)", "[3/3] replica web-r2: created (id 10)", "group web: up, 3 replicas live"];
+    let order = [
+        "NV domain web-nv: creating",
+        "config written to /local/domain/7/data/domain-nv-config",
+        "NV domain web-nv: ready",
+        "[1/3] replica web-r0: created (id 8)",
+        "[3/3] replica web-r2: created (id 10)",
+        "group web: up, 3 replicas live",
+    ];
     let mut at = 0;
     for o in order {
-        let i = said[at..].find(o).unwrap_or_else(|| panic!("{o:?} missing or out of order in:\n{said}"));
+        let i = said[at..]
+            .find(o)
+            .unwrap_or_else(|| panic!("{o:?} missing or out of order in:\n{said}"));
         at += i;
     }
     // the record: spec and three generation-0 members
     let rec = group::load(&w.host, "web").unwrap();
     assert_eq!(rec.spec, GroupSpec::parse(SPEC).unwrap());
     let names: Vec<(String, Role)> = rec.instances.iter().map(|(i, r)| (i.name(), *r)).collect();
-    assert_eq!(names, [("r0".to_string(), Role::Member), ("r1".into(), Role::Member), ("r2".into(), Role::Member)]);
+    assert_eq!(
+        names,
+        [
+            ("r0".to_string(), Role::Member),
+            ("r1".into(), Role::Member),
+            ("r2".into(), Role::Member)
+        ]
+    );
     assert_eq!(group::groups(&w.host).unwrap(), ["web"]);
 }
 
@@ -139,8 +186,19 @@ fn up_again_converges_without_creating_anything() {
     let w = World::up();
     w.said.lock().unwrap().clear();
     w.run("up-again.xl", |ctx| group::up(ctx, SPEC)).unwrap();
-    assert!(w.said().contains("NV domain web-nv: already running (id 7)") && w.said().contains("[2/3] replica web-r1: already running (id 9)"), "{}", w.said());
-    assert_eq!(w.nv.st().configs.len(), 2, "the config is handed over again");
+    assert!(
+        w.said()
+            .contains("NV domain web-nv: already running (id 7)")
+            && w.said()
+                .contains("[2/3] replica web-r1: already running (id 9)"),
+        "{}",
+        w.said()
+    );
+    assert_eq!(
+        w.nv.st().configs.len(),
+        2,
+        "the config is handed over again"
+    );
 }
 
 #[test]
@@ -148,16 +206,26 @@ fn up_finishes_a_half_created_group_and_removes_leftovers() {
     let w = World::new();
     w.nv.st().booted.insert("r0".into());
     w.run("up-half.xl", |ctx| group::up(ctx, SPEC)).unwrap();
-    assert!(w.said().contains("web-r1-g4: left over from an interrupted replacement"), "{}", w.said());
+    assert!(
+        w.said()
+            .contains("web-r1-g4: left over from an interrupted replacement"),
+        "{}",
+        w.said()
+    );
     assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
 }
 
 #[test]
 fn up_stops_on_an_xl_failure_with_its_stderr_and_can_be_torn_down() {
     let w = World::new();
-    let e = w.run("up-create-fails.xl", |ctx| group::up(ctx, SPEC)).unwrap_err();
+    let e = w
+        .run("up-create-fails.xl", |ctx| group::up(ctx, SPEC))
+        .unwrap_err();
     let e = format!("{e:#}");
-    assert!(e.contains("`xl create ") && e.contains("exit 3") && e.contains("cannot make domain: -3"), "{e}");
+    assert!(
+        e.contains("`xl create ") && e.contains("exit 3") && e.contains("cannot make domain: -3"),
+        "{e}"
+    );
     // the half-created group is known and `down` tears down what runs
     let down = "$ xl list\n> Name  ID Mem VCPUs State Time(s)\n> Domain-0 0 4096 2 r----- 1.0\n> web-nv 7 256 2 -b---- 1.0\n$ xl destroy web-nv\n";
     let xl = Replay::new("inline", down, &w.dir.path(), w.nv.hook("web"));
@@ -173,10 +241,21 @@ fn up_waits_bounded_for_ready() {
     w.nv.st().never_ready = true;
     let xl = w.replay("up-fresh.xl");
     let t = Instant::now();
-    let e = w.with(&xl, |ctx| group::up(ctx, SPEC)).unwrap_err().to_string();
-    assert!(e.contains("timed out after 0.15s waiting for web-nv to report ready"), "{e}");
+    let e = w
+        .with(&xl, |ctx| group::up(ctx, SPEC))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("timed out after 0.15s waiting for web-nv to report ready"),
+        "{e}"
+    );
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert!(w.said().contains("still waiting for web-nv to report ready"), "{}", w.said());
+    assert!(
+        w.said()
+            .contains("still waiting for web-nv to report ready"),
+        "{}",
+        w.said()
+    );
 }
 
 #[test]
@@ -184,8 +263,14 @@ fn up_reports_replicas_that_never_go_live() {
     let mut w = World::new();
     w.timeout = Duration::from_millis(150);
     w.nv.st().stuck.insert("r2".into());
-    let e = w.run("up-fresh.xl", |ctx| group::up(ctx, SPEC)).unwrap_err().to_string();
-    assert!(e.contains("waiting for every replica to be live; not live: r2"), "{e}");
+    let e = w
+        .run("up-fresh.xl", |ctx| group::up(ctx, SPEC))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("waiting for every replica to be live; not live: r2"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -194,32 +279,71 @@ fn down_destroys_replicas_leftovers_and_nv_domain() {
     w.run("down.xl", |ctx| group::down(ctx, "web")).unwrap();
     assert!(group::groups(&w.host).unwrap().is_empty());
     assert!(!w.dir.0.join("web").exists());
-    assert!(w.said().contains("group web: down (4 domains destroyed)"), "{}", w.said());
-    let e = w.with(&w.replay("down.xl"), |ctx| group::down(ctx, "web")).unwrap_err().to_string();
+    assert!(
+        w.said().contains("group web: down (4 domains destroyed)"),
+        "{}",
+        w.said()
+    );
+    let e = w
+        .with(&w.replay("down.xl"), |ctx| group::down(ctx, "web"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no group \"web\""), "{e}");
 }
 
 #[test]
 fn down_keeps_the_record_when_xl_fails() {
     let w = World::up();
-    let e = format!("{:#}", w.run("down-fails.xl", |ctx| group::down(ctx, "web")).unwrap_err());
-    assert!(e.contains("`xl destroy web-r2` failed (exit 1): libxl: error"), "{e}");
+    let e = format!(
+        "{:#}",
+        w.run("down-fails.xl", |ctx| group::down(ctx, "web"))
+            .unwrap_err()
+    );
+    assert!(
+        e.contains("`xl destroy web-r2` failed (exit 1): libxl: error"),
+        "{e}"
+    );
     assert_eq!(group::groups(&w.host).unwrap(), ["web"]);
 }
 
 #[test]
 fn replace_boots_new_waits_live_then_retires_old() {
     let w = World::up();
-    let new = w.run("replace.xl", |ctx| group::replace(ctx, "web", "r1", Some("/srv/nv/alpine/redis-7.2.img"), Mode::Repair, Duration::ZERO)).unwrap();
+    let new = w
+        .run("replace.xl", |ctx| {
+            group::replace(
+                ctx,
+                "web",
+                "r1",
+                Some("/srv/nv/alpine/redis-7.2.img"),
+                Mode::Repair,
+                Duration::ZERO,
+            )
+        })
+        .unwrap();
     assert_eq!(new.name(), "r1-g1");
     // a fresh link: the first /24 above r1's that no other link uses
-    assert_eq!((new.link.replica.to_string(), new.link.nv.to_string(), new.mac.as_str()), ("10.77.4.2".into(), "10.77.4.1".into(), "00:16:3e:4d:04:02"));
+    assert_eq!(
+        (
+            new.link.replica.to_string(),
+            new.link.nv.to_string(),
+            new.mac.as_str()
+        ),
+        ("10.77.4.2".into(), "10.77.4.1".into(), "00:16:3e:4d:04:02")
+    );
     let cfg = std::fs::read_to_string(w.dir.0.join("web/web-r1-g1.cfg")).unwrap();
-    assert!(cfg.contains("vif = [ 'backend=web-nv,mac=00:16:3e:4d:04:02,ip=10.77.4.2,vifname=r1-g1' ]") && cfg.contains("target=/srv/nv/alpine/redis-7.2.img"), "{cfg}");
+    assert!(
+        cfg.contains("vif = [ 'backend=web-nv,mac=00:16:3e:4d:04:02,ip=10.77.4.2,vifname=r1-g1' ]")
+            && cfg.contains("target=/srv/nv/alpine/redis-7.2.img"),
+        "{cfg}"
+    );
     // old and new voted side by side, then the old one left the config
     let configs = w.nv.st().configs.clone();
     let side = &configs[configs.len() - 2];
-    assert!(side.contains("name: r1\n") && side.contains("name: r1-g1\n"), "{side}");
+    assert!(
+        side.contains("name: r1\n") && side.contains("name: r1-g1\n"),
+        "{side}"
+    );
     assert_eq!(w.config_names(), ["r0", "r1-g1", "r2"]);
     let rec = group::load(&w.host, "web").unwrap();
     let names: Vec<String> = rec.instances.iter().map(|(i, _)| i.name()).collect();
@@ -232,18 +356,53 @@ fn replace_that_fails_keeps_the_old_replica() {
     let mut w = World::up();
     w.timeout = Duration::from_millis(100);
     w.nv.st().stuck.insert("r1-g1".into());
-    let e = format!("{:#}", w.run("replace-fails.xl", |ctx| group::replace(ctx, "web", "r1", None, Mode::Repair, Duration::ZERO)).unwrap_err());
-    assert!(e.contains("replacing r1") && e.contains("waiting for r1-g1 to be live"), "{e}");
+    let e = format!(
+        "{:#}",
+        w.run("replace-fails.xl", |ctx| group::replace(
+            ctx,
+            "web",
+            "r1",
+            None,
+            Mode::Repair,
+            Duration::ZERO
+        ))
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("replacing r1") && e.contains("waiting for r1-g1 to be live"),
+        "{e}"
+    );
     assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
-    let names: Vec<String> = group::load(&w.host, "web").unwrap().instances.iter().map(|(i, _)| i.name()).collect();
+    let names: Vec<String> = group::load(&w.host, "web")
+        .unwrap()
+        .instances
+        .iter()
+        .map(|(i, _)| i.name())
+        .collect();
     assert_eq!(names, ["r0", "r1", "r2"]);
     // the new instance reporting a fault also aborts, at once
     w.timeout = Duration::from_secs(10);
     w.nv.st().stuck.clear();
     w.nv.st().faulty_on_boot.insert("r1-g1".into());
     let t = Instant::now();
-    let e = format!("{:#}", w.run("replace-fails.xl", |ctx| group::replace(ctx, "web", "r1", None, Mode::Repair, Duration::ZERO)).unwrap_err());
-    assert!(e.contains("fault while r1-g1 joined: r1-g1: value-mismatch on redis connection 3 offset 120"), "{e}");
+    let e = format!(
+        "{:#}",
+        w.run("replace-fails.xl", |ctx| group::replace(
+            ctx,
+            "web",
+            "r1",
+            None,
+            Mode::Repair,
+            Duration::ZERO
+        ))
+        .unwrap_err()
+    );
+    assert!(
+        e.contains(
+            "fault while r1-g1 joined: r1-g1: value-mismatch on redis connection 3 offset 120"
+        ),
+        "{e}"
+    );
     assert!(t.elapsed() < Duration::from_secs(5));
 }
 
@@ -251,19 +410,36 @@ fn replace_that_fails_keeps_the_old_replica() {
 fn patch_rolls_one_replica_at_a_time_and_is_rerunnable() {
     let w = World::up();
     let img = "/srv/nv/alpine/valkey-8.1.img";
-    w.run("patch.xl", |ctx| group::patch(ctx, "web", img, Duration::from_millis(30))).unwrap();
+    w.run("patch.xl", |ctx| {
+        group::patch(ctx, "web", img, Duration::from_millis(30))
+    })
+    .unwrap();
     assert_eq!(w.config_names(), ["r0-g1", "r1-g1", "r2-g1"]);
     // never fewer than the full set minus none: every side-by-side config had 4 voters
     let configs = w.nv.st().configs.clone();
-    let counts: Vec<usize> = configs.iter().map(|c| c.matches("replica_address:").count()).collect();
+    let counts: Vec<usize> = configs
+        .iter()
+        .map(|c| c.matches("replica_address:").count())
+        .collect();
     assert_eq!(counts, [3, 4, 3, 4, 3, 4, 3]);
-    assert!(w.said().contains("[2/3] r1: patching to /srv/nv/alpine/valkey-8.1.img"), "{}", w.said());
+    assert!(
+        w.said()
+            .contains("[2/3] r1: patching to /srv/nv/alpine/valkey-8.1.img"),
+        "{}",
+        w.said()
+    );
     // again: every replica is on the image already; only the NV domain is looked up
     let again = "$ xl domid web-nv\n> 7\n";
     let xl = Replay::new("inline", again, &w.dir.path(), w.nv.hook("web"));
-    w.with(&xl, |ctx| group::patch(ctx, "web", img, Duration::ZERO)).unwrap();
+    w.with(&xl, |ctx| group::patch(ctx, "web", img, Duration::ZERO))
+        .unwrap();
     xl.assert_done();
-    assert!(w.said().contains("[3/3] r2: already on /srv/nv/alpine/valkey-8.1.img"), "{}", w.said());
+    assert!(
+        w.said()
+            .contains("[3/3] r2: already on /srv/nv/alpine/valkey-8.1.img"),
+        "{}",
+        w.said()
+    );
 }
 
 #[test]
@@ -272,13 +448,27 @@ fn patch_refuses_to_go_below_quorum() {
     {
         let mut st = w.nv.st();
         st.faulty.insert("r0".into(), vec![fault(1, "straggler")]);
-        st.faulty.insert("r2".into(), vec![fault(2, "value-mismatch")]);
+        st.faulty
+            .insert("r2".into(), vec![fault(2, "value-mismatch")]);
     }
     w.nv.publish();
-    let xl = Replay::new("inline", "$ xl domid web-nv\n> 7\n", &w.dir.path(), w.nv.hook("web"));
-    let e = w.with(&xl, |ctx| group::patch(ctx, "web", "/x.img", Duration::ZERO)).unwrap_err().to_string();
+    let xl = Replay::new(
+        "inline",
+        "$ xl domid web-nv\n> 7\n",
+        &w.dir.path(),
+        w.nv.hook("web"),
+    );
+    let e = w
+        .with(&xl, |ctx| {
+            group::patch(ctx, "web", "/x.img", Duration::ZERO)
+        })
+        .unwrap_err()
+        .to_string();
     xl.assert_done();
-    assert!(e.contains("patch stopped before r0: only 1 replicas live, quorum is 2"), "{e}");
+    assert!(
+        e.contains("patch stopped before r0: only 1 replicas live, quorum is 2"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -287,20 +477,37 @@ fn patch_stops_at_a_fault_while_old_and_new_vote_side_by_side() {
     w.nv.st().faulty_on_boot.insert("r0-g1".into());
     let t = "$ xl domid web-nv\n> 7\n$ xl domid web-nv\n> 7\n$ xl create {dir}/web/web-r0-g1.cfg\n$ xl domid web-r0-g1\n> 11\n$ xl domid web-r0-g1\n> 11\n$ xl destroy web-r0-g1\n";
     let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
-    let e = w.with(&xl, |ctx| group::patch(ctx, "web", "/x.img", Duration::from_secs(5))).unwrap_err().to_string();
+    let e = w
+        .with(&xl, |ctx| {
+            group::patch(ctx, "web", "/x.img", Duration::from_secs(5))
+        })
+        .unwrap_err()
+        .to_string();
     xl.assert_done();
-    assert!(e.contains("patch stopped at r0") && e.contains("value-mismatch"), "{e}");
+    assert!(
+        e.contains("patch stopped at r0") && e.contains("value-mismatch"),
+        "{e}"
+    );
     assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
 }
 
 #[test]
 fn repair_pass_replaces_a_faulty_replica_when_auto_repair_is_on() {
     let w = World::up();
-    w.nv.st().faulty.insert("r1".into(), vec![fault(1_790_000_000_100, "value-mismatch")]);
+    w.nv.st().faulty.insert(
+        "r1".into(),
+        vec![fault(1_790_000_000_100, "value-mismatch")],
+    );
     w.nv.publish();
-    let done = w.run("repair.xl", |ctx| group::repair_pass(ctx, "web")).unwrap();
+    let done = w
+        .run("repair.xl", |ctx| group::repair_pass(ctx, "web"))
+        .unwrap();
     assert_eq!(done.iter().map(|i| i.name()).collect::<Vec<_>>(), ["r1-g1"]);
-    assert!(w.said().contains("r1: reported faulty, replacing"), "{}", w.said());
+    assert!(
+        w.said().contains("r1: reported faulty, replacing"),
+        "{}",
+        w.said()
+    );
     assert_eq!(w.config_names(), ["r0", "r1-g1", "r2"]);
 }
 
@@ -309,20 +516,32 @@ fn repair_pass_only_reports_when_auto_repair_is_off() {
     let w = World::new();
     let spec = SPEC.replace("auto-repair: true", "auto-repair: false");
     w.run("up-fresh.xl", |ctx| group::up(ctx, &spec)).unwrap();
-    w.nv.st().faulty.insert("r2".into(), vec![fault(1, "flood")]);
+    w.nv.st()
+        .faulty
+        .insert("r2".into(), vec![fault(1, "flood")]);
     w.nv.publish();
     let t = "$ xl domid web-nv\n> 7\n$ xl list\n> Name ID Mem VCPUs State Time(s)\n> web-nv 7 256 2 -b---- 1.0\n> web-r0 8 512 1 -b---- 1.0\n> web-r1 9 384 1 -b---- 1.0\n";
     let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
     let done = w.with(&xl, |ctx| group::repair_pass(ctx, "web")).unwrap();
     xl.assert_done();
     assert!(done.is_empty());
-    assert!(w.said().contains("r2: domain gone (auto-repair is off)"), "{}", w.said());
+    assert!(
+        w.said().contains("r2: domain gone (auto-repair is off)"),
+        "{}",
+        w.said()
+    );
 }
 
 #[test]
 fn status_shows_domains_links_bytes_and_faults() {
     let w = World::up();
-    w.nv.st().faulty.insert("r1".into(), vec![fault(1_789_999_999_000, "straggler"), fault(1_790_000_000_100, "value-mismatch")]);
+    w.nv.st().faulty.insert(
+        "r1".into(),
+        vec![
+            fault(1_789_999_999_000, "straggler"),
+            fault(1_790_000_000_100, "value-mismatch"),
+        ],
+    );
     w.nv.publish();
     let t = "$ xl list\n> Name                                        ID   Mem VCPUs\tState\tTime(s)\n> Domain-0                                     0  4096     2     r-----     812.5\n> web-nv                                       7   256     2     -b----       3.1\n> web-r0                                       8   512     1     -b----       1.2\n> web-r1                                       9   384     1     -b----       1.1\n";
     let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
@@ -330,19 +549,57 @@ fn status_shows_domains_links_bytes_and_faults() {
     xl.assert_done();
     let table = group::format_table(std::slice::from_ref(&view));
     println!("{table}");
-    let row = |name: &str| table.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no row {name} in\n{table}")).split_whitespace().collect::<Vec<_>>();
-    assert_eq!(row("r0 "), ["r0", "web-r0", "8", "-b----", "live", "up", "2", "4098", "0"]);
-    assert_eq!(row("r1 "), ["r1", "web-r1", "9", "-b----", "faulty", "up", "2", "4098", "2", "2026-09-21T14:13:20.100Z", "value-mismatch", "redis#3", "offset", "120"]);
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name} in\n{table}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("r0 "),
+        ["r0", "web-r0", "8", "-b----", "live", "up", "2", "4098", "0"]
+    );
+    assert_eq!(
+        row("r1 "),
+        [
+            "r1",
+            "web-r1",
+            "9",
+            "-b----",
+            "faulty",
+            "up",
+            "2",
+            "4098",
+            "2",
+            "2026-09-21T14:13:20.100Z",
+            "value-mismatch",
+            "redis#3",
+            "offset",
+            "120"
+        ]
+    );
     assert_eq!(row("r2 ")[..4], ["r2", "web-r2", "-", "gone"]);
     assert!(table.ends_with("Recent faults (last 5 per replica; all with --json):\n  r1         2026-09-21T14:13:20.100Z value-mismatch redis#3 offset 120\n  r1         2026-09-21T14:13:19.000Z straggler redis#3 offset 120\n"), "{table}");
-    assert!(table.lines().all(|l| l == l.trim_end()), "trailing blanks in\n{table}");
-    assert!(table.contains("Group web   NV domain web-nv (id 7 -b----, ready)") && table.contains("redis on 192.0.2.10:6379: 2 active, 17 total"), "{table}");
+    assert!(
+        table.lines().all(|l| l == l.trim_end()),
+        "trailing blanks in\n{table}"
+    );
+    assert!(
+        table.contains("Group web   NV domain web-nv (id 7 -b----, ready)")
+            && table.contains("redis on 192.0.2.10:6379: 2 active, 17 total"),
+        "{table}"
+    );
     let json = group::format_json(&[view]);
     let v: serde_yaml::Value = serde_yaml::from_str(&json).unwrap();
     assert_eq!(v[0]["group"].as_str(), Some("web"));
     assert_eq!(v[0]["instances"][1]["domain"]["id"].as_u64(), Some(9));
     assert_eq!(v[0]["instances"][2]["domain"], serde_yaml::Value::Null);
-    assert_eq!(v[0]["status"]["replicas"][1]["faults"][1]["kind"].as_str(), Some("value-mismatch"));
+    assert_eq!(
+        v[0]["status"]["replicas"][1]["faults"][1]["kind"].as_str(),
+        Some("value-mismatch")
+    );
 }
 
 /// The same lifecycle against the simulated xenstored of the `xen` crate: nvctl as dom0,
@@ -370,18 +627,46 @@ mod sim {
         // a spec long enough that the domain-nv config is chunked
         let mut spec = SPEC.to_string();
         for i in 0..60 {
-            spec.push_str(&format!("# padding line {i} to make the spec longer than one xenstore payload\n"));
+            spec.push_str(&format!(
+                "# padding line {i} to make the spec longer than one xenstore payload\n"
+            ));
         }
         w.run("up-fresh.xl", |ctx| group::up(ctx, &spec)).unwrap();
         assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
-        assert!(w.host.read("/tool/nvctl/groups/web/spec").unwrap().unwrap().starts_with("#nvctl-chunked "));
-        assert_eq!(read_blob(&w.host, "/tool/nvctl/groups/web/spec").unwrap().unwrap(), spec);
-        w.run("replace.xl", |ctx| group::replace(ctx, "web", "r1", Some("/srv/nv/alpine/redis-7.2.img"), Mode::Repair, Duration::ZERO)).unwrap();
+        assert!(w
+            .host
+            .read("/tool/nvctl/groups/web/spec")
+            .unwrap()
+            .unwrap()
+            .starts_with("#nvctl-chunked "));
+        assert_eq!(
+            read_blob(&w.host, "/tool/nvctl/groups/web/spec")
+                .unwrap()
+                .unwrap(),
+            spec
+        );
+        w.run("replace.xl", |ctx| {
+            group::replace(
+                ctx,
+                "web",
+                "r1",
+                Some("/srv/nv/alpine/redis-7.2.img"),
+                Mode::Repair,
+                Duration::ZERO,
+            )
+        })
+        .unwrap();
         assert_eq!(w.config_names(), ["r0", "r1-g1", "r2"]);
         let t = "$ xl list\n> Name ID Mem VCPUs State Time(s)\n> web-nv 7 256 2 -b---- 1.0\n> web-r0 8 512 1 -b---- 1.0\n> web-r1-g1 11 384 1 -b---- 1.0\n> web-r2 10 384 2 -b---- 1.0\n";
         let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
         let view = w.with(&xl, |ctx| group::status(ctx, "web")).unwrap();
-        let live: Vec<String> = view.status.unwrap().replicas.iter().map(|r| format!("{}={:?}", r.name, r.state)).collect();
+        let live: Vec<String> = view
+            .status
+            .unwrap()
+            .replicas
+            .iter()
+            .map(|r| format!("{}={:?}", r.name, r.state))
+            .collect();
         assert_eq!(live, ["r0=Live", "r1-g1=Live", "r2=Live"]);
         let t = "$ xl list\n> Name ID Mem VCPUs State Time(s)\n> web-nv 7 256 2 -b---- 1.0\n$ xl destroy web-nv\n";
         let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));

@@ -15,7 +15,10 @@ fn golden_dir() -> PathBuf {
 fn specs() -> Vec<(&'static str, PathBuf)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     vec![
-        ("example-group", root.join("../xl-configs/example-group.yaml")),
+        (
+            "example-group",
+            root.join("../xl-configs/example-group.yaml"),
+        ),
         ("pb-pci", golden_dir().join("pb-pci.yaml")),
         ("xenlab-group", root.join("../xl-configs/xenlab-group.yaml")),
     ]
@@ -39,11 +42,18 @@ fn rendering_matches_goldens() {
         }
         let expected: BTreeSet<String> = files.iter().map(|(f, _)| f.clone()).collect();
         let present: BTreeSet<String> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", dir.display()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+                    dir.display()
+                )
+            })
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         if !update && present != expected {
-            mismatches.push(format!("{name}: golden files {present:?}, rendered {expected:?}"));
+            mismatches.push(format!(
+                "{name}: golden files {present:?}, rendered {expected:?}"
+            ));
         }
         for (file, text) in &files {
             let p = dir.join(file);
@@ -53,12 +63,19 @@ fn rendering_matches_goldens() {
             }
             match std::fs::read_to_string(&p) {
                 Ok(golden) if golden == *text => {}
-                Ok(golden) => mismatches.push(format!("{}: differs from the golden\n--- golden\n{golden}--- rendered\n{text}", p.display())),
+                Ok(golden) => mismatches.push(format!(
+                    "{}: differs from the golden\n--- golden\n{golden}--- rendered\n{text}",
+                    p.display()
+                )),
                 Err(e) => mismatches.push(format!("{}: {e}", p.display())),
             }
         }
     }
-    assert!(mismatches.is_empty(), "{}\n(run with UPDATE_GOLDEN=1 to accept the new output)", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{}\n(run with UPDATE_GOLDEN=1 to accept the new output)",
+        mismatches.join("\n")
+    );
 }
 
 #[test]
@@ -121,16 +138,56 @@ struct Rep {
 #[test]
 fn domain_nv_config_has_the_documented_format() {
     let spec = parse(&specs()[0].1);
-    let cfg: NvConfig = serde_yaml::from_str(&render::nv_config(&spec, &render::initial_instances(&spec))).unwrap();
+    let cfg: NvConfig =
+        serde_yaml::from_str(&render::nv_config(&spec, &render::initial_instances(&spec))).unwrap();
     assert_eq!(cfg.policy, "majority");
     assert_eq!(cfg.primary, None);
-    assert_eq!((cfg.straggler_timeout_ms, cfg.connect_timeout_ms, cfg.buffer_limit), (2000, 2000, 1 << 20));
-    assert_eq!(cfg.status_file.as_deref(), Some("/run/domain-nv/status.json"));
-    assert_eq!(cfg.external.link, Link::Raw { interface: "eth0".into() });
-    assert_eq!((cfg.external.address.as_str(), cfg.external.gateway.as_deref()), ("192.0.2.10/24", Some("192.0.2.1")));
+    assert_eq!(
+        (
+            cfg.straggler_timeout_ms,
+            cfg.connect_timeout_ms,
+            cfg.buffer_limit
+        ),
+        (2000, 2000, 1 << 20)
+    );
+    assert_eq!(
+        cfg.status_file.as_deref(),
+        Some("/run/domain-nv/status.json")
+    );
+    assert_eq!(
+        cfg.external.link,
+        Link::Raw {
+            interface: "eth0".into()
+        }
+    );
+    assert_eq!(
+        (
+            cfg.external.address.as_str(),
+            cfg.external.gateway.as_deref()
+        ),
+        ("192.0.2.10/24", Some("192.0.2.1"))
+    );
     assert_eq!(cfg.services.len(), 1);
-    assert_eq!((cfg.services[0].name.as_str(), cfg.services[0].listen, cfg.services[0].replica_port), ("redis", 6379, 6379));
-    let reps: Vec<(&str, &Link, &str, &str)> = cfg.replicas.iter().map(|r| (r.name.as_str(), &r.link, r.address.as_str(), r.replica_address.as_str())).collect();
+    assert_eq!(
+        (
+            cfg.services[0].name.as_str(),
+            cfg.services[0].listen,
+            cfg.services[0].replica_port
+        ),
+        ("redis", 6379, 6379)
+    );
+    let reps: Vec<(&str, &Link, &str, &str)> = cfg
+        .replicas
+        .iter()
+        .map(|r| {
+            (
+                r.name.as_str(),
+                &r.link,
+                r.address.as_str(),
+                r.replica_address.as_str(),
+            )
+        })
+        .collect();
     let vif = |n: &str| Link::Vif { name: n.into() };
     assert_eq!(
         reps,
@@ -143,10 +200,21 @@ fn domain_nv_config_has_the_documented_format() {
     // primary-backup names the current instance of the primary
     let pb = parse(&specs()[1].1);
     let mut inst = render::initial_instances(&pb);
-    inst[1] = Instance { generation: 3, ..inst[1].clone() };
+    inst[1] = Instance {
+        generation: 3,
+        ..inst[1].clone()
+    };
     let cfg: NvConfig = serde_yaml::from_str(&render::nv_config(&pb, &inst)).unwrap();
-    assert_eq!((cfg.policy.as_str(), cfg.primary.as_deref()), ("primary-backup", Some("b-g3")));
-    assert_eq!(cfg.external.link, Link::Raw { interface: "enp0s3".into() });
+    assert_eq!(
+        (cfg.policy.as_str(), cfg.primary.as_deref()),
+        ("primary-backup", Some("b-g3"))
+    );
+    assert_eq!(
+        cfg.external.link,
+        Link::Raw {
+            interface: "enp0s3".into()
+        }
+    );
     assert_eq!(cfg.replicas[1].name, "b-g3");
     assert_eq!(cfg.services[1].replica_port, 8080);
     assert!(cfg.status_file.is_none() && cfg.external.gateway.is_none());
@@ -157,9 +225,15 @@ fn readme_shows_the_current_goldens_and_example() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let spec = std::fs::read_to_string(root.join("../xl-configs/example-group.yaml")).unwrap();
-    assert!(readme.contains(spec.trim_end()), "README.md does not show xl-configs/example-group.yaml");
+    assert!(
+        readme.contains(spec.trim_end()),
+        "README.md does not show xl-configs/example-group.yaml"
+    );
     for f in ["web-nv.cfg", "web-r0.cfg", "domain-nv.yaml"] {
         let g = std::fs::read_to_string(golden_dir().join("example-group").join(f)).unwrap();
-        assert!(readme.contains(g.trim_end()), "README.md does not show the current golden {f}");
+        assert!(
+            readme.contains(g.trim_end()),
+            "README.md does not show the current golden {f}"
+        );
     }
 }

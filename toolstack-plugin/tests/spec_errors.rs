@@ -5,7 +5,9 @@ use toolstack_plugin::spec::{GroupSpec, SpecError};
 const GOOD: &str = include_str!("../../xl-configs/example-group.yaml");
 
 fn errors(text: &str) -> Vec<SpecError> {
-    GroupSpec::parse(text).expect_err("the spec should be rejected").0
+    GroupSpec::parse(text)
+        .expect_err("the spec should be rejected")
+        .0
 }
 
 /// The single error of `text`, checked for field, line and a piece of the message.
@@ -13,12 +15,19 @@ fn one(text: &str, field: &str, line: Option<usize>, msg: &str) {
     let e = errors(text);
     assert_eq!(e.len(), 1, "{e:#?}");
     assert_eq!((e[0].field.as_str(), e[0].line), (field, line), "{}", e[0]);
-    assert!(e[0].message.contains(msg), "{:?} does not contain {msg:?}", e[0].message);
+    assert!(
+        e[0].message.contains(msg),
+        "{:?} does not contain {msg:?}",
+        e[0].message
+    );
 }
 
 /// 1-based line of the first line of GOOD containing `needle`.
 fn line_of(needle: &str) -> usize {
-    GOOD.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} not in the example")) + 1
+    GOOD.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle} not in the example"))
+        + 1
 }
 
 fn edit(from: &str, to: &str) -> String {
@@ -29,18 +38,51 @@ fn edit(from: &str, to: &str) -> String {
 #[test]
 fn the_example_spec_is_valid() {
     let spec = GroupSpec::parse(GOOD).unwrap();
-    assert_eq!((spec.group.as_str(), spec.nv_name().as_str(), spec.replicas.len()), ("web", "web-nv", 3));
+    assert_eq!(
+        (
+            spec.group.as_str(),
+            spec.nv_name().as_str(),
+            spec.replicas.len()
+        ),
+        ("web", "web-nv", 3)
+    );
     assert!(spec.auto_repair);
 }
 
 #[test]
 fn serde_errors_carry_field_and_line() {
-    one(&edit("    memory: 384\n    address: 10.77.2.2/24", "    memory: lots\n    address: 10.77.2.2/24"), "replicas[1].memory", Some(line_of("address: 10.77.2.2") - 1), "invalid type");
-    one(&edit("  vcpus: 2\n  external:", "  vcpu: 2\n  external:"), "nv-domain", Some(line_of("vcpus: 2")), "unknown field `vcpu`");
-    one(&edit("  policy: majority ", "  policy: plurality "), "service.policy", Some(line_of("policy: majority")), "unknown variant `plurality`");
+    one(
+        &edit(
+            "    memory: 384\n    address: 10.77.2.2/24",
+            "    memory: lots\n    address: 10.77.2.2/24",
+        ),
+        "replicas[1].memory",
+        Some(line_of("address: 10.77.2.2") - 1),
+        "invalid type",
+    );
+    one(
+        &edit("  vcpus: 2\n  external:", "  vcpu: 2\n  external:"),
+        "nv-domain",
+        Some(line_of("vcpus: 2")),
+        "unknown field `vcpu`",
+    );
+    one(
+        &edit("  policy: majority ", "  policy: plurality "),
+        "service.policy",
+        Some(line_of("policy: majority")),
+        "unknown variant `plurality`",
+    );
     // a missing field is reported at its mapping
-    let e = errors(&edit("    kernel: /srv/nv/alpine/vmlinuz\n    image: /srv/nv/alpine/redis", "    image: /srv/nv/alpine/redis"));
-    assert_eq!((e[0].field.as_str(), e[0].line), ("replicas[1]", Some(line_of("- name: r1"))), "{}", e[0]);
+    let e = errors(&edit(
+        "    kernel: /srv/nv/alpine/vmlinuz\n    image: /srv/nv/alpine/redis",
+        "    image: /srv/nv/alpine/redis",
+    ));
+    assert_eq!(
+        (e[0].field.as_str(), e[0].line),
+        ("replicas[1]", Some(line_of("- name: r1"))),
+        "{}",
+        e[0]
+    );
     assert!(e[0].message.contains("missing field `kernel`"), "{}", e[0]);
     // broken YAML
     let e = errors("group: [web\n");
@@ -49,52 +91,179 @@ fn serde_errors_carry_field_and_line() {
 
 #[test]
 fn semantic_errors_name_field_and_line() {
-    one(&edit("group: web", "group: we b"), "group", Some(line_of("group: web")), "invalid name");
-    one(&edit("    address: 10.77.2.2/24", "    address: 10.77.1.9/24"), "replicas[1].address", Some(line_of("10.77.2.2/24")), "overlaps that of replicas[0]");
-    one(&edit("    address: 10.77.2.2/24", "    address: 10.77.2.2"), "replicas[1].address", Some(line_of("10.77.2.2/24")), "bad address");
-    one(&edit("    address: 10.77.1.2/24 ", "    address: 192.0.2.77/24 "), "replicas[0].address", Some(line_of("10.77.1.2/24")), "external subnet");
-    one(&edit("    nv-address: 10.77.3.254", "    nv-address: 10.77.4.1"), "replicas[2].nv-address", Some(line_of("nv-address: 10.77.3.254")), "not another host address");
-    one(&edit("    mac: 00:16:3e:77:03:02", "    mac: 00:16:3e:c0:00:0a"), "replicas[2].mac", Some(line_of("mac: 00:16:3e:77:03:02")), "also nv-domain.external.mac");
-    one(&edit("    mac: 00:16:3e:77:03:02", "    mac: 01:00:5e:00:00:01"), "replicas[2].mac", Some(line_of("mac: 00:16:3e:77:03:02")), "unicast");
-    one(&edit("  - name: r1", "  - name: r0"), "replicas[1].name", Some(line_of("- name: r1")), "duplicate name");
-    one(&edit("  - name: r1", "  - name: r1-g2"), "replicas[1].name", Some(line_of("- name: r1")), "replacements");
-    one(&edit("    memory: 512", "    memory: 0"), "replicas[0].memory", Some(line_of("memory: 512")), "> 0");
-    one(&edit("    vcpus: 2\n    mac:", "    vcpus: 0\n    mac:"), "replicas[2].vcpus", Some(line_of("mac: 00:16:3e:77") - 1), "> 0");
-    one(&edit("      listen: 6379 ", "      listen: 0 "), "service.ports[0].listen", Some(line_of("listen: 6379")), "> 0");
-    one(&edit("  buffer-limit: 1048576", "  buffer-limit: 100"), "service.buffer-limit", Some(line_of("buffer-limit")), "minimum 4096");
-    one(&edit("  status-file: /run", "  status-file: run"), "service.status-file", Some(line_of("status-file")), "absolute");
-    one(&edit("    gateway: 192.0.2.1", "    gateway: 10.0.0.1"), "nv-domain.external.gateway", Some(line_of("gateway:")), "not another host");
-    let e = errors(&edit("    bridge: xenbr0 ", "    pci: [\"0000:03:00.0\"]\n    bridge: xenbr0 "));
-    assert_eq!((e[0].field.as_str(), e[0].line), ("nv-domain.external.bridge", Some(line_of("bridge: xenbr0") + 1)), "{}", e[0]);
-    assert!(e[0].message.contains("exclude") && e[1].field == "nv-domain.external.pci", "{e:?}");
-    one(&edit("  policy: majority ", "  policy: primary-backup "), "service.primary", Some(line_of("service:")), "required");
-    one(&edit("  policy: majority ", "  policy: majority\n  primary: r0 "), "service.primary", Some(line_of("policy: majority") + 1), "only allowed");
+    one(
+        &edit("group: web", "group: we b"),
+        "group",
+        Some(line_of("group: web")),
+        "invalid name",
+    );
+    one(
+        &edit("    address: 10.77.2.2/24", "    address: 10.77.1.9/24"),
+        "replicas[1].address",
+        Some(line_of("10.77.2.2/24")),
+        "overlaps that of replicas[0]",
+    );
+    one(
+        &edit("    address: 10.77.2.2/24", "    address: 10.77.2.2"),
+        "replicas[1].address",
+        Some(line_of("10.77.2.2/24")),
+        "bad address",
+    );
+    one(
+        &edit("    address: 10.77.1.2/24 ", "    address: 192.0.2.77/24 "),
+        "replicas[0].address",
+        Some(line_of("10.77.1.2/24")),
+        "external subnet",
+    );
+    one(
+        &edit("    nv-address: 10.77.3.254", "    nv-address: 10.77.4.1"),
+        "replicas[2].nv-address",
+        Some(line_of("nv-address: 10.77.3.254")),
+        "not another host address",
+    );
+    one(
+        &edit("    mac: 00:16:3e:77:03:02", "    mac: 00:16:3e:c0:00:0a"),
+        "replicas[2].mac",
+        Some(line_of("mac: 00:16:3e:77:03:02")),
+        "also nv-domain.external.mac",
+    );
+    one(
+        &edit("    mac: 00:16:3e:77:03:02", "    mac: 01:00:5e:00:00:01"),
+        "replicas[2].mac",
+        Some(line_of("mac: 00:16:3e:77:03:02")),
+        "unicast",
+    );
+    one(
+        &edit("  - name: r1", "  - name: r0"),
+        "replicas[1].name",
+        Some(line_of("- name: r1")),
+        "duplicate name",
+    );
+    one(
+        &edit("  - name: r1", "  - name: r1-g2"),
+        "replicas[1].name",
+        Some(line_of("- name: r1")),
+        "replacements",
+    );
+    one(
+        &edit("    memory: 512", "    memory: 0"),
+        "replicas[0].memory",
+        Some(line_of("memory: 512")),
+        "> 0",
+    );
+    one(
+        &edit("    vcpus: 2\n    mac:", "    vcpus: 0\n    mac:"),
+        "replicas[2].vcpus",
+        Some(line_of("mac: 00:16:3e:77") - 1),
+        "> 0",
+    );
+    one(
+        &edit("      listen: 6379 ", "      listen: 0 "),
+        "service.ports[0].listen",
+        Some(line_of("listen: 6379")),
+        "> 0",
+    );
+    one(
+        &edit("  buffer-limit: 1048576", "  buffer-limit: 100"),
+        "service.buffer-limit",
+        Some(line_of("buffer-limit")),
+        "minimum 4096",
+    );
+    one(
+        &edit("  status-file: /run", "  status-file: run"),
+        "service.status-file",
+        Some(line_of("status-file")),
+        "absolute",
+    );
+    one(
+        &edit("    gateway: 192.0.2.1", "    gateway: 10.0.0.1"),
+        "nv-domain.external.gateway",
+        Some(line_of("gateway:")),
+        "not another host",
+    );
+    let e = errors(&edit(
+        "    bridge: xenbr0 ",
+        "    pci: [\"0000:03:00.0\"]\n    bridge: xenbr0 ",
+    ));
+    assert_eq!(
+        (e[0].field.as_str(), e[0].line),
+        (
+            "nv-domain.external.bridge",
+            Some(line_of("bridge: xenbr0") + 1)
+        ),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[0].message.contains("exclude") && e[1].field == "nv-domain.external.pci",
+        "{e:?}"
+    );
+    one(
+        &edit("  policy: majority ", "  policy: primary-backup "),
+        "service.primary",
+        Some(line_of("service:")),
+        "required",
+    );
+    one(
+        &edit("  policy: majority ", "  policy: majority\n  primary: r0 "),
+        "service.primary",
+        Some(line_of("policy: majority") + 1),
+        "only allowed",
+    );
 }
 
 #[test]
 fn group_level_rules() {
     // majority needs three replicas: drop r2
     let two = GOOD[..GOOD.find("  - name: r2").unwrap()].to_string();
-    one(&two, "service.policy", Some(line_of("policy: majority")), "at least 3 replicas");
+    one(
+        &two,
+        "service.policy",
+        Some(line_of("policy: majority")),
+        "at least 3 replicas",
+    );
     // with unanimous two are fine
     GroupSpec::parse(&two.replacen("policy: majority", "policy: unanimous", 1)).unwrap();
     // PCI passthrough needs a PV NV domain
-    let pci = edit("    bridge: xenbr0 ", "    pci: [\"0000:03:00.0\"] ").replacen("    mac: 00:16:3e:c0:00:0a\n", "", 1);
-    one(&pci, "nv-domain.external.pci", Some(line_of("bridge: xenbr0")), "type: pv");
+    let pci = edit("    bridge: xenbr0 ", "    pci: [\"0000:03:00.0\"] ").replacen(
+        "    mac: 00:16:3e:c0:00:0a\n",
+        "",
+        1,
+    );
+    one(
+        &pci,
+        "nv-domain.external.pci",
+        Some(line_of("bridge: xenbr0")),
+        "type: pv",
+    );
     GroupSpec::parse(&pci.replacen("  memory: 256", "  type: pv\n  memory: 256", 1)).unwrap();
     // several errors are all reported
-    let e = errors(&edit("    memory: 512", "    memory: 0").replacen("group: web", "group: \"\"", 1));
+    let e =
+        errors(&edit("    memory: 512", "    memory: 0").replacen("group: web", "group: \"\"", 1));
     let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["group", "replicas[0].memory"]);
 }
 
 #[test]
 fn flow_style_specs_get_the_nearest_line() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/pb-pci.yaml")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/pb-pci.yaml"
+    ))
+    .unwrap();
     GroupSpec::parse(&text).unwrap();
-    let bad = text.replacen("memory: 256, address: 172.16.0.6/30", "memory: 256, address: 172.16.0.2/30", 1);
+    let bad = text.replacen(
+        "memory: 256, address: 172.16.0.6/30",
+        "memory: 256, address: 172.16.0.2/30",
+        1,
+    );
     let e = errors(&bad);
     let line = text.lines().position(|l| l.contains("name: b,")).unwrap() + 1;
     assert_eq!(e.len(), 1, "{e:#?}");
-    assert_eq!((e[0].field.as_str(), e[0].line), ("replicas[1].address", Some(line)), "{}", e[0]);
+    assert_eq!(
+        (e[0].field.as_str(), e[0].line),
+        ("replicas[1].address", Some(line)),
+        "{}",
+        e[0]
+    );
 }

@@ -21,7 +21,8 @@ fn check_ifname(name: &str) -> io::Result<CString> {
             format!("interface name {name:?} must be 1..={MAX_IFNAME} bytes without '/'"),
         ));
     }
-    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in interface name"))
+    CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in interface name"))
 }
 
 /// An attached Linux TAP device (Ethernet frames, no packet-information header), non-blocking.
@@ -60,12 +61,26 @@ impl Tap {
         tap.vnet_header = true;
         let len = TAP_VNET_HDR_LEN as libc::c_int;
         // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer, valid for the call.
-        if unsafe { libc::ioctl(tap.file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &len as *const libc::c_int) } < 0 {
+        if unsafe {
+            libc::ioctl(
+                tap.file.as_raw_fd(),
+                libc::TUNSETVNETHDRSZ,
+                &len as *const libc::c_int,
+            )
+        } < 0
+        {
             return Err(io::Error::last_os_error());
         }
         let little_endian: libc::c_int = 1;
         // SAFETY: TUNSETVNETLE reads one int through the pointer, valid for the call.
-        if unsafe { libc::ioctl(tap.file.as_raw_fd(), libc::TUNSETVNETLE, &little_endian as *const libc::c_int) } < 0 {
+        if unsafe {
+            libc::ioctl(
+                tap.file.as_raw_fd(),
+                libc::TUNSETVNETLE,
+                &little_endian as *const libc::c_int,
+            )
+        } < 0
+        {
             return Err(io::Error::last_os_error());
         }
         tap.set_offload(libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6)?;
@@ -86,17 +101,34 @@ impl Tap {
         }
         req.ifr_ifru.ifru_flags = flags as libc::c_short;
         // SAFETY: TUNSETIFF reads a struct ifreq through the pointer, which is valid for the call.
-        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req as *mut libc::ifreq) };
+        let rc = unsafe {
+            libc::ioctl(
+                file.as_raw_fd(),
+                libc::TUNSETIFF,
+                &mut req as *mut libc::ifreq,
+            )
+        };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Tap { file, name: name.to_owned(), vnet_header: false })
+        Ok(Tap {
+            file,
+            name: name.to_owned(),
+            vnet_header: false,
+        })
     }
 
     /// Sets the host side's offload features (`TUN_F_*`).
     fn set_offload(&self, features: libc::c_uint) -> io::Result<()> {
         // SAFETY: TUNSETOFFLOAD takes its argument by value; no memory is passed.
-        if unsafe { libc::ioctl(self.file.as_raw_fd(), libc::TUNSETOFFLOAD, libc::c_ulong::from(features)) } < 0 {
+        if unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                libc::TUNSETOFFLOAD,
+                libc::c_ulong::from(features),
+            )
+        } < 0
+        {
             return Err(io::Error::last_os_error());
         }
         Ok(())
@@ -157,7 +189,11 @@ impl PacketSocket {
         let proto = (libc::ETH_P_ALL as u16).to_be();
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe {
-            libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, proto as i32)
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                proto as i32,
+            )
         };
         if raw < 0 {
             return Err(io::Error::last_os_error());
@@ -180,7 +216,11 @@ impl PacketSocket {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(PacketSocket { fd, ifindex: ifindex as i32, name: name.to_owned() })
+        Ok(PacketSocket {
+            fd,
+            ifindex: ifindex as i32,
+            name: name.to_owned(),
+        })
     }
 
     /// The interface name.
@@ -273,14 +313,28 @@ pub fn set_link_up(name: &str) -> io::Result<()> {
         *dst = *src as libc::c_char;
     }
     // SAFETY: SIOCGIFFLAGS fills the ifreq behind the pointer, valid for the call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req as *mut libc::ifreq) } < 0 {
+    if unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS as _,
+            &mut req as *mut libc::ifreq,
+        )
+    } < 0
+    {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: SIOCGIFFLAGS set the flags member of the union.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
     req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
     // SAFETY: SIOCSIFFLAGS reads the ifreq behind the pointer, valid for the call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &mut req as *mut libc::ifreq) } < 0 {
+    if unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCSIFFLAGS as _,
+            &mut req as *mut libc::ifreq,
+        )
+    } < 0
+    {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -293,8 +347,13 @@ pub fn in_netns<T: Send + 'static>(
     netns: &str,
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
-    let path = if netns.starts_with('/') { netns.to_owned() } else { format!("/run/netns/{netns}") };
-    let ns = File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("network namespace {path}: {e}")))?;
+    let path = if netns.starts_with('/') {
+        netns.to_owned()
+    } else {
+        format!("/run/netns/{netns}")
+    };
+    let ns = File::open(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("network namespace {path}: {e}")))?;
     std::thread::spawn(move || {
         nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
         f()
@@ -318,7 +377,11 @@ mod tests {
     #[test]
     fn missing_namespace_is_an_error_naming_it() {
         let err = in_netns("no-such-ns-domain-nv-test", || Ok(())).unwrap_err();
-        assert!(err.to_string().contains("/run/netns/no-such-ns-domain-nv-test"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("/run/netns/no-such-ns-domain-nv-test"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -345,7 +345,10 @@ pub mod layout {
             ("XS_RESET_WATCHES", xs_wire::MsgType::ResetWatches as u64),
             ("XS_DIRECTORY_PART", xs_wire::MsgType::DirectoryPart as u64),
             // The TAP offload interface of `hostnet` (libc's constants, our header length).
-            ("sizeof_virtio_net_hdr", crate::hostnet::TAP_VNET_HDR_LEN as u64),
+            (
+                "sizeof_virtio_net_hdr",
+                crate::hostnet::TAP_VNET_HDR_LEN as u64,
+            ),
             ("IFF_VNET_HDR", libc::IFF_VNET_HDR as u64),
             ("TUNSETVNETHDRSZ", libc::TUNSETVNETHDRSZ as u64),
             ("TUNSETVNETLE", libc::TUNSETVNETLE as u64),

@@ -102,7 +102,11 @@ fn parse_redis_benchmark(out: &str) -> Result<f64> {
 
 fn check(out: std::process::Output, what: &str) -> Result<String> {
     if !out.status.success() {
-        bail!("{what} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -110,19 +114,45 @@ fn check(out: std::process::Output, what: &str) -> Result<String> {
 /// Runs the HTTP load against `addr` from namespace `ns`.
 fn measure_http(lab: &Lab, ns: &str, addr: &str, set: &Settings, f: &mut Figures) -> Result<()> {
     let url = format!("http://{addr}/big");
-    let out = check(lab.exec(ns, &["curl", "-s", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", &url])?, "curl")?;
+    let out = check(
+        lab.exec(
+            ns,
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_download} %{time_total}",
+                &url,
+            ],
+        )?,
+        "curl",
+    )?;
     let mut it = out.split_whitespace();
-    let size: f64 = it.next().and_then(|v| v.parse().ok()).context("curl size")?;
-    let secs: f64 = it.next().and_then(|v| v.parse().ok()).context("curl time")?;
+    let size: f64 = it
+        .next()
+        .and_then(|v| v.parse().ok())
+        .context("curl size")?;
+    let secs: f64 = it
+        .next()
+        .and_then(|v| v.parse().ok())
+        .context("curl time")?;
     if size as u64 != set.bulk_bytes {
         bail!("bulk transfer got {size} of {} bytes", set.bulk_bytes);
     }
     f.bulk_mbit = size * 8.0 / secs / 1e6;
     let small = format!("http://{addr}/small");
     let d = format!("{}s", set.seconds);
-    let one = check(lab.exec(ns, &["wrk", "-t1", "-c1", "-d", &d, "--latency", &small])?, "wrk -c1")?;
+    let one = check(
+        lab.exec(ns, &["wrk", "-t1", "-c1", "-d", &d, "--latency", &small])?,
+        "wrk -c1",
+    )?;
     (f.http_rps_1, f.p50_us, f.p99_us) = parse_wrk(&one)?;
-    let fifty = check(lab.exec(ns, &["wrk", "-t2", "-c50", "-d", &d, "--latency", &small])?, "wrk -c50")?;
+    let fifty = check(
+        lab.exec(ns, &["wrk", "-t2", "-c50", "-d", &d, "--latency", &small])?,
+        "wrk -c50",
+    )?;
     f.http_rps_50 = parse_wrk(&fifty)?.0;
     Ok(())
 }
@@ -130,10 +160,44 @@ fn measure_http(lab: &Lab, ns: &str, addr: &str, set: &Settings, f: &mut Figures
 /// Runs the redis load against `addr` from namespace `ns`.
 fn measure_redis(lab: &Lab, ns: &str, addr: &str, set: &Settings, f: &mut Figures) -> Result<()> {
     let n = set.redis_requests.to_string();
-    let one = check(lab.exec(ns, &["redis-benchmark", "-h", addr, "-c", "1", "-n", &n, "-t", "get", "-q"])?, "redis-benchmark -c1")?;
+    let one = check(
+        lab.exec(
+            ns,
+            &[
+                "redis-benchmark",
+                "-h",
+                addr,
+                "-c",
+                "1",
+                "-n",
+                &n,
+                "-t",
+                "get",
+                "-q",
+            ],
+        )?,
+        "redis-benchmark -c1",
+    )?;
     f.redis_rps_1 = parse_redis_benchmark(&one)?;
     let n50 = (set.redis_requests * 5).to_string();
-    let fifty = check(lab.exec(ns, &["redis-benchmark", "-h", addr, "-c", "50", "-n", &n50, "-t", "get", "-q"])?, "redis-benchmark -c50")?;
+    let fifty = check(
+        lab.exec(
+            ns,
+            &[
+                "redis-benchmark",
+                "-h",
+                addr,
+                "-c",
+                "50",
+                "-n",
+                &n50,
+                "-t",
+                "get",
+                "-q",
+            ],
+        )?,
+        "redis-benchmark -c50",
+    )?;
     f.redis_rps_50 = parse_redis_benchmark(&fifty)?;
     Ok(())
 }
@@ -171,7 +235,11 @@ fn direct_or_haproxy(proxy: bool, set: &Settings) -> Result<Figures> {
     };
     if set.mtu != 1500 {
         let mtu = set.mtu.to_string();
-        let links: &[(&str, &str)] = if proxy { &[("c", "v0"), ("p", "v1"), ("p", "v2"), ("s", "v3")] } else { &[("c", "v0"), ("s", "v3")] };
+        let links: &[(&str, &str)] = if proxy {
+            &[("c", "v0"), ("p", "v1"), ("p", "v2"), ("s", "v3")]
+        } else {
+            &[("c", "v0"), ("s", "v3")]
+        };
         for (ns, ifname) in links {
             let ns = format!("{}-{ns}", if proxy { "nvb-b" } else { "nvb-a" });
             nv_testbed::run(&["ip", "-n", &ns, "link", "set", ifname, "mtu", &mtu])?;
@@ -195,7 +263,9 @@ fn voted(domain_nv: &Path, policy: &str, n: usize, set: &Settings) -> Result<Fig
     spec.straggler_ms = 5000;
     spec.mtu = set.mtu;
     spec.tap_offload = set.tap_offload;
-    let g = Group::start(&format!("nvb-{n}h"), spec, domain_nv, |i, g| fill_www(&g.www(i), set))?;
+    let g = Group::start(&format!("nvb-{n}h"), spec, domain_nv, |i, g| {
+        fill_www(&g.www(i), set)
+    })?;
     measure_http(&g.lab, &g.client_ns, SERVICE_ADDRESS, set, &mut f)?;
     f.faults = g.status()?.replicas.iter().map(|r| r.faults.len()).sum();
     drop(g);
@@ -205,25 +275,51 @@ fn voted(domain_nv: &Path, policy: &str, n: usize, set: &Settings) -> Result<Fig
     spec.tap_offload = set.tap_offload;
     let g = Group::start(&format!("nvb-{n}r"), spec, domain_nv, |_, _| Ok(()))?;
     measure_redis(&g.lab, &g.client_ns, SERVICE_ADDRESS, set, &mut f)?;
-    f.faults += g.status()?.replicas.iter().map(|r| r.faults.len()).sum::<usize>();
+    f.faults += g
+        .status()?
+        .replicas
+        .iter()
+        .map(|r| r.faults.len())
+        .sum::<usize>();
     Ok(f)
 }
 
 fn run() -> Result<()> {
     cleanup_on_signal()?;
     let args: Vec<String> = std::env::args().collect();
-    let domain_nv = PathBuf::from(args.get(1).context("usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick] [--mtu N] [--no-tap-offload]")?);
-    let result_path = PathBuf::from(args.get(2).cloned().unwrap_or_else(|| "bench-results.json".into()));
+    let domain_nv = PathBuf::from(args.get(1).context(
+        "usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick] [--mtu N] [--no-tap-offload]",
+    )?);
+    let result_path = PathBuf::from(
+        args.get(2)
+            .cloned()
+            .unwrap_or_else(|| "bench-results.json".into()),
+    );
     let quick = args.iter().any(|a| a == "--quick");
     let mtu: usize = match args.iter().position(|a| a == "--mtu") {
-        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).context("--mtu takes a number")?,
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .context("--mtu takes a number")?,
         None => 1500,
     };
     let tap_offload = !args.iter().any(|a| a == "--no-tap-offload");
     let set = if quick {
-        Settings { mtu, tap_offload, bulk_bytes: 64 << 20, seconds: 2, redis_requests: 5_000 }
+        Settings {
+            mtu,
+            tap_offload,
+            bulk_bytes: 64 << 20,
+            seconds: 2,
+            redis_requests: 5_000,
+        }
     } else {
-        Settings { mtu, tap_offload, bulk_bytes: 1 << 30, seconds: 10, redis_requests: 50_000 }
+        Settings {
+            mtu,
+            tap_offload,
+            bulk_bytes: 1 << 30,
+            seconds: 10,
+            redis_requests: 50_000,
+        }
     };
     let variants: [(&str, &str); 4] = [
         ("a", "client -> replica (direct)"),
@@ -256,14 +352,46 @@ fn run() -> Result<()> {
     writeln!(table)?;
     let (a, b, c, d) = (&results[0].2, &results[1].2, &results[2].2, &results[3].2);
     writeln!(table, "\nratios:")?;
-    writeln!(table, "  c/a bulk throughput      {:.3}  (aim >= 0.9)", c.bulk_mbit / a.bulk_mbit)?;
-    writeln!(table, "  c/b http rate, 1 conn    {:.3}  (aim >= 1.0)", c.http_rps_1 / b.http_rps_1)?;
-    writeln!(table, "  c/b http rate, 50 conns  {:.3}", c.http_rps_50 / b.http_rps_50)?;
-    writeln!(table, "  c/b redis rate, 1 conn   {:.3}", c.redis_rps_1 / b.redis_rps_1)?;
-    writeln!(table, "  c/b redis rate, 50 conns {:.3}", c.redis_rps_50 / b.redis_rps_50)?;
-    writeln!(table, "  c-a added latency p50    {:.0} us  (aim <= 30)", c.p50_us - a.p50_us)?;
-    writeln!(table, "  c-a added latency p99    {:.0} us  (aim <= 150)", c.p99_us - a.p99_us)?;
-    writeln!(table, "  d/a bulk throughput      {:.3}", d.bulk_mbit / a.bulk_mbit)?;
+    writeln!(
+        table,
+        "  c/a bulk throughput      {:.3}  (aim >= 0.9)",
+        c.bulk_mbit / a.bulk_mbit
+    )?;
+    writeln!(
+        table,
+        "  c/b http rate, 1 conn    {:.3}  (aim >= 1.0)",
+        c.http_rps_1 / b.http_rps_1
+    )?;
+    writeln!(
+        table,
+        "  c/b http rate, 50 conns  {:.3}",
+        c.http_rps_50 / b.http_rps_50
+    )?;
+    writeln!(
+        table,
+        "  c/b redis rate, 1 conn   {:.3}",
+        c.redis_rps_1 / b.redis_rps_1
+    )?;
+    writeln!(
+        table,
+        "  c/b redis rate, 50 conns {:.3}",
+        c.redis_rps_50 / b.redis_rps_50
+    )?;
+    writeln!(
+        table,
+        "  c-a added latency p50    {:.0} us  (aim <= 30)",
+        c.p50_us - a.p50_us
+    )?;
+    writeln!(
+        table,
+        "  c-a added latency p99    {:.0} us  (aim <= 150)",
+        c.p99_us - a.p99_us
+    )?;
+    writeln!(
+        table,
+        "  d/a bulk throughput      {:.3}",
+        d.bulk_mbit / a.bulk_mbit
+    )?;
     print!("{table}");
     let mut json = String::from("{\n  \"settings\": ");
     write!(
@@ -279,7 +407,8 @@ fn run() -> Result<()> {
         writeln!(json, "}}{}", if i + 1 < results.len() { "," } else { "" })?;
     }
     json += "  ]\n}\n";
-    std::fs::write(&result_path, json).with_context(|| format!("writing {}", result_path.display()))?;
+    std::fs::write(&result_path, json)
+        .with_context(|| format!("writing {}", result_path.display()))?;
     println!("\nresults written to {}", result_path.display());
     Ok(())
 }

@@ -27,39 +27,75 @@ fn main() {
 }
 
 fn show_status(status: &Status) {
-    println!("    {:<4} {:<8} {:<5} {:>12}  faults", "name", "state", "link", "bytes voted");
+    println!(
+        "    {:<4} {:<8} {:<5} {:>12}  faults",
+        "name", "state", "link", "bytes voted"
+    );
     for r in &status.replicas {
-        let kinds: Vec<String> = r.faults.iter().map(|f| format!("{} (conn {})", f.kind, f.connection)).collect();
+        let kinds: Vec<String> = r
+            .faults
+            .iter()
+            .map(|f| format!("{} (conn {})", f.kind, f.connection))
+            .collect();
         println!(
             "    {:<4} {:<8} {:<5} {:>12}  {}",
             r.name,
             format!("{:?}", r.state).to_lowercase(),
             format!("{:?}", r.link).to_lowercase(),
             r.bytes_voted,
-            if kinds.is_empty() { "-".to_owned() } else { kinds.join(", ") }
+            if kinds.is_empty() {
+                "-".to_owned()
+            } else {
+                kinds.join(", ")
+            }
         );
     }
 }
 
 fn run() -> Result<()> {
     cleanup_on_signal()?;
-    let bin = PathBuf::from(std::env::args().nth(1).context("usage: nv-demo PATH-TO-domain-nv")?);
+    let bin = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .context("usage: nv-demo PATH-TO-domain-nv")?,
+    );
     let started = Instant::now();
     println!("== 1. three replicas of redis-server (Debian's), each in its own network namespace,");
     println!("      reached only through domain-nv over TAP links; majority voting");
-    let group = Group::start("nvdemo", GroupSpec::new("majority", 3, Service::Redis), &bin, |i, g| {
-        let mut load = String::new();
-        for k in 0..KEYS {
-            let v = if i == 1 && CORRUPTED.contains(&k) { format!("CORRUPTED-{k}") } else { value(k) };
-            load += &format!("SET key:{k} {v}\n");
-        }
-        let out = g.lab.exec_with_input(&g.replica_ns[i], &["redis-cli", "-h", &g.replica_address(i)], load.as_bytes())?;
-        ensure!(out.status.success(), "loading r{i}: {}", String::from_utf8_lossy(&out.stderr));
-        Ok(())
-    })?;
-    println!("   loaded {KEYS} keys into each replica; r1's state is corrupted at keys {CORRUPTED:?}");
+    let group = Group::start(
+        "nvdemo",
+        GroupSpec::new("majority", 3, Service::Redis),
+        &bin,
+        |i, g| {
+            let mut load = String::new();
+            for k in 0..KEYS {
+                let v = if i == 1 && CORRUPTED.contains(&k) {
+                    format!("CORRUPTED-{k}")
+                } else {
+                    value(k)
+                };
+                load += &format!("SET key:{k} {v}\n");
+            }
+            let out = g.lab.exec_with_input(
+                &g.replica_ns[i],
+                &["redis-cli", "-h", &g.replica_address(i)],
+                load.as_bytes(),
+            )?;
+            ensure!(
+                out.status.success(),
+                "loading r{i}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(())
+        },
+    )?;
+    println!(
+        "   loaded {KEYS} keys into each replica; r1's state is corrupted at keys {CORRUPTED:?}"
+    );
 
-    println!("\n== 2. a real client (redis-cli) asks domain-nv at {SERVICE_ADDRESS}:6379 for every key");
+    println!(
+        "\n== 2. a real client (redis-cli) asks domain-nv at {SERVICE_ADDRESS}:6379 for every key"
+    );
     let mut wrong = 0;
     for k in 0..KEYS {
         let key = format!("key:{k}");
@@ -70,30 +106,50 @@ fn run() -> Result<()> {
             wrong += 1;
         }
         if CORRUPTED.contains(&k) || k < 3 {
-            println!("   GET {key:<7} -> {got:<22} {}", if ok { "correct" } else { "WRONG" });
+            println!(
+                "   GET {key:<7} -> {got:<22} {}",
+                if ok { "correct" } else { "WRONG" }
+            );
         }
     }
     ensure!(wrong == 0, "{wrong} wrong answers reached the client");
     println!("   all {KEYS} answers correct (r1's corrupted answers were outvoted)");
     let status = group.wait_status("r1 reported", Duration::from_secs(5), |s| {
-        s.replicas[1].faults.iter().filter(|f| f.kind == "value-mismatch").count() >= CORRUPTED.len()
+        s.replicas[1]
+            .faults
+            .iter()
+            .filter(|f| f.kind == "value-mismatch")
+            .count()
+            >= CORRUPTED.len()
             && s.services[0].total == KEYS as u64
             && s.services[0].active == 0
     })?;
     println!("   status (also in the JSON status file):");
     show_status(&status);
-    ensure!(status.replicas[0].faults.is_empty() && status.replicas[2].faults.is_empty(), "a healthy replica was blamed");
+    ensure!(
+        status.replicas[0].faults.is_empty() && status.replicas[2].faults.is_empty(),
+        "a healthy replica was blamed"
+    );
 
     println!("\n== 3. one client connection sends 60 requests over ~3 s; r2's redis is SIGKILLed mid-stream");
     let total_before = status.services[0].total;
     let log = group.lab.dir().join("stream.out");
-    let script = format!("redis-cli -h {SERVICE_ADDRESS} -r 60 -i 0.05 GET key:3 > {}", log.display());
+    let script = format!(
+        "redis-cli -h {SERVICE_ADDRESS} -r 60 -i 0.05 GET key:3 > {}",
+        log.display()
+    );
     let mut client = std::process::Command::new("ip")
         .args(["netns", "exec", &group.client_ns, "sh", "-c", &script])
         .spawn()
         .context("starting the streaming client")?;
-    let lines = |p: &PathBuf| std::fs::read_to_string(p).map(|t| t.lines().count()).unwrap_or(0);
-    wait_until("10 answers on the stream", Duration::from_secs(10), || lines(&log) >= 10)?;
+    let lines = |p: &PathBuf| {
+        std::fs::read_to_string(p)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    wait_until("10 answers on the stream", Duration::from_secs(10), || {
+        lines(&log) >= 10
+    })?;
     group.signal_replica(2, Signal::SIGKILL)?;
     println!("   killed r2 after {} answers", lines(&log));
     let end = Instant::now() + Duration::from_secs(20);
@@ -109,8 +165,14 @@ fn run() -> Result<()> {
     };
     let answers = std::fs::read_to_string(&log)?;
     let good = answers.lines().filter(|l| *l == value(3)).count();
-    println!("   client exit {exit}, {good}/60 correct answers, {} other lines", answers.lines().count() - good);
-    ensure!(exit.success() && good == 60 && answers.lines().count() == 60, "the stream did not survive: {answers}");
+    println!(
+        "   client exit {exit}, {good}/60 correct answers, {} other lines",
+        answers.lines().count() - good
+    );
+    ensure!(
+        exit.success() && good == 60 && answers.lines().count() == 60,
+        "the stream did not survive: {answers}"
+    );
     let status = group.wait_status("r2 reported", Duration::from_secs(5), |s| {
         !s.replicas[2].faults.is_empty() && s.services[0].active == 0
     })?;
@@ -121,9 +183,18 @@ fn run() -> Result<()> {
     );
     println!("   the client used one connection throughout; status:");
     show_status(&status);
-    ensure!(matches!(status.replicas[2].state, ReplicaHealth::Faulty | ReplicaHealth::Down), "r2 not reported");
+    ensure!(
+        matches!(
+            status.replicas[2].state,
+            ReplicaHealth::Faulty | ReplicaHealth::Down
+        ),
+        "r2 not reported"
+    );
 
     drop(group);
-    println!("\n== demo passed in {:.1} s; namespaces and processes removed", started.elapsed().as_secs_f64());
+    println!(
+        "\n== demo passed in {:.1} s; namespaces and processes removed",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

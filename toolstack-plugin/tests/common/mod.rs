@@ -3,7 +3,10 @@
 //! domain-nv that reacts to its config in xenstore by publishing a status (nv-status schema).
 
 use anyhow::Result;
-use nv_status::{FaultRecord, LinkState, ReplicaHealth, ReplicaStatus, ServiceStatus, Status, SCHEMA_VERSION, XS_BASE};
+use nv_status::{
+    FaultRecord, LinkState, ReplicaHealth, ReplicaStatus, ServiceStatus, Status, SCHEMA_VERSION,
+    XS_BASE,
+};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,18 +55,38 @@ impl Replay {
             let (tag, rest) = l.split_at(1);
             let rest = rest.strip_prefix(' ').unwrap_or(rest);
             if tag == "$" {
-                steps.push(Step { line: i + 1, command: rest.to_string(), out: XlOutput { code: 0, stdout: String::new(), stderr: String::new() } });
+                steps.push(Step {
+                    line: i + 1,
+                    command: rest.to_string(),
+                    out: XlOutput {
+                        code: 0,
+                        stdout: String::new(),
+                        stderr: String::new(),
+                    },
+                });
                 continue;
             }
-            let s = steps.last_mut().unwrap_or_else(|| panic!("{name}:{}: output before the first command", i + 1));
+            let s = steps
+                .last_mut()
+                .unwrap_or_else(|| panic!("{name}:{}: output before the first command", i + 1));
             match tag {
                 ">" => s.out.stdout.push_str(&format!("{rest}\n")),
                 "!" => s.out.stderr.push_str(&format!("{rest}\n")),
-                "?" => s.out.code = rest.parse().unwrap_or_else(|_| panic!("{name}:{}: bad exit code", i + 1)),
+                "?" => {
+                    s.out.code = rest
+                        .parse()
+                        .unwrap_or_else(|_| panic!("{name}:{}: bad exit code", i + 1))
+                }
                 _ => panic!("{name}:{}: unknown line {l:?}", i + 1),
             }
         }
-        Replay { name: name.to_string(), steps, next: Mutex::new(0), dir: dir.to_string(), hook }
+        Replay {
+            name: name.to_string(),
+            steps,
+            next: Mutex::new(0),
+            dir: dir.to_string(),
+            hook,
+        }
     }
 
     /// Load `tests/transcripts/<name>`.
@@ -77,7 +100,14 @@ impl Replay {
     pub fn assert_done(&self) {
         let n = *lock(&self.next);
         if let Some(s) = self.steps.get(n) {
-            panic!("{}:{}: nvctl never ran `{}` ({} of {} commands replayed)", self.name, s.line, s.command, n, self.steps.len());
+            panic!(
+                "{}:{}: nvctl never ran `{}` ({} of {} commands replayed)",
+                self.name,
+                s.line,
+                s.command,
+                n,
+                self.steps.len()
+            );
         }
     }
 }
@@ -87,13 +117,26 @@ impl XlRunner for Replay {
         let got = format!("xl {}", args.join(" ")).replace(&self.dir, "{dir}");
         let step = {
             let mut n = lock(&self.next);
-            let Some(s) = self.steps.get(*n) else { panic!("{}: unexpected `{got}` after the end of the transcript", self.name) };
-            assert_eq!(got, s.command, "{}:{}: nvctl ran `{got}`, the transcript expects `{}`", self.name, s.line, s.command);
+            let Some(s) = self.steps.get(*n) else {
+                panic!(
+                    "{}: unexpected `{got}` after the end of the transcript",
+                    self.name
+                )
+            };
+            assert_eq!(
+                got, s.command,
+                "{}:{}: nvctl ran `{got}`, the transcript expects `{}`",
+                self.name, s.line, s.command
+            );
             *n += 1;
             s.clone()
         };
         if args.first() == Some(&"create") {
-            assert!(std::path::Path::new(args[1]).is_file(), "xl create of a missing file {}", args[1]);
+            assert!(
+                std::path::Path::new(args[1]).is_file(),
+                "xl create of a missing file {}",
+                args[1]
+            );
         }
         (self.hook)(args);
         Ok(step.out)
@@ -141,13 +184,22 @@ pub struct FakeNv {
 
 /// A fault record for tests.
 pub fn fault(time_ms: u64, kind: &str) -> FaultRecord {
-    FaultRecord { time_ms, kind: kind.into(), service: "redis".into(), connection: 3, detail: "offset 120".into() }
+    FaultRecord {
+        time_ms,
+        kind: kind.into(),
+        service: "redis".into(),
+        connection: 3,
+        detail: "offset 120".into(),
+    }
 }
 
 impl FakeNv {
     /// domain-nv talking to xenstore through `store`.
     pub fn new(store: Arc<dyn Store + Send + Sync>) -> Arc<FakeNv> {
-        Arc::new(FakeNv { store, state: Mutex::new(NvState::default()) })
+        Arc::new(FakeNv {
+            store,
+            state: Mutex::new(NvState::default()),
+        })
     }
 
     /// Lock the state.
@@ -157,9 +209,14 @@ impl FakeNv {
 
     /// React to a write of its config node `path`.
     pub fn config_written(&self, path: &str) {
-        let Some(home) = path.strip_suffix("/data/domain-nv-config") else { return };
-        let Ok(Some(text)) = read_blob(&*self.store, path) else { return }; // chunks still coming
-        let cfg: NvConfig = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("domain-nv cannot parse its config: {e}\n{text}"));
+        let Some(home) = path.strip_suffix("/data/domain-nv-config") else {
+            return;
+        };
+        let Ok(Some(text)) = read_blob(&*self.store, path) else {
+            return;
+        }; // chunks still coming
+        let cfg: NvConfig = serde_yaml::from_str(&text)
+            .unwrap_or_else(|e| panic!("domain-nv cannot parse its config: {e}\n{text}"));
         {
             let mut st = self.st();
             st.home = Some(home.to_string());
@@ -175,7 +232,10 @@ impl FakeNv {
             let mut st = self.st();
             st.booted.insert(inst.to_string());
             if st.faulty_on_boot.contains(inst) {
-                st.faulty.insert(inst.to_string(), vec![fault(1_790_000_000_500, "value-mismatch")]);
+                st.faulty.insert(
+                    inst.to_string(),
+                    vec![fault(1_790_000_000_500, "value-mismatch")],
+                );
             }
         }
         self.publish();
@@ -217,14 +277,21 @@ impl FakeNv {
             version: SCHEMA_VERSION,
             ready: !st.never_ready,
             updated_ms: 1_790_000_000_000,
-            services: vec![ServiceStatus { name: "redis".into(), listen: "192.0.2.10:6379".into(), active: 2, total: 17 }],
+            services: vec![ServiceStatus {
+                name: "redis".into(),
+                listen: "192.0.2.10:6379".into(),
+                active: 2,
+                total: 17,
+            }],
             replicas,
         }
     }
 
     /// Write the current status to xenstore (replacing the previous one).
     pub fn publish(&self) {
-        let Some(home) = self.st().home.clone() else { return };
+        let Some(home) = self.st().home.clone() else {
+            return;
+        };
         self.store.rm(&format!("{home}/{XS_BASE}")).unwrap();
         for (k, v) in self.status().to_xenstore() {
             self.store.write(&format!("{home}/{k}"), &v).unwrap();
@@ -237,7 +304,9 @@ impl FakeNv {
         let prefix = format!("{group}-");
         Box::new(move |args: &[&str]| {
             let domain = match args {
-                ["create", file] => std::path::Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned()),
+                ["create", file] => std::path::Path::new(file)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned()),
                 ["destroy", d] => Some(d.to_string()),
                 _ => None,
             };
