@@ -1,12 +1,12 @@
 # shellcheck shell=bash disable=SC2034
 # Shared settings and helpers for scripts/xenlab/*.sh (sourced, not run).
-# Everything heavy lives outside the repository:
+# Where the heavy files live (both can be set from the environment):
 #   LAB_CACHE   cached images, keyed by a hash of their inputs  (default /var/cache/domain-nv-lab)
-#   LAB_WORK    scratch: per-run disks, logs, results           (default /work/tgt/lab)
+#   LAB_WORK    scratch: per-run disks, logs, results           (default target/lab in the checkout)
 XENLAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$XENLAB_DIR/../.." && pwd)
 LAB_CACHE=${LAB_CACHE:-/var/cache/domain-nv-lab}
-LAB_WORK=${LAB_WORK:-/work/tgt/lab}
+LAB_WORK=${LAB_WORK:-$REPO_DIR/target/lab}
 SUITE=${SUITE:-bookworm}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 XENVER=4.17
