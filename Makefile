@@ -5,7 +5,7 @@ CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: all deps build test unit-test ns-test static demo lab lab-test bench fuzz clean
+.PHONY: all deps build check test unit-test ns-test static demo lab lab-test bench fuzz clean
 
 all: build
 
@@ -16,6 +16,13 @@ deps:
 ## build: debug build of the whole workspace
 build: deps
 	$(CARGO) build --workspace --all-targets
+
+## check: the gates run first by CI: formatting, clippy with every warning an error (the lints are
+## set once in Cargo.toml's [workspace.lints]), and the docs with broken links as errors
+check: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 ## test: every fast test: unit, property, sim-Xen, header-layout, static build, namespace end-to-end
 ## (the namespace tests need root; they build and remove their own namespaces)

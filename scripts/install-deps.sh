@@ -22,4 +22,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 if command -v rustup >/dev/null 2>&1; then
   rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+  for c in clippy rustfmt; do
+    rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+  done
 fi

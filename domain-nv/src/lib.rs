@@ -8,6 +8,7 @@
 //! - [`appliance`]: the poll(2)-driven event loop;
 //! - [`status`]: health, counters and faults, published as `nv_status::Status`;
 //! - [`xenhost`]: driver-domain mode (config and status in xenstore, `/init` mounts).
+#![forbid(unsafe_code)]
 
 pub mod appliance;
 pub mod config;

@@ -1,4 +1,5 @@
 //! `domain-nv`: the voting appliance binary.
+#![forbid(unsafe_code)]
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;

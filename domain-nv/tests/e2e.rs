@@ -162,7 +162,7 @@ fn unanimous_stream_stops(prefix: &str, fault: impl FnOnce(&Group), kinds: &[&st
     let out = stream.finish();
     let good = out.lines().take_while(|l| *l == value(3)).count();
     assert!(
-        good >= 5 && good < 40,
+        (5..40).contains(&good),
         "answers before the stop: {good}\n{out}"
     );
     for l in out.lines().skip(good) {

@@ -18,6 +18,7 @@
 //! data/domain-nv/replicas/<r>/bytes-voted  output bytes of this replica that agreed with a released quorum
 //! data/domain-nv/replicas/<r>/faults/<n>   "<time-ms> <kind> <service> <connection> <detail...>" (last MAX_FAULTS)
 //! ```
+#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 

@@ -5,6 +5,7 @@
 //! Used by `make demo` (`nv-demo`) and by the end-to-end tests. Needs root. Everything a lab
 //! creates is removed when it is dropped, and also on SIGINT/SIGTERM once
 //! [`cleanup_on_signal`] is installed.
+#![forbid(unsafe_code)]
 
 use std::fs::File;
 use std::io::Write;

@@ -204,7 +204,7 @@ fn remove_instance(store: &dyn Store, group: &str, i: &Instance) -> Result<()> {
 }
 
 /// Read the NV domain's status; None while it has published none. A snapshot that does not
-/// decode (domain-nv rewriting it under our feet) is read again, up to [`STATUS_READS`] times.
+/// decode (domain-nv rewriting it under our feet) is read again, up to `STATUS_READS` times.
 pub fn read_status(store: &dyn Store, domid: u32) -> Result<Option<Status>> {
     let h = home(domid);
     let mut attempt = 0;

@@ -6,6 +6,7 @@
 //! (unanimous). Figures: bulk throughput (curl of a large file), request rate at 1 and 50
 //! connections (wrk on nginx, redis-benchmark on redis), p50/p99 latency (wrk, 1 connection).
 //! Ratios c/a, c/b, d/a last; a JSON result file too.
+#![forbid(unsafe_code)]
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

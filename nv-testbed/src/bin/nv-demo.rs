@@ -1,6 +1,7 @@
 //! `make demo`: three redis-server replicas behind domain-nv, one with corrupted state, one
 //! killed mid-stream; a real redis-cli gets only correct answers and the status names the
 //! faulty replicas.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
