@@ -23,12 +23,12 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::xenstore::{Access, Perm};
 use crate::xs_wire::{self, Message, MsgType};
-use crate::{DomId, Result};
+use crate::{DomId, Result, XsErrno};
 
 type Tree = BTreeMap<String, Node>;
 type ConnId = u64;
-/// An error reply: one of [`xs_wire::ERRORS`].
-type XsResult<T> = std::result::Result<T, &'static str>;
+/// A request's outcome: its result, or the error for the `XS_ERROR` reply.
+type XsResult<T> = std::result::Result<T, XsErrno>;
 
 #[derive(Clone, Debug)]
 struct Node {
@@ -136,12 +136,12 @@ fn access(perms: &[Perm], domid: DomId) -> Access {
 fn canonical(domid: DomId, path: &str) -> XsResult<String> {
     let abs = if path.starts_with('/') {
         if path.len() > xs_wire::ABS_PATH_MAX {
-            return Err("EINVAL");
+            return Err(XsErrno::Einval);
         }
         path.to_string()
     } else {
         if path.is_empty() || path.len() > xs_wire::REL_PATH_MAX {
-            return Err("EINVAL");
+            return Err(XsErrno::Einval);
         }
         format!("{}/{path}", home(domid))
     };
@@ -149,7 +149,7 @@ fn canonical(domid: DomId, path: &str) -> XsResult<String> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"/_-@".contains(&b));
     if !ok_chars || abs.contains("//") || (abs.len() > 1 && abs.ends_with('/')) {
-        return Err("EINVAL");
+        return Err(XsErrno::Einval);
     }
     Ok(abs)
 }
@@ -168,7 +168,7 @@ struct Op<'a> {
 impl Op<'_> {
     fn node(&mut self, path: &str) -> XsResult<&Node> {
         self.touched.insert(path.to_string());
-        self.tree.get(path).ok_or("ENOENT")
+        self.tree.get(path).ok_or(XsErrno::Enoent)
     }
 
     fn readable(&mut self, path: &str) -> XsResult<&Node> {
@@ -177,7 +177,7 @@ impl Op<'_> {
         if access(&node.perms, domid).can_read() {
             Ok(node)
         } else {
-            Err("EACCES")
+            Err(XsErrno::Eacces)
         }
     }
 
@@ -193,10 +193,10 @@ impl Op<'_> {
         let domid = self.domid;
         if let Ok(node) = self.node(path) {
             if !access(&node.perms, domid).can_write() {
-                return Err("EACCES");
+                return Err(XsErrno::Eacces);
             }
             let Some(value) = value else { return Ok(()) }; // mkdir of an existing node
-            let node = self.tree.get_mut(path).ok_or("ENOENT")?;
+            let node = self.tree.get_mut(path).ok_or(XsErrno::Enoent)?;
             node.value = value.to_vec();
             let perms = node.perms.clone();
             self.mark(path);
@@ -208,14 +208,14 @@ impl Op<'_> {
             return Ok(());
         }
         let mut missing = vec![path.to_string()];
-        let mut anc = parent(path).ok_or("EINVAL")?.to_string();
+        let mut anc = parent(path).ok_or(XsErrno::Einval)?.to_string();
         while self.node(&anc).is_err() {
-            let up = parent(&anc).ok_or("EINVAL")?.to_string();
+            let up = parent(&anc).ok_or(XsErrno::Einval)?.to_string();
             missing.push(std::mem::replace(&mut anc, up));
         }
-        let anc_node = self.tree.get(&anc).ok_or("ENOENT")?;
+        let anc_node = self.tree.get(&anc).ok_or(XsErrno::Enoent)?;
         if !access(&anc_node.perms, domid).can_write() {
-            return Err("EACCES");
+            return Err(XsErrno::Eacces);
         }
         let mut perms = anc_node.perms.clone();
         if domid != 0 {
@@ -250,19 +250,19 @@ impl Op<'_> {
 
     fn rm(&mut self, path: &str) -> XsResult<()> {
         if path == "/" {
-            return Err("EINVAL");
+            return Err(XsErrno::Einval);
         }
         let domid = self.domid;
         let perms = match self.node(path) {
             Ok(node) => node.perms.clone(),
             Err(_) => {
                 // Like xenstored: removing a missing node is fine if its parent exists.
-                let par = parent(path).ok_or("EINVAL")?;
+                let par = parent(path).ok_or(XsErrno::Einval)?;
                 return self.node(par).map(|_| ());
             }
         };
         if !access(&perms, domid).can_write() {
-            return Err("EACCES");
+            return Err(XsErrno::Eacces);
         }
         let doomed: Vec<String> = children(self.tree, path).map(str::to_string).collect();
         for p in doomed.iter().map(String::as_str).chain([path]) {
@@ -285,9 +285,9 @@ impl Op<'_> {
         let domid = self.domid;
         let node = self.node(path)?;
         if domid != 0 && node.perms.first().map(|p| p.domid) != Some(domid) {
-            return Err("EACCES");
+            return Err(XsErrno::Eacces);
         }
-        let node = self.tree.get_mut(path).ok_or("ENOENT")?;
+        let node = self.tree.get_mut(path).ok_or(XsErrno::Enoent)?;
         node.perms = perms.clone();
         self.mark(path);
         self.changes.push(Change {
@@ -301,8 +301,8 @@ impl Op<'_> {
 
 /// Splits `path\0rest` (the path must be NUL-terminated).
 fn split_path(p: &[u8]) -> XsResult<(&str, &[u8])> {
-    let nul = p.iter().position(|&b| b == 0).ok_or("EINVAL")?;
-    let path = std::str::from_utf8(&p[..nul]).map_err(|_| "EINVAL")?;
+    let nul = p.iter().position(|&b| b == 0).ok_or(XsErrno::Einval)?;
+    let path = std::str::from_utf8(&p[..nul]).map_err(|_| XsErrno::Einval)?;
     Ok((path, &p[nul + 1..]))
 }
 
@@ -310,7 +310,7 @@ fn split_path(p: &[u8]) -> XsResult<(&str, &[u8])> {
 fn one_arg(p: &[u8]) -> XsResult<&str> {
     match split_path(p)? {
         (s, []) => Ok(s),
-        _ => Err("EINVAL"),
+        _ => Err(XsErrno::Einval),
     }
 }
 
@@ -407,7 +407,7 @@ impl Store {
             .txs
             .get_mut(&tx_id)
             .filter(|t| t.conn == conn)
-            .ok_or("ENOENT")?;
+            .ok_or(XsErrno::Enoent)?;
         let mut op = Op {
             tree: &mut tx.work,
             domid,
@@ -421,9 +421,9 @@ impl Store {
 
     fn end_transaction(&mut self, conn: ConnId, tx_id: u32, commit: bool) -> XsResult<()> {
         if self.txs.get(&tx_id).is_none_or(|t| t.conn != conn) {
-            return Err("ENOENT");
+            return Err(XsErrno::Enoent);
         }
-        let tx = self.txs.remove(&tx_id).ok_or("ENOENT")?;
+        let tx = self.txs.remove(&tx_id).ok_or(XsErrno::Enoent)?;
         if !commit {
             return Ok(());
         }
@@ -433,7 +433,7 @@ impl Store {
             .iter()
             .any(|p| gen_of(&tx.base, p) != gen_of(&self.tree, p))
         {
-            return Err("EAGAIN");
+            return Err(XsErrno::Eagain);
         }
         self.gen += 1;
         for p in &tx.written {
@@ -508,26 +508,26 @@ impl Store {
                 ok()
             }
             MsgType::SetPerms => {
-                let parts = xs_wire::string_list(p).map_err(|_| "EINVAL")?;
-                let (path, perms) = parts.split_first().ok_or("EINVAL")?;
+                let parts = xs_wire::string_list(p).map_err(|_| XsErrno::Einval)?;
+                let (path, perms) = parts.split_first().ok_or(XsErrno::Einval)?;
                 let path = canonical(domid, path)?;
                 let perms = perms
                     .iter()
                     .map(|s| s.parse::<Perm>())
                     .collect::<Result<Vec<_>>>()
-                    .map_err(|_| "EINVAL")?;
+                    .map_err(|_| XsErrno::Einval)?;
                 if perms.is_empty() {
-                    return Err("EINVAL");
+                    return Err(XsErrno::Einval);
                 }
                 self.with_op(domid, conn, tx, |op| op.set_perms(&path, perms))?;
                 ok()
             }
             MsgType::GetDomainPath => {
-                let id = one_arg(p)?.parse::<DomId>().map_err(|_| "EINVAL")?;
+                let id = one_arg(p)?.parse::<DomId>().map_err(|_| XsErrno::Einval)?;
                 xs_wire::join_strings(&[home(id)])
             }
             MsgType::Watch => {
-                let (path, token) = xs_wire::watch_event_payload(p).map_err(|_| "EINVAL")?;
+                let (path, token) = xs_wire::watch_event_payload(p).map_err(|_| XsErrno::Einval)?;
                 let relative = !path.starts_with('/') && !path.starts_with('@');
                 let abs = if path.starts_with('@') {
                     path.clone()
@@ -539,7 +539,7 @@ impl Store {
                     .iter()
                     .any(|w| w.conn == conn && w.path == abs && w.token == token)
                 {
-                    return Err("EEXIST");
+                    return Err(XsErrno::Eexist);
                 }
                 self.watches.push(Watch {
                     conn,
@@ -551,7 +551,7 @@ impl Store {
                 return Ok((ok(), Some(self.watches.len() - 1)));
             }
             MsgType::Unwatch => {
-                let (path, token) = xs_wire::watch_event_payload(p).map_err(|_| "EINVAL")?;
+                let (path, token) = xs_wire::watch_event_payload(p).map_err(|_| XsErrno::Einval)?;
                 let abs = if path.starts_with('@') {
                     path
                 } else {
@@ -561,13 +561,13 @@ impl Store {
                     .watches
                     .iter()
                     .position(|w| w.conn == conn && w.path == abs && w.token == token)
-                    .ok_or("ENOENT")?;
+                    .ok_or(XsErrno::Enoent)?;
                 self.watches.remove(i);
                 ok()
             }
             MsgType::TransactionStart => {
                 if tx != 0 {
-                    return Err("EBUSY");
+                    return Err(XsErrno::Ebusy);
                 }
                 let id = self.next_tx;
                 self.next_tx = self.next_tx.checked_add(1).unwrap_or(1);
@@ -590,12 +590,12 @@ impl Store {
                 let commit = match one_arg(p)? {
                     "T" => true,
                     "F" => false,
-                    _ => return Err("EINVAL"),
+                    _ => return Err(XsErrno::Einval),
                 };
                 self.end_transaction(conn, tx, commit)?;
                 ok()
             }
-            _ => return Err("ENOSYS"),
+            _ => return Err(XsErrno::Enosys),
         };
         Ok((r, None))
     }
@@ -613,7 +613,7 @@ impl Store {
                 }
             }
             Err(e) => {
-                let payload = xs_wire::join_strings(&[e]);
+                let payload = xs_wire::join_strings(&[e.as_str()]);
                 self.send(
                     conn,
                     Message::new(MsgType::Error, msg.req_id, msg.tx_id, payload),
