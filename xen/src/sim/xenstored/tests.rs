@@ -2,6 +2,7 @@
 
 use super::store::{Outgoing, Store};
 use crate::xs_wire::{join_strings, Message, MsgType};
+use crate::XsErrno;
 
 fn msg(ty: MsgType, req_id: u32, parts: &[&str]) -> Message {
     Message::new(ty, req_id, 0, join_strings(parts))
@@ -37,11 +38,11 @@ fn a_write_fires_the_watch_before_its_reply_and_errors_are_named() {
     assert_eq!(read[0].msg.payload, b"v");
     assert_eq!(
         st.request(1, 0, &msg(MsgType::Read, 9, &["/nope"])),
-        [to(1, MsgType::Error, 9, &["ENOENT"])]
+        [to(1, MsgType::Error, 9, &[XsErrno::Enoent.as_str()])]
     );
     assert_eq!(
         st.request(1, 0, &msg(MsgType::Introduce, 10, &["1"])),
-        [to(1, MsgType::Error, 10, &["ENOSYS"])]
+        [to(1, MsgType::Error, 10, &[XsErrno::Enosys.as_str()])]
     );
 }
 
@@ -62,6 +63,6 @@ fn domains_come_with_a_home_and_fire_the_special_watches() {
     );
     assert_eq!(
         st.request(1, 0, &msg(MsgType::Read, 3, &["/local/domain/3"])),
-        [to(1, MsgType::Error, 3, &["ENOENT"])]
+        [to(1, MsgType::Error, 3, &[XsErrno::Enoent.as_str()])]
     );
 }
