@@ -24,13 +24,28 @@ check: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
-## test: every fast test: unit, property, sim-Xen, header-layout, static build, namespace end-to-end
-## (the namespace tests need root; they build and remove their own namespaces)
+## Test tiers: a plain `cargo test --workspace` runs, unprivileged, everything that needs no root
+## (unit, property, sim-Xen, header-layout, nvctl); the tests that need root (network namespaces,
+## TAP, AF_PACKET: domain-nv/tests/e2e.rs) are #[ignore]d there and run by the second command.
+UNPRIVILEGED_TESTS = $(CARGO) test --workspace --release
+ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e -- --ignored
+
+## test: every fast test: both tiers (as root), static build
 test: deps
-	$(CARGO) test --workspace --release
+	$(UNPRIVILEGED_TESTS)
+	$(ROOT_TESTS)
 	$(MAKE) --no-print-directory static
 	scripts/check-static.sh $(TARGET_DIR)/$(MUSL)/release/domain-nv $(TARGET_DIR)/$(MUSL)/release/nvctl
 	@echo "make test: all passed"
+
+## unit-test: the tier that needs no root (what a plain `cargo test --workspace` runs)
+unit-test: deps
+	$(UNPRIVILEGED_TESTS)
+
+## ns-test: the tier that needs root: the end-to-end tests in network namespaces (they build
+## and remove their own namespaces)
+ns-test: deps
+	$(ROOT_TESTS)
 
 ## static: the statically linked musl binaries (domain-nv is the NV domain's /init)
 static: deps

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use domain_nv::appliance::Appliance;
 use domain_nv::config::Config;
-use netback::testfront::{toolstack_add_vif, FrontOptions, TestFront};
-use netback::Netback;
+use netback::testfront::{FrontOptions, TestFront};
+use netback::testhost::{add_vif_guest, start_netback};
 use nv_status::ReplicaHealth;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
-use xen::sim::{SimEventChannel, SimGrantTable, SimXen};
+use xen::sim::{SimEventChannel, SimGrantTable, SimHost, SimXen};
 
 const MAJORITY_ANSWER: &[u8] = b"hello from the majority\n";
 const FAULTY_ANSWER: &[u8] = b"hello from a faulty one\n";
@@ -31,33 +31,17 @@ struct Guest {
 }
 
 impl Guest {
-    /// Creates a domain whose vif 0 (named `vifname` by the toolstack) is served by `nv`.
-    fn new(
-        sim: &SimXen,
-        dom0: &xen::xenstore::Xenstore,
-        nv: xen::DomId,
-        vifname: &str,
-        ip: [u8; 4],
-        sockets: usize,
-        start: Instant,
-    ) -> Guest {
-        let g = sim.create_domain().expect("guest domain");
-        toolstack_add_vif(
-            dom0,
-            nv,
-            g,
-            0,
-            [0x00, 0x16, 0x3e, 0, 0, g as u8],
-            1500,
-            false,
-        )
-        .expect("toolstack");
-        dom0.write(
-            &format!("/local/domain/{nv}/backend/vif/{g}/0/vifname"),
-            vifname.as_bytes(),
-        )
-        .expect("vifname");
-        let mut front = TestFront::new(sim, g, 0, FrontOptions::default()).expect("netfront");
+    /// Creates a domain whose vif 0 (named `vifname` by the toolstack) is served by the NV
+    /// domain.
+    fn new(host: &SimHost, vifname: &str, ip: [u8; 4], sockets: usize, start: Instant) -> Guest {
+        let g = add_vif_guest(host, 1500, false).expect("guest domain and vif");
+        host.dom0
+            .write(
+                &format!("/local/domain/{}/backend/vif/{g}/0/vifname", host.nv),
+                vifname.as_bytes(),
+            )
+            .expect("vifname");
+        let mut front = TestFront::new(&host.sim, g, 0, FrontOptions::default()).expect("netfront");
         let mut iface = Interface::new(
             IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress([
                 0x02, 0, 0, 0, 1, g as u8,
@@ -134,7 +118,7 @@ replicas:
 
 /// The NV domain and its guests, run in one thread.
 struct Host {
-    sim: SimXen,
+    host: SimHost,
     app: Appliance<SimGrantTable, SimEventChannel>,
     client: Guest,
     replicas: Vec<Guest>,
@@ -144,35 +128,20 @@ struct Host {
 impl Host {
     fn new() -> Host {
         let start = Instant::now();
-        let sim = SimXen::new().expect("sim");
-        let dom0 = sim.connect_xenstore(0).expect("dom0 xenstore");
-        let nv = sim.create_domain().expect("nv domain");
-        let mut nb = Netback::new(
-            sim.connect_xenstore(nv).expect("nv xenstore"),
-            sim.grant_table(nv).expect("gnt"),
-            sim.event_channel(nv).expect("evtchn"),
-            nv,
-        )
-        .expect("netback");
+        let host = SimHost::new().expect("sim host");
+        let mut nb = start_netback(&host).expect("netback");
         nb.set_hotplug_agent(true);
-        let client = Guest::new(&sim, &dom0, nv, "ext", [10, 0, 0, 2], 1, start);
+        let client = Guest::new(&host, "ext", [10, 0, 0, 2], 1, start);
         let replicas = (0..3u8)
             .map(|i| {
-                Guest::new(
-                    &sim,
-                    &dom0,
-                    nv,
-                    &format!("r{i}"),
-                    [10, 77, i + 1, 2],
-                    LISTENERS,
-                    start,
-                )
+                let name = format!("r{i}");
+                Guest::new(&host, &name, [10, 77, i + 1, 2], LISTENERS, start)
             })
             .collect();
         let app = Appliance::new(Config::from_yaml(CONFIG).expect("config"), Some(nb))
             .expect("appliance");
         Host {
-            sim,
+            host,
             app,
             client,
             replicas,
@@ -184,14 +153,14 @@ impl Host {
     fn round(&mut self) {
         self.app.step(Instant::now());
         for (i, r) in self.replicas.iter_mut().enumerate() {
-            r.poll(&self.sim, self.start);
+            r.poll(&self.host.sim, self.start);
             r.serve(if i == 2 {
                 FAULTY_ANSWER
             } else {
                 MAJORITY_ANSWER
             });
         }
-        self.client.poll(&self.sim, self.start);
+        self.client.poll(&self.host.sim, self.start);
     }
 
     /// Runs rounds until `cond` holds, at most 10 s.

@@ -5,48 +5,26 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use netback::testfront::{toolstack_add_vif, FrontOptions, TestFront};
-use netback::Netback;
-use xen::sim::{SimEventChannel, SimGrantTable, SimXen};
-
-type Nb = Netback<SimGrantTable, SimEventChannel>;
+use netback::testfront::{FrontOptions, TestFront};
+use netback::testhost::NetbackHost;
 
 struct Bench {
-    sim: SimXen,
-    nb: Nb,
+    host: NetbackHost,
     front: TestFront,
     name: String,
-    now: Instant,
 }
 
 fn setup(mtu: usize) -> Bench {
-    let sim = SimXen::new().expect("sim");
-    let dom0 = sim.connect_xenstore(0).expect("xs");
-    let nv = sim.create_domain().expect("nv");
-    let g = sim.create_domain().expect("guest");
-    let mut nb = Netback::new(
-        sim.connect_xenstore(nv).expect("xs"),
-        sim.grant_table(nv).expect("gnt"),
-        sim.event_channel(nv).expect("evtchn"),
-        nv,
-    )
-    .expect("netback");
-    toolstack_add_vif(&dom0, nv, g, 0, [2, 0, 0, 0, 0, 1], mtu, false).expect("toolstack");
-    let mut front = TestFront::new(&sim, g, 0, FrontOptions::default()).expect("front");
-    let now = Instant::now();
-    let deadline = now + Duration::from_secs(10);
-    while !front.is_up() {
-        assert!(Instant::now() < deadline, "handshake did not complete");
-        nb.handle_xenstore_events(now).expect("xs events");
-        nb.handle_evtchn(now).expect("evtchn");
-        front.poll(&sim).expect("poll");
-    }
+    let mut host = NetbackHost::new();
+    let (g, mut front) = host.add_guest(mtu, FrontOptions::default());
+    assert!(
+        host.pump_until(&mut [&mut front], |_, fs| fs[0].is_up()),
+        "handshake did not complete"
+    );
     Bench {
-        sim,
-        nb,
+        host,
         front,
         name: format!("vif{g}.0"),
-        now,
     }
 }
 
@@ -76,26 +54,26 @@ impl Bench {
         }
         let mut got = 0;
         while got < n || self.front.tx_in_flight() > 0 {
-            self.nb.handle_evtchn(self.now).expect("evtchn");
-            let vif = self.nb.vif_mut(&self.name).expect("vif");
+            self.host.nb.handle_evtchn(self.host.now).expect("evtchn");
+            let vif = self.host.nb.vif_mut(&self.name).expect("vif");
             while vif.recv_frame().is_some() {
                 got += 1;
             }
-            self.front.poll(&self.sim).expect("poll");
+            self.front.poll(&self.host.sim).expect("poll");
         }
     }
 
     /// Netback sends `n` frames; the guest receives them all.
     fn rx_burst(&mut self, f: &[u8], n: usize) {
-        let vif = self.nb.vif_mut(&self.name).expect("vif");
+        let vif = self.host.nb.vif_mut(&self.name).expect("vif");
         for _ in 0..n {
             assert!(vif.send_frame(f.to_vec()), "rx queue full");
         }
         let mut got = 0;
         while got < n {
-            self.nb.flush(self.now).expect("flush");
-            self.nb.handle_evtchn(self.now).expect("evtchn");
-            self.front.poll(&self.sim).expect("poll");
+            self.host.nb.flush(self.host.now).expect("flush");
+            self.host.nb.handle_evtchn(self.host.now).expect("evtchn");
+            self.front.poll(&self.host.sim).expect("poll");
             while self.front.recv().is_some() {
                 got += 1;
             }
@@ -136,7 +114,7 @@ fn summary() {
             let mut b = setup(if len > 1500 { 65000 } else { 1500 });
             let f = frame(len);
             let n = burst(len, dir);
-            let before = b.nb.vif_mut(&b.name).expect("vif").stats();
+            let before = b.host.nb.vif_mut(&b.name).expect("vif").stats();
             let start = Instant::now();
             let mut frames = 0u64;
             while start.elapsed() < Duration::from_secs(1) {
@@ -148,7 +126,7 @@ fn summary() {
                 frames += n as u64;
             }
             let secs = start.elapsed().as_secs_f64();
-            let s = b.nb.vif_mut(&b.name).expect("vif").stats();
+            let s = b.host.nb.vif_mut(&b.name).expect("vif").stats();
             let calls = (s.copy_calls - before.copy_calls).max(1);
             let segs = s.copy_segments - before.copy_segments;
             println!(

@@ -27,6 +27,7 @@
 //! * [`vif`]: one vif's rings, batched grant copies, smoltcp `Device`.
 //! * [`backend`]: [`Netback`], which owns xenstore, grant table and event channel.
 //! * [`testfront`]: a Linux-netfront-like frontend over `xen::sim` for tests and benchmarks.
+//! * [`testhost`]: the simulated host with netback in its driver domain, for tests and benchmarks.
 #![deny(unsafe_code)]
 
 pub mod backend;
@@ -37,6 +38,7 @@ pub mod ring;
 pub mod rules;
 pub mod rx;
 pub mod testfront;
+pub mod testhost;
 pub mod tx;
 pub mod vif;
 pub mod wire;

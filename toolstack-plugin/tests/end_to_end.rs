@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use toolstack_plugin::store::{read_blob, Store};
-use xen::sim::SimXen;
+use xen::sim::SimHost;
 
 /// A fake `xl`: domains are lines "<name> <id>" in `<state>/domains`, ids count up from 1.
 const FAKE_XL: &str = r#"#!/bin/sh
@@ -146,14 +146,14 @@ fn up_status_replace_down_through_the_binary() {
     let xl = dir.join("xl.sh");
     std::fs::write(&xl, FAKE_XL.replace("@STATE@", &state.to_string_lossy())).unwrap();
     std::fs::set_permissions(&xl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let sim = SimXen::new().unwrap();
-    let nv = sim.create_domain().unwrap();
+    let host = SimHost::new().unwrap();
+    let nv = host.nv;
     assert_eq!(nv, 1, "the fake xl gives the first domain id 1");
-    let guest = sim.connect_xenstore(nv).unwrap();
+    let guest = host.nv_xenstore().unwrap();
     let env = Env {
         dir: dir.clone(),
         xl: xl.to_string_lossy().into_owned(),
-        socket: sim.xenstore_socket(0).to_string_lossy().into_owned(),
+        socket: host.sim.xenstore_socket(0).to_string_lossy().into_owned(),
     };
     let spec = format!(
         "{}/../xl-configs/example-group.yaml",

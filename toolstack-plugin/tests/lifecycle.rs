@@ -606,24 +606,21 @@ fn status_shows_domains_links_bytes_and_faults() {
 /// domain-nv as the NV domain with its own connection (so permissions and chunking are real).
 mod sim {
     use super::*;
-    use xen::sim::SimXen;
+    use xen::sim::{SimHost, SimXen};
     use xen::xenstore::Xenstore;
 
-    /// A sim host whose NV domain gets domid 7 (the transcripts' id).
-    fn sim_world(sim: &SimXen) -> World {
-        let mut nv_id = 0;
-        while nv_id < 7 {
-            nv_id = sim.create_domain().unwrap();
-        }
-        let dom0: Arc<dyn Store + Send + Sync> = Arc::new(sim.connect_xenstore(0).unwrap());
-        let guest: Arc<dyn Store + Send + Sync> = Arc::new(sim.connect_xenstore(nv_id).unwrap());
-        World::on(dom0, guest)
+    /// A sim host whose NV domain gets domid 7 (the transcripts' id), and the world on it.
+    fn sim_world() -> (SimXen, World) {
+        let host = SimHost::with_nv_domid(7).unwrap();
+        let guest: Arc<dyn Store + Send + Sync> = Arc::new(host.nv_xenstore().unwrap());
+        let SimHost { sim, dom0, .. } = host;
+        let dom0: Arc<dyn Store + Send + Sync> = Arc::new(dom0);
+        (sim, World::on(dom0, guest))
     }
 
     #[test]
     fn up_replace_down_on_sim_xenstored() {
-        let sim = SimXen::new().unwrap();
-        let w = sim_world(&sim);
+        let (_sim, w) = sim_world();
         // a spec long enough that the domain-nv config is chunked
         let mut spec = SPEC.to_string();
         for i in 0..60 {
@@ -677,10 +674,13 @@ mod sim {
 
     #[test]
     fn the_nv_domain_can_read_its_config_but_not_nvctls_records() {
-        let sim = SimXen::new().unwrap();
-        let nv = sim.create_domain().unwrap();
-        let dom0 = sim.connect_xenstore(0).unwrap();
-        let guest = sim.connect_xenstore(nv).unwrap();
+        let host = SimHost::new().unwrap();
+        let guest = host.nv_xenstore().unwrap();
+        let SimHost {
+            sim: _sim,
+            dom0,
+            nv,
+        } = host;
         let path = format!("/local/domain/{nv}/data/domain-nv-config");
         let big: String = (0..400).map(|i| format!("# line {i}\n")).collect();
         toolstack_plugin::store::write_blob(&dom0, &path, &big).unwrap();
@@ -695,10 +695,13 @@ mod sim {
 
     #[test]
     fn watch_wakes_on_a_change_by_another_domain_and_times_out_otherwise() {
-        let sim = SimXen::new().unwrap();
-        let nv = sim.create_domain().unwrap();
-        let dom0 = sim.connect_xenstore(0).unwrap();
-        let guest = sim.connect_xenstore(nv).unwrap();
+        let host = SimHost::new().unwrap();
+        let guest = host.nv_xenstore().unwrap();
+        let SimHost {
+            sim: _sim,
+            dom0,
+            nv,
+        } = host;
         let base = format!("/local/domain/{nv}/data/domain-nv");
         let t = Instant::now();
         assert!(!Store::watch(&dom0, &base, Duration::from_millis(50)).unwrap());

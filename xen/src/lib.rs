@@ -15,9 +15,11 @@ pub mod hostnet;
 pub mod sim;
 mod sys;
 pub mod xenstore;
+mod xs_errno;
 pub mod xs_wire;
 
 pub use sys::layout;
+pub use xs_errno::XsErrno;
 
 /// A Xen domain id (`domid_t`).
 pub type DomId = u16;
@@ -40,9 +42,9 @@ pub enum Error {
     /// A system call (ioctl, mmap, ...) failed.
     #[error("system call failed: {0}")]
     Sys(#[from] nix::errno::Errno),
-    /// xenstored answered with an error string such as `"ENOENT"`, `"EACCES"` or `"EAGAIN"`.
+    /// xenstored answered with an error such as [`XsErrno::Enoent`] or [`XsErrno::Eagain`].
     #[error("xenstore error {0}")]
-    Xenstore(String),
+    Xenstore(XsErrno),
     /// The peer broke the protocol (malformed, truncated or unexpected message).
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -67,17 +69,17 @@ pub enum Error {
 }
 
 impl Error {
-    /// The xenstore error string (e.g. `"ENOENT"`) if this is a xenstore error reply.
-    pub fn xenstore_errno(&self) -> Option<&str> {
+    /// The xenstore error if this is a xenstore error reply.
+    pub fn xenstore_errno(&self) -> Option<XsErrno> {
         match self {
-            Error::Xenstore(s) => Some(s),
+            Error::Xenstore(e) => Some(*e),
             _ => None,
         }
     }
 
-    /// True if xenstored reported that the node does not exist.
+    /// True if xenstored reported that the node does not exist ([`XsErrno::Enoent`]).
     pub fn is_enoent(&self) -> bool {
-        self.xenstore_errno() == Some("ENOENT")
+        self.xenstore_errno() == Some(XsErrno::Enoent)
     }
 }
 

@@ -23,7 +23,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::xs_wire::{self, Message, MsgType, Reply};
-use crate::{DomId, Error, Result};
+use crate::{DomId, Error, Result, XsErrno};
 
 /// Default xenstored unix socket.
 pub const DEFAULT_SOCKET: &str = "/run/xenstored/socket";
@@ -347,7 +347,7 @@ impl Xenstore {
         self.expect_ok(MsgType::SetPerms, tx, xs_wire::join_strings(&parts))
     }
 
-    /// Reads a node's value; a missing node is `Err(Error::Xenstore("ENOENT"))`.
+    /// Reads a node's value; a missing node is `Err(Error::Xenstore(XsErrno::Enoent))`.
     pub fn read(&self, path: &str) -> Result<Vec<u8>> {
         self.op_read(NO_TX, path)
     }
@@ -485,7 +485,7 @@ impl Xenstore {
                 }
             };
             match end {
-                Err(e) if e.xenstore_errno() == Some("EAGAIN") => backoff(attempt),
+                Err(e) if e.xenstore_errno() == Some(XsErrno::Eagain) => backoff(attempt),
                 other => return other,
             }
         }
@@ -582,7 +582,7 @@ impl Transaction<'_> {
     pub fn set_perms(&self, path: &str, perms: &[Perm]) -> Result<()> {
         self.xs.op_set_perms(self.id, path, perms)
     }
-    /// Commits; `Err(Error::Xenstore("EAGAIN"))` on a conflict.
+    /// Commits; `Err(Error::Xenstore(XsErrno::Eagain))` on a conflict.
     pub fn commit(self) -> Result<()> {
         self.xs
             .expect_ok(MsgType::TransactionEnd, self.id, b"T\0".to_vec())

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::XsErrno;
+
 /// Size of `struct xsd_sockmsg`.
 pub const HEADER_LEN: usize = 16;
 /// `XENSTORE_PAYLOAD_MAX`: the largest payload of one message.
@@ -14,26 +16,6 @@ pub const PAYLOAD_MAX: usize = 4096;
 pub const ABS_PATH_MAX: usize = 3072;
 /// `XENSTORE_REL_PATH_MAX`: the longest relative path.
 pub const REL_PATH_MAX: usize = 2048;
-
-/// The error strings of `xsd_errors`, in header order.
-pub const ERRORS: &[&str] = &[
-    "EINVAL",
-    "EACCES",
-    "EEXIST",
-    "EISDIR",
-    "ENOENT",
-    "ENOMEM",
-    "ENOSPC",
-    "EIO",
-    "ENOTEMPTY",
-    "ENOSYS",
-    "EROFS",
-    "EBUSY",
-    "EAGAIN",
-    "EISCONN",
-    "E2BIG",
-    "EPERM",
-];
 
 /// `enum xsd_sockmsg_type`.
 #[repr(u32)]
@@ -276,8 +258,8 @@ impl Message {
 /// A decoded reply, interpreted according to the request it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// xenstored's error string (`XS_ERROR`), e.g. `"ENOENT"`.
-    Error(String),
+    /// xenstored's error (`XS_ERROR`), e.g. [`XsErrno::Enoent`].
+    Error(XsErrno),
     /// The acknowledgement `"OK"`.
     Ok,
     /// A raw value (`XS_READ`).
@@ -307,7 +289,7 @@ pub fn parse_reply(buf: &[u8], request: MsgType) -> Result<(Reply, usize), WireE
 pub fn interpret_reply(msg: &Message, request: MsgType) -> Result<Reply, WireError> {
     let p = &msg.payload[..];
     match msg.ty {
-        MsgType::Error => return Ok(Reply::Error(single_string(p)?)),
+        MsgType::Error => return Ok(Reply::Error(XsErrno::from_wire(&single_string(p)?))),
         MsgType::WatchEvent => {
             let (path, token) = watch_event_payload(p)?;
             return Ok(Reply::WatchEvent { path, token });
@@ -417,7 +399,7 @@ mod tests {
     fn replies_are_interpreted_by_request() {
         let enc = |ty, p: &[u8]| Message::new(ty, 1, 0, p.to_vec()).encode().unwrap();
         let (r, _) = parse_reply(&enc(MsgType::Error, b"ENOENT\0"), MsgType::Read).unwrap();
-        assert_eq!(r, Reply::Error("ENOENT".into()));
+        assert_eq!(r, Reply::Error(XsErrno::Enoent));
         let (r, _) = parse_reply(&enc(MsgType::Directory, b"a\0bb\0"), MsgType::Directory).unwrap();
         assert_eq!(r, Reply::List(vec!["a".into(), "bb".into()]));
         let (r, _) = parse_reply(&enc(MsgType::Write, b"OK\0"), MsgType::Write).unwrap();

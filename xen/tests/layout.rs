@@ -218,6 +218,7 @@ fn ioctl_numbers_and_layouts_match_the_c_headers() {
     let c_errors: Vec<&str> = (0..)
         .map_while(|i| c_values.get(format!("xsd_error_{i}").as_str()).copied())
         .collect();
-    assert_eq!(c_errors, xen::xs_wire::ERRORS);
+    let rust_errors: Vec<&str> = xen::XsErrno::ALL.iter().map(|e| e.as_str()).collect();
+    assert_eq!(c_errors, rust_errors);
     std::fs::remove_dir_all(&dir).unwrap();
 }

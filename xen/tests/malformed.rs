@@ -10,7 +10,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use xen::xenstore::{WatchEvent, Xenstore};
 use xen::xs_wire::{Header, Message, MsgType, HEADER_LEN};
-use xen::Error;
+use xen::{Error, XsErrno};
 
 /// Reads one request from the fake server's end; returns its header.
 fn read_request(s: &mut UnixStream) -> Header {
@@ -200,4 +200,19 @@ proptest! {
         drop(xs);
         h.join().unwrap();
     }
+}
+
+#[test]
+fn error_names_outside_the_table_are_unknown_and_known_ones_are_variants() {
+    let (xs, h) = fake(|r| msg(MsgType::Error, r, b"EWEIRD\0"), false);
+    let err = xs.read("/a").unwrap_err();
+    assert!(matches!(err, Error::Xenstore(XsErrno::Unknown)), "{err}");
+    drop(xs);
+    h.join().unwrap();
+    let (xs, h) = fake(|r| msg(MsgType::Error, r, b"EAGAIN\0"), false);
+    let err = xs.write("/a", "v").unwrap_err();
+    assert_eq!(err.xenstore_errno(), Some(XsErrno::Eagain));
+    assert!(!err.is_enoent());
+    drop(xs);
+    h.join().unwrap();
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use xen::sim::SimXen;
 use xen::xenstore::{Access, Perm, WatchEvent, Xenstore};
-use xen::Error;
+use xen::{Error, XsErrno};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -48,7 +48,7 @@ fn read_write_directory_rm() {
     assert_eq!(xs.read("/test/a/c").unwrap(), [0, 1, 2]);
     let err = xs.read("/test/nope").unwrap_err();
     assert!(err.is_enoent(), "{err}");
-    assert!(matches!(err, Error::Xenstore(ref s) if s == "ENOENT"));
+    assert!(matches!(err, Error::Xenstore(XsErrno::Enoent)));
     assert_eq!(xs.try_read("/test/nope").unwrap(), None);
     assert_eq!(
         xs.try_read("/test/a/b").unwrap().as_deref(),
@@ -61,7 +61,7 @@ fn read_write_directory_rm() {
     assert!(xs.rm("/nothere/gone").unwrap_err().is_enoent());
     assert_eq!(
         xs.read("/test/a//b").unwrap_err().xenstore_errno(),
-        Some("EINVAL")
+        Some(XsErrno::Einval)
     );
     assert_eq!(xs.get_domain_path(7).unwrap(), "/local/domain/7");
     assert_eq!(xs.read_string("/local/domain/0/name").unwrap(), "Domain-0");
@@ -83,19 +83,19 @@ fn permissions_per_domain() {
     );
     assert_eq!(
         g.read("/secret").unwrap_err().xenstore_errno(),
-        Some("EACCES")
+        Some(XsErrno::Eacces)
     );
     assert_eq!(
         g.write("/secret", "x").unwrap_err().xenstore_errno(),
-        Some("EACCES")
+        Some(XsErrno::Eacces)
     );
     assert_eq!(
         g.write("/secret/child", "x").unwrap_err().xenstore_errno(),
-        Some("EACCES")
+        Some(XsErrno::Eacces)
     );
     assert_eq!(
         g.directory("/").unwrap_err().xenstore_errno(),
-        Some("EACCES")
+        Some(XsErrno::Eacces)
     );
 
     dom0.set_perms(
@@ -106,11 +106,11 @@ fn permissions_per_domain() {
     assert_eq!(g.read("/secret").unwrap(), b"s");
     assert_eq!(
         g.write("/secret", "x").unwrap_err().xenstore_errno(),
-        Some("EACCES")
+        Some(XsErrno::Eacces)
     );
     assert_eq!(
         o.read("/secret").unwrap_err().xenstore_errno(),
-        Some("EACCES")
+        Some(XsErrno::Eacces)
     );
     assert_eq!(
         g.get_perms("/secret").unwrap()[1],
@@ -120,7 +120,7 @@ fn permissions_per_domain() {
         g.set_perms("/secret", &[Perm::new(guest, Access::Both)])
             .unwrap_err()
             .xenstore_errno(),
-        Some("EACCES"),
+        Some(XsErrno::Eacces),
         "only the owner or dom0 sets permissions"
     );
 
@@ -133,7 +133,7 @@ fn permissions_per_domain() {
     assert_eq!(g.read_string("domid").unwrap(), guest.to_string());
     assert_eq!(
         g.write("device/x", "1").unwrap_err().xenstore_errno(),
-        Some("EACCES")
+        Some(XsErrno::Eacces)
     );
     g.write("data/x", "1").unwrap();
     assert_eq!(dom0.read_string(&format!("{home}/data/x")).unwrap(), "1");
@@ -146,7 +146,7 @@ fn permissions_per_domain() {
         o.read(&format!("{home}/data/x"))
             .unwrap_err()
             .xenstore_errno(),
-        Some("EACCES")
+        Some(XsErrno::Eacces)
     );
 }
 
@@ -188,7 +188,7 @@ fn watch_fires_on_registration_and_on_changes_below() {
     xs.unwatch("/w/sub", "t1").unwrap();
     assert_eq!(
         xs.unwatch("/w/sub", "t1").unwrap_err().xenstore_errno(),
-        Some("ENOENT")
+        Some(XsErrno::Enoent)
     );
     writer.write("/w/sub/leaf", "z").unwrap();
     assert_eq!(next(&xs), ev("/w/sub/leaf", "t2"));
@@ -259,7 +259,10 @@ fn transaction_conflict_gives_eagain_and_abort_discards() {
         "a transaction sees its own writes"
     );
     assert_eq!(b.read("/c").unwrap(), b"5", "others do not");
-    assert_eq!(tx.commit().unwrap_err().xenstore_errno(), Some("EAGAIN"));
+    assert_eq!(
+        tx.commit().unwrap_err().xenstore_errno(),
+        Some(XsErrno::Eagain)
+    );
     assert_eq!(a.read("/c").unwrap(), b"5");
 
     let tx = a.transaction_start().unwrap();

@@ -10,9 +10,11 @@
 //!   evtchn device's semantics (a fired port is masked until unmasked; the fd is an eventfd).
 //! * xenstored: an in-memory daemon on unix sockets, one per domain
 //!   ([`SimXen::xenstore_socket`]); the ordinary [`Xenstore`] client talks to it.
+//! * [`SimHost`]: the host layout the tests share (dom0's xenstore and a driver domain).
 
 mod evtchn;
 mod grant;
+mod host;
 mod xenstored;
 
 use std::collections::BTreeSet;
@@ -29,6 +31,7 @@ use crate::{DomId, Error, GrantRef, Result, PAGE_SIZE};
 
 pub use evtchn::SimEventChannel;
 pub use grant::{SimGrantTable, SimMapping, SIM_GRANT_ENTRIES};
+pub use host::SimHost;
 
 /// All simulated guest memory: one memfd, one page per frame number.
 struct Memory {
