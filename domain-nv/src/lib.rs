@@ -6,7 +6,7 @@
 //! - [`link`]: links (TAP, `AF_PACKET`) as smoltcp devices;
 //! - [`vnet`]: the virtio-net header of TAP links with checksum and segmentation offload;
 //! - [`appliance`]: the poll(2)-driven event loop;
-//! - [`status`]: health, counters and faults, published as `nv_status::Status`;
+//! - [`status`]: health, counters and faults, published as `nv_schema::status::Status`;
 //! - [`xenhost`]: driver-domain mode (config and status in xenstore, `/init` mounts).
 
 pub mod appliance;

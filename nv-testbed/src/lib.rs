@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
-use nv_status::Status;
+use nv_schema::status::Status;
 
 /// Namespaces and processes of every live lab, for cleanup on a signal.
 fn registry() -> &'static Mutex<(Vec<String>, Vec<u32>)> {

@@ -13,8 +13,8 @@
 //! /tool/nvctl/groups/<group>/instances/<inst>/role         member | joining
 //! ```
 //! The NV domain gets its config at `/local/domain/<nv-domid>/data/domain-nv-config`
-//! ([`nv_status::XS_CONFIG`], chunked as in [`crate::store`]) and reports below
-//! `/local/domain/<nv-domid>/data/domain-nv/` ([`nv_status::XS_BASE`]).
+//! ([`nv_schema::handoff::XS_CONFIG`], chunked as in [`crate::store`]) and reports below
+//! `/local/domain/<nv-domid>/data/domain-nv/` ([`nv_schema::status::XS_BASE`]).
 //!
 //! Every wait is bounded by [`Ctx::timeout`]; it re-checks its condition whenever the watched
 //! xenstore subtree changes, and at least every [`Ctx::poll`].
@@ -24,7 +24,8 @@ use crate::spec::{majority_quorum, mask, parse_cidr, GroupSpec, LinkAddrs, Polic
 use crate::store::{read_blob, write_blob, Store};
 use crate::xl::{self, xl_ok, XlRunner};
 use anyhow::{anyhow, bail, Context, Result};
-use nv_status::{FaultRecord, ReplicaHealth, ReplicaStatus, Status, XS_BASE, XS_CONFIG};
+use nv_schema::handoff::XS_CONFIG;
+use nv_schema::status::{FaultRecord, ReplicaHealth, ReplicaStatus, Status, XS_BASE};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -1087,7 +1088,7 @@ mod tests {
     const SPEC: &str = include_str!("../../xl-configs/example-group.yaml");
 
     #[test]
-    fn status_is_read_with_the_nv_status_schema() {
+    fn status_is_read_with_the_nv_schema_status() {
         let s = crate::store::MemStore::new();
         assert!(read_status(&s, 7).unwrap().is_none());
         for (k, v) in [

@@ -2,7 +2,7 @@
 //! `xl` keeping a domain table in a file, and a fake domain-nv (a thread with the NV domain's
 //! own xenstore connection) that reads its config and publishes its status.
 
-use nv_status::{LinkState, ReplicaHealth, ReplicaStatus, Status, SCHEMA_VERSION, XS_BASE};
+use nv_schema::status::{LinkState, ReplicaHealth, ReplicaStatus, Status, SCHEMA_VERSION, XS_BASE};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,9 +1,9 @@
 //! Test doubles shared by the lifecycle tests: [`Replay`], an `xl` that replays a recorded
 //! transcript and fails on any command it does not expect, and [`FakeNv`], a stand-in for
-//! domain-nv that reacts to its config in xenstore by publishing a status (nv-status schema).
+//! domain-nv that reacts to its config in xenstore by publishing a status (nv-schema status schema).
 
 use anyhow::Result;
-use nv_status::{
+use nv_schema::status::{
     FaultRecord, LinkState, ReplicaHealth, ReplicaStatus, ServiceStatus, Status, SCHEMA_VERSION,
     XS_BASE,
 };
