@@ -20,11 +20,12 @@
 //! xenstore subtree changes, and at least every [`Ctx::poll`].
 
 use crate::render::{self, Instance};
-use crate::spec::{majority_quorum, mask, parse_cidr, GroupSpec, LinkAddrs, Policy};
+use crate::spec::{majority_quorum, GroupSpec, LinkAddrs, Policy};
 use crate::store::{read_blob, write_blob, Store};
 use crate::xl::{self, xl_ok, XlRunner};
 use anyhow::{anyhow, bail, Context, Result};
 use nv_schema::handoff::XS_CONFIG;
+use nv_schema::net::Ipv4Cidr;
 use nv_schema::status::{FaultRecord, ReplicaHealth, ReplicaStatus, Status, XS_BASE};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -300,7 +301,7 @@ impl Ctx<'_> {
         write_blob(
             self.store,
             &format!("{}/{XS_CONFIG}", home(domid)),
-            &render::nv_config(spec, instances),
+            &render::nv_config(spec, instances)?,
         )
     }
 
@@ -557,8 +558,8 @@ fn allocate(rec: &Record, replica: &str) -> Result<(LinkAddrs, String)> {
             .iter()
             .map(|(i, _)| (i.link.network(), i.link.prefix)),
     );
-    if let Some((a, l)) = parse_cidr(&spec.nv_domain.external.address) {
-        used.push((u32::from(a) & mask(l), l));
+    if let Ok(e) = spec.nv_domain.external.address.parse::<Ipv4Cidr>() {
+        used.push((e.network(), e.prefix));
     }
     let mut macs: Vec<String> = spec.replicas.iter().map(|r| r.mac()).collect();
     macs.extend(rec.instances.iter().map(|(i, _)| i.mac.clone()));

@@ -233,7 +233,7 @@ pub fn read_blob(store: &dyn Store, path: &str) -> Result<Option<String>> {
         return Ok(None);
     };
     let Some((count, total)) =
-        nv_schema::handoff::parse_chunk_header(&v).with_context(|| format!("{path}"))?
+        nv_schema::handoff::parse_chunk_header(&v).with_context(|| path.to_string())?
     else {
         return Ok(Some(v));
     };

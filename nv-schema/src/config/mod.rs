@@ -112,26 +112,39 @@ impl fmt::Display for PolicyName {
     }
 }
 
+/// Default straggler deadline, ms.
+pub const DEFAULT_STRAGGLER_TIMEOUT_MS: u64 = 2000;
+/// Default replica connect deadline, ms.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
+/// Default per-replica bound on buffered bytes per connection.
+pub const DEFAULT_BUFFER_LIMIT: usize = 1 << 20;
+/// Default size of each TCP socket buffer.
+pub const DEFAULT_TCP_BUFFER: usize = 256 << 10;
+/// Default IP MTU of TAP and raw links.
+pub const DEFAULT_MTU: usize = 1500;
+/// Default number of listening sockets kept ready per service.
+pub const DEFAULT_LISTEN_POOL: usize = 16;
+
 fn default_straggler_ms() -> u64 {
-    2000
+    DEFAULT_STRAGGLER_TIMEOUT_MS
 }
 fn default_connect_ms() -> u64 {
-    2000
+    DEFAULT_CONNECT_TIMEOUT_MS
 }
 fn default_buffer_limit() -> usize {
-    1 << 20
+    DEFAULT_BUFFER_LIMIT
 }
 fn default_tcp_buffer() -> usize {
-    256 << 10
+    DEFAULT_TCP_BUFFER
 }
 fn default_mtu() -> usize {
-    1500
+    DEFAULT_MTU
 }
 fn default_offload() -> bool {
     true
 }
 fn default_listen_pool() -> usize {
-    16
+    DEFAULT_LISTEN_POOL
 }
 
 /// The external link: where clients come from.
@@ -213,6 +226,30 @@ pub struct Config {
 }
 
 impl Config {
+    /// A config with the given policy, links and services and every optional setting at its
+    /// default (no primary, no status file).
+    pub fn new(
+        policy: PolicyName,
+        external: ExternalConfig,
+        services: Vec<ServiceConfig>,
+        replicas: Vec<ReplicaConfig>,
+    ) -> Config {
+        Config {
+            policy,
+            primary: None,
+            straggler_timeout_ms: DEFAULT_STRAGGLER_TIMEOUT_MS,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            buffer_limit: DEFAULT_BUFFER_LIMIT,
+            tcp_buffer: DEFAULT_TCP_BUFFER,
+            mtu: DEFAULT_MTU,
+            listen_pool: DEFAULT_LISTEN_POOL,
+            status_file: None,
+            external,
+            services,
+            replicas,
+        }
+    }
+
     /// Parses and validates a YAML config.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
         let config: Config = serde_yaml::from_str(text).map_err(|e| {
