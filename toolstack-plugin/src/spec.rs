@@ -849,6 +849,19 @@ mod tests {
     }
 
     #[test]
+    fn addresses_follow_the_domain_nv_config_rules() {
+        // the prefix length is 1..=32 as in domain-nv's config (a /0 spec used to pass nvctl
+        // and then fail in domain-nv)
+        let spec = include_str!("../../xl-configs/example-group.yaml");
+        assert!(spec.contains("address: 192.0.2.10/24"));
+        let e = GroupSpec::parse(&spec.replace("address: 192.0.2.10/24", "address: 192.0.2.10/0"))
+            .unwrap_err();
+        assert_eq!(e.0[0].field, "nv-domain.external.address", "{e}");
+        assert!(LinkAddrs::new("10.0.0.1/0", None).is_none());
+        assert!(valid_name("r0") && !valid_name(&"x".repeat(SPEC_NAME_MAX + 1)));
+    }
+
+    #[test]
     fn link_defaults_and_moves() {
         let l = LinkAddrs::new("10.77.1.2/24", None).unwrap();
         assert_eq!(

@@ -2,6 +2,9 @@
 //! timeouts and buffer bounds.
 //!
 //! Every error names the field (`replicas[1].address`) and, where it can be found, the line.
+//!
+//! domain-nv reads it with [`Config::from_yaml`]; nvctl and the test labs build a [`Config`]
+//! value and write it with [`Config::to_yaml`], so the format is declared once, here.
 
 use std::fmt;
 use std::net::Ipv4Addr;
