@@ -186,7 +186,7 @@ fn up_status_replace_down_through_the_binary() {
                 "{table}"
             );
             let json = ok(&env.nvctl(&["status", "web", "--json"]));
-            let v: serde_yaml::Value = serde_yaml::from_str(&json).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
             assert_eq!(
                 v[0]["status"]["replicas"][2]["state"].as_str(),
                 Some("live"),
