@@ -15,7 +15,7 @@ use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{self, CongestionControl, State};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
-use crate::config::{Config, Ipv4Cidr, LinkConfig};
+use crate::config::{Config, Ipv4Cidr, LinkConfig, VoterSettings};
 use crate::link::LinkDevice;
 use crate::status::{fault_kind_name, StatusBook};
 use crate::voter::{ReplicaState, Voter, VoterConfig, VoterEvent};

@@ -2,11 +2,12 @@
 //! per client connection, and releases to the client only the bytes a quorum of replicas agreed on.
 //!
 //! - [`voter`]: sans-IO byte-stream voting, one instance per client connection;
-//! - [`config`]: the YAML configuration and its validation;
+//! - [`config`]: the YAML configuration (declared in `nv_schema::config`, re-exported) and the
+//!   voter settings it implies;
 //! - [`link`]: links (TAP, `AF_PACKET`) as smoltcp devices;
 //! - [`vnet`]: the virtio-net header of TAP links with checksum and segmentation offload;
 //! - [`appliance`]: the poll(2)-driven event loop;
-//! - [`status`]: health, counters and faults, published as `nv_status::Status`;
+//! - [`status`]: health, counters and faults, published as `nv_schema::status::Status`;
 //! - [`xenhost`]: driver-domain mode (config and status in xenstore, `/init` mounts).
 #![forbid(unsafe_code)]
 

@@ -144,8 +144,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         let xs = Xenstore::open().context("opening xenstore")?;
         let domid = xenhost::own_domid(&xs)?;
         // Up but not ready: nvctl sees the NV domain alive before it hands over the config.
-        let booting = nv_status::Status {
-            version: nv_status::SCHEMA_VERSION,
+        let booting = nv_schema::status::Status {
+            version: nv_schema::status::SCHEMA_VERSION,
             ready: false,
             updated_ms: domain_nv::status::wall_ms(),
             services: Vec::new(),

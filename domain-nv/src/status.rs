@@ -2,11 +2,11 @@
 //! service connection counts. Health: `starting` until the first connection (a client's or a
 //! health probe's), `live` once it accepts one, `down` when it refuses or its link goes down,
 //! `faulty` (sticky) after any other fault.
-//! Rendered as an `nv_status::Status` (JSON file; xenstore on Xen).
+//! Rendered as an `nv_schema::status::Status` (JSON file; xenstore on Xen).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nv_status::{
+use nv_schema::status::{
     FaultRecord, LinkState, ReplicaHealth, ReplicaStatus, ServiceStatus, Status, MAX_FAULTS,
     SCHEMA_VERSION,
 };

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use nv_status::{parse_chunk_header, Status, XS_BASE, XS_CONFIG};
+use nv_schema::handoff::{parse_chunk_header, XS_CONFIG};
+use nv_schema::status::{Status, XS_BASE};
 use xen::xenstore::Xenstore;
 use xen::DomId;
 
@@ -163,7 +164,7 @@ pub fn init_mounts() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nv_status::{chunk_header, split_chunks};
+    use nv_schema::handoff::{chunk_header, split_chunks};
     use xen::sim::SimXen;
 
     #[test]

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use nv_status::Status;
+use nv_schema::status::Status;
 use nv_testbed::{wait_until, Group, GroupSpec, Service, SERVICE_ADDRESS};
 
 const KEYS: usize = 20;
@@ -281,7 +281,10 @@ fn value_fault_is_masked(g: Group) {
         "one corrupted key, one fault: {}",
         s.to_json()
     );
-    assert_eq!(s.replicas[1].state, nv_status::ReplicaHealth::Faulty);
+    assert_eq!(
+        s.replicas[1].state,
+        nv_schema::status::ReplicaHealth::Faulty
+    );
 }
 
 #[test]
@@ -598,7 +601,7 @@ fn health_probes_report_replicas_live_before_any_client() {
         .wait_status("every replica live", Duration::from_secs(10), |s| {
             s.replicas
                 .iter()
-                .all(|r| r.state == nv_status::ReplicaHealth::Live)
+                .all(|r| r.state == nv_schema::status::ReplicaHealth::Live)
         })
         .unwrap();
     assert_eq!(s.services[0].total, 0, "{}", s.to_json());

@@ -11,7 +11,7 @@ use domain_nv::appliance::Appliance;
 use domain_nv::config::Config;
 use netback::testfront::{FrontOptions, TestFront};
 use netback::testhost::{add_vif_guest, start_netback};
-use nv_status::ReplicaHealth;
+use nv_schema::status::ReplicaHealth;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};

@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -17,7 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
-use nv_status::Status;
+use nv_schema::config::{
+    Config, ExternalConfig, Ipv4Cidr, LinkConfig, PolicyName, ReplicaConfig, ServiceConfig,
+};
+use nv_schema::status::Status;
 
 /// Namespaces and processes of every live lab, for cleanup on a signal.
 fn registry() -> &'static Mutex<(Vec<String>, Vec<u32>)> {
@@ -525,7 +529,7 @@ impl Group {
         }
         group.status_path = group.lab.dir().join("status.json");
         let config_path = group.lab.dir().join("domain-nv.yaml");
-        std::fs::write(&config_path, group.config_yaml())?;
+        std::fs::write(&config_path, group.config()?.to_yaml())?;
         let cfg = config_path.to_string_lossy().into_owned();
         let bin = domain_nv.to_string_lossy().into_owned();
         group
@@ -543,41 +547,70 @@ impl Group {
     }
 
     /// The domain-nv config of this group.
-    pub fn config_yaml(&self) -> String {
-        let offload = if self.spec.tap_offload {
-            ""
+    pub fn config(&self) -> Result<Config> {
+        let offload = self.spec.tap_offload;
+        let policy: PolicyName = self
+            .spec
+            .policy
+            .parse()
+            .map_err(|e| anyhow::anyhow!("policy: {e}"))?;
+        let link = if self.spec.raw_external {
+            LinkConfig::Raw {
+                interface: "ext0".into(),
+                netns: Some(format!("{}-x", self.lab.prefix)),
+            }
         } else {
-            ", offload: false"
+            LinkConfig::Tap {
+                name: "ext0".into(),
+                netns: Some(self.client_ns.clone()),
+                offload,
+            }
         };
-        let mut y = format!(
-            "policy: {}\n{}straggler_timeout_ms: {}\nconnect_timeout_ms: 1000\nbuffer_limit: {}\nmtu: {}\nstatus_file: {}\n\
-             external:\n  link: {}\n  address: {SERVICE_ADDRESS}/24\n\
-             services:\n  - name: {}\n    listen: {}\n    replica_port: {}\nreplicas:\n",
-            self.spec.policy,
-            if self.spec.policy == "primary-backup" { "primary: r0\n" } else { "" },
-            self.spec.straggler_ms,
-            self.spec.buffer_limit,
-            self.spec.mtu,
-            self.status_path.display(),
-            if self.spec.raw_external {
-                format!("{{ kind: raw, interface: ext0, netns: {}-x }}", self.lab.prefix)
-            } else {
-                format!("{{ kind: tap, name: ext0, netns: {}{offload} }}", self.client_ns)
-            },
-            match self.spec.service {
+        let external = ExternalConfig {
+            link,
+            address: format!("{SERVICE_ADDRESS}/24")
+                .parse()
+                .map_err(anyhow::Error::msg)?,
+            gateway: None,
+        };
+        let port = self.spec.service.port();
+        let service = ServiceConfig {
+            name: match self.spec.service {
                 Service::Redis => "redis",
                 Service::Nginx => "http",
-            },
-            self.spec.service.port(),
-            self.spec.service.port(),
-        );
-        for (i, ns) in self.replica_ns.iter().enumerate() {
-            let net = i + 1;
-            y += &format!(
-                "  - name: r{i}\n    link: {{ kind: tap, name: tap0, netns: {ns}{offload} }}\n    address: 10.77.{net}.1/24\n    replica_address: 10.77.{net}.2\n"
-            );
+            }
+            .into(),
+            listen: port,
+            replica_port: port,
+        };
+        let replicas = self
+            .replica_ns
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| ReplicaConfig {
+                name: format!("r{i}"),
+                link: LinkConfig::Tap {
+                    name: "tap0".into(),
+                    netns: Some(ns.clone()),
+                    offload,
+                },
+                address: Ipv4Cidr {
+                    addr: Ipv4Addr::new(10, 77, i as u8 + 1, 1),
+                    prefix: 24,
+                },
+                replica_address: Ipv4Addr::new(10, 77, i as u8 + 1, 2),
+            })
+            .collect();
+        let mut config = Config::new(policy, external, vec![service], replicas);
+        if policy == PolicyName::PrimaryBackup {
+            config.primary = Some("r0".into());
         }
-        y
+        config.straggler_timeout_ms = self.spec.straggler_ms;
+        config.connect_timeout_ms = 1000;
+        config.buffer_limit = self.spec.buffer_limit;
+        config.mtu = self.spec.mtu;
+        config.status_file = Some(self.status_path.to_string_lossy().into_owned());
+        Ok(config)
     }
 
     /// Runs a client command in the client namespace.
@@ -625,5 +658,104 @@ impl Group {
         })
         .with_context(|| format!("last status: {:?}", last.as_ref().map(|s| s.to_json())))?;
         self.status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group as `Group::start` would build it, without namespaces or processes.
+    fn group(spec: GroupSpec) -> Group {
+        let lab = Lab {
+            prefix: "nvt-cfg".into(),
+            dir: PathBuf::from("/nonexistent/nvt-cfg"),
+            namespaces: Vec::new(),
+            procs: Vec::new(),
+        };
+        Group {
+            lab,
+            client_ns: "nvt-cfg-c".into(),
+            replica_ns: (0..spec.replicas)
+                .map(|i| format!("nvt-cfg-r{i}"))
+                .collect(),
+            status_path: PathBuf::from("/tmp/nvt-cfg/status.json"),
+            spec,
+        }
+    }
+
+    fn written_config(g: &Group) -> Config {
+        let text = g.config().unwrap().to_yaml();
+        Config::from_yaml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    #[test]
+    fn lab_configs_read_as_the_lab_was_built() {
+        let redis = group(GroupSpec::new("majority", 3, Service::Redis));
+        let expected = "\
+policy: majority
+straggler_timeout_ms: 1000
+connect_timeout_ms: 1000
+buffer_limit: 1048576
+mtu: 1500
+status_file: /tmp/nvt-cfg/status.json
+external:
+  link: { kind: tap, name: ext0, netns: nvt-cfg-c }
+  address: 10.77.0.1/24
+services:
+  - name: redis
+    listen: 6379
+    replica_port: 6379
+replicas:
+  - name: r0
+    link: { kind: tap, name: tap0, netns: nvt-cfg-r0 }
+    address: 10.77.1.1/24
+    replica_address: 10.77.1.2
+  - name: r1
+    link: { kind: tap, name: tap0, netns: nvt-cfg-r1 }
+    address: 10.77.2.1/24
+    replica_address: 10.77.2.2
+  - name: r2
+    link: { kind: tap, name: tap0, netns: nvt-cfg-r2 }
+    address: 10.77.3.1/24
+    replica_address: 10.77.3.2
+";
+        assert_eq!(written_config(&redis), Config::from_yaml(expected).unwrap());
+
+        let mut spec = GroupSpec::new("primary-backup", 2, Service::Nginx);
+        spec.raw_external = true;
+        spec.tap_offload = false;
+        spec.mtu = 9000;
+        spec.straggler_ms = 300;
+        spec.buffer_limit = 65536;
+        let nginx = group(spec);
+        let expected = "\
+policy: primary-backup
+primary: r0
+straggler_timeout_ms: 300
+connect_timeout_ms: 1000
+buffer_limit: 65536
+mtu: 9000
+status_file: /tmp/nvt-cfg/status.json
+external:
+  link: { kind: raw, interface: ext0, netns: nvt-cfg-x }
+  address: 10.77.0.1/24
+services:
+  - name: http
+    listen: 80
+    replica_port: 80
+replicas:
+  - name: r0
+    link: { kind: tap, name: tap0, netns: nvt-cfg-r0, offload: false }
+    address: 10.77.1.1/24
+    replica_address: 10.77.1.2
+  - name: r1
+    link: { kind: tap, name: tap0, netns: nvt-cfg-r1, offload: false }
+    address: 10.77.2.1/24
+    replica_address: 10.77.2.2
+";
+        assert_eq!(written_config(&nginx), Config::from_yaml(expected).unwrap());
+        let bad = GroupSpec::new("plurality", 3, Service::Redis);
+        assert!(group(bad).config().is_err());
     }
 }

@@ -13,18 +13,21 @@
 //! /tool/nvctl/groups/<group>/instances/<inst>/role         member | joining
 //! ```
 //! The NV domain gets its config at `/local/domain/<nv-domid>/data/domain-nv-config`
-//! ([`nv_status::XS_CONFIG`], chunked as in [`crate::store`]) and reports below
-//! `/local/domain/<nv-domid>/data/domain-nv/` ([`nv_status::XS_BASE`]).
+//! ([`nv_schema::handoff::XS_CONFIG`], chunked as in [`crate::store`]) and reports below
+//! `/local/domain/<nv-domid>/data/domain-nv/` ([`nv_schema::status::XS_BASE`]).
 //!
 //! Every wait is bounded by [`Ctx::timeout`]; it re-checks its condition whenever the watched
 //! xenstore subtree changes, and at least every [`Ctx::poll`].
 
 use crate::render::{self, Instance};
-use crate::spec::{majority_quorum, mask, parse_cidr, GroupSpec, LinkAddrs, Policy};
+use crate::spec::{majority_quorum, GroupSpec, LinkAddrs, Policy};
 use crate::store::{read_blob, write_blob, Store};
 use crate::xl::{self, xl_ok, XlRunner};
 use anyhow::{anyhow, bail, Context, Result};
-use nv_status::{FaultRecord, ReplicaHealth, ReplicaStatus, Status, XS_BASE, XS_CONFIG};
+use nv_schema::handoff::XS_CONFIG;
+use nv_schema::net::Ipv4Cidr;
+use nv_schema::status::{FaultRecord, ReplicaHealth, ReplicaStatus, Status, XS_BASE};
+use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -299,7 +302,7 @@ impl Ctx<'_> {
         write_blob(
             self.store,
             &format!("{}/{XS_CONFIG}", home(domid)),
-            &render::nv_config(spec, instances),
+            &render::nv_config(spec, instances)?,
         )
     }
 
@@ -556,8 +559,8 @@ fn allocate(rec: &Record, replica: &str) -> Result<(LinkAddrs, String)> {
             .iter()
             .map(|(i, _)| (i.link.network(), i.link.prefix)),
     );
-    if let Some((a, l)) = parse_cidr(&spec.nv_domain.external.address) {
-        used.push((u32::from(a) & mask(l), l));
+    if let Ok(e) = spec.nv_domain.external.address.parse::<Ipv4Cidr>() {
+        used.push((e.network(), e.prefix));
     }
     let mut macs: Vec<String> = spec.replicas.iter().map(|r| r.mac()).collect();
     macs.extend(rec.instances.iter().map(|(i, _)| i.mac.clone()));
@@ -1020,64 +1023,70 @@ fn fault_line(f: &FaultRecord) -> String {
     .to_string()
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+/// One group in `nvctl status --json`.
+#[derive(Serialize)]
+struct GroupJson<'a> {
+    group: &'a str,
+    nv_domain: NvDomainJson<'a>,
+    instances: Vec<InstanceJson<'a>>,
+    status: Option<&'a Status>,
+}
+
+/// The NV domain of a [`GroupJson`].
+#[derive(Serialize)]
+struct NvDomainJson<'a> {
+    name: &'a str,
+    domain: Option<&'a xl::Domain>,
+}
+
+/// One instance of a [`GroupJson`].
+#[derive(Serialize)]
+struct InstanceJson<'a> {
+    name: String,
+    replica: &'a str,
+    generation: u32,
+    role: &'static str,
+    domain_name: String,
+    domain: Option<&'a xl::Domain>,
+    mac: &'a str,
+    address: String,
+    image: Option<&'a str>,
 }
 
 /// The JSON `nvctl status --json` prints: an array of groups; `status` is the NV domain's
-/// [`Status::to_json`] (or null).
+/// status in the encoding of [`Status::to_json`] (or null).
 pub fn format_json(views: &[GroupView]) -> String {
-    let dom = |d: &Option<xl::Domain>| match d {
-        Some(d) => format!(
-            "{{\"id\":{},\"mem\":{},\"state\":{}}}",
-            d.id,
-            d.mem,
-            json_str(&d.state)
-        ),
-        None => "null".to_string(),
-    };
-    let groups: Vec<String> = views
+    let groups: Vec<GroupJson> = views
         .iter()
-        .map(|v| {
-            let inst: Vec<String> = v
+        .map(|v| GroupJson {
+            group: &v.group,
+            nv_domain: NvDomainJson {
+                name: &v.nv_name,
+                domain: v.nv.as_ref(),
+            },
+            instances: v
                 .instances
                 .iter()
-                .map(|i| {
-                    format!(
-                        "{{\"name\":{},\"replica\":{},\"generation\":{},\"role\":\"{}\",\"domain_name\":{},\"domain\":{},\"mac\":{},\"address\":{},\"image\":{}}}",
-                        json_str(&i.instance.name()),
-                        json_str(&i.instance.replica),
-                        i.instance.generation,
-                        if i.role == Role::Joining { "joining" } else { "member" },
-                        json_str(&i.instance.domain(&v.group)),
-                        dom(&i.domain),
-                        json_str(&i.instance.mac),
-                        json_str(&format!("{}/{}", i.instance.link.replica, i.instance.link.prefix)),
-                        i.instance.image.as_deref().map(json_str).unwrap_or_else(|| "null".into()),
-                    )
+                .map(|i| InstanceJson {
+                    name: i.instance.name(),
+                    replica: &i.instance.replica,
+                    generation: i.instance.generation,
+                    role: match i.role {
+                        Role::Joining => "joining",
+                        Role::Member => "member",
+                    },
+                    domain_name: i.instance.domain(&v.group),
+                    domain: i.domain.as_ref(),
+                    mac: &i.instance.mac,
+                    address: format!("{}/{}", i.instance.link.replica, i.instance.link.prefix),
+                    image: i.instance.image.as_deref(),
                 })
-                .collect();
-            format!(
-                "{{\"group\":{},\"nv_domain\":{{\"name\":{},\"domain\":{}}},\"instances\":[{}],\"status\":{}}}",
-                json_str(&v.group),
-                json_str(&v.nv_name),
-                dom(&v.nv),
-                inst.join(","),
-                v.status.as_ref().map(Status::to_json).unwrap_or_else(|| "null".into())
-            )
+                .collect(),
+            status: v.status.as_ref(),
         })
         .collect();
-    format!("[{}]", groups.join(","))
+    // Strings, numbers and sequences only: serializing cannot fail.
+    serde_json::to_string(&groups).expect("the status view serializes to JSON")
 }
 
 #[cfg(test)]
@@ -1087,7 +1096,7 @@ mod tests {
     const SPEC: &str = include_str!("../../xl-configs/example-group.yaml");
 
     #[test]
-    fn status_is_read_with_the_nv_status_schema() {
+    fn status_is_read_with_the_nv_schema_status() {
         let s = crate::store::MemStore::new();
         assert!(read_status(&s, 7).unwrap().is_none());
         for (k, v) in [

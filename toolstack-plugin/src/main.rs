@@ -218,7 +218,7 @@ fn read_spec(path: &Path) -> Result<(String, GroupSpec)> {
 fn render_cmd(spec: &Path, output: &Path) -> Result<()> {
     let (_, spec) = read_spec(spec)?;
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
-    for (name, text) in render::render_all(&spec) {
+    for (name, text) in render::render_all(&spec)? {
         let p = output.join(name);
         std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
         println!("{}", p.display());

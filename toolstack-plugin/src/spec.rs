@@ -4,33 +4,17 @@
 //! (see [`GroupSpec::validate`]). Every error names the field (`replicas[2].memory`) and, when
 //! the field (or its nearest parent) can be found in the text, the line.
 
+use nv_schema::name::{check_ifname, check_name};
+use nv_schema::net::{prefix_mask, Ipv4Cidr};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-/// Voting policy of the group's service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Policy {
-    /// ⌊N/2⌋+1 replicas must agree; needs N >= 3.
-    Majority,
-    /// Every live replica must agree (fail-stop on divergence); needs N >= 2.
-    Unanimous,
-    /// The primary's output is released at once, backups are compared behind it; needs N >= 2.
-    PrimaryBackup,
-}
-
-impl Policy {
-    /// The word used in YAML (`majority`, `unanimous`, `primary-backup`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Majority => "majority",
-            Policy::Unanimous => "unanimous",
-            Policy::PrimaryBackup => "primary-backup",
-        }
-    }
-}
+/// Voting policy of the group's service: the domain-nv config's word for it.
+///
+/// `majority` needs N >= 3 (⌊N/2⌋+1 must agree), `unanimous` and `primary-backup` N >= 2.
+pub use nv_schema::config::PolicyName as Policy;
 
 /// Guest type of a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -223,34 +207,34 @@ impl LinkAddrs {
     /// From `a.b.c.d/len` and an optional NV-side address (default: the lowest host address of
     /// the subnet other than the replica's). None if malformed or the subnet has no room for two.
     pub fn new(address: &str, nv: Option<&str>) -> Option<LinkAddrs> {
-        let (replica, prefix) = parse_cidr(address)?;
-        if prefix > 31 {
+        let cidr: Ipv4Cidr = address.parse().ok()?;
+        if cidr.prefix > 31 {
             return None;
         }
         let nv = match nv {
             Some(s) => s.parse().ok()?,
-            None => hosts(replica, prefix).find(|a| *a != replica)?,
+            None => cidr.hosts().find(|a| *a != cidr.addr)?,
         };
         Some(LinkAddrs {
-            replica,
+            replica: cidr.addr,
             nv,
-            prefix,
+            prefix: cidr.prefix,
         })
     }
 
     /// The network address of the link subnet.
     pub fn network(&self) -> u32 {
-        u32::from(self.replica) & mask(self.prefix)
+        u32::from(self.replica) & prefix_mask(self.prefix)
     }
 
     /// The subnet mask.
     pub fn netmask(&self) -> Ipv4Addr {
-        Ipv4Addr::from(mask(self.prefix))
+        Ipv4Addr::from(prefix_mask(self.prefix))
     }
 
     /// The same link moved to another subnet of the same size (host parts kept).
     pub fn moved_to(&self, network: u32) -> LinkAddrs {
-        let host = |a: Ipv4Addr| u32::from(a) & !mask(self.prefix);
+        let host = |a: Ipv4Addr| u32::from(a) & !prefix_mask(self.prefix);
         LinkAddrs {
             replica: Ipv4Addr::from(network | host(self.replica)),
             nv: Ipv4Addr::from(network | host(self.nv)),
@@ -261,7 +245,7 @@ impl LinkAddrs {
     /// True if the two link subnets share an address.
     pub fn overlaps(&self, other_net: u32, other_prefix: u8) -> bool {
         let p = self.prefix.min(other_prefix);
-        self.network() & mask(p) == other_net & mask(p)
+        self.network() & prefix_mask(p) == other_net & prefix_mask(p)
     }
 }
 
@@ -275,9 +259,9 @@ impl Replica {
     pub fn mac(&self) -> String {
         match &self.mac {
             Some(m) => m.to_ascii_lowercase(),
-            None => match parse_cidr(&self.address) {
-                Some((a, _)) => mac_for(a),
-                None => String::new(),
+            None => match self.address.parse::<Ipv4Cidr>() {
+                Ok(c) => mac_for(c.addr),
+                Err(_) => String::new(),
             },
         }
     }
@@ -332,44 +316,6 @@ impl fmt::Display for SpecErrors {
 
 impl std::error::Error for SpecErrors {}
 
-/// Parse `a.b.c.d/len` into (address, prefix length).
-pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (a, l) = s.split_once('/')?;
-    let addr: Ipv4Addr = a.parse().ok()?;
-    let len: u8 = l.parse().ok()?;
-    (len <= 32).then_some((addr, len))
-}
-
-/// The netmask of a prefix length, as a number.
-pub fn mask(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len.min(32)))
-    }
-}
-
-/// The usable host addresses of the subnet of `addr/len`, lowest first (both addresses of a /31).
-fn hosts(addr: Ipv4Addr, len: u8) -> impl Iterator<Item = Ipv4Addr> {
-    let net = u32::from(addr) & mask(len);
-    let last = net | !mask(len);
-    let (lo, hi) = if len >= 31 {
-        (net, last)
-    } else {
-        (net + 1, last - 1)
-    };
-    (lo..=hi).map(Ipv4Addr::from)
-}
-
-/// True if `addr` is a usable host address (not network/broadcast) in the subnet of `net/len`.
-pub fn in_subnet(addr: Ipv4Addr, net: Ipv4Addr, len: u8) -> bool {
-    let m = mask(len);
-    let a = u32::from(addr);
-    let same = a & m == u32::from(net) & m;
-    let host = a & !m;
-    same && (len >= 31 || (host != 0 && host != !m))
-}
-
 /// True if `s` is a unicast MAC `xx:xx:xx:xx:xx:xx`.
 pub fn valid_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
@@ -380,14 +326,15 @@ pub fn valid_mac(s: &str) -> bool {
         && u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 0)
 }
 
-/// True if `s` is a valid group / domain / replica name (letters, digits, `-`, `_`; 1..=48
-/// chars; not starting with `-`).
+/// Longest group, domain, replica or port name in a spec (leaves room for `<group>-` and
+/// `-g<generation>` within the domain-nv config's limit).
+pub const SPEC_NAME_MAX: usize = 48;
+
+/// True if `s` is a valid group / domain / replica name: a domain-nv config name (letters,
+/// digits, `-`, `_`) of 1..=[`SPEC_NAME_MAX`] chars, not starting with `-` (it is also a
+/// command-line argument).
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 48
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !s.starts_with('-')
+    check_name(s, SPEC_NAME_MAX).is_ok() && !s.starts_with('-')
 }
 
 /// True if `s` ends like a replacement instance name (`-g<digits>`), reserved for nvctl.
@@ -651,13 +598,17 @@ impl GroupSpec {
                 );
             }
         }
-        if !valid_name(&ext.interface) || ext.interface.len() > 15 {
+        if !valid_name(&ext.interface) || check_ifname(&ext.interface).is_err() {
             c.err(
                 "nv-domain.external.interface",
                 format!("bad interface name {:?}", ext.interface),
             );
         }
-        let external = parse_cidr(&ext.address).filter(|(a, l)| in_subnet(*a, *a, *l));
+        let external = ext
+            .address
+            .parse::<Ipv4Cidr>()
+            .ok()
+            .filter(|c| c.has_host(c.addr));
         match external {
             None => c.err(
                 "nv-domain.external.address",
@@ -666,10 +617,10 @@ impl GroupSpec {
                     ext.address
                 ),
             ),
-            Some((a, l)) => {
+            Some(e) => {
                 if let Some(g) = &ext.gateway {
                     match g.parse::<Ipv4Addr>() {
-                        Ok(gw) if in_subnet(gw, a, l) && gw != a => {}
+                        Ok(gw) if e.has_host(gw) && gw != e.addr => {}
                         _ => c.err(
                             "nv-domain.external.gateway",
                             format!("{g:?} is not another host address of {}", ext.address),
@@ -768,7 +719,7 @@ impl GroupSpec {
         }
     }
 
-    fn validate_replicas(&self, c: &mut Checker, external: Option<(Ipv4Addr, u8)>) {
+    fn validate_replicas(&self, c: &mut Checker, external: Option<Ipv4Cidr>) {
         if self.replicas.is_empty() {
             c.err("replicas", "at least one replica is needed");
         }
@@ -818,8 +769,9 @@ impl GroupSpec {
             if r.vcpus == 0 {
                 c.err(f("vcpus"), "must be > 0");
             }
-            let link = match parse_cidr(&r.address) {
-                Some((a, l)) if l <= 31 && in_subnet(a, a, l) => r.link(),
+            let cidr = r.address.parse::<Ipv4Cidr>().ok();
+            let link = match cidr {
+                Some(a) if a.prefix <= 31 && a.has_host(a.addr) => r.link(),
                 _ => {
                     c.err(
                         f("address"),
@@ -831,9 +783,9 @@ impl GroupSpec {
                     None
                 }
             };
-            if let (Some(nva), Some((a, l))) = (&r.nv_address, parse_cidr(&r.address)) {
+            if let (Some(nva), Some(a)) = (&r.nv_address, cidr) {
                 match nva.parse::<Ipv4Addr>() {
-                    Ok(x) if in_subnet(x, a, l) && x != a => {}
+                    Ok(x) if a.has_host(x) && x != a.addr => {}
                     _ => c.err(
                         f("nv-address"),
                         format!("{nva:?} is not another host address of {}", r.address),
@@ -846,7 +798,7 @@ impl GroupSpec {
                     .find(|(_, o)| o.overlaps(link.network(), link.prefix))
                 {
                     c.err(f("address"), format!("link subnet of {} overlaps that of replicas[{j}] (each replica needs its own subnet)", r.address));
-                } else if external.is_some_and(|(a, l)| link.overlaps(u32::from(a) & mask(l), l)) {
+                } else if external.is_some_and(|e| link.overlaps(e.network(), e.prefix)) {
                     c.err(
                         f("address"),
                         format!("link subnet of {} overlaps the external subnet", r.address),
@@ -894,6 +846,19 @@ mod tests {
         assert_eq!(locate(text, "replicas[1].vcpus"), Some(11));
         assert_eq!(locate(text, "replicas[5].vcpus"), Some(8));
         assert_eq!(locate(text, "service.ports"), None);
+    }
+
+    #[test]
+    fn addresses_follow_the_domain_nv_config_rules() {
+        // the prefix length is 1..=32 as in domain-nv's config (a /0 spec used to pass nvctl
+        // and then fail in domain-nv)
+        let spec = include_str!("../../xl-configs/example-group.yaml");
+        assert!(spec.contains("address: 192.0.2.10/24"));
+        let e = GroupSpec::parse(&spec.replace("address: 192.0.2.10/24", "address: 192.0.2.10/0"))
+            .unwrap_err();
+        assert_eq!(e.0[0].field, "nv-domain.external.address", "{e}");
+        assert!(LinkAddrs::new("10.0.0.1/0", None).is_none());
+        assert!(valid_name("r0") && !valid_name(&"x".repeat(SPEC_NAME_MAX + 1)));
     }
 
     #[test]

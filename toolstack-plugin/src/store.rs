@@ -6,12 +6,12 @@
 //! and for nvctl's copy of the group spec). A xenstore message carries at most 4096 bytes
 //! (`XENSTORE_PAYLOAD_MAX`), and a write's payload is the path, a NUL and the value. So:
 //! - if `path + NUL + text` fits in 4096 bytes, the text is the node's value itself;
-//! - otherwise the text is cut (at UTF-8 boundaries) into pieces of at most [`nv_status::CHUNK_SIZE`] bytes,
+//! - otherwise the text is cut (at UTF-8 boundaries) into pieces of at most [`nv_schema::handoff::CHUNK_SIZE`] bytes,
 //!   written to `<path>/chunk/0`, `<path>/chunk/1`, ...; then, last, `<path>` gets the header
 //!   `#nvctl-chunked <count> <total-bytes>`; then chunks left over from a longer old text are
 //!   removed.
 //!
-//! A reader watches `<path>`; when the value starts with [`nv_status::CHUNK_HEADER`] it concatenates
+//! A reader watches `<path>`; when the value starts with [`nv_schema::handoff::CHUNK_HEADER`] it concatenates
 //! `chunk/0..count` and checks the length against `total-bytes` (on a mismatch the writer is
 //! still at work: wait for the next watch event and read again). `#` starts a YAML comment, so
 //! a header can never be mistaken for a config.
@@ -211,11 +211,14 @@ pub fn write_blob(store: &dyn Store, path: &str, text: &str) -> Result<()> {
         store.write(path, text)?;
         return store.rm(&chunks);
     }
-    let pieces = nv_status::split_chunks(text);
+    let pieces = nv_schema::handoff::split_chunks(text);
     for (i, p) in pieces.iter().enumerate() {
         store.write(&format!("{chunks}/{i}"), p)?;
     }
-    store.write(path, &nv_status::chunk_header(pieces.len(), text.len()))?;
+    store.write(
+        path,
+        &nv_schema::handoff::chunk_header(pieces.len(), text.len()),
+    )?;
     for stale in store.directory(&chunks)? {
         if stale.parse::<usize>().map_or(true, |i| i >= pieces.len()) {
             store.rm(&format!("{chunks}/{stale}"))?;
@@ -230,7 +233,7 @@ pub fn read_blob(store: &dyn Store, path: &str) -> Result<Option<String>> {
         return Ok(None);
     };
     let Some((count, total)) =
-        nv_status::parse_chunk_header(&v).with_context(|| path.to_string())?
+        nv_schema::handoff::parse_chunk_header(&v).with_context(|| path.to_string())?
     else {
         return Ok(Some(v));
     };
@@ -277,7 +280,7 @@ mod tests {
             .read(path)
             .unwrap()
             .unwrap()
-            .starts_with(nv_status::CHUNK_HEADER));
+            .starts_with(nv_schema::handoff::CHUNK_HEADER));
         assert_eq!(read_blob(&s, path).unwrap().unwrap(), over);
     }
 
@@ -298,13 +301,16 @@ mod tests {
         let text: String = (0..2000).map(|i| format!("é{i}\n")).collect();
         write_blob(&s, "/a/cfg", &text).unwrap();
         let header = s.read("/a/cfg").unwrap().unwrap();
-        assert!(header.starts_with(nv_status::CHUNK_HEADER), "{header}");
+        assert!(
+            header.starts_with(nv_schema::handoff::CHUNK_HEADER),
+            "{header}"
+        );
         let n = s.directory("/a/cfg/chunk").unwrap().len();
         assert!(n >= 3, "{n}");
         for c in s.directory("/a/cfg/chunk").unwrap() {
             assert!(
                 s.read(&format!("/a/cfg/chunk/{c}")).unwrap().unwrap().len()
-                    <= nv_status::CHUNK_SIZE
+                    <= nv_schema::handoff::CHUNK_SIZE
             );
         }
         assert_eq!(read_blob(&s, "/a/cfg").unwrap().unwrap(), text);

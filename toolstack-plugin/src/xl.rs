@@ -55,8 +55,8 @@ pub fn domid(xl: &dyn XlRunner, name: &str) -> Result<Option<u32>> {
     })?))
 }
 
-/// One row of `xl list`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One row of `xl list` (serialized as `{"id", "mem", "state"}` in `nvctl status --json`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Domain {
     /// Domain id.
     pub id: u32,

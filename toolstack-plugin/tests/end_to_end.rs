@@ -2,7 +2,8 @@
 //! `xl` keeping a domain table in a file, and a fake domain-nv (a thread with the NV domain's
 //! own xenstore connection) that reads its config and publishes its status.
 
-use nv_status::{LinkState, ReplicaHealth, ReplicaStatus, Status, SCHEMA_VERSION, XS_BASE};
+use nv_schema::config::Config;
+use nv_schema::status::{LinkState, ReplicaHealth, ReplicaStatus, Status, SCHEMA_VERSION, XS_BASE};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,14 +60,13 @@ fn fake_domain_nv(xs: &xen::xenstore::Xenstore, nv: u16, state: &Path, stop: &At
     let deadline = Instant::now() + Duration::from_secs(60);
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         if let Ok(Some(text)) = read_blob(xs, &cfg_path) {
-            let cfg: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+            let cfg = Config::from_yaml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
             let running = domains(state);
-            let replicas: Vec<ReplicaStatus> = cfg["replicas"]
-                .as_sequence()
-                .unwrap()
-                .iter()
+            let replicas: Vec<ReplicaStatus> = cfg
+                .replicas
+                .into_iter()
                 .map(|r| {
-                    let name = r["name"].as_str().unwrap().to_string();
+                    let name = r.name;
                     let up = running.contains(&format!("web-{name}"));
                     ReplicaStatus {
                         state: if up {
@@ -186,7 +186,7 @@ fn up_status_replace_down_through_the_binary() {
                 "{table}"
             );
             let json = ok(&env.nvctl(&["status", "web", "--json"]));
-            let v: serde_yaml::Value = serde_yaml::from_str(&json).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
             assert_eq!(
                 v[0]["status"]["replicas"][2]["state"].as_str(),
                 Some("live"),

@@ -592,10 +592,10 @@ fn status_shows_domains_links_bytes_and_faults() {
         "{table}"
     );
     let json = group::format_json(&[view]);
-    let v: serde_yaml::Value = serde_yaml::from_str(&json).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v[0]["group"].as_str(), Some("web"));
     assert_eq!(v[0]["instances"][1]["domain"]["id"].as_u64(), Some(9));
-    assert_eq!(v[0]["instances"][2]["domain"], serde_yaml::Value::Null);
+    assert_eq!(v[0]["instances"][2]["domain"], serde_json::Value::Null);
     assert_eq!(
         v[0]["status"]["replicas"][1]["faults"][1]["kind"].as_str(),
         Some("value-mismatch")

@@ -394,20 +394,30 @@ fn run() -> Result<()> {
         d.bulk_mbit / a.bulk_mbit
     )?;
     print!("{table}");
-    let mut json = String::from("{\n  \"settings\": ");
-    write!(
-        json,
-        "{{\"mtu\": {}, \"tap_offload\": {}, \"bulk_bytes\": {}, \"seconds\": {}, \"redis_requests\": {}}},\n  \"variants\": [\n",
-        set.mtu, set.tap_offload, set.bulk_bytes, set.seconds, set.redis_requests
-    )?;
-    for (i, (key, name, f)) in results.iter().enumerate() {
-        write!(json, "    {{\"variant\": \"{key}\", \"name\": \"{name}\"")?;
-        for (_, field, v) in f.fields() {
-            write!(json, ", \"{field}\": {v:.1}")?;
-        }
-        writeln!(json, "}}{}", if i + 1 < results.len() { "," } else { "" })?;
-    }
-    json += "  ]\n}\n";
+    let variants: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(key, name, f)| {
+            let mut v = serde_json::Map::new();
+            v.insert("variant".into(), key.to_string().into());
+            v.insert("name".into(), name.to_string().into());
+            for (_, field, x) in f.fields() {
+                // one decimal, as the table shows them
+                v.insert(field.into(), ((x * 10.0).round() / 10.0).into());
+            }
+            serde_json::Value::Object(v)
+        })
+        .collect();
+    let json = serde_json::json!({
+        "settings": {
+            "mtu": set.mtu,
+            "tap_offload": set.tap_offload,
+            "bulk_bytes": set.bulk_bytes,
+            "seconds": set.seconds,
+            "redis_requests": set.redis_requests,
+        },
+        "variants": variants,
+    });
+    let json = serde_json::to_string_pretty(&json)? + "\n";
     std::fs::write(&result_path, json)
         .with_context(|| format!("writing {}", result_path.display()))?;
     println!("\nresults written to {}", result_path.display());

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::Signal;
-use nv_status::{ReplicaHealth, Status};
+use nv_schema::status::{ReplicaHealth, Status};
 use nv_testbed::{cleanup_on_signal, wait_until, Group, GroupSpec, Service, SERVICE_ADDRESS};
 
 /// Keys loaded into every replica.

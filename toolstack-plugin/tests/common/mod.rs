@@ -1,13 +1,13 @@
 //! Test doubles shared by the lifecycle tests: [`Replay`], an `xl` that replays a recorded
 //! transcript and fails on any command it does not expect, and [`FakeNv`], a stand-in for
-//! domain-nv that reacts to its config in xenstore by publishing a status (nv-status schema).
+//! domain-nv that reacts to its config in xenstore by publishing a status (nv-schema status schema).
 
 use anyhow::Result;
-use nv_status::{
+use nv_schema::config::Config;
+use nv_schema::status::{
     FaultRecord, LinkState, ReplicaHealth, ReplicaStatus, ServiceStatus, Status, SCHEMA_VERSION,
     XS_BASE,
 };
-use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -143,16 +143,6 @@ impl XlRunner for Replay {
     }
 }
 
-#[derive(Deserialize)]
-struct NvConfig {
-    replicas: Vec<NvReplica>,
-}
-
-#[derive(Deserialize)]
-struct NvReplica {
-    name: String,
-}
-
 /// What the fake domain-nv knows and does.
 #[derive(Default)]
 pub struct NvState {
@@ -215,7 +205,7 @@ impl FakeNv {
         let Ok(Some(text)) = read_blob(&*self.store, path) else {
             return;
         }; // chunks still coming
-        let cfg: NvConfig = serde_yaml::from_str(&text)
+        let cfg = Config::from_yaml(&text)
             .unwrap_or_else(|e| panic!("domain-nv cannot parse its config: {e}\n{text}"));
         {
             let mut st = self.st();

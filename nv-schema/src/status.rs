@@ -26,54 +26,8 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 1;
 /// Where the status lives, relative to the NV domain's xenstore home `/local/domain/<domid>/`.
 pub const XS_BASE: &str = "data/domain-nv";
-/// Where nvctl hands the group's domain-nv config (YAML) to the NV domain, relative to its home.
-pub const XS_CONFIG: &str = "data/domain-nv-config";
 /// How many recent faults are kept per replica.
 pub const MAX_FAULTS: usize = 32;
-
-/// Header prefix of a chunked xenstore value. A xenstore message carries at most 4096 bytes,
-/// so nvctl hands a longer config to domain-nv (at [`XS_CONFIG`]) as pieces of at most
-/// [`CHUNK_SIZE`] bytes under `<path>/chunk/<i>`, written first, and then `<path>` itself set to
-/// `#nvctl-chunked <count> <total-bytes>` (`#` starts a YAML comment: a header is never a config).
-pub const CHUNK_HEADER: &str = "#nvctl-chunked ";
-/// Largest piece of a chunked value (leaves room for a 1 KiB path in one write).
-pub const CHUNK_SIZE: usize = 3072;
-
-/// Cuts `text` into pieces of at most [`CHUNK_SIZE`] bytes at UTF-8 boundaries.
-pub fn split_chunks(text: &str) -> Vec<&str> {
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let mut cut = rest.len().min(CHUNK_SIZE);
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        pieces.push(&rest[..cut]);
-        rest = &rest[cut..];
-    }
-    pieces
-}
-
-/// The header value for `count` pieces holding `total` bytes.
-pub fn chunk_header(count: usize, total: usize) -> String {
-    format!("{CHUNK_HEADER}{count} {total}")
-}
-
-/// `Some((count, total))` if `value` is a chunk header, `None` if it is a plain value, an error
-/// if it starts like a header but is malformed.
-pub fn parse_chunk_header(value: &str) -> Result<Option<(usize, usize)>, StatusError> {
-    let Some(h) = value.strip_prefix(CHUNK_HEADER) else {
-        return Ok(None);
-    };
-    let mut it = h.split_whitespace().map(str::parse::<usize>);
-    match (it.next(), it.next(), it.next()) {
-        (Some(Ok(count)), Some(Ok(total)), None) => Ok(Some((count, total))),
-        _ => Err(StatusError::Key {
-            key: XS_CONFIG.into(),
-            why: format!("malformed chunk header {value:?}"),
-        }),
-    }
-}
 
 /// Errors decoding a status.
 #[derive(Debug, thiserror::Error)]
@@ -175,22 +129,6 @@ pub struct Status {
     pub replicas: Vec<ReplicaStatus>,
 }
 
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 fn kebab<T: Serialize>(v: &T) -> String {
     serde_yaml::to_string(v)
         .unwrap_or_default()
@@ -201,56 +139,13 @@ fn kebab<T: Serialize>(v: &T) -> String {
 impl Status {
     /// The JSON encoding (one object, keys as in the struct fields).
     pub fn to_json(&self) -> String {
-        let mut o = String::with_capacity(512);
-        o.push_str(&format!(
-            "{{\"version\":{},\"ready\":{},\"updated_ms\":{},\"services\":[",
-            self.version, self.ready, self.updated_ms
-        ));
-        for (i, s) in self.services.iter().enumerate() {
-            if i > 0 {
-                o.push(',');
-            }
-            o.push_str("{\"name\":");
-            json_str(&mut o, &s.name);
-            o.push_str(",\"listen\":");
-            json_str(&mut o, &s.listen);
-            o.push_str(&format!(",\"active\":{},\"total\":{}}}", s.active, s.total));
-        }
-        o.push_str("],\"replicas\":[");
-        for (i, r) in self.replicas.iter().enumerate() {
-            if i > 0 {
-                o.push(',');
-            }
-            o.push_str("{\"name\":");
-            json_str(&mut o, &r.name);
-            o.push_str(&format!(
-                ",\"state\":\"{}\",\"link\":\"{}\",\"connections\":{},\"bytes_voted\":{},\"faults\":[",
-                kebab(&r.state),
-                kebab(&r.link),
-                r.connections,
-                r.bytes_voted
-            ));
-            for (j, f) in r.faults.iter().enumerate() {
-                if j > 0 {
-                    o.push(',');
-                }
-                o.push_str(&format!("{{\"time_ms\":{},\"kind\":", f.time_ms));
-                json_str(&mut o, &f.kind);
-                o.push_str(",\"service\":");
-                json_str(&mut o, &f.service);
-                o.push_str(&format!(",\"connection\":{},\"detail\":", f.connection));
-                json_str(&mut o, &f.detail);
-                o.push('}');
-            }
-            o.push_str("]}");
-        }
-        o.push_str("]}");
-        o
+        // Strings, numbers, bools and sequences only: serializing cannot fail.
+        serde_json::to_string(self).expect("a Status serializes to JSON")
     }
 
-    /// Decode the JSON encoding (JSON is read as YAML 1.2, of which it is a subset).
+    /// Decodes the JSON encoding.
     pub fn from_json(text: &str) -> Result<Status, StatusError> {
-        serde_yaml::from_str(text).map_err(|e| StatusError::Json(e.to_string()))
+        serde_json::from_str(text).map_err(|e| StatusError::Json(e.to_string()))
     }
 
     /// The xenstore encoding: (key relative to the NV domain's home, value) pairs.
@@ -472,20 +367,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("data/domain-nv/version"), "{e}");
-    }
-
-    #[test]
-    fn chunks_round_trip_and_headers_parse() {
-        let text = "é".repeat(5000);
-        let pieces = split_chunks(&text);
-        assert!(pieces.iter().all(|p| p.len() <= CHUNK_SIZE));
-        assert_eq!(pieces.concat(), text);
-        let h = chunk_header(pieces.len(), text.len());
-        assert_eq!(
-            parse_chunk_header(&h).unwrap(),
-            Some((pieces.len(), text.len()))
-        );
-        assert_eq!(parse_chunk_header("policy: majority").unwrap(), None);
-        assert!(parse_chunk_header("#nvctl-chunked x 3").is_err());
     }
 }

@@ -1,0 +1,299 @@
+//! The appliance configuration (YAML): services, replicas and their links, voting policy,
+//! timeouts and buffer bounds.
+//!
+//! Every error names the field (`replicas[1].address`) and, where it can be found, the line.
+//!
+//! domain-nv reads it with [`Config::from_yaml`]; nvctl and the test labs build a [`Config`]
+//! value and write it with [`Config::to_yaml`], so the format is declared once, here.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::net::Ipv4Cidr;
+
+#[cfg(test)]
+mod tests;
+mod validate;
+
+/// A configuration error: which field, where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Path of the field, e.g. `replicas[1].address` (`.` for the whole document).
+    pub field: String,
+    /// 1-based line in the YAML text, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(
+                f,
+                "config error in `{}` (line {}): {}",
+                self.field, line, self.message
+            ),
+            None => write!(f, "config error in `{}`: {}", self.field, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where a link's frames come from and go to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum LinkConfig {
+    /// A Linux TAP device, optionally inside a network namespace (`ip netns` name or path).
+    Tap {
+        /// Interface name.
+        name: String,
+        /// Network namespace holding the interface.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        netns: Option<String>,
+        /// Exchange TCP segments of up to 64 KiB with the host (virtio-net header with
+        /// checksum and segmentation offload) instead of one MTU-sized frame per syscall.
+        /// Default on; plain frames if the kernel refuses.
+        #[serde(default = "default_offload")]
+        offload: bool,
+    },
+    /// A NIC read and written through an `AF_PACKET` raw socket.
+    Raw {
+        /// Interface name.
+        interface: String,
+        /// Network namespace holding the interface.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        netns: Option<String>,
+    },
+    /// A Xen netback vif served by this process (on Xen only).
+    Vif {
+        /// The vif's name as given by the toolstack (e.g. the replica name).
+        name: String,
+    },
+}
+
+/// The voting policy as written in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyName {
+    /// Majority of N >= 3.
+    Majority,
+    /// All must agree (N = 2: fail-stop).
+    Unanimous,
+    /// Primary released at once, backups compared behind it.
+    PrimaryBackup,
+}
+
+impl PolicyName {
+    /// The word used in YAML (`majority`, `unanimous`, `primary-backup`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyName::Majority => "majority",
+            PolicyName::Unanimous => "unanimous",
+            PolicyName::PrimaryBackup => "primary-backup",
+        }
+    }
+}
+
+impl FromStr for PolicyName {
+    type Err = String;
+    /// Reads the word used in YAML, with the YAML reader's rules and error message.
+    fn from_str(s: &str) -> Result<Self, String> {
+        use serde::de::IntoDeserializer;
+        PolicyName::deserialize(s.into_deserializer())
+            .map_err(|e: serde::de::value::Error| e.to_string())
+    }
+}
+
+impl fmt::Display for PolicyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Default straggler deadline, ms.
+pub const DEFAULT_STRAGGLER_TIMEOUT_MS: u64 = 2000;
+/// Default replica connect deadline, ms.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
+/// Default per-replica bound on buffered bytes per connection.
+pub const DEFAULT_BUFFER_LIMIT: usize = 1 << 20;
+/// Default size of each TCP socket buffer.
+pub const DEFAULT_TCP_BUFFER: usize = 256 << 10;
+/// Default IP MTU of TAP and raw links.
+pub const DEFAULT_MTU: usize = 1500;
+/// Default number of listening sockets kept ready per service.
+pub const DEFAULT_LISTEN_POOL: usize = 16;
+
+fn default_straggler_ms() -> u64 {
+    DEFAULT_STRAGGLER_TIMEOUT_MS
+}
+fn default_connect_ms() -> u64 {
+    DEFAULT_CONNECT_TIMEOUT_MS
+}
+fn default_buffer_limit() -> usize {
+    DEFAULT_BUFFER_LIMIT
+}
+fn default_tcp_buffer() -> usize {
+    DEFAULT_TCP_BUFFER
+}
+fn default_mtu() -> usize {
+    DEFAULT_MTU
+}
+fn default_offload() -> bool {
+    true
+}
+fn default_listen_pool() -> usize {
+    DEFAULT_LISTEN_POOL
+}
+
+/// The external link: where clients come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalConfig {
+    /// The link.
+    pub link: LinkConfig,
+    /// The appliance's address on it.
+    pub address: Ipv4Cidr,
+    /// Default gateway for clients outside the subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// One voted service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Name used in logs and status.
+    pub name: String,
+    /// TCP port on the external address.
+    pub listen: u16,
+    /// TCP port of the service on each replica.
+    pub replica_port: u16,
+}
+
+/// One replica and its private link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// Name used in logs and status.
+    pub name: String,
+    /// The private link to the replica.
+    pub link: LinkConfig,
+    /// The appliance's address on that link.
+    pub address: Ipv4Cidr,
+    /// The replica's address on that link.
+    pub replica_address: Ipv4Addr,
+}
+
+/// The whole appliance configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Voting policy.
+    pub policy: PolicyName,
+    /// The primary's replica name (primary-backup only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    /// Straggler deadline in milliseconds.
+    #[serde(default = "default_straggler_ms")]
+    pub straggler_timeout_ms: u64,
+    /// Replica connect deadline in milliseconds.
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Per-replica bound on buffered bytes per connection.
+    #[serde(default = "default_buffer_limit")]
+    pub buffer_limit: usize,
+    /// Size of each TCP socket buffer (send and receive).
+    #[serde(default = "default_tcp_buffer")]
+    pub tcp_buffer: usize,
+    /// IP MTU of TAP and raw links (vifs: 1500); the host side must match. Jumbo frames cut
+    /// the per-frame cost (one syscall per frame per link).
+    #[serde(default = "default_mtu")]
+    pub mtu: usize,
+    /// Listening sockets kept ready per service (smoltcp has no listen backlog).
+    #[serde(default = "default_listen_pool")]
+    pub listen_pool: usize,
+    /// Where to write the JSON status (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_file: Option<String>,
+    /// The external link.
+    pub external: ExternalConfig,
+    /// The voted services.
+    pub services: Vec<ServiceConfig>,
+    /// The replicas, in order.
+    pub replicas: Vec<ReplicaConfig>,
+}
+
+impl Config {
+    /// A config with the given policy, links and services and every optional setting at its
+    /// default (no primary, no status file).
+    pub fn new(
+        policy: PolicyName,
+        external: ExternalConfig,
+        services: Vec<ServiceConfig>,
+        replicas: Vec<ReplicaConfig>,
+    ) -> Config {
+        Config {
+            policy,
+            primary: None,
+            straggler_timeout_ms: DEFAULT_STRAGGLER_TIMEOUT_MS,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            buffer_limit: DEFAULT_BUFFER_LIMIT,
+            tcp_buffer: DEFAULT_TCP_BUFFER,
+            mtu: DEFAULT_MTU,
+            listen_pool: DEFAULT_LISTEN_POOL,
+            status_file: None,
+            external,
+            services,
+            replicas,
+        }
+    }
+
+    /// Parses and validates a YAML config.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = serde_yaml::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            // yaml_serde prefixes the message with the field path: "replicas[1].address: ...".
+            let (field, message) = match msg.split_once(": ") {
+                Some((f, m)) if !f.contains(' ') => (f.to_owned(), m.to_owned()),
+                _ => (".".to_owned(), msg.clone()),
+            };
+            let message = match message.rfind(" at line ") {
+                Some(i) => message[..i].to_owned(),
+                None => message,
+            };
+            ConfigError {
+                field,
+                line: e.location().map(|l| l.line()),
+                message,
+            }
+        })?;
+        config.validate().map_err(|(field, message)| ConfigError {
+            line: validate::locate(text, &field),
+            field,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            field: ".".into(),
+            line: None,
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        Config::from_yaml(&text)
+    }
+
+    /// The YAML text of this config (block style, every field written out), which
+    /// [`Config::from_yaml`] reads back to the same value.
+    pub fn to_yaml(&self) -> String {
+        // Every field is a string, number, bool, sequence or struct: serializing cannot fail.
+        serde_yaml::to_string(self).expect("a Config serializes to YAML")
+    }
+}

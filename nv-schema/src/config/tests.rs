@@ -1,0 +1,187 @@
+//! Tests of parsing, validation and the YAML round trip.
+
+use super::*;
+
+const GOOD: &str = "\
+policy: majority
+straggler_timeout_ms: 500
+external:
+  link: { kind: tap, name: ext0, netns: nv-client }
+  address: 10.77.0.1/24
+services:
+  - name: redis
+    listen: 6379
+    replica_port: 6379
+replicas:
+  - name: r0
+    link: { kind: tap, name: r0, netns: nv-r0 }
+    address: 10.77.1.1/24
+    replica_address: 10.77.1.2
+  - name: r1
+    link: { kind: tap, name: r1, netns: nv-r1 }
+    address: 10.77.2.1/24
+    replica_address: 10.77.2.2
+  - name: r2
+    link: { kind: vif, name: r2 }
+    address: 10.77.3.1/24
+    replica_address: 10.77.3.2
+";
+
+fn error_for(from: &str, to: &str) -> ConfigError {
+    assert!(GOOD.contains(from), "{from}");
+    Config::from_yaml(&GOOD.replacen(from, to, 1)).unwrap_err()
+}
+
+#[test]
+fn good_config_parses_with_defaults() {
+    let c = Config::from_yaml(GOOD).unwrap();
+    assert_eq!(c.replicas.len(), 3);
+    assert_eq!(c.buffer_limit, 1 << 20);
+    assert_eq!(c.straggler_timeout_ms, 500);
+    assert_eq!(c.replicas[2].link, LinkConfig::Vif { name: "r2".into() });
+    assert_eq!(
+        c.replicas[0].link,
+        LinkConfig::Tap {
+            name: "r0".into(),
+            netns: Some("nv-r0".into()),
+            offload: true
+        }
+    );
+}
+
+#[test]
+fn tap_offload_can_be_switched_off_per_link() {
+    let c = Config::from_yaml(&GOOD.replace(
+        "name: r1, netns: nv-r1",
+        "name: r1, netns: nv-r1, offload: false",
+    ))
+    .unwrap();
+    assert!(matches!(
+        c.replicas[0].link,
+        LinkConfig::Tap { offload: true, .. }
+    ));
+    assert!(matches!(
+        c.replicas[1].link,
+        LinkConfig::Tap { offload: false, .. }
+    ));
+}
+
+#[test]
+fn each_mistake_names_its_field_and_line() {
+    let cases: &[(&str, &str, &str, usize)] = &[
+        (
+            "address: 10.77.1.1/24",
+            "address: 10.77.1.300/24",
+            "replicas[0].address",
+            13,
+        ),
+        (
+            "replica_address: 10.77.2.2",
+            "replica_adress: 10.77.2.2",
+            "replicas[1]",
+            18,
+        ),
+        ("policy: majority", "policy: plurality", "policy", 1),
+        ("listen: 6379", "listen: 70000", "services[0].listen", 8),
+        ("listen: 6379", "listen: 0", "services[0].listen", 8),
+        (
+            "kind: tap, name: ext0",
+            "kind: tun, name: ext0",
+            "external.link.kind",
+            4,
+        ),
+        (
+            "replica_address: 10.77.3.2",
+            "replica_address: 10.77.9.2",
+            "replicas[2].replica_address",
+            22,
+        ),
+        ("  - name: r1", "  - name: r0", "replicas[1].name", 15),
+        (
+            "straggler_timeout_ms: 500",
+            "straggler_timeout_ms: 0",
+            "straggler_timeout_ms",
+            2,
+        ),
+        (
+            "straggler_timeout_ms: 500",
+            "straggler_timeout_ms: soon",
+            "straggler_timeout_ms",
+            2,
+        ),
+        (
+            "{ kind: vif, name: r2 }",
+            "{ kind: tap, name: r1, netns: nv-r1 }",
+            "replicas[2].link",
+            20,
+        ),
+        (
+            "name: r2 }",
+            "name: this-name-is-too-long }",
+            "replicas[2].link.name",
+            20,
+        ),
+        (
+            "policy: majority",
+            "policy: primary-backup\nprimary: r7",
+            "primary",
+            2,
+        ),
+        (
+            "policy: majority",
+            "policy: majority\nprimary: r0",
+            "primary",
+            2,
+        ),
+        (
+            "straggler_timeout_ms: 500",
+            "straggler_timeout_ms: 500\nmtu: 100",
+            "mtu",
+            3,
+        ),
+    ];
+    for (from, to, field, line) in cases {
+        let e = error_for(from, to);
+        assert_eq!(&e.field, field, "{to}: {e}");
+        assert_eq!(e.line, Some(*line), "{to}: {e}");
+        assert!(e.to_string().contains(field), "{e}");
+    }
+}
+
+#[test]
+fn majority_needs_three_replicas() {
+    let two = GOOD.split("  - name: r2").next().unwrap();
+    let e = Config::from_yaml(two).unwrap_err();
+    assert_eq!(e.field, "policy");
+    assert!(e.message.contains("unanimous"), "{e}");
+    assert!(Config::from_yaml(&two.replace("policy: majority", "policy: unanimous")).is_ok());
+}
+
+#[test]
+fn missing_section_is_named() {
+    let e = Config::from_yaml("policy: majority\n").unwrap_err();
+    assert!(e.message.contains("missing field `external`"), "{e}");
+}
+
+#[test]
+fn written_yaml_reads_back_to_the_same_config() {
+    let mut c = Config::from_yaml(GOOD).unwrap();
+    c.status_file = Some("/run/domain-nv/status: \"x\".json".into());
+    c.external.gateway = Some(Ipv4Addr::new(10, 77, 0, 254));
+    let text = c.to_yaml();
+    assert_eq!(Config::from_yaml(&text).unwrap(), c, "{text}");
+    assert!(!text.contains("null"), "{text}");
+}
+
+#[test]
+fn policy_words_are_the_yaml_words() {
+    for p in [
+        PolicyName::Majority,
+        PolicyName::Unanimous,
+        PolicyName::PrimaryBackup,
+    ] {
+        assert_eq!(p.as_str().parse::<PolicyName>(), Ok(p));
+        assert_eq!(serde_yaml::to_string(&p).unwrap().trim(), p.as_str());
+    }
+    assert!("plurality".parse::<PolicyName>().is_err());
+}
