@@ -2,10 +2,10 @@
 //! [`ReplicaSide`] per replica, and the [`Voter`] between them.
 //!
 //! [`Connection::pump`] runs its phases in a fixed order each round: the voter's timers, the
-//! replicas' handshakes, client bytes into the voter, the exchange with each replica, voted bytes
-//! to the client, the voter's events, the client's close, the status counters. Once finished, a
-//! connection lingers until its sockets are gone ([`Connection::wind_down`]) and is then
-//! released.
+//! replicas' handshakes, client bytes into the voter and the client's end, the exchange with
+//! each replica, voted bytes to the client, the voter's events, the client's close, the status
+//! counters, the end of the connection. Once finished, a connection lingers until its sockets
+//! are gone ([`Connection::wind_down`]) and is then released.
 
 use std::time::{Duration, Instant};
 
@@ -134,6 +134,7 @@ impl Connection {
             side.check_connect(r, &mut cx.replicas[r], &mut self.voter, cx.status, now);
         }
         self.client_to_voter(cx, now);
+        self.watch_client_end(cx, now);
         for (r, side) in self.replicas.iter_mut().enumerate() {
             side.exchange(self.id, r, &mut cx.replicas[r], &mut self.voter, now);
         }
@@ -141,22 +142,23 @@ impl Connection {
         self.handle_events(cx);
         self.close_client_when_drained(cx);
         self.count_bytes_voted(cx);
-        if self.finished_at.is_none()
-            && (self.client_state == ClientState::Aborted || self.voter.is_finished())
-        {
-            self.finished_at = Some(now);
-        }
+        self.note_finished(now);
     }
 
-    /// Client bytes into the voter, then the client's FIN or disappearance.
+    /// Client bytes into the voter.
     fn client_to_voter(&mut self, cx: &mut Context<'_>, now: Instant) {
-        let c = cx.external.tcp(self.client);
         recv_into_voter(
-            c,
+            cx.external.tcp(self.client),
             &mut self.voter,
             |v| v.client_window(),
             |v, b| v.push_client(b, now),
         );
+    }
+
+    /// Tells the voter of the client's FIN (once the bytes before it are taken) or of its
+    /// disappearance.
+    fn watch_client_end(&mut self, cx: &mut Context<'_>, now: Instant) {
+        let c = cx.external.tcp(self.client);
         let cstate = c.state();
         if remote_closed(cstate) && self.client_input == ClientInput::Open {
             self.client_input = ClientInput::FinReceived;
@@ -256,6 +258,16 @@ impl Connection {
             ) {
                 cx.status.add_bytes_voted(r, delta);
             }
+        }
+    }
+
+    /// Notes when the connection is over for the client (the voter is finished, or we reset the
+    /// client): from then on it lingers until its sockets are gone.
+    fn note_finished(&mut self, now: Instant) {
+        if self.finished_at.is_none()
+            && (self.client_state == ClientState::Aborted || self.voter.is_finished())
+        {
+            self.finished_at = Some(now);
         }
     }
 
