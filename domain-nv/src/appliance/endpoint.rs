@@ -108,8 +108,7 @@ pub(super) struct Endpoint {
     /// The link's name in logs (`external` or the replica's name).
     pub name: String,
     frames: Frames,
-    /// The smoltcp interface.
-    pub iface: Interface,
+    iface: Interface,
     /// Every socket on this link.
     pub sockets: SocketSet<'static>,
     ports_in_use: HashSet<u16>,
