@@ -1,13 +1,16 @@
-//! `domain-nv`: the voting appliance binary.
+//! `domain-nv`: the voting appliance binary. A small runtime around [`Appliance`]: it starts
+//! (from a config file, or as a Xen driver domain from xenstore), then loops over one appliance
+//! step, one poll(2) on the appliance's descriptors, the config watch and the signals, and a
+//! reload when nvctl rewrote the config, until SIGINT or SIGTERM.
 #![forbid(unsafe_code)]
 
-use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use domain_nv::appliance::Appliance;
+use domain_nv::appliance::{Appliance, FdOwner, LinkId};
 use domain_nv::config::Config;
 use domain_nv::status::write_status_file;
 use domain_nv::xenhost;
@@ -76,13 +79,25 @@ fn main() {
 
 /// Where the status goes.
 struct StatusSinks {
+    /// The JSON status file, if any.
     file: Option<PathBuf>,
+    /// The NV domain's xenstore connection (Xen mode); also watches the config.
     xenstore: Option<Xenstore>,
     last_file: Option<Instant>,
     last_xenstore: Option<Instant>,
 }
 
 impl StatusSinks {
+    /// Sinks that have published nothing yet.
+    fn new(file: Option<PathBuf>, xenstore: Option<Xenstore>) -> StatusSinks {
+        StatusSinks {
+            file,
+            xenstore,
+            last_file: None,
+            last_xenstore: None,
+        }
+    }
+
     /// Publishes if something changed and the interval allows; returns how long until it
     /// would, if it is waiting.
     fn publish(&mut self, app: &mut Appliance, now: Instant, force: bool) -> Option<Duration> {
@@ -127,52 +142,218 @@ impl StatusSinks {
     }
 }
 
+/// What a start yields: the config and, in Xen mode, netback and the xenstore connection.
+struct Start {
+    config: Config,
+    netback: Option<Netback<Gntdev, Evtchn>>,
+    xenstore: Option<Xenstore>,
+    /// The config as read from xenstore, to notice when nvctl rewrites it (empty without Xen).
+    config_text: String,
+}
+
+/// Xen mode: announces the domain up but not ready, waits for the config in xenstore, watches it
+/// and starts netback.
+fn start_xen() -> anyhow::Result<Start> {
+    let xs = Xenstore::open().context("opening xenstore")?;
+    let domid = xenhost::own_domid(&xs)?;
+    // Up but not ready: nvctl sees the NV domain alive before it hands over the config.
+    let booting = nv_schema::status::Status {
+        version: nv_schema::status::SCHEMA_VERSION,
+        ready: false,
+        updated_ms: domain_nv::status::wall_ms(),
+        services: Vec::new(),
+        replicas: Vec::new(),
+    };
+    xenhost::publish_status(&xs, &booting)?;
+    log::info!("driver domain {domid}: waiting for the config in xenstore");
+    let text = xenhost::wait_config(&xs, None)?;
+    let config = Config::from_yaml(&text)?;
+    xenhost::watch_config(&xs)?;
+    let mut nb = Netback::new(
+        Xenstore::open().context("opening xenstore for netback")?,
+        Gntdev::open().context("opening /dev/xen/gntdev")?,
+        Evtchn::open().context("opening /dev/xen/evtchn")?,
+        domid,
+    )
+    .context("starting netback")?;
+    // No `xl devd` runs in the NV domain: netback completes libxl's hotplug handshake itself.
+    nb.set_hotplug_agent(true);
+    Ok(Start {
+        config,
+        netback: Some(nb),
+        xenstore: Some(xs),
+        config_text: text,
+    })
+}
+
+/// Without Xen: the config from its file.
+fn start_local(config: Option<&Path>) -> anyhow::Result<Start> {
+    let Some(path) = config else {
+        bail!("--config FILE is required (or --xen)")
+    };
+    Ok(Start {
+        config: Config::from_file(path)?,
+        netback: None,
+        xenstore: None,
+        config_text: String::new(),
+    })
+}
+
+/// Blocks SIGINT and SIGTERM and returns a descriptor that reports them.
+fn signal_fd() -> anyhow::Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGINT);
+    mask.add(Signal::SIGTERM);
+    mask.thread_block().context("blocking signals")?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")
+}
+
+/// What a descriptor polled by [`Runtime::poll_once`] belongs to.
+#[derive(Clone, Copy)]
+enum Wake {
+    /// One of the appliance's descriptors.
+    Appliance(FdOwner),
+    /// The xenstore connection that watches the config.
+    ConfigWatch,
+    /// SIGINT or SIGTERM.
+    Signal,
+}
+
+/// The descriptors of one poll(2), each tagged with what it belongs to.
+#[derive(Default)]
+struct PollSet<'a> {
+    wakes: Vec<Wake>,
+    fds: Vec<PollFd<'a>>,
+}
+
+/// What one poll(2) reported.
+struct Woken {
+    /// A signal asks to stop.
+    stop: bool,
+    /// Links whose descriptor reported an error.
+    link_errors: Vec<LinkId>,
+}
+
+impl<'a> PollSet<'a> {
+    /// Adds `fd`, waited on for input.
+    fn push(&mut self, wake: Wake, fd: BorrowedFd<'a>) {
+        self.wakes.push(wake);
+        self.fds.push(PollFd::new(fd, PollFlags::POLLIN));
+    }
+
+    /// Waits up to `wait` (at most a minute) for any descriptor.
+    fn wait(&mut self, wait: Duration) -> anyhow::Result<Woken> {
+        let timeout =
+            PollTimeout::try_from(wait.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+        match poll(&mut self.fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("poll"),
+        }
+        let bad = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
+        let mut woken = Woken {
+            stop: false,
+            link_errors: Vec::new(),
+        };
+        for (wake, fd) in self.wakes.iter().zip(&self.fds) {
+            let revents = fd.revents().unwrap_or(PollFlags::empty());
+            match wake {
+                Wake::Appliance(FdOwner::Link(link)) if revents.intersects(bad) => {
+                    woken.link_errors.push(*link)
+                }
+                Wake::Signal => woken.stop = revents.contains(PollFlags::POLLIN),
+                _ => {}
+            }
+        }
+        Ok(woken)
+    }
+}
+
+/// What surrounds the appliance: where its status goes, the signals, the config it runs.
+struct Runtime {
+    sinks: StatusSinks,
+    signals: SignalFd,
+    /// The config text from xenstore the appliance runs (empty without Xen).
+    config_text: String,
+}
+
+impl Runtime {
+    /// One appliance round and the status publication; how long the loop may then wait.
+    fn step(&mut self, app: &mut Appliance, now: Instant) -> Duration {
+        let wait = app.step(now);
+        match self.sinks.publish(app, now, false) {
+            Some(d) => wait.min(d),
+            None => wait,
+        }
+    }
+
+    /// Waits up to `wait` for a frame, a netback or config event or a signal; marks links whose
+    /// descriptor reported an error down. True if a signal asks to stop.
+    fn poll_once(&self, app: &mut Appliance, wait: Duration) -> anyhow::Result<bool> {
+        let woken = {
+            let mut set = PollSet::default();
+            for f in app.fds() {
+                set.push(Wake::Appliance(f.owner), f.fd);
+            }
+            if let Some(xs) = &self.sinks.xenstore {
+                set.push(Wake::ConfigWatch, xs.as_fd());
+            }
+            set.push(Wake::Signal, self.signals.as_fd());
+            set.wait(wait)?
+        };
+        for link in woken.link_errors {
+            app.link_error(link);
+        }
+        Ok(woken.stop)
+    }
+
+    /// nvctl rewrites the config when the voting set changes (replace, patch): restarts the
+    /// appliance on the new one, keeping netback and its connected vifs. A config that does not
+    /// parse is logged and the appliance goes on with the old one.
+    fn reload(&mut self, mut app: Appliance) -> anyhow::Result<Appliance> {
+        let Some(xs) = &self.sinks.xenstore else {
+            return Ok(app);
+        };
+        let text = match xenhost::config_change(xs, &self.config_text) {
+            Ok(Some(text)) => text,
+            Ok(None) => return Ok(app),
+            Err(e) => {
+                log::warn!("reading the config from xenstore: {e:#}");
+                return Ok(app);
+            }
+        };
+        let new_config = match Config::from_yaml(&text) {
+            Ok(config) => config,
+            Err(e) => {
+                log::error!("new config from xenstore rejected, keeping the old one: {e}");
+                return Ok(app);
+            }
+        };
+        log::info!(
+            "new config from xenstore: restarting the appliance ({} connections reset)",
+            app.connections()
+        );
+        let earlier = app.status().status().clone();
+        let nb = app.shutdown(Instant::now());
+        let mut app = Appliance::new(new_config, nb)?;
+        app.status().carry_over(&earlier);
+        self.config_text = text;
+        Ok(app)
+    }
+}
+
+/// Starts, serves until a signal, and publishes the status one last time as not ready.
 fn run(args: Args) -> anyhow::Result<()> {
     if args.init {
         xenhost::init_mounts()?;
         xenhost::load_modules(xenhost::INIT_MODULES_DIR)?;
     }
-    let xen_mode = args.xen || args.init;
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGINT);
-    mask.add(Signal::SIGTERM);
-    mask.thread_block().context("blocking signals")?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .context("signalfd")?;
-    let mut config_text = String::new();
-    let (config, netback, xenstore) = if xen_mode {
-        let xs = Xenstore::open().context("opening xenstore")?;
-        let domid = xenhost::own_domid(&xs)?;
-        // Up but not ready: nvctl sees the NV domain alive before it hands over the config.
-        let booting = nv_schema::status::Status {
-            version: nv_schema::status::SCHEMA_VERSION,
-            ready: false,
-            updated_ms: domain_nv::status::wall_ms(),
-            services: Vec::new(),
-            replicas: Vec::new(),
-        };
-        xenhost::publish_status(&xs, &booting)?;
-        log::info!("driver domain {domid}: waiting for the config in xenstore");
-        let text = xenhost::wait_config(&xs, None)?;
-        let config = Config::from_yaml(&text)?;
-        config_text = text;
-        xenhost::watch_config(&xs)?;
-        let mut nb = Netback::new(
-            Xenstore::open().context("opening xenstore for netback")?,
-            Gntdev::open().context("opening /dev/xen/gntdev")?,
-            Evtchn::open().context("opening /dev/xen/evtchn")?,
-            domid,
-        )
-        .context("starting netback")?;
-        // No `xl devd` runs in the NV domain: netback completes libxl's hotplug handshake itself.
-        nb.set_hotplug_agent(true);
-        (config, Some(nb), Some(xs))
+    let signals = signal_fd()?;
+    let start = if args.xen || args.init {
+        start_xen()?
     } else {
-        let Some(path) = &args.config else {
-            bail!("--config FILE is required (or --xen)")
-        };
-        (Config::from_file(path)?, None, None)
+        start_local(args.config.as_deref())?
     };
+    let config = start.config;
     if args.check {
         println!(
             "config ok: {:?}, {} replicas, {} services",
@@ -182,75 +363,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let mut sinks = StatusSinks {
-        file: args
-            .status_file
-            .or_else(|| config.status_file.clone().map(PathBuf::from)),
-        xenstore,
-        last_file: None,
-        last_xenstore: None,
+    let status_file = args
+        .status_file
+        .or_else(|| config.status_file.clone().map(PathBuf::from));
+    let mut rt = Runtime {
+        sinks: StatusSinks::new(status_file, start.xenstore),
+        signals,
+        config_text: start.config_text,
     };
-    let mut app: Appliance = Appliance::new(config, netback)?;
+    let mut app: Appliance = Appliance::new(config, start.netback)?;
     log::info!("serving");
     loop {
-        let now = Instant::now();
-        let mut wait = app.step(now);
-        if let Some(d) = sinks.publish(&mut app, now, false) {
-            wait = wait.min(d);
-        }
-        let (stop, errors) = {
-            let fds = app.fds();
-            let mut pfds: Vec<PollFd> = fds
-                .iter()
-                .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-                .collect();
-            if let Some(xs) = &sinks.xenstore {
-                pfds.push(PollFd::new(xs.as_fd(), PollFlags::POLLIN));
-            }
-            pfds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
-            let timeout = PollTimeout::try_from(wait.as_millis().min(60_000) as i32)
-                .unwrap_or(PollTimeout::MAX);
-            match poll(&mut pfds, timeout) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e).context("poll"),
-            }
-            let bad = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
-            let errors: Vec<usize> = pfds[..fds.len()]
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.revents().is_some_and(|r| r.intersects(bad)))
-                .map(|(i, _)| i)
-                .collect();
-            let stop = pfds
-                .last()
-                .and_then(|p| p.revents())
-                .is_some_and(|r| r.contains(PollFlags::POLLIN));
-            (stop, errors)
-        };
-        for i in errors {
-            app.link_error(i);
-        }
-        // nvctl rewrites the config when the voting set changes (replace, patch): restart the
-        // appliance on the new one, keeping netback and its connected vifs.
-        if let Some(xs) = &sinks.xenstore {
-            match xenhost::config_change(xs, &config_text) {
-                Ok(Some(text)) => match Config::from_yaml(&text) {
-                    Ok(new_config) => {
-                        log::info!("new config from xenstore: restarting the appliance ({} connections reset)", app.connections());
-                        let earlier = app.status().status().clone();
-                        let nb = app.shutdown(Instant::now());
-                        app = Appliance::new(new_config, nb)?;
-                        app.status().carry_over(&earlier);
-                        config_text = text;
-                    }
-                    Err(e) => {
-                        log::error!("new config from xenstore rejected, keeping the old one: {e}")
-                    }
-                },
-                Ok(None) => {}
-                Err(e) => log::warn!("reading the config from xenstore: {e:#}"),
-            }
-        }
+        let wait = rt.step(&mut app, Instant::now());
+        let stop = rt.poll_once(&mut app, wait)?;
+        app = rt.reload(app)?;
         if stop {
             log::info!(
                 "signal received, shutting down with {} connections open",
@@ -260,6 +386,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     app.status().set_ready(false);
-    sinks.publish(&mut app, Instant::now(), true);
+    rt.sinks.publish(&mut app, Instant::now(), true);
     Ok(())
 }

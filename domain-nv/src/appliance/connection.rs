@@ -1,0 +1,335 @@
+//! One client connection ([`Connection`]): the client's socket on the external link, one
+//! [`ReplicaSide`] per replica, and the [`Voter`] between them.
+//!
+//! [`Connection::pump`] runs its phases in a fixed order each round: the voter's timers, the
+//! replicas' handshakes, client bytes into the voter and the client's end, the exchange with
+//! each replica, voted bytes to the client, the voter's events, the client's close, the status
+//! counters, the end of the connection. Once finished, a connection lingers until its sockets
+//! are gone ([`Connection::wind_down`]) and is then released.
+
+use std::time::{Duration, Instant};
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp::State;
+
+use super::endpoint::Endpoint;
+use super::replica_side::ReplicaSide;
+use super::sockets::{recv_into_voter, remote_closed, send_from_voter, socket_gone};
+use crate::config::Config;
+use crate::status::{fault_kind_name, StatusBook};
+use crate::voter::{ReplicaState, Voter, VoterConfig, VoterEvent};
+
+/// How long a finished connection may linger (waiting for FIN handshakes) before it is aborted.
+const LINGER: Duration = Duration::from_secs(30);
+
+/// What a connection works on besides its own state: the links its sockets live on (replica
+/// `r`'s side on `replicas[r]`), the status book, and the configuration.
+pub(super) struct Context<'a> {
+    /// The external link, with the client's socket.
+    pub external: &'a mut Endpoint,
+    /// The replica links, in config order.
+    pub replicas: &'a mut [Endpoint],
+    /// Where connections, bytes voted and faults are counted.
+    pub status: &'a mut StatusBook,
+    /// The configuration (names, timeouts, buffers).
+    pub config: &'a Config,
+    /// The voter configuration derived from it.
+    pub voter_config: &'a VoterConfig,
+}
+
+/// How far the client's input got.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientInput {
+    /// No FIN from the client yet.
+    Open,
+    /// The client's FIN arrived; the bytes before it are still queued.
+    FinReceived,
+    /// The voter has been told of the client's FIN.
+    FinReported,
+}
+
+/// The client's connection as the appliance drives it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientState {
+    /// Open as far as the voter is concerned.
+    Open,
+    /// The voter asked to close it; its agreed output is still being sent.
+    Closing,
+    /// Our FIN is queued.
+    Closed,
+    /// We reset it (the voter had no agreed output to give).
+    Aborted,
+    /// It closed without our FIN (the client's RST, also after its own FIN, or a timeout);
+    /// the voter has been told.
+    Vanished,
+}
+
+/// One client connection and its replica connections.
+pub(super) struct Connection {
+    id: u64,
+    service: usize,
+    client: SocketHandle,
+    client_input: ClientInput,
+    client_state: ClientState,
+    replicas: Vec<ReplicaSide>,
+    voter: Voter,
+    /// Bytes released to the client already added to the replicas' `bytes voted`.
+    released_counted: u64,
+    finished_at: Option<Instant>,
+}
+
+impl Connection {
+    /// Connection `id` of `service`, accepted on `client`: connects to every replica.
+    pub fn open(
+        id: u64,
+        service: usize,
+        client: SocketHandle,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Connection {
+        let config = cx.config;
+        let svc = &config.services[service];
+        let peer = cx.external.tcp(client).remote_endpoint();
+        log::info!(
+            "connection {id}: {} from {}",
+            svc.name,
+            peer.map(|p| p.to_string()).unwrap_or_default()
+        );
+        let mut voter = Voter::new(cx.voter_config.clone(), cx.replicas.len(), now);
+        let deadline = now + Duration::from_millis(config.connect_timeout_ms);
+        let replicas: Vec<ReplicaSide> = cx
+            .replicas
+            .iter_mut()
+            .zip(&config.replicas)
+            .map(|(ep, rc)| {
+                let remote = (rc.replica_address, svc.replica_port);
+                ReplicaSide::connect(id, ep, remote, config.tcp_buffer, deadline)
+            })
+            .collect();
+        for (r, side) in replicas.iter().enumerate() {
+            if side.never_connected() {
+                voter.replica_refused(r, now);
+            }
+        }
+        cx.status.connection_opened(service);
+        Connection {
+            id,
+            service,
+            client,
+            client_input: ClientInput::Open,
+            client_state: ClientState::Open,
+            replicas,
+            voter,
+            released_counted: 0,
+            finished_at: None,
+        }
+    }
+
+    /// Moves the connection's bytes and events, one phase after the other.
+    pub fn pump(&mut self, cx: &mut Context<'_>, now: Instant) {
+        if self.voter.poll_timeout().is_some_and(|t| t <= now) {
+            self.voter.handle_timeout(now);
+        }
+        for (r, side) in self.replicas.iter_mut().enumerate() {
+            side.check_connect(r, &mut cx.replicas[r], &mut self.voter, cx.status, now);
+        }
+        self.client_to_voter(cx, now);
+        self.watch_client_end(cx, now);
+        for (r, side) in self.replicas.iter_mut().enumerate() {
+            side.exchange(self.id, r, &mut cx.replicas[r], &mut self.voter, now);
+        }
+        self.voter_to_client(cx);
+        self.handle_events(cx);
+        self.close_client_when_drained(cx);
+        self.count_bytes_voted(cx);
+        self.note_finished(now);
+    }
+
+    /// Client bytes into the voter.
+    fn client_to_voter(&mut self, cx: &mut Context<'_>, now: Instant) {
+        recv_into_voter(
+            cx.external.tcp(self.client),
+            &mut self.voter,
+            |v| v.client_window(),
+            |v, b| v.push_client(b, now),
+        );
+    }
+
+    /// Tells the voter of the client's FIN (once the bytes before it are taken) or of its
+    /// disappearance.
+    fn watch_client_end(&mut self, cx: &mut Context<'_>, now: Instant) {
+        let c = cx.external.tcp(self.client);
+        let cstate = c.state();
+        if remote_closed(cstate) && self.client_input == ClientInput::Open {
+            self.client_input = ClientInput::FinReceived;
+        }
+        if self.client_input == ClientInput::FinReceived && c.recv_queue() == 0 {
+            self.client_input = ClientInput::FinReported;
+            log::debug!(
+                "connection {}: client FIN after {} bytes in, {} released",
+                self.id,
+                self.voter.stats().client_bytes_in,
+                self.voter.stats().bytes_released
+            );
+            self.voter.client_fin(now);
+        }
+        // A client socket that closes without our FIN (RST, also after the client's own FIN, or
+        // a timeout) is gone: nothing more can reach it, so every replica is reset at once.
+        if cstate == State::Closed
+            && matches!(self.client_state, ClientState::Open | ClientState::Closing)
+        {
+            self.client_state = ClientState::Vanished;
+            log::debug!(
+                "connection {}: client reset after {} bytes in, {} released",
+                self.id,
+                self.voter.stats().client_bytes_in,
+                self.voter.stats().bytes_released
+            );
+            self.voter.client_reset(now);
+        }
+    }
+
+    /// Agreed output to the client.
+    fn voter_to_client(&mut self, cx: &mut Context<'_>) {
+        send_from_voter(
+            cx.external.tcp(self.client),
+            &mut self.voter,
+            |v| v.client_output(),
+            |v, n| v.client_output_sent(n),
+        );
+    }
+
+    /// Acts on the voter's events: faults to the log and the status book, closes and resets.
+    fn handle_events(&mut self, cx: &mut Context<'_>) {
+        let config = cx.config;
+        let service_name = &config.services[self.service].name;
+        while let Some(ev) = self.voter.poll_event() {
+            match ev {
+                VoterEvent::Fault(f) => {
+                    let name = &config.replicas[f.replica].name;
+                    log::warn!(
+                        "connection {}: replica {name} faulty: {} ({:?})",
+                        self.id,
+                        fault_kind_name(&f.kind),
+                        f.kind
+                    );
+                    cx.status
+                        .record_fault(f.replica, &f.kind, service_name, self.id);
+                }
+                VoterEvent::CloseReplica(r) => self.replicas[r].close_input(&mut cx.replicas[r]),
+                VoterEvent::ResetReplica(r) => self.replicas[r].reset(&mut cx.replicas[r]),
+                VoterEvent::CloseClient => {
+                    if self.client_state == ClientState::Open {
+                        self.client_state = ClientState::Closing;
+                    }
+                }
+                VoterEvent::ResetClient => {
+                    log::warn!(
+                        "connection {}: client connection reset (no agreed output)",
+                        self.id
+                    );
+                    cx.external.tcp(self.client).abort();
+                    self.client_state = ClientState::Aborted;
+                }
+            }
+        }
+    }
+
+    /// Sends the client our FIN once the voter asked for it and its output is all sent.
+    fn close_client_when_drained(&mut self, cx: &mut Context<'_>) {
+        if self.client_state == ClientState::Closing && self.voter.client_output().is_empty() {
+            self.client_state = ClientState::Closed;
+            cx.external.tcp(self.client).close();
+        }
+    }
+
+    /// Adds newly released bytes to the `bytes voted` of each replica in agreement.
+    fn count_bytes_voted(&mut self, cx: &mut Context<'_>) {
+        let released = self.voter.stats().bytes_released;
+        let delta = released - self.released_counted;
+        if delta == 0 {
+            return;
+        }
+        self.released_counted = released;
+        for r in 0..self.replicas.len() {
+            if matches!(
+                self.voter.replica_state(r),
+                ReplicaState::Live | ReplicaState::Finished
+            ) {
+                cx.status.add_bytes_voted(r, delta);
+            }
+        }
+    }
+
+    /// Notes when the connection is over for the client (the voter is finished, or we reset the
+    /// client): from then on it lingers until its sockets are gone.
+    fn note_finished(&mut self, now: Instant) {
+        if self.finished_at.is_none()
+            && (self.client_state == ClientState::Aborted || self.voter.is_finished())
+        {
+            self.finished_at = Some(now);
+        }
+    }
+
+    /// The earliest time the connection needs a round: a voter timer, a connect deadline, the
+    /// end of its linger time.
+    pub fn wake_at(&self) -> Option<Instant> {
+        let connects = self
+            .replicas
+            .iter()
+            .filter_map(ReplicaSide::connect_deadline);
+        self.voter
+            .poll_timeout()
+            .into_iter()
+            .chain(connects)
+            .chain(self.finished_at.map(|t| t + LINGER))
+            .min()
+    }
+
+    /// Once finished: resets what must not stay open (everything after [`LINGER`] or after a
+    /// client reset, replicas the voter cut off). True once every socket is gone.
+    pub fn wind_down(&self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let Some(done) = self.finished_at else {
+            return false;
+        };
+        let linger_over = now >= done + LINGER;
+        let c = cx.external.tcp(self.client);
+        if linger_over && !socket_gone(c) {
+            c.abort();
+        }
+        let mut all_gone = socket_gone(c);
+        let force = linger_over || self.client_state == ClientState::Aborted;
+        for (r, side) in self.replicas.iter().enumerate() {
+            let cut = matches!(
+                self.voter.replica_state(r),
+                ReplicaState::Faulty | ReplicaState::Gone
+            );
+            all_gone &= side.wind_down(&mut cx.replicas[r], force || cut);
+        }
+        all_gone
+    }
+
+    /// Resets the client and every replica connection at once (the appliance is shutting
+    /// down).
+    pub fn abort(&self, cx: &mut Context<'_>) {
+        cx.external.tcp(self.client).abort();
+        for (r, side) in self.replicas.iter().enumerate() {
+            side.abort(&mut cx.replicas[r]);
+        }
+    }
+
+    /// Frees the sockets and ports of a connection that is done, and counts it closed.
+    pub fn release(self, cx: &mut Context<'_>) {
+        cx.external.sockets.remove(self.client);
+        for (r, side) in self.replicas.into_iter().enumerate() {
+            side.release(r, &mut cx.replicas[r], cx.status);
+        }
+        cx.status.connection_closed(self.service);
+        log::info!(
+            "connection {}: done, {} bytes in, {} bytes voted out",
+            self.id,
+            self.voter.stats().client_bytes_in,
+            self.voter.stats().bytes_released
+        );
+    }
+}

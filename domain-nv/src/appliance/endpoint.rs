@@ -1,0 +1,293 @@
+//! One link with its smoltcp interface and sockets ([`Endpoint`]): where its frames come from (a
+//! link this process opened, or a netback vif looked up at each poll), its address and route,
+//! and the ephemeral ports of the connections it opens.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Instant;
+
+use netback::Netback;
+use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp::{self, ConnectError};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use xen::{EventChannel, GrantTable};
+
+use super::sockets::new_socket;
+use crate::config::{Ipv4Cidr, LinkConfig};
+use crate::link::LinkDevice;
+
+/// First local port used for connections to replicas.
+const EPHEMERAL_FIRST: u16 = 49152;
+
+/// The smoltcp instant `now` is, counted from `epoch`.
+pub(super) fn smol_now(epoch: Instant, now: Instant) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(now.saturating_duration_since(epoch).as_micros() as i64)
+}
+
+/// Where an endpoint's frames come from.
+enum Frames {
+    /// A link this process opened (TAP, `AF_PACKET`).
+    Link(LinkDevice),
+    /// A netback vif, found by name at each poll (it comes and goes with its guest).
+    Vif(String),
+}
+
+/// A token that never exists ([`VifShape`] has no frames).
+enum NoToken {}
+
+impl smoltcp::phy::RxToken for NoToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, _f: F) -> R {
+        match self {}
+    }
+}
+
+impl smoltcp::phy::TxToken for NoToken {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, _len: usize, _f: F) -> R {
+        match self {}
+    }
+}
+
+/// Stands in for a vif when its interface is created: a vif's capabilities, no frames. A
+/// netback vif has a 1500-byte MTU and needs full checksums in both directions (a Linux guest
+/// drops TCP segments whose checksum is not filled in).
+struct VifShape;
+
+impl Device for VifShape {
+    type RxToken<'a> = NoToken;
+    type TxToken<'a> = NoToken;
+    fn receive(
+        &mut self,
+        _t: smoltcp::time::Instant,
+    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        None
+    }
+    fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+        None
+    }
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = crate::link::MAX_FRAME;
+        caps
+    }
+}
+
+/// The vif called `name` if netback has it connected (else its endpoint is not polled).
+fn connected_vif<'a, G: GrantTable, E: EventChannel>(
+    netback: Option<&'a mut Netback<G, E>>,
+    name: &str,
+) -> Option<&'a mut netback::Vif<G::Mapping>> {
+    netback
+        .and_then(|nb| nb.vif_mut(name))
+        .filter(|v| v.is_connected())
+}
+
+/// A socket this endpoint connected from one of its ephemeral ports.
+#[derive(Clone, Copy)]
+pub(super) struct OutgoingSocket {
+    /// The socket in the endpoint's set.
+    pub handle: SocketHandle,
+    /// Its local port, in use until [`Endpoint::remove_outgoing`].
+    pub port: u16,
+}
+
+/// The address, route and MAC of an endpoint's interface.
+pub(super) struct Addressing {
+    /// The interface's own address.
+    pub addr: Ipv4Cidr,
+    /// The default route, if any.
+    pub gateway: Option<Ipv4Addr>,
+    /// Last byte of the locally administered MAC, one per link.
+    pub mac_index: u8,
+}
+
+/// One link with its smoltcp interface and sockets.
+pub(super) struct Endpoint {
+    /// The link's name in logs (`external` or the replica's name).
+    pub name: String,
+    frames: Frames,
+    iface: Interface,
+    /// Every socket on this link.
+    pub sockets: SocketSet<'static>,
+    ports_in_use: HashSet<u16>,
+    next_port: u16,
+}
+
+impl Endpoint {
+    /// Opens the link (a `vif` link is only named: netback serves it) and its interface.
+    pub fn open(
+        name: &str,
+        link: &LinkConfig,
+        mtu: usize,
+        addressing: Addressing,
+        epoch: Instant,
+    ) -> anyhow::Result<Endpoint> {
+        let Addressing {
+            addr,
+            gateway,
+            mac_index,
+        } = addressing;
+        let mut frames = match link {
+            LinkConfig::Vif { name } => Frames::Vif(name.clone()),
+            other => Frames::Link(
+                LinkDevice::open(other, mtu).map_err(|e| anyhow::anyhow!("link {name}: {e}"))?,
+            ),
+        };
+        // Locally administered unicast MAC, one per link.
+        let mac = EthernetAddress([0x02, 0x4e, 0x56, 0x00, 0x00, mac_index]);
+        let mut cfg = IfaceConfig::new(HardwareAddress::Ethernet(mac));
+        cfg.random_seed = u64::from(std::process::id()) << 8 | u64::from(mac_index);
+        let t = smol_now(epoch, Instant::now());
+        let mut iface = match &mut frames {
+            Frames::Link(device) => Interface::new(cfg, device, t),
+            // The vif may not exist yet. smoltcp keeps the capabilities it is created with (MTU,
+            // checksums), so they must be a vif's, not a loopback's (which has checksums off).
+            Frames::Vif(_) => Interface::new(cfg, &mut VifShape, t),
+        };
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(addr.addr), addr.prefix));
+        });
+        if let Some(gw) = gateway {
+            iface
+                .routes_mut()
+                .add_default_ipv4_route(gw)
+                .map_err(|e| anyhow::anyhow!("link {name}: default route: {e:?}"))?;
+        }
+        Ok(Endpoint {
+            name: name.to_owned(),
+            frames,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            ports_in_use: HashSet::new(),
+            next_port: EPHEMERAL_FIRST,
+        })
+    }
+
+    /// The link this process opened, if it is not a vif.
+    pub fn device(&mut self) -> Option<&mut LinkDevice> {
+        match &mut self.frames {
+            Frames::Link(device) => Some(device),
+            Frames::Vif(_) => None,
+        }
+    }
+
+    /// The descriptor of the link this process opened (a vif has none of its own).
+    pub fn link_fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.frames {
+            Frames::Link(device) => Some(device.as_fd()),
+            Frames::Vif(_) => None,
+        }
+    }
+
+    /// Ingress and egress; a vif that is not connected is skipped.
+    pub fn poll<G: GrantTable, E: EventChannel>(
+        &mut self,
+        now: smoltcp::time::Instant,
+        netback: Option<&mut Netback<G, E>>,
+    ) {
+        match &mut self.frames {
+            Frames::Link(device) => {
+                device.begin_poll();
+                self.iface.poll(now, device, &mut self.sockets);
+            }
+            Frames::Vif(name) => {
+                if let Some(vif) = connected_vif(netback, name) {
+                    self.iface.poll(now, vif, &mut self.sockets);
+                }
+            }
+        }
+    }
+
+    /// Egress only.
+    pub fn poll_egress<G: GrantTable, E: EventChannel>(
+        &mut self,
+        now: smoltcp::time::Instant,
+        netback: Option<&mut Netback<G, E>>,
+    ) {
+        match &mut self.frames {
+            Frames::Link(device) => {
+                self.iface.poll_egress(now, device, &mut self.sockets);
+            }
+            Frames::Vif(name) => {
+                if let Some(vif) = connected_vif(netback, name) {
+                    self.iface.poll_egress(now, vif, &mut self.sockets);
+                }
+            }
+        }
+    }
+
+    /// How long smoltcp may wait before this interface needs a poll.
+    pub fn poll_delay(&mut self, now: smoltcp::time::Instant) -> Option<std::time::Duration> {
+        self.iface
+            .poll_delay(now, &self.sockets)
+            .map(|d| std::time::Duration::from_micros(d.total_micros()))
+    }
+
+    /// True if the link can carry frames.
+    pub fn is_up<G: GrantTable, E: EventChannel>(&self, netback: Option<&Netback<G, E>>) -> bool {
+        match &self.frames {
+            Frames::Link(device) => device.is_up(),
+            Frames::Vif(name) => {
+                netback.is_some_and(|nb| nb.vifs().any(|v| v.name() == name && v.is_connected()))
+            }
+        }
+    }
+
+    /// True if the last ingress stopped at its frame budget.
+    pub fn budget_exhausted(&self) -> bool {
+        matches!(&self.frames, Frames::Link(d) if d.budget_exhausted())
+    }
+
+    fn alloc_port(&mut self) -> Option<u16> {
+        for _ in 0..=(u16::MAX - EPHEMERAL_FIRST) {
+            let p = self.next_port;
+            self.next_port = if p == u16::MAX {
+                EPHEMERAL_FIRST
+            } else {
+                p + 1
+            };
+            if self.ports_in_use.insert(p) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// Starts a TCP connection to `remote` from a free ephemeral port, with socket buffers of
+    /// `buffer` bytes: `Ok(None)` if every port is in use; on smoltcp's error the port is free
+    /// again.
+    pub fn connect(
+        &mut self,
+        remote: (Ipv4Addr, u16),
+        buffer: usize,
+    ) -> Result<Option<OutgoingSocket>, ConnectError> {
+        let Some(port) = self.alloc_port() else {
+            return Ok(None);
+        };
+        let mut sock = new_socket(buffer);
+        let remote = (IpAddress::Ipv4(remote.0), remote.1);
+        match sock.connect(self.iface.context(), remote, port) {
+            Ok(()) => Ok(Some(OutgoingSocket {
+                handle: self.sockets.add(sock),
+                port,
+            })),
+            Err(e) => {
+                self.ports_in_use.remove(&port);
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops a socket from [`Endpoint::connect`] and frees its port.
+    pub fn remove_outgoing(&mut self, socket: OutgoingSocket) {
+        self.sockets.remove(socket.handle);
+        self.ports_in_use.remove(&socket.port);
+    }
+
+    /// The TCP socket `h`.
+    pub fn tcp(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(h)
+    }
+}

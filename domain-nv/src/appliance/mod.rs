@@ -1,0 +1,352 @@
+//! The event loop: smoltcp terminates client TCP on the external link, opens one TCP connection
+//! per replica per client connection on the replica links, and moves bytes through one
+//! [`Voter`](crate::voter::Voter) per client connection.
+//!
+//! Single-threaded and poll(2)-driven: every link is a descriptor; the loop sleeps until a frame
+//! arrives or the earliest smoltcp / voter / connect deadline. The caller owns the loop: it waits
+//! on [`Appliance::fds`] (each tagged with its [`FdOwner`]) and calls [`Appliance::step`].
+//!
+//! - `endpoint`: one link with its smoltcp interface and sockets;
+//! - `sockets`: making TCP sockets, moving bytes between a socket and a voter;
+//! - `listen`: the listening sockets of every service;
+//! - `connection`: one client connection, its voter and its phases per round;
+//! - `replica_side`: one replica's connection within a client connection;
+//! - `probe`: health probes of replicas no connection has shown serving yet.
+
+mod connection;
+mod endpoint;
+mod listen;
+mod probe;
+mod replica_side;
+mod sockets;
+
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
+
+use netback::Netback;
+use xen::{EventChannel, GrantTable};
+
+use crate::config::{Config, LinkConfig, VoterSettings};
+use crate::status::StatusBook;
+use crate::voter::VoterConfig;
+use connection::{Connection, Context};
+use endpoint::{smol_now, Addressing, Endpoint};
+use listen::ListenPool;
+use probe::{Probe, ProbeTarget};
+
+/// Receive rounds per step on the external link; each round takes at most `listen_pool` frames
+/// so that listeners are replenished between SYNs of a burst.
+const EXTERNAL_ROUNDS: usize = 32;
+
+/// One of the appliance's links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkId {
+    /// The link clients come from.
+    External,
+    /// Replica `.0`'s link (its index in the config's `replicas`).
+    Replica(usize),
+}
+
+/// What a descriptor returned by [`Appliance::fds`] belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdOwner {
+    /// A link this process opened (TAP, `AF_PACKET`); a vif has no descriptor of its own.
+    Link(LinkId),
+    /// Netback's xenstore connection (its watches).
+    NetbackXenstore,
+    /// Netback's event channels.
+    NetbackEvtchn,
+}
+
+/// A descriptor the loop waits on for input, tagged with what it belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitFd<'a> {
+    /// What it belongs to.
+    pub owner: FdOwner,
+    /// The descriptor.
+    pub fd: BorrowedFd<'a>,
+}
+
+/// The running appliance; `G`/`E` are the Xen grant table and event channels behind netback
+/// (unused without `vif` links).
+pub struct Appliance<G: GrantTable = xen::gntdev::Gntdev, E: EventChannel = xen::evtchn::Evtchn> {
+    netback: Option<Netback<G, E>>,
+    config: Config,
+    voter_config: VoterConfig,
+    epoch: Instant,
+    external: Endpoint,
+    replicas: Vec<Endpoint>,
+    probes: Vec<Probe>,
+    listen: ListenPool,
+    conns: Vec<Connection>,
+    next_conn_id: u64,
+    status: StatusBook,
+}
+
+impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
+    /// Opens every link and starts listening on every service. `vif` links are served by
+    /// `netback`, which is required if the config has any.
+    pub fn new(config: Config, netback: Option<Netback<G, E>>) -> anyhow::Result<Appliance<G, E>> {
+        let uses_vifs = std::iter::once(&config.external.link)
+            .chain(config.replicas.iter().map(|r| &r.link))
+            .any(|l| matches!(l, LinkConfig::Vif { .. }));
+        if uses_vifs && netback.is_none() {
+            anyhow::bail!(
+                "vif links need the Xen netback: run domain-nv with --xen in a Xen driver domain"
+            );
+        }
+        let epoch = Instant::now();
+        let external_addressing = Addressing {
+            addr: config.external.address,
+            gateway: config.external.gateway,
+            mac_index: 0,
+        };
+        let mut external = Endpoint::open(
+            "external",
+            &config.external.link,
+            config.mtu,
+            external_addressing,
+            epoch,
+        )?;
+        if let Some(device) = external.device() {
+            device.set_rx_budget(config.listen_pool);
+        }
+        let mut replicas = Vec::new();
+        for (i, r) in config.replicas.iter().enumerate() {
+            let addressing = Addressing {
+                addr: r.address,
+                gateway: None,
+                mac_index: 1 + i as u8,
+            };
+            replicas.push(Endpoint::open(
+                &r.name, &r.link, config.mtu, addressing, epoch,
+            )?);
+        }
+        let listen = ListenPool::new(&mut external, &config)?;
+        let mut status = StatusBook::new(&config);
+        status.set_ready(true);
+        Ok(Appliance {
+            netback,
+            voter_config: config.voter_config(),
+            config,
+            epoch,
+            external,
+            probes: replicas.iter().map(|_| Probe::new(epoch)).collect(),
+            replicas,
+            listen,
+            conns: Vec::new(),
+            next_conn_id: 1,
+            status,
+        })
+    }
+
+    /// Every descriptor the loop waits on: the links this process opened (external first, then
+    /// replicas in order), then netback's xenstore and event-channel descriptors.
+    pub fn fds(&self) -> Vec<WaitFd<'_>> {
+        let links = std::iter::once((LinkId::External, &self.external)).chain(
+            self.replicas
+                .iter()
+                .enumerate()
+                .map(|(r, e)| (LinkId::Replica(r), e)),
+        );
+        let mut fds: Vec<WaitFd<'_>> = links
+            .filter_map(|(id, e)| {
+                e.link_fd().map(|fd| WaitFd {
+                    owner: FdOwner::Link(id),
+                    fd,
+                })
+            })
+            .collect();
+        if let Some(nb) = &self.netback {
+            fds.push(WaitFd {
+                owner: FdOwner::NetbackXenstore,
+                fd: nb.xenstore_fd(),
+            });
+            fds.push(WaitFd {
+                owner: FdOwner::NetbackEvtchn,
+                fd: nb.evtchn_fd(),
+            });
+        }
+        fds
+    }
+
+    /// Marks `link` down after poll(2) reported an error on its descriptor (a vif has none:
+    /// nothing to do).
+    pub fn link_error(&mut self, link: LinkId) {
+        let endpoint = match link {
+            LinkId::External => Some(&mut self.external),
+            LinkId::Replica(r) => self.replicas.get_mut(r),
+        };
+        if let Some(d) = endpoint.and_then(Endpoint::device) {
+            d.set_down();
+        }
+    }
+
+    /// The status book.
+    pub fn status(&mut self) -> &mut StatusBook {
+        &mut self.status
+    }
+
+    /// Ends the appliance for a new configuration: every connection is reset (clients and
+    /// replicas get an RST), and the netback (with its connected vifs) is handed back. The
+    /// replicas' health and faults go to the next appliance with `StatusBook::carry_over`.
+    pub fn shutdown(mut self, now: Instant) -> Option<Netback<G, E>> {
+        let (mut cx, conns) = self.parts();
+        for conn in conns.iter() {
+            conn.abort(&mut cx);
+        }
+        for (probe, ep) in self.probes.iter().zip(&mut self.replicas) {
+            probe.abort(ep);
+        }
+        self.egress(now);
+        self.netback.take()
+    }
+
+    /// Sends what the sockets queued on every link (egress only: ingress would take SYNs with
+    /// no accept() to replace the listeners) and hands netback's queued frames to the guests.
+    fn egress(&mut self, now: Instant) {
+        let snow = smol_now(self.epoch, now);
+        self.external.poll_egress(snow, self.netback.as_mut());
+        for e in &mut self.replicas {
+            e.poll_egress(snow, self.netback.as_mut());
+        }
+        if let Some(nb) = &mut self.netback {
+            if let Err(e) = nb.flush(now) {
+                log::warn!("netback: flush: {e}");
+            }
+        }
+    }
+
+    /// Number of client connections in progress.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// One round: poll every interface, accept, move bytes, vote, reap. Returns how long the
+    /// caller may sleep (waiting for descriptors) before the next round.
+    pub fn step(&mut self, now: Instant) -> Duration {
+        let snow = smol_now(self.epoch, now);
+        if let Some(nb) = &mut self.netback {
+            if let Err(e) = nb.handle_xenstore_events(now) {
+                log::warn!("netback: xenstore: {e}");
+            }
+            if let Err(e) = nb.handle_evtchn(now) {
+                log::warn!("netback: event channels: {e}");
+            }
+        }
+        for _ in 0..EXTERNAL_ROUNDS {
+            self.external.poll(snow, self.netback.as_mut());
+            self.accept(now);
+            if !self.external.budget_exhausted() {
+                break;
+            }
+        }
+        for e in &mut self.replicas {
+            e.poll(snow, self.netback.as_mut());
+        }
+        let (mut cx, conns) = self.parts();
+        for conn in conns.iter_mut() {
+            conn.pump(&mut cx, now);
+        }
+        self.probe(now);
+        self.egress(now);
+        self.reap(now);
+        for (r, e) in self.replicas.iter().enumerate() {
+            self.status.set_link(r, e.is_up(self.netback.as_ref()));
+        }
+        self.next_wait(now)
+    }
+
+    /// The context connections work in, and the connections.
+    fn parts(&mut self) -> (Context<'_>, &mut Vec<Connection>) {
+        let cx = Context {
+            external: &mut self.external,
+            replicas: &mut self.replicas,
+            status: &mut self.status,
+            config: &self.config,
+            voter_config: &self.voter_config,
+        };
+        (cx, &mut self.conns)
+    }
+
+    /// Turns listening sockets that completed a handshake into connections (and keeps the
+    /// listen pool full).
+    fn accept(&mut self, now: Instant) {
+        for accepted in self.listen.accept(&mut self.external, &self.config) {
+            let id = self.next_conn_id;
+            self.next_conn_id += 1;
+            let (mut cx, conns) = self.parts();
+            conns.push(Connection::open(
+                id,
+                accepted.service,
+                accepted.client,
+                &mut cx,
+                now,
+            ));
+        }
+    }
+
+    /// Runs the health probes (see [`Probe`]).
+    fn probe(&mut self, now: Instant) {
+        let Some(service) = self.config.services.first() else {
+            return;
+        };
+        for (r, (probe, ep)) in self.probes.iter_mut().zip(&mut self.replicas).enumerate() {
+            let target = ProbeTarget {
+                replica: r,
+                remote: (
+                    self.config.replicas[r].replica_address,
+                    service.replica_port,
+                ),
+                link_up: ep.is_up(self.netback.as_ref()),
+                connect_timeout: Duration::from_millis(self.config.connect_timeout_ms),
+                status: &mut self.status,
+            };
+            probe.run(ep, target, now);
+        }
+    }
+
+    /// Removes connections whose sockets are all gone; aborts those lingering too long.
+    fn reap(&mut self, now: Instant) {
+        let (mut cx, conns) = self.parts();
+        let mut i = 0;
+        while i < conns.len() {
+            if conns[i].wind_down(&mut cx, now) {
+                conns.swap_remove(i).release(&mut cx);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// How long the loop may sleep: until the earliest smoltcp, probe, voter, connect or linger
+    /// deadline, at most a second; not at all while netback has work pending.
+    fn next_wait(&mut self, now: Instant) -> Duration {
+        if self
+            .netback
+            .as_ref()
+            .is_some_and(|nb| nb.has_pending_work())
+        {
+            return Duration::ZERO;
+        }
+        let snow = smol_now(self.epoch, now);
+        let mut wait = Duration::from_secs(1);
+        let mut consider = |d: Option<Duration>| {
+            if let Some(d) = d {
+                wait = wait.min(d);
+            }
+        };
+        consider(self.external.poll_delay(snow));
+        for e in &mut self.replicas {
+            consider(e.poll_delay(snow));
+        }
+        let until = |t: Instant| t.saturating_duration_since(now);
+        for (r, p) in self.probes.iter().enumerate() {
+            consider(p.wake_at(self.status.replica_unproven(r)).map(until));
+        }
+        for c in &self.conns {
+            consider(c.wake_at().map(until));
+        }
+        wait
+    }
+}

@@ -1,0 +1,279 @@
+//! The appliance's side of one replica's connection for one client connection
+//! ([`ReplicaSide`]): its socket, where the connection is ([`ReplicaPhase`]) and how far each
+//! direction got. It moves bytes between its socket and the connection's voter, and tells the
+//! voter how the replica's connection went (connected, refused, FIN, reset).
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use smoltcp::socket::tcp::State;
+
+use super::endpoint::{Endpoint, OutgoingSocket};
+use super::sockets::{recv_into_voter, remote_closed, send_from_voter, socket_gone};
+use crate::status::StatusBook;
+use crate::voter::Voter;
+
+/// Where a replica connection is.
+#[derive(Clone, Copy)]
+enum ReplicaPhase {
+    /// Handshake in progress; given up at `deadline`.
+    Connecting {
+        /// The connect deadline.
+        deadline: Instant,
+    },
+    /// Ended before the handshake completed: no socket, refused, timed out, or reset by the
+    /// voter.
+    NeverConnected,
+    /// Established: bytes flow both ways.
+    Connected {
+        /// Whether the replica's FIN arrived.
+        from_replica: FromReplica,
+    },
+    /// Ended after it was established: the replica's FIN or reset, or reset by the voter. The
+    /// voter has been told.
+    Ended,
+}
+
+/// The replica's direction (its output) of an established connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FromReplica {
+    /// No FIN from the replica yet.
+    Open,
+    /// The replica's FIN arrived; the voter is told once the bytes before it are taken.
+    FinReceived,
+}
+
+/// Our direction towards the replica (the client's input).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ToReplica {
+    /// Input may still follow.
+    Open,
+    /// Our FIN is queued: the input is over.
+    FinSent,
+}
+
+/// The appliance side of one replica's connection for one client connection.
+pub(super) struct ReplicaSide {
+    socket: Option<OutgoingSocket>,
+    phase: ReplicaPhase,
+    to_replica: ToReplica,
+}
+
+impl ReplicaSide {
+    /// Starts connecting to `remote` over `ep` (buffers of `buffer` bytes, given up at
+    /// `deadline`); without a socket (no free port, smoltcp refused) the side starts as
+    /// [`ReplicaSide::never_connected`], and the caller tells the voter.
+    pub fn connect(
+        conn_id: u64,
+        ep: &mut Endpoint,
+        remote: (Ipv4Addr, u16),
+        buffer: usize,
+        deadline: Instant,
+    ) -> ReplicaSide {
+        let socket = match ep.connect(remote, buffer) {
+            Ok(socket) => socket,
+            Err(e) => {
+                log::warn!("connection {conn_id}: replica {}: connect: {e:?}", ep.name);
+                None
+            }
+        };
+        let phase = match socket {
+            Some(_) => ReplicaPhase::Connecting { deadline },
+            None => ReplicaPhase::NeverConnected,
+        };
+        ReplicaSide {
+            socket,
+            phase,
+            to_replica: ToReplica::Open,
+        }
+    }
+
+    /// True if the connection ended before it was established.
+    pub fn never_connected(&self) -> bool {
+        matches!(self.phase, ReplicaPhase::NeverConnected)
+    }
+
+    /// The connect deadline while the handshake is in progress.
+    pub fn connect_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            ReplicaPhase::Connecting { deadline } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    /// While connecting: notices the end of the handshake (established, refused, timed out) and
+    /// tells the voter (replica `r`) and the status book.
+    pub fn check_connect(
+        &mut self,
+        r: usize,
+        ep: &mut Endpoint,
+        voter: &mut Voter,
+        status: &mut StatusBook,
+        now: Instant,
+    ) {
+        let (ReplicaPhase::Connecting { deadline }, Some(socket)) = (self.phase, self.socket)
+        else {
+            return;
+        };
+        let s = ep.tcp(socket.handle);
+        match s.state() {
+            State::SynSent | State::SynReceived if now >= deadline => {
+                s.abort();
+                self.phase = ReplicaPhase::NeverConnected;
+                voter.replica_refused(r, now);
+            }
+            State::SynSent | State::SynReceived => {}
+            State::Closed => {
+                self.phase = ReplicaPhase::NeverConnected;
+                voter.replica_refused(r, now);
+            }
+            _ => {
+                self.phase = ReplicaPhase::Connected {
+                    from_replica: FromReplica::Open,
+                };
+                status.replica_connected(r);
+                voter.replica_connected(r, now);
+            }
+        }
+    }
+
+    /// While established: client input to the replica, then its output to the voter, and its
+    /// end (FIN or reset) to the voter.
+    pub fn exchange(
+        &mut self,
+        conn_id: u64,
+        r: usize,
+        ep: &mut Endpoint,
+        voter: &mut Voter,
+        now: Instant,
+    ) {
+        if !matches!(self.phase, ReplicaPhase::Connected { .. }) {
+            return;
+        }
+        let Some(socket) = self.socket else { return };
+        self.send_input(r, ep, voter, socket);
+        self.receive_output(conn_id, r, ep, voter, socket, now);
+    }
+
+    /// Sends the voter's input for replica `r`, then its FIN once the input is over.
+    fn send_input(
+        &mut self,
+        r: usize,
+        ep: &mut Endpoint,
+        voter: &mut Voter,
+        socket: OutgoingSocket,
+    ) {
+        let s = ep.tcp(socket.handle);
+        send_from_voter(
+            s,
+            voter,
+            |v| v.replica_input(r),
+            |v, n| v.replica_input_sent(r, n),
+        );
+        // The client's FIN goes on only once the replica has acknowledged all input, so that
+        // every replica sees the last request before the end of input (a service may answer
+        // differently, e.g. `Connection: close`, when both arrive together).
+        if voter.replica_input_fin(r) && self.to_replica == ToReplica::Open && s.send_queue() == 0 {
+            self.to_replica = ToReplica::FinSent;
+            s.close();
+        }
+    }
+
+    /// Takes replica `r`'s output into the voter and tells it how the replica's output ended.
+    fn receive_output(
+        &mut self,
+        conn_id: u64,
+        r: usize,
+        ep: &mut Endpoint,
+        voter: &mut Voter,
+        socket: OutgoingSocket,
+        now: Instant,
+    ) {
+        let ReplicaPhase::Connected { from_replica } = &mut self.phase else {
+            return;
+        };
+        let s = ep.tcp(socket.handle);
+        recv_into_voter(
+            s,
+            voter,
+            |v| v.replica_window(r),
+            |v, b| v.push_replica(r, b, now),
+        );
+        let state = s.state();
+        if remote_closed(state) {
+            *from_replica = FromReplica::FinReceived;
+        }
+        if *from_replica == FromReplica::FinReceived && s.recv_queue() == 0 {
+            self.phase = ReplicaPhase::Ended;
+            log::debug!(
+                "connection {conn_id}: replica {r} FIN ({} released)",
+                voter.stats().bytes_released
+            );
+            voter.replica_fin(r, now);
+        } else if state == State::Closed && *from_replica == FromReplica::Open {
+            self.phase = ReplicaPhase::Ended;
+            log::debug!(
+                "connection {conn_id}: replica {r} reset ({} released)",
+                voter.stats().bytes_released
+            );
+            voter.replica_reset(r, now);
+        }
+    }
+
+    /// The voter ended the replica's input: our FIN goes out.
+    pub fn close_input(&mut self, ep: &mut Endpoint) {
+        if let Some(socket) = self.socket {
+            ep.tcp(socket.handle).close();
+            self.to_replica = ToReplica::FinSent;
+        }
+    }
+
+    /// The voter cut the replica off: its connection is reset.
+    pub fn reset(&mut self, ep: &mut Endpoint) {
+        if let Some(socket) = self.socket {
+            ep.tcp(socket.handle).abort();
+        }
+        self.phase = match self.phase {
+            ReplicaPhase::Connecting { .. } | ReplicaPhase::NeverConnected => {
+                ReplicaPhase::NeverConnected
+            }
+            ReplicaPhase::Connected { .. } | ReplicaPhase::Ended => ReplicaPhase::Ended,
+        };
+    }
+
+    /// Resets the socket if it is still open and `abort` says so (the connection is over for
+    /// the client, or the voter cut the replica off); true if there is no socket left to wait
+    /// for.
+    pub fn wind_down(&self, ep: &mut Endpoint, abort: bool) -> bool {
+        let Some(socket) = self.socket else {
+            return true;
+        };
+        let s = ep.tcp(socket.handle);
+        // A connection that is over for the client leaves nothing open on replicas.
+        if !socket_gone(s) && abort && s.state() != State::Closed {
+            s.abort();
+        }
+        socket_gone(s)
+    }
+
+    /// Resets the socket at once (the appliance is shutting down).
+    pub fn abort(&self, ep: &mut Endpoint) {
+        if let Some(socket) = self.socket {
+            ep.tcp(socket.handle).abort();
+        }
+    }
+
+    /// Frees the socket and its port, and tells the status book that replica `r`'s connection
+    /// is over if it was established.
+    pub fn release(self, r: usize, ep: &mut Endpoint, status: &mut StatusBook) {
+        if let Some(socket) = self.socket {
+            ep.remove_outgoing(socket);
+        }
+        if matches!(
+            self.phase,
+            ReplicaPhase::Connected { .. } | ReplicaPhase::Ended
+        ) {
+            status.replica_disconnected(r);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! smoltcp TCP sockets as the appliance uses them: how one is made, how bytes move between a
+//! socket and a [`Voter`], and what its state says about the peer.
+
+use std::time::Duration;
+
+use smoltcp::socket::tcp::{self, CongestionControl, State};
+
+use crate::voter::Voter;
+
+/// smoltcp idle timeout for every socket (a peer that vanishes silently).
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A TCP socket with `buffer` bytes each way, no delayed ACK, no Nagle, CUBIC and the idle
+/// timeout.
+pub(super) fn new_socket(buffer: usize) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; buffer]),
+        tcp::SocketBuffer::new(vec![0; buffer]),
+    );
+    s.set_ack_delay(None);
+    s.set_nagle_enabled(false);
+    s.set_congestion_control(CongestionControl::Cubic);
+    s.set_timeout(Some(smoltcp::time::Duration::from_micros(
+        SOCKET_TIMEOUT.as_micros() as u64,
+    )));
+    s
+}
+
+/// Moves bytes from a socket's receive buffer into the voter while `window` allows.
+pub(super) fn recv_into_voter(
+    s: &mut tcp::Socket<'static>,
+    voter: &mut Voter,
+    window: impl Fn(&Voter) -> usize,
+    push: impl Fn(&mut Voter, &[u8]) -> usize,
+) {
+    while window(voter) > 0 && s.can_recv() {
+        let w = window(voter);
+        match s.recv(|buf| {
+            let n = push(voter, &buf[..buf.len().min(w)]);
+            (n, n)
+        }) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
+/// Moves the voter's bytes for a socket (`data`) into its send buffer; `sent` acknowledges them.
+pub(super) fn send_from_voter(
+    s: &mut tcp::Socket<'static>,
+    voter: &mut Voter,
+    data: impl Fn(&Voter) -> &[u8],
+    sent: impl Fn(&mut Voter, usize),
+) {
+    loop {
+        let out = data(voter);
+        if out.is_empty() || !s.can_send() {
+            break;
+        }
+        match s.send_slice(out) {
+            Ok(n) if n > 0 => sent(voter, n),
+            _ => break,
+        }
+    }
+}
+
+/// True in the states where the peer's FIN has arrived.
+pub(super) fn remote_closed(state: State) -> bool {
+    matches!(
+        state,
+        State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+    )
+}
+
+/// A socket that is gone: closed and, after an abort, its reset sent.
+pub(super) fn socket_gone(s: &tcp::Socket<'static>) -> bool {
+    s.state() == State::TimeWait || (s.state() == State::Closed && s.remote_endpoint().is_none())
+}
