@@ -2,6 +2,8 @@
 //! running [`Netback`], and guests running the Linux-like test netfront.
 #![allow(dead_code)] // each test binary uses a different part of this helper
 
+pub mod hostile;
+
 use std::time::{Duration, Instant};
 
 use netback::testfront::{toolstack_add_vif, FrontOptions, TestFront};
