@@ -422,18 +422,16 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                     op: "bind event channel",
                     reason: e.to_string(),
                 })?;
-        vif.sg = sg;
-        vif.mtu = mtu;
-        vif.set_now(now);
-        vif.rings = Some(Rings { tx, rx, port });
-        vif.disabled = None;
+        vif.attach(Rings { tx, rx, port }, sg, mtu, now);
         self.ports.insert(port, key);
         log::info!("netback: {}: connected (tx {tx_ref}, rx {rx_ref}, port {remote_port}->{port}, sg {sg}, mtu {mtu})", vif.name);
         Ok(())
     }
 
     /// Handles fired event channels and vifs with leftover work: guest TX into the stack queues,
-    /// queued frames into the guests' RX buffers. At most one budget per vif per call.
+    /// queued frames into the guests' RX buffers. At most one budget per vif per call. A vif's
+    /// own failure (e.g. a xenstore write of its teardown) is logged and does not stop the
+    /// others; an error is returned only if the event channel itself fails.
     pub fn handle_evtchn(&mut self, now: Instant) -> xen::Result<()> {
         self.pending.clear();
         self.ev.pending(&mut self.pending)?;
@@ -450,7 +448,10 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             }
         }
         for key in todo {
-            self.service(key, now)?;
+            // Each vif's failure stays its own: the others of this round are still served.
+            if let Err(e) = self.service(key, now) {
+                log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
+            }
         }
         Ok(())
     }
@@ -469,7 +470,9 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                 .get_mut(&key)
                 .expect("exists")
                 .process_rx(&self.gt, now);
-            self.finish(key, r.map(|w| (w, Work::default())), now)?;
+            if let Err(e) = self.finish(key, r.map(|w| (w, Work::default())), now) {
+                log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
+            }
         }
         self.log_stats(now);
         Ok(())
@@ -493,8 +496,8 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             }
             let name = self.vifs[key].name();
             log::info!(
-                "netback: {name}: from guest {} frames {} bytes {} errors; to guest {} frames {} bytes {} dropped; {} copy calls",
-                st.tx_frames, st.tx_bytes, st.tx_errors, st.rx_frames, st.rx_bytes, st.rx_dropped, st.copy_calls
+                "netback: {name}: from guest {} frames {} bytes {} errors {} dropped; to guest {} frames {} bytes {} dropped; {} copy calls",
+                st.tx_frames, st.tx_bytes, st.tx_errors, st.tx_dropped, st.rx_frames, st.rx_bytes, st.rx_dropped, st.copy_calls
             );
         }
         self.stats_logged = Some((now, cur));

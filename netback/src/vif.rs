@@ -20,8 +20,9 @@ use crate::wire::*;
 
 /// Packets (TX) or frames (RX) handled per vif per wakeup (rule 9, XSA-332).
 pub const BUDGET: usize = 64;
-/// Frames received from the guest and not yet taken by the stack; TX stops (back-pressure, the
-/// guest's ring fills) rather than dropping when this many wait.
+/// Frames received from the guest and not yet taken by the stack; further frames are answered
+/// and dropped (counted in [`VifStats::tx_dropped`]), as Linux's stack drops what its backlog
+/// cannot take, so a vif nobody drains cannot keep the backend busy.
 pub const TO_STACK_MAX: usize = 256;
 
 /// The rings and event channel of a connected vif.
@@ -43,6 +44,8 @@ pub struct VifStats {
     pub tx_bytes: u64,
     /// Guest packets answered with an error (bad chain, copy or checksum failure).
     pub tx_errors: u64,
+    /// Frames received from the guest and dropped because the stack's queue was full.
+    pub tx_dropped: u64,
     /// Frames delivered into the guest.
     pub rx_frames: u64,
     /// Bytes of those frames.
@@ -224,6 +227,17 @@ impl<M: SharedPage> Vif<M> {
         self.disabled = Some(v);
     }
 
+    /// Takes the rings of a (re)connected frontend; the RX queue starts afresh (a stall of the
+    /// previous connection does not carry over).
+    pub(crate) fn attach(&mut self, rings: Rings<M>, sg: bool, mtu: usize, now: Instant) {
+        self.sg = sg;
+        self.mtu = mtu;
+        self.now = now;
+        self.rings = Some(rings);
+        self.disabled = None;
+        self.rx.reset(now);
+    }
+
     /// Drops the rings (unmapping them) and the queues; returns the event-channel port to unbind.
     pub(crate) fn disconnect(&mut self) -> Option<Port> {
         self.to_stack.clear();
@@ -243,25 +257,20 @@ impl<M: SharedPage> Vif<M> {
             left: avail,
         };
         let mut outcomes = Vec::new();
-        while src.left > 0
-            && outcomes.len() < BUDGET
-            && self.to_stack.len() + outcomes.len() < TO_STACK_MAX
-        {
+        while src.left > 0 && outcomes.len() < BUDGET {
             match take_packet(&mut src) {
                 TxOutcome::Fatal(v) => return Err(v),
                 TxOutcome::Packet(p) => outcomes.push(Ok(p)),
                 TxOutcome::Drop { answers, reason } => outcomes.push(Err((answers, reason))),
             }
         }
-        // Requests left (budget spent or stack queue full): poll again without waiting for an event.
+        // Requests left (budget spent): poll again without waiting for an event.
         let budget_hit = src.left > 0;
         if outcomes.is_empty() {
-            let more = budget_hit
-                || rings
-                    .tx
-                    .final_check_for_requests()
-                    .map_err(ring_violation)?;
-            // Work pending but the stack queue is full: the owner drains it and polls again.
+            let more = rings
+                .tx
+                .final_check_for_requests()
+                .map_err(ring_violation)?;
             return Ok(Work {
                 notify: false,
                 more,
@@ -331,7 +340,9 @@ impl<M: SharedPage> Vif<M> {
                             good = false;
                         }
                     }
-                    if good {
+                    if good && self.to_stack.len() >= TO_STACK_MAX {
+                        self.stats.tx_dropped += 1;
+                    } else if good {
                         self.stats.tx_frames += 1;
                         self.stats.tx_bytes += frame.len() as u64;
                         self.to_stack.push_back(frame);
@@ -379,6 +390,11 @@ impl<M: SharedPage> Vif<M> {
         let Some(rings) = self.rings.as_mut() else {
             return Ok(Work::default());
         };
+        // A stall ends once the guest posts a buffer (Linux `xenvif_rx_queue_ready`); while
+        // stalled the queue is empty, so only this check notices, and it asks for an event.
+        if self.rx.stalled() && rings.rx.wait_for_requests(1).map_err(ring_violation)? {
+            self.rx.note_buffers(now);
+        }
         let mut frames: Vec<(Vec<u8>, Vec<RxRequest>)> = Vec::new();
         let mut took_requests = false;
         let mut more = false;
