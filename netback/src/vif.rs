@@ -15,7 +15,7 @@ use crate::handshake::Handshake;
 use crate::ring::{RxBackRing, SharedPage, TxBackRing};
 use crate::rules::Violation;
 use crate::rx::{slots_for, RxQueue};
-use crate::tx::{take_packet, SlotSource, TxOutcome, TxPacket};
+use crate::tx::{take_packet, DropReason, SlotAnswer, SlotSource, TxOutcome, TxPacket};
 use crate::wire::*;
 
 /// Packets (TX) or frames (RX) handled per vif per wakeup (rule 9, XSA-332).
@@ -83,6 +83,15 @@ pub struct Vif<M> {
     rx: RxQueue,
     now: Instant,
     stats: VifStats,
+}
+
+/// What becomes of one taken packet's slots.
+enum Taken {
+    /// Copy the packet out of the guest, then answer its slots.
+    Copy(TxPacket),
+    /// Only answer the slots: with an error for a dropped packet (and why), or OKAY for a
+    /// control request (`None`).
+    Answer(Vec<SlotAnswer>, Option<DropReason>),
 }
 
 /// Takes slots from a TX ring, at most as many as were published when the batch started.
@@ -256,13 +265,23 @@ impl<M: SharedPage> Vif<M> {
             ring: &mut rings.tx,
             left: avail,
         };
+        // Without GSO (not negotiated) no frame may exceed the MTU; a VLAN tag is allowed.
+        let max_len = self.mtu + ETH_HLEN + VLAN_HLEN;
         let mut outcomes = Vec::new();
         while src.left > 0 && outcomes.len() < BUDGET {
-            match take_packet(&mut src) {
+            outcomes.push(match take_packet(&mut src) {
                 TxOutcome::Fatal(v) => return Err(v),
-                TxOutcome::Packet(p) => outcomes.push(Ok(p)),
-                TxOutcome::Drop { answers, reason } => outcomes.push(Err((answers, reason))),
-            }
+                TxOutcome::Packet(p) if p.len > max_len => Taken::Answer(
+                    p.answers,
+                    Some(DropReason::OverMtu {
+                        len: p.len,
+                        max: max_len,
+                    }),
+                ),
+                TxOutcome::Packet(p) => Taken::Copy(p),
+                TxOutcome::Drop { answers, reason } => Taken::Answer(answers, Some(reason)),
+                TxOutcome::Control { answers } => Taken::Answer(answers, None),
+            });
         }
         // Requests left (budget spent): poll again without waiting for an event.
         let budget_hit = src.left > 0;
@@ -278,7 +297,13 @@ impl<M: SharedPage> Vif<M> {
         }
 
         // One copy call for the whole batch.
-        let packets: Vec<&TxPacket> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+        let packets: Vec<&TxPacket> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Taken::Copy(p) => Some(p),
+                Taken::Answer(..) => None,
+            })
+            .collect();
         let mut bufs: Vec<Vec<u8>> = packets.iter().map(|p| vec![0u8; p.len]).collect();
         let mut owner = Vec::new();
         let mut segs = Vec::new();
@@ -330,7 +355,7 @@ impl<M: SharedPage> Vif<M> {
             .zip(packets.iter().map(|p| p.flags));
         for o in &outcomes {
             let (answers, status) = match o {
-                Ok(p) => {
+                Taken::Copy(p) => {
                     let ((mut frame, copied), flags) =
                         delivered.next().expect("one buffer per packet");
                     let mut good = copied;
@@ -358,11 +383,12 @@ impl<M: SharedPage> Vif<M> {
                         },
                     )
                 }
-                Err((answers, reason)) => {
+                Taken::Answer(answers, Some(reason)) => {
                     log::warn!("{}: dropping guest packet: {reason}", self.name);
                     self.stats.tx_errors += 1;
                     (answers, NETIF_RSP_ERROR)
                 }
+                Taken::Answer(answers, None) => (answers, NETIF_RSP_OKAY),
             };
             for a in answers {
                 let written = rings.tx.put_response([a.response(status).to_word(), 0, 0]);

@@ -1,15 +1,17 @@
 //! The defects a hostile-frontend audit found (issue 16), each exercised over the simulated Xen:
 //! an RX stall that never ended, a backend that never slept, one vif's teardown error stopping
-//! the others, a frontend closing during InitWait. The rows of the table of defences in
+//! the others, a frontend closing during InitWait, frames over the MTU and extra-info segments
+//! that were not negotiated. The rows of the table of defences in
 //! `netback/README.md` name the test of each.
 
 mod common;
 
 use std::time::Duration;
 
-use common::hostile::{frame, setup, Setup};
+use common::hostile::{frame, inject, req, setup, tx_gref, Setup};
 use netback::testfront::{FrontOptions, TestFront};
 use netback::vif::TO_STACK_MAX;
+use netback::wire::*;
 use xen::xenstore::{Access, Perm};
 
 /// The hostile guest stops polling: its 256 RX buffers fill, frames keep arriving and expire,
@@ -170,4 +172,108 @@ fn frontend_closing_during_initwait_is_followed() {
     assert!(s.w.pump_until(&mut [], |w, _| w.backend_state(g) == "6"));
     xs.write(&fe_state, "1").unwrap();
     assert!(s.w.pump_until(&mut [], |w, _| w.backend_state(g) == "2"));
+}
+
+/// Pumps until the hostile frontend has `n` TX answers of any kind, then a few rounds more.
+fn answered(s: &mut Setup, n: u64) {
+    assert!(s.w.pump_until(&mut [&mut s.gf, &mut s.bf], |_, fs| {
+        fs[1].stats.tx_ok + fs[1].stats.tx_errors + fs[1].stats.tx_null >= n
+    }));
+    for _ in 0..5 {
+        s.pump();
+    }
+}
+
+/// An extra-info slot of type `ty` carrying `data`.
+fn extra(ty: u8, data: [u8; 6]) -> [u32; 3] {
+    let e = ExtraInfo { ty, flags: 0, data }.to_words();
+    [e[0], e[1], 0]
+}
+
+/// Item 10: a frame longer than the vif's MTU (plus Ethernet and VLAN headers) is dropped and
+/// counted, not handed to the stack; frames up to that size pass.
+#[test]
+fn frame_over_the_mtu_is_dropped_and_counted() {
+    let mut s = setup();
+    let name = format!("vif{}.0", s.bad);
+    assert!(s.bf.send(&frame(3000, 1)).unwrap());
+    answered(&mut s, 1);
+    assert_eq!((s.bf.stats.tx_ok, s.bf.stats.tx_errors), (0, 1));
+    let vif = s.w.nb.vif_mut(&name).unwrap();
+    assert_eq!(
+        vif.recv_frame(),
+        None,
+        "an oversized frame reached the stack"
+    );
+    assert_eq!(vif.stats().tx_errors, 1);
+    for len in [1514, 1518] {
+        assert!(s.bf.send(&frame(len, 2)).unwrap());
+        let mut got = None;
+        assert!(s.w.pump_until(&mut [&mut s.gf, &mut s.bf], |w, _| {
+            got = w.nb.vif_mut(&name).unwrap().recv_frame();
+            got.is_some()
+        }));
+        assert_eq!(got.unwrap(), frame(len, 2));
+    }
+    s.assert_not_disabled();
+}
+
+/// Item 10: GSO was not negotiated (no `feature-gso-*` written), so a GSO superframe cannot be
+/// segmented here: it is dropped like any frame over the MTU, not passed on as data.
+#[test]
+fn gso_superframe_without_negotiation_is_not_passed_on() {
+    let mut s = setup();
+    let (g0, g1) = (tx_gref(&s.bf, 0), tx_gref(&s.bf, 1));
+    let mss = 1448u16.to_le_bytes();
+    inject(
+        &mut s.bf,
+        &[
+            req(g0, 0, NETTXF_EXTRA_INFO | NETTXF_MORE_DATA, 1, 6000),
+            extra(
+                XEN_NETIF_EXTRA_TYPE_GSO,
+                [mss[0], mss[1], XEN_NETIF_GSO_TYPE_TCPV4, 0, 0, 0],
+            ),
+            req(g1, 0, 0, 2, 2000),
+        ],
+    );
+    answered(&mut s, 3);
+    assert_eq!(
+        (s.bf.stats.tx_ok, s.bf.stats.tx_errors, s.bf.stats.tx_null),
+        (0, 2, 1)
+    );
+    let name = format!("vif{}.0", s.bad);
+    assert_eq!(s.w.nb.vif_mut(&name).unwrap().recv_frame(), None);
+    s.assert_not_disabled();
+}
+
+/// Item 10: a multicast-control request (an `MCAST_ADD`/`MCAST_DEL` extra) is a control
+/// operation, as in Linux's `xenvif_tx_build_gops`: answered OKAY (its extra NULL) and not
+/// passed on as data, whatever its size.
+#[test]
+fn multicast_control_requests_are_answered_not_passed_on() {
+    let mut s = setup();
+    let g = tx_gref(&s.bf, 0);
+    s.bf.rings.as_ref().unwrap().tx_pages[0]
+        .0
+        .write(0, &frame(60, 3))
+        .unwrap();
+    let mac = [0x01, 0x00, 0x5e, 0, 0, 1];
+    inject(
+        &mut s.bf,
+        &[
+            req(g, 0, NETTXF_EXTRA_INFO, 1, 60),
+            extra(XEN_NETIF_EXTRA_TYPE_MCAST_ADD, mac),
+            req(g, 0, NETTXF_EXTRA_INFO, 2, 0),
+            extra(XEN_NETIF_EXTRA_TYPE_MCAST_DEL, mac),
+        ],
+    );
+    answered(&mut s, 4);
+    assert_eq!(
+        (s.bf.stats.tx_ok, s.bf.stats.tx_errors, s.bf.stats.tx_null),
+        (2, 0, 2)
+    );
+    let name = format!("vif{}.0", s.bad);
+    assert_eq!(s.w.nb.vif_mut(&name).unwrap().recv_frame(), None);
+    s.assert_not_disabled();
+    s.assert_good_vif_works();
 }
