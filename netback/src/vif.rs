@@ -11,6 +11,7 @@ use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use xen::{CopySegment, DomId, GrantStatus, GrantTable, GuestBuf, Port};
 
 use crate::csum::fill_l4_checksum;
+use crate::guestlog::GuestErrorLog;
 use crate::handshake::Handshake;
 use crate::ring::{RxBackRing, SharedPage, TxBackRing};
 use crate::rules::Violation;
@@ -81,6 +82,7 @@ pub struct Vif<M> {
     pub(crate) disabled: Option<Violation>,
     to_stack: VecDeque<Vec<u8>>,
     rx: RxQueue,
+    guest_log: GuestErrorLog,
     now: Instant,
     stats: VifStats,
 }
@@ -136,6 +138,7 @@ impl<M: SharedPage> Vif<M> {
             disabled: None,
             to_stack: VecDeque::new(),
             rx: RxQueue::new(now),
+            guest_log: GuestErrorLog::new(),
             now,
             stats: VifStats::default(),
         }
@@ -332,7 +335,11 @@ impl<M: SharedPage> Vif<M> {
                 Ok(()) => {
                     for (st, &k) in status.iter().zip(&owner) {
                         if !st.is_ok() {
-                            log::warn!("{}: rule 10: tx grant copy failed: {st:?}", self.name);
+                            self.guest_log.warn(
+                                self.now,
+                                &self.name,
+                                format_args!("rule 10: tx grant copy failed: {st:?}"),
+                            );
                             ok[k] = false;
                         }
                     }
@@ -341,7 +348,11 @@ impl<M: SharedPage> Vif<M> {
                     }
                 }
                 Err(e) => {
-                    log::error!("{}: tx grant copy call failed: {e}", self.name);
+                    self.guest_log.warn(
+                        self.now,
+                        &self.name,
+                        format_args!("tx grant copy call failed: {e}"),
+                    );
                     ok.iter_mut().for_each(|o| *o = false);
                 }
             }
@@ -361,7 +372,11 @@ impl<M: SharedPage> Vif<M> {
                     let mut good = copied;
                     if good && flags & NETTXF_CSUM_BLANK != 0 {
                         if let Err(e) = fill_l4_checksum(&mut frame) {
-                            log::warn!("{}: csum_blank frame: {e}", self.name);
+                            self.guest_log.warn(
+                                self.now,
+                                &self.name,
+                                format_args!("csum_blank frame: {e}"),
+                            );
                             good = false;
                         }
                     }
@@ -384,7 +399,11 @@ impl<M: SharedPage> Vif<M> {
                     )
                 }
                 Taken::Answer(answers, Some(reason)) => {
-                    log::warn!("{}: dropping guest packet: {reason}", self.name);
+                    self.guest_log.warn(
+                        self.now,
+                        &self.name,
+                        format_args!("dropping guest packet: {reason}"),
+                    );
                     self.stats.tx_errors += 1;
                     (answers, NETIF_RSP_ERROR)
                 }
@@ -413,6 +432,9 @@ impl<M: SharedPage> Vif<M> {
     ) -> Result<Work, Violation> {
         self.now = now;
         self.rx.expire(now);
+        if let Some(line) = self.guest_log.tick(now, &self.name) {
+            log::warn!("{line}");
+        }
         let Some(rings) = self.rings.as_mut() else {
             return Ok(Work::default());
         };
@@ -472,13 +494,21 @@ impl<M: SharedPage> Vif<M> {
             Ok(()) if status.len() == segs.len() => {
                 for (st, &k) in status.iter().zip(&owner) {
                     if !st.is_ok() {
-                        log::warn!("{}: rule 10: rx grant copy failed: {st:?}", self.name);
+                        self.guest_log.warn(
+                            now,
+                            &self.name,
+                            format_args!("rule 10: rx grant copy failed: {st:?}"),
+                        );
                         ok[k] = false;
                     }
                 }
             }
             r => {
-                log::error!("{}: rx grant copy call failed: {r:?}", self.name);
+                self.guest_log.warn(
+                    now,
+                    &self.name,
+                    format_args!("rx grant copy call failed: {r:?}"),
+                );
                 ok.iter_mut().for_each(|o| *o = false);
             }
         }
