@@ -12,6 +12,7 @@ use std::time::Instant;
 use xen::xenstore::Xenstore;
 use xen::{DomId, EventChannel, GrantTable, Port};
 
+use crate::credit::{parse_rate, Credit};
 use crate::handshake::{Action, Observed};
 use crate::ring::{RxBackRing, TxBackRing};
 use crate::rules::Violation;
@@ -40,6 +41,8 @@ pub struct Netback<G: GrantTable, E: EventChannel> {
     vifs: BTreeMap<Key, Vif<G::Mapping>>,
     ports: HashMap<Port, Key>,
     busy: Vec<Key>,
+    /// Rate-limited vifs and when their credit returns.
+    timers: Vec<(Instant, Key)>,
     pending: Vec<Port>,
     hotplug_agent: bool,
     stats_logged: Option<(Instant, Vec<(Key, crate::vif::VifStats)>)>,
@@ -85,6 +88,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             vifs: BTreeMap::new(),
             ports: HashMap::new(),
             busy: Vec::new(),
+            timers: Vec::new(),
             pending: Vec::new(),
             hotplug_agent: false,
             stats_logged: None,
@@ -139,6 +143,12 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
     /// Whether some vif has work left over from its budget: poll again without blocking.
     pub fn has_pending_work(&self) -> bool {
         !self.busy.is_empty()
+    }
+
+    /// The earliest time a vif needs servicing without an event (a rate-limited vif's credit
+    /// returns); the owner polls with a timeout no later than this.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.iter().map(|(t, _)| *t).min()
     }
 
     /// Drains queued watch events and advances every vif's handshake.
@@ -306,6 +316,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                         }
                     }
                     self.busy.retain(|k| *k != key);
+                    self.timers.retain(|(_, k)| *k != key);
                 }
                 Action::Remove => {
                     if let Some(fe) = &vif.frontend_path {
@@ -382,6 +393,30 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             }
         }
         let sg = flag("feature-sg")?;
+        // The toolstack's rate limit (`<bytes>,<usec>`), read at connect as Linux does.
+        let credit = match as_text(
+            xs.try_read(&format!("{}/rate", vif.backend_path))
+                .ok()
+                .flatten(),
+        ) {
+            None => Credit::unlimited(now),
+            Some(r) => match parse_rate(&r) {
+                Some((bytes, interval)) => {
+                    log::info!(
+                        "netback: {}: rate limit {bytes} bytes per {interval:?}",
+                        vif.name
+                    );
+                    Credit::new(bytes, interval, now)
+                }
+                None => {
+                    log::warn!(
+                        "netback: {}: cannot parse rate {r:?}; traffic unlimited",
+                        vif.name
+                    );
+                    Credit::unlimited(now)
+                }
+            },
+        };
         let mtu = match read("mtu")? {
             None => 1500,
             v => parse_num::<usize>("mtu", v)?,
@@ -422,7 +457,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                     op: "bind event channel",
                     reason: e.to_string(),
                 })?;
-        vif.attach(Rings { tx, rx, port }, sg, mtu, now);
+        vif.attach(Rings { tx, rx, port }, sg, mtu, credit, now);
         self.ports.insert(port, key);
         log::info!("netback: {}: connected (tx {tx_ref}, rx {rx_ref}, port {remote_port}->{port}, sg {sg}, mtu {mtu})", vif.name);
         Ok(())
@@ -436,6 +471,16 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         self.pending.clear();
         self.ev.pending(&mut self.pending)?;
         let mut todo: Vec<Key> = std::mem::take(&mut self.busy);
+        // Rate-limited vifs whose credit has returned.
+        self.timers.retain(|&(t, key)| {
+            if t > now {
+                return true;
+            }
+            if !todo.contains(&key) {
+                todo.push(key);
+            }
+            false
+        });
         for i in 0..self.pending.len() {
             let port = self.pending[i];
             if let Err(e) = self.ev.unmask(port) {
@@ -531,6 +576,10 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                     }
                     if (a.more || b.more) && !self.busy.contains(&key) {
                         self.busy.push(key);
+                    }
+                    if let Some(t) = a.wake_at {
+                        self.timers.retain(|(_, k)| *k != key);
+                        self.timers.push((t, key));
                     }
                 }
                 Ok(())

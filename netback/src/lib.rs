@@ -23,6 +23,7 @@
 //! * [`tx`], [`rx`], [`csum`]: pure datapath logic (chain validation, bounded RX queue,
 //!   checksum completion for `csum_blank`).
 //! * [`handshake`]: the xenbus state machine, observations in, actions out.
+//! * [`credit`]: TX rate limiting from the toolstack's `rate` key (Linux's credit scheduler).
 //! * [`guestlog`]: rate-limited logging of guest-caused errors (one line per vif per interval).
 //! * [`rules`]: the violations that disable a rogue frontend's vif (rule and XSA in each).
 //! * [`vif`]: one vif's rings, batched grant copies, smoltcp `Device`.
@@ -31,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod credit;
 pub mod csum;
 pub mod guestlog;
 pub mod handshake;

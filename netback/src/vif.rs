@@ -10,6 +10,7 @@ use std::time::Instant;
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use xen::{CopySegment, DomId, GrantStatus, GrantTable, GuestBuf, Port};
 
+use crate::credit::Credit;
 use crate::csum::fill_l4_checksum;
 use crate::guestlog::GuestErrorLog;
 use crate::handshake::Handshake;
@@ -66,6 +67,8 @@ pub struct Work {
     pub notify: bool,
     /// Work remains (the budget ran out): poll again without blocking.
     pub more: bool,
+    /// The vif is rate-limited: poll it again at this time (its credit returns).
+    pub wake_at: Option<Instant>,
 }
 
 /// One virtual interface: guest `domid`'s device `handle`.
@@ -83,6 +86,9 @@ pub struct Vif<M> {
     to_stack: VecDeque<Vec<u8>>,
     rx: RxQueue,
     guest_log: GuestErrorLog,
+    credit: Credit,
+    /// A packet taken from the ring that waits for TX credit; it goes before any other.
+    waiting_for_credit: Option<TxPacket>,
     now: Instant,
     stats: VifStats,
 }
@@ -139,6 +145,8 @@ impl<M: SharedPage> Vif<M> {
             to_stack: VecDeque::new(),
             rx: RxQueue::new(now),
             guest_log: GuestErrorLog::new(),
+            credit: Credit::unlimited(now),
+            waiting_for_credit: None,
             now,
             stats: VifStats::default(),
         }
@@ -239,11 +247,19 @@ impl<M: SharedPage> Vif<M> {
         self.disabled = Some(v);
     }
 
-    /// Takes the rings of a (re)connected frontend; the RX queue starts afresh (a stall of the
-    /// previous connection does not carry over).
-    pub(crate) fn attach(&mut self, rings: Rings<M>, sg: bool, mtu: usize, now: Instant) {
+    /// Takes the rings of a (re)connected frontend and its TX credit; the RX queue starts
+    /// afresh (a stall of the previous connection does not carry over).
+    pub(crate) fn attach(
+        &mut self,
+        rings: Rings<M>,
+        sg: bool,
+        mtu: usize,
+        credit: Credit,
+        now: Instant,
+    ) {
         self.sg = sg;
         self.mtu = mtu;
+        self.credit = credit;
         self.now = now;
         self.rings = Some(rings);
         self.disabled = None;
@@ -253,6 +269,7 @@ impl<M: SharedPage> Vif<M> {
     /// Drops the rings (unmapping them) and the queues; returns the event-channel port to unbind.
     pub(crate) fn disconnect(&mut self) -> Option<Port> {
         self.to_stack.clear();
+        self.waiting_for_credit = None;
         while self.rx.pop(self.now).is_some() {}
         self.rings.take().map(|r| r.port)
     }
@@ -271,8 +288,14 @@ impl<M: SharedPage> Vif<M> {
         // Without GSO (not negotiated) no frame may exceed the MTU; a VLAN tag is allowed.
         let max_len = self.mtu + ETH_HLEN + VLAN_HLEN;
         let mut outcomes = Vec::new();
-        while src.left > 0 && outcomes.len() < BUDGET {
-            outcomes.push(match take_packet(&mut src) {
+        let mut limited = false;
+        while outcomes.len() < BUDGET {
+            let taken = match self.waiting_for_credit.take() {
+                Some(p) => TxOutcome::Packet(p),
+                None if src.left > 0 => take_packet(&mut src),
+                None => break,
+            };
+            outcomes.push(match taken {
                 TxOutcome::Fatal(v) => return Err(v),
                 TxOutcome::Packet(p) if p.len > max_len => Taken::Answer(
                     p.answers,
@@ -281,21 +304,35 @@ impl<M: SharedPage> Vif<M> {
                         max: max_len,
                     }),
                 ),
+                TxOutcome::Packet(p) if !self.credit.take(p.len as u64, self.now) => {
+                    // Linux's credit scheduling: this packet and all behind it wait.
+                    self.waiting_for_credit = Some(p);
+                    limited = true;
+                    break;
+                }
                 TxOutcome::Packet(p) => Taken::Copy(p),
                 TxOutcome::Drop { answers, reason } => Taken::Answer(answers, Some(reason)),
                 TxOutcome::Control { answers } => Taken::Answer(answers, None),
             });
         }
-        // Requests left (budget spent): poll again without waiting for an event.
-        let budget_hit = src.left > 0;
+        // Requests left (budget spent): poll again without waiting for an event. A rate-limited
+        // vif instead waits for its credit.
+        let budget_hit = src.left > 0 && !limited;
+        let wake_at = if limited {
+            self.credit.refill_at()
+        } else {
+            None
+        };
         if outcomes.is_empty() {
-            let more = rings
-                .tx
-                .final_check_for_requests()
-                .map_err(ring_violation)?;
+            let more = !limited
+                && rings
+                    .tx
+                    .final_check_for_requests()
+                    .map_err(ring_violation)?;
             return Ok(Work {
                 notify: false,
                 more,
+                wake_at,
             });
         }
 
@@ -416,11 +453,16 @@ impl<M: SharedPage> Vif<M> {
         }
         let notify = rings.tx.push_responses_and_check_notify();
         let more = budget_hit
-            || rings
-                .tx
-                .final_check_for_requests()
-                .map_err(ring_violation)?;
-        Ok(Work { notify, more })
+            || (!limited
+                && rings
+                    .tx
+                    .final_check_for_requests()
+                    .map_err(ring_violation)?);
+        Ok(Work {
+            notify,
+            more,
+            wake_at,
+        })
     }
 
     /// Guest RX: fills the guest's posted buffers with queued frames (up to [`BUDGET`] frames,
@@ -469,6 +511,7 @@ impl<M: SharedPage> Vif<M> {
             return Ok(Work {
                 notify: false,
                 more,
+                wake_at: None,
             });
         }
         let mut segs = Vec::new();
@@ -542,6 +585,7 @@ impl<M: SharedPage> Vif<M> {
             notify,
             // Frames still waiting for buffers are not "more": req_event asks the guest to notify.
             more,
+            wake_at: None,
         })
     }
 }

@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::hostile::{frame, inject, req, setup, tx_gref, Setup};
+use common::World;
 use netback::testfront::{FrontOptions, TestFront};
 use netback::vif::TO_STACK_MAX;
 use netback::wire::*;
@@ -276,4 +277,54 @@ fn multicast_control_requests_are_answered_not_passed_on() {
     assert_eq!(s.w.nb.vif_mut(&name).unwrap().recv_frame(), None);
     s.assert_not_disabled();
     s.assert_good_vif_works();
+}
+
+/// Item 7: the toolstack's `rate` key (`<bytes>,<usec>`, as xl writes it) limits what the guest
+/// sends per interval, with Linux's semantics: packets beyond the credit wait on the ring (not
+/// dropped) until the interval ends, and the backend does not spin meanwhile.
+#[test]
+fn rate_key_limits_guest_tx_per_interval() {
+    let mut w = World::new();
+    let (g, mut f) = w.add_guest(1500, FrontOptions::default());
+    w.dom0
+        .write(
+            &format!("/local/domain/{}/backend/vif/{g}/0/rate", w.nv),
+            "3000,100000",
+        )
+        .unwrap();
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    for i in 0..10 {
+        assert!(f.send(&frame(1000, i)).unwrap());
+    }
+    let name = format!("vif{g}.0");
+    let mut got = 0;
+    let mut take = |w: &mut World| {
+        while w.nb.vif_mut(&name).unwrap().recv_frame().is_some() {
+            got += 1;
+        }
+        got
+    };
+    for _ in 0..20 {
+        w.pump(&mut [&mut f]);
+    }
+    assert_eq!(take(&mut w), 3, "one interval's credit: 3000 bytes");
+    assert!(
+        !w.nb.has_pending_work(),
+        "a limited vif must not make the backend spin"
+    );
+    assert_eq!(
+        w.nb.next_deadline(),
+        Some(w.now + Duration::from_millis(100))
+    );
+    w.now += Duration::from_millis(100);
+    for _ in 0..20 {
+        w.pump(&mut [&mut f]);
+    }
+    assert_eq!(take(&mut w), 6);
+    for _ in 0..4 {
+        w.now += Duration::from_millis(100);
+        w.pump(&mut [&mut f]);
+    }
+    assert!(w.pump_until(&mut [&mut f], |w, _| take(w) == 10));
+    assert_eq!(f.stats.tx_ok, 10, "nothing dropped");
 }
