@@ -27,6 +27,7 @@
 //! * [`guestlog`]: rate-limited logging of guest-caused errors (one line per vif per interval).
 //! * [`rules`]: the violations that disable a rogue frontend's vif (rule and XSA in each).
 //! * [`vif`]: one vif's rings, batched grant copies, smoltcp `Device`.
+//! * [`store`]: the xenstore connection, counting its requests.
 //! * [`backend`]: [`Netback`], which owns xenstore, grant table and event channel.
 //! * [`testfront`]: a Linux-netfront-like frontend over `xen::sim` for tests and benchmarks.
 #![warn(missing_docs)]
@@ -39,6 +40,7 @@ pub mod handshake;
 pub mod ring;
 pub mod rules;
 pub mod rx;
+pub mod store;
 pub mod testfront;
 pub mod tx;
 pub mod vif;
