@@ -59,6 +59,8 @@ pub struct Netback<G: GrantTable, E: EventChannel> {
     rescan_due: bool,
     /// Rate-limited vifs and when their credit returns.
     timers: Vec<(Instant, Key)>,
+    /// Ports kept masked after notifications without work, and when to unmask them.
+    masked: Vec<(Instant, Port)>,
     pending: Vec<Port>,
     hotplug_agent: bool,
     stats_logged: Option<(Instant, Vec<(Key, crate::vif::VifStats)>)>,
@@ -108,6 +110,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             xs_dirty: VecDeque::new(),
             rescan_due: true,
             timers: Vec::new(),
+            masked: Vec::new(),
             pending: Vec::new(),
             hotplug_agent: false,
             stats_logged: None,
@@ -172,9 +175,13 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
     }
 
     /// The earliest time a vif needs servicing without an event (a rate-limited vif's credit
-    /// returns); the owner polls with a timeout no later than this.
+    /// returns, a throttled port is unmasked); the owner polls with a timeout no later than this.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.iter().map(|(t, _)| *t).min()
+        self.timers
+            .iter()
+            .map(|(t, _)| *t)
+            .chain(self.masked.iter().map(|(t, _)| *t))
+            .min()
     }
 
     /// Drains queued watch events and advances the handshakes of the vifs they concern: each
@@ -388,6 +395,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                     }
                     self.busy.retain(|k| *k != key);
                     self.timers.retain(|(_, k)| *k != key);
+                    self.masked.retain(|(_, p)| self.ports.contains_key(p));
                 }
                 Action::Remove => {
                     if let Some(fe) = &vif.frontend_path {
@@ -554,24 +562,66 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             }
             false
         });
+        // Ports held masked after notifications without work, whose delay is over.
+        let mut due = Vec::new();
+        self.masked.retain(|&(t, port)| {
+            if t > now {
+                return true;
+            }
+            due.push(port);
+            false
+        });
+        for port in due {
+            self.unmask(port);
+        }
+        let mut notified: Vec<(Key, Port)> = Vec::new();
         for i in 0..self.pending.len() {
             let port = self.pending[i];
-            if let Err(e) = self.ev.unmask(port) {
-                log::warn!("netback: unmask port {port}: {e}");
-            }
-            if let Some(&key) = self.ports.get(&port) {
-                if !todo.contains(&key) {
-                    todo.push(key);
+            match self.ports.get(&port) {
+                Some(&key) => {
+                    if let Some(v) = self.vifs.get_mut(&key) {
+                        v.count_event();
+                    }
+                    notified.push((key, port));
+                    if !todo.contains(&key) {
+                        todo.push(key);
+                    }
                 }
+                None => self.unmask(port),
             }
         }
         for key in todo {
             // Each vif's failure stays its own: the others of this round are still served.
-            if let Err(e) = self.service(key, now) {
+            let progress = self.service(key, now).unwrap_or_else(|e| {
                 log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
+                true
+            });
+            if let Some(&(_, port)) = notified.iter().find(|(k, _)| *k == key) {
+                self.after_event(key, port, progress, now);
             }
         }
         Ok(())
+    }
+
+    fn unmask(&mut self, port: Port) {
+        if let Err(e) = self.ev.unmask(port) {
+            log::warn!("netback: unmask port {port}: {e}");
+        }
+    }
+
+    /// Unmasks a notified vif's port, or keeps it masked for a while if notifications keep
+    /// coming without work (rule 9, XSA-332: [`crate::throttle`]).
+    fn after_event(&mut self, key: Key, port: Port, progress: bool, now: Instant) {
+        if self.ports.get(&port) != Some(&key) {
+            return; // the vif was disconnected meanwhile: its port is unbound
+        }
+        let Some(vif) = self.vifs.get_mut(&key) else {
+            return;
+        };
+        match vif.throttle.after_event(progress) {
+            None => self.unmask(port),
+            Some(delay) => self.masked.push((now + delay, port)),
+        }
     }
 
     /// Delivers queued frames to the guests (call after the stack transmitted) and expires old ones.
@@ -621,15 +671,19 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         self.stats_logged = Some((now, cur));
     }
 
-    fn service(&mut self, key: Key, now: Instant) -> xen::Result<()> {
+    /// Runs one vif's TX and RX; returns whether its rings had something for us.
+    fn service(&mut self, key: Key, now: Instant) -> xen::Result<bool> {
         let Some(vif) = self.vifs.get_mut(&key) else {
-            return Ok(());
+            return Ok(false);
         };
         vif.set_now(now);
         let r = vif
             .process_tx(&self.gt)
             .and_then(|t| vif.process_rx(&self.gt, now).map(|r| (t, r)));
-        self.finish(key, r, now)
+        // A violation is progress too: the vif goes down, nothing to throttle.
+        let progress = r.as_ref().map_or(true, |(t, r)| t.progress || r.progress);
+        self.finish(key, r, now)?;
+        Ok(progress)
     }
 
     fn finish(

@@ -26,6 +26,7 @@
 //! * [`credit`]: TX rate limiting from the toolstack's `rate` key (Linux's credit scheduler).
 //! * [`guestlog`]: rate-limited logging of guest-caused errors (one line per vif per interval).
 //! * [`rules`]: the violations that disable a rogue frontend's vif (rule and XSA in each).
+//! * [`throttle`]: how long a vif's port stays masked after notifications without work.
 //! * [`vif`]: one vif's rings, batched grant copies, smoltcp `Device`.
 //! * [`store`]: the xenstore connection, counting its requests.
 //! * [`backend`]: [`Netback`], which owns xenstore, grant table and event channel.
@@ -42,6 +43,7 @@ pub mod rules;
 pub mod rx;
 pub mod store;
 pub mod testfront;
+pub mod throttle;
 pub mod tx;
 pub mod vif;
 pub mod wire;

@@ -17,6 +17,7 @@ use crate::handshake::Handshake;
 use crate::ring::{RxBackRing, SharedPage, TxBackRing};
 use crate::rules::Violation;
 use crate::rx::{slots_for, RxQueue};
+use crate::throttle::EventThrottle;
 use crate::tx::{take_packet, DropReason, SlotAnswer, SlotSource, TxOutcome, TxPacket};
 use crate::wire::*;
 
@@ -54,6 +55,8 @@ pub struct VifStats {
     pub rx_bytes: u64,
     /// Frames for the guest that were dropped (queue bound, expiry, too big, copy failure).
     pub rx_dropped: u64,
+    /// Event-channel notifications from the guest handled.
+    pub events: u64,
     /// Grant-copy calls issued.
     pub copy_calls: u64,
     /// Grant-copy segments issued.
@@ -69,6 +72,9 @@ pub struct Work {
     pub more: bool,
     /// The vif is rate-limited: poll it again at this time (its credit returns).
     pub wake_at: Option<Instant>,
+    /// The ring had something for us (requests, or buffers ending a stall): the notification
+    /// that led here was not spurious.
+    pub progress: bool,
 }
 
 /// One virtual interface: guest `domid`'s device `handle`.
@@ -87,6 +93,7 @@ pub struct Vif<M> {
     rx: RxQueue,
     guest_log: GuestErrorLog,
     credit: Credit,
+    pub(crate) throttle: EventThrottle,
     /// A packet taken from the ring that waits for TX credit; it goes before any other.
     waiting_for_credit: Option<TxPacket>,
     now: Instant,
@@ -146,6 +153,7 @@ impl<M: SharedPage> Vif<M> {
             rx: RxQueue::new(now),
             guest_log: GuestErrorLog::new(),
             credit: Credit::unlimited(now),
+            throttle: EventThrottle::new(),
             waiting_for_credit: None,
             now,
             stats: VifStats::default(),
@@ -232,6 +240,11 @@ impl<M: SharedPage> Vif<M> {
         }
     }
 
+    /// Counts an event-channel notification from the guest.
+    pub(crate) fn count_event(&mut self) {
+        self.stats.events += 1;
+    }
+
     /// Records the time for queueing decisions made without a time parameter (smoltcp tokens).
     pub(crate) fn set_now(&mut self, now: Instant) {
         self.now = now;
@@ -260,6 +273,7 @@ impl<M: SharedPage> Vif<M> {
         self.sg = sg;
         self.mtu = mtu;
         self.credit = credit;
+        self.throttle = EventThrottle::new();
         self.now = now;
         self.rings = Some(rings);
         self.disabled = None;
@@ -318,6 +332,7 @@ impl<M: SharedPage> Vif<M> {
         // Requests left (budget spent): poll again without waiting for an event. A rate-limited
         // vif instead waits for its credit.
         let budget_hit = src.left > 0 && !limited;
+        let progress = avail > 0 || limited;
         let wake_at = if limited {
             self.credit.refill_at()
         } else {
@@ -333,6 +348,7 @@ impl<M: SharedPage> Vif<M> {
                 notify: false,
                 more,
                 wake_at,
+                progress,
             });
         }
 
@@ -462,6 +478,7 @@ impl<M: SharedPage> Vif<M> {
             notify,
             more,
             wake_at,
+            progress,
         })
     }
 
@@ -482,7 +499,9 @@ impl<M: SharedPage> Vif<M> {
         };
         // A stall ends once the guest posts a buffer (Linux `xenvif_rx_queue_ready`); while
         // stalled the queue is empty, so only this check notices, and it asks for an event.
-        if self.rx.stalled() && rings.rx.wait_for_requests(1).map_err(ring_violation)? {
+        let unstalled =
+            self.rx.stalled() && rings.rx.wait_for_requests(1).map_err(ring_violation)?;
+        if unstalled {
             self.rx.note_buffers(now);
         }
         let mut frames: Vec<(Vec<u8>, Vec<RxRequest>)> = Vec::new();
@@ -512,6 +531,7 @@ impl<M: SharedPage> Vif<M> {
                 notify: false,
                 more,
                 wake_at: None,
+                progress: unstalled,
             });
         }
         let mut segs = Vec::new();
@@ -586,6 +606,7 @@ impl<M: SharedPage> Vif<M> {
             // Frames still waiting for buffers are not "more": req_event asks the guest to notify.
             more,
             wake_at: None,
+            progress: true,
         })
     }
 }

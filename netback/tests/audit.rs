@@ -360,3 +360,38 @@ fn a_guests_xenstore_writes_cost_work_for_its_own_vif_only() {
     );
     assert!(refs.iter().all(|f| f.is_up()));
 }
+
+/// Item 8 (XSA-332, in the spirit of lateeoi): a guest that notifies without giving work costs
+/// bounded CPU: from the second such event in a row its port stays masked for a doubling delay
+/// (at most 100 ms), so one second of a notification storm is handled a few dozen times, not
+/// once per round; the vif still works as soon as it has work.
+#[test]
+fn notifications_without_work_are_throttled() {
+    let mut s = setup();
+    let events = |s: &mut Setup| s.w.nb.vif_by_handle(s.bad, 0).unwrap().stats().events;
+    let before = events(&mut s);
+    for _ in 0..1000 {
+        for _ in 0..10 {
+            s.bf.notify().unwrap();
+        }
+        s.w.now += Duration::from_millis(1);
+        s.w.nb.handle_evtchn(s.w.now).unwrap();
+    }
+    let handled = events(&mut s) - before;
+    assert!(
+        handled <= 40,
+        "{handled} events without work handled in one second of 10,000 notifications"
+    );
+    s.assert_good_vif_works();
+    // Work ends the throttling: a frame from the hostile guest still arrives.
+    s.w.now += Duration::from_millis(100);
+    assert!(s.bf.send(&frame(100, 9)).unwrap());
+    let name = format!("vif{}.0", s.bad);
+    assert!(s.w.pump_until(&mut [&mut s.gf, &mut s.bf], |w, _| w
+        .nb
+        .vif_mut(&name)
+        .unwrap()
+        .recv_frame()
+        .is_some()));
+    s.assert_not_disabled();
+}
