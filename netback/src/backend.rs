@@ -10,19 +10,19 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 use xen::xenstore::{WatchEvent, Xenstore};
-
-use crate::store::Store;
 use xen::{DomId, EventChannel, GrantTable, Port};
 
 use crate::credit::{parse_rate, Credit};
 use crate::handshake::{Action, Observed};
 use crate::ring::{RxBackRing, TxBackRing};
 use crate::rules::Violation;
+use crate::store::Store;
 use crate::vif::{Rings, Vif, Work};
 use crate::wire::XenbusState;
 
 const TOKEN_BACKEND: &str = "netback:backend";
-/// The prefix of the per-device frontend `state` watch tokens (`netback:frontend:<domid>/<handle>`).
+/// The prefix of the per-device frontend `state` watch tokens
+/// (`netback:frontend:<domid>/<handle>`).
 const TOKEN_FRONTEND: &str = "netback:frontend:";
 
 /// Vifs whose handshake is stepped per [`Netback::handle_xenstore_events`] call (bounded

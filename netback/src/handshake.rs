@@ -4,8 +4,8 @@
 //! It follows Linux `xen-netback/xenbus.c`: features and InitWait when the device appears;
 //! connect when the frontend is Initialised or Connected (Linux netfront skips Initialised);
 //! Connected held back until `hotplug-status` is `connected` if that key exists; teardown on
-//! frontend Closing/Closed (also before connecting) or `online=0`; back to InitWait when a closed frontend reinitialises
-//! (guest reboot).
+//! frontend Closing/Closed (also before connecting) or `online=0`; back to InitWait when a
+//! closed frontend reinitialises (guest reboot).
 
 use crate::wire::XenbusState;
 

@@ -6,7 +6,7 @@
 //! let mut nb = Netback::new(xenstore, grant_table, event_channel, my_domid)?;
 //! loop {
 //!     poll([nb.xenstore_fd(), nb.evtchn_fd(), ...],
-//!          timeout = if nb.has_pending_work() { 0 } else { ... });
+//!          timeout = if nb.has_pending_work() { 0 } else { ... until nb.next_deadline() });
 //!     nb.handle_xenstore_events(now)?;   // discovery, handshake, teardown
 //!     nb.handle_evtchn(now)?;            // guest TX -> per-vif queues, queued RX -> guests
 //!     for vif in nb.vifs_mut() {         // each Vif is a smoltcp phy::Device

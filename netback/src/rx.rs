@@ -1,9 +1,10 @@
 //! Guest RX: the bounded queue of frames waiting for the guest's buffers (rule 8, XSA-392/424).
 //!
 //! A guest that posts no RX requests must not make the backend buffer without limit: the queue
-//! holds at most [`RX_QUEUE_BYTES`] in at most [`RX_QUEUE_FRAMES`] frames, frames older than [`RX_EXPIRY`] are dropped, and a queue that
-//! made no progress for [`RX_STALL`] is declared stalled (carrier off: frames are dropped on
-//! arrival) until the guest posts buffers again or reconnects. Time is a parameter.
+//! holds at most [`RX_QUEUE_BYTES`] in at most [`RX_QUEUE_FRAMES`] frames, frames older than
+//! [`RX_EXPIRY`] are dropped, and a queue that made no progress for [`RX_STALL`] is declared
+//! stalled (carrier off: frames are dropped on arrival) until the guest posts buffers again or
+//! reconnects. Time is a parameter.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
