@@ -592,12 +592,11 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         }
         for key in todo {
             // Each vif's failure stays its own: the others of this round are still served.
-            let progress = self.service(key, now).unwrap_or_else(|e| {
+            if let Err(e) = self.service(key, now) {
                 log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
-                true
-            });
+            }
             if let Some(&(_, port)) = notified.iter().find(|(k, _)| *k == key) {
-                self.after_event(key, port, progress, now);
+                self.after_event(key, port, now);
             }
         }
         Ok(())
@@ -611,14 +610,15 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
 
     /// Unmasks a notified vif's port, or keeps it masked for a while if notifications keep
     /// coming without work (rule 9, XSA-332: [`crate::throttle`]).
-    fn after_event(&mut self, key: Key, port: Port, progress: bool, now: Instant) {
+    fn after_event(&mut self, key: Key, port: Port, now: Instant) {
         if self.ports.get(&port) != Some(&key) {
             return; // the vif was disconnected meanwhile: its port is unbound
         }
         let Some(vif) = self.vifs.get_mut(&key) else {
             return;
         };
-        match vif.throttle.after_event(progress) {
+        let work = vif.take_progress();
+        match vif.throttle.after_event(work) {
             None => self.unmask(port),
             Some(delay) => self.masked.push((now + delay, port)),
         }
@@ -671,19 +671,15 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         self.stats_logged = Some((now, cur));
     }
 
-    /// Runs one vif's TX and RX; returns whether its rings had something for us.
-    fn service(&mut self, key: Key, now: Instant) -> xen::Result<bool> {
+    fn service(&mut self, key: Key, now: Instant) -> xen::Result<()> {
         let Some(vif) = self.vifs.get_mut(&key) else {
-            return Ok(false);
+            return Ok(());
         };
         vif.set_now(now);
         let r = vif
             .process_tx(&self.gt)
             .and_then(|t| vif.process_rx(&self.gt, now).map(|r| (t, r)));
-        // A violation is progress too: the vif goes down, nothing to throttle.
-        let progress = r.as_ref().map_or(true, |(t, r)| t.progress || r.progress);
-        self.finish(key, r, now)?;
-        Ok(progress)
+        self.finish(key, r, now)
     }
 
     fn finish(

@@ -2,7 +2,9 @@
 //! giving work must cost bounded CPU.
 //!
 //! Linux netback classifies each interrupt as spurious or not and lets the event core delay the
-//! EOI of spurious ones. Here [`EventThrottle`] says, after each handled notification, how long
+//! EOI of spurious ones. Here a notification is spurious if the vif's rings had nothing for us
+//! since the previous one was handled (work picked up meanwhile by a busy poll or a flush counts:
+//! the guest did give work). [`EventThrottle`] says, after each handled notification, how long
 //! the vif's port stays masked: not at all after work or after the first spurious event, then
 //! 1 ms doubling up to [`MAX_EVENT_DELAY`] while events keep coming without work. A masked port
 //! loses nothing: an event arriving meanwhile is raised again when it is unmasked.

@@ -72,9 +72,6 @@ pub struct Work {
     pub more: bool,
     /// The vif is rate-limited: poll it again at this time (its credit returns).
     pub wake_at: Option<Instant>,
-    /// The ring had something for us (requests, or buffers ending a stall): the notification
-    /// that led here was not spurious.
-    pub progress: bool,
 }
 
 /// One virtual interface: guest `domid`'s device `handle`.
@@ -94,6 +91,9 @@ pub struct Vif<M> {
     guest_log: GuestErrorLog,
     credit: Credit,
     pub(crate) throttle: EventThrottle,
+    /// The rings had something for us (requests, or buffers ending a stall) since the last
+    /// notification was handled, whoever handled it (event, busy poll or flush).
+    progressed: bool,
     /// A packet taken from the ring that waits for TX credit; it goes before any other.
     waiting_for_credit: Option<TxPacket>,
     now: Instant,
@@ -154,6 +154,7 @@ impl<M: SharedPage> Vif<M> {
             guest_log: GuestErrorLog::new(),
             credit: Credit::unlimited(now),
             throttle: EventThrottle::new(),
+            progressed: false,
             waiting_for_credit: None,
             now,
             stats: VifStats::default(),
@@ -245,6 +246,12 @@ impl<M: SharedPage> Vif<M> {
         self.stats.events += 1;
     }
 
+    /// Whether the rings had something for us since the last call: a notification handled
+    /// after none was not spurious (see [`crate::throttle`]).
+    pub(crate) fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progressed)
+    }
+
     /// Records the time for queueing decisions made without a time parameter (smoltcp tokens).
     pub(crate) fn set_now(&mut self, now: Instant) {
         self.now = now;
@@ -332,7 +339,7 @@ impl<M: SharedPage> Vif<M> {
         // Requests left (budget spent): poll again without waiting for an event. A rate-limited
         // vif instead waits for its credit.
         let budget_hit = src.left > 0 && !limited;
-        let progress = avail > 0 || limited;
+        self.progressed |= avail > 0 || limited;
         let wake_at = if limited {
             self.credit.refill_at()
         } else {
@@ -348,7 +355,6 @@ impl<M: SharedPage> Vif<M> {
                 notify: false,
                 more,
                 wake_at,
-                progress,
             });
         }
 
@@ -478,7 +484,6 @@ impl<M: SharedPage> Vif<M> {
             notify,
             more,
             wake_at,
-            progress,
         })
     }
 
@@ -503,6 +508,7 @@ impl<M: SharedPage> Vif<M> {
             self.rx.stalled() && rings.rx.wait_for_requests(1).map_err(ring_violation)?;
         if unstalled {
             self.rx.note_buffers(now);
+            self.progressed = true;
         }
         let mut frames: Vec<(Vec<u8>, Vec<RxRequest>)> = Vec::new();
         let mut took_requests = false;
@@ -525,13 +531,13 @@ impl<M: SharedPage> Vif<M> {
         }
         if took_requests {
             self.rx.note_buffers(now);
+            self.progressed = true;
         }
         if frames.is_empty() {
             return Ok(Work {
                 notify: false,
                 more,
                 wake_at: None,
-                progress: unstalled,
             });
         }
         let mut segs = Vec::new();
@@ -606,7 +612,6 @@ impl<M: SharedPage> Vif<M> {
             // Frames still waiting for buffers are not "more": req_event asks the guest to notify.
             more,
             wake_at: None,
-            progress: true,
         })
     }
 }
