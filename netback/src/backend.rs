@@ -5,21 +5,34 @@
 //! [`Netback::handle_xenstore_events`], [`Netback::handle_evtchn`] and, after its stack ran,
 //! [`Netback::flush`]. Time is a parameter of every call.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
-use xen::xenstore::Xenstore;
+use xen::xenstore::{WatchEvent, Xenstore};
 use xen::{DomId, EventChannel, GrantTable, Port};
 
+use crate::credit::{parse_rate, Credit};
 use crate::handshake::{Action, Observed};
 use crate::ring::{RxBackRing, TxBackRing};
 use crate::rules::Violation;
+use crate::store::Store;
 use crate::vif::{Rings, Vif, Work};
 use crate::wire::XenbusState;
 
 const TOKEN_BACKEND: &str = "netback:backend";
-const TOKEN_FRONTEND: &str = "netback:frontend";
+/// The prefix of the per-device frontend `state` watch tokens
+/// (`netback:frontend:<domid>/<handle>`).
+const TOKEN_FRONTEND: &str = "netback:frontend:";
+
+/// Vifs whose handshake is stepped per [`Netback::handle_xenstore_events`] call (bounded
+/// xenstore work per round on the datapath thread).
+pub const XS_STEPS_PER_ROUND: usize = 8;
+
+/// The watch token of a device's frontend `state`.
+fn frontend_token((domid, handle): Key) -> String {
+    format!("{TOKEN_FRONTEND}{domid}/{handle}")
+}
 
 /// The feature keys written (in one transaction, with `state=InitWait`) for every vif.
 pub const FEATURES: &[(&str, &str)] = &[
@@ -33,13 +46,21 @@ type Key = (DomId, u32);
 
 /// The backend for all vifs served by this (driver) domain.
 pub struct Netback<G: GrantTable, E: EventChannel> {
-    xs: Xenstore,
+    xs: Store,
     gt: G,
     ev: E,
     base: String,
     vifs: BTreeMap<Key, Vif<G::Mapping>>,
     ports: HashMap<Port, Key>,
     busy: Vec<Key>,
+    /// Vifs whose handshake is to be stepped (their xenstore keys changed), oldest first.
+    xs_dirty: VecDeque<Key>,
+    /// The device list itself changed (or an event named a device not yet known).
+    rescan_due: bool,
+    /// Rate-limited vifs and when their credit returns.
+    timers: Vec<(Instant, Key)>,
+    /// Ports kept masked after notifications without work, and when to unmask them.
+    masked: Vec<(Instant, Port)>,
     pending: Vec<Port>,
     hotplug_agent: bool,
     stats_logged: Option<(Instant, Vec<(Key, crate::vif::VifStats)>)>,
@@ -75,6 +96,7 @@ fn as_text(v: Option<Vec<u8>>) -> Option<String> {
 impl<G: GrantTable, E: EventChannel> Netback<G, E> {
     /// A backend for driver domain `domid`, watching `/local/domain/<domid>/backend/vif`.
     pub fn new(xs: Xenstore, gt: G, ev: E, domid: DomId) -> xen::Result<Self> {
+        let xs = Store::new(xs);
         let base = format!("{}/backend/vif", xs.get_domain_path(domid)?);
         xs.watch(&base, TOKEN_BACKEND)?;
         Ok(Netback {
@@ -85,6 +107,10 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             vifs: BTreeMap::new(),
             ports: HashMap::new(),
             busy: Vec::new(),
+            xs_dirty: VecDeque::new(),
+            rescan_due: true,
+            timers: Vec::new(),
+            masked: Vec::new(),
             pending: Vec::new(),
             hotplug_agent: false,
             stats_logged: None,
@@ -109,6 +135,12 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
     /// The xenstore fd: readable when watch events are queued.
     pub fn xenstore_fd(&self) -> BorrowedFd<'_> {
         self.xs.as_fd()
+    }
+
+    /// Xenstore requests sent so far (a transaction counts two), to measure the xenstore work
+    /// that events cost.
+    pub fn xenstore_requests(&self) -> u64 {
+        self.xs.requests()
     }
 
     /// The grant table (for statistics such as `copy_calls`).
@@ -136,24 +168,73 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         self.vifs.get_mut(&(domid, handle))
     }
 
-    /// Whether some vif has work left over from its budget: poll again without blocking.
+    /// Whether some vif has work left over from its budget (datapath or handshake steps): poll
+    /// again without blocking.
     pub fn has_pending_work(&self) -> bool {
-        !self.busy.is_empty()
+        !self.busy.is_empty() || !self.xs_dirty.is_empty() || self.rescan_due
     }
 
-    /// Drains queued watch events and advances every vif's handshake.
+    /// The earliest time a vif needs servicing without an event (a rate-limited vif's credit
+    /// returns, a throttled port is unmasked); the owner polls with a timeout no later than this.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers
+            .iter()
+            .map(|(t, _)| *t)
+            .chain(self.masked.iter().map(|(t, _)| *t))
+            .min()
+    }
+
+    /// Drains queued watch events and advances the handshakes of the vifs they concern: each
+    /// event is attributed to its device (the backend watch by path, a frontend's `state` watch
+    /// by its token), so one guest's xenstore writes cost work for its own vif only. At most
+    /// [`XS_STEPS_PER_ROUND`] vifs are stepped per call; the rest wait for the next call
+    /// ([`Netback::has_pending_work`]).
     pub fn handle_xenstore_events(&mut self, now: Instant) -> xen::Result<()> {
-        let mut any = false;
-        while self.xs.try_next_watch_event()?.is_some() {
-            any = true;
+        while let Some(ev) = self.xs.try_next_watch_event()? {
+            match self.device_of(&ev) {
+                Some(key) if self.vifs.contains_key(&key) => self.mark(key),
+                // A device we do not know yet, or the device list itself changed.
+                _ => self.rescan_due = true,
+            }
         }
-        if any {
+        if std::mem::take(&mut self.rescan_due) {
             self.rescan(now)?;
+        }
+        for _ in 0..XS_STEPS_PER_ROUND {
+            let Some(key) = self.xs_dirty.pop_front() else {
+                break;
+            };
+            // One vif's xenstore trouble must not stop the others; it is retried on its next event.
+            if let Err(e) = self.step(key, now) {
+                log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
+            }
         }
         Ok(())
     }
 
-    /// Re-reads the backend directory and steps every vif's handshake.
+    /// The device a watch event concerns; `None` for the device list itself (or a path that
+    /// names no device).
+    fn device_of(&self, ev: &WatchEvent) -> Option<Key> {
+        let rest = if ev.token == TOKEN_BACKEND {
+            ev.path.strip_prefix(&self.base)?.strip_prefix('/')?
+        } else {
+            ev.token.strip_prefix(TOKEN_FRONTEND)?
+        };
+        let mut parts = rest.split('/');
+        let domid = parts.next()?.parse().ok()?;
+        let handle = parts.next()?.parse().ok()?;
+        Some((domid, handle))
+    }
+
+    /// Queues a vif's handshake step (once, in arrival order).
+    fn mark(&mut self, key: Key) {
+        if !self.xs_dirty.contains(&key) {
+            self.xs_dirty.push_back(key);
+        }
+    }
+
+    /// Re-reads the backend directory: adds the devices that appeared and queues the handshake
+    /// steps of those that appeared or vanished.
     pub fn rescan(&mut self, now: Instant) -> xen::Result<()> {
         let mut seen = Vec::new();
         for fe in self.xs.directory(&self.base).or_else(|e| {
@@ -180,41 +261,45 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                     log::warn!("netback: ignoring backend entry {path}/{h:?}: not a handle");
                     continue;
                 };
-                seen.push((domid, handle));
+                let key = (domid, handle);
+                seen.push(key);
+                if self.vifs.contains_key(&key) {
+                    continue;
+                }
                 let be = format!("{path}/{h}");
-                let xs = &self.xs;
-                self.vifs.entry((domid, handle)).or_insert_with(|| {
-                    log::info!("netback: new device {be}");
-                    let mut vif = Vif::new(domid, handle, be.clone(), now);
-                    // The toolstack's `vifname` (xl: vif=['vifname=...']) names the link.
-                    if let Ok(Some(name)) = xs.try_read(&format!("{be}/vifname")) {
-                        let name = String::from_utf8_lossy(&name).trim().to_owned();
-                        if !name.is_empty()
-                            && name.len() <= 64
-                            && name.chars().all(|c| c.is_ascii_graphic())
-                        {
-                            vif.set_name(name);
-                        }
+                log::info!("netback: new device {be}");
+                let mut vif = Vif::new(domid, handle, be.clone(), now);
+                // The toolstack's `vifname` (xl: vif=['vifname=...']) names the link.
+                if let Ok(Some(name)) = self.xs.try_read(&format!("{be}/vifname")) {
+                    let name = String::from_utf8_lossy(&name).trim().to_owned();
+                    if !name.is_empty()
+                        && name.len() <= 64
+                        && name.chars().all(|c| c.is_ascii_graphic())
+                    {
+                        vif.set_name(name);
                     }
-                    vif
-                });
+                }
+                self.vifs.insert(key, vif);
+                self.mark(key);
             }
         }
-        let keys: Vec<Key> = self.vifs.keys().copied().collect();
-        for key in keys {
-            // One vif's xenstore trouble must not stop the others; it is retried on the next event.
-            if let Err(e) = self.step(key, seen.contains(&key), now) {
-                log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
-            }
+        let vanished: Vec<Key> = self
+            .vifs
+            .keys()
+            .filter(|k| !seen.contains(k))
+            .copied()
+            .collect();
+        for key in vanished {
+            self.mark(key);
         }
         Ok(())
     }
 
-    fn observe(&mut self, key: Key, present: bool) -> xen::Result<Observed> {
+    fn observe(&mut self, key: Key) -> xen::Result<Observed> {
         let xs = &self.xs;
         let vif = self.vifs.get_mut(&key).expect("caller checked");
         let be = vif.backend_path.clone();
-        if !present || xs.try_read(&be)?.is_none() {
+        if xs.try_read(&be)?.is_none() {
             return Ok(Observed::default());
         }
         let online = match as_text(xs.try_read(&format!("{be}/online"))?).as_deref() {
@@ -229,7 +314,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             let fe_id = as_text(xs.try_read(&format!("{be}/frontend-id"))?);
             match (fe, fe_id) {
                 (Some(fe), Some(id)) if fe == expected && id == key.0.to_string() => {
-                    xs.watch(&format!("{fe}/state"), TOKEN_FRONTEND)?;
+                    xs.watch(&format!("{fe}/state"), &frontend_token(key))?;
                     vif.frontend_path = Some(fe);
                 }
                 (None, _) | (_, None) => {}
@@ -253,8 +338,11 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         })
     }
 
-    fn step(&mut self, key: Key, present: bool, now: Instant) -> xen::Result<()> {
-        let obs = self.observe(key, present)?;
+    fn step(&mut self, key: Key, now: Instant) -> xen::Result<()> {
+        if !self.vifs.contains_key(&key) {
+            return Ok(());
+        }
+        let obs = self.observe(key)?;
         let actions = self
             .vifs
             .get_mut(&key)
@@ -306,10 +394,14 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                         }
                     }
                     self.busy.retain(|k| *k != key);
+                    self.timers.retain(|(_, k)| *k != key);
+                    self.masked.retain(|(_, p)| self.ports.contains_key(p));
                 }
                 Action::Remove => {
                     if let Some(fe) = &vif.frontend_path {
-                        let _ = self.xs.unwatch(&format!("{fe}/state"), TOKEN_FRONTEND);
+                        let _ = self
+                            .xs
+                            .unwatch(&format!("{fe}/state"), &frontend_token(key));
                     }
                     log::info!("netback: {}: removed", vif.name);
                     self.vifs.remove(&key);
@@ -382,6 +474,30 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             }
         }
         let sg = flag("feature-sg")?;
+        // The toolstack's rate limit (`<bytes>,<usec>`), read at connect as Linux does.
+        let credit = match as_text(
+            xs.try_read(&format!("{}/rate", vif.backend_path))
+                .ok()
+                .flatten(),
+        ) {
+            None => Credit::unlimited(now),
+            Some(r) => match parse_rate(&r) {
+                Some((bytes, interval)) => {
+                    log::info!(
+                        "netback: {}: rate limit {bytes} bytes per {interval:?}",
+                        vif.name
+                    );
+                    Credit::new(bytes, interval, now)
+                }
+                None => {
+                    log::warn!(
+                        "netback: {}: cannot parse rate {r:?}; traffic unlimited",
+                        vif.name
+                    );
+                    Credit::unlimited(now)
+                }
+            },
+        };
         let mtu = match read("mtu")? {
             None => 1500,
             v => parse_num::<usize>("mtu", v)?,
@@ -422,37 +538,90 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                     op: "bind event channel",
                     reason: e.to_string(),
                 })?;
-        vif.sg = sg;
-        vif.mtu = mtu;
-        vif.set_now(now);
-        vif.rings = Some(Rings { tx, rx, port });
-        vif.disabled = None;
+        vif.attach(Rings { tx, rx, port }, sg, mtu, credit, now);
         self.ports.insert(port, key);
         log::info!("netback: {}: connected (tx {tx_ref}, rx {rx_ref}, port {remote_port}->{port}, sg {sg}, mtu {mtu})", vif.name);
         Ok(())
     }
 
     /// Handles fired event channels and vifs with leftover work: guest TX into the stack queues,
-    /// queued frames into the guests' RX buffers. At most one budget per vif per call.
+    /// queued frames into the guests' RX buffers. At most one budget per vif per call. A vif's
+    /// own failure (e.g. a xenstore write of its teardown) is logged and does not stop the
+    /// others; an error is returned only if the event channel itself fails.
     pub fn handle_evtchn(&mut self, now: Instant) -> xen::Result<()> {
         self.pending.clear();
         self.ev.pending(&mut self.pending)?;
         let mut todo: Vec<Key> = std::mem::take(&mut self.busy);
+        // Rate-limited vifs whose credit has returned.
+        self.timers.retain(|&(t, key)| {
+            if t > now {
+                return true;
+            }
+            if !todo.contains(&key) {
+                todo.push(key);
+            }
+            false
+        });
+        // Ports held masked after notifications without work, whose delay is over.
+        let mut due = Vec::new();
+        self.masked.retain(|&(t, port)| {
+            if t > now {
+                return true;
+            }
+            due.push(port);
+            false
+        });
+        for port in due {
+            self.unmask(port);
+        }
+        let mut notified: Vec<(Key, Port)> = Vec::new();
         for i in 0..self.pending.len() {
             let port = self.pending[i];
-            if let Err(e) = self.ev.unmask(port) {
-                log::warn!("netback: unmask port {port}: {e}");
-            }
-            if let Some(&key) = self.ports.get(&port) {
-                if !todo.contains(&key) {
-                    todo.push(key);
+            match self.ports.get(&port) {
+                Some(&key) => {
+                    if let Some(v) = self.vifs.get_mut(&key) {
+                        v.count_event();
+                    }
+                    notified.push((key, port));
+                    if !todo.contains(&key) {
+                        todo.push(key);
+                    }
                 }
+                None => self.unmask(port),
             }
         }
         for key in todo {
-            self.service(key, now)?;
+            // Each vif's failure stays its own: the others of this round are still served.
+            if let Err(e) = self.service(key, now) {
+                log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
+            }
+            if let Some(&(_, port)) = notified.iter().find(|(k, _)| *k == key) {
+                self.after_event(key, port, now);
+            }
         }
         Ok(())
+    }
+
+    fn unmask(&mut self, port: Port) {
+        if let Err(e) = self.ev.unmask(port) {
+            log::warn!("netback: unmask port {port}: {e}");
+        }
+    }
+
+    /// Unmasks a notified vif's port, or keeps it masked for a while if notifications keep
+    /// coming without work (rule 9, XSA-332: [`crate::throttle`]).
+    fn after_event(&mut self, key: Key, port: Port, now: Instant) {
+        if self.ports.get(&port) != Some(&key) {
+            return; // the vif was disconnected meanwhile: its port is unbound
+        }
+        let Some(vif) = self.vifs.get_mut(&key) else {
+            return;
+        };
+        let work = vif.take_progress();
+        match vif.throttle.after_event(work) {
+            None => self.unmask(port),
+            Some(delay) => self.masked.push((now + delay, port)),
+        }
     }
 
     /// Delivers queued frames to the guests (call after the stack transmitted) and expires old ones.
@@ -469,7 +638,9 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                 .get_mut(&key)
                 .expect("exists")
                 .process_rx(&self.gt, now);
-            self.finish(key, r.map(|w| (w, Work::default())), now)?;
+            if let Err(e) = self.finish(key, r.map(|w| (w, Work::default())), now) {
+                log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
+            }
         }
         self.log_stats(now);
         Ok(())
@@ -493,8 +664,8 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             }
             let name = self.vifs[key].name();
             log::info!(
-                "netback: {name}: from guest {} frames {} bytes {} errors; to guest {} frames {} bytes {} dropped; {} copy calls",
-                st.tx_frames, st.tx_bytes, st.tx_errors, st.rx_frames, st.rx_bytes, st.rx_dropped, st.copy_calls
+                "netback: {name}: from guest {} frames {} bytes {} errors {} dropped; to guest {} frames {} bytes {} dropped; {} copy calls",
+                st.tx_frames, st.tx_bytes, st.tx_errors, st.tx_dropped, st.rx_frames, st.rx_bytes, st.rx_dropped, st.copy_calls
             );
         }
         self.stats_logged = Some((now, cur));
@@ -528,6 +699,10 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                     }
                     if (a.more || b.more) && !self.busy.contains(&key) {
                         self.busy.push(key);
+                    }
+                    if let Some(t) = a.wake_at {
+                        self.timers.retain(|(_, k)| *k != key);
+                        self.timers.push((t, key));
                     }
                 }
                 Ok(())

@@ -4,8 +4,8 @@
 //! It follows Linux `xen-netback/xenbus.c`: features and InitWait when the device appears;
 //! connect when the frontend is Initialised or Connected (Linux netfront skips Initialised);
 //! Connected held back until `hotplug-status` is `connected` if that key exists; teardown on
-//! frontend Closing/Closed or `online=0`; back to InitWait when a closed frontend reinitialises
-//! (guest reboot).
+//! frontend Closing/Closed (also before connecting) or `online=0`; back to InitWait when a
+//! closed frontend reinitialises (guest reboot).
 
 use crate::wire::XenbusState;
 
@@ -122,9 +122,14 @@ impl Handshake {
                     }
                 }
                 Phase::InitWait => {
-                    if offline {
+                    if offline || fe == Some(S::Closed) {
                         out.push(Action::SetState(S::Closed));
                         self.phase = Phase::Closed;
+                    } else if fe == Some(S::Closing) {
+                        // The frontend gave up before connecting: follow it (Linux netfront
+                        // waits for the backend's Closing before it closes).
+                        out.push(Action::SetState(S::Closing));
+                        self.phase = Phase::Closing;
                     } else if matches!(fe, Some(S::Initialised) | Some(S::Connected)) {
                         out.push(Action::Connect);
                         self.phase = Phase::HotplugWait;
@@ -245,6 +250,36 @@ mod tests {
             h.step(&obs(None)),
             vec![Action::Disconnect, Action::SetState(S::Closed)]
         );
+    }
+
+    /// Issue 16, defect 4: a frontend going Closing (or Closed) while the backend waits in
+    /// InitWait is followed, as Linux netback's `frontend_changed` does.
+    #[test]
+    fn frontend_closing_during_initwait_is_followed() {
+        let mut h = Handshake::new();
+        assert_eq!(h.step(&obs(Some(S::Initialising))), vec![Action::Announce]);
+        assert_eq!(
+            h.step(&obs(Some(S::Closing))),
+            vec![Action::SetState(S::Closing)]
+        );
+        assert_eq!(
+            h.step(&obs(Some(S::Closed))),
+            vec![Action::SetState(S::Closed)]
+        );
+        assert_eq!(
+            h.step(&obs(Some(S::Initialising))),
+            vec![Action::SetState(S::InitWait)]
+        );
+        let mut h = Handshake::new();
+        h.step(&obs(Some(S::Initialising)));
+        assert_eq!(
+            h.step(&obs(Some(S::Closed))),
+            vec![Action::SetState(S::Closed)]
+        );
+        // No frontend state yet (not written, or the path not yet known) is not a close.
+        let mut h = Handshake::new();
+        assert_eq!(h.step(&obs(None)), vec![Action::Announce]);
+        assert_eq!(h.step(&obs(None)), vec![]);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! let mut nb = Netback::new(xenstore, grant_table, event_channel, my_domid)?;
 //! loop {
 //!     poll([nb.xenstore_fd(), nb.evtchn_fd(), ...],
-//!          timeout = if nb.has_pending_work() { 0 } else { ... });
+//!          timeout = if nb.has_pending_work() { 0 } else { ... until nb.next_deadline() });
 //!     nb.handle_xenstore_events(now)?;   // discovery, handshake, teardown
 //!     nb.handle_evtchn(now)?;            // guest TX -> per-vif queues, queued RX -> guests
 //!     for vif in nb.vifs_mut() {         // each Vif is a smoltcp phy::Device
@@ -23,22 +23,30 @@
 //! * [`tx`], [`rx`], [`csum`]: pure datapath logic (chain validation, bounded RX queue,
 //!   checksum completion for `csum_blank`).
 //! * [`handshake`]: the xenbus state machine, observations in, actions out.
+//! * [`credit`]: TX rate limiting from the toolstack's `rate` key (Linux's credit scheduler).
+//! * [`guestlog`]: rate-limited logging of guest-caused errors (one line per vif per interval).
 //! * [`rules`]: the violations that disable a rogue frontend's vif (rule and XSA in each).
+//! * [`throttle`]: how long a vif's port stays masked after notifications without work.
 //! * [`vif`]: one vif's rings, batched grant copies, smoltcp `Device`.
+//! * [`store`]: the xenstore connection, counting its requests.
 //! * [`backend`]: [`Netback`], which owns xenstore, grant table and event channel.
 //! * [`testfront`]: a Linux-netfront-like frontend over `xen::sim` for tests and benchmarks.
 //! * [`testhost`]: the simulated host with netback in its driver domain, for tests and benchmarks.
 #![deny(unsafe_code)]
 
 pub mod backend;
+pub mod credit;
 pub mod csum;
+pub mod guestlog;
 pub mod handshake;
 #[allow(unsafe_code)] // the shared-ring accessors: the one place with `unsafe`
 pub mod ring;
 pub mod rules;
 pub mod rx;
+pub mod store;
 pub mod testfront;
 pub mod testhost;
+pub mod throttle;
 pub mod tx;
 pub mod vif;
 pub mod wire;

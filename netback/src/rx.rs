@@ -1,9 +1,10 @@
 //! Guest RX: the bounded queue of frames waiting for the guest's buffers (rule 8, XSA-392/424).
 //!
 //! A guest that posts no RX requests must not make the backend buffer without limit: the queue
-//! holds at most [`RX_QUEUE_BYTES`], frames older than [`RX_EXPIRY`] are dropped, and a queue that
-//! made no progress for [`RX_STALL`] is declared stalled (carrier off: frames are dropped on
-//! arrival) until the guest posts buffers again. Time is a parameter.
+//! holds at most [`RX_QUEUE_BYTES`] in at most [`RX_QUEUE_FRAMES`] frames, frames older than
+//! [`RX_EXPIRY`] are dropped, and a queue that made no progress for [`RX_STALL`] is declared
+//! stalled (carrier off: frames are dropped on arrival) until the guest posts buffers again or
+//! reconnects. Time is a parameter.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -12,6 +13,8 @@ use crate::wire::PAGE_SIZE;
 
 /// Most bytes queued for one vif.
 pub const RX_QUEUE_BYTES: usize = 512 * 1024;
+/// Most frames queued for one vif (so that zero-length frames cost something too).
+pub const RX_QUEUE_FRAMES: usize = 1024;
 /// Age after which a queued frame is dropped.
 pub const RX_EXPIRY: Duration = Duration::from_secs(10);
 /// Time without progress after which the queue is declared stalled.
@@ -46,7 +49,10 @@ impl RxQueue {
 
     /// Queues a frame; returns false (dropping it) if the queue is full or stalled.
     pub fn push(&mut self, frame: Vec<u8>, now: Instant) -> bool {
-        if self.stalled || self.bytes + frame.len() > RX_QUEUE_BYTES {
+        if self.stalled
+            || self.frames.len() >= RX_QUEUE_FRAMES
+            || self.bytes + frame.len() > RX_QUEUE_BYTES
+        {
             self.dropped += 1;
             return false;
         }
@@ -70,6 +76,14 @@ impl RxQueue {
         self.bytes -= f.len();
         self.last_progress = now;
         Some(f)
+    }
+
+    /// Empties the queue and ends a stall (the frontend reconnected); the drop count stays.
+    pub fn reset(&mut self, now: Instant) {
+        self.frames.clear();
+        self.bytes = 0;
+        self.stalled = false;
+        self.last_progress = now;
     }
 
     /// The guest posted buffers: end a stall.
@@ -148,6 +162,37 @@ mod tests {
         assert_eq!(slots_for(4096), 1);
         assert_eq!(slots_for(4097), 2);
         assert_eq!(slots_for(65535), 16);
+    }
+
+    /// Issue 16, defect 5: the bound counts frames as well as bytes; 200,000 zero-length
+    /// frames do not all queue.
+    #[test]
+    fn rx_queue_bounds_frames_as_well_as_bytes() {
+        let t0 = Instant::now();
+        let mut q = RxQueue::new(t0);
+        let accepted = (0..200_000).filter(|_| q.push(Vec::new(), t0)).count();
+        assert_eq!(accepted, RX_QUEUE_FRAMES);
+        assert_eq!(q.len(), RX_QUEUE_FRAMES);
+        assert_eq!(q.dropped(), (200_000 - RX_QUEUE_FRAMES) as u64);
+    }
+
+    /// Issue 16, defect 1: a reset (the frontend reconnected) empties the queue and ends a
+    /// stall, keeping the drop count.
+    #[test]
+    fn reset_ends_a_stall_and_keeps_the_count() {
+        let t0 = Instant::now();
+        let mut q = RxQueue::new(t0);
+        let mut t = t0;
+        while !q.stalled() {
+            q.push(vec![0; 100], t);
+            q.expire(t);
+            t += Duration::from_secs(5);
+        }
+        let dropped = q.dropped();
+        q.reset(t);
+        assert!(!q.stalled() && q.is_empty());
+        assert_eq!(q.dropped(), dropped);
+        assert!(q.push(vec![0; 100], t));
     }
 
     /// Rule 8 (XSA-392/424): a guest that never posts RX buffers gets a bounded queue, expiry

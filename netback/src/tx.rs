@@ -106,6 +106,15 @@ pub enum DropReason {
     /// Rule 4: the first slot holds less than an Ethernet header.
     #[error("rule 4: first slot holds {0} bytes, less than an Ethernet header")]
     FirstSlotTooSmall(usize),
+    /// The frame is longer than the vif's MTU with its Ethernet and VLAN headers (GSO, which
+    /// could make it legal, is not negotiated). Checked by the vif, which knows the MTU.
+    #[error("frame of {len} bytes exceeds the MTU ({max} bytes with headers)")]
+    OverMtu {
+        /// The frame's length.
+        len: usize,
+        /// The longest frame the vif's MTU allows.
+        max: usize,
+    },
     /// Rule 4: a slot is bigger than what remains of the packet's announced size.
     #[error("rule 4: slot of {size} bytes exceeds the {remaining} bytes left of the packet")]
     SlotTooBig {
@@ -128,6 +137,13 @@ pub enum TxOutcome {
         /// Why.
         reason: DropReason,
     },
+    /// A multicast-control request (an `MCAST_ADD` or `MCAST_DEL` extra), as Linux treats it: no
+    /// packet; answer `NETIF_RSP_OKAY` (extras `NULL`). Only its first slot and its extras are
+    /// taken; a `more_data` flag on it is not followed.
+    Control {
+        /// Answers for the consumed slots.
+        answers: Vec<SlotAnswer>,
+    },
     /// Disable the vif; the ring is not answered any further.
     Fatal(Violation),
 }
@@ -137,6 +153,7 @@ pub fn take_packet(src: &mut impl SlotSource) -> TxOutcome {
     let first = TxRequest::from_words(src.take());
     let mut answers = vec![SlotAnswer::Data { id: first.id }];
     let mut gso = None;
+    let mut control = false;
 
     // Rule 6: extra-info segments.
     if first.flags & NETTXF_EXTRA_INFO != 0 {
@@ -160,6 +177,10 @@ pub fn take_packet(src: &mut impl SlotSource) -> TxOutcome {
                 }
                 gso = Some(extra);
             }
+            control |= matches!(
+                extra.ty,
+                XEN_NETIF_EXTRA_TYPE_MCAST_ADD | XEN_NETIF_EXTRA_TYPE_MCAST_DEL
+            );
             if !extra.more() {
                 break;
             }
@@ -167,6 +188,10 @@ pub fn take_packet(src: &mut impl SlotSource) -> TxOutcome {
                 return TxOutcome::Fatal(Violation::ExtraOverrun);
             }
         }
+    }
+
+    if control {
+        return TxOutcome::Control { answers };
     }
 
     // Rules 3 and 4: the data slots.
@@ -394,6 +419,27 @@ mod tests {
         ));
     }
 
+    /// A multicast-control extra makes the request a control operation: its first slot and
+    /// extras are taken, nothing else, and no packet comes out.
+    #[test]
+    fn multicast_control_is_not_a_packet() {
+        let f = NETTXF_EXTRA_INFO | NETTXF_MORE_DATA;
+        for ty in [
+            XEN_NETIF_EXTRA_TYPE_MCAST_ADD,
+            XEN_NETIF_EXTRA_TYPE_MCAST_DEL,
+        ] {
+            let slots = [req(1, 0, f, 1, 0), extra(ty, 0, 0, 0), req(1, 0, 0, 2, 60)];
+            let mut src = SliceSource::new(&slots);
+            assert_eq!(
+                take_packet(&mut src),
+                TxOutcome::Control {
+                    answers: vec![SlotAnswer::Data { id: 1 }, SlotAnswer::Extra]
+                }
+            );
+            assert_eq!(src.taken(), 2);
+        }
+    }
+
     /// Rule 6: bad extras are fatal.
     #[test]
     fn rule6_extra_checks() {
@@ -455,7 +501,9 @@ mod tests {
                         }
                         prop_assert!(p.answers.len() < FATAL_SLOTS + 4);
                     }
-                    TxOutcome::Drop { answers, .. } => prop_assert_eq!(answers.len(), src.taken() - before),
+                    TxOutcome::Drop { answers, .. } | TxOutcome::Control { answers } => {
+                        prop_assert_eq!(answers.len(), src.taken() - before)
+                    }
                     TxOutcome::Fatal(_) => break,
                 }
                 prop_assert!(src.taken() <= slots.len());

@@ -10,18 +10,22 @@ use std::time::Instant;
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use xen::{CopySegment, DomId, GrantStatus, GrantTable, GuestBuf, Port};
 
+use crate::credit::Credit;
 use crate::csum::fill_l4_checksum;
+use crate::guestlog::GuestErrorLog;
 use crate::handshake::Handshake;
 use crate::ring::{RxBackRing, SharedPage, TxBackRing};
 use crate::rules::Violation;
 use crate::rx::{slots_for, RxQueue};
-use crate::tx::{take_packet, SlotSource, TxOutcome, TxPacket};
+use crate::throttle::EventThrottle;
+use crate::tx::{take_packet, DropReason, SlotAnswer, SlotSource, TxOutcome, TxPacket};
 use crate::wire::*;
 
 /// Packets (TX) or frames (RX) handled per vif per wakeup (rule 9, XSA-332).
 pub const BUDGET: usize = 64;
-/// Frames received from the guest and not yet taken by the stack; TX stops (back-pressure, the
-/// guest's ring fills) rather than dropping when this many wait.
+/// Frames received from the guest and not yet taken by the stack; further frames are answered
+/// and dropped (counted in [`VifStats::tx_dropped`]), as Linux's stack drops what its backlog
+/// cannot take, so a vif nobody drains cannot keep the backend busy.
 pub const TO_STACK_MAX: usize = 256;
 
 /// The rings and event channel of a connected vif.
@@ -43,12 +47,16 @@ pub struct VifStats {
     pub tx_bytes: u64,
     /// Guest packets answered with an error (bad chain, copy or checksum failure).
     pub tx_errors: u64,
+    /// Frames received from the guest and dropped because the stack's queue was full.
+    pub tx_dropped: u64,
     /// Frames delivered into the guest.
     pub rx_frames: u64,
     /// Bytes of those frames.
     pub rx_bytes: u64,
     /// Frames for the guest that were dropped (queue bound, expiry, too big, copy failure).
     pub rx_dropped: u64,
+    /// Event-channel notifications from the guest handled.
+    pub events: u64,
     /// Grant-copy calls issued.
     pub copy_calls: u64,
     /// Grant-copy segments issued.
@@ -62,6 +70,8 @@ pub struct Work {
     pub notify: bool,
     /// Work remains (the budget ran out): poll again without blocking.
     pub more: bool,
+    /// The vif is rate-limited: poll it again at this time (its credit returns).
+    pub wake_at: Option<Instant>,
 }
 
 /// One virtual interface: guest `domid`'s device `handle`.
@@ -78,8 +88,25 @@ pub struct Vif<M> {
     pub(crate) disabled: Option<Violation>,
     to_stack: VecDeque<Vec<u8>>,
     rx: RxQueue,
+    guest_log: GuestErrorLog,
+    credit: Credit,
+    pub(crate) throttle: EventThrottle,
+    /// The rings had something for us (requests, or buffers ending a stall) since the last
+    /// notification was handled, whoever handled it (event, busy poll or flush).
+    progressed: bool,
+    /// A packet taken from the ring that waits for TX credit; it goes before any other.
+    waiting_for_credit: Option<TxPacket>,
     now: Instant,
     stats: VifStats,
+}
+
+/// What becomes of one taken packet's slots.
+enum Taken {
+    /// Copy the packet out of the guest, then answer its slots.
+    Copy(TxPacket),
+    /// Only answer the slots: with an error for a dropped packet (and why), or OKAY for a
+    /// control request (`None`).
+    Answer(Vec<SlotAnswer>, Option<DropReason>),
 }
 
 /// Takes slots from a TX ring, at most as many as were published when the batch started.
@@ -124,6 +151,11 @@ impl<M: SharedPage> Vif<M> {
             disabled: None,
             to_stack: VecDeque::new(),
             rx: RxQueue::new(now),
+            guest_log: GuestErrorLog::new(),
+            credit: Credit::unlimited(now),
+            throttle: EventThrottle::new(),
+            progressed: false,
+            waiting_for_credit: None,
             now,
             stats: VifStats::default(),
         }
@@ -209,6 +241,17 @@ impl<M: SharedPage> Vif<M> {
         }
     }
 
+    /// Counts an event-channel notification from the guest.
+    pub(crate) fn count_event(&mut self) {
+        self.stats.events += 1;
+    }
+
+    /// Whether the rings had something for us since the last call: a notification handled
+    /// after none was not spurious (see [`crate::throttle`]).
+    pub(crate) fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progressed)
+    }
+
     /// Records the time for queueing decisions made without a time parameter (smoltcp tokens).
     pub(crate) fn set_now(&mut self, now: Instant) {
         self.now = now;
@@ -224,9 +267,30 @@ impl<M: SharedPage> Vif<M> {
         self.disabled = Some(v);
     }
 
+    /// Takes the rings of a (re)connected frontend and its TX credit; the RX queue starts
+    /// afresh (a stall of the previous connection does not carry over).
+    pub(crate) fn attach(
+        &mut self,
+        rings: Rings<M>,
+        sg: bool,
+        mtu: usize,
+        credit: Credit,
+        now: Instant,
+    ) {
+        self.sg = sg;
+        self.mtu = mtu;
+        self.credit = credit;
+        self.throttle = EventThrottle::new();
+        self.now = now;
+        self.rings = Some(rings);
+        self.disabled = None;
+        self.rx.reset(now);
+    }
+
     /// Drops the rings (unmapping them) and the queues; returns the event-channel port to unbind.
     pub(crate) fn disconnect(&mut self) -> Option<Port> {
         self.to_stack.clear();
+        self.waiting_for_credit = None;
         while self.rx.pop(self.now).is_some() {}
         self.rings.take().map(|r| r.port)
     }
@@ -242,34 +306,66 @@ impl<M: SharedPage> Vif<M> {
             ring: &mut rings.tx,
             left: avail,
         };
+        // Without GSO (not negotiated) no frame may exceed the MTU; a VLAN tag is allowed.
+        let max_len = self.mtu + ETH_HLEN + VLAN_HLEN;
         let mut outcomes = Vec::new();
-        while src.left > 0
-            && outcomes.len() < BUDGET
-            && self.to_stack.len() + outcomes.len() < TO_STACK_MAX
-        {
-            match take_packet(&mut src) {
+        let mut limited = false;
+        while outcomes.len() < BUDGET {
+            let taken = match self.waiting_for_credit.take() {
+                Some(p) => TxOutcome::Packet(p),
+                None if src.left > 0 => take_packet(&mut src),
+                None => break,
+            };
+            outcomes.push(match taken {
                 TxOutcome::Fatal(v) => return Err(v),
-                TxOutcome::Packet(p) => outcomes.push(Ok(p)),
-                TxOutcome::Drop { answers, reason } => outcomes.push(Err((answers, reason))),
-            }
+                TxOutcome::Packet(p) if p.len > max_len => Taken::Answer(
+                    p.answers,
+                    Some(DropReason::OverMtu {
+                        len: p.len,
+                        max: max_len,
+                    }),
+                ),
+                TxOutcome::Packet(p) if !self.credit.take(p.len as u64, self.now) => {
+                    // Linux's credit scheduling: this packet and all behind it wait.
+                    self.waiting_for_credit = Some(p);
+                    limited = true;
+                    break;
+                }
+                TxOutcome::Packet(p) => Taken::Copy(p),
+                TxOutcome::Drop { answers, reason } => Taken::Answer(answers, Some(reason)),
+                TxOutcome::Control { answers } => Taken::Answer(answers, None),
+            });
         }
-        // Requests left (budget spent or stack queue full): poll again without waiting for an event.
-        let budget_hit = src.left > 0;
+        // Requests left (budget spent): poll again without waiting for an event. A rate-limited
+        // vif instead waits for its credit.
+        let budget_hit = src.left > 0 && !limited;
+        self.progressed |= avail > 0 || limited;
+        let wake_at = if limited {
+            self.credit.refill_at()
+        } else {
+            None
+        };
         if outcomes.is_empty() {
-            let more = budget_hit
-                || rings
+            let more = !limited
+                && rings
                     .tx
                     .final_check_for_requests()
                     .map_err(ring_violation)?;
-            // Work pending but the stack queue is full: the owner drains it and polls again.
             return Ok(Work {
                 notify: false,
                 more,
+                wake_at,
             });
         }
 
         // One copy call for the whole batch.
-        let packets: Vec<&TxPacket> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+        let packets: Vec<&TxPacket> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Taken::Copy(p) => Some(p),
+                Taken::Answer(..) => None,
+            })
+            .collect();
         let mut bufs: Vec<Vec<u8>> = packets.iter().map(|p| vec![0u8; p.len]).collect();
         let mut owner = Vec::new();
         let mut segs = Vec::new();
@@ -298,7 +394,11 @@ impl<M: SharedPage> Vif<M> {
                 Ok(()) => {
                     for (st, &k) in status.iter().zip(&owner) {
                         if !st.is_ok() {
-                            log::warn!("{}: rule 10: tx grant copy failed: {st:?}", self.name);
+                            self.guest_log.warn(
+                                self.now,
+                                &self.name,
+                                format_args!("rule 10: tx grant copy failed: {st:?}"),
+                            );
                             ok[k] = false;
                         }
                     }
@@ -307,7 +407,11 @@ impl<M: SharedPage> Vif<M> {
                     }
                 }
                 Err(e) => {
-                    log::error!("{}: tx grant copy call failed: {e}", self.name);
+                    self.guest_log.warn(
+                        self.now,
+                        &self.name,
+                        format_args!("tx grant copy call failed: {e}"),
+                    );
                     ok.iter_mut().for_each(|o| *o = false);
                 }
             }
@@ -321,17 +425,23 @@ impl<M: SharedPage> Vif<M> {
             .zip(packets.iter().map(|p| p.flags));
         for o in &outcomes {
             let (answers, status) = match o {
-                Ok(p) => {
+                Taken::Copy(p) => {
                     let ((mut frame, copied), flags) =
                         delivered.next().expect("one buffer per packet");
                     let mut good = copied;
                     if good && flags & NETTXF_CSUM_BLANK != 0 {
                         if let Err(e) = fill_l4_checksum(&mut frame) {
-                            log::warn!("{}: csum_blank frame: {e}", self.name);
+                            self.guest_log.warn(
+                                self.now,
+                                &self.name,
+                                format_args!("csum_blank frame: {e}"),
+                            );
                             good = false;
                         }
                     }
-                    if good {
+                    if good && self.to_stack.len() >= TO_STACK_MAX {
+                        self.stats.tx_dropped += 1;
+                    } else if good {
                         self.stats.tx_frames += 1;
                         self.stats.tx_bytes += frame.len() as u64;
                         self.to_stack.push_back(frame);
@@ -347,11 +457,16 @@ impl<M: SharedPage> Vif<M> {
                         },
                     )
                 }
-                Err((answers, reason)) => {
-                    log::warn!("{}: dropping guest packet: {reason}", self.name);
+                Taken::Answer(answers, Some(reason)) => {
+                    self.guest_log.warn(
+                        self.now,
+                        &self.name,
+                        format_args!("dropping guest packet: {reason}"),
+                    );
                     self.stats.tx_errors += 1;
                     (answers, NETIF_RSP_ERROR)
                 }
+                Taken::Answer(answers, None) => (answers, NETIF_RSP_OKAY),
             };
             for a in answers {
                 let written = rings.tx.put_response([a.response(status).to_word(), 0, 0]);
@@ -360,11 +475,16 @@ impl<M: SharedPage> Vif<M> {
         }
         let notify = rings.tx.push_responses_and_check_notify();
         let more = budget_hit
-            || rings
-                .tx
-                .final_check_for_requests()
-                .map_err(ring_violation)?;
-        Ok(Work { notify, more })
+            || (!limited
+                && rings
+                    .tx
+                    .final_check_for_requests()
+                    .map_err(ring_violation)?);
+        Ok(Work {
+            notify,
+            more,
+            wake_at,
+        })
     }
 
     /// Guest RX: fills the guest's posted buffers with queued frames (up to [`BUDGET`] frames,
@@ -376,9 +496,20 @@ impl<M: SharedPage> Vif<M> {
     ) -> Result<Work, Violation> {
         self.now = now;
         self.rx.expire(now);
+        if let Some(line) = self.guest_log.tick(now, &self.name) {
+            log::warn!("{line}");
+        }
         let Some(rings) = self.rings.as_mut() else {
             return Ok(Work::default());
         };
+        // A stall ends once the guest posts a buffer (Linux `xenvif_rx_queue_ready`); while
+        // stalled the queue is empty, so only this check notices, and it asks for an event.
+        let unstalled =
+            self.rx.stalled() && rings.rx.wait_for_requests(1).map_err(ring_violation)?;
+        if unstalled {
+            self.rx.note_buffers(now);
+            self.progressed = true;
+        }
         let mut frames: Vec<(Vec<u8>, Vec<RxRequest>)> = Vec::new();
         let mut took_requests = false;
         let mut more = false;
@@ -400,11 +531,13 @@ impl<M: SharedPage> Vif<M> {
         }
         if took_requests {
             self.rx.note_buffers(now);
+            self.progressed = true;
         }
         if frames.is_empty() {
             return Ok(Work {
                 notify: false,
                 more,
+                wake_at: None,
             });
         }
         let mut segs = Vec::new();
@@ -430,13 +563,21 @@ impl<M: SharedPage> Vif<M> {
             Ok(()) if status.len() == segs.len() => {
                 for (st, &k) in status.iter().zip(&owner) {
                     if !st.is_ok() {
-                        log::warn!("{}: rule 10: rx grant copy failed: {st:?}", self.name);
+                        self.guest_log.warn(
+                            now,
+                            &self.name,
+                            format_args!("rule 10: rx grant copy failed: {st:?}"),
+                        );
                         ok[k] = false;
                     }
                 }
             }
             r => {
-                log::error!("{}: rx grant copy call failed: {r:?}", self.name);
+                self.guest_log.warn(
+                    now,
+                    &self.name,
+                    format_args!("rx grant copy call failed: {r:?}"),
+                );
                 ok.iter_mut().for_each(|o| *o = false);
             }
         }
@@ -470,6 +611,7 @@ impl<M: SharedPage> Vif<M> {
             notify,
             // Frames still waiting for buffers are not "more": req_event asks the guest to notify.
             more,
+            wake_at: None,
         })
     }
 }

@@ -25,6 +25,8 @@ pub const FATAL_SLOTS: usize = 20;
 pub const MAX_TX_SIZE: usize = 0xFFFF;
 /// Smallest first slot: an Ethernet header (`ETH_HLEN`).
 pub const ETH_HLEN: usize = 14;
+/// An 802.1Q VLAN tag (`VLAN_HLEN`), allowed on top of the MTU.
+pub const VLAN_HLEN: usize = 4;
 
 /// TX flag: the L4 checksum is blank (partial) and must be filled in by the backend.
 pub const NETTXF_CSUM_BLANK: u16 = 1 << 0;

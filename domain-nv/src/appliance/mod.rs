@@ -341,6 +341,13 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             consider(e.poll_delay(snow));
         }
         let until = |t: Instant| t.saturating_duration_since(now);
+        // A rate-limited vif's credit refill, a throttled event port's unmask.
+        consider(
+            self.netback
+                .as_ref()
+                .and_then(|nb| nb.next_deadline())
+                .map(until),
+        );
         for (r, p) in self.probes.iter().enumerate() {
             consider(p.wake_at(self.status.replica_unproven(r)).map(until));
         }

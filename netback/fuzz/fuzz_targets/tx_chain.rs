@@ -31,7 +31,9 @@ fuzz_target!(|data: &[u8]| {
                     assert!(usize::from(f.offset) + usize::from(f.len) <= PAGE_SIZE);
                 }
             }
-            TxOutcome::Drop { answers, .. } => assert_eq!(answers.len(), src.taken() - before),
+            TxOutcome::Drop { answers, .. } | TxOutcome::Control { answers } => {
+                assert_eq!(answers.len(), src.taken() - before)
+            }
             TxOutcome::Fatal(v) => {
                 assert!((2..=10).contains(&v.rule()));
                 break;
