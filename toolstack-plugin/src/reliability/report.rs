@@ -82,8 +82,9 @@ pub struct Condition {
     /// The comparison at the given n.
     #[serde(flatten)]
     pub at_n: Comparison,
-    /// The least value of the condition's free term for which it holds at the given n
-    /// (> 1: no value does).
+    /// The least value of the condition's free term (R_hv for (A), R_nv for the others) for
+    /// which it holds at the given n (> 1: no value does; infinite, `null` in JSON, when
+    /// `P_n` underflows to 0).
     pub threshold: f64,
     /// The least n for which the condition holds (majority voting is not monotone in n: read
     /// [`Condition::holds_for_n`] for the others).
@@ -152,14 +153,27 @@ fn conditions(i: &Inputs, n: u32, voting: Voting) -> [(Comparison, f64); 3] {
     [
         (
             compare(&group(layers), &alone),
-            r_vm / (layer.works * i.dom0.reliability * i.nv.reliability),
+            threshold(r_vm, layer.works * i.dom0.reliability * i.nv.reliability),
         ),
-        (compare(&group(i.nv.value), &alone), r_vm / layer.works),
+        (
+            compare(&group(i.nv.value), &alone),
+            threshold(r_vm, layer.works),
+        ),
         (
             compare(&group(i.nv.value), &in_vm_voting),
-            in_vm.works / layer.works,
+            threshold(in_vm.works, layer.works),
         ),
     ]
+}
+
+/// The least value of a factor `x` for which `x·denominator ≥ numerator`; infinite when the
+/// denominator underflowed to 0 (no value does).
+fn threshold(numerator: f64, denominator: f64) -> f64 {
+    if denominator > 0.0 {
+        numerator / denominator
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// Evaluate the model.
