@@ -169,7 +169,7 @@ not monotone in n). \"Holds\" means more reliable beyond a bound of the rounding
 Each component is given as a reliability (--r-*, in (0, 1]) or as a failure rate per hour\n\
 (--lambda-*) over --mission-hours: R = exp(-lambda*t). Omitted optional terms are 1.\n\n\
 Examples:\n  nvctl reliability --r-vm 0.9 --r-hv 0.99 -n 3\n  \
-nvctl reliability --lambda-vm 1e-4 --lambda-hv 1e-6 --lambda-nv 1e-5 --mission-hours 8760 --json"
+nvctl reliability --lambda-vm 1e-4 --lambda-hv 1e-6 --lambda-nv 1e-5 --mission-hours 1000 --json"
     )]
     Reliability(ReliabilityArgs),
 }
