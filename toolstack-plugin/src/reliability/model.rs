@@ -94,11 +94,6 @@ pub struct System {
 }
 
 impl System {
-    /// Reliability of the system, `R_S · P_n`.
-    pub fn reliability(&self) -> f64 {
-        self.series.value() * self.layer.map_or(1.0, |l| l.works)
-    }
-
     /// `R_S · Q_n` with a bound of its absolute error.
     fn layer_term(&self) -> (f64, f64) {
         match self.layer {
