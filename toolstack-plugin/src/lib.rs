@@ -6,7 +6,8 @@
 //! - [`xl`]: running `xl` behind [`xl::XlRunner`];
 //! - [`store`]: xenstore behind [`store::Store`] (real client, in-memory), chunked values;
 //! - [`group`]: the lifecycle (`up`, `down`, `status`, `replace`, `patch`, `watch`);
-//! - [`reliability`]: the reliability model of seed 002, with majority voting.
+//! - [`reliability`]: the reliability model of seed 002, with voting policies, the NV domain and
+//!   Dom0, failure rates, and float-safe comparisons.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toolstack_plugin::group::{self, Ctx, Mode};
+use toolstack_plugin::reliability::{self, Component, Reliability};
+use toolstack_plugin::render;
 use toolstack_plugin::spec::{valid_name, GroupSpec};
 use toolstack_plugin::xl::RealXl;
-use toolstack_plugin::{reliability, render};
 use xen::xenstore::Xenstore;
 
 const EXAMPLES: &str = "\
@@ -22,7 +23,7 @@ Examples:
   nvctl replace web r1                              # fresh instance of r1, then retire the old one
   nvctl patch web --image /srv/img/web-1.2.img      # rolling patch, one replica at a time
   nvctl down web
-  nvctl reliability --r-vm 0.9 --r-hv 0.99 -n 3
+  nvctl reliability --r-vm 0.9 --r-hv 0.99 -n 3     # replicas vs plain node, one VM, in-VM voting
 
 Exit status: 0 success, 1 error (an xl failure shows xl's stderr), 2 usage error.";
 
@@ -154,34 +155,141 @@ Example:\n  nvctl watch web"
         #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = positive_secs)]
         interval: f64,
     },
-    /// Reliability of n replicas on one node versus a plain node (seed 002, with majority voting).
+    /// Reliability of n replicas behind an NV domain versus a plain node, one VM and in-VM
+    /// voting (seed 002, with voting policies).
     #[command(
-        after_help = "R_sys of the non-virtualised node is R_node*R_vm; of n replicas on one node\n\
-R_node*R_hv*P_n, with P_n = 1-(1-R_vm)^n (1-out-of-n) or sum_{k>=n/2+1} C(n,k)R_vm^k(1-R_vm)^(n-k)\n\
-(majority). Prints both, condition (A) R_hv >= R_vm/P_n and the seed's boundary conditions.\n\n\
-Example:\n  nvctl reliability --r-vm 0.9 --r-hv 0.99 -n 3"
+        after_help = "R_sys of the plain node is R_node*R_vm; of one VM on Xen R_node*R_hv*R_dom0*R_vm; of n\n\
+replicas behind the NV domain R_node*R_hv*R_dom0*R_nv*P_n, with P_n the probability that enough\n\
+replicas are correct: 1-(1-R_vm)^n (1-out-of-n, the seed), sum_{k>=n/2+1} C(n,k)R_vm^k(1-R_vm)^(n-k)\n\
+(majority) or R_vm^n (unanimous); of the seed's in-VM voting R_node*R_hv*R_dom0*P_n(R_f*R_vm).\n\
+Prints, per policy, condition (A) R_hv >= R_vm/(P_n*R_dom0*R_nv), the conditions for moving the\n\
+voter into the NV domain (against one VM: R_nv >= R_vm/P_n; against in-VM voting:\n\
+R_nv >= P_n(R_f*R_vm)/P_n(R_vm)), and every n <= 99 for which each holds (majority voting is\n\
+not monotone in n). \"Holds\" means more reliable beyond a bound of the rounding error.\n\
+Each component is given as a reliability (--r-*, in (0, 1]) or as a failure rate per hour\n\
+(--lambda-*) over --mission-hours: R = exp(-lambda*t). Omitted optional terms are 1.\n\n\
+Examples:\n  nvctl reliability --r-vm 0.9 --r-hv 0.99 -n 3\n  \
+nvctl reliability --lambda-vm 1e-4 --lambda-hv 1e-6 --lambda-nv 1e-5 --mission-hours 1000 --json"
     )]
-    Reliability {
-        /// Reliability of one replica (guest OS + service), 0..1.
-        #[arg(long, value_name = "R", value_parser = probability)]
-        r_vm: f64,
-        /// Reliability of the hypervisor, 0..1.
-        #[arg(long, value_name = "R", value_parser = probability)]
-        r_hv: f64,
-        /// Reliability of the hardware, 0..1.
-        #[arg(long, default_value_t = 1.0, value_name = "R", value_parser = probability)]
-        r_node: f64,
-        /// Number of replicas.
-        #[arg(short, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=99))]
-        n: u32,
-    },
+    Reliability(ReliabilityArgs),
 }
 
-fn probability(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a probability between 0 and 1")),
+/// The inputs of `nvctl reliability`: per component a reliability or a failure rate.
+#[derive(Args)]
+#[command(next_help_heading = "Model inputs")]
+struct ReliabilityArgs {
+    /// Reliability of one replica (guest OS + service) over the mission, in (0, 1].
+    #[arg(long, value_name = "R", value_parser = probability, required_unless_present = "lambda_vm", conflicts_with = "lambda_vm")]
+    r_vm: Option<f64>,
+    /// Failure rate of one replica, per hour (instead of --r-vm).
+    #[arg(long, value_name = "PER_HOUR", value_parser = rate, requires = "mission_hours")]
+    lambda_vm: Option<f64>,
+    /// Reliability of the hypervisor, in (0, 1].
+    #[arg(long, value_name = "R", value_parser = probability, required_unless_present = "lambda_hv", conflicts_with = "lambda_hv")]
+    r_hv: Option<f64>,
+    /// Failure rate of the hypervisor, per hour (instead of --r-hv).
+    #[arg(long, value_name = "PER_HOUR", value_parser = rate, requires = "mission_hours")]
+    lambda_hv: Option<f64>,
+    /// Reliability of the hardware, in (0, 1] (default 1).
+    #[arg(long, value_name = "R", value_parser = probability, conflicts_with = "lambda_node")]
+    r_node: Option<f64>,
+    /// Failure rate of the hardware, per hour (instead of --r-node).
+    #[arg(long, value_name = "PER_HOUR", value_parser = rate, requires = "mission_hours")]
+    lambda_node: Option<f64>,
+    /// Reliability of the NV domain (network stack and voter), in (0, 1] (default 1).
+    #[arg(long, value_name = "R", value_parser = probability, conflicts_with = "lambda_nv")]
+    r_nv: Option<f64>,
+    /// Failure rate of the NV domain, per hour (instead of --r-nv).
+    #[arg(long, value_name = "PER_HOUR", value_parser = rate, requires = "mission_hours")]
+    lambda_nv: Option<f64>,
+    /// Reliability of Dom0 (its crash takes the host down), in (0, 1] (default 1).
+    #[arg(long, value_name = "R", value_parser = probability, conflicts_with = "lambda_dom0")]
+    r_dom0: Option<f64>,
+    /// Failure rate of Dom0, per hour (instead of --r-dom0).
+    #[arg(long, value_name = "PER_HOUR", value_parser = rate, requires = "mission_hours")]
+    lambda_dom0: Option<f64>,
+    /// Reliability of the voting function run inside each replica, for the comparison with
+    /// the seed's in-VM voting (the seed's R_f), in (0, 1] (default 1).
+    #[arg(long, value_name = "R", value_parser = probability, conflicts_with = "lambda_voter_in_vm")]
+    r_voter_in_vm: Option<f64>,
+    /// Failure rate of the voting function inside a replica, per hour (instead of
+    /// --r-voter-in-vm).
+    #[arg(long, value_name = "PER_HOUR", value_parser = rate, requires = "mission_hours")]
+    lambda_voter_in_vm: Option<f64>,
+    /// Mission time the failure rates apply to, hours.
+    #[arg(long, value_name = "HOURS", value_parser = hours)]
+    mission_hours: Option<f64>,
+    /// Number of replicas.
+    #[arg(short, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=i64::from(reliability::MAX_N)))]
+    n: u32,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ReliabilityArgs {
+    /// The model's inputs; the value parsers checked every range but `exp(-lambda*t) = 0`.
+    fn inputs(&self) -> Result<reliability::Inputs, String> {
+        let hours = self.mission_hours;
+        let rates = [
+            self.lambda_vm,
+            self.lambda_hv,
+            self.lambda_node,
+            self.lambda_nv,
+            self.lambda_dom0,
+            self.lambda_voter_in_vm,
+        ];
+        if hours.is_some() && rates.iter().all(Option::is_none) {
+            return Err(
+                "--mission-hours applies to failure rates: give at least one --lambda-*".into(),
+            );
+        }
+        let component = |r: Option<f64>, lambda: Option<f64>| {
+            match (r, lambda, hours) {
+                (_, Some(l), Some(h)) => Component::rate(l, h),
+                (Some(r), _, _) => Component::given(r),
+                _ => Ok(Component::perfect()),
+            }
+            .map_err(|e| e.to_string())
+        };
+        Ok(reliability::Inputs {
+            vm: component(self.r_vm, self.lambda_vm)?,
+            hv: component(self.r_hv, self.lambda_hv)?,
+            node: component(self.r_node, self.lambda_node)?,
+            nv: component(self.r_nv, self.lambda_nv)?,
+            dom0: component(self.r_dom0, self.lambda_dom0)?,
+            voter_in_vm: component(self.r_voter_in_vm, self.lambda_voter_in_vm)?,
+            n: self.n,
+            mission_hours: hours,
+        })
     }
+}
+
+/// A reliability in (0, 1].
+fn probability(s: &str) -> Result<f64, String> {
+    let v = s
+        .parse::<f64>()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    Reliability::new(v).map_err(|e| e.to_string())?;
+    Ok(v)
+}
+
+/// A failure rate per hour: finite, >= 0.
+fn rate(s: &str) -> Result<f64, String> {
+    let v = s
+        .parse::<f64>()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    Reliability::from_rate(v, 0.0).map_err(|e| e.to_string())?;
+    Ok(v)
+}
+
+/// A mission time in hours: finite, >= 0.
+fn hours(s: &str) -> Result<f64, String> {
+    let v = s
+        .parse::<f64>()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    Reliability::from_rate(0.0, v).map_err(|e| e.to_string())?;
+    Ok(v)
 }
 
 fn secs(s: &str) -> Result<f64, String> {
@@ -275,13 +383,21 @@ fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     match cli.command {
         Command::Render { spec, output } => render_cmd(&spec, &output),
-        Command::Reliability {
-            r_vm,
-            r_hv,
-            r_node,
-            n,
-        } => {
-            print!("{}", reliability::report(r_vm, r_hv, r_node, n));
+        Command::Reliability(args) => {
+            let report = args
+                .inputs()
+                .and_then(|i| reliability::evaluate(&i).map_err(|e| e.to_string()))
+                .unwrap_or_else(|e| {
+                    // an input error, like those of the value parsers: a usage error (exit 2)
+                    ReliabilityArgs::augment_args(clap::Command::new("nvctl reliability"))
+                        .error(clap::error::ErrorKind::ValueValidation, e)
+                        .exit()
+                });
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", reliability::format_text(&report));
+            }
             Ok(())
         }
         Command::Up { spec } => {

@@ -58,6 +58,38 @@ fn usage_errors_exit_2() {
         &["bogus"][..],
         &["patch", "web"],
         &["reliability", "--r-vm", "2", "--r-hv", "0.9"],
+        &["reliability", "--r-vm", "0", "--r-hv", "0.9"],
+        &["reliability", "--lambda-vm", "1e-4", "--r-hv", "0.9"],
+        &[
+            "reliability",
+            "--r-vm",
+            "0.9",
+            "--r-hv",
+            "0.9",
+            "--mission-hours",
+            "10",
+        ],
+        &[
+            "reliability",
+            "--r-vm",
+            "0.9",
+            "--lambda-vm",
+            "1e-4",
+            "--r-hv",
+            "0.9",
+            "--mission-hours",
+            "10",
+        ],
+        &[
+            "reliability",
+            "--lambda-vm",
+            "1",
+            "--r-hv",
+            "0.9",
+            "--mission-hours",
+            "1e4",
+        ],
+        &["reliability", "--r-vm", "0.9", "--r-hv", "0.9", "-n", "0"],
         &["up"],
         &["--timeout", "0", "status"],
     ] {
@@ -135,6 +167,88 @@ fn reliability_prints_both_models_and_the_condition() {
         "{r}"
     );
     assert!(r.contains("R_hv >= 0.925926: holds"), "{r}");
+}
+
+#[test]
+fn reliability_input_errors_say_what_is_wrong() {
+    let out = nvctl(&["reliability", "--r-vm", "0", "--r-hv", "0.9"]);
+    assert!(
+        text(&out.stderr).contains("reliability 0 is not in (0, 1]"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = nvctl(&[
+        "reliability",
+        "--lambda-vm",
+        "1",
+        "--r-hv",
+        "0.9",
+        "--mission-hours",
+        "1e4",
+    ]);
+    assert!(
+        text(&out.stderr).contains("the component surely fails within the mission"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = nvctl(&[
+        "reliability",
+        "--r-vm",
+        "0.9",
+        "--r-hv",
+        "0.9",
+        "--mission-hours",
+        "1",
+    ]);
+    assert!(
+        text(&out.stderr).contains("--mission-hours applies to failure rates"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn reliability_takes_failure_rates_and_prints_json() {
+    // lambda_vm 1e-4/h over 1000 h: R_vm = e^-0.1 = 0.904837; R_hv 0.99, R_nv 0.999, n = 3
+    let out = nvctl(&[
+        "reliability",
+        "--lambda-vm",
+        "1e-4",
+        "--mission-hours",
+        "1000",
+        "--r-hv",
+        "0.99",
+        "--r-nv",
+        "0.999",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        (v["plain_node"].as_f64().unwrap() - 0.904_837_418).abs() < 1e-9,
+        "{v}"
+    );
+    assert_eq!(v["inputs"]["vm"]["failure_rate_per_hour"], 1e-4);
+    assert_eq!(v["inputs"]["mission_hours"], 1000.0);
+    assert_eq!(v["inputs"]["nv"]["reliability"], 0.999);
+    let policies = v["policies"].as_array().unwrap();
+    let names: Vec<&str> = policies
+        .iter()
+        .map(|p| p["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["any", "majority", "unanimous"]);
+    let m = &policies[1];
+    assert_eq!(m["needed"], 2);
+    assert_eq!(m["vs_plain_node"]["verdict"], "better");
+    assert_eq!(m["vs_plain_node"]["least_n"], 3);
+    assert_eq!(m["vs_plain_node"]["holds_for_n"][0], 3);
+    for key in ["margin", "bound", "threshold"] {
+        assert!(m["vs_one_vm"][key].is_f64(), "{key}: {m}");
+    }
+    assert_eq!(
+        policies[2]["vs_plain_node"]["least_n"],
+        serde_json::Value::Null
+    );
 }
 
 #[test]
