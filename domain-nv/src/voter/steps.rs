@@ -1,0 +1,343 @@
+//! The voter's internal steps: taking replica output, checking it against the released stream,
+//! applying the policy's decisions, and cutting replicas off.
+//!
+//! Every fault is reported at most once per replica; a faulty replica gets `ResetReplica`, its
+//! input stops and its output is no longer voted.
+
+use std::time::Instant;
+
+use super::bytes::{common_prefix, View};
+use super::endings::ClientEnd;
+use super::policy::{self, Ballot, MajorityVote, Release, SuspectVerdict, UnanimousVote};
+use super::replica::{Suspect, Verdict};
+use super::straggler::Lead;
+use super::{Fault, FaultKind, Policy, ReplicaId, ReplicaState, Voter, VoterEvent};
+
+impl Voter {
+    /// What the policies see.
+    pub(super) fn ballot(&self) -> Ballot<'_> {
+        Ballot {
+            reps: &self.reps,
+            rel: &self.rel,
+        }
+    }
+
+    /// Replica `r`'s output bytes `[checked, prod)` not yet voted past.
+    pub(super) fn unvoted(&self, r: ReplicaId) -> View<'_> {
+        self.rel.unvoted(r, &self.reps)
+    }
+
+    /// Forget replica `r`'s unvoted output (it left the vote).
+    pub(super) fn drop_out(&mut self, r: ReplicaId) {
+        self.rel.drop_owned(r);
+        self.reps[r].out.free();
+    }
+
+    /// Take `data` (within its window) from replica `r`: check, confirm or release what can be
+    /// decided at once, buffer the rest.
+    pub(super) fn take_output(&mut self, r: ReplicaId, mut data: &[u8], now: Instant) {
+        let released = self.rel.offset();
+        // Fast path: bytes of a replica behind the released stream are checked in place.
+        if self.unvoted(r).is_empty() && self.reps[r].prod < released {
+            let start = self.reps[r].prod;
+            let n = data.len().min((released - start) as usize);
+            let same = common_prefix(data[..n].into(), self.rel.bytes(start, n));
+            let rep = &mut self.reps[r];
+            rep.prod += same as u64;
+            rep.checked += same as u64;
+            if same < n {
+                self.mismatch(r, start + same as u64, data[same], now);
+                return;
+            }
+            data = &data[n..];
+        }
+        // Fast path: a second replica confirms a leader's buffered bytes without being buffered.
+        let n = self.confirm_in_place(r, data);
+        data = &data[n..];
+        // Fast path: the primary's own bytes go straight to the client output.
+        if self.primary == Some(r)
+            && self.unvoted(r).is_empty()
+            && self.reps[r].checked == self.rel.offset()
+            && self.client_end == ClientEnd::Open
+        {
+            let n = self.rel.release_direct(r, data, &mut self.reps);
+            data = &data[n..];
+        }
+        self.rel.append(r, data, &mut self.reps);
+    }
+
+    /// When two agreeing replicas make a quorum, compare `data` of replica `r` (which is at the
+    /// released offset with nothing buffered) straight against a leader's buffered bytes and
+    /// release the agreeing prefix from the leader. Returns how many bytes of `data` were
+    /// confirmed; the rest goes through the general vote.
+    fn confirm_in_place(&mut self, r: ReplicaId, data: &[u8]) -> usize {
+        let released = self.rel.offset();
+        if !policy::pair_decides(&self.ballot(), self.cfg.policy, self.quorum)
+            || self.client_end != ClientEnd::Open
+            || !self.unvoted(r).is_empty()
+            || self.reps[r].checked != released
+        {
+            return 0;
+        }
+        let leads = |c: ReplicaId| {
+            let rc = &self.reps[c];
+            c != r && rc.active() && rc.checked == released && !self.unvoted(c).is_empty()
+        };
+        // The owner first: its bytes are released in place.
+        let leader = self
+            .rel
+            .owner()
+            .filter(|&o| leads(o))
+            .or_else(|| (0..self.reps.len()).find(|&c| leads(c)));
+        let Some(c) = leader else { return 0 };
+        let n = data.len().min(self.rel.room());
+        let k = common_prefix(data[..n].into(), self.unvoted(c));
+        if k > 0 {
+            self.rel.release_from(c, k, &mut self.reps);
+            let rep = &mut self.reps[r];
+            rep.prod += k as u64;
+            rep.checked += k as u64;
+        }
+        k
+    }
+
+    /// Drop the client input every voting replica was sent.
+    pub(super) fn trim_input(&mut self) {
+        let min = self
+            .reps
+            .iter()
+            .filter(|r| r.voting())
+            .map(|r| r.in_sent)
+            .min()
+            .unwrap_or(self.input.received());
+        self.input.trim(min);
+    }
+
+    /// Report a fault of replica `r` (without cutting it off).
+    pub(super) fn push_fault(&mut self, r: ReplicaId, kind: FaultKind, now: Instant) {
+        self.reps[r].verdict = Verdict::Reported;
+        self.events.push_back(VoterEvent::Fault(Fault {
+            replica: r,
+            kind,
+            at: now,
+        }));
+    }
+
+    /// Report `r` (once) and cut it off.
+    pub(super) fn fault(&mut self, r: ReplicaId, kind: FaultKind, now: Instant) {
+        if self.reps[r].reported() {
+            return;
+        }
+        self.push_fault(r, kind, now);
+        self.leave(r, ReplicaState::Faulty, true);
+    }
+
+    /// Replica `r` leaves the vote without blame (its end differs after the client's FIN);
+    /// `abort`: its connection is reset too (it is still sending).
+    pub(super) fn excuse(&mut self, r: ReplicaId, abort: bool) {
+        self.leave(r, ReplicaState::Gone, abort);
+    }
+
+    /// Replica `r` leaves the vote as `state`; `abort`: reset its connection if it was voting.
+    fn leave(&mut self, r: ReplicaId, state: ReplicaState, abort: bool) {
+        let rep = &mut self.reps[r];
+        let was_voting = rep.voting();
+        rep.state = state;
+        rep.suspect = None;
+        self.drop_out(r);
+        if abort && was_voting {
+            self.events.push_back(VoterEvent::ResetReplica(r));
+        }
+        self.trim_input();
+    }
+
+    /// Replica `r` has `byte` at output `offset` where the released stream differs.
+    pub(super) fn mismatch(&mut self, r: ReplicaId, offset: u64, byte: u8, now: Instant) {
+        let backup =
+            matches!(self.cfg.policy, Policy::PrimaryBackup { .. }) && self.primary != Some(r);
+        if backup {
+            self.reps[r].suspect = Some(Suspect { offset, byte });
+            self.drop_out(r);
+        } else {
+            self.fault(r, FaultKind::ValueMismatch { offset }, now);
+        }
+    }
+
+    /// Check every active replica's buffered bytes below the released offset against the released
+    /// stream.
+    fn check_lagging(&mut self, now: Instant) {
+        let released = self.rel.offset();
+        for r in 0..self.reps.len() {
+            let rep = &self.reps[r];
+            if !rep.active() || rep.checked >= rep.prod.min(released) {
+                continue;
+            }
+            // Not the owner: the owner is at the released offset.
+            let n = (rep.prod.min(released) - rep.checked) as usize;
+            let out = rep.out.view();
+            let same = common_prefix(out.range(0, n), self.rel.bytes(rep.checked, n));
+            let byte = out.get(same);
+            let offset = rep.checked + same as u64;
+            let rep = &mut self.reps[r];
+            rep.out.consume(same);
+            rep.checked += same as u64;
+            if same < n {
+                self.mismatch(r, offset, byte.unwrap_or_default(), now);
+            }
+        }
+    }
+
+    /// Release bytes the replicas of `release` agree on: from the owner in place if it is one of
+    /// them, else from the first; the others drop theirs.
+    fn release_agreed(&mut self, release: &Release) {
+        let (agreeing, n) = (&release.agreeing, release.len);
+        let source = self
+            .rel
+            .owner()
+            .filter(|o| agreeing.contains(o))
+            .unwrap_or(agreeing[0]);
+        self.rel.release_from(source, n, &mut self.reps);
+        for &r in agreeing.iter().filter(|&&r| r != source) {
+            let rep = &mut self.reps[r];
+            rep.out.consume(n);
+            rep.checked += n as u64;
+        }
+    }
+
+    /// Vote under the policy and apply the decision.
+    fn vote(&mut self, now: Instant) {
+        if self.client_end != ClientEnd::Open {
+            return;
+        }
+        match self.cfg.policy {
+            Policy::Majority => match policy::majority(&self.ballot(), self.quorum) {
+                MajorityVote::Release(release) => self.release_agreed(&release),
+                MajorityVote::NoQuorum => self.reset_client(true, now),
+                MajorityVote::Wait => {}
+            },
+            Policy::Unanimous => {
+                match policy::unanimous(&self.ballot()) {
+                    UnanimousVote::Diverge(o) => return self.unanimous_divergence(o, now),
+                    UnanimousVote::Agree(Some(release)) => self.release_agreed(&release),
+                    UnanimousVote::Agree(None) => {}
+                }
+                // FIN against bytes at the same offset.
+                if policy::fin_against_bytes(&self.ballot()) {
+                    self.unanimous_divergence(self.rel.offset(), now);
+                }
+            }
+            Policy::PrimaryBackup { .. } => {
+                let Some(p) = self.primary else { return };
+                let n = policy::primary_release(&self.ballot(), p);
+                if n > 0 {
+                    self.rel.release_from(p, n, &mut self.reps);
+                }
+            }
+        }
+    }
+
+    /// Unanimous policy saw replicas differ at `o`: blame a minority if a strict majority of the
+    /// live replicas agrees there, else report `NoQuorum`; the client is reset either way.
+    fn unanimous_divergence(&mut self, o: u64, now: Instant) {
+        let Some(blames) = policy::divergence(&self.ballot(), o) else {
+            return self.reset_client(true, now);
+        };
+        for blame in blames {
+            // After the half-close, ends may differ (output beyond the others' FIN only where
+            // they were still producing output when the client's FIN came); bytes may not.
+            let excused = match blame.kind {
+                FaultKind::EarlyClose { .. } => self.half_closed(blame.replica),
+                FaultKind::Flood => self.cut_short_after_client_fin(o),
+                _ => false,
+            };
+            if !excused {
+                self.fault(blame.replica, blame.kind, now);
+            }
+        }
+        self.reset_client(false, now);
+    }
+
+    /// PrimaryBackup: judge the earliest backup divergence once every other backup has reached it.
+    fn resolve_suspects(&mut self, now: Instant) {
+        let Some(p) = self.primary else { return };
+        match policy::judge_suspects(&self.ballot(), p) {
+            // The backups agree with each other against the primary: the client already got the
+            // primary's bytes, so the connection cannot be repaired.
+            Some(SuspectVerdict::Primary { offset }) => {
+                self.fault(p, FaultKind::ValueMismatch { offset }, now);
+                self.reset_client(false, now);
+            }
+            Some(SuspectVerdict::Backups { offset, backups }) => {
+                for b in backups {
+                    self.fault(b, FaultKind::ValueMismatch { offset }, now);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// PrimaryBackup: replace a primary that is no longer active by the active replica closest to
+    /// the released offset.
+    pub(super) fn failover(&mut self) {
+        let Some(p) = self.primary else { return };
+        if let Some(next) = policy::failover(&self.ballot(), p) {
+            self.primary = Some(next);
+        }
+    }
+
+    /// Bring every decision up to date after an input.
+    pub(super) fn settle(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+        loop {
+            if self.client_end == ClientEnd::Reset {
+                return;
+            }
+            self.rel.trim(&self.reps);
+            let before = self.signature();
+            self.check_connections(now);
+            self.failover();
+            self.check_lagging(now);
+            self.vote(now);
+            self.check_lagging(now);
+            self.resolve_suspects(now);
+            self.check_fins(now);
+            self.check_resets(now);
+            self.failover();
+            let voting = self.reps.iter().filter(|r| r.active()).count();
+            if self.client_end == ClientEnd::Open && voting < self.needed {
+                self.reset_client(true, now);
+            }
+            self.rel.trim(&self.reps);
+            if before == self.signature() {
+                break;
+            }
+        }
+        self.track_lead(now);
+        self.close_done_replicas();
+    }
+
+    /// What `settle` iterates on until it stops changing.
+    fn signature(&self) -> [u64; 6] {
+        let suspects = self.reps.iter().filter(|r| r.suspect.is_some()).count();
+        let active = self.reps.iter().filter(|r| r.active()).count();
+        [
+            self.rel.offset(),
+            self.rel.base(),
+            self.events.len() as u64,
+            self.client_end as u64,
+            self.primary.map_or(u64::MAX, |p| p as u64),
+            (suspects * self.reps.len() + active) as u64,
+        ]
+    }
+
+    /// Straggler clock: remember when the lead reached each output offset and FIN.
+    fn track_lead(&mut self, now: Instant) {
+        let active = || self.reps.iter().filter(|r| r.active());
+        let lead = Lead {
+            output: self.ballot().kth_largest_prod(self.lead_quorum),
+            slowest: active().map(|r| r.prod).min(),
+            fin: active().filter(|r| r.fin.is_some()).count() >= self.lead_quorum,
+        };
+        self.clock.track(lead, now);
+    }
+}
