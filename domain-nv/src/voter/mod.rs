@@ -69,6 +69,7 @@ mod input;
 mod policy;
 mod release;
 mod replica;
+mod settle;
 mod steps;
 mod straggler;
 

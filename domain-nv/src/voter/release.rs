@@ -17,6 +17,13 @@ use super::bytes::{Ring, View};
 use super::replica::Replica;
 use super::ReplicaId;
 
+/// Where the released stream stands: its released offset and the offset of its first byte held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ReleaseMark {
+    offset: u64,
+    base: u64,
+}
+
 /// Released bytes `[base, offset)`, followed by the owner's unvoted bytes `[offset, prod of
 /// owner)` if there is an owner; the client has been sent up to `client_sent`.
 #[derive(Debug)]
@@ -51,9 +58,12 @@ impl Released {
     pub(super) fn offset(&self) -> u64 {
         self.offset
     }
-    /// Stream offset of the first byte held (temporary: `settle`'s signature).
-    pub(super) fn base(&self) -> u64 {
-        self.base
+    /// Where the released stream stands (changes when bytes are released or room is freed).
+    pub(super) fn mark(&self) -> ReleaseMark {
+        ReleaseMark {
+            offset: self.offset,
+            base: self.base,
+        }
     }
     /// The replica whose unvoted bytes are stored after the released ones, if any.
     pub(super) fn owner(&self) -> Option<ReplicaId> {

@@ -10,7 +10,6 @@ use super::bytes::{common_prefix, View};
 use super::endings::ClientEnd;
 use super::policy::{self, Ballot, MajorityVote, Release, SuspectVerdict, UnanimousVote};
 use super::replica::{Suspect, Verdict};
-use super::straggler::Lead;
 use super::{Fault, FaultKind, Policy, ReplicaId, ReplicaState, Voter, VoterEvent};
 
 impl Voter {
@@ -165,7 +164,7 @@ impl Voter {
 
     /// Check every active replica's buffered bytes below the released offset against the released
     /// stream.
-    fn check_lagging(&mut self, now: Instant) {
+    pub(super) fn check_lagging(&mut self, now: Instant) {
         let released = self.rel.offset();
         for r in 0..self.reps.len() {
             let rep = &self.reps[r];
@@ -205,7 +204,7 @@ impl Voter {
     }
 
     /// Vote under the policy and apply the decision.
-    fn vote(&mut self, now: Instant) {
+    pub(super) fn vote(&mut self, now: Instant) {
         if self.client_end != ClientEnd::Open {
             return;
         }
@@ -258,7 +257,7 @@ impl Voter {
     }
 
     /// PrimaryBackup: judge the earliest backup divergence once every other backup has reached it.
-    fn resolve_suspects(&mut self, now: Instant) {
+    pub(super) fn resolve_suspects(&mut self, now: Instant) {
         let Some(p) = self.primary else { return };
         match policy::judge_suspects(&self.ballot(), p) {
             // The backups agree with each other against the primary: the client already got the
@@ -283,61 +282,5 @@ impl Voter {
         if let Some(next) = policy::failover(&self.ballot(), p) {
             self.primary = Some(next);
         }
-    }
-
-    /// Bring every decision up to date after an input.
-    pub(super) fn settle(&mut self, now: Instant) {
-        self.last_now = self.last_now.max(now);
-        loop {
-            if self.client_end == ClientEnd::Reset {
-                return;
-            }
-            self.rel.trim(&self.reps);
-            let before = self.signature();
-            self.check_connections(now);
-            self.failover();
-            self.check_lagging(now);
-            self.vote(now);
-            self.check_lagging(now);
-            self.resolve_suspects(now);
-            self.check_fins(now);
-            self.check_resets(now);
-            self.failover();
-            let voting = self.reps.iter().filter(|r| r.active()).count();
-            if self.client_end == ClientEnd::Open && voting < self.needed {
-                self.reset_client(true, now);
-            }
-            self.rel.trim(&self.reps);
-            if before == self.signature() {
-                break;
-            }
-        }
-        self.track_lead(now);
-        self.close_done_replicas();
-    }
-
-    /// What `settle` iterates on until it stops changing.
-    fn signature(&self) -> [u64; 6] {
-        let suspects = self.reps.iter().filter(|r| r.suspect.is_some()).count();
-        let active = self.reps.iter().filter(|r| r.active()).count();
-        [
-            self.rel.offset(),
-            self.rel.base(),
-            self.events.len() as u64,
-            self.client_end as u64,
-            self.primary.map_or(u64::MAX, |p| p as u64),
-            (suspects * self.reps.len() + active) as u64,
-        ]
-    }
-
-    /// Straggler clock: remember when the lead reached each output offset and FIN.
-    fn track_lead(&mut self, now: Instant) {
-        let active = || self.reps.iter().filter(|r| r.active());
-        let lead = Lead {
-            output: self.ballot().kth_largest_prod(self.lead_quorum),
-            slowest: active().map(|r| r.prod).min(),
-            fin: active().filter(|r| r.fin.is_some()).count() >= self.lead_quorum,
-        };
-        self.clock.track(lead, now);
     }
 }
