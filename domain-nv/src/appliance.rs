@@ -914,7 +914,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             c,
             &mut conn.voter,
             |v| v.client_output(),
-            |v, n| v.client_output_sent(n),
+            |v, n| v.client_output_sent(n, now),
         );
         // Events.
         let service_name = &self.config.services[conn.service].name;

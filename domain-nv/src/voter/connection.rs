@@ -45,16 +45,15 @@ pub struct Voter {
     pub(super) no_quorum_reported: bool,
     /// Events not yet polled.
     pub(super) events: VecDeque<VoterEvent>,
-    /// Latest time passed in (for decisions triggered by calls without a time).
-    pub(super) last_now: Instant,
 }
 
 impl Voter {
     /// A voter for `replicas` replica streams; all start `Connecting`.
     ///
     /// Panics if `replicas` is 0, if `buffer_limit` is 0, or if a `PrimaryBackup` primary is out of
-    /// range (configuration errors).
-    pub fn new(config: VoterConfig, replicas: usize, now: Instant) -> Voter {
+    /// range (configuration errors). Like every entry point it takes the current time; no decision
+    /// depends on it here.
+    pub fn new(config: VoterConfig, replicas: usize, _now: Instant) -> Voter {
         assert!(replicas > 0, "a voter needs at least one replica");
         assert!(config.buffer_limit > 0, "buffer_limit must be > 0");
         let quorum = replicas / 2 + 1;
@@ -79,7 +78,6 @@ impl Voter {
             clock: StragglerClock::new(config.straggler_timeout),
             no_quorum_reported: false,
             events: VecDeque::new(),
-            last_now: now,
             cfg: config,
         }
     }
@@ -107,9 +105,9 @@ impl Voter {
             None => 0,
         }
     }
-    /// Accept client bytes (at most `client_window()`); returns how many were taken.
-    pub fn push_client(&mut self, data: &[u8], now: Instant) -> usize {
-        self.last_now = self.last_now.max(now);
+    /// Accept client bytes (at most `client_window()`); returns how many were taken. (No
+    /// decision depends on `now` here.)
+    pub fn push_client(&mut self, data: &[u8], _now: Instant) -> usize {
         let n = data.len().min(self.client_window());
         self.input.push(&data[..n]);
         n
@@ -129,9 +127,9 @@ impl Voter {
         });
         self.settle(now);
     }
-    /// The client reset or vanished: every replica connection is to be reset.
-    pub fn client_reset(&mut self, now: Instant) {
-        self.last_now = self.last_now.max(now);
+    /// The client reset or vanished: every replica connection is to be reset. (No decision
+    /// depends on `now` here.)
+    pub fn client_reset(&mut self, _now: Instant) {
         if self.client_end == ClientEnd::Reset {
             return;
         }
@@ -247,10 +245,10 @@ impl Voter {
         }
         self.rel.client_output()
     }
-    /// `n` bytes of `client_output()` were written to the client socket.
+    /// `n` bytes of `client_output()` were written to the client socket at `now`.
     ///
     /// Panics if `n` exceeds `client_output().len()`.
-    pub fn client_output_sent(&mut self, n: usize) {
+    pub fn client_output_sent(&mut self, n: usize, now: Instant) {
         assert!(
             n <= self.client_output().len(),
             "client_output_sent past client_output"
@@ -258,7 +256,7 @@ impl Voter {
         self.rel.client_output_sent(n);
         self.rel.trim(&self.reps);
         // Room freed: release what is waiting.
-        self.settle(self.last_now);
+        self.settle(now);
     }
 
     // ---- time, events, state ----

@@ -35,7 +35,6 @@ impl Voter {
     ///
     /// So at most 3 sweeps follow each removal, plus 3 at the start: `max_sweeps`.
     pub(super) fn settle(&mut self, now: Instant) {
-        self.last_now = self.last_now.max(now);
         if self.client_end == ClientEnd::Reset {
             return;
         }
