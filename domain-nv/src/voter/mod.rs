@@ -25,7 +25,7 @@
 //! - Voting compares byte ranges with slice equality (memcmp) in chunks (`bytes`), from the
 //!   released offset on, and never further than the q-th longest replica output (`policy`). Bytes
 //!   of a replica behind the released offset are checked in place against the released bytes,
-//!   without being buffered (`steps`).
+//!   without being buffered (`intake`).
 //! - Copies: each byte a quorum agrees on is copied once, into the voter (`release`). Buffers are
 //!   rings, allocated once and reused for the whole connection (no compaction copies).
 //! - Policies: Majority, Unanimous, PrimaryBackup (`policy`).
@@ -34,6 +34,8 @@
 //! - Every fault is reported at most once per replica; a faulty replica gets `ResetReplica`, its
 //!   input stops and its output is no longer voted (`steps`). A replica that finished in agreement
 //!   gets `CloseReplica` once its input (up to the client's FIN) has been sent too (`endings`).
+//! - After each input, every decision is brought up to date by a fixed sequence of steps, repeated
+//!   a bounded number of times (`settle`); the [`Voter`] and its entry points are in `connection`.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -66,6 +68,7 @@ mod bytes;
 mod connection;
 mod endings;
 mod input;
+mod intake;
 mod policy;
 mod release;
 mod replica;
