@@ -21,7 +21,9 @@ use super::{FaultKind, Policy, ReplicaId, ReplicaState, VoterConfig, VoterEvent,
 /// followed by the owner's unvoted bytes (counted as that replica's).
 #[derive(Debug)]
 pub struct Voter {
+    /// The settings.
     pub(super) cfg: VoterConfig,
+    /// Every replica, in config order.
     pub(super) reps: Vec<Replica>,
     /// floor(N/2)+1: byte quorum (Majority) and connection-event quorum (all policies).
     pub(super) quorum: usize,

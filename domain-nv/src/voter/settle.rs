@@ -31,9 +31,10 @@ impl Voter {
     ///   voted with less room than its own lagging check then freed (the trim at its end); the
     ///   next one votes with all the room there is, since every replica in the vote has then been
     ///   checked up to the released offset; a third finds nothing left to release, only what the
-    ///   new offset decides (`NoQuorum`, a FIN), and changes no standing.
+    ///   new offset decides (a FIN, or `NoQuorum`, which removes every replica: a removal).
     ///
-    /// So at most 3 sweeps follow each removal, plus 3 at the start: `max_sweeps`.
+    /// So at most 3 sweeps follow each removal, plus 3 at the start: `max_sweeps`. (Random
+    /// scenarios need at most 4 sweeps; most inputs need one.)
     pub(super) fn settle(&mut self, now: Instant) {
         if self.client_end == ClientEnd::Reset {
             return;
