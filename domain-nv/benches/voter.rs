@@ -91,7 +91,7 @@ fn vote(inp: &Input) -> u64 {
         push(&mut v, r, &mut pending, &mut pos);
         let out = black_box(v.client_output()).len();
         released += out as u64;
-        v.client_output_sent(out);
+        v.client_output_sent(out, now);
     }
     while pending.iter().any(|&p| p > 0) {
         for r in 0..3 {
@@ -99,7 +99,7 @@ fn vote(inp: &Input) -> u64 {
         }
         let out = black_box(v.client_output()).len();
         released += out as u64;
-        v.client_output_sent(out);
+        v.client_output_sent(out, now);
     }
     assert_eq!(released, LEN as u64);
     released

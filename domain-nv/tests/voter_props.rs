@@ -61,7 +61,8 @@ impl Sim {
             }
             let n = out.len();
             self.client.extend_from_slice(out);
-            self.v.client_output_sent(n);
+            let now = self.t0 + Duration::from_millis(self.tick);
+            self.v.client_output_sent(n, now);
         }
         while let Some(e) = self.v.poll_event() {
             self.events.push(e);
@@ -683,7 +684,7 @@ fn client_not_draining_bounds_release() {
     assert_eq!(v.client_output().len(), limit);
     assert!(pos.iter().all(|&p| p <= 2 * limit));
     assert!((0..3).all(|r| v.replica_window(r) == 0));
-    v.client_output_sent(limit);
+    v.client_output_sent(limit, now);
     assert!(
         v.client_output().len() == limit,
         "room freed: next bytes released"

@@ -138,7 +138,7 @@ impl Connection {
         for (r, side) in self.replicas.iter_mut().enumerate() {
             side.exchange(self.id, r, &mut cx.replicas[r], &mut self.voter, now);
         }
-        self.voter_to_client(cx);
+        self.voter_to_client(cx, now);
         self.handle_events(cx);
         self.close_client_when_drained(cx);
         self.count_bytes_voted(cx);
@@ -190,12 +190,12 @@ impl Connection {
     }
 
     /// Agreed output to the client.
-    fn voter_to_client(&mut self, cx: &mut Context<'_>) {
+    fn voter_to_client(&mut self, cx: &mut Context<'_>, now: Instant) {
         send_from_voter(
             cx.external.tcp(self.client),
             &mut self.voter,
             |v| v.client_output(),
-            |v, n| v.client_output_sent(n),
+            |v, n| v.client_output_sent(n, now),
         );
     }
 

@@ -1,0 +1,200 @@
+//! How streams end: connection outcomes, FINs, resets, early closes, floods, and the client's end.
+//!
+//! - Connection events are voted like bytes, with quorum q: a refusal is blamed (`Refused`) once q
+//!   replicas connected; q refusals reset the client, blaming nobody. A reset is masked while it is
+//!   a minority and blamed (`Reset`) once the leading quorum has produced more output than the reset
+//!   replica had, a FIN was voted, or the straggler timeout passed; q resets reset the client,
+//!   blaming nobody. A FIN is voted at an output offset (q replicas under Majority, all under
+//!   Unanimous, the primary under PrimaryBackup) once every byte before it is released:
+//!   `CloseClient`. A replica that closed before the released offset is `EarlyClose`; one with
+//!   output beyond the voted FIN is `Flood`.
+//! - The client's end: once the client has reset (or vanished), every replica connection is
+//!   reset at once and nothing more is voted or blamed: no byte can reach the client any more.
+//!   Once a replica has been given all client input and the client's FIN, the service may end its
+//!   output anywhere (nginx aborts a response in progress on the half-close, at a moment that
+//!   differs between replicas): an early FIN, a reset or no quorum at the end is then not blamed
+//!   (the replica leaves the vote), nor is output beyond the quorum's FIN, unless the quorum had
+//!   already ended there (all released) when the client's FIN came while a replica was beyond
+//!   it (that replica floods); bytes that differ from the released stream are still blamed
+//!   (`ValueMismatch`), and the client still only gets agreed bytes.
+//! - A replica that finished in agreement gets `CloseReplica` once its input (up to the client's
+//!   FIN) has been sent too.
+
+use std::time::Instant;
+
+use super::policy;
+use super::replica::Handshake;
+use super::{FaultKind, Policy, ReplicaId, ReplicaState, Voter, VoterEvent};
+
+/// How the client side of the connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClientEnd {
+    /// Stream still open.
+    Open,
+    /// A quorum closed: `CloseClient` emitted, stream complete.
+    Closing,
+    /// Client reset (by it or by us).
+    Reset,
+}
+
+impl Voter {
+    /// Refusals: a quorum of them resets the client; a minority is blamed once a quorum connected.
+    pub(super) fn check_connections(&mut self, now: Instant) {
+        let count = |h: Handshake| self.reps.iter().filter(|r| r.handshake == h).count();
+        let (refused, connected) = (count(Handshake::Refused), count(Handshake::Connected));
+        if refused + connected >= self.lead_quorum {
+            self.clock.lead_connected(now);
+        }
+        if refused >= self.quorum {
+            self.reset_client(false, now);
+        } else if connected >= self.quorum {
+            for r in 0..self.reps.len() {
+                if self.reps[r].handshake == Handshake::Refused {
+                    self.fault(r, FaultKind::Refused, now);
+                }
+            }
+        }
+    }
+
+    /// FIN voting, early closes, floods past the voted FIN.
+    pub(super) fn check_fins(&mut self, now: Instant) {
+        let o = self.rel.offset();
+        if self.fin_at.is_none() && self.client_end == ClientEnd::Open {
+            let ballot = self.ballot();
+            if policy::fin_decided(&ballot, self.cfg.policy, self.quorum, self.primary) {
+                self.fin_at = Some(o);
+                self.client_end = ClientEnd::Closing;
+                self.events.push_back(VoterEvent::CloseClient);
+            } else if let (Policy::PrimaryBackup { .. }, Some(p)) = (self.cfg.policy, self.primary)
+            {
+                // A backup went on past the primary's FIN: the primary closed early; fail over.
+                if policy::primary_closed_early(&ballot, p) {
+                    if self.half_closed(p) {
+                        self.excuse(p, true);
+                    } else {
+                        self.fault(p, FaultKind::EarlyClose { offset: o }, now);
+                    }
+                    self.failover();
+                    // Its FIN no longer leads: backups are not late for a FIN nobody else sent.
+                    self.clock.forget_fin();
+                }
+            }
+        }
+        for r in 0..self.reps.len() {
+            let rep = &self.reps[r];
+            if !rep.active() {
+                continue;
+            }
+            if let Some(f) = rep.fin.filter(|&f| f < o) {
+                if self.half_closed(r) {
+                    self.excuse(r, false);
+                } else {
+                    self.fault(r, FaultKind::EarlyClose { offset: f }, now);
+                }
+            } else if let Some(end) = self.fin_at {
+                if rep.prod > end {
+                    if self.cut_short_after_client_fin(end) {
+                        self.excuse(r, true);
+                    } else {
+                        self.fault(r, FaultKind::Flood, now);
+                    }
+                } else if rep.fin == Some(end)
+                    && rep.checked == end
+                    && rep.state != ReplicaState::Finished
+                {
+                    self.reps[r].state = ReplicaState::Finished;
+                }
+            }
+        }
+    }
+
+    /// Resets: a quorum of them resets the client; a minority is blamed once the others went on.
+    pub(super) fn check_resets(&mut self, now: Instant) {
+        let unjudged = self
+            .reps
+            .iter()
+            .filter(|r| r.pending_reset().is_some())
+            .count();
+        if self.fin_at.is_none() && unjudged >= self.quorum {
+            self.reset_client(false, now);
+            return;
+        }
+        for r in 0..self.reps.len() {
+            let Some(reset) = self.reps[r].pending_reset() else {
+                continue;
+            };
+            let ahead = self
+                .reps
+                .iter()
+                .filter(|o| o.active() && o.prod > reset.output)
+                .count();
+            if self.fin_at.is_some() || ahead >= self.lead_quorum {
+                self.fault(r, FaultKind::Reset, now);
+            }
+        }
+    }
+
+    /// Replica `r` had all client input and the client's FIN: from there a service may end its
+    /// output anywhere (nginx aborts a response in progress when it sees the half-close), so
+    /// where and how its stream ends is no evidence of a fault. Its bytes are still voted.
+    pub(super) fn half_closed(&self, r: ReplicaId) -> bool {
+        self.input.fin().is_some() && self.reps[r].in_sent == self.input.received()
+    }
+
+    /// Others ending their output at `end` while a replica goes on may be the service cutting a
+    /// response short on the client's FIN, unless they had ended there before it (the released
+    /// stream was at `end` when the FIN came) while a replica was already beyond it (it floods).
+    pub(super) fn cut_short_after_client_fin(&self, end: u64) -> bool {
+        self.input
+            .fin()
+            .is_some_and(|at| end > at.released || at.lead <= end)
+    }
+
+    /// Every voting replica is reset and every buffer freed (the client is gone).
+    pub(super) fn reset_all_voting(&mut self) {
+        for r in 0..self.reps.len() {
+            if self.reps[r].voting() {
+                self.reps[r].state = ReplicaState::Gone;
+                self.drop_out(r);
+                self.events.push_back(VoterEvent::ResetReplica(r));
+            }
+        }
+        self.input.clear();
+        self.rel.clear();
+    }
+
+    /// Abort the client: fail-stop (`no_quorum`: report `NoQuorum` once) or a quorum reset/refused.
+    pub(super) fn reset_client(&mut self, no_quorum: bool, now: Instant) {
+        if self.client_end != ClientEnd::Open {
+            return;
+        }
+        // After the client's FIN, replicas ending differently is the service reacting to the
+        // half-close (see `check_fins`), not a fault: the client is reset, nobody is blamed.
+        if no_quorum && !self.no_quorum_reported && self.input.fin().is_none() {
+            self.no_quorum_reported = true;
+            let reps = &self.reps;
+            let blame = (0..reps.len())
+                .find(|&r| reps[r].voting() && !reps[r].reported())
+                .or_else(|| (0..reps.len()).find(|&r| !reps[r].reported()));
+            if let Some(r) = blame {
+                self.push_fault(r, FaultKind::NoQuorum, now);
+            }
+        }
+        self.client_end = ClientEnd::Reset;
+        self.events.push_back(VoterEvent::ResetClient);
+        self.reset_all_voting();
+    }
+
+    /// `CloseReplica` for replicas whose output is voted complete and whose input is all sent.
+    pub(super) fn close_done_replicas(&mut self) {
+        for r in 0..self.reps.len() {
+            if self.reps[r].state == ReplicaState::Finished
+                && !self.reps[r].close_sent
+                && self.replica_input_fin(r)
+            {
+                self.reps[r].close_sent = true;
+                self.events.push_back(VoterEvent::CloseReplica(r));
+            }
+        }
+    }
+}
