@@ -19,6 +19,7 @@
 //! Every wait is bounded by [`Ctx::timeout`]; it re-checks its condition whenever the watched
 //! xenstore subtree changes, and at least every [`Ctx::poll`].
 
+use crate::printable::printable;
 use crate::render::{self, Instance};
 use crate::spec::{majority_quorum, GroupSpec, LinkAddrs, Policy};
 use crate::store::{read_blob, write_blob, Store};
@@ -384,12 +385,11 @@ fn describe(faults: &[(String, FaultRecord)]) -> String {
     faults
         .iter()
         .map(|(n, f)| {
-            format!(
+            let text = format!(
                 "{n}: {} on {} connection {} {}",
                 f.kind, f.service, f.connection, f.detail
-            )
-            .trim_end()
-            .to_string()
+            );
+            printable(text.trim_end())
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -926,7 +926,10 @@ pub fn format_table(views: &[GroupView]) -> String {
         for s in v.status.iter().flat_map(|s| &s.services) {
             o.push_str(&format!(
                 "  service {} on {}: {} active, {} total\n",
-                s.name, s.listen, s.active, s.total
+                printable(&s.name),
+                printable(&s.listen),
+                s.active,
+                s.total
             ));
         }
         o.push_str(&format!(
@@ -999,7 +1002,7 @@ pub fn format_table(views: &[GroupView]) -> String {
         }
         for r in faulty {
             for f in r.faults.iter().rev().take(SHOWN_FAULTS) {
-                o.push_str(&format!("  {:<10} {}\n", r.name, fault_line(f)));
+                o.push_str(&format!("  {:<10} {}\n", printable(&r.name), fault_line(f)));
             }
         }
     }
@@ -1009,18 +1012,18 @@ pub fn format_table(views: &[GroupView]) -> String {
 /// How many faults per replica the status table lists below the rows.
 const SHOWN_FAULTS: usize = 5;
 
-/// A fault as the status table shows it: time, kind, service#connection, detail.
+/// A fault as the status table shows it: time, kind, service#connection, detail (control
+/// characters escaped).
 fn fault_line(f: &FaultRecord) -> String {
-    format!(
+    let line = format!(
         "{} {} {}#{} {}",
         utc(f.time_ms),
         f.kind,
         f.service,
         f.connection,
         f.detail
-    )
-    .trim_end()
-    .to_string()
+    );
+    printable(line.trim_end())
 }
 
 /// One group in `nvctl status --json`.
@@ -1129,6 +1132,63 @@ mod tests {
                 && e.contains("sleepy"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn status_text_from_the_nv_domain_is_printed_without_control_characters() {
+        let spec = GroupSpec::parse(SPEC).unwrap();
+        let evil = "\u{1b}[2J\u{1b}]0;owned\u{7}\r\u{9b}31m";
+        let fault = FaultRecord {
+            time_ms: 0,
+            kind: format!("value-mismatch{evil}"),
+            service: format!("redis{evil}"),
+            connection: 3,
+            detail: format!("offset 120\n{evil}"),
+        };
+        let replica = |name: &str| ReplicaStatus {
+            name: name.to_string(),
+            state: ReplicaHealth::Faulty,
+            link: nv_schema::status::LinkState::Up,
+            connections: 1,
+            bytes_voted: 2,
+            faults: vec![fault.clone(), fault.clone()],
+        };
+        let status = Status {
+            version: nv_schema::status::SCHEMA_VERSION,
+            ready: true,
+            updated_ms: 0,
+            services: vec![nv_schema::status::ServiceStatus {
+                name: format!("redis{evil}"),
+                listen: format!("192.0.2.10:6379{evil}"),
+                active: 1,
+                total: 1,
+            }],
+            replicas: vec![replica("r0"), replica(&format!("r0{evil}"))],
+        };
+        let view = GroupView {
+            group: "web".into(),
+            nv_name: "web-nv".into(),
+            nv: None,
+            status: Some(status.clone()),
+            instances: render::initial_instances(&spec)
+                .into_iter()
+                .map(|i| InstanceView {
+                    status: Some(replica(&i.name())),
+                    instance: i,
+                    role: Role::Member,
+                    domain: None,
+                })
+                .collect(),
+        };
+        let table = format_table(&[view]);
+        assert!(
+            !table.chars().any(|c| c.is_control() && c != '\n'),
+            "{table:?}"
+        );
+        assert!(table.contains("offset 120"), "{table}");
+        let faults = new_faults(&Faults::new(), &Some(status), None);
+        let text = describe(&faults);
+        assert!(!text.chars().any(char::is_control), "{text:?}");
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! - [`xl`]: running `xl` behind [`xl::XlRunner`];
 //! - [`store`]: xenstore behind [`store::Store`] (real client, in-memory), chunked values;
 //! - [`group`]: the lifecycle (`up`, `down`, `status`, `replace`, `patch`, `watch`);
+//! - [`printable`]: text from other domains made safe for a terminal;
 //! - [`reliability`]: the reliability model of seed 002, with majority voting.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod group;
+pub mod printable;
 pub mod reliability;
 pub mod render;
 pub mod spec;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toolstack_plugin::group::{self, Ctx, Mode};
+use toolstack_plugin::printable::printable_lines;
 use toolstack_plugin::spec::{valid_name, GroupSpec};
 use toolstack_plugin::xl::RealXl;
 use toolstack_plugin::{reliability, render};
@@ -258,7 +259,7 @@ fn with_ctx<T>(g: &Global, f: impl FnOnce(&Ctx) -> Result<T>) -> Result<T> {
     let xl = RealXl {
         program: g.xl.clone(),
     };
-    let progress = |s: &str| eprintln!("{s}");
+    let progress = |s: &str| eprintln!("{}", printable_lines(s));
     let ctx = Ctx {
         xl: &xl,
         store: &store,
@@ -354,7 +355,7 @@ fn main() {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     if let Err(e) = run(cli) {
-        eprintln!("nvctl: error: {e:#}");
+        eprintln!("nvctl: error: {}", printable_lines(&format!("{e:#}")));
         std::process::exit(1);
     }
 }
