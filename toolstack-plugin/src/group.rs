@@ -24,6 +24,7 @@ use crate::render::{self, Instance};
 use crate::spec::{majority_quorum, GroupSpec, LinkAddrs, Policy};
 use crate::store::{read_blob, write_blob, Store};
 use crate::xl::{self, xl_ok, XlRunner};
+use crate::xl_value;
 use anyhow::{anyhow, bail, Context, Result};
 use nv_schema::handoff::XS_CONFIG;
 use nv_schema::net::Ipv4Cidr;
@@ -589,6 +590,11 @@ fn allocate(rec: &Record, replica: &str) -> Result<(LinkAddrs, String)> {
     )
 }
 
+/// A disk image given on the command line (`--image`) follows the path grammar of the spec's.
+fn check_image(path: &str) -> Result<()> {
+    xl_value::check_path(path).map_err(|m| anyhow!("--image: {m}"))
+}
+
 /// Replace the member instance of `replica` by a new generation (optionally with a new image):
 /// boot it, add it to the voting set next to the old one, wait until it is live (and, for
 /// `soak`, that no fault appears), then retire the old one. On failure the new one is removed
@@ -601,6 +607,9 @@ pub fn replace(
     mode: Mode,
     soak: Duration,
 ) -> Result<Instance> {
+    if let Some(p) = image {
+        check_image(p)?;
+    }
     let mut rec = load(ctx.store, group)?;
     let spec = rec.spec.clone();
     let old = rec.member_of(replica)?;
@@ -720,6 +729,7 @@ pub fn replace(
 /// side for `soak` each; the roll stops at the first fault (or when a step would leave fewer
 /// than a quorum live). Replicas already on `image` are skipped, so a stopped roll can be re-run.
 pub fn patch(ctx: &Ctx, group: &str, image: &str, soak: Duration) -> Result<()> {
+    check_image(image)?;
     let rec = load(ctx.store, group)?;
     let domid = ctx.nv_domid(&rec.spec)?;
     let roll_base = faults_of(&read_status(ctx.store, domid)?);

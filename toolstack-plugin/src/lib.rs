@@ -3,6 +3,7 @@
 //!
 //! - [`spec`]: the group spec (YAML) and its validation;
 //! - [`render`]: xl configs from the `xl-configs/` templates and the domain-nv config;
+//! - [`xl_value`]: the grammars of values that reach an xl config;
 //! - [`xl`]: running `xl` behind [`xl::XlRunner`];
 //! - [`store`]: xenstore behind [`store::Store`] (real client, in-memory), chunked values;
 //! - [`group`]: the lifecycle (`up`, `down`, `status`, `replace`, `patch`, `watch`);
@@ -19,3 +20,4 @@ pub mod render;
 pub mod spec;
 pub mod store;
 pub mod xl;
+pub mod xl_value;

@@ -721,3 +721,36 @@ mod sim {
         });
     }
 }
+
+#[test]
+fn command_line_images_follow_the_path_grammar_before_anything_runs() {
+    let w = World::up();
+    let evil = "/srv/a.img', 'target=/dev/sda";
+    let xl = Replay::new("inline", "", &w.dir.path(), w.nv.hook("web"));
+    let e = format!(
+        "{:#}",
+        w.with(&xl, |ctx| group::replace(
+            ctx,
+            "web",
+            "r1",
+            Some(evil),
+            Mode::Repair,
+            Duration::ZERO
+        ))
+        .unwrap_err()
+    );
+    assert!(e.contains("--image") && e.contains("quote"), "{e}");
+    let e = format!(
+        "{:#}",
+        w.with(&xl, |ctx| group::patch(
+            ctx,
+            "web",
+            "relative.img",
+            Duration::ZERO
+        ))
+        .unwrap_err()
+    );
+    assert!(e.contains("--image") && e.contains("absolute"), "{e}");
+    xl.assert_done();
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+}
