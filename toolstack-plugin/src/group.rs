@@ -19,6 +19,7 @@
 //! Every wait is bounded by [`Ctx::timeout`]; it re-checks its condition whenever the watched
 //! xenstore subtree changes, and at least every [`Ctx::poll`].
 
+use crate::owned::{DomainRole, Owned, OwnedDomain};
 use crate::printable::printable;
 use crate::render::{self, Instance};
 use crate::spec::{majority_quorum, GroupSpec, LinkAddrs, Policy};
@@ -101,25 +102,20 @@ impl Record {
             .ok_or_else(|| anyhow!("group {} has no replica {replica:?}", self.spec.group))
     }
 
-    /// Running domains named like an instance of this group (`<group>-<replica>` or
-    /// `<group>-<replica>-g<N>` for a spec replica) that the record does not hold: left behind
-    /// by an interrupted `replace`.
-    fn orphans(&self, running: &BTreeMap<String, xl::Domain>) -> Vec<String> {
+    /// Running replica domains nvctl created for this group that the record does not hold (left
+    /// behind by an interrupted `replace`), as (name, uuid).
+    fn orphans(
+        &self,
+        owned: &Owned,
+        running: &BTreeMap<String, xl::Domain>,
+    ) -> Vec<(String, String)> {
         let g = &self.spec.group;
         let known: Vec<String> = self.instances.iter().map(|(i, _)| i.domain(g)).collect();
-        let ours = |d: &str| {
-            self.spec.replicas.iter().any(|r| {
-                let base = format!("{g}-{}", r.name);
-                d == base
-                    || d.strip_prefix(&base)
-                        .and_then(|s| s.strip_prefix("-g"))
-                        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-            })
-        };
-        running
-            .keys()
-            .filter(|d| ours(d) && !known.contains(d))
-            .cloned()
+        owned
+            .alive(running)
+            .into_iter()
+            .filter(|(name, o)| o.role == DomainRole::Replica && !known.iter().any(|k| k == name))
+            .map(|(name, o)| (name.to_string(), o.uuid.clone()))
             .collect()
     }
 
@@ -275,28 +271,60 @@ impl Ctx<'_> {
         Ok(p)
     }
 
-    fn create(&self, group: &str, domain: &str, text: &str) -> Result<u32> {
-        let p = self.write_cfg(group, domain, text)?;
-        xl_ok(self.xl, &["create", &p.to_string_lossy()])?;
-        xl::domid(self.xl, domain)?
-            .ok_or_else(|| anyhow!("{domain} vanished right after `xl create`"))
+    /// The domains nvctl created for `group`.
+    fn owned(&self, group: &str) -> Result<Owned> {
+        Owned::load(&self.dir, group)
     }
 
-    fn destroy_if_running(&self, domain: &str) -> Result<()> {
-        if xl::domid(self.xl, domain)?.is_some() {
-            self.destroy(domain)?;
+    /// `xl create` a domain from `text` and record its identity (UUID, domid) in `owned`.
+    fn create(
+        &self,
+        owned: &mut Owned,
+        role: DomainRole,
+        group: &str,
+        domain: &str,
+        text: &str,
+    ) -> Result<u32> {
+        let p = self.write_cfg(group, domain, text)?;
+        xl_ok(self.xl, &["create", &p.to_string_lossy()])?;
+        let d = xl::list(self.xl)?
+            .remove(domain)
+            .ok_or_else(|| anyhow!("{domain} vanished right after `xl create`"))?;
+        if d.uuid.is_empty() {
+            bail!("`xl list -v` shows no UUID for {domain}");
+        }
+        owned.add(OwnedDomain {
+            uuid: d.uuid,
+            domid: d.id,
+            role,
+            name: domain.to_string(),
+        })?;
+        Ok(d.id)
+    }
+
+    /// Destroy `domain` if it runs and nvctl created it for the group (an error if another
+    /// domain has the name).
+    fn destroy_if_running(&self, owned: &mut Owned, domain: &str) -> Result<()> {
+        if let Some(d) = owned.find(domain, &xl::list(self.xl)?)? {
+            self.destroy(owned, domain, &d.uuid)?;
         }
         Ok(())
     }
 
-    fn destroy(&self, domain: &str) -> Result<()> {
+    /// `xl destroy` a domain nvctl created (checked by the caller), then forget it.
+    fn destroy(&self, owned: &mut Owned, domain: &str, uuid: &str) -> Result<()> {
         self.say(&format!("destroying {domain}"));
-        xl_ok(self.xl, &["destroy", domain]).map(drop)
+        xl_ok(self.xl, &["destroy", domain])?;
+        owned.forget(uuid)
     }
 
+    /// The domid of the group's NV domain, which must run and be one nvctl created.
     fn nv_domid(&self, spec: &GroupSpec) -> Result<u32> {
         let nv = spec.nv_name();
-        xl::domid(self.xl, &nv)?
+        let owned = self.owned(&spec.group)?;
+        owned
+            .find(&nv, &xl::list(self.xl)?)?
+            .map(|d| d.id)
             .ok_or_else(|| anyhow!("NV domain {nv} is not running (run `nvctl up`)"))
     }
 
@@ -408,10 +436,14 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
     let g = spec.group.clone();
     let base = gpath(&g);
     let nv = spec.nv_name();
+    check_no_collision(ctx.store, &spec)?;
+    let mut owned = ctx.owned(&g)?;
+    let running = xl::list(ctx.xl)?;
+    owned.forget_gone(&running)?;
+    check_names_are_free(&spec, load(ctx.store, &g).ok().as_ref(), &owned, &running)?;
     write_blob(ctx.store, &format!("{base}/spec"), spec_text)?;
     ctx.store.write(&format!("{base}/nv-domain"), &nv)?;
     let mut rec = load(ctx.store, &g)?;
-    let running = xl::list(ctx.xl)?;
     for (i, role) in &rec.instances {
         let why = match role {
             Role::Joining => "unfinished replacement",
@@ -419,8 +451,8 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
             Role::Member => continue,
         };
         ctx.say(&format!("instance {}: {why}, removing", i.name()));
-        if running.contains_key(&i.domain(&g)) {
-            ctx.destroy(&i.domain(&g))?;
+        if let Some(d) = owned.running(&i.domain(&g), &running) {
+            ctx.destroy(&mut owned, &i.domain(&g), &d.uuid)?;
         }
         remove_instance(ctx.store, &g, i)?;
     }
@@ -435,19 +467,20 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
         }
     }
     rec.sort();
-    for d in rec.orphans(&running) {
+    for (d, uuid) in rec.orphans(&owned, &running) {
         ctx.say(&format!("{d}: left over from an interrupted replacement"));
-        ctx.destroy(&d)?;
+        ctx.destroy(&mut owned, &d, &uuid)?;
     }
     let members = rec.members();
-    let domid = match running.get(&nv) {
+    let domid = match owned.running(&nv, &running) {
         Some(d) => {
             ctx.say(&format!("NV domain {nv}: already running (id {})", d.id));
             d.id
         }
         None => {
             ctx.say(&format!("NV domain {nv}: creating"));
-            let id = ctx.create(&g, &nv, &render::nv_domain_cfg(&spec))?;
+            let cfg = render::nv_domain_cfg(&spec);
+            let id = ctx.create(&mut owned, DomainRole::Nv, &g, &nv, &cfg)?;
             ctx.say(&format!("NV domain {nv}: created (id {id})"));
             id
         }
@@ -470,11 +503,12 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
             .replica(&i.replica)
             .ok_or_else(|| anyhow!("instance {} of unknown replica", i.name()))?;
         let step = format!("[{}/{}] replica {d}", k + 1, members.len());
-        if let Some(dom) = running.get(&d) {
+        if let Some(dom) = owned.running(&d, &running) {
             ctx.say(&format!("{step}: already running (id {})", dom.id));
         } else {
             ctx.say(&format!("{step}: creating"));
-            let id = ctx.create(&g, &d, &render::replica_cfg(&spec, r, i))?;
+            let cfg = render::replica_cfg(&spec, r, i);
+            let id = ctx.create(&mut owned, DomainRole::Replica, &g, &d, &cfg)?;
             ctx.say(&format!("{step}: created (id {id})"));
         }
     }
@@ -499,23 +533,32 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
     Ok(())
 }
 
-/// `nvctl down`: destroy the group's running replicas (also leftovers of an interrupted
-/// replacement), then its NV domain, then forget the group. A failing `xl destroy` stops it
-/// with the record kept, so it can be re-run.
+/// `nvctl down`: destroy exactly the domains nvctl recorded as created for the group that still
+/// run (replicas, newest first, then the NV domain; also leftovers of an interrupted
+/// replacement and an NV domain renamed in the spec since), then forget the group. A failing
+/// `xl destroy` stops it with the record of what still runs kept, so it can be re-run. A group
+/// nvctl knows nothing of is already down: that is reported, not an error.
 pub fn down(ctx: &Ctx, group: &str) -> Result<()> {
-    let rec = load(ctx.store, group)?;
+    let recorded = read_blob(ctx.store, &format!("{}/spec", gpath(group)))?.is_some();
+    let mut owned = ctx.owned(group)?;
+    if !recorded && owned.domains.is_empty() {
+        ctx.say(&format!("group {group}: not found, nothing to do"));
+        return Ok(());
+    }
     let running = xl::list(ctx.xl)?;
-    let mut doomed: Vec<String> = rec
-        .instances
-        .iter()
-        .rev()
-        .map(|(i, _)| i.domain(group))
-        .filter(|d| running.contains_key(d))
-        .collect();
-    doomed.extend(rec.orphans(&running));
-    doomed.extend(Some(rec.spec.nv_name()).filter(|d| running.contains_key(d)));
-    for d in &doomed {
-        ctx.destroy(d)?;
+    let mut doomed: Vec<(String, String)> = Vec::new();
+    for role in [DomainRole::Replica, DomainRole::Nv] {
+        doomed.extend(
+            owned
+                .alive(&running)
+                .into_iter()
+                .rev()
+                .filter(|(_, o)| o.role == role)
+                .map(|(name, o)| (name.to_string(), o.uuid.clone())),
+        );
+    }
+    for (d, uuid) in &doomed {
+        ctx.destroy(&mut owned, d, uuid)?;
     }
     ctx.store.rm(&gpath(group))?;
     match std::fs::remove_dir_all(ctx.dir.join(group)) {
@@ -528,6 +571,65 @@ pub fn down(ctx: &Ctx, group: &str) -> Result<()> {
         "group {group}: down ({} domains destroyed)",
         doomed.len()
     ));
+    Ok(())
+}
+
+/// Refuse a group whose domain names could be those of another recorded group: domains are
+/// named `<group>-...`, so two groups collide when one name is the other's plus `-...`; NV
+/// domain names (which the spec may set) must not fall into another group's names either.
+fn check_no_collision(store: &dyn Store, spec: &GroupSpec) -> Result<()> {
+    let g = &spec.group;
+    let nv = spec.nv_name();
+    let under = |name: &str, group: &str| name == group || name.starts_with(&format!("{group}-"));
+    for other in groups(store)? {
+        if &other == g {
+            continue;
+        }
+        let other_nv = store
+            .read(&format!("{}/nv-domain", gpath(&other)))?
+            .unwrap_or_else(|| format!("{other}-nv"));
+        if under(g, &other) || under(&other, g) {
+            bail!("group name {g} collides with group {other}: the domains of one could be named like those of the other (choose a name that is not the other's plus `-...`)");
+        }
+        if nv == other_nv || under(&nv, &other) || under(&other_nv, g) {
+            bail!("NV domain {nv} of group {g} collides with group {other} (NV domain {other_nv})");
+        }
+    }
+    Ok(())
+}
+
+/// Before `up` changes anything: the NV domain has not been renamed while the one nvctl
+/// created runs (the replicas are attached to it), and no domain nvctl did not create has a
+/// name `up` would keep or create.
+fn check_names_are_free(
+    spec: &GroupSpec,
+    old: Option<&Record>,
+    owned: &Owned,
+    running: &BTreeMap<String, xl::Domain>,
+) -> Result<()> {
+    let nv = spec.nv_name();
+    for (name, o) in owned.alive(running) {
+        if o.role == DomainRole::Nv && name != nv {
+            bail!(
+                "the group's NV domain runs as {name}, the spec names it {nv}: a running NV domain cannot be renamed (`nvctl down {}` first)",
+                spec.group
+            );
+        }
+    }
+    let mut names = vec![nv];
+    names.extend(
+        spec.replicas
+            .iter()
+            .map(|r| format!("{}-{}", spec.group, r.name)),
+    );
+    names.extend(
+        old.iter()
+            .flat_map(|r| &r.instances)
+            .map(|(i, _)| i.domain(&spec.group)),
+    );
+    for n in names {
+        owned.find(&n, running)?;
+    }
     Ok(())
 }
 
@@ -611,6 +713,7 @@ pub fn replace(
         check_image(p)?;
     }
     let mut rec = load(ctx.store, group)?;
+    let mut owned = ctx.owned(group)?;
     let spec = rec.spec.clone();
     let old = rec.member_of(replica)?;
     for (i, _) in rec
@@ -618,7 +721,7 @@ pub fn replace(
         .iter()
         .filter(|(i, r)| *r == Role::Joining && i.replica == replica)
     {
-        ctx.destroy_if_running(&i.domain(group))?;
+        ctx.destroy_if_running(&mut owned, &i.domain(group))?;
         remove_instance(ctx.store, group, i)?;
     }
     rec.instances
@@ -655,7 +758,8 @@ pub fn replace(
     let watch = format!("{}/{XS_BASE}", home(domid));
     let only = (mode == Mode::Repair).then_some(nn.as_str());
     let attempt = (|| -> Result<()> {
-        ctx.create(group, &nd, &render::replica_cfg(&spec, r, &new))?;
+        let cfg = render::replica_cfg(&spec, r, &new);
+        ctx.create(&mut owned, DomainRole::Replica, group, &nd, &cfg)?;
         ctx.wait_for(&format!("{nn} to be live"), &watch, || {
             let st = read_status(ctx.store, domid)?;
             let f = new_faults(&baseline, &st, only);
@@ -704,7 +808,7 @@ pub fn replace(
     })();
     if let Err(e) = attempt {
         ctx.say(&format!("{replica}: removing {nd} again, {od} stays"));
-        ctx.destroy_if_running(&nd)?;
+        ctx.destroy_if_running(&mut owned, &nd)?;
         remove_instance(ctx.store, group, &new)?;
         rec.instances.retain(|(i, _)| *i != new);
         ctx.push_config(&spec, domid, &rec.members())?;
@@ -720,7 +824,7 @@ pub fn replace(
         }
     }
     ctx.push_config(&spec, domid, &rec.members())?;
-    ctx.destroy_if_running(&od)?;
+    ctx.destroy_if_running(&mut owned, &od)?;
     ctx.say(&format!("{replica}: {od} retired, {nd} serves"));
     Ok(new)
 }
@@ -777,9 +881,10 @@ pub fn repair_pass(ctx: &Ctx, group: &str) -> Result<Vec<Instance>> {
     let domid = ctx.nv_domid(&rec.spec)?;
     let st = read_status(ctx.store, domid)?;
     let running = xl::list(ctx.xl)?;
+    let owned = ctx.owned(group)?;
     let mut done = Vec::new();
     for i in rec.members() {
-        let gone = !running.contains_key(&i.domain(group));
+        let gone = owned.running(&i.domain(group), &running).is_none();
         let faulty = health(&st, &i.name()) == Some(ReplicaHealth::Faulty);
         if !(gone || faulty) {
             continue;
@@ -856,8 +961,9 @@ pub fn groups(store: &dyn Store) -> Result<Vec<String>> {
 pub fn status(ctx: &Ctx, group: &str) -> Result<GroupView> {
     let rec = load(ctx.store, group)?;
     let running = xl::list(ctx.xl)?;
+    let owned = ctx.owned(group)?;
     let nv_name = rec.spec.nv_name();
-    let nv = running.get(&nv_name).cloned();
+    let nv = owned.running(&nv_name, &running);
     let st = match &nv {
         Some(d) => read_status(ctx.store, d.id)?,
         None => None,
@@ -868,7 +974,7 @@ pub fn status(ctx: &Ctx, group: &str) -> Result<GroupView> {
         .map(|(i, role)| InstanceView {
             instance: i.clone(),
             role: *role,
-            domain: running.get(&i.domain(group)).cloned(),
+            domain: owned.running(&i.domain(group), &running),
             status: st
                 .as_ref()
                 .and_then(|s| s.replicas.iter().find(|r| r.name == i.name()).cloned()),

@@ -6,6 +6,7 @@
 //! - [`xl_value`]: the grammars of values that reach an xl config;
 //! - [`xl`]: running `xl` behind [`xl::XlRunner`];
 //! - [`store`]: xenstore behind [`store::Store`] (real client, in-memory), chunked values;
+//! - [`owned`]: the domains nvctl created for a group, by UUID;
 //! - [`group`]: the lifecycle (`up`, `down`, `status`, `replace`, `patch`, `watch`);
 //! - [`printable`]: text from other domains made safe for a terminal;
 //! - [`reliability`]: the reliability model of seed 002, with majority voting.
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod group;
+pub mod owned;
 pub mod printable;
 pub mod reliability;
 pub mod render;

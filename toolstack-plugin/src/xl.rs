@@ -55,7 +55,7 @@ pub fn domid(xl: &dyn XlRunner, name: &str) -> Result<Option<u32>> {
     })?))
 }
 
-/// One row of `xl list` (serialized as `{"id", "mem", "state"}` in `nvctl status --json`).
+/// One row of `xl list -v` (serialized as `{"id", "mem", "state"}` in `nvctl status --json`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Domain {
     /// Domain id.
@@ -64,9 +64,12 @@ pub struct Domain {
     pub mem: u64,
     /// State flags as xl prints them (`r-----`, `-b----`, ...).
     pub state: String,
+    /// UUID (the 7th column of `xl list -v`; "" if xl printed none).
+    #[serde(skip)]
+    pub uuid: String,
 }
 
-/// Parse `xl list` output into name → row.
+/// Parse `xl list` or `xl list -v` output into name → row.
 pub fn parse_list(text: &str) -> BTreeMap<String, Domain> {
     let mut m = BTreeMap::new();
     for line in text.lines().skip(1) {
@@ -79,6 +82,11 @@ pub fn parse_list(text: &str) -> BTreeMap<String, Domain> {
                         id,
                         mem,
                         state: f[4].to_string(),
+                        uuid: f
+                            .get(6)
+                            .filter(|u| is_uuid(u))
+                            .map(|u| u.to_string())
+                            .unwrap_or_default(),
                     },
                 );
             }
@@ -87,9 +95,18 @@ pub fn parse_list(text: &str) -> BTreeMap<String, Domain> {
     m
 }
 
-/// `xl list`, parsed.
+/// True if `s` looks like a UUID (`8-4-4-4-12` hex digits).
+fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `xl list -v` (every domain with its UUID), parsed.
 pub fn list(xl: &dyn XlRunner) -> Result<BTreeMap<String, Domain>> {
-    Ok(parse_list(&xl_ok(xl, &["list"])?))
+    Ok(parse_list(&xl_ok(xl, &["list", "-v"])?))
 }
 
 /// The real runner: spawns `program` (normally `xl`).
@@ -127,10 +144,18 @@ mod tests {
             Domain {
                 id: 3,
                 mem: 256,
-                state: "-b----".into()
+                state: "-b----".into(),
+                uuid: String::new(),
             }
         );
         assert_eq!(m.len(), 2);
+        // xl 4.17's `xl list -v`: UUID, reason code and security label follow
+        let text = "Name                                        ID   Mem VCPUs\tState\tTime(s)   UUID                            Reason-Code\tSecurity Label\nDomain-0                                     0  4096     2     r-----      12.0 00000000-0000-0000-0000-000000000000        -                -\nweb-nv                                       3   256     1     -b----       0.4 5e1f0000-0000-4000-8000-000000000003        -                -\n";
+        let m = parse_list(text);
+        assert_eq!(
+            (m["web-nv"].id, m["web-nv"].uuid.as_str()),
+            (3, "5e1f0000-0000-4000-8000-000000000003")
+        );
     }
 
     struct Canned(XlOutput);
