@@ -19,6 +19,7 @@
 //! Every wait is bounded by [`Ctx::timeout`]; it re-checks its condition whenever the watched
 //! xenstore subtree changes, and at least every [`Ctx::poll`].
 
+use crate::failure::{reword, Failure};
 use crate::owned::{DomainRole, Owned, OwnedDomain};
 use crate::printable::printable;
 use crate::render::{self, Instance};
@@ -99,7 +100,12 @@ impl Record {
             .iter()
             .find(|(i, r)| i.replica == replica && *r == Role::Member)
             .map(|(i, _)| i.clone())
-            .ok_or_else(|| anyhow!("group {} has no replica {replica:?}", self.spec.group))
+            .ok_or_else(|| {
+                Failure::NotFound.error(format!(
+                    "group {} has no replica {replica:?}",
+                    self.spec.group
+                ))
+            })
     }
 
     /// Running replica domains nvctl created for this group that the record does not hold (left
@@ -139,8 +145,9 @@ impl Record {
 /// Load a group's record; an error if the group is unknown.
 pub fn load(store: &dyn Store, group: &str) -> Result<Record> {
     let base = gpath(group);
-    let text = read_blob(store, &format!("{base}/spec"))?
-        .ok_or_else(|| anyhow!("no group {group:?} (see `nvctl status`)"))?;
+    let text = read_blob(store, &format!("{base}/spec"))?.ok_or_else(|| {
+        Failure::NotFound.error(format!("no group {group:?} (see `nvctl status`)"))
+    })?;
     let spec = GroupSpec::parse(&text).map_err(|e| anyhow!("recorded spec of {group}: {e}"))?;
     let mut instances = Vec::new();
     for name in store.directory(&format!("{base}/instances"))? {
@@ -325,7 +332,9 @@ impl Ctx<'_> {
         owned
             .find(&nv, &xl::list(self.xl)?)?
             .map(|d| d.id)
-            .ok_or_else(|| anyhow!("NV domain {nv} is not running (run `nvctl up`)"))
+            .ok_or_else(|| {
+                Failure::NotFound.error(format!("NV domain {nv} is not running (run `nvctl up`)"))
+            })
     }
 
     fn push_config(&self, spec: &GroupSpec, domid: u32, instances: &[Instance]) -> Result<()> {
@@ -353,10 +362,10 @@ impl Ctx<'_> {
             }
             let now = Instant::now();
             if now >= deadline {
-                bail!(
+                return Err(Failure::Timeout.error(format!(
                     "timed out after {}s waiting for {what}",
                     self.timeout.as_secs_f32()
-                );
+                )));
             }
             if now >= next_report {
                 self.say(&format!(
@@ -432,7 +441,7 @@ fn describe(faults: &[(String, FaultRecord)]) -> String {
 /// wait until every replica is reported live. Running replicas are left alone (their settings
 /// change only through `nvctl replace`).
 pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
-    let spec = GroupSpec::parse(spec_text).map_err(|e| anyhow!("{e}"))?;
+    let spec = GroupSpec::parse(spec_text).map_err(|e| Failure::Invalid.error(e.to_string()))?;
     let g = spec.group.clone();
     let base = gpath(&g);
     let nv = spec.nv_name();
@@ -527,7 +536,7 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
             .filter(|i| health(&st, &i.name()) != Some(ReplicaHealth::Live))
             .map(Instance::name)
             .collect();
-        anyhow!("{e}; not live: {}", missing.join(", "))
+        reword(&e, format!("{e}; not live: {}", missing.join(", ")))
     })?;
     ctx.say(&format!("group {g}: up, {} replicas live", members.len()));
     Ok(())
@@ -694,7 +703,7 @@ fn allocate(rec: &Record, replica: &str) -> Result<(LinkAddrs, String)> {
 
 /// A disk image given on the command line (`--image`) follows the path grammar of the spec's.
 fn check_image(path: &str) -> Result<()> {
-    xl_value::check_path(path).map_err(|m| anyhow!("--image: {m}"))
+    xl_value::check_path(path).map_err(|m| Failure::Invalid.error(format!("--image: {m}")))
 }
 
 /// Replace the member instance of `replica` by a new generation (optionally with a new image):
@@ -745,7 +754,7 @@ pub fn replace(
     let (nn, od, nd) = (new.name(), old.domain(group), new.domain(group));
     let r = spec
         .replica(replica)
-        .ok_or_else(|| anyhow!("replica {replica} not in the spec"))?;
+        .ok_or_else(|| Failure::NotFound.error(format!("replica {replica} not in the spec")))?;
     let domid = ctx.nv_domid(&spec)?;
     let before = read_status(ctx.store, domid)?;
     let baseline = faults_of(&before);
@@ -864,7 +873,7 @@ pub fn patch(ctx: &Ctx, group: &str, image: &str, soak: Duration) -> Result<()> 
             replicas.len()
         ));
         replace(ctx, group, name, Some(image), Mode::Patch, soak)
-            .map_err(|e| anyhow!("patch stopped at {name}: {e:#}"))?;
+            .map_err(|e| reword(&e, format!("patch stopped at {name}: {e:#}")))?;
         let f = new_faults(&roll_base, &read_status(ctx.store, domid)?, None);
         if !f.is_empty() {
             bail!("patch stopped after {name}: {}", describe(&f));

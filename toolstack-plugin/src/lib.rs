@@ -7,6 +7,7 @@
 //! - [`xl`]: running `xl` behind [`xl::XlRunner`];
 //! - [`store`]: xenstore behind [`store::Store`] (real client, in-memory), chunked values;
 //! - [`owned`]: the domains nvctl created for a group, by UUID;
+//! - [`failure`]: kinds of failure with their own exit status;
 //! - [`group`]: the lifecycle (`up`, `down`, `status`, `replace`, `patch`, `watch`);
 //! - [`printable`]: text from other domains made safe for a terminal;
 //! - [`reliability`]: the reliability model of seed 002, with majority voting.
@@ -14,6 +15,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod failure;
 pub mod group;
 pub mod owned;
 pub mod printable;

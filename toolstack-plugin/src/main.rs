@@ -1,13 +1,16 @@
 //! nvctl: the Dom0 admin CLI for domain-nv replica groups.
 //!
-//! Exit codes as xl: 0 success, 1 error, 2 usage error.
+//! Exit statuses: 0 success, 1 error (of no other kind), 2 usage error, 3 invalid spec or command-line value,
+//! 4 xl failed, 5 a wait timed out, 6 no such group, replica or NV domain
+//! ([`toolstack_plugin::failure`]).
 
 #![forbid(unsafe_code)]
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use toolstack_plugin::failure::Failure;
 use toolstack_plugin::group::{self, Ctx, Mode};
 use toolstack_plugin::printable::printable_lines;
 use toolstack_plugin::spec::{valid_name, GroupSpec};
@@ -25,7 +28,10 @@ Examples:
   nvctl down web
   nvctl reliability --r-vm 0.9 --r-hv 0.99 -n 3
 
-Exit status: 0 success, 1 error (an xl failure shows xl's stderr), 2 usage error.";
+Exit status: 0 success, 1 error (of no kind below), 2 usage error,
+  3 invalid spec or command-line value (errors name the field, and the line in the spec),
+  4 xl failed (its stderr is shown), 5 a wait timed out (--timeout),
+  6 no such group, replica or NV domain.";
 
 /// nvctl manages domain-nv replica groups on a Xen host: one NV (network/voting) driver domain
 /// that votes on the outputs of N replica guests of a service.
@@ -211,7 +217,7 @@ fn read_spec(path: &Path) -> Result<(String, GroupSpec)> {
             .iter()
             .map(|e| format!("{}: {e}", path.display()))
             .collect();
-        anyhow!("invalid spec:\n{}", lines.join("\n"))
+        Failure::Invalid.error(format!("invalid spec:\n{}", lines.join("\n")))
     })?;
     Ok((text, spec))
 }
@@ -356,7 +362,7 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     if let Err(e) = run(cli) {
         eprintln!("nvctl: error: {}", printable_lines(&format!("{e:#}")));
-        std::process::exit(1);
+        std::process::exit(Failure::of(&e).map_or(1, Failure::exit_code));
     }
 }
 

@@ -1,7 +1,8 @@
 //! Running `xl`: the [`XlRunner`] trait, the real runner, and the few `xl` commands nvctl uses
 //! (`create`, `destroy`, `domid`, `list`). Tests replay recorded transcripts through the trait.
 
-use anyhow::{bail, Context, Result};
+use crate::failure::Failure;
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 
 /// What one `xl` invocation returned.
@@ -25,12 +26,12 @@ pub trait XlRunner {
 pub fn xl_ok(xl: &dyn XlRunner, args: &[&str]) -> Result<String> {
     let out = xl.run(args)?;
     if out.code != 0 {
-        bail!(
+        return Err(Failure::Xl.error(format!(
             "`xl {}` failed (exit {}): {}",
             args.join(" "),
             out.code,
             out.stderr.trim()
-        );
+        )));
     }
     Ok(out.stdout)
 }
@@ -43,11 +44,11 @@ pub fn domid(xl: &dyn XlRunner, name: &str) -> Result<Option<u32>> {
         if out.stderr.contains("does not exist") {
             return Ok(None);
         }
-        bail!(
+        return Err(Failure::Xl.error(format!(
             "`xl domid {name}` failed (exit {}): {}",
             out.code,
             out.stderr.trim()
-        );
+        )));
     }
     let id = out.stdout.trim();
     Ok(Some(id.parse().with_context(|| {
@@ -122,7 +123,7 @@ impl XlRunner for RealXl {
         let out = std::process::Command::new(prog)
             .args(args)
             .output()
-            .with_context(|| format!("cannot run {prog}"))?;
+            .map_err(|e| Failure::Xl.error(format!("cannot run {prog}: {e}")))?;
         Ok(XlOutput {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

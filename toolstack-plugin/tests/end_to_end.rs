@@ -16,6 +16,7 @@ use xen::sim::SimHost;
 const FAKE_XL: &str = r#"#!/bin/sh
 state="@STATE@"
 touch "$state/domains"
+if [ -e "$state/fail" ]; then echo "libxl: error: injected failure" >&2; exit 1; fi
 case "$1" in
 list)
   [ "$2" = -v ] || { echo "fake xl: nvctl runs xl list -v" >&2; exit 1; }
@@ -203,6 +204,20 @@ fn up_status_replace_down_through_the_binary() {
                 "{out}"
             );
             assert!(domains(&state).is_empty());
+            // each kind of failure has its own exit status
+            let code = |args: &[&str]| env.nvctl(args).status.code();
+            assert_eq!(code(&["status", "web"]), Some(6), "no such group");
+            assert_eq!(
+                code(&["replace", "web", "r0", "--image", "relative.img"]),
+                Some(3),
+                "invalid --image"
+            );
+            std::fs::write(state.join("fail"), "").unwrap();
+            assert_eq!(code(&["status"]), Some(0), "no groups, no xl needed");
+            let out = env.nvctl(&["up", &spec]);
+            assert_eq!(out.status.code(), Some(4), "xl failed");
+            assert!(String::from_utf8_lossy(&out.stderr).contains("injected failure"));
+            std::fs::remove_file(state.join("fail")).unwrap();
             // down is idempotent: the group is gone already
             let out = env.nvctl(&["down", "web"]);
             assert_eq!(out.status.code(), Some(0));
