@@ -283,6 +283,15 @@ impl Ctx<'_> {
         Owned::load(&self.dir, group)
     }
 
+    /// Write the config of `domain` and have xl parse it without creating anything
+    /// (`xl create -n`, a dry run).
+    fn dry_run(&self, group: &str, domain: &str, text: &str) -> Result<()> {
+        let p = self.write_cfg(group, domain, text)?;
+        xl_ok(self.xl, &["create", "-n", &p.to_string_lossy()])
+            .with_context(|| format!("xl rejects the config of {domain}"))
+            .map(drop)
+    }
+
     /// `xl create` a domain from `text` and record its identity (UUID, domid) in `owned`.
     fn create(
         &self,
@@ -476,11 +485,28 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
         }
     }
     rec.sort();
+    let members = rec.members();
+    // every config xl will create a domain from passes a dry run before anything is created
+    let mut configs = Vec::new();
+    if owned.running(&nv, &running).is_none() {
+        configs.push((nv.clone(), render::nv_domain_cfg(&spec)));
+    }
+    for i in &members {
+        let d = i.domain(&g);
+        if owned.running(&d, &running).is_none() {
+            let r = spec
+                .replica(&i.replica)
+                .ok_or_else(|| anyhow!("instance {} of unknown replica", i.name()))?;
+            configs.push((d, render::replica_cfg(&spec, r, i)));
+        }
+    }
+    for (d, cfg) in &configs {
+        ctx.dry_run(&g, d, cfg)?;
+    }
     for (d, uuid) in rec.orphans(&owned, &running) {
         ctx.say(&format!("{d}: left over from an interrupted replacement"));
         ctx.destroy(&mut owned, &d, &uuid)?;
     }
-    let members = rec.members();
     let domid = match owned.running(&nv, &running) {
         Some(d) => {
             ctx.say(&format!("NV domain {nv}: already running (id {})", d.id));
@@ -755,6 +781,7 @@ pub fn replace(
     let r = spec
         .replica(replica)
         .ok_or_else(|| Failure::NotFound.error(format!("replica {replica} not in the spec")))?;
+    ctx.dry_run(group, &nd, &render::replica_cfg(&spec, r, &new))?;
     let domid = ctx.nv_domid(&spec)?;
     let before = read_status(ctx.store, domid)?;
     let baseline = faults_of(&before);

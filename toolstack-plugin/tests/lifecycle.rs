@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use toolstack_plugin::failure::Failure;
 use toolstack_plugin::group::{self, Ctx, Mode, Role};
 use toolstack_plugin::owned::{DomainRole, Owned, OwnedDomain};
 use toolstack_plugin::spec::GroupSpec;
@@ -529,6 +530,7 @@ fn patch_stops_at_a_fault_while_old_and_new_vote_side_by_side() {
     w.nv.st().faulty_on_boot.insert("r0-g1".into());
     let t = &[
         list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
+        "$ xl create -n {dir}/web/web-r0-g1.cfg\n".to_string(),
         list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
         "$ xl create {dir}/web/web-r0-g1.cfg\n".to_string(),
         list_v(&[
@@ -942,4 +944,40 @@ fn up_refuses_to_rename_a_running_nv_domain() {
         group::load(&w.host, "web").unwrap().spec.nv_name(),
         "web-nv"
     );
+}
+
+#[test]
+fn a_config_xl_rejects_in_the_dry_run_creates_nothing() {
+    let w = World::new();
+    let t = [
+        list_v(&[]),
+        "$ xl create -n {dir}/web/web-nv.cfg\n! Parsing config from {dir}/web/web-nv.cfg\n! web-nv.cfg:9: config parsing error near `x': syntax error\n? 1\n".to_string(),
+    ]
+    .concat();
+    let e = w.run_text(&t, |ctx| group::up(ctx, SPEC)).unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Xl));
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("xl rejects the config of web-nv") && e.contains("syntax error"),
+        "{e}"
+    );
+    assert!(Owned::load(&w.dir.0, "web").unwrap().domains.is_empty());
+}
+
+#[test]
+fn failures_carry_their_kind_for_the_exit_status() {
+    let mut w = World::new();
+    w.timeout = Duration::from_millis(100);
+    w.nv.st().never_ready = true;
+    let e = w.with(&w.replay("up-fresh.xl"), |ctx| group::up(ctx, SPEC));
+    assert_eq!(Failure::of(&e.unwrap_err()), Some(Failure::Timeout));
+    let none = Replay::new("inline", "", &w.dir.path(), w.nv.hook("web"));
+    let e = w
+        .with(&none, |ctx| group::status(ctx, "nosuch"))
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::NotFound));
+    let e = w
+        .with(&none, |ctx| group::up(ctx, "group: web\n"))
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Invalid));
 }

@@ -131,11 +131,10 @@ impl XlRunner for Replay {
             *n += 1;
             s.clone()
         };
-        if args.first() == Some(&"create") {
+        if let ("create", Some(cfg)) = (args[0], args.last()) {
             assert!(
-                std::path::Path::new(args[1]).is_file(),
-                "xl create of a missing file {}",
-                args[1]
+                std::path::Path::new(cfg).is_file(),
+                "xl create of a missing file {cfg}"
             );
         }
         (self.hook)(args);
