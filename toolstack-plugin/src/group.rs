@@ -12,6 +12,11 @@
 //! /tool/nvctl/groups/<group>/instances/<inst>/image        its disk image ("" if none)
 //! /tool/nvctl/groups/<group>/instances/<inst>/role         member | joining
 //! ```
+//! Which domains are the group's is recorded apart from membership, by identity: the UUID of
+//! every domain nvctl creates goes to `<state-dir>/<group>/domains` ([`crate::owned`]), and
+//! nvctl keeps, destroys or talks to a running domain only if its UUID is recorded there.
+//! Every config is dry-run (`xl create -n`) before anything is created.
+//!
 //! The NV domain gets its config at `/local/domain/<nv-domid>/data/domain-nv-config`
 //! ([`nv_schema::handoff::XS_CONFIG`], chunked as in [`crate::store`]) and reports below
 //! `/local/domain/<nv-domid>/data/domain-nv/` ([`nv_schema::status::XS_BASE`]).

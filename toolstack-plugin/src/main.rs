@@ -52,8 +52,9 @@ struct Global {
     /// xenstored's unix socket (default: /run/xenstored/socket if present, else /dev/xen/xenbus).
     #[arg(long, global = true, value_name = "PATH")]
     xenstore: Option<PathBuf>,
-    /// Where nvctl keeps the xl configs it creates domains from (`DIR/<group>/<domain>.cfg`)
-    /// and its per-group lock files.
+    /// Where nvctl keeps the xl configs it creates domains from (`DIR/<group>/<domain>.cfg`),
+    /// the record of the domains it created (`DIR/<group>/domains`, by UUID) and its per-group
+    /// lock files.
     #[arg(
         long,
         global = true,
@@ -87,7 +88,10 @@ Example:\n  nvctl render xl-configs/example-group.yaml -o /tmp/web && xl create 
     #[command(after_help = "Creates the NV domain, writes the domain-nv config to\n\
 /local/domain/<nv-domid>/data/domain-nv-config, waits for the NV domain to report ready, creates\n\
 the replicas and waits until domain-nv reports every replica live. Running it again converges:\n\
-existing domains are kept, missing ones are created, leftovers of an interrupted replace removed.\n\n\
+existing domains are kept, missing ones are created, leftovers of an interrupted replace removed.\n\
+Every config first passes `xl create -n`; only domains nvctl created (recorded by UUID in\n\
+--state-dir) are kept or destroyed: a domain of one of the group's names that nvctl did not\n\
+create, or a group name that collides with another group's, stops it before any change.\n\n\
 Example:\n  nvctl up /etc/nvctl/web.yaml")]
     Up {
         /// The group spec (YAML).
@@ -95,7 +99,9 @@ Example:\n  nvctl up /etc/nvctl/web.yaml")]
     },
     /// Destroy a group's replicas and NV domain and forget the group.
     #[command(
-        after_help = "Works on half-created groups too (only running domains are destroyed).\n\nExample:\n  nvctl down web"
+        after_help = "Destroys exactly the domains nvctl recorded (by UUID) as created for the group and\n\
+that still run, so also a half-created group and an NV domain renamed in the spec since.\n\
+A group nvctl knows nothing of is already down: that is reported, exit status 0.\n\nExample:\n  nvctl down web"
     )]
     Down {
         /// Group name.

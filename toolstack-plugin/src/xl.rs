@@ -1,5 +1,7 @@
-//! Running `xl`: the [`XlRunner`] trait, the real runner, and the few `xl` commands nvctl uses
-//! (`create`, `destroy`, `domid`, `list`). Tests replay recorded transcripts through the trait.
+//! Running `xl`: the [`XlRunner`] trait, the real runner, and helpers for the few `xl` commands
+//! nvctl uses (`list -v`, `create -n`, `create`, `destroy`; [`domid`] for callers that look a
+//! domain up by name only). Tests replay recorded transcripts through the trait. A failing `xl`
+//! is a [`Failure::Xl`].
 
 use crate::failure::Failure;
 use anyhow::{Context, Result};
