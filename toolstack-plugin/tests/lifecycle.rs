@@ -470,14 +470,13 @@ fn patch_rolls_one_replica_at_a_time_and_is_rerunnable() {
         w.said()
     );
     // again: every replica is on the image already; only the NV domain is looked up
-    let again = &[list_v(&[
+    let again = list_v(&[
         ("web-nv", 7),
-        ("web-r0", 8),
-        ("web-r1", 9),
-        ("web-r2", 10),
-    ])]
-    .concat();
-    let xl = Replay::new("inline", again, &w.dir.path(), w.nv.hook("web"));
+        ("web-r0-g1", 11),
+        ("web-r1-g1", 12),
+        ("web-r2-g1", 13),
+    ]);
+    let xl = Replay::new("inline", &again, &w.dir.path(), w.nv.hook("web"));
     w.with(&xl, |ctx| group::patch(ctx, "web", img, Duration::ZERO))
         .unwrap();
     xl.assert_done();
@@ -501,13 +500,7 @@ fn patch_refuses_to_go_below_quorum() {
     w.nv.publish();
     let xl = Replay::new(
         "inline",
-        &[list_v(&[
-            ("web-nv", 7),
-            ("web-r0", 8),
-            ("web-r1", 9),
-            ("web-r2", 10),
-        ])]
-        .concat(),
+        &list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
         &w.dir.path(),
         w.nv.hook("web"),
     );
@@ -732,13 +725,12 @@ mod sim {
         })
         .unwrap();
         assert_eq!(w.config_names(), ["r0", "r1-g1", "r2"]);
-        let t = &[list_v(&[
+        let t = &list_v(&[
             ("web-nv", 7),
             ("web-r0", 8),
             ("web-r1-g1", 11),
             ("web-r2", 10),
-        ])]
-        .concat();
+        ]);
         let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
         let view = w.with(&xl, |ctx| group::status(ctx, "web")).unwrap();
         let live: Vec<String> = view
