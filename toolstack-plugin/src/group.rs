@@ -12,6 +12,11 @@
 //! /tool/nvctl/groups/<group>/instances/<inst>/image        its disk image ("" if none)
 //! /tool/nvctl/groups/<group>/instances/<inst>/role         member | joining
 //! ```
+//! Which domains are the group's is recorded apart from membership, by identity: the UUID of
+//! every domain nvctl creates goes to `<state-dir>/<group>/domains` ([`crate::owned`]), and
+//! nvctl keeps, destroys or talks to a running domain only if its UUID is recorded there.
+//! Every config is dry-run (`xl create -n`) before anything is created.
+//!
 //! The NV domain gets its config at `/local/domain/<nv-domid>/data/domain-nv-config`
 //! ([`nv_schema::handoff::XS_CONFIG`], chunked as in [`crate::store`]) and reports below
 //! `/local/domain/<nv-domid>/data/domain-nv/` ([`nv_schema::status::XS_BASE`]).
@@ -19,10 +24,14 @@
 //! Every wait is bounded by [`Ctx::timeout`]; it re-checks its condition whenever the watched
 //! xenstore subtree changes, and at least every [`Ctx::poll`].
 
+use crate::failure::{reword, Failure};
+use crate::owned::{DomainRole, Owned, OwnedDomain};
+use crate::printable::printable;
 use crate::render::{self, Instance};
 use crate::spec::{majority_quorum, GroupSpec, LinkAddrs, Policy};
 use crate::store::{read_blob, write_blob, Store};
 use crate::xl::{self, xl_ok, XlRunner};
+use crate::xl_value;
 use anyhow::{anyhow, bail, Context, Result};
 use nv_schema::handoff::XS_CONFIG;
 use nv_schema::net::Ipv4Cidr;
@@ -96,28 +105,28 @@ impl Record {
             .iter()
             .find(|(i, r)| i.replica == replica && *r == Role::Member)
             .map(|(i, _)| i.clone())
-            .ok_or_else(|| anyhow!("group {} has no replica {replica:?}", self.spec.group))
+            .ok_or_else(|| {
+                Failure::NotFound.error(format!(
+                    "group {} has no replica {replica:?}",
+                    self.spec.group
+                ))
+            })
     }
 
-    /// Running domains named like an instance of this group (`<group>-<replica>` or
-    /// `<group>-<replica>-g<N>` for a spec replica) that the record does not hold: left behind
-    /// by an interrupted `replace`.
-    fn orphans(&self, running: &BTreeMap<String, xl::Domain>) -> Vec<String> {
+    /// Running replica domains nvctl created for this group that the record does not hold (left
+    /// behind by an interrupted `replace`), as (name, uuid).
+    fn orphans(
+        &self,
+        owned: &Owned,
+        running: &BTreeMap<String, xl::Domain>,
+    ) -> Vec<(String, String)> {
         let g = &self.spec.group;
         let known: Vec<String> = self.instances.iter().map(|(i, _)| i.domain(g)).collect();
-        let ours = |d: &str| {
-            self.spec.replicas.iter().any(|r| {
-                let base = format!("{g}-{}", r.name);
-                d == base
-                    || d.strip_prefix(&base)
-                        .and_then(|s| s.strip_prefix("-g"))
-                        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-            })
-        };
-        running
-            .keys()
-            .filter(|d| ours(d) && !known.contains(d))
-            .cloned()
+        owned
+            .alive(running)
+            .into_iter()
+            .filter(|(name, o)| o.role == DomainRole::Replica && !known.iter().any(|k| k == name))
+            .map(|(name, o)| (name.to_string(), o.uuid.clone()))
             .collect()
     }
 
@@ -141,8 +150,9 @@ impl Record {
 /// Load a group's record; an error if the group is unknown.
 pub fn load(store: &dyn Store, group: &str) -> Result<Record> {
     let base = gpath(group);
-    let text = read_blob(store, &format!("{base}/spec"))?
-        .ok_or_else(|| anyhow!("no group {group:?} (see `nvctl status`)"))?;
+    let text = read_blob(store, &format!("{base}/spec"))?.ok_or_else(|| {
+        Failure::NotFound.error(format!("no group {group:?} (see `nvctl status`)"))
+    })?;
     let spec = GroupSpec::parse(&text).map_err(|e| anyhow!("recorded spec of {group}: {e}"))?;
     let mut instances = Vec::new();
     for name in store.directory(&format!("{base}/instances"))? {
@@ -273,29 +283,72 @@ impl Ctx<'_> {
         Ok(p)
     }
 
-    fn create(&self, group: &str, domain: &str, text: &str) -> Result<u32> {
-        let p = self.write_cfg(group, domain, text)?;
-        xl_ok(self.xl, &["create", &p.to_string_lossy()])?;
-        xl::domid(self.xl, domain)?
-            .ok_or_else(|| anyhow!("{domain} vanished right after `xl create`"))
+    /// The domains nvctl created for `group`.
+    fn owned(&self, group: &str) -> Result<Owned> {
+        Owned::load(&self.dir, group)
     }
 
-    fn destroy_if_running(&self, domain: &str) -> Result<()> {
-        if xl::domid(self.xl, domain)?.is_some() {
-            self.destroy(domain)?;
+    /// Write the config of `domain` and have xl parse it without creating anything
+    /// (`xl create -n`, a dry run).
+    fn dry_run(&self, group: &str, domain: &str, text: &str) -> Result<()> {
+        let p = self.write_cfg(group, domain, text)?;
+        xl_ok(self.xl, &["create", "-n", &p.to_string_lossy()])
+            .with_context(|| format!("xl rejects the config of {domain}"))
+            .map(drop)
+    }
+
+    /// `xl create` a domain from `text` and record its identity (UUID, domid) in `owned`.
+    fn create(
+        &self,
+        owned: &mut Owned,
+        role: DomainRole,
+        group: &str,
+        domain: &str,
+        text: &str,
+    ) -> Result<u32> {
+        let p = self.write_cfg(group, domain, text)?;
+        xl_ok(self.xl, &["create", &p.to_string_lossy()])?;
+        let d = xl::list(self.xl)?
+            .remove(domain)
+            .ok_or_else(|| anyhow!("{domain} vanished right after `xl create`"))?;
+        if d.uuid.is_empty() {
+            bail!("`xl list -v` shows no UUID for {domain}");
+        }
+        owned.add(OwnedDomain {
+            uuid: d.uuid,
+            domid: d.id,
+            role,
+            name: domain.to_string(),
+        })?;
+        Ok(d.id)
+    }
+
+    /// Destroy `domain` if it runs and nvctl created it for the group (an error if another
+    /// domain has the name).
+    fn destroy_if_running(&self, owned: &mut Owned, domain: &str) -> Result<()> {
+        if let Some(d) = owned.find(domain, &xl::list(self.xl)?)? {
+            self.destroy(owned, domain, &d.uuid)?;
         }
         Ok(())
     }
 
-    fn destroy(&self, domain: &str) -> Result<()> {
+    /// `xl destroy` a domain nvctl created (checked by the caller), then forget it.
+    fn destroy(&self, owned: &mut Owned, domain: &str, uuid: &str) -> Result<()> {
         self.say(&format!("destroying {domain}"));
-        xl_ok(self.xl, &["destroy", domain]).map(drop)
+        xl_ok(self.xl, &["destroy", domain])?;
+        owned.forget(uuid)
     }
 
+    /// The domid of the group's NV domain, which must run and be one nvctl created.
     fn nv_domid(&self, spec: &GroupSpec) -> Result<u32> {
         let nv = spec.nv_name();
-        xl::domid(self.xl, &nv)?
-            .ok_or_else(|| anyhow!("NV domain {nv} is not running (run `nvctl up`)"))
+        let owned = self.owned(&spec.group)?;
+        owned
+            .find(&nv, &xl::list(self.xl)?)?
+            .map(|d| d.id)
+            .ok_or_else(|| {
+                Failure::NotFound.error(format!("NV domain {nv} is not running (run `nvctl up`)"))
+            })
     }
 
     fn push_config(&self, spec: &GroupSpec, domid: u32, instances: &[Instance]) -> Result<()> {
@@ -323,10 +376,10 @@ impl Ctx<'_> {
             }
             let now = Instant::now();
             if now >= deadline {
-                bail!(
+                return Err(Failure::Timeout.error(format!(
                     "timed out after {}s waiting for {what}",
                     self.timeout.as_secs_f32()
-                );
+                )));
             }
             if now >= next_report {
                 self.say(&format!(
@@ -384,12 +437,11 @@ fn describe(faults: &[(String, FaultRecord)]) -> String {
     faults
         .iter()
         .map(|(n, f)| {
-            format!(
+            let text = format!(
                 "{n}: {} on {} connection {} {}",
                 f.kind, f.service, f.connection, f.detail
-            )
-            .trim_end()
-            .to_string()
+            );
+            printable(text.trim_end())
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -403,14 +455,18 @@ fn describe(faults: &[(String, FaultRecord)]) -> String {
 /// wait until every replica is reported live. Running replicas are left alone (their settings
 /// change only through `nvctl replace`).
 pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
-    let spec = GroupSpec::parse(spec_text).map_err(|e| anyhow!("{e}"))?;
+    let spec = GroupSpec::parse(spec_text).map_err(|e| Failure::Invalid.error(e.to_string()))?;
     let g = spec.group.clone();
     let base = gpath(&g);
     let nv = spec.nv_name();
+    check_no_collision(ctx.store, &spec)?;
+    let mut owned = ctx.owned(&g)?;
+    let running = xl::list(ctx.xl)?;
+    owned.forget_gone(&running)?;
+    check_names_are_free(&spec, load(ctx.store, &g).ok().as_ref(), &owned, &running)?;
     write_blob(ctx.store, &format!("{base}/spec"), spec_text)?;
     ctx.store.write(&format!("{base}/nv-domain"), &nv)?;
     let mut rec = load(ctx.store, &g)?;
-    let running = xl::list(ctx.xl)?;
     for (i, role) in &rec.instances {
         let why = match role {
             Role::Joining => "unfinished replacement",
@@ -418,8 +474,8 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
             Role::Member => continue,
         };
         ctx.say(&format!("instance {}: {why}, removing", i.name()));
-        if running.contains_key(&i.domain(&g)) {
-            ctx.destroy(&i.domain(&g))?;
+        if let Some(d) = owned.running(&i.domain(&g), &running) {
+            ctx.destroy(&mut owned, &i.domain(&g), &d.uuid)?;
         }
         remove_instance(ctx.store, &g, i)?;
     }
@@ -434,19 +490,37 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
         }
     }
     rec.sort();
-    for d in rec.orphans(&running) {
-        ctx.say(&format!("{d}: left over from an interrupted replacement"));
-        ctx.destroy(&d)?;
-    }
     let members = rec.members();
-    let domid = match running.get(&nv) {
+    // every config xl will create a domain from passes a dry run before anything is created
+    let mut configs = Vec::new();
+    if owned.running(&nv, &running).is_none() {
+        configs.push((nv.clone(), render::nv_domain_cfg(&spec)));
+    }
+    for i in &members {
+        let d = i.domain(&g);
+        if owned.running(&d, &running).is_none() {
+            let r = spec
+                .replica(&i.replica)
+                .ok_or_else(|| anyhow!("instance {} of unknown replica", i.name()))?;
+            configs.push((d, render::replica_cfg(&spec, r, i)));
+        }
+    }
+    for (d, cfg) in &configs {
+        ctx.dry_run(&g, d, cfg)?;
+    }
+    for (d, uuid) in rec.orphans(&owned, &running) {
+        ctx.say(&format!("{d}: left over from an interrupted replacement"));
+        ctx.destroy(&mut owned, &d, &uuid)?;
+    }
+    let domid = match owned.running(&nv, &running) {
         Some(d) => {
             ctx.say(&format!("NV domain {nv}: already running (id {})", d.id));
             d.id
         }
         None => {
             ctx.say(&format!("NV domain {nv}: creating"));
-            let id = ctx.create(&g, &nv, &render::nv_domain_cfg(&spec))?;
+            let cfg = render::nv_domain_cfg(&spec);
+            let id = ctx.create(&mut owned, DomainRole::Nv, &g, &nv, &cfg)?;
             ctx.say(&format!("NV domain {nv}: created (id {id})"));
             id
         }
@@ -469,11 +543,12 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
             .replica(&i.replica)
             .ok_or_else(|| anyhow!("instance {} of unknown replica", i.name()))?;
         let step = format!("[{}/{}] replica {d}", k + 1, members.len());
-        if let Some(dom) = running.get(&d) {
+        if let Some(dom) = owned.running(&d, &running) {
             ctx.say(&format!("{step}: already running (id {})", dom.id));
         } else {
             ctx.say(&format!("{step}: creating"));
-            let id = ctx.create(&g, &d, &render::replica_cfg(&spec, r, i))?;
+            let cfg = render::replica_cfg(&spec, r, i);
+            let id = ctx.create(&mut owned, DomainRole::Replica, &g, &d, &cfg)?;
             ctx.say(&format!("{step}: created (id {id})"));
         }
     }
@@ -492,29 +567,38 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
             .filter(|i| health(&st, &i.name()) != Some(ReplicaHealth::Live))
             .map(Instance::name)
             .collect();
-        anyhow!("{e}; not live: {}", missing.join(", "))
+        reword(&e, format!("{e}; not live: {}", missing.join(", ")))
     })?;
     ctx.say(&format!("group {g}: up, {} replicas live", members.len()));
     Ok(())
 }
 
-/// `nvctl down`: destroy the group's running replicas (also leftovers of an interrupted
-/// replacement), then its NV domain, then forget the group. A failing `xl destroy` stops it
-/// with the record kept, so it can be re-run.
+/// `nvctl down`: destroy exactly the domains nvctl recorded as created for the group that still
+/// run (replicas, newest first, then the NV domain; also leftovers of an interrupted
+/// replacement and an NV domain renamed in the spec since), then forget the group. A failing
+/// `xl destroy` stops it with the record of what still runs kept, so it can be re-run. A group
+/// nvctl knows nothing of is already down: that is reported, not an error.
 pub fn down(ctx: &Ctx, group: &str) -> Result<()> {
-    let rec = load(ctx.store, group)?;
+    let recorded = read_blob(ctx.store, &format!("{}/spec", gpath(group)))?.is_some();
+    let mut owned = ctx.owned(group)?;
+    if !recorded && owned.domains.is_empty() {
+        ctx.say(&format!("group {group}: not found, nothing to do"));
+        return Ok(());
+    }
     let running = xl::list(ctx.xl)?;
-    let mut doomed: Vec<String> = rec
-        .instances
-        .iter()
-        .rev()
-        .map(|(i, _)| i.domain(group))
-        .filter(|d| running.contains_key(d))
-        .collect();
-    doomed.extend(rec.orphans(&running));
-    doomed.extend(Some(rec.spec.nv_name()).filter(|d| running.contains_key(d)));
-    for d in &doomed {
-        ctx.destroy(d)?;
+    let mut doomed: Vec<(String, String)> = Vec::new();
+    for role in [DomainRole::Replica, DomainRole::Nv] {
+        doomed.extend(
+            owned
+                .alive(&running)
+                .into_iter()
+                .rev()
+                .filter(|(_, o)| o.role == role)
+                .map(|(name, o)| (name.to_string(), o.uuid.clone())),
+        );
+    }
+    for (d, uuid) in &doomed {
+        ctx.destroy(&mut owned, d, uuid)?;
     }
     ctx.store.rm(&gpath(group))?;
     match std::fs::remove_dir_all(ctx.dir.join(group)) {
@@ -527,6 +611,65 @@ pub fn down(ctx: &Ctx, group: &str) -> Result<()> {
         "group {group}: down ({} domains destroyed)",
         doomed.len()
     ));
+    Ok(())
+}
+
+/// Refuse a group whose domain names could be those of another recorded group: domains are
+/// named `<group>-...`, so two groups collide when one name is the other's plus `-...`; NV
+/// domain names (which the spec may set) must not fall into another group's names either.
+fn check_no_collision(store: &dyn Store, spec: &GroupSpec) -> Result<()> {
+    let g = &spec.group;
+    let nv = spec.nv_name();
+    let under = |name: &str, group: &str| name == group || name.starts_with(&format!("{group}-"));
+    for other in groups(store)? {
+        if &other == g {
+            continue;
+        }
+        let other_nv = store
+            .read(&format!("{}/nv-domain", gpath(&other)))?
+            .unwrap_or_else(|| format!("{other}-nv"));
+        if under(g, &other) || under(&other, g) {
+            bail!("group name {g} collides with group {other}: the domains of one could be named like those of the other (choose a name that is not the other's plus `-...`)");
+        }
+        if nv == other_nv || under(&nv, &other) || under(&other_nv, g) {
+            bail!("NV domain {nv} of group {g} collides with group {other} (NV domain {other_nv})");
+        }
+    }
+    Ok(())
+}
+
+/// Before `up` changes anything: the NV domain has not been renamed while the one nvctl
+/// created runs (the replicas are attached to it), and no domain nvctl did not create has a
+/// name `up` would keep or create.
+fn check_names_are_free(
+    spec: &GroupSpec,
+    old: Option<&Record>,
+    owned: &Owned,
+    running: &BTreeMap<String, xl::Domain>,
+) -> Result<()> {
+    let nv = spec.nv_name();
+    for (name, o) in owned.alive(running) {
+        if o.role == DomainRole::Nv && name != nv {
+            bail!(
+                "the group's NV domain runs as {name}, the spec names it {nv}: a running NV domain cannot be renamed (`nvctl down {}` first)",
+                spec.group
+            );
+        }
+    }
+    let mut names = vec![nv];
+    names.extend(
+        spec.replicas
+            .iter()
+            .map(|r| format!("{}-{}", spec.group, r.name)),
+    );
+    names.extend(
+        old.iter()
+            .flat_map(|r| &r.instances)
+            .map(|(i, _)| i.domain(&spec.group)),
+    );
+    for n in names {
+        owned.find(&n, running)?;
+    }
     Ok(())
 }
 
@@ -589,6 +732,11 @@ fn allocate(rec: &Record, replica: &str) -> Result<(LinkAddrs, String)> {
     )
 }
 
+/// A disk image given on the command line (`--image`) follows the path grammar of the spec's.
+fn check_image(path: &str) -> Result<()> {
+    xl_value::check_path(path).map_err(|m| Failure::Invalid.error(format!("--image: {m}")))
+}
+
 /// Replace the member instance of `replica` by a new generation (optionally with a new image):
 /// boot it, add it to the voting set next to the old one, wait until it is live (and, for
 /// `soak`, that no fault appears), then retire the old one. On failure the new one is removed
@@ -601,7 +749,11 @@ pub fn replace(
     mode: Mode,
     soak: Duration,
 ) -> Result<Instance> {
+    if let Some(p) = image {
+        check_image(p)?;
+    }
     let mut rec = load(ctx.store, group)?;
+    let mut owned = ctx.owned(group)?;
     let spec = rec.spec.clone();
     let old = rec.member_of(replica)?;
     for (i, _) in rec
@@ -609,7 +761,7 @@ pub fn replace(
         .iter()
         .filter(|(i, r)| *r == Role::Joining && i.replica == replica)
     {
-        ctx.destroy_if_running(&i.domain(group))?;
+        ctx.destroy_if_running(&mut owned, &i.domain(group))?;
         remove_instance(ctx.store, group, i)?;
     }
     rec.instances
@@ -633,7 +785,8 @@ pub fn replace(
     let (nn, od, nd) = (new.name(), old.domain(group), new.domain(group));
     let r = spec
         .replica(replica)
-        .ok_or_else(|| anyhow!("replica {replica} not in the spec"))?;
+        .ok_or_else(|| Failure::NotFound.error(format!("replica {replica} not in the spec")))?;
+    ctx.dry_run(group, &nd, &render::replica_cfg(&spec, r, &new))?;
     let domid = ctx.nv_domid(&spec)?;
     let before = read_status(ctx.store, domid)?;
     let baseline = faults_of(&before);
@@ -646,7 +799,8 @@ pub fn replace(
     let watch = format!("{}/{XS_BASE}", home(domid));
     let only = (mode == Mode::Repair).then_some(nn.as_str());
     let attempt = (|| -> Result<()> {
-        ctx.create(group, &nd, &render::replica_cfg(&spec, r, &new))?;
+        let cfg = render::replica_cfg(&spec, r, &new);
+        ctx.create(&mut owned, DomainRole::Replica, group, &nd, &cfg)?;
         ctx.wait_for(&format!("{nn} to be live"), &watch, || {
             let st = read_status(ctx.store, domid)?;
             let f = new_faults(&baseline, &st, only);
@@ -695,7 +849,7 @@ pub fn replace(
     })();
     if let Err(e) = attempt {
         ctx.say(&format!("{replica}: removing {nd} again, {od} stays"));
-        ctx.destroy_if_running(&nd)?;
+        ctx.destroy_if_running(&mut owned, &nd)?;
         remove_instance(ctx.store, group, &new)?;
         rec.instances.retain(|(i, _)| *i != new);
         ctx.push_config(&spec, domid, &rec.members())?;
@@ -711,7 +865,7 @@ pub fn replace(
         }
     }
     ctx.push_config(&spec, domid, &rec.members())?;
-    ctx.destroy_if_running(&od)?;
+    ctx.destroy_if_running(&mut owned, &od)?;
     ctx.say(&format!("{replica}: {od} retired, {nd} serves"));
     Ok(new)
 }
@@ -720,6 +874,7 @@ pub fn replace(
 /// side for `soak` each; the roll stops at the first fault (or when a step would leave fewer
 /// than a quorum live). Replicas already on `image` are skipped, so a stopped roll can be re-run.
 pub fn patch(ctx: &Ctx, group: &str, image: &str, soak: Duration) -> Result<()> {
+    check_image(image)?;
     let rec = load(ctx.store, group)?;
     let domid = ctx.nv_domid(&rec.spec)?;
     let roll_base = faults_of(&read_status(ctx.store, domid)?);
@@ -750,7 +905,7 @@ pub fn patch(ctx: &Ctx, group: &str, image: &str, soak: Duration) -> Result<()> 
             replicas.len()
         ));
         replace(ctx, group, name, Some(image), Mode::Patch, soak)
-            .map_err(|e| anyhow!("patch stopped at {name}: {e:#}"))?;
+            .map_err(|e| reword(&e, format!("patch stopped at {name}: {e:#}")))?;
         let f = new_faults(&roll_base, &read_status(ctx.store, domid)?, None);
         if !f.is_empty() {
             bail!("patch stopped after {name}: {}", describe(&f));
@@ -767,9 +922,10 @@ pub fn repair_pass(ctx: &Ctx, group: &str) -> Result<Vec<Instance>> {
     let domid = ctx.nv_domid(&rec.spec)?;
     let st = read_status(ctx.store, domid)?;
     let running = xl::list(ctx.xl)?;
+    let owned = ctx.owned(group)?;
     let mut done = Vec::new();
     for i in rec.members() {
-        let gone = !running.contains_key(&i.domain(group));
+        let gone = owned.running(&i.domain(group), &running).is_none();
         let faulty = health(&st, &i.name()) == Some(ReplicaHealth::Faulty);
         if !(gone || faulty) {
             continue;
@@ -846,8 +1002,9 @@ pub fn groups(store: &dyn Store) -> Result<Vec<String>> {
 pub fn status(ctx: &Ctx, group: &str) -> Result<GroupView> {
     let rec = load(ctx.store, group)?;
     let running = xl::list(ctx.xl)?;
+    let owned = ctx.owned(group)?;
     let nv_name = rec.spec.nv_name();
-    let nv = running.get(&nv_name).cloned();
+    let nv = owned.running(&nv_name, &running);
     let st = match &nv {
         Some(d) => read_status(ctx.store, d.id)?,
         None => None,
@@ -858,7 +1015,7 @@ pub fn status(ctx: &Ctx, group: &str) -> Result<GroupView> {
         .map(|(i, role)| InstanceView {
             instance: i.clone(),
             role: *role,
-            domain: running.get(&i.domain(group)).cloned(),
+            domain: owned.running(&i.domain(group), &running),
             status: st
                 .as_ref()
                 .and_then(|s| s.replicas.iter().find(|r| r.name == i.name()).cloned()),
@@ -926,7 +1083,10 @@ pub fn format_table(views: &[GroupView]) -> String {
         for s in v.status.iter().flat_map(|s| &s.services) {
             o.push_str(&format!(
                 "  service {} on {}: {} active, {} total\n",
-                s.name, s.listen, s.active, s.total
+                printable(&s.name),
+                printable(&s.listen),
+                s.active,
+                s.total
             ));
         }
         o.push_str(&format!(
@@ -999,7 +1159,7 @@ pub fn format_table(views: &[GroupView]) -> String {
         }
         for r in faulty {
             for f in r.faults.iter().rev().take(SHOWN_FAULTS) {
-                o.push_str(&format!("  {:<10} {}\n", r.name, fault_line(f)));
+                o.push_str(&format!("  {:<10} {}\n", printable(&r.name), fault_line(f)));
             }
         }
     }
@@ -1009,18 +1169,18 @@ pub fn format_table(views: &[GroupView]) -> String {
 /// How many faults per replica the status table lists below the rows.
 const SHOWN_FAULTS: usize = 5;
 
-/// A fault as the status table shows it: time, kind, service#connection, detail.
+/// A fault as the status table shows it: time, kind, service#connection, detail (control
+/// characters escaped).
 fn fault_line(f: &FaultRecord) -> String {
-    format!(
+    let line = format!(
         "{} {} {}#{} {}",
         utc(f.time_ms),
         f.kind,
         f.service,
         f.connection,
         f.detail
-    )
-    .trim_end()
-    .to_string()
+    );
+    printable(line.trim_end())
 }
 
 /// One group in `nvctl status --json`.
@@ -1129,6 +1289,63 @@ mod tests {
                 && e.contains("sleepy"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn status_text_from_the_nv_domain_is_printed_without_control_characters() {
+        let spec = GroupSpec::parse(SPEC).unwrap();
+        let evil = "\u{1b}[2J\u{1b}]0;owned\u{7}\r\u{9b}31m";
+        let fault = FaultRecord {
+            time_ms: 0,
+            kind: format!("value-mismatch{evil}"),
+            service: format!("redis{evil}"),
+            connection: 3,
+            detail: format!("offset 120\n{evil}"),
+        };
+        let replica = |name: &str| ReplicaStatus {
+            name: name.to_string(),
+            state: ReplicaHealth::Faulty,
+            link: nv_schema::status::LinkState::Up,
+            connections: 1,
+            bytes_voted: 2,
+            faults: vec![fault.clone(), fault.clone()],
+        };
+        let status = Status {
+            version: nv_schema::status::SCHEMA_VERSION,
+            ready: true,
+            updated_ms: 0,
+            services: vec![nv_schema::status::ServiceStatus {
+                name: format!("redis{evil}"),
+                listen: format!("192.0.2.10:6379{evil}"),
+                active: 1,
+                total: 1,
+            }],
+            replicas: vec![replica("r0"), replica(&format!("r0{evil}"))],
+        };
+        let view = GroupView {
+            group: "web".into(),
+            nv_name: "web-nv".into(),
+            nv: None,
+            status: Some(status.clone()),
+            instances: render::initial_instances(&spec)
+                .into_iter()
+                .map(|i| InstanceView {
+                    status: Some(replica(&i.name())),
+                    instance: i,
+                    role: Role::Member,
+                    domain: None,
+                })
+                .collect(),
+        };
+        let table = format_table(&[view]);
+        assert!(
+            !table.chars().any(|c| c.is_control() && c != '\n'),
+            "{table:?}"
+        );
+        assert!(table.contains("offset 120"), "{table}");
+        let faults = new_faults(&Faults::new(), &Some(status), None);
+        let text = describe(&faults);
+        assert!(!text.chars().any(char::is_control), "{text:?}");
     }
 
     #[test]

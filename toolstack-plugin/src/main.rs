@@ -1,14 +1,18 @@
 //! nvctl: the Dom0 admin CLI for domain-nv replica groups.
 //!
-//! Exit codes as xl: 0 success, 1 error, 2 usage error.
+//! Exit statuses: 0 success, 1 error (of no other kind), 2 usage error, 3 invalid spec or command-line value,
+//! 4 xl failed, 5 a wait timed out, 6 no such group, replica or NV domain
+//! ([`toolstack_plugin::failure`]).
 
 #![forbid(unsafe_code)]
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use toolstack_plugin::failure::Failure;
 use toolstack_plugin::group::{self, Ctx, Mode};
+use toolstack_plugin::printable::printable_lines;
 use toolstack_plugin::reliability::{self, Component, Reliability};
 use toolstack_plugin::render;
 use toolstack_plugin::spec::{valid_name, GroupSpec};
@@ -25,7 +29,10 @@ Examples:
   nvctl down web
   nvctl reliability --r-vm 0.9 --r-hv 0.99 -n 3     # replicas vs plain node, one VM, in-VM voting
 
-Exit status: 0 success, 1 error (an xl failure shows xl's stderr), 2 usage error.";
+Exit status: 0 success, 1 error (of no kind below), 2 usage error,
+  3 invalid spec or command-line value (errors name the field, and the line in the spec),
+  4 xl failed (its stderr is shown), 5 a wait timed out (--timeout),
+  6 no such group, replica or NV domain.";
 
 /// nvctl manages domain-nv replica groups on a Xen host: one NV (network/voting) driver domain
 /// that votes on the outputs of N replica guests of a service.
@@ -46,8 +53,9 @@ struct Global {
     /// xenstored's unix socket (default: /run/xenstored/socket if present, else /dev/xen/xenbus).
     #[arg(long, global = true, value_name = "PATH")]
     xenstore: Option<PathBuf>,
-    /// Where nvctl keeps the xl configs it creates domains from (`DIR/<group>/<domain>.cfg`)
-    /// and its per-group lock files.
+    /// Where nvctl keeps the xl configs it creates domains from (`DIR/<group>/<domain>.cfg`),
+    /// the record of the domains it created (`DIR/<group>/domains`, by UUID) and its per-group
+    /// lock files.
     #[arg(
         long,
         global = true,
@@ -81,7 +89,10 @@ Example:\n  nvctl render xl-configs/example-group.yaml -o /tmp/web && xl create 
     #[command(after_help = "Creates the NV domain, writes the domain-nv config to\n\
 /local/domain/<nv-domid>/data/domain-nv-config, waits for the NV domain to report ready, creates\n\
 the replicas and waits until domain-nv reports every replica live. Running it again converges:\n\
-existing domains are kept, missing ones are created, leftovers of an interrupted replace removed.\n\n\
+existing domains are kept, missing ones are created, leftovers of an interrupted replace removed.\n\
+Every config first passes `xl create -n`; only domains nvctl created (recorded by UUID in\n\
+--state-dir) are kept or destroyed: a domain of one of the group's names that nvctl did not\n\
+create, or a group name that collides with another group's, stops it before any change.\n\n\
 Example:\n  nvctl up /etc/nvctl/web.yaml")]
     Up {
         /// The group spec (YAML).
@@ -89,7 +100,9 @@ Example:\n  nvctl up /etc/nvctl/web.yaml")]
     },
     /// Destroy a group's replicas and NV domain and forget the group.
     #[command(
-        after_help = "Works on half-created groups too (only running domains are destroyed).\n\nExample:\n  nvctl down web"
+        after_help = "Destroys exactly the domains nvctl recorded (by UUID) as created for the group and\n\
+that still run, so also a half-created group and an NV domain renamed in the spec since.\n\
+A group nvctl knows nothing of is already down: that is reported, exit status 0.\n\nExample:\n  nvctl down web"
     )]
     Down {
         /// Group name.
@@ -318,7 +331,7 @@ fn read_spec(path: &Path) -> Result<(String, GroupSpec)> {
             .iter()
             .map(|e| format!("{}: {e}", path.display()))
             .collect();
-        anyhow!("invalid spec:\n{}", lines.join("\n"))
+        Failure::Invalid.error(format!("invalid spec:\n{}", lines.join("\n")))
     })?;
     Ok((text, spec))
 }
@@ -366,7 +379,7 @@ fn with_ctx<T>(g: &Global, f: impl FnOnce(&Ctx) -> Result<T>) -> Result<T> {
     let xl = RealXl {
         program: g.xl.clone(),
     };
-    let progress = |s: &str| eprintln!("{s}");
+    let progress = |s: &str| eprintln!("{}", printable_lines(s));
     let ctx = Ctx {
         xl: &xl,
         store: &store,
@@ -470,8 +483,8 @@ fn main() {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     if let Err(e) = run(cli) {
-        eprintln!("nvctl: error: {e:#}");
-        std::process::exit(1);
+        eprintln!("nvctl: error: {}", printable_lines(&format!("{e:#}")));
+        std::process::exit(Failure::of(&e).map_or(1, Failure::exit_code));
     }
 }
 

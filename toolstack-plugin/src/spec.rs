@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::xl_value::{self, CMDLINE_MAX};
+
 /// Voting policy of the group's service: the domain-nv config's word for it.
 ///
 /// `majority` needs N >= 3 (⌊N/2⌋+1 must agree), `unanimous` and `primary-backup` N >= 2.
@@ -316,14 +318,9 @@ impl fmt::Display for SpecErrors {
 
 impl std::error::Error for SpecErrors {}
 
-/// True if `s` is a unicast MAC `xx:xx:xx:xx:xx:xx`.
+/// True if `s` is a unicast, non-zero MAC `xx:xx:xx:xx:xx:xx` ([`xl_value::check_mac`]).
 pub fn valid_mac(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
-        && u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 0)
+    xl_value::check_mac(s).is_ok()
 }
 
 /// Longest group, domain, replica or port name in a spec (leaves room for `<group>-` and
@@ -475,6 +472,13 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// Record the error of a value check, if any, for `field`.
+    fn check(&mut self, field: impl Into<String>, r: Result<(), String>) {
+        if let Err(m) = r {
+            self.err(field, m);
+        }
+    }
+
     fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
         let field = field.into();
         let line = locate(self.text, &field);
@@ -560,14 +564,16 @@ impl GroupSpec {
         ] {
             if v.trim().is_empty() {
                 c.err(f, "must not be empty");
+            } else {
+                c.check(f, xl_value::check_path(v));
             }
         }
-        if nv.memory == 0 {
-            c.err("nv-domain.memory", "must be > 0 MiB");
-        }
-        if nv.vcpus == 0 {
-            c.err("nv-domain.vcpus", "must be > 0");
-        }
+        c.check(
+            "nv-domain.extra",
+            xl_value::check_cmdline(&nv.extra, CMDLINE_MAX),
+        );
+        c.check("nv-domain.memory", xl_value::check_memory(nv.memory));
+        c.check("nv-domain.vcpus", xl_value::check_vcpus(nv.vcpus));
         let ext = &nv.external;
         match (ext.pci.is_empty(), &ext.bridge) {
             (true, None) => c.err("nv-domain.external", "needs `pci` or `bridge`"),
@@ -576,6 +582,9 @@ impl GroupSpec {
                 "`pci` and `bridge` exclude each other",
             ),
             _ => {}
+        }
+        if let Some(b) = &ext.bridge {
+            c.check("nv-domain.external.bridge", xl_value::check_bridge(b));
         }
         if !ext.pci.is_empty() && nv.guest_type == GuestType::Pvh {
             c.err("nv-domain.external.pci", "PCI passthrough needs `nv-domain.type: pv` (xl cannot pass PCI devices to PVH guests)");
@@ -591,11 +600,8 @@ impl GroupSpec {
         if let Some(m) = &ext.mac {
             if ext.bridge.is_none() {
                 c.err("nv-domain.external.mac", "only goes with `bridge`");
-            } else if !valid_mac(m) {
-                c.err(
-                    "nv-domain.external.mac",
-                    format!("bad MAC {m:?} (want unicast xx:xx:xx:xx:xx:xx)"),
-                );
+            } else {
+                c.check("nv-domain.external.mac", xl_value::check_mac(m));
             }
         }
         if !valid_name(&ext.interface) || check_ifname(&ext.interface).is_err() {
@@ -719,6 +725,32 @@ impl GroupSpec {
         }
     }
 
+    /// A replica's `extra` follows the command-line grammar and, with the longest `ip=` nvctl
+    /// may append (any link, any generation), fits the PV command line.
+    fn check_replica_cmdline(&self, r: &Replica) -> Result<(), String> {
+        xl_value::check_cmdline(&r.extra, usize::MAX)?;
+        let a = Ipv4Addr::BROADCAST;
+        let longest_ip = format!(
+            "ip={a}::{a}:{a}:{}-{}-g{}:eth0:off",
+            self.group,
+            r.name,
+            u32::MAX
+        );
+        let total = if r.extra.is_empty() {
+            longest_ip.len()
+        } else {
+            r.extra.len() + 1 + longest_ip.len()
+        };
+        if total > CMDLINE_MAX {
+            return Err(format!(
+                "{} bytes plus the up to {} bytes of nvctl's ` ip=...` make a kernel command line longer than the {CMDLINE_MAX} bytes Xen passes to a PV guest",
+                r.extra.len(),
+                total - r.extra.len()
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_replicas(&self, c: &mut Checker, external: Option<Ipv4Cidr>) {
         if self.replicas.is_empty() {
             c.err("replicas", "at least one replica is needed");
@@ -750,6 +782,14 @@ impl GroupSpec {
                     f("name"),
                     format!("its domain {nv_name} would be named like the NV domain"),
                 );
+            } else if nv_name
+                .strip_prefix(&format!("{}-{}-g", self.group, r.name))
+                .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+            {
+                c.err(
+                    "nv-domain.name",
+                    format!("{nv_name} would be named like a replacement of replicas[{i}]"),
+                );
             }
             if let Some(j) = names.insert(&r.name, i) {
                 c.err(
@@ -759,16 +799,21 @@ impl GroupSpec {
             }
             if r.kernel.trim().is_empty() {
                 c.err(f("kernel"), "must not be empty");
+            } else {
+                c.check(f("kernel"), xl_value::check_path(&r.kernel));
+            }
+            if let Some(p) = &r.initramfs {
+                c.check(f("initramfs"), xl_value::check_path(p));
+            }
+            if let Some(p) = &r.image {
+                c.check(f("image"), xl_value::check_path(p));
             }
             if r.initramfs.is_none() && r.image.is_none() {
                 c.err(f("image"), "a replica needs an `image` or an `initramfs`");
             }
-            if r.memory == 0 {
-                c.err(f("memory"), "must be > 0 MiB");
-            }
-            if r.vcpus == 0 {
-                c.err(f("vcpus"), "must be > 0");
-            }
+            c.check(f("memory"), xl_value::check_memory(r.memory));
+            c.check(f("vcpus"), xl_value::check_vcpus(r.vcpus));
+            c.check(f("extra"), self.check_replica_cmdline(r));
             let cidr = r.address.parse::<Ipv4Cidr>().ok();
             let link = match cidr {
                 Some(a) if a.prefix <= 31 && a.has_host(a.addr) => r.link(),
@@ -807,12 +852,11 @@ impl GroupSpec {
                 links.push((i, link));
             }
             let mac = r.mac();
-            if r.mac.is_some() && !valid_mac(&mac) {
-                c.err(
-                    f("mac"),
-                    format!("bad MAC {mac:?} (want unicast xx:xx:xx:xx:xx:xx)"),
-                );
-            } else if !mac.is_empty() {
+            let mac_ok = r.mac.is_none() || xl_value::check_mac(&mac).is_ok();
+            if r.mac.is_some() {
+                c.check(f("mac"), xl_value::check_mac(&mac));
+            }
+            if mac_ok && !mac.is_empty() {
                 if let Some(other) = macs.insert(mac.clone(), format!("replicas[{i}]")) {
                     c.err(
                         f("mac"),

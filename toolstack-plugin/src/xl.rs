@@ -1,7 +1,10 @@
-//! Running `xl`: the [`XlRunner`] trait, the real runner, and the few `xl` commands nvctl uses
-//! (`create`, `destroy`, `domid`, `list`). Tests replay recorded transcripts through the trait.
+//! Running `xl`: the [`XlRunner`] trait, the real runner, and helpers for the few `xl` commands
+//! nvctl uses (`list -v`, `create -n`, `create`, `destroy`; [`domid`] for callers that look a
+//! domain up by name only). Tests replay recorded transcripts through the trait. A failing `xl`
+//! is a [`Failure::Xl`].
 
-use anyhow::{bail, Context, Result};
+use crate::failure::Failure;
+use anyhow::Result;
 use std::collections::BTreeMap;
 
 /// What one `xl` invocation returned.
@@ -25,37 +28,17 @@ pub trait XlRunner {
 pub fn xl_ok(xl: &dyn XlRunner, args: &[&str]) -> Result<String> {
     let out = xl.run(args)?;
     if out.code != 0 {
-        bail!(
+        return Err(Failure::Xl.error(format!(
             "`xl {}` failed (exit {}): {}",
             args.join(" "),
             out.code,
             out.stderr.trim()
-        );
+        )));
     }
     Ok(out.stdout)
 }
 
-/// The domid of a domain; None if xl says no domain has that name ("... does not exist"); any
-/// other failure of `xl domid` is an error carrying its stderr.
-pub fn domid(xl: &dyn XlRunner, name: &str) -> Result<Option<u32>> {
-    let out = xl.run(&["domid", name])?;
-    if out.code != 0 {
-        if out.stderr.contains("does not exist") {
-            return Ok(None);
-        }
-        bail!(
-            "`xl domid {name}` failed (exit {}): {}",
-            out.code,
-            out.stderr.trim()
-        );
-    }
-    let id = out.stdout.trim();
-    Ok(Some(id.parse().with_context(|| {
-        format!("`xl domid {name}` printed {id:?}")
-    })?))
-}
-
-/// One row of `xl list` (serialized as `{"id", "mem", "state"}` in `nvctl status --json`).
+/// One row of `xl list -v` (serialized as `{"id", "mem", "state"}` in `nvctl status --json`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Domain {
     /// Domain id.
@@ -64,9 +47,12 @@ pub struct Domain {
     pub mem: u64,
     /// State flags as xl prints them (`r-----`, `-b----`, ...).
     pub state: String,
+    /// UUID (the 7th column of `xl list -v`; "" if xl printed none).
+    #[serde(skip)]
+    pub uuid: String,
 }
 
-/// Parse `xl list` output into name → row.
+/// Parse `xl list` or `xl list -v` output into name → row.
 pub fn parse_list(text: &str) -> BTreeMap<String, Domain> {
     let mut m = BTreeMap::new();
     for line in text.lines().skip(1) {
@@ -79,6 +65,11 @@ pub fn parse_list(text: &str) -> BTreeMap<String, Domain> {
                         id,
                         mem,
                         state: f[4].to_string(),
+                        uuid: f
+                            .get(6)
+                            .filter(|u| is_uuid(u))
+                            .map(|u| u.to_string())
+                            .unwrap_or_default(),
                     },
                 );
             }
@@ -87,9 +78,18 @@ pub fn parse_list(text: &str) -> BTreeMap<String, Domain> {
     m
 }
 
-/// `xl list`, parsed.
+/// True if `s` looks like a UUID (`8-4-4-4-12` hex digits).
+fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `xl list -v` (every domain with its UUID), parsed.
 pub fn list(xl: &dyn XlRunner) -> Result<BTreeMap<String, Domain>> {
-    Ok(parse_list(&xl_ok(xl, &["list"])?))
+    Ok(parse_list(&xl_ok(xl, &["list", "-v"])?))
 }
 
 /// The real runner: spawns `program` (normally `xl`).
@@ -105,7 +105,7 @@ impl XlRunner for RealXl {
         let out = std::process::Command::new(prog)
             .args(args)
             .output()
-            .with_context(|| format!("cannot run {prog}"))?;
+            .map_err(|e| Failure::Xl.error(format!("cannot run {prog}: {e}")))?;
         Ok(XlOutput {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -127,10 +127,18 @@ mod tests {
             Domain {
                 id: 3,
                 mem: 256,
-                state: "-b----".into()
+                state: "-b----".into(),
+                uuid: String::new(),
             }
         );
         assert_eq!(m.len(), 2);
+        // xl 4.17's `xl list -v`: UUID, reason code and security label follow
+        let text = "Name                                        ID   Mem VCPUs\tState\tTime(s)   UUID                            Reason-Code\tSecurity Label\nDomain-0                                     0  4096     2     r-----      12.0 00000000-0000-0000-0000-000000000000        -                -\nweb-nv                                       3   256     1     -b----       0.4 5e1f0000-0000-4000-8000-000000000003        -                -\n";
+        let m = parse_list(text);
+        assert_eq!(
+            (m["web-nv"].id, m["web-nv"].uuid.as_str()),
+            (3, "5e1f0000-0000-4000-8000-000000000003")
+        );
     }
 
     struct Canned(XlOutput);
@@ -155,26 +163,5 @@ mod tests {
                 && e.contains("exit 1"),
             "{e}"
         );
-        let e = domid(&xl, "x").unwrap_err().to_string();
-        assert!(e.contains("boom"), "{e}");
-        let missing = "Can't get domid of domain name 'nope', maybe this domain does not exist.\n";
-        let xl = Canned(XlOutput {
-            code: 1,
-            stdout: String::new(),
-            stderr: missing.into(),
-        });
-        assert_eq!(domid(&xl, "nope").unwrap(), None);
-        let xl = Canned(XlOutput {
-            code: 0,
-            stdout: "7\n".into(),
-            stderr: String::new(),
-        });
-        assert_eq!(domid(&xl, "web-nv").unwrap(), Some(7));
-        let xl = Canned(XlOutput {
-            code: 0,
-            stdout: "seven\n".into(),
-            stderr: String::new(),
-        });
-        assert!(domid(&xl, "web-nv").is_err());
     }
 }

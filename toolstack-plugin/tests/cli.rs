@@ -129,7 +129,7 @@ fn render_writes_the_golden_files() {
 }
 
 #[test]
-fn invalid_specs_exit_1_naming_file_line_and_field() {
+fn invalid_specs_exit_3_naming_file_line_and_field() {
     let dir = scratch("bad");
     let spec = std::fs::read_to_string(manifest("../xl-configs/example-group.yaml"))
         .unwrap()
@@ -138,7 +138,8 @@ fn invalid_specs_exit_1_naming_file_line_and_field() {
     let p = dir.join("bad.yaml");
     std::fs::write(&p, spec).unwrap();
     let out = nvctl(&["render", &p.to_string_lossy(), "-o", &dir.to_string_lossy()]);
-    assert_eq!(out.status.code(), Some(1));
+    // an invalid spec has its own exit status (3), a missing file is a plain error (1)
+    assert_eq!(out.status.code(), Some(3));
     let err = text(&out.stderr);
     assert!(
         err.contains(&format!(
@@ -288,4 +289,21 @@ fn lifecycle_commands_fail_with_1_without_xenstore() {
     );
     drop(lock);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn help_documents_the_exit_statuses() {
+    let out = nvctl(&["--help"]);
+    let help = text(&out.stdout);
+    for line in [
+        "0 success",
+        "1 error",
+        "2 usage error",
+        "3 invalid spec or command-line value",
+        "4 xl failed (its stderr is shown)",
+        "5 a wait timed out",
+        "6 no such group, replica or NV domain",
+    ] {
+        assert!(help.contains(line), "{line:?} missing in\n{help}");
+    }
 }

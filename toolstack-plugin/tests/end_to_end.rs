@@ -11,17 +11,25 @@ use std::time::{Duration, Instant};
 use toolstack_plugin::store::{read_blob, Store};
 use xen::sim::SimHost;
 
-/// A fake `xl`: domains are lines "<name> <id>" in `<state>/domains`, ids count up from 1.
+/// A fake `xl`: domains are lines "<name> <id>" in `<state>/domains`, ids count up from 1; the
+/// UUID of domain `id` is `5e1f0000-0000-4000-8000-<id, 12 digits>`.
 const FAKE_XL: &str = r#"#!/bin/sh
 state="@STATE@"
 touch "$state/domains"
+if [ -e "$state/fail" ]; then echo "libxl: error: injected failure" >&2; exit 1; fi
 case "$1" in
 list)
-  printf 'Name                                        ID   Mem VCPUs\tState\tTime(s)\n'
-  printf 'Domain-0                                     0  4096     2     r-----      10.0\n'
-  while read -r n id; do printf '%-40s %5s   256     1     -b----       0.1\n' "$n" "$id"; done < "$state/domains"
+  [ "$2" = -v ] || { echo "fake xl: nvctl runs xl list -v" >&2; exit 1; }
+  printf 'Name                                        ID   Mem VCPUs\tState\tTime(s)   UUID                            Reason-Code\tSecurity Label\n'
+  printf 'Domain-0                                     0  4096     2     r-----      10.0 00000000-0000-0000-0000-000000000000        -                -\n'
+  while read -r n id; do printf '%-40s %5s   256     1     -b----       0.1 5e1f0000-0000-4000-8000-%012d        -                -\n' "$n" "$id" "$id"; done < "$state/domains"
   ;;
 create)
+  if [ "$2" = -n ]; then
+    echo "Parsing config from $3" >&2
+    grep -q '^name = ' "$3" || { echo "fake xl: no name in $3" >&2; exit 1; }
+    exit 0
+  fi
   name=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$2")
   echo "Parsing config from $2" >&2
   if grep -q "^$name " "$state/domains"; then echo "libxl: error: domain $name already exists" >&2; exit 1; fi
@@ -201,9 +209,25 @@ fn up_status_replace_down_through_the_binary() {
                 "{out}"
             );
             assert!(domains(&state).is_empty());
+            // each kind of failure has its own exit status
+            let code = |args: &[&str]| env.nvctl(args).status.code();
+            assert_eq!(code(&["status", "web"]), Some(6), "no such group");
+            assert_eq!(
+                code(&["replace", "web", "r0", "--image", "relative.img"]),
+                Some(3),
+                "invalid --image"
+            );
+            std::fs::write(state.join("fail"), "").unwrap();
+            assert_eq!(code(&["status"]), Some(0), "no groups, no xl needed");
+            let out = env.nvctl(&["up", &spec]);
+            assert_eq!(out.status.code(), Some(4), "xl failed");
+            assert!(String::from_utf8_lossy(&out.stderr).contains("injected failure"));
+            std::fs::remove_file(state.join("fail")).unwrap();
+            // down is idempotent: the group is gone already
             let out = env.nvctl(&["down", "web"]);
-            assert_eq!(out.status.code(), Some(1));
-            assert!(String::from_utf8_lossy(&out.stderr).contains("nvctl: error: no group \"web\""));
+            assert_eq!(out.status.code(), Some(0));
+            assert!(String::from_utf8_lossy(&out.stderr)
+                .contains("group web: not found, nothing to do"));
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
         stop.store(true, Ordering::SeqCst);

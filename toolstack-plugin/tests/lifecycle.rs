@@ -4,12 +4,14 @@
 
 mod common;
 
-use common::{fault, FakeNv, Host, Replay};
+use common::{fault, list_v, uuid_of, FakeNv, Host, Replay};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use toolstack_plugin::failure::Failure;
 use toolstack_plugin::group::{self, Ctx, Mode, Role};
+use toolstack_plugin::owned::{DomainRole, Owned, OwnedDomain};
 use toolstack_plugin::spec::GroupSpec;
 use toolstack_plugin::store::{read_blob, MemStore, Store};
 
@@ -97,6 +99,14 @@ impl World {
         out
     }
 
+    /// Replay the transcript `text` over `f`, checking that every command ran.
+    fn run_text<T>(&self, text: &str, f: impl FnOnce(&Ctx) -> T) -> T {
+        let xl = Replay::new("inline", text, &self.dir.path(), self.nv.hook("web"));
+        let out = self.with(&xl, f);
+        xl.assert_done();
+        out
+    }
+
     fn said(&self) -> String {
         self.said.lock().unwrap().join("\n")
     }
@@ -113,6 +123,21 @@ impl World {
 
     fn config_names(&self) -> Vec<String> {
         self.nv.st().replicas.clone()
+    }
+
+    /// Record domains (name, id, role) as created by nvctl for group web, as an earlier,
+    /// interrupted nvctl would have left them.
+    fn own(&self, domains: &[(&str, u32, DomainRole)]) {
+        let mut o = Owned::load(&self.dir.0, "web").unwrap();
+        for &(name, id, role) in domains {
+            o.add(OwnedDomain {
+                uuid: uuid_of(id),
+                domid: id,
+                role,
+                name: name.to_string(),
+            })
+            .unwrap();
+        }
     }
 
     /// A group that `up` created, on a fresh world.
@@ -205,6 +230,12 @@ fn up_again_converges_without_creating_anything() {
 fn up_finishes_a_half_created_group_and_removes_leftovers() {
     let w = World::new();
     w.nv.st().booted.insert("r0".into());
+    // the first up created web-nv and web-r0, an interrupted replace web-r1-g4
+    w.own(&[
+        ("web-nv", 7, DomainRole::Nv),
+        ("web-r0", 8, DomainRole::Replica),
+        ("web-r1-g4", 12, DomainRole::Replica),
+    ]);
     w.run("up-half.xl", |ctx| group::up(ctx, SPEC)).unwrap();
     assert!(
         w.said()
@@ -227,7 +258,11 @@ fn up_stops_on_an_xl_failure_with_its_stderr_and_can_be_torn_down() {
         "{e}"
     );
     // the half-created group is known and `down` tears down what runs
-    let down = "$ xl list\n> Name  ID Mem VCPUs State Time(s)\n> Domain-0 0 4096 2 r----- 1.0\n> web-nv 7 256 2 -b---- 1.0\n$ xl destroy web-nv\n";
+    let down = &[
+        list_v(&[("web-nv", 7)]),
+        "$ xl destroy web-nv\n".to_string(),
+    ]
+    .concat();
     let xl = Replay::new("inline", down, &w.dir.path(), w.nv.hook("web"));
     w.with(&xl, |ctx| group::down(ctx, "web")).unwrap();
     xl.assert_done();
@@ -276,6 +311,8 @@ fn up_reports_replicas_that_never_go_live() {
 #[test]
 fn down_destroys_replicas_leftovers_and_nv_domain() {
     let w = World::up();
+    // an interrupted replace left web-r1-g4 behind
+    w.own(&[("web-r1-g4", 12, DomainRole::Replica)]);
     w.run("down.xl", |ctx| group::down(ctx, "web")).unwrap();
     assert!(group::groups(&w.host).unwrap().is_empty());
     assert!(!w.dir.0.join("web").exists());
@@ -284,11 +321,15 @@ fn down_destroys_replicas_leftovers_and_nv_domain() {
         "{}",
         w.said()
     );
-    let e = w
-        .with(&w.replay("down.xl"), |ctx| group::down(ctx, "web"))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("no group \"web\""), "{e}");
+    // down is idempotent: a group nvctl knows nothing of is already down (no xl command runs)
+    let none = Replay::new("inline", "", &w.dir.path(), w.nv.hook("web"));
+    w.with(&none, |ctx| group::down(ctx, "web")).unwrap();
+    none.assert_done();
+    assert!(
+        w.said().contains("group web: not found, nothing to do"),
+        "{}",
+        w.said()
+    );
 }
 
 #[test]
@@ -429,8 +470,13 @@ fn patch_rolls_one_replica_at_a_time_and_is_rerunnable() {
         w.said()
     );
     // again: every replica is on the image already; only the NV domain is looked up
-    let again = "$ xl domid web-nv\n> 7\n";
-    let xl = Replay::new("inline", again, &w.dir.path(), w.nv.hook("web"));
+    let again = list_v(&[
+        ("web-nv", 7),
+        ("web-r0-g1", 11),
+        ("web-r1-g1", 12),
+        ("web-r2-g1", 13),
+    ]);
+    let xl = Replay::new("inline", &again, &w.dir.path(), w.nv.hook("web"));
     w.with(&xl, |ctx| group::patch(ctx, "web", img, Duration::ZERO))
         .unwrap();
     xl.assert_done();
@@ -454,7 +500,7 @@ fn patch_refuses_to_go_below_quorum() {
     w.nv.publish();
     let xl = Replay::new(
         "inline",
-        "$ xl domid web-nv\n> 7\n",
+        &list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
         &w.dir.path(),
         w.nv.hook("web"),
     );
@@ -475,7 +521,28 @@ fn patch_refuses_to_go_below_quorum() {
 fn patch_stops_at_a_fault_while_old_and_new_vote_side_by_side() {
     let w = World::up();
     w.nv.st().faulty_on_boot.insert("r0-g1".into());
-    let t = "$ xl domid web-nv\n> 7\n$ xl domid web-nv\n> 7\n$ xl create {dir}/web/web-r0-g1.cfg\n$ xl domid web-r0-g1\n> 11\n$ xl domid web-r0-g1\n> 11\n$ xl destroy web-r0-g1\n";
+    let t = &[
+        list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
+        "$ xl create -n {dir}/web/web-r0-g1.cfg\n".to_string(),
+        list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
+        "$ xl create {dir}/web/web-r0-g1.cfg\n".to_string(),
+        list_v(&[
+            ("web-nv", 7),
+            ("web-r0", 8),
+            ("web-r1", 9),
+            ("web-r2", 10),
+            ("web-r0-g1", 11),
+        ]),
+        list_v(&[
+            ("web-nv", 7),
+            ("web-r0", 8),
+            ("web-r1", 9),
+            ("web-r2", 10),
+            ("web-r0-g1", 11),
+        ]),
+        "$ xl destroy web-r0-g1\n".to_string(),
+    ]
+    .concat();
     let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
     let e = w
         .with(&xl, |ctx| {
@@ -520,7 +587,11 @@ fn repair_pass_only_reports_when_auto_repair_is_off() {
         .faulty
         .insert("r2".into(), vec![fault(1, "flood")]);
     w.nv.publish();
-    let t = "$ xl domid web-nv\n> 7\n$ xl list\n> Name ID Mem VCPUs State Time(s)\n> web-nv 7 256 2 -b---- 1.0\n> web-r0 8 512 1 -b---- 1.0\n> web-r1 9 384 1 -b---- 1.0\n";
+    let t = &[
+        list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
+        list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9)]),
+    ]
+    .concat();
     let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
     let done = w.with(&xl, |ctx| group::repair_pass(ctx, "web")).unwrap();
     xl.assert_done();
@@ -543,7 +614,7 @@ fn status_shows_domains_links_bytes_and_faults() {
         ],
     );
     w.nv.publish();
-    let t = "$ xl list\n> Name                                        ID   Mem VCPUs\tState\tTime(s)\n> Domain-0                                     0  4096     2     r-----     812.5\n> web-nv                                       7   256     2     -b----       3.1\n> web-r0                                       8   512     1     -b----       1.2\n> web-r1                                       9   384     1     -b----       1.1\n";
+    let t = &list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9)]);
     let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
     let view = w.with(&xl, |ctx| group::status(ctx, "web")).unwrap();
     xl.assert_done();
@@ -654,7 +725,12 @@ mod sim {
         })
         .unwrap();
         assert_eq!(w.config_names(), ["r0", "r1-g1", "r2"]);
-        let t = "$ xl list\n> Name ID Mem VCPUs State Time(s)\n> web-nv 7 256 2 -b---- 1.0\n> web-r0 8 512 1 -b---- 1.0\n> web-r1-g1 11 384 1 -b---- 1.0\n> web-r2 10 384 2 -b---- 1.0\n";
+        let t = &list_v(&[
+            ("web-nv", 7),
+            ("web-r0", 8),
+            ("web-r1-g1", 11),
+            ("web-r2", 10),
+        ]);
         let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
         let view = w.with(&xl, |ctx| group::status(ctx, "web")).unwrap();
         let live: Vec<String> = view
@@ -665,7 +741,11 @@ mod sim {
             .map(|r| format!("{}={:?}", r.name, r.state))
             .collect();
         assert_eq!(live, ["r0=Live", "r1-g1=Live", "r2=Live"]);
-        let t = "$ xl list\n> Name ID Mem VCPUs State Time(s)\n> web-nv 7 256 2 -b---- 1.0\n$ xl destroy web-nv\n";
+        let t = &[
+            list_v(&[("web-nv", 7)]),
+            "$ xl destroy web-nv\n".to_string(),
+        ]
+        .concat();
         let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
         w.with(&xl, |ctx| group::down(ctx, "web")).unwrap();
         xl.assert_done();
@@ -720,4 +800,176 @@ mod sim {
             done.store(true, Ordering::SeqCst);
         });
     }
+}
+
+#[test]
+fn command_line_images_follow_the_path_grammar_before_anything_runs() {
+    let w = World::up();
+    let evil = "/srv/a.img', 'target=/dev/sda";
+    let xl = Replay::new("inline", "", &w.dir.path(), w.nv.hook("web"));
+    let e = format!(
+        "{:#}",
+        w.with(&xl, |ctx| group::replace(
+            ctx,
+            "web",
+            "r1",
+            Some(evil),
+            Mode::Repair,
+            Duration::ZERO
+        ))
+        .unwrap_err()
+    );
+    assert!(e.contains("--image") && e.contains("quote"), "{e}");
+    let e = format!(
+        "{:#}",
+        w.with(&xl, |ctx| group::patch(
+            ctx,
+            "web",
+            "relative.img",
+            Duration::ZERO
+        ))
+        .unwrap_err()
+    );
+    assert!(e.contains("--image") && e.contains("absolute"), "{e}");
+    xl.assert_done();
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+}
+
+/// The example spec with the NV domain renamed to web-nv2.
+fn renamed_spec() -> String {
+    let from = "  kernel: /var/lib/domain-nv/vmlinuz";
+    assert!(SPEC.contains(from));
+    SPEC.replacen(from, &format!("  name: web-nv2\n{from}"), 1)
+}
+
+#[test]
+fn up_never_touches_a_domain_it_did_not_create() {
+    // another group's domain (say group web-r1 of an older nvctl, replica g1) is named like a
+    // replacement of web's r1: `up web` used to destroy it as a leftover
+    let w = World::new();
+    let dom0 = "> Domain-0                                     0  4096     2     r-----     812.5 00000000-0000-0000-0000-000000000000        -                -\n";
+    let other = "> web-r1-g1                                   30   256     1     -b----       9.0 f0000000-0000-4000-8000-000000000030        -                -\n";
+    let path = format!(
+        "{}/tests/transcripts/up-fresh.xl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let t = std::fs::read_to_string(path)
+        .unwrap()
+        .replace(dom0, &format!("{dom0}{other}"));
+    let xl = Replay::new("up-fresh + web-r1-g1", &t, &w.dir.path(), w.nv.hook("web"));
+    w.with(&xl, |ctx| group::up(ctx, SPEC)).unwrap();
+    xl.assert_done();
+    assert!(!w.said().contains("left over"), "{}", w.said());
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+}
+
+#[test]
+fn up_refuses_a_domain_of_the_groups_name_that_it_did_not_create() {
+    let w = World::new();
+    let xl = Replay::new(
+        "inline",
+        &list_v(&[("web-nv", 7)]),
+        &w.dir.path(),
+        w.nv.hook("web"),
+    );
+    let e = format!("{:#}", w.with(&xl, |ctx| group::up(ctx, SPEC)).unwrap_err());
+    xl.assert_done();
+    assert!(
+        e.contains("domain web-nv (id 7") && e.contains("not created by nvctl"),
+        "{e}"
+    );
+    assert!(group::groups(&w.host).unwrap().is_empty());
+}
+
+#[test]
+fn up_refuses_a_group_name_that_collides_with_another_groups() {
+    let w = World::new();
+    w.host
+        .write("/tool/nvctl/groups/web-r1/nv-domain", "web-r1-nv")
+        .unwrap();
+    let xl = Replay::new("inline", "", &w.dir.path(), w.nv.hook("web"));
+    let e = format!("{:#}", w.with(&xl, |ctx| group::up(ctx, SPEC)).unwrap_err());
+    xl.assert_done();
+    assert!(
+        e.contains("group name web collides with group web-r1"),
+        "{e}"
+    );
+    assert_eq!(group::groups(&w.host).unwrap(), ["web-r1"]);
+}
+
+#[test]
+fn down_after_a_rename_destroys_exactly_what_nvctl_created() {
+    let w = World::up();
+    // the recorded spec names another NV domain (as an older nvctl's `up` of an edited spec
+    // left it): down still destroys the NV domain nvctl created
+    toolstack_plugin::store::write_blob(&w.host, "/tool/nvctl/groups/web/spec", &renamed_spec())
+        .unwrap();
+    let t = [
+        list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
+        "$ xl destroy web-r2\n$ xl destroy web-r1\n$ xl destroy web-r0\n$ xl destroy web-nv\n"
+            .to_string(),
+    ]
+    .concat();
+    w.run_text(&t, |ctx| group::down(ctx, "web")).unwrap();
+    assert!(
+        w.said().contains("group web: down (4 domains destroyed)"),
+        "{}",
+        w.said()
+    );
+    assert!(!w.dir.0.join("web").exists());
+}
+
+#[test]
+fn up_refuses_to_rename_a_running_nv_domain() {
+    let w = World::up();
+    let t = list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]);
+    let e = format!(
+        "{:#}",
+        w.run_text(&t, |ctx| group::up(ctx, &renamed_spec()))
+            .unwrap_err()
+    );
+    assert!(
+        e.contains("runs as web-nv, the spec names it web-nv2"),
+        "{e}"
+    );
+    assert_eq!(
+        group::load(&w.host, "web").unwrap().spec.nv_name(),
+        "web-nv"
+    );
+}
+
+#[test]
+fn a_config_xl_rejects_in_the_dry_run_creates_nothing() {
+    let w = World::new();
+    let t = [
+        list_v(&[]),
+        "$ xl create -n {dir}/web/web-nv.cfg\n! Parsing config from {dir}/web/web-nv.cfg\n! web-nv.cfg:9: config parsing error near `x': syntax error\n? 1\n".to_string(),
+    ]
+    .concat();
+    let e = w.run_text(&t, |ctx| group::up(ctx, SPEC)).unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Xl));
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("xl rejects the config of web-nv") && e.contains("syntax error"),
+        "{e}"
+    );
+    assert!(Owned::load(&w.dir.0, "web").unwrap().domains.is_empty());
+}
+
+#[test]
+fn failures_carry_their_kind_for_the_exit_status() {
+    let mut w = World::new();
+    w.timeout = Duration::from_millis(100);
+    w.nv.st().never_ready = true;
+    let e = w.with(&w.replay("up-fresh.xl"), |ctx| group::up(ctx, SPEC));
+    assert_eq!(Failure::of(&e.unwrap_err()), Some(Failure::Timeout));
+    let none = Replay::new("inline", "", &w.dir.path(), w.nv.hook("web"));
+    let e = w
+        .with(&none, |ctx| group::status(ctx, "nosuch"))
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::NotFound));
+    let e = w
+        .with(&none, |ctx| group::up(ctx, "group: web\n"))
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Invalid));
 }

@@ -267,3 +267,140 @@ fn flow_style_specs_get_the_nearest_line() {
         e[0]
     );
 }
+
+#[test]
+fn values_reaching_xl_configs_follow_their_own_grammar() {
+    // a bridge with a comma would add `script=` (a hotplug script run as root in Dom0)
+    one(
+        &edit("bridge: xenbr0", "bridge: \"xenbr0,script=/tmp/x\""),
+        "nv-domain.external.bridge",
+        Some(line_of("bridge: xenbr0")),
+        "interface name",
+    );
+    one(
+        &edit("bridge: xenbr0", "bridge: a-bridge-name-too-long"),
+        "nv-domain.external.bridge",
+        Some(line_of("bridge: xenbr0")),
+        "interface name",
+    );
+    // an image with a quote and a comma would add a second disk
+    one(
+        &edit(
+            "image: /srv/nv/debian/redis-7.2.img",
+            "image: \"/srv/a.img', 'target=/dev/sda\"",
+        ),
+        "replicas[0].image",
+        Some(line_of("image: /srv/nv/debian/redis-7.2.img")),
+        "quote",
+    );
+    for (bad, why) in [
+        ("relative/redis.img", "absolute"),
+        ("/srv/../etc/shadow", ".."),
+        ("/srv/a,b.img", "comma"),
+        ("/srv/a=b.img", "="),
+        ("/srv/a\\\\b.img", "backslash"),
+        ("/srv/a\\nb.img", "control"),
+        ("/srv/\\\"a.img", "quote"),
+    ] {
+        one(
+            &edit(
+                "image: /srv/nv/debian/redis-7.2.img",
+                &format!("image: \"{bad}\""),
+            ),
+            "replicas[0].image",
+            Some(line_of("image: /srv/nv/debian/redis-7.2.img")),
+            why,
+        );
+    }
+    one(
+        &edit(
+            "kernel: /var/lib/domain-nv/vmlinuz",
+            "kernel: \"/var/lib/domain-nv/vmlinuz\\nmemory = 9999\"",
+        ),
+        "nv-domain.kernel",
+        Some(line_of("kernel: /var/lib/domain-nv/vmlinuz")),
+        "control",
+    );
+    one(
+        &edit(
+            "initramfs: /srv/nv/debian/initrd.img",
+            "initramfs: srv/initrd.img",
+        ),
+        "replicas[0].initramfs",
+        Some(line_of("initramfs: /srv/nv/debian/initrd.img")),
+        "absolute",
+    );
+    one(
+        &edit("mac: 00:16:3e:c0:00:0a", "mac: 00:00:00:00:00:00"),
+        "nv-domain.external.mac",
+        Some(line_of("mac: 00:16:3e:c0:00:0a")),
+        "zero",
+    );
+    one(
+        &edit("    mac: 00:16:3e:77:03:02", "    mac: 00:00:00:00:00:00"),
+        "replicas[2].mac",
+        Some(line_of("mac: 00:16:3e:77:03:02")),
+        "zero",
+    );
+    one(
+        &edit("    memory: 512", "    memory: 99999999"),
+        "replicas[0].memory",
+        Some(line_of("    memory: 512")),
+        "at most",
+    );
+    one(
+        &edit("  vcpus: 2", "  vcpus: 100000"),
+        "nv-domain.vcpus",
+        Some(line_of("  vcpus: 2")),
+        "at most",
+    );
+    one(
+        &edit(
+            "extra: console=hvc0 root=/dev/xvda ro\n    memory: 512",
+            "extra: \"console=hvc0\\nroot=/dev/xvda\"\n    memory: 512",
+        ),
+        "replicas[0].extra",
+        Some(line_of("extra: console=hvc0 root=/dev/xvda ro")),
+        "control",
+    );
+    one(
+        &edit(
+            "extra: console=hvc0 root=/dev/xvda ro\n    memory: 512",
+            "extra: 'console=hvc0 \"quoted\"'\n    memory: 512",
+        ),
+        "replicas[0].extra",
+        Some(line_of("extra: console=hvc0 root=/dev/xvda ro")),
+        "quote",
+    );
+    // the NV domain must not be named like a later replacement of a replica
+    one(
+        &edit(
+            "  kernel: /var/lib/domain-nv/vmlinuz",
+            "  name: web-r1-g2\n  kernel: /var/lib/domain-nv/vmlinuz",
+        ),
+        "nv-domain.name",
+        Some(line_of("kernel: /var/lib/domain-nv/vmlinuz")),
+        "replacement",
+    );
+    // the PV command line holds 1023 bytes, the `ip=` nvctl appends included
+    let long = "x".repeat(1000);
+    one(
+        &edit(
+            "extra: console=hvc0 root=/dev/xvda ro\n    memory: 512",
+            &format!("extra: {long}\n    memory: 512"),
+        ),
+        "replicas[0].extra",
+        Some(line_of("extra: console=hvc0 root=/dev/xvda ro")),
+        "command line",
+    );
+    let long = "x".repeat(1024);
+    one(
+        &edit(
+            "  initramfs: /var/lib/domain-nv/initramfs.cpio.gz",
+            &format!("  initramfs: /var/lib/domain-nv/initramfs.cpio.gz\n  extra: {long}"),
+        ),
+        "nv-domain.extra",
+        Some(line_of("initramfs: /var/lib/domain-nv/initramfs.cpio.gz") + 1),
+        "command line",
+    );
+}

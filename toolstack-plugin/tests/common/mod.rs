@@ -131,11 +131,10 @@ impl XlRunner for Replay {
             *n += 1;
             s.clone()
         };
-        if args.first() == Some(&"create") {
+        if let ("create", Some(cfg)) = (args[0], args.last()) {
             assert!(
-                std::path::Path::new(args[1]).is_file(),
-                "xl create of a missing file {}",
-                args[1]
+                std::path::Path::new(cfg).is_file(),
+                "xl create of a missing file {cfg}"
             );
         }
         (self.hook)(args);
@@ -337,4 +336,26 @@ impl Store for Host {
     fn watch(&self, path: &str, timeout: Duration) -> Result<bool> {
         self.dom0.watch(path, timeout)
     }
+}
+
+/// The UUID the transcripts give the domain with id `id` (Domain-0's is all zero).
+pub fn uuid_of(id: u32) -> String {
+    if id == 0 {
+        "00000000-0000-0000-0000-000000000000".into()
+    } else {
+        format!("5e1f0000-0000-4000-8000-{id:012}")
+    }
+}
+
+/// A transcript step `xl list -v` showing Domain-0 and the domains `rows` (name, id), each with
+/// the UUID [`uuid_of`] its id.
+pub fn list_v(rows: &[(&str, u32)]) -> String {
+    let mut t = "$ xl list -v\n> Name                                        ID   Mem VCPUs\tState\tTime(s)   UUID                            Reason-Code\tSecurity Label\n".to_string();
+    for (name, id) in [("Domain-0", 0)].iter().chain(rows) {
+        t.push_str(&format!(
+            "> {name:<40} {id:>5}   256     1     -b----       1.0 {}        -                -\n",
+            uuid_of(*id)
+        ));
+    }
+    t
 }
