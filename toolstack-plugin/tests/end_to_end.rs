@@ -98,10 +98,18 @@ fn fake_domain_nv(xs: &xen::xenstore::Xenstore, nv: u16, state: &Path, stop: &At
                 replicas,
             };
             if last.as_ref() != Some(&st) {
-                Store::rm(xs, &format!("{home}/{XS_BASE}")).unwrap();
-                for (k, v) in st.to_xenstore() {
-                    Store::write(xs, &format!("{home}/{k}"), &v).unwrap();
-                }
+                // In one transaction, as domain-nv publishes (`xenhost::publish_status`).
+                let pairs = st.to_xenstore();
+                xs.transaction(|t| {
+                    if t.try_read(&format!("{home}/{XS_BASE}"))?.is_some() {
+                        t.rm(&format!("{home}/{XS_BASE}"))?;
+                    }
+                    for (k, v) in &pairs {
+                        t.write(&format!("{home}/{k}"), v)?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
                 last = Some(st);
             }
         }

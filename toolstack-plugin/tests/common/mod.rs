@@ -276,13 +276,21 @@ impl FakeNv {
         }
     }
 
-    /// Write the current status to xenstore (replacing the previous one).
+    /// Write the current status to xenstore (replacing the previous one). domain-nv does this in
+    /// one transaction; `Store` has none, so the `version` key, which a reader looks at first
+    /// and without which it sees no status, goes last: no reader sees half a status.
     pub fn publish(&self) {
         let Some(home) = self.st().home.clone() else {
             return;
         };
         self.store.rm(&format!("{home}/{XS_BASE}")).unwrap();
-        for (k, v) in self.status().to_xenstore() {
+        let version = format!("{XS_BASE}/version");
+        let (last, rest): (Vec<_>, Vec<_>) = self
+            .status()
+            .to_xenstore()
+            .into_iter()
+            .partition(|(k, _)| *k == version);
+        for (k, v) in rest.into_iter().chain(last) {
             self.store.write(&format!("{home}/{k}"), &v).unwrap();
         }
     }
