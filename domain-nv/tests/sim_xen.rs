@@ -2,9 +2,10 @@
 //! netback in the NV domain, every guest a Linux-like test netfront with a smoltcp stack (the
 //! client on the external vif, three replicas running a tiny line server, r2 answering wrongly).
 //! What the lab shows under QEMU, here in milliseconds: health probes make the replicas `live`
-//! before any client arrives (what `nvctl up` waits for), and a client gets the majority's answer
-//! while r2 is reported.
+//! before any client arrives (what `nvctl up` waits for), a client gets the majority's answer
+//! while r2 is reported, and a replica whose domain goes away mid-answer does not hold the stream.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use domain_nv::appliance::Appliance;
@@ -28,6 +29,8 @@ struct Guest {
     iface: Interface,
     sockets: SocketSet<'static>,
     tcp: Vec<SocketHandle>,
+    /// Bytes of the answer already sent, per socket answering a request.
+    answering: HashMap<SocketHandle, usize>,
 }
 
 impl Guest {
@@ -67,6 +70,7 @@ impl Guest {
             iface,
             sockets: set,
             tcp,
+            answering: HashMap::new(),
         }
     }
 
@@ -76,19 +80,31 @@ impl Guest {
             .poll(smol(start), &mut self.front, &mut self.sockets);
     }
 
-    /// The replica's service: answers a line with `answer` and closes; keeps listening.
+    /// The replica's service: answers a line with `answer` (as much per call as the socket
+    /// takes) and closes; keeps listening.
     fn serve(&mut self, answer: &[u8]) {
         for &h in &self.tcp {
             let s = self.sockets.get_mut::<tcp::Socket>(h);
             match s.state() {
-                State::Closed => s.listen(80).expect("listen"),
-                State::CloseWait if s.send_queue() == 0 => s.close(),
+                State::Closed => {
+                    self.answering.remove(&h);
+                    s.listen(80).expect("listen")
+                }
+                State::CloseWait if s.send_queue() == 0 && !self.answering.contains_key(&h) => {
+                    s.close()
+                }
                 _ => {}
             }
             if s.can_recv() {
                 let line_done = s.recv(|b| (b.len(), b.contains(&b'\n'))).unwrap_or(false);
                 if line_done {
-                    s.send_slice(answer).expect("send");
+                    self.answering.insert(h, 0);
+                }
+            }
+            if let Some(sent) = self.answering.get_mut(&h) {
+                *sent += s.send_slice(&answer[*sent..]).unwrap_or(0);
+                if *sent == answer.len() {
+                    self.answering.remove(&h);
                     s.close();
                 }
             }
@@ -122,11 +138,29 @@ struct Host {
     app: Appliance<SimGrantTable, SimEventChannel>,
     client: Guest,
     replicas: Vec<Guest>,
+    /// What each replica answers.
+    answers: Vec<Vec<u8>>,
+    /// Replicas that read requests but never answer.
+    silent: Vec<bool>,
+    /// Replicas whose domain is gone (their netfront closed): no longer run.
+    gone: Vec<bool>,
     start: Instant,
 }
 
 impl Host {
+    /// The three replicas of `CONFIG`, r2 answering wrongly.
     fn new() -> Host {
+        Host::with(
+            CONFIG,
+            vec![
+                MAJORITY_ANSWER.to_vec(),
+                MAJORITY_ANSWER.to_vec(),
+                FAULTY_ANSWER.to_vec(),
+            ],
+        )
+    }
+
+    fn with(config: &str, answers: Vec<Vec<u8>>) -> Host {
         let start = Instant::now();
         let host = SimHost::new().expect("sim host");
         let mut nb = start_netback(&host).expect("netback");
@@ -138,13 +172,16 @@ impl Host {
                 Guest::new(&host, &name, [10, 77, i + 1, 2], LISTENERS, start)
             })
             .collect();
-        let app = Appliance::new(Config::from_yaml(CONFIG).expect("config"), Some(nb))
+        let app = Appliance::new(Config::from_yaml(config).expect("config"), Some(nb))
             .expect("appliance");
         Host {
             host,
             app,
             client,
             replicas,
+            silent: vec![false; answers.len()],
+            gone: vec![false; answers.len()],
+            answers,
             start,
         }
     }
@@ -153,12 +190,13 @@ impl Host {
     fn round(&mut self) {
         self.app.step(Instant::now());
         for (i, r) in self.replicas.iter_mut().enumerate() {
+            if self.gone[i] {
+                continue;
+            }
             r.poll(&self.host.sim, self.start);
-            r.serve(if i == 2 {
-                FAULTY_ANSWER
-            } else {
-                MAJORITY_ANSWER
-            });
+            if !self.silent[i] {
+                r.serve(&self.answers[i]);
+            }
         }
         self.client.poll(&self.host.sim, self.start);
     }
@@ -246,6 +284,83 @@ fn replicas_on_vifs_are_probed_live_and_the_majority_answers_the_client() {
         st.replicas[..2]
             .iter()
             .all(|r| r.faults.is_empty() && r.state == ReplicaHealth::Live),
+        "{}",
+        st.to_json()
+    );
+}
+
+/// With `buffer_limit` 4 KiB and a 64 KiB answer, a replica that stops answering holds the
+/// stream once the others are 4 KiB ahead of it; the straggler timeout (10 min here) would cut
+/// it off. When its domain goes away instead, its link is lost and its connection ends at once
+/// (a reset, not a straggler): the client gets the whole answer from r1 and r2.
+#[test]
+fn a_replica_whose_domain_goes_away_mid_answer_does_not_hold_the_stream() {
+    let config = CONFIG
+        .replace("straggler_timeout_ms: 2000", "straggler_timeout_ms: 600000")
+        .replace("policy: majority", "policy: majority\nbuffer_limit: 4096");
+    let answer: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut h = Host::with(&config, vec![answer.clone(); 3]);
+    h.run_until("every replica live", |h| {
+        h.app
+            .status()
+            .status()
+            .replicas
+            .iter()
+            .all(|r| r.state == ReplicaHealth::Live)
+    });
+    h.silent[0] = true;
+    let c = h.client.tcp[0];
+    let cx = h.client.iface.context();
+    h.client
+        .sockets
+        .get_mut::<tcp::Socket>(c)
+        .connect(
+            cx,
+            (IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 1)), 80),
+            40001,
+        )
+        .expect("connect");
+    h.run_until("the client connected", |h| {
+        h.client.sockets.get::<tcp::Socket>(c).may_send()
+    });
+    h.client
+        .sockets
+        .get_mut::<tcp::Socket>(c)
+        .send_slice(b"GET\n")
+        .expect("send");
+    let mut got = Vec::new();
+    let mut read = |h: &mut Host| {
+        let s = h.client.sockets.get_mut::<tcp::Socket>(c);
+        while s.can_recv() {
+            s.recv(|b| {
+                got.extend_from_slice(b);
+                (b.len(), ())
+            })
+            .expect("recv");
+        }
+        s.may_recv()
+    };
+    h.run_until(
+        "r1 and r2 ahead of the silent r0 by more than the buffer",
+        |h| {
+            read(h);
+            h.app.status().status().replicas[0].connections == 1
+                && h.replicas[1].answering.values().all(|&n| n > 8 * 1024)
+        },
+    );
+    h.replicas[0].front.close().expect("r0's netfront closes");
+    h.gone[0] = true;
+    h.run_until("the whole answer and the close", |h| !read(h));
+    assert_eq!(got.len(), answer.len());
+    assert!(got == answer, "the client got other bytes than the answer");
+    let st = h.app.status().status().clone();
+    assert!(
+        st.replicas[0].faults.iter().all(|f| f.kind != "straggler"),
+        "{}",
+        st.to_json()
+    );
+    assert!(
+        st.replicas[1..].iter().all(|r| r.faults.is_empty()),
         "{}",
         st.to_json()
     );

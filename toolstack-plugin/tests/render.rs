@@ -214,7 +214,7 @@ fn lab_config_round_trips_through_domain_nv_parser() {
     assert_eq!(value.policy, PolicyName::Majority);
     assert_eq!(
         (value.straggler_timeout_ms, value.connect_timeout_ms),
-        (120000, 5000)
+        (60000, 5000)
     );
     assert_eq!(value.external.address.to_string(), "192.168.77.10/24");
     let names: Vec<&str> = value.replicas.iter().map(|r| r.name.as_str()).collect();

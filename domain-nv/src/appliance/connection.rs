@@ -189,6 +189,12 @@ impl Connection {
         }
     }
 
+    /// Replica `r`'s link is gone: its side of this connection ends (see
+    /// [`ReplicaSide::link_lost`]).
+    pub fn replica_link_lost(&self, r: usize, cx: &mut Context<'_>) {
+        self.replicas[r].link_lost(&mut cx.replicas[r]);
+    }
+
     /// Agreed output to the client.
     fn voter_to_client(&mut self, cx: &mut Context<'_>, now: Instant) {
         send_from_voter(

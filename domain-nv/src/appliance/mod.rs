@@ -244,8 +244,14 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         for e in &mut self.replicas {
             e.poll(snow, self.netback.as_mut());
         }
+        let lost: Vec<usize> = (0..self.replicas.len())
+            .filter(|&r| !self.replicas[r].is_up(self.netback.as_ref()))
+            .collect();
         let (mut cx, conns) = self.parts();
         for conn in conns.iter_mut() {
+            for &r in &lost {
+                conn.replica_link_lost(r, &mut cx);
+            }
             conn.pump(&mut cx, now);
         }
         self.probe(now);

@@ -256,6 +256,18 @@ impl ReplicaSide {
         socket_gone(s)
     }
 
+    /// The replica's link is gone (its domain destroyed, its vif disconnected, its device
+    /// failed): nothing more can come from it, so its socket is reset now. The next exchange
+    /// sees the socket closed and tells the voter as a reset (or, while connecting, a refusal),
+    /// instead of the replica holding the stream until the straggler timeout.
+    pub fn link_lost(&self, ep: &mut Endpoint) {
+        if let (ReplicaPhase::Connecting { .. } | ReplicaPhase::Connected { .. }, Some(socket)) =
+            (self.phase, self.socket)
+        {
+            ep.tcp(socket.handle).abort();
+        }
+    }
+
     /// Resets the socket at once (the appliance is shutting down).
     pub fn abort(&self, ep: &mut Endpoint) {
         if let Some(socket) = self.socket {
