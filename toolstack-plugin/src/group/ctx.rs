@@ -32,6 +32,7 @@ pub struct Ctx<'a> {
     /// Progress lines go here.
     pub progress: &'a dyn Fn(&str),
 }
+
 impl Ctx<'_> {
     pub(super) fn say(&self, s: &str) {
         (self.progress)(s)

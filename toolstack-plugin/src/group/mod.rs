@@ -57,6 +57,7 @@ use crate::spec::{majority_quorum, GroupSpec, Policy};
 
 /// Root of nvctl's group records in xenstore.
 pub const GROUPS: &str = "/tool/nvctl/groups";
+
 /// Role of an instance in its group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -65,10 +66,12 @@ pub enum Role {
     /// Booted by `replace`/`patch`, not yet confirmed live.
     Joining,
 }
+
 /// The xenstore home of a domain.
 pub fn home(domid: u32) -> String {
     format!("/local/domain/{domid}")
 }
+
 /// The least number of live replicas the group's policy needs: majority ⌊n/2⌋+1, unanimous n,
 /// primary-backup 1.
 pub fn quorum(spec: &GroupSpec) -> usize {

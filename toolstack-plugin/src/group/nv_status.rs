@@ -46,6 +46,7 @@ fn keep_err<T: Default>(err: &RefCell<Option<anyhow::Error>>, r: Result<T>) -> T
 
 /// How often [`read_status`] tries to get a consistent snapshot.
 const STATUS_READS: usize = 3;
+
 /// Health of instance `name` in a status, if reported.
 pub(super) fn health(st: &Option<Status>, name: &str) -> Option<ReplicaHealth> {
     st.as_ref()?

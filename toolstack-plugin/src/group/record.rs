@@ -23,6 +23,7 @@ pub struct Record {
 pub(super) fn gpath(group: &str) -> String {
     format!("{GROUPS}/{group}")
 }
+
 impl Record {
     pub(super) fn members(&self) -> Vec<Instance> {
         self.instances
@@ -78,6 +79,7 @@ impl Record {
         });
     }
 }
+
 /// Load a group's record; an error if the group is unknown.
 pub fn load(store: &dyn Store, group: &str) -> Result<Record> {
     let base = gpath(group);
@@ -121,6 +123,7 @@ pub fn load(store: &dyn Store, group: &str) -> Result<Record> {
     rec.sort();
     Ok(rec)
 }
+
 pub(super) fn save_instance(
     store: &dyn Store,
     group: &str,
@@ -146,9 +149,11 @@ pub(super) fn save_instance(
         },
     )
 }
+
 pub(super) fn remove_instance(store: &dyn Store, group: &str, i: &Instance) -> Result<()> {
     store.rm(&format!("{}/instances/{}", gpath(group), i.name()))
 }
+
 /// Names of every recorded group.
 pub fn groups(store: &dyn Store) -> Result<Vec<String>> {
     store.directory(GROUPS)

@@ -36,6 +36,7 @@ pub struct GroupView {
     /// The instances.
     pub instances: Vec<InstanceView>,
 }
+
 /// Gather the status of a group from `xl list` and the NV domain's xenstore keys.
 pub fn status(ctx: &Ctx, group: &str) -> Result<GroupView> {
     let rec = load(ctx.store, group)?;

@@ -59,6 +59,7 @@ impl LinkAddrs {
         self.network() & prefix_mask(p) == other_net & prefix_mask(p)
     }
 }
+
 /// The default MAC of a link address: Xen's OUI `00:16:3e` + the address's last three octets.
 pub fn mac_for(a: Ipv4Addr) -> String {
     let o = a.octets();

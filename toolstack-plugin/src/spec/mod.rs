@@ -202,6 +202,7 @@ pub struct GroupSpec {
     #[serde(default)]
     pub auto_repair: bool,
 }
+
 impl Replica {
     /// The replica's private link; None if `address`/`nv-address` are malformed.
     pub fn link(&self) -> Option<LinkAddrs> {

@@ -32,6 +32,7 @@ impl Checker<'_> {
         });
     }
 }
+
 impl GroupSpec {
     /// Semantic checks; `text` is the spec source, used only to find lines.
     ///
