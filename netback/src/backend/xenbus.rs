@@ -8,6 +8,7 @@ use xen::{DomId, EventChannel, GrantTable};
 
 use super::{Key, Netback, FEATURES, XS_STEPS_PER_ROUND};
 use crate::handshake::{Action, Observed};
+use crate::store::Store;
 use crate::vif::Vif;
 use crate::wire::XenbusState;
 
@@ -27,6 +28,17 @@ pub(super) fn as_text(v: Option<Vec<u8>>) -> Option<String> {
         String::from_utf8_lossy(&b)
             .trim_end_matches('\0')
             .to_string()
+    })
+}
+
+/// The entries of a xenstore directory; none if it does not exist.
+fn directory_or_empty(xs: &Store, path: &str) -> xen::Result<Vec<String>> {
+    xs.directory(path).or_else(|e| {
+        if e.is_enoent() {
+            Ok(Vec::new())
+        } else {
+            Err(e)
+        }
     })
 }
 
@@ -84,26 +96,13 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
     /// steps of those that appeared or vanished.
     pub fn rescan(&mut self, now: Instant) -> xen::Result<()> {
         let mut seen = Vec::new();
-        for fe in self.xs.directory(&self.base).or_else(|e| {
-            if e.is_enoent() {
-                Ok(Vec::new())
-            } else {
-                Err(e)
-            }
-        })? {
+        for fe in directory_or_empty(&self.xs, &self.base)? {
             let Ok(domid) = fe.parse::<DomId>() else {
                 log::warn!("netback: ignoring backend entry {fe:?}: not a domain id");
                 continue;
             };
             let path = format!("{}/{fe}", self.base);
-            let handles = self.xs.directory(&path).or_else(|e| {
-                if e.is_enoent() {
-                    Ok(Vec::new())
-                } else {
-                    Err(e)
-                }
-            })?;
-            for h in handles {
+            for h in directory_or_empty(&self.xs, &path)? {
                 let Ok(handle) = h.parse::<u32>() else {
                     log::warn!("netback: ignoring backend entry {path}/{h:?}: not a handle");
                     continue;
