@@ -207,10 +207,7 @@ pub fn format_json(views: &[GroupView]) -> String {
                     name: i.instance.name(),
                     replica: &i.instance.replica,
                     generation: i.instance.generation,
-                    role: match i.role {
-                        Role::Joining => "joining",
-                        Role::Member => "member",
-                    },
+                    role: i.role.word(),
                     domain_name: i.instance.domain(&v.group),
                     domain: i.domain.as_ref(),
                     mac: &i.instance.mac,

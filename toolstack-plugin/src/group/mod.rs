@@ -67,6 +67,16 @@ pub enum Role {
     Joining,
 }
 
+impl Role {
+    /// The word recorded in xenstore and shown by `nvctl status --json`.
+    fn word(self) -> &'static str {
+        match self {
+            Role::Joining => "joining",
+            Role::Member => "member",
+        }
+    }
+}
+
 /// The xenstore home of a domain.
 pub fn home(domid: u32) -> String {
     format!("/local/domain/{domid}")

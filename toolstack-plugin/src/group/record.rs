@@ -140,14 +140,7 @@ pub(super) fn save_instance(
     )?;
     store.write(&format!("{p}/nv-address"), &i.link.nv.to_string())?;
     store.write(&format!("{p}/image"), i.image.as_deref().unwrap_or(""))?;
-    store.write(
-        &format!("{p}/role"),
-        if role == Role::Joining {
-            "joining"
-        } else {
-            "member"
-        },
-    )
+    store.write(&format!("{p}/role"), role.word())
 }
 
 pub(super) fn remove_instance(store: &dyn Store, group: &str, i: &Instance) -> Result<()> {
