@@ -56,6 +56,11 @@ pub(super) fn health(st: &Option<Status>, name: &str) -> Option<ReplicaHealth> {
         .map(|r| r.state)
 }
 
+/// True if instance `name` is reported live.
+pub(super) fn is_live(st: &Option<Status>, name: &str) -> bool {
+    health(st, name) == Some(ReplicaHealth::Live)
+}
+
 pub(super) type Faults = BTreeMap<String, Vec<FaultRecord>>;
 
 pub(super) fn faults_of(st: &Option<Status>) -> Faults {

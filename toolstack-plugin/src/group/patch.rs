@@ -1,12 +1,11 @@
 //! `nvctl patch`: roll a new image over every replica, one replacement at a time.
 
-use super::nv_status::{describe, faults_of, health, new_faults, read_status};
+use super::nv_status::{describe, faults_of, is_live, new_faults, read_status};
 use super::record::load;
 use super::replace::{check_image, replace, Mode};
 use super::{quorum, Ctx};
 use crate::failure::reword;
 use anyhow::{bail, Result};
-use nv_schema::status::ReplicaHealth;
 use std::time::Duration;
 
 /// `nvctl patch`: roll `image` over every replica, one at a time, old and new voting side by
@@ -33,7 +32,7 @@ pub fn patch(ctx: &Ctx, group: &str, image: &str, soak: Duration) -> Result<()> 
         let live = rec
             .members()
             .iter()
-            .filter(|i| health(&st, &i.name()) == Some(ReplicaHealth::Live))
+            .filter(|i| is_live(&st, &i.name()))
             .count();
         if live < q {
             bail!("patch stopped before {name}: only {live} replicas live, quorum is {q}");

@@ -2,7 +2,7 @@
 //! side with it and takes over; the private link and MAC of the new generation are allocated
 //! here.
 
-use super::nv_status::{describe, faults_of, health, new_faults, read_status};
+use super::nv_status::{describe, faults_of, is_live, new_faults, read_status};
 use super::record::{load, remove_instance, save_instance, Record};
 use super::{home, quorum, Ctx, Role};
 use crate::failure::Failure;
@@ -12,7 +12,7 @@ use crate::spec::LinkAddrs;
 use crate::xl_value;
 use anyhow::{anyhow, bail, Result};
 use nv_schema::net::Ipv4Cidr;
-use nv_schema::status::{ReplicaHealth, XS_BASE};
+use nv_schema::status::XS_BASE;
 use std::time::{Duration, Instant};
 
 /// How strict a replacement is about faults while old and new vote side by side.
@@ -149,7 +149,7 @@ pub fn replace(
             if !f.is_empty() {
                 bail!("fault while {nn} joined: {}", describe(&f));
             }
-            Ok((health(&st, &nn) == Some(ReplicaHealth::Live)).then_some(()))
+            Ok(is_live(&st, &nn).then_some(()))
         })?;
         ctx.say(&format!("{replica}: {nn} is live"));
         if !soak.is_zero() {
@@ -178,7 +178,7 @@ pub fn replace(
         let st = read_status(ctx.store, domid)?;
         let live = side_by_side
             .iter()
-            .filter(|i| **i != old && health(&st, &i.name()) == Some(ReplicaHealth::Live))
+            .filter(|i| **i != old && is_live(&st, &i.name()))
             .count();
         let q = quorum(&spec);
         if live < q {

@@ -1,7 +1,7 @@
 //! `nvctl up`: create, finish creating or converge a group from its spec.
 
 use super::names::{check_names_are_free, check_no_collision};
-use super::nv_status::{health, read_status};
+use super::nv_status::{is_live, read_status};
 use super::record::{gpath, load, remove_instance, save_instance};
 use super::{home, Ctx, Role};
 use crate::failure::reword;
@@ -13,7 +13,7 @@ use crate::store::write_blob;
 use crate::xl;
 use anyhow::{anyhow, Result};
 use nv_schema::handoff::XS_CONFIG;
-use nv_schema::status::{ReplicaHealth, XS_BASE};
+use nv_schema::status::XS_BASE;
 
 /// `nvctl up`: create (or finish creating, or converge) a group from its spec text.
 ///
@@ -125,14 +125,14 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
         let st = read_status(ctx.store, domid)?;
         Ok(members
             .iter()
-            .all(|i| health(&st, &i.name()) == Some(ReplicaHealth::Live))
+            .all(|i| is_live(&st, &i.name()))
             .then_some(()))
     })
     .map_err(|e| {
         let st = read_status(ctx.store, domid).ok().flatten();
         let missing: Vec<String> = members
             .iter()
-            .filter(|i| health(&st, &i.name()) != Some(ReplicaHealth::Live))
+            .filter(|i| !is_live(&st, &i.name()))
             .map(Instance::name)
             .collect();
         reword(&e, format!("{e}; not live: {}", missing.join(", ")))
