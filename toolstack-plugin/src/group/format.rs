@@ -225,13 +225,12 @@ pub fn format_json(views: &[GroupView]) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::nv_status::{describe, new_faults, Faults};
+    use super::super::tests::SPEC;
     use super::super::InstanceView;
     use super::*;
     use crate::render;
     use crate::spec::GroupSpec;
     use nv_schema::status::ReplicaHealth;
-
-    const SPEC: &str = include_str!("../../../xl-configs/example-group.yaml");
 
     #[test]
     fn status_text_from_the_nv_domain_is_printed_without_control_characters() {

@@ -97,7 +97,8 @@ pub fn quorum(spec: &GroupSpec) -> usize {
 mod tests {
     use super::*;
 
-    const SPEC: &str = include_str!("../../../xl-configs/example-group.yaml");
+    /// The example group spec, for the tests of every part of `group`.
+    pub(super) const SPEC: &str = include_str!("../../../xl-configs/example-group.yaml");
 
     #[test]
     fn quorum_per_policy() {

@@ -214,10 +214,9 @@ pub fn replace(
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::SPEC;
     use super::*;
     use crate::spec::GroupSpec;
-
-    const SPEC: &str = include_str!("../../../xl-configs/example-group.yaml");
 
     #[test]
     fn allocation_skips_links_in_use_and_the_external_subnet() {
