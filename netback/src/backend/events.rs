@@ -1,0 +1,137 @@
+//! Event-channel servicing: fired ports and vifs with leftover work or returned credit get one
+//! datapath budget each (guest TX, then RX); ports that notify without work stay masked a while.
+
+use std::time::Instant;
+
+use xen::{EventChannel, GrantTable, Port};
+
+use super::{Key, Netback};
+use crate::rules::Violation;
+use crate::vif::Work;
+
+impl<G: GrantTable, E: EventChannel> Netback<G, E> {
+    /// Handles fired event channels and vifs with leftover work: guest TX into the stack queues,
+    /// queued frames into the guests' RX buffers. At most one budget per vif per call. A vif's
+    /// own failure (e.g. a xenstore write of its teardown) is logged and does not stop the
+    /// others; an error is returned only if the event channel itself fails.
+    pub fn handle_evtchn(&mut self, now: Instant) -> xen::Result<()> {
+        self.pending.clear();
+        self.ev.pending(&mut self.pending)?;
+        let mut todo: Vec<Key> = std::mem::take(&mut self.busy);
+        // Rate-limited vifs whose credit has returned.
+        self.timers.retain(|&(t, key)| {
+            if t > now {
+                return true;
+            }
+            if !todo.contains(&key) {
+                todo.push(key);
+            }
+            false
+        });
+        // Ports held masked after notifications without work, whose delay is over.
+        let mut due = Vec::new();
+        self.masked.retain(|&(t, port)| {
+            if t > now {
+                return true;
+            }
+            due.push(port);
+            false
+        });
+        for port in due {
+            self.unmask(port);
+        }
+        let mut notified: Vec<(Key, Port)> = Vec::new();
+        for i in 0..self.pending.len() {
+            let port = self.pending[i];
+            match self.ports.get(&port) {
+                Some(&key) => {
+                    if let Some(v) = self.vifs.get_mut(&key) {
+                        v.count_event();
+                    }
+                    notified.push((key, port));
+                    if !todo.contains(&key) {
+                        todo.push(key);
+                    }
+                }
+                None => self.unmask(port),
+            }
+        }
+        for key in todo {
+            // Each vif's failure stays its own: the others of this round are still served.
+            if let Err(e) = self.service(key, now) {
+                log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
+            }
+            if let Some(&(_, port)) = notified.iter().find(|(k, _)| *k == key) {
+                self.after_event(key, port, now);
+            }
+        }
+        Ok(())
+    }
+
+    fn unmask(&mut self, port: Port) {
+        if let Err(e) = self.ev.unmask(port) {
+            log::warn!("netback: unmask port {port}: {e}");
+        }
+    }
+
+    /// Unmasks a notified vif's port, or keeps it masked for a while if notifications keep
+    /// coming without work (rule 9, XSA-332: [`crate::throttle`]).
+    fn after_event(&mut self, key: Key, port: Port, now: Instant) {
+        if self.ports.get(&port) != Some(&key) {
+            return; // the vif was disconnected meanwhile: its port is unbound
+        }
+        let Some(vif) = self.vifs.get_mut(&key) else {
+            return;
+        };
+        let work = vif.take_progress();
+        match vif.throttle.after_event(work) {
+            None => self.unmask(port),
+            Some(delay) => self.masked.push((now + delay, port)),
+        }
+    }
+
+    fn service(&mut self, key: Key, now: Instant) -> xen::Result<()> {
+        let Some(vif) = self.vifs.get_mut(&key) else {
+            return Ok(());
+        };
+        vif.set_now(now);
+        let r = vif
+            .process_tx(&self.gt)
+            .and_then(|t| vif.process_rx(&self.gt, now).map(|r| (t, r)));
+        self.finish(key, r, now)
+    }
+
+    pub(super) fn finish(
+        &mut self,
+        key: Key,
+        r: Result<(Work, Work), Violation>,
+        now: Instant,
+    ) -> xen::Result<()> {
+        match r {
+            Ok((a, b)) => {
+                let vif = self.vifs.get_mut(&key).expect("exists");
+                if let Some(rings) = &vif.rings {
+                    if a.notify || b.notify {
+                        if let Err(e) = self.ev.notify(rings.port) {
+                            log::warn!("netback: {}: notify port {}: {e}", vif.name, rings.port);
+                        }
+                    }
+                    if (a.more || b.more) && !self.busy.contains(&key) {
+                        self.busy.push(key);
+                    }
+                    if let Some(t) = a.wake_at {
+                        self.timers.retain(|(_, k)| *k != key);
+                        self.timers.push((t, key));
+                    }
+                }
+                Ok(())
+            }
+            Err(v) => {
+                let vif = self.vifs.get_mut(&key).expect("exists");
+                vif.disable(v);
+                let actions = vif.handshake.disable();
+                self.run(key, actions, now)
+            }
+        }
+    }
+}

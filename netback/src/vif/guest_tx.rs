@@ -1,0 +1,232 @@
+//! Guest TX: packets taken off the TX ring (every chain checked by [`crate::tx`]), copied out of
+//! the guest in one batched grant copy, answered slot by slot and queued for the stack; TX credit
+//! (the toolstack's rate limit) is applied here.
+
+use xen::{CopySegment, GrantTable, GuestBuf};
+
+use super::{ring_violation, Vif, Work, BUDGET, TO_STACK_MAX};
+use crate::csum::fill_l4_checksum;
+use crate::ring::{SharedPage, TxBackRing};
+use crate::rules::Violation;
+use crate::tx::{take_packet, DropReason, SlotAnswer, SlotSource, TxOutcome, TxPacket};
+use crate::wire::*;
+
+/// What becomes of one taken packet's slots.
+enum Taken {
+    /// Copy the packet out of the guest, then answer its slots.
+    Copy(TxPacket),
+    /// Only answer the slots: with an error for a dropped packet (and why), or OKAY for a
+    /// control request (`None`).
+    Answer(Vec<SlotAnswer>, Option<DropReason>),
+}
+
+/// Takes slots from a TX ring, at most as many as were published when the batch started.
+struct RingSource<'a, M> {
+    ring: &'a mut TxBackRing<M>,
+    left: u32,
+}
+
+impl<M: SharedPage> SlotSource for RingSource<'_, M> {
+    fn remaining(&self) -> u32 {
+        self.left
+    }
+
+    fn take(&mut self) -> [u32; 3] {
+        self.left -= 1;
+        self.ring.take_request()
+    }
+}
+
+impl<M: SharedPage> Vif<M> {
+    /// Guest TX: takes up to [`BUDGET`] packets, copies them in one grant-copy call, answers every
+    /// slot once, and queues the frames for the stack.
+    pub(crate) fn process_tx<G: GrantTable>(&mut self, gt: &G) -> Result<Work, Violation> {
+        let Some(rings) = self.rings.as_mut() else {
+            return Ok(Work::default());
+        };
+        let avail = rings.tx.unconsumed_requests().map_err(ring_violation)?;
+        let mut src = RingSource {
+            ring: &mut rings.tx,
+            left: avail,
+        };
+        // Without GSO (not negotiated) no frame may exceed the MTU; a VLAN tag is allowed.
+        let max_len = self.mtu + ETH_HLEN + VLAN_HLEN;
+        let mut outcomes = Vec::new();
+        let mut limited = false;
+        while outcomes.len() < BUDGET {
+            let taken = match self.waiting_for_credit.take() {
+                Some(p) => TxOutcome::Packet(p),
+                None if src.left > 0 => take_packet(&mut src),
+                None => break,
+            };
+            outcomes.push(match taken {
+                TxOutcome::Fatal(v) => return Err(v),
+                TxOutcome::Packet(p) if p.len > max_len => Taken::Answer(
+                    p.answers,
+                    Some(DropReason::OverMtu {
+                        len: p.len,
+                        max: max_len,
+                    }),
+                ),
+                TxOutcome::Packet(p) if !self.credit.take(p.len as u64, self.now) => {
+                    // Linux's credit scheduling: this packet and all behind it wait.
+                    self.waiting_for_credit = Some(p);
+                    limited = true;
+                    break;
+                }
+                TxOutcome::Packet(p) => Taken::Copy(p),
+                TxOutcome::Drop { answers, reason } => Taken::Answer(answers, Some(reason)),
+                TxOutcome::Control { answers } => Taken::Answer(answers, None),
+            });
+        }
+        // Requests left (budget spent): poll again without waiting for an event. A rate-limited
+        // vif instead waits for its credit.
+        let budget_hit = src.left > 0 && !limited;
+        self.progressed |= avail > 0 || limited;
+        let wake_at = if limited {
+            self.credit.refill_at()
+        } else {
+            None
+        };
+        if outcomes.is_empty() {
+            let more = !limited
+                && rings
+                    .tx
+                    .final_check_for_requests()
+                    .map_err(ring_violation)?;
+            return Ok(Work {
+                notify: false,
+                more,
+                wake_at,
+            });
+        }
+
+        // One copy call for the whole batch.
+        let packets: Vec<&TxPacket> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Taken::Copy(p) => Some(p),
+                Taken::Answer(..) => None,
+            })
+            .collect();
+        let mut bufs: Vec<Vec<u8>> = packets.iter().map(|p| vec![0u8; p.len]).collect();
+        let mut owner = Vec::new();
+        let mut segs = Vec::new();
+        for (i, (p, buf)) in packets.iter().zip(bufs.iter_mut()).enumerate() {
+            let mut rest: &mut [u8] = buf;
+            for f in &p.frags {
+                let (dst, tail) = rest.split_at_mut(usize::from(f.len));
+                rest = tail;
+                segs.push(CopySegment::FromGuest {
+                    src: GuestBuf {
+                        domid: self.domid,
+                        gref: f.gref,
+                        offset: f.offset,
+                    },
+                    dst,
+                });
+                owner.push(i);
+            }
+        }
+        let mut ok = vec![true; packets.len()];
+        if !segs.is_empty() {
+            let mut status = Vec::with_capacity(segs.len());
+            self.stats.copy_calls += 1;
+            self.stats.copy_segments += segs.len() as u64;
+            match gt.copy(&mut segs, &mut status) {
+                Ok(()) => {
+                    for (st, &k) in status.iter().zip(&owner) {
+                        if !st.is_ok() {
+                            self.guest_log.warn(
+                                self.now,
+                                &self.name,
+                                format_args!("rule 10: tx grant copy failed: {st:?}"),
+                            );
+                            ok[k] = false;
+                        }
+                    }
+                    if status.len() != segs.len() {
+                        ok.iter_mut().for_each(|o| *o = false);
+                    }
+                }
+                Err(e) => {
+                    self.guest_log.warn(
+                        self.now,
+                        &self.name,
+                        format_args!("tx grant copy call failed: {e}"),
+                    );
+                    ok.iter_mut().for_each(|o| *o = false);
+                }
+            }
+        }
+        drop(segs);
+
+        // Answer every slot of every packet, in ring order (rule 7), then hand frames up.
+        let mut delivered = bufs
+            .into_iter()
+            .zip(ok)
+            .zip(packets.iter().map(|p| p.flags));
+        for o in &outcomes {
+            let (answers, status) = match o {
+                Taken::Copy(p) => {
+                    let ((mut frame, copied), flags) =
+                        delivered.next().expect("one buffer per packet");
+                    let mut good = copied;
+                    if good && flags & NETTXF_CSUM_BLANK != 0 {
+                        if let Err(e) = fill_l4_checksum(&mut frame) {
+                            self.guest_log.warn(
+                                self.now,
+                                &self.name,
+                                format_args!("csum_blank frame: {e}"),
+                            );
+                            good = false;
+                        }
+                    }
+                    if good && self.to_stack.len() >= TO_STACK_MAX {
+                        self.stats.tx_dropped += 1;
+                    } else if good {
+                        self.stats.tx_frames += 1;
+                        self.stats.tx_bytes += frame.len() as u64;
+                        self.to_stack.push_back(frame);
+                    } else {
+                        self.stats.tx_errors += 1;
+                    }
+                    (
+                        &p.answers,
+                        if good {
+                            NETIF_RSP_OKAY
+                        } else {
+                            NETIF_RSP_ERROR
+                        },
+                    )
+                }
+                Taken::Answer(answers, Some(reason)) => {
+                    self.guest_log.warn(
+                        self.now,
+                        &self.name,
+                        format_args!("dropping guest packet: {reason}"),
+                    );
+                    self.stats.tx_errors += 1;
+                    (answers, NETIF_RSP_ERROR)
+                }
+                Taken::Answer(answers, None) => (answers, NETIF_RSP_OKAY),
+            };
+            for a in answers {
+                let written = rings.tx.put_response([a.response(status).to_word(), 0, 0]);
+                debug_assert!(written, "a response for every taken slot");
+            }
+        }
+        let notify = rings.tx.push_responses_and_check_notify();
+        let more = budget_hit
+            || (!limited
+                && rings
+                    .tx
+                    .final_check_for_requests()
+                    .map_err(ring_violation)?);
+        Ok(Work {
+            notify,
+            more,
+            wake_at,
+        })
+    }
+}

@@ -1,0 +1,282 @@
+//! One vif's datapath: its rings, TX (guest to backend) and RX (backend to guest) processing with
+//! batched grant copies, and the smoltcp [`Device`](smoltcp::phy::Device) that the appliance
+//! puts an `Interface` on.
+//!
+//! Every rule violation found on the rings ends here, in `Vif::disable`, which logs the rule
+//! and lets [`crate::backend::Netback`] take the vif to Closing.
+//!
+//! One file per concern, as in Linux's xen-netback: this one holds [`Vif`], its counters and its
+//! lifecycle (attach, disconnect, disable); `guest_tx` takes the guest's packets off the TX ring,
+//! `guest_rx` fills the guest's RX buffers, `device` is the smoltcp `Device`.
+
+mod device;
+mod guest_rx;
+mod guest_tx;
+
+pub use device::{VifRxToken, VifTxToken};
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use xen::{DomId, Port};
+
+use crate::credit::Credit;
+use crate::guestlog::GuestErrorLog;
+use crate::handshake::Handshake;
+use crate::ring::{RxBackRing, SharedPage, TxBackRing};
+use crate::rules::Violation;
+use crate::rx::RxQueue;
+use crate::throttle::EventThrottle;
+use crate::tx::TxPacket;
+use crate::wire::*;
+
+/// Packets (TX) or frames (RX) handled per vif per wakeup (rule 9, XSA-332).
+pub const BUDGET: usize = 64;
+
+/// Frames received from the guest and not yet taken by the stack; further frames are answered
+/// and dropped (counted in [`VifStats::tx_dropped`]), as Linux's stack drops what its backlog
+/// cannot take, so a vif nobody drains cannot keep the backend busy.
+pub const TO_STACK_MAX: usize = 256;
+
+/// The rings and event channel of a connected vif.
+pub struct Rings<M> {
+    /// TX ring (guest sends).
+    pub tx: TxBackRing<M>,
+    /// RX ring (guest receives).
+    pub rx: RxBackRing<M>,
+    /// Our local event-channel port.
+    pub port: Port,
+}
+
+/// Counters of one vif.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VifStats {
+    /// Frames received from the guest and queued for the stack.
+    pub tx_frames: u64,
+    /// Bytes of those frames.
+    pub tx_bytes: u64,
+    /// Guest packets answered with an error (bad chain, copy or checksum failure).
+    pub tx_errors: u64,
+    /// Frames received from the guest and dropped because the stack's queue was full.
+    pub tx_dropped: u64,
+    /// Frames delivered into the guest.
+    pub rx_frames: u64,
+    /// Bytes of those frames.
+    pub rx_bytes: u64,
+    /// Frames for the guest that were dropped (queue bound, expiry, too big, copy failure).
+    pub rx_dropped: u64,
+    /// Event-channel notifications from the guest handled.
+    pub events: u64,
+    /// Grant-copy calls issued.
+    pub copy_calls: u64,
+    /// Grant-copy segments issued.
+    pub copy_segments: u64,
+}
+
+/// What a round of ring processing asks of the caller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    /// The guest must be notified on the vif's event channel.
+    pub notify: bool,
+    /// Work remains (the budget ran out): poll again without blocking.
+    pub more: bool,
+    /// The vif is rate-limited: poll it again at this time (its credit returns).
+    pub wake_at: Option<Instant>,
+}
+
+/// One virtual interface: guest `domid`'s device `handle`.
+pub struct Vif<M> {
+    pub(crate) name: String,
+    pub(crate) domid: DomId,
+    pub(crate) handle: u32,
+    pub(crate) backend_path: String,
+    pub(crate) frontend_path: Option<String>,
+    pub(crate) handshake: Handshake,
+    pub(crate) rings: Option<Rings<M>>,
+    pub(crate) sg: bool,
+    pub(crate) mtu: usize,
+    pub(crate) disabled: Option<Violation>,
+    to_stack: VecDeque<Vec<u8>>,
+    rx: RxQueue,
+    guest_log: GuestErrorLog,
+    credit: Credit,
+    pub(crate) throttle: EventThrottle,
+    /// The rings had something for us (requests, or buffers ending a stall) since the last
+    /// notification was handled, whoever handled it (event, busy poll or flush).
+    progressed: bool,
+    /// A packet taken from the ring that waits for TX credit; it goes before any other.
+    waiting_for_credit: Option<TxPacket>,
+    now: Instant,
+    stats: VifStats,
+}
+
+fn ring_violation(e: crate::ring::RingError) -> Violation {
+    match e {
+        crate::ring::RingError::Overflow { prod, cons, .. } => Violation::RingIndex { prod, cons },
+        crate::ring::RingError::BadPage => Violation::GrantOp {
+            op: "map ring",
+            reason: e.to_string(),
+        },
+    }
+}
+
+impl<M: SharedPage> Vif<M> {
+    /// A vif not yet connected.
+    pub(crate) fn new(domid: DomId, handle: u32, backend_path: String, now: Instant) -> Self {
+        Vif {
+            name: format!("vif{domid}.{handle}"),
+            domid,
+            handle,
+            backend_path,
+            frontend_path: None,
+            handshake: Handshake::new(),
+            rings: None,
+            sg: false,
+            mtu: 1500,
+            disabled: None,
+            to_stack: VecDeque::new(),
+            rx: RxQueue::new(now),
+            guest_log: GuestErrorLog::new(),
+            credit: Credit::unlimited(now),
+            throttle: EventThrottle::new(),
+            progressed: false,
+            waiting_for_credit: None,
+            now,
+            stats: VifStats::default(),
+        }
+    }
+
+    /// The interface name: the toolstack's `vifname`, else `vif<domid>.<handle>` as in Linux.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Renames the vif (from the backend's `vifname` key).
+    pub(crate) fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+
+    /// The frontend's domain.
+    pub fn domid(&self) -> DomId {
+        self.domid
+    }
+
+    /// The device handle (the `N` of `vif/<domid>/N`).
+    pub fn handle(&self) -> u32 {
+        self.handle
+    }
+
+    /// Whether the rings are connected.
+    pub fn is_connected(&self) -> bool {
+        self.rings.is_some()
+    }
+
+    /// The violation that disabled this vif, if any.
+    pub fn disabled(&self) -> Option<&Violation> {
+        self.disabled.as_ref()
+    }
+
+    /// The handshake phase.
+    pub fn phase(&self) -> crate::handshake::Phase {
+        self.handshake.phase()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> VifStats {
+        let mut s = self.stats;
+        s.rx_dropped += self.rx.dropped();
+        s
+    }
+
+    /// The guest's MTU (from the frontend's `mtu` key, default 1500).
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// Frames from the guest waiting for the stack.
+    pub fn pending_to_stack(&self) -> usize {
+        self.to_stack.len()
+    }
+
+    /// Frames waiting for guest RX buffers.
+    pub fn pending_to_guest(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Takes the next frame the guest sent (for owners that do not use smoltcp).
+    pub fn recv_frame(&mut self) -> Option<Vec<u8>> {
+        self.to_stack.pop_front()
+    }
+
+    /// Queues a frame for the guest (delivered by the next [`crate::backend::Netback::flush`]);
+    /// false if it was dropped (not connected, queue full or stalled, or too big).
+    pub fn send_frame(&mut self, frame: Vec<u8>) -> bool {
+        if self.rings.is_none() || frame.len() > self.max_frame() {
+            self.stats.rx_dropped += 1;
+            return false;
+        }
+        self.rx.push(frame, self.now)
+    }
+
+    fn max_frame(&self) -> usize {
+        if self.sg {
+            MAX_TX_SIZE
+        } else {
+            PAGE_SIZE
+        }
+    }
+
+    /// Counts an event-channel notification from the guest.
+    pub(crate) fn count_event(&mut self) {
+        self.stats.events += 1;
+    }
+
+    /// Whether the rings had something for us since the last call: a notification handled
+    /// after none was not spurious (see [`crate::throttle`]).
+    pub(crate) fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progressed)
+    }
+
+    /// Records the time for queueing decisions made without a time parameter (smoltcp tokens).
+    pub(crate) fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// Logs a violation and records it; the caller takes the vif down.
+    pub(crate) fn disable(&mut self, v: Violation) {
+        log::error!(
+            "{}: disabling rogue frontend (dom{}): {v}",
+            self.name,
+            self.domid
+        );
+        self.disabled = Some(v);
+    }
+
+    /// Takes the rings of a (re)connected frontend and its TX credit; the RX queue starts
+    /// afresh (a stall of the previous connection does not carry over).
+    pub(crate) fn attach(
+        &mut self,
+        rings: Rings<M>,
+        sg: bool,
+        mtu: usize,
+        credit: Credit,
+        now: Instant,
+    ) {
+        self.sg = sg;
+        self.mtu = mtu;
+        self.credit = credit;
+        self.throttle = EventThrottle::new();
+        self.now = now;
+        self.rings = Some(rings);
+        self.disabled = None;
+        self.rx.reset(now);
+    }
+
+    /// Drops the rings (unmapping them) and the queues; returns the event-channel port to unbind.
+    pub(crate) fn disconnect(&mut self) -> Option<Port> {
+        self.to_stack.clear();
+        self.waiting_for_credit = None;
+        while self.rx.pop(self.now).is_some() {}
+        self.rings.take().map(|r| r.port)
+    }
+}

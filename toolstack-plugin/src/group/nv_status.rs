@@ -1,0 +1,148 @@
+//! The NV domain's status as nvctl reads it from xenstore, and what commands make of it: the
+//! health of an instance and the faults that appeared since a baseline.
+
+use super::home;
+use crate::printable::printable;
+use crate::store::Store;
+use anyhow::{Context, Result};
+use nv_schema::status::{FaultRecord, ReplicaHealth, Status, XS_BASE};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+/// Read the NV domain's status; None while it has published none. A snapshot that does not
+/// decode (domain-nv rewriting it under our feet) is read again, up to `STATUS_READS` times.
+pub fn read_status(store: &dyn Store, domid: u32) -> Result<Option<Status>> {
+    let h = home(domid);
+    let mut attempt = 0;
+    loop {
+        if store.read(&format!("{h}/{XS_BASE}/version"))?.is_none() {
+            return Ok(None);
+        }
+        let err = RefCell::new(None);
+        let mut read = |k: &str| keep_err(&err, store.read(&format!("{h}/{k}")));
+        let mut list = |k: &str| keep_err(&err, store.directory(&format!("{h}/{k}")));
+        let st = Status::from_xenstore(&mut read, &mut list);
+        if let Some(e) = err.into_inner() {
+            return Err(e);
+        }
+        attempt += 1;
+        match st {
+            Ok(st) => return Ok(Some(st)),
+            Err(e) if attempt >= STATUS_READS => {
+                return Err(e).context(format!("status of domain {domid}"))
+            }
+            Err(e) => log::debug!("status of domain {domid}: {e}; reading again"),
+        }
+    }
+}
+
+/// The value of `r`, or the default after recording the (first) error in `err`.
+fn keep_err<T: Default>(err: &RefCell<Option<anyhow::Error>>, r: Result<T>) -> T {
+    r.unwrap_or_else(|e| {
+        err.borrow_mut().get_or_insert(e);
+        T::default()
+    })
+}
+
+/// How often [`read_status`] tries to get a consistent snapshot.
+const STATUS_READS: usize = 3;
+
+/// Health of instance `name` in a status, if reported.
+pub(super) fn health(st: &Option<Status>, name: &str) -> Option<ReplicaHealth> {
+    st.as_ref()?
+        .replicas
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.state)
+}
+
+/// True if instance `name` is reported live.
+pub(super) fn is_live(st: &Option<Status>, name: &str) -> bool {
+    health(st, name) == Some(ReplicaHealth::Live)
+}
+
+pub(super) type Faults = BTreeMap<String, Vec<FaultRecord>>;
+
+pub(super) fn faults_of(st: &Option<Status>) -> Faults {
+    st.iter()
+        .flat_map(|s| &s.replicas)
+        .map(|r| (r.name.clone(), r.faults.clone()))
+        .collect()
+}
+
+/// Faults in `now` not in `base` (per instance), restricted to instances `only` (all if None).
+pub(super) fn new_faults(
+    base: &Faults,
+    now: &Option<Status>,
+    only: Option<&str>,
+) -> Vec<(String, FaultRecord)> {
+    let mut out = Vec::new();
+    for r in now.iter().flat_map(|s| &s.replicas) {
+        if only.is_some_and(|o| o != r.name) {
+            continue;
+        }
+        let old = base.get(&r.name).map(Vec::as_slice).unwrap_or(&[]);
+        out.extend(
+            r.faults
+                .iter()
+                .filter(|f| !old.contains(f))
+                .map(|f| (r.name.clone(), f.clone())),
+        );
+    }
+    out
+}
+
+pub(super) fn describe(faults: &[(String, FaultRecord)]) -> String {
+    faults
+        .iter()
+        .map(|(n, f)| {
+            let text = format!(
+                "{n}: {} on {} connection {} {}",
+                f.kind, f.service, f.connection, f.detail
+            );
+            printable(text.trim_end())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_read_with_the_nv_schema_status() {
+        let s = crate::store::MemStore::new();
+        assert!(read_status(&s, 7).unwrap().is_none());
+        for (k, v) in [
+            ("version", "1"),
+            ("ready", "1"),
+            ("updated-ms", "5"),
+            ("replicas/r0/state", "live"),
+            ("replicas/r0/link", "up"),
+            ("replicas/r0/connections", "1"),
+            ("replicas/r0/bytes-voted", "9"),
+        ] {
+            s.write(&format!("/local/domain/7/{XS_BASE}/{k}"), v)
+                .unwrap();
+        }
+        let st = read_status(&s, 7).unwrap().unwrap();
+        assert!(
+            st.ready
+                && st.replicas[0].state == ReplicaHealth::Live
+                && st.replicas[0].bytes_voted == 9
+        );
+        s.write(
+            &format!("/local/domain/7/{XS_BASE}/replicas/r0/state"),
+            "sleepy",
+        )
+        .unwrap();
+        let e = format!("{:#}", read_status(&s, 7).unwrap_err());
+        assert!(
+            e.contains("status of domain 7")
+                && e.contains("replicas/r0/state")
+                && e.contains("sleepy"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! `nvctl replace`: a new generation of one replica boots next to the old one, votes side by
+//! side with it and takes over; the private link and MAC of the new generation are allocated
+//! here.
+
+use super::nv_status::{describe, faults_of, is_live, new_faults, read_status};
+use super::record::{load, remove_instance, save_instance, Record};
+use super::{home, quorum, Ctx, Role};
+use crate::failure::Failure;
+use crate::owned::DomainRole;
+use crate::render::{self, Instance};
+use crate::spec::LinkAddrs;
+use crate::xl_value;
+use anyhow::{anyhow, bail, Result};
+use nv_schema::net::Ipv4Cidr;
+use nv_schema::status::XS_BASE;
+use std::time::{Duration, Instant};
+
+/// How strict a replacement is about faults while old and new vote side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Repair: only faults of the new instance abort (the old one is expected to be faulty).
+    Repair,
+    /// Rolling patch: a new fault on any instance aborts.
+    Patch,
+}
+
+/// A private link for a new generation of `replica`: the replica's spec link moved to the
+/// first subnet of the same size above it that overlaps no link in use (spec or recorded) nor
+/// the external subnet; the MAC is derived from the new address.
+fn allocate(rec: &Record, replica: &str) -> Result<(LinkAddrs, String)> {
+    let spec = &rec.spec;
+    let base = spec
+        .replica(replica)
+        .and_then(|r| r.link())
+        .ok_or_else(|| anyhow!("replica {replica} has no valid link in the spec"))?;
+    let mut used: Vec<(u32, u8)> = spec
+        .replicas
+        .iter()
+        .filter_map(|r| r.link())
+        .map(|l| (l.network(), l.prefix))
+        .collect();
+    used.extend(
+        rec.instances
+            .iter()
+            .map(|(i, _)| (i.link.network(), i.link.prefix)),
+    );
+    if let Ok(e) = spec.nv_domain.external.address.parse::<Ipv4Cidr>() {
+        used.push((e.network(), e.prefix));
+    }
+    let mut macs: Vec<String> = spec.replicas.iter().map(|r| r.mac()).collect();
+    macs.extend(rec.instances.iter().map(|(i, _)| i.mac.clone()));
+    macs.extend(
+        spec.nv_domain
+            .external
+            .mac
+            .iter()
+            .map(|m| m.to_ascii_lowercase()),
+    );
+    let size = 1u64 << (32 - u32::from(base.prefix));
+    let count = (1u64 << 32) / size;
+    for k in 1..count.min(1 << 16) {
+        let net = ((u64::from(base.network()) + k * size) % (1u64 << 32)) as u32;
+        let cand = base.moved_to(net);
+        let mac = crate::spec::mac_for(cand.replica);
+        if used.iter().all(|&(n, p)| !cand.overlaps(n, p)) && !macs.contains(&mac) {
+            return Ok((cand, mac));
+        }
+    }
+    bail!(
+        "no free subnet of the size of {} left for a new link",
+        spec.replica(replica)
+            .map(|r| r.address.as_str())
+            .unwrap_or(replica)
+    )
+}
+
+/// A disk image given on the command line (`--image`) follows the path grammar of the spec's.
+pub(super) fn check_image(path: &str) -> Result<()> {
+    xl_value::check_path(path).map_err(|m| Failure::Invalid.error(format!("--image: {m}")))
+}
+
+/// Replace the member instance of `replica` by a new generation (optionally with a new image):
+/// boot it, add it to the voting set next to the old one, wait until it is live (and, for
+/// `soak`, that no fault appears), then retire the old one. On failure the new one is removed
+/// and the old one stays. Returns the new instance.
+pub fn replace(
+    ctx: &Ctx,
+    group: &str,
+    replica: &str,
+    image: Option<&str>,
+    mode: Mode,
+    soak: Duration,
+) -> Result<Instance> {
+    if let Some(p) = image {
+        check_image(p)?;
+    }
+    let mut rec = load(ctx.store, group)?;
+    let mut owned = ctx.owned(group)?;
+    let spec = rec.spec.clone();
+    let old = rec.member_of(replica)?;
+    for (i, _) in rec
+        .instances
+        .iter()
+        .filter(|(i, r)| *r == Role::Joining && i.replica == replica)
+    {
+        ctx.destroy_if_running(&mut owned, &i.domain(group))?;
+        remove_instance(ctx.store, group, i)?;
+    }
+    rec.instances
+        .retain(|(i, r)| !(*r == Role::Joining && i.replica == replica));
+    let generation = rec
+        .instances
+        .iter()
+        .filter(|(i, _)| i.replica == replica)
+        .map(|(i, _)| i.generation)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let (link, mac) = allocate(&rec, replica)?;
+    let new = Instance {
+        replica: replica.to_string(),
+        generation,
+        mac,
+        link,
+        image: image.map(str::to_string).or_else(|| old.image.clone()),
+    };
+    let (nn, od, nd) = (new.name(), old.domain(group), new.domain(group));
+    let r = spec
+        .replica(replica)
+        .ok_or_else(|| Failure::NotFound.error(format!("replica {replica} not in the spec")))?;
+    ctx.dry_run(group, &nd, &render::replica_cfg(&spec, r, &new))?;
+    let domid = ctx.nv_domid(&spec)?;
+    let before = read_status(ctx.store, domid)?;
+    let baseline = faults_of(&before);
+    save_instance(ctx.store, group, &new, Role::Joining)?;
+    rec.instances.push((new.clone(), Role::Joining));
+    rec.sort();
+    let side_by_side: Vec<Instance> = rec.instances.iter().map(|(i, _)| i.clone()).collect();
+    ctx.say(&format!("{replica}: booting {nd} next to {od}"));
+    ctx.push_config(&spec, domid, &side_by_side)?;
+    let watch = format!("{}/{XS_BASE}", home(domid));
+    let only = (mode == Mode::Repair).then_some(nn.as_str());
+    let attempt = (|| -> Result<()> {
+        let cfg = render::replica_cfg(&spec, r, &new);
+        ctx.create(&mut owned, DomainRole::Replica, group, &nd, &cfg)?;
+        ctx.wait_for(&format!("{nn} to be live"), &watch, || {
+            let st = read_status(ctx.store, domid)?;
+            let f = new_faults(&baseline, &st, only);
+            if !f.is_empty() {
+                bail!("fault while {nn} joined: {}", describe(&f));
+            }
+            Ok(is_live(&st, &nn).then_some(()))
+        })?;
+        ctx.say(&format!("{replica}: {nn} is live"));
+        if !soak.is_zero() {
+            ctx.say(&format!(
+                "{replica}: old and new vote side by side for {}s",
+                soak.as_secs_f32()
+            ));
+            let until = Instant::now() + soak;
+            loop {
+                let st = read_status(ctx.store, domid)?;
+                let f = new_faults(&baseline, &st, only);
+                if !f.is_empty() {
+                    bail!(
+                        "fault while {nn} and {} voted side by side: {}",
+                        old.name(),
+                        describe(&f)
+                    );
+                }
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                ctx.store.watch(&watch, (until - now).min(ctx.poll))?;
+            }
+        }
+        let st = read_status(ctx.store, domid)?;
+        let live = side_by_side
+            .iter()
+            .filter(|i| **i != old && is_live(&st, &i.name()))
+            .count();
+        let q = quorum(&spec);
+        if live < q {
+            bail!(
+                "retiring {} would leave {live} live replicas, fewer than the quorum {q}",
+                old.name()
+            );
+        }
+        Ok(())
+    })();
+    if let Err(e) = attempt {
+        ctx.say(&format!("{replica}: removing {nd} again, {od} stays"));
+        ctx.destroy_if_running(&mut owned, &nd)?;
+        remove_instance(ctx.store, group, &new)?;
+        rec.instances.retain(|(i, _)| *i != new);
+        ctx.push_config(&spec, domid, &rec.members())?;
+        return Err(e.context(format!("replacing {}", old.name())));
+    }
+    // Record first: if nvctl dies below, `up`/`down` see the old domain as a leftover.
+    save_instance(ctx.store, group, &new, Role::Member)?;
+    remove_instance(ctx.store, group, &old)?;
+    rec.instances.retain(|(i, _)| *i != old);
+    for (i, role) in rec.instances.iter_mut() {
+        if *i == new {
+            *role = Role::Member;
+        }
+    }
+    ctx.push_config(&spec, domid, &rec.members())?;
+    ctx.destroy_if_running(&mut owned, &od)?;
+    ctx.say(&format!("{replica}: {od} retired, {nd} serves"));
+    Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::SPEC;
+    use super::*;
+    use crate::spec::GroupSpec;
+
+    #[test]
+    fn allocation_skips_links_in_use_and_the_external_subnet() {
+        let spec = GroupSpec::parse(
+            &SPEC.replacen("192.0.2.10/24", "10.77.5.10/24", 1).replacen(
+                "192.0.2.1\n",
+                "10.77.5.1\n",
+                1,
+            ),
+        )
+        .unwrap();
+        let mut rec = Record {
+            instances: render::initial_instances(&spec)
+                .into_iter()
+                .map(|i| (i, Role::Member))
+                .collect(),
+            spec,
+        };
+        let (l, mac) = allocate(&rec, "r0").unwrap();
+        assert_eq!(
+            (l.replica.to_string(), l.nv.to_string(), mac.as_str()),
+            ("10.77.4.2".into(), "10.77.4.1".into(), "00:16:3e:4d:04:02")
+        );
+        rec.instances.push((
+            Instance {
+                replica: "r0".into(),
+                generation: 1,
+                mac,
+                link: l,
+                image: None,
+            },
+            Role::Joining,
+        ));
+        // 10.77.4 is taken now, 10.77.5 is the external subnet
+        let (l, _) = allocate(&rec, "r2").unwrap();
+        assert_eq!(
+            (l.replica.to_string(), l.nv.to_string()),
+            ("10.77.6.2".into(), "10.77.6.254".into())
+        );
+    }
+}
