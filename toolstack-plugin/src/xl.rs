@@ -1,7 +1,6 @@
 //! Running `xl`: the [`XlRunner`] trait, the real runner, and helpers for the few `xl` commands
-//! nvctl uses (`list -v`, `create -n`, `create`, `destroy`; [`domid`] for callers that look a
-//! domain up by name only). Tests replay recorded transcripts through the trait. A failing `xl`
-//! is a [`Failure::Xl`].
+//! nvctl uses (`list -v`, `create -n`, `create`, `destroy`). Tests replay recorded transcripts
+//! through the trait. A failing `xl` is a [`Failure::Xl`].
 
 use crate::failure::Failure;
 use anyhow::Result;
