@@ -158,6 +158,26 @@ const RTTE_MIN_RTO: u32 = 1000;
 // seconds
 const RTTE_MAX_RTO: u32 = 60_000;
 
+/// RFC 8985 (7.2): floor of the tail loss probe timeout (Linux uses 10 ms as well).
+const TLP_MIN_PTO: Duration = Duration::from_millis(10);
+
+/// RFC 8985 (7.2) WCDelAckT: the worst-case delayed-ACK time of a receiver that has one
+/// segment to acknowledge.
+const TLP_MAX_ACK_DELAY: Duration = Duration::from_millis(200);
+
+/// State of the tail loss probe (RFC 8985, section 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum TailLossProbe {
+    /// No probe scheduled (nothing in flight, no RTT sample yet, or in loss recovery).
+    Idle,
+    /// A probe goes out at this instant unless an ACK of new data comes first.
+    Armed(Instant),
+    /// A probe was sent and not answered yet: a duplicate ACK with SACK information now
+    /// means that the segments below the SACKed range were lost.
+    Sent,
+}
+
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 struct RttEstimator {
@@ -173,6 +193,8 @@ struct RttEstimator {
     timestamp: Option<(Instant, TcpSeqNumber)>,
     max_seq_sent: Option<TcpSeqNumber>,
     rto_count: u8,
+    /// Lower bound of the RTO in milliseconds (`Socket::set_rto_min`).
+    rto_min: u32,
 }
 
 impl Default for RttEstimator {
@@ -185,6 +207,7 @@ impl Default for RttEstimator {
             timestamp: None,
             max_seq_sent: None,
             rto_count: 0,
+            rto_min: RTTE_MIN_RTO,
         }
     }
 }
@@ -192,6 +215,21 @@ impl Default for RttEstimator {
 impl RttEstimator {
     fn retransmission_timeout(&self) -> Duration {
         Duration::from_millis(self.rto as _)
+    }
+
+    /// RFC 8985 (7.2): the tail loss probe timeout, `None` until an RTT has been measured.
+    /// PTO = 2 * SRTT, at least `TLP_MIN_PTO` (SRTT is kept in whole milliseconds), plus the
+    /// receiver's worst-case delayed-ACK time if only one segment is in flight (a receiver ACKs
+    /// every second full-sized segment at once, so a larger flight needs no such allowance).
+    fn probe_timeout(&self, single_segment_in_flight: bool) -> Option<Duration> {
+        if !self.have_measurement {
+            return None;
+        }
+        let mut pto = Duration::from_millis(2 * self.srtt as u64).max(TLP_MIN_PTO);
+        if single_segment_in_flight {
+            pto += TLP_MAX_ACK_DELAY;
+        }
+        Some(pto.min(self.retransmission_timeout()))
     }
 
     #[cfg(feature = "socket-tcp-cubic")]
@@ -214,7 +252,7 @@ impl RttEstimator {
 
         // RFC 6298 (2.2), (2.3)
         let margin = RTTE_MIN_MARGIN.max(self.rttvar * RTTE_K);
-        self.rto = (self.srtt + margin).clamp(RTTE_MIN_RTO, RTTE_MAX_RTO);
+        self.rto = (self.srtt + margin).clamp(self.rto_min, RTTE_MAX_RTO);
 
         self.rto_count = 0;
 
@@ -523,6 +561,15 @@ pub struct Socket<'a> {
     local_rx_dup_acks: u8,
     /// If a fast retransmit needs to occur
     pending_fast_retransmit: bool,
+    /// Where the first hole the receiver reported ends: the lowest left edge of the SACK
+    /// blocks of the last ACK that lie above its cumulative ACK (RFC 2018). A retransmission
+    /// of the hole covers `local_seq_no..sack_hole_end` instead of one MSS.
+    sack_hole_end: Option<TcpSeqNumber>,
+    /// RFC 6582 "recover": the highest sequence number sent when loss recovery began. While
+    /// set, an ACK below it (a partial ACK) retransmits the next hole at once.
+    recovery_point: Option<TcpSeqNumber>,
+    /// The tail loss probe (RFC 8985, section 7).
+    tail_loss_probe: TailLossProbe,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -614,6 +661,9 @@ impl<'a> Socket<'a> {
             local_rx_last_seq: None,
             local_rx_dup_acks: 0,
             pending_fast_retransmit: false,
+            sack_hole_end: None,
+            recovery_point: None,
+            tail_loss_probe: TailLossProbe::Idle,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -799,6 +849,22 @@ impl<'a> Socket<'a> {
         self.timeout = duration
     }
 
+    /// Set the lower bound of the retransmission timeout.
+    ///
+    /// By default it is 1 second, as RFC 6298 (2.4) recommends. Linux uses 200 ms; a host whose
+    /// peers are close can use less. A smaller bound shortens the stall when a retransmission
+    /// itself is lost; the estimate `SRTT + 4 * RTTVAR` still applies above it. The bound
+    /// takes effect with the next RTT sample and is kept across `listen`, `connect` and
+    /// aborts. Values are rounded down to whole milliseconds, at least 1 ms.
+    pub fn set_rto_min(&mut self, duration: Duration) {
+        self.rtte.rto_min = (duration.total_millis() as u32).clamp(1, RTTE_MAX_RTO);
+    }
+
+    /// Return the lower bound of the retransmission timeout.
+    pub fn rto_min(&self) -> Duration {
+        Duration::from_millis(self.rtte.rto_min as u64)
+    }
+
     /// Set the ACK delay duration.
     ///
     /// By default, the ACK delay is set to 10ms.
@@ -907,7 +973,13 @@ impl<'a> Socket<'a> {
 
         self.state = State::Closed;
         self.timer = Timer::new();
-        self.rtte = RttEstimator::default();
+        self.rtte = RttEstimator {
+            rto_min: self.rtte.rto_min,
+            ..RttEstimator::default()
+        };
+        self.sack_hole_end = None;
+        self.recovery_point = None;
+        self.tail_loss_probe = TailLossProbe::Idle;
         self.assembler = Assembler::new();
         self.tx_buffer.clear();
         self.rx_buffer.clear();
@@ -2089,6 +2161,18 @@ impl<'a> Socket<'a> {
         }
 
         if let Some(ack_number) = repr.ack_number {
+            // RFC 2018: the first hole the receiver reports ends where its lowest SACK block
+            // above the cumulative ACK begins (a D-SACK block lies below it and is ignored).
+            self.sack_hole_end = repr
+                .sack_ranges
+                .iter()
+                .flatten()
+                .map(|&(left, _)| TcpSeqNumber(left as i32))
+                .filter(|&left| left > ack_number && left <= self.remote_last_seq)
+                .reduce(|a, b| if b < a { b } else { a });
+        }
+
+        if let Some(ack_number) = repr.ack_number {
             // TODO: When flow control is implemented,
             // refractor the following block within that implementation
 
@@ -2100,7 +2184,10 @@ impl<'a> Socket<'a> {
                     if repr.payload.is_empty()
                         && last_rx_ack == ack_number
                         && ack_number < self.remote_last_seq
-                        && !is_window_update =>
+                        // RFC 6675: an ACK reporting SACKed data is a duplicate ACK even if
+                        // the receiver's window changed (it shrinks while data waits out of
+                        // order).
+                        && (!is_window_update || self.sack_hole_end.is_some()) =>
                 {
                     // Increment duplicate ACK count
                     self.local_rx_dup_acks = self.local_rx_dup_acks.saturating_add(1);
@@ -2116,8 +2203,16 @@ impl<'a> Socket<'a> {
                         }
                     );
 
-                    if self.local_rx_dup_acks == 3 {
+                    // RFC 8985 (7.4): after a tail loss probe, a duplicate ACK with SACK
+                    // information shows that the segments below the SACKed range were lost.
+                    let probe_answered =
+                        self.tail_loss_probe == TailLossProbe::Sent && self.sack_hole_end.is_some();
+                    if (self.local_rx_dup_acks == 3 || probe_answered)
+                        && self.recovery_point.is_none()
+                    {
                         self.timer.set_for_fast_retransmit();
+                        self.recovery_point = Some(self.remote_last_seq);
+                        self.tail_loss_probe = TailLossProbe::Idle;
                         net_debug!("started fast retransmit");
                     }
 
@@ -2148,6 +2243,21 @@ impl<'a> Socket<'a> {
                         new_flight_size,
                         &self.rtte,
                     );
+
+                    // RFC 6582 (3.2): an ACK of new data below the recovery point (a partial
+                    // ACK) shows that the next segment was lost as well: retransmit it (the
+                    // hole up to the next SACK block) now instead of waiting for the RTO.
+                    if let Some(recover) = self.recovery_point {
+                        if ack_number >= recover {
+                            // Recovery is over; a hole retransmission still pending for an
+                            // earlier partial ACK would resend acknowledged data.
+                            self.recovery_point = None;
+                            self.pending_fast_retransmit = false;
+                        } else if ack_len > 0 {
+                            net_debug!("partial ACK in recovery, retransmitting the next hole");
+                            self.pending_fast_retransmit = true;
+                        }
+                    }
                 }
             };
 
@@ -2187,6 +2297,13 @@ impl<'a> Socket<'a> {
                 self.timer.set_for_idle(cx.now(), self.keep_alive);
             }
             _ => {}
+        }
+
+        // RFC 8985 (7.2): an ACK of new data restarts the tail loss probe timer.
+        if ack_all {
+            self.tail_loss_probe = TailLossProbe::Idle;
+        } else if ack_len > 0 {
+            self.arm_tail_loss_probe(cx.now());
         }
 
         // start/stop the Zero Window Probe timer.
@@ -2430,6 +2547,26 @@ impl<'a> Socket<'a> {
         }
     }
 
+    /// Schedules a tail loss probe (RFC 8985, section 7) one PTO from `now` if data is in
+    /// flight and no loss recovery is under way.
+    fn arm_tail_loss_probe(&mut self, now: Instant) {
+        let sending_data = matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        );
+        let in_flight = self.flight_size().min(self.tx_buffer.len());
+        self.tail_loss_probe = match self.rtte.probe_timeout(in_flight <= self.remote_mss) {
+            Some(pto) if sending_data && in_flight > 0 && self.recovery_point.is_none() => {
+                TailLossProbe::Armed(now + pto)
+            }
+            _ => TailLossProbe::Idle,
+        };
+    }
+
     pub(crate) fn dispatch<F, E>(&mut self, cx: &mut Context, emit: F) -> Result<(), E>
     where
         F: FnOnce(&mut Context, PacketMeta, (IpRepr, TcpRepr)) -> Result<(), E>,
@@ -2489,6 +2626,11 @@ impl<'a> Socket<'a> {
 
                 // Inform RTTE, so that it can can handle RTO backoff
                 self.rtte.on_rto();
+
+                // Everything is sent again: any recovery or probe in progress is over.
+                self.recovery_point = None;
+                self.sack_hole_end = None;
+                self.tail_loss_probe = TailLossProbe::Idle;
             } else {
                 // If a fast rentrasmit timer expired, we should resend only the earliest unAcked segment
                 net_debug!("retransmitting for fast-retransmit");
@@ -2517,10 +2659,26 @@ impl<'a> Socket<'a> {
             return Ok(());
         }
 
+        // RFC 8985 (7.3): when the probe timer expires and nothing new can be sent, the last
+        // segment sent goes out again, so that its ACK (with SACK) reveals a lost tail.
+        let tail_probe = match self.tail_loss_probe {
+            TailLossProbe::Armed(at) if cx.now() >= at => {
+                if self.tx_buffer.is_empty() || self.flight_size() == 0 {
+                    self.tail_loss_probe = TailLossProbe::Idle;
+                    false
+                } else {
+                    !self.seq_to_transmit(cx)
+                }
+            }
+            _ => false,
+        };
+
         // Decide whether we're sending a packet.
         if self.seq_to_transmit(cx) {
             // If we have data to transmit and it fits into partner's window, do it.
             tcp_trace!("outgoing segment will send data or flags");
+        } else if tail_probe {
+            tcp_trace!("outgoing segment is a tail loss probe");
         } else if self.ack_to_transmit() && self.delayed_ack_expired(cx.now()) {
             // If we have data to acknowledge, do it.
             tcp_trace!("outgoing segment will acknowledge");
@@ -2575,6 +2733,8 @@ impl<'a> Socket<'a> {
         };
 
         let mut is_zero_window_probe = false;
+        // A fast retransmission, a retransmission in recovery or a tail loss probe.
+        let mut is_retransmission = false;
 
         #[cfg_attr(
             not(feature = "segmentation-offload"),
@@ -2631,14 +2791,57 @@ impl<'a> Socket<'a> {
                 let local_mss = cx.ip_mtu() - ip_repr.header_len() - TCP_HEADER_LEN;
                 let effective_mss = local_mss.min(self.remote_mss).saturating_sub(options_len);
 
+                #[cfg(not(feature = "segmentation-offload"))]
+                let device_limit = effective_mss;
+
+                #[cfg(feature = "segmentation-offload")]
+                let device_limit = {
+                    let segmentation_caps = cx.segmentation_caps();
+                    match ip_repr.version() {
+                        #[cfg(feature = "proto-ipv4")]
+                        crate::wire::IpVersion::Ipv4 => segmentation_caps.tcpv4,
+                        #[cfg(feature = "proto-ipv6")]
+                        crate::wire::IpVersion::Ipv6 => segmentation_caps.tcpv6,
+                    }
+                    .map(|buf_size| {
+                        let pre_ip_header_len = cx.max_transmission_unit() - cx.ip_mtu();
+                        buf_size.get()
+                            - pre_ip_header_len
+                            - ip_repr.header_len()
+                            - TCP_HEADER_LEN
+                            - options_len
+                    })
+                    .unwrap_or(effective_mss)
+                };
+
                 let offset = if self.pending_fast_retransmit {
-                    let size = effective_mss.min(self.tx_buffer.len());
+                    // Retransmit the first hole: up to the receiver's first SACK block if it
+                    // reported one (at most what the device takes in one segment), else one
+                    // segment.
+                    let hole = self
+                        .sack_hole_end
+                        .filter(|&end| end > self.local_seq_no)
+                        .map_or(effective_mss, |end| {
+                            (end - self.local_seq_no).min(device_limit)
+                        });
+                    let size = hole.min(self.tx_buffer.len());
                     repr.seq_number = self.local_seq_no;
                     repr.payload = self.tx_buffer.get_allocated(0, size);
 
                     self.pending_fast_retransmit = false;
+                    is_retransmission = true;
 
                     0
+                } else if tail_probe {
+                    // RFC 8985 (7.3): retransmit the last segment sent.
+                    let sent = self.flight_size().min(self.tx_buffer.len());
+                    let size = sent.min(effective_mss);
+                    let offset = sent - size;
+                    repr.seq_number = self.local_seq_no + offset;
+                    repr.payload = self.tx_buffer.get_allocated(offset, size);
+                    is_retransmission = true;
+
+                    offset
                 } else {
                     // Right edge of window, ie the max sequence number we're allowed to send.
                     let win_right_edge = self.local_seq_no + self.remote_win_len;
@@ -2671,29 +2874,6 @@ impl<'a> Socket<'a> {
                     // to comply with the latter two will be handled by the device based on the
                     // metadata we provide.
 
-                    #[cfg(not(feature = "segmentation-offload"))]
-                    let device_limit = effective_mss;
-
-                    #[cfg(feature = "segmentation-offload")]
-                    let device_limit = {
-                        let segmentation_caps = cx.segmentation_caps();
-                        match ip_repr.version() {
-                            #[cfg(feature = "proto-ipv4")]
-                            crate::wire::IpVersion::Ipv4 => segmentation_caps.tcpv4,
-                            #[cfg(feature = "proto-ipv6")]
-                            crate::wire::IpVersion::Ipv6 => segmentation_caps.tcpv6,
-                        }
-                        .map(|buf_size| {
-                            let pre_ip_header_len = cx.max_transmission_unit() - cx.ip_mtu();
-                            buf_size.get()
-                                - pre_ip_header_len
-                                - ip_repr.header_len()
-                                - TCP_HEADER_LEN
-                                - options_len
-                        })
-                        .unwrap_or(effective_mss)
-                    };
-
                     let size = if is_zero_window_probe {
                         // Zero-window probes are exempt from the congestion window: they
                         // are sent precisely when normal transmission is impossible, and
@@ -2708,16 +2888,16 @@ impl<'a> Socket<'a> {
                     let offset = self.flight_size();
                     repr.payload = self.tx_buffer.get_allocated(offset, size);
 
-                    #[cfg(feature = "segmentation-offload")]
-                    if repr.payload.len() > effective_mss {
-                        packet_meta.segmentation_offload_size =
-                            core::num::NonZeroU16::try_from(u16::try_from(effective_mss).unwrap())
-                                .unwrap()
-                                .into();
-                    }
-
                     offset
                 };
+
+                #[cfg(feature = "segmentation-offload")]
+                if repr.payload.len() > effective_mss {
+                    packet_meta.segmentation_offload_size =
+                        core::num::NonZeroU16::try_from(u16::try_from(effective_mss).unwrap())
+                            .unwrap()
+                            .into();
+                }
 
                 // If we've sent everything we had in the buffer, follow it with the PSH or FIN
                 // flags, depending on whether the transmit half of the connection is open.
@@ -2827,6 +3007,10 @@ impl<'a> Socket<'a> {
         self.remote_last_ack = repr.ack_number;
         self.remote_last_win = repr.window_len;
 
+        if is_retransmission {
+            // Karn's algorithm: no RTT sample across a retransmission.
+            self.rtte.on_retransmit();
+        }
         if repr.segment_len() > 0 {
             self.rtte
                 .on_send(cx.now(), repr.seq_number + repr.segment_len());
@@ -2835,12 +3019,20 @@ impl<'a> Socket<'a> {
                 .post_transmit(cx.now(), repr.segment_len());
         }
 
+        let sent_new_data = !is_retransmission && !repr.payload.is_empty();
         if repr.segment_len() > 0 && !self.timer.is_retransmit() {
             // RFC 6298 (5.1) Every time a packet containing data is sent (including a
             // retransmission), if the timer is not running, start it running
             // so that it will expire after RTO seconds.
             let rto = self.rtte.retransmission_timeout();
             self.timer.set_for_retransmit(cx.now(), rto);
+        }
+
+        if tail_probe {
+            self.tail_loss_probe = TailLossProbe::Sent;
+        } else if sent_new_data {
+            // RFC 8985 (7.2): sending new data restarts the tail loss probe timer.
+            self.arm_tail_loss_probe(cx.now());
         }
 
         if self.state == State::Closed {
@@ -2892,11 +3084,21 @@ impl<'a> Socket<'a> {
                 (_, _) => PollAt::Ingress,
             };
 
+            let tail_loss_probe_poll_at = match self.tail_loss_probe {
+                TailLossProbe::Armed(at) => PollAt::Time(at),
+                TailLossProbe::Idle | TailLossProbe::Sent => PollAt::Ingress,
+            };
+
             // We wait for the earliest of our timers to fire.
-            *[self.timer.poll_at(), timeout_poll_at, delayed_ack_poll_at]
-                .iter()
-                .min()
-                .unwrap_or(&PollAt::Ingress)
+            *[
+                self.timer.poll_at(),
+                timeout_poll_at,
+                delayed_ack_poll_at,
+                tail_loss_probe_poll_at,
+            ]
+            .iter()
+            .min()
+            .unwrap_or(&PollAt::Ingress)
         }
     }
 }
@@ -6624,6 +6826,175 @@ mod test {
     }
 
     #[test]
+    fn test_rto_min_bounds_the_retransmission_timeout() {
+        let mut s = socket_established();
+        s.set_rto_min(Duration::from_millis(200));
+        assert_eq!(s.rto_min(), Duration::from_millis(200));
+        s.send_slice(b"abcdef").unwrap();
+        recv!(s, time 0, Ok(TcpRepr {
+            control:    TcpControl::Psh,
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"abcdef"[..],
+            ..RECV_TEMPL
+        }), exact);
+        // An RTT sample of 10 ms: SRTT + 4 * RTTVAR = 30 ms, raised to the 200 ms bound (not
+        // RFC 6298's 1 s).
+        send!(s, time 10, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"012345").unwrap();
+        recv!(s, time 10, Ok(TcpRepr {
+            control:    TcpControl::Psh,
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"012345"[..],
+            ..RECV_TEMPL
+        }), exact);
+        recv_nothing!(s, time 209);
+        recv!(s, time 210, Ok(TcpRepr {
+            control:    TcpControl::Psh,
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"012345"[..],
+            ..RECV_TEMPL
+        }), exact);
+    }
+
+    #[test]
+    fn test_rto_min_survives_listen() {
+        let mut s = socket();
+        s.set_rto_min(Duration::from_millis(50));
+        s.listen(LOCAL_PORT).unwrap();
+        assert_eq!(s.rto_min(), Duration::from_millis(50));
+    }
+
+    #[test]
+    fn test_tail_loss_probe_then_sack_hole_retransmit() {
+        let mut s = socket_established();
+        s.remote_mss = 6;
+        s.send_slice(b"abcdef").unwrap();
+        recv!(s, time 0, Ok(TcpRepr {
+            control:    TcpControl::Psh,
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"abcdef"[..],
+            ..RECV_TEMPL
+        }), exact);
+        // An RTT sample of 50 ms.
+        send!(s, time 50, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"012345ghijkl").unwrap();
+        recv!(s, time 50, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"012345"[..],
+            ..RECV_TEMPL
+        }), exact);
+        recv!(s, time 50, Ok(TcpRepr {
+            control:    TcpControl::Psh,
+            seq_number: LOCAL_SEQ + 1 + 12,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"ghijkl"[..],
+            ..RECV_TEMPL
+        }), exact);
+        // Both segments are lost: no ACK comes back. At PTO = 2 * SRTT (long before the 1 s
+        // RTO) the last segment goes out again as a tail loss probe.
+        recv_nothing!(s, time 149);
+        recv!(s, time 150, Ok(TcpRepr {
+            control:    TcpControl::Psh,
+            seq_number: LOCAL_SEQ + 1 + 12,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"ghijkl"[..],
+            ..RECV_TEMPL
+        }), exact);
+        // The receiver SACKs the probe: the hole below it was lost and is retransmitted at
+        // once, whole (up to the SACK block), on a single duplicate ACK.
+        let sack = (
+            (LOCAL_SEQ + 1 + 12).0 as u32,
+            (LOCAL_SEQ + 1 + 18).0 as u32,
+        );
+        send!(s, time 160, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            sack_ranges: [Some(sack), None, None],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 160, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"012345"[..],
+            ..RECV_TEMPL
+        }), exact);
+        // The ACK of everything ends the recovery.
+        send!(s, time 170, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 18),
+            ..SEND_TEMPL
+        });
+        assert_eq!(s.recovery_point, None);
+        assert_eq!(s.tail_loss_probe, TailLossProbe::Idle);
+    }
+
+    #[test]
+    fn test_partial_ack_in_recovery_retransmits_the_next_hole() {
+        let mut s = socket_established();
+        s.remote_mss = 6;
+        s.send_slice(b"abcdef").unwrap();
+        recv!(s, time 0, Ok(TcpRepr {
+            control:    TcpControl::Psh,
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"abcdef"[..],
+            ..RECV_TEMPL
+        }), exact);
+        send!(s, time 50, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"AAAAAABBBBBBCCCCCCDDDDDD").unwrap();
+        for _ in 0..4 {
+            recv(&mut s, Instant::from_millis(50), |r| assert!(r.is_ok()));
+        }
+        // A and C are lost; B and D arrive. Three duplicate ACKs (the third one needs no
+        // probe) start recovery and retransmit A, up to the SACK block of B.
+        let seq = |n: usize| (LOCAL_SEQ + 1 + n).0 as u32;
+        for _ in 0..3 {
+            send!(s, time 60, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1 + 6),
+                sack_ranges: [Some((seq(12), seq(18))), Some((seq(24), seq(30))), None],
+                ..SEND_TEMPL
+            });
+        }
+        recv!(s, time 60, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"AAAAAA"[..],
+            ..RECV_TEMPL
+        }), exact);
+        // A arrives: the partial ACK (below the recovery point) retransmits C at once.
+        send!(s, time 70, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 18),
+            sack_ranges: [Some((seq(24), seq(30))), None, None],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 70, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 18,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"CCCCCC"[..],
+            ..RECV_TEMPL
+        }), exact);
+    }
+
+    #[test]
     fn test_retransmit_timer_restart_on_partial_ack() {
         let mut s = socket_established();
         s.remote_mss = 6;
@@ -6651,6 +7022,16 @@ mod test {
             ..SEND_TEMPL
         });
         // The ACK of the first packet should restart the retransmit timer and delay a retransmission.
+        // Before the timer expires, the tail loss probe (RFC 8985) re-sends the last segment at
+        // 2 * SRTT plus the delayed-ACK allowance for a single segment in flight.
+        recv_nothing!(s, time 1999);
+        recv!(s, time 2000, Ok(TcpRepr {
+            control:    TcpControl::Psh,
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"012345"[..],
+            ..RECV_TEMPL
+        }), exact);
         recv_nothing!(s, time 2399);
         // The second packet should be re-sent.
         recv!(s, time 2400, Ok(TcpRepr {

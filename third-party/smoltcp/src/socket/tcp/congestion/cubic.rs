@@ -78,7 +78,12 @@ impl Controller for Cubic {
     }
 
     fn on_ack(&mut self, now: Instant, len: usize, in_flight: usize, rtt: &RttEstimator) {
-        let segment = len.min(self.mss);
+        // Appropriate byte counting (RFC 3465): the window grows with the bytes an ACK covers,
+        // not with the number of ACKs. A receiver that coalesces segments (GRO, LRO, or a
+        // peer handed one 64 KiB offload segment) sends one "stretch" ACK per burst; counting
+        // at most one MSS per ACK would grow the window by one MSS per round trip in slow
+        // start. Linux counts every segment a stretch ACK covers, as here.
+        let segment = len;
 
         self.absorb_idle(now);
 
@@ -104,7 +109,7 @@ impl Controller for Cubic {
             self.w_est = self.cwnd as f64;
             return;
         } else if self.cwnd < self.ssthresh {
-            // Slow start: increase `cwnd` by 1 MSS per ACK.
+            // Slow start: increase `cwnd` by the bytes ACKed.
             self.cwnd = self
                 .cwnd
                 .saturating_add(segment)
@@ -480,13 +485,13 @@ mod test {
         assert_eq!(cubic.recovery_start, None);
         assert_eq!(cubic.w_max, w_max_before_rto);
 
-        // slow start grows by at most the MSS per ack
+        // slow start grows by the bytes ACKed: a stretch ACK of two segments counts as two
         let initial_cwnd = cubic.window();
-        for i in 0..10 {
+        for i in 0..5 {
             let initial_cwnd = cubic.window();
             let now = Instant::from_millis(i);
             ack(&mut cubic, MSS * 2, now);
-            assert_eq!(cubic.window(), initial_cwnd + MSS);
+            assert_eq!(cubic.window(), initial_cwnd + MSS * 2);
         }
         assert_eq!(cubic.window(), initial_cwnd + MSS * 10);
 
