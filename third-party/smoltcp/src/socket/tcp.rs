@@ -2160,16 +2160,29 @@ impl<'a> Socket<'a> {
             self.tx_waker.wake();
         }
 
+        // Bytes the receiver reports (SACK) above its cumulative ACK in this segment.
+        let mut sacked_above_ack = 0;
         if let Some(ack_number) = repr.ack_number {
             // RFC 2018: the first hole the receiver reports ends where its lowest SACK block
             // above the cumulative ACK begins (a D-SACK block lies below it and is ignored).
+            let above_ack = |&&(left, right): &&(u32, u32)| {
+                let (left, right) = (TcpSeqNumber(left as i32), TcpSeqNumber(right as i32));
+                left > ack_number && left < right && right <= self.remote_last_seq
+            };
             self.sack_hole_end = repr
                 .sack_ranges
                 .iter()
                 .flatten()
+                .filter(above_ack)
                 .map(|&(left, _)| TcpSeqNumber(left as i32))
-                .filter(|&left| left > ack_number && left <= self.remote_last_seq)
                 .reduce(|a, b| if b < a { b } else { a });
+            sacked_above_ack = repr
+                .sack_ranges
+                .iter()
+                .flatten()
+                .filter(above_ack)
+                .map(|&(left, right)| right.wrapping_sub(left) as usize)
+                .sum();
         }
 
         if let Some(ack_number) = repr.ack_number {
@@ -2207,7 +2220,11 @@ impl<'a> Socket<'a> {
                     // information shows that the segments below the SACKed range were lost.
                     let probe_answered =
                         self.tail_loss_probe == TailLossProbe::Sent && self.sack_hole_end.is_some();
-                    if (self.local_rx_dup_acks == 3 || probe_answered)
+                    // RFC 6675 IsLost(): more than (DupThresh - 1) * SMSS bytes SACKed above
+                    // the hole. One offload segment delivered out of order is one duplicate
+                    // ACK, but dozens of segments.
+                    let sack_says_lost = sacked_above_ack > 2 * self.remote_mss;
+                    if (self.local_rx_dup_acks == 3 || probe_answered || sack_says_lost)
                         && self.recovery_point.is_none()
                     {
                         self.timer.set_for_fast_retransmit();
@@ -2548,7 +2565,8 @@ impl<'a> Socket<'a> {
     }
 
     /// Schedules a tail loss probe (RFC 8985, section 7) one PTO from `now` if data is in
-    /// flight and no loss recovery is under way.
+    /// flight. During loss recovery the probe retransmits the first hole instead (a lost
+    /// retransmission, detected by time as RACK would, instead of by the RTO).
     fn arm_tail_loss_probe(&mut self, now: Instant) {
         let sending_data = matches!(
             self.state,
@@ -2560,9 +2578,7 @@ impl<'a> Socket<'a> {
         );
         let in_flight = self.flight_size().min(self.tx_buffer.len());
         self.tail_loss_probe = match self.rtte.probe_timeout(in_flight <= self.remote_mss) {
-            Some(pto) if sending_data && in_flight > 0 && self.recovery_point.is_none() => {
-                TailLossProbe::Armed(now + pto)
-            }
+            Some(pto) if sending_data && in_flight > 0 => TailLossProbe::Armed(now + pto),
             _ => TailLossProbe::Idle,
         };
     }
@@ -2660,18 +2676,25 @@ impl<'a> Socket<'a> {
         }
 
         // RFC 8985 (7.3): when the probe timer expires and nothing new can be sent, the last
-        // segment sent goes out again, so that its ACK (with SACK) reveals a lost tail.
-        let tail_probe = match self.tail_loss_probe {
-            TailLossProbe::Armed(at) if cx.now() >= at => {
-                if self.tx_buffer.is_empty() || self.flight_size() == 0 {
-                    self.tail_loss_probe = TailLossProbe::Idle;
-                    false
-                } else {
-                    !self.seq_to_transmit(cx)
-                }
+        // segment sent goes out again, so that its ACK (with SACK) reveals a lost tail. In
+        // loss recovery, no ACK progress for a PTO after a retransmission means that the
+        // retransmission was lost (RFC 8985's RACK would mark it lost after an RTT and its
+        // reordering window): the first hole goes out again, once until the next progress.
+        let mut tail_probe = false;
+        let mut recovery_probe = false;
+        if let TailLossProbe::Armed(at) = self.tail_loss_probe
+            && cx.now() >= at
+        {
+            if self.tx_buffer.is_empty() || self.flight_size() == 0 {
+                self.tail_loss_probe = TailLossProbe::Idle;
+            } else if self.recovery_point.is_some() {
+                net_debug!("no progress in recovery, retransmitting the first hole");
+                self.pending_fast_retransmit = true;
+                recovery_probe = true;
+            } else {
+                tail_probe = !self.seq_to_transmit(cx);
             }
-            _ => false,
-        };
+        }
 
         // Decide whether we're sending a packet.
         if self.seq_to_transmit(cx) {
@@ -3028,10 +3051,11 @@ impl<'a> Socket<'a> {
             self.timer.set_for_retransmit(cx.now(), rto);
         }
 
-        if tail_probe {
+        if tail_probe || recovery_probe {
             self.tail_loss_probe = TailLossProbe::Sent;
-        } else if sent_new_data {
-            // RFC 8985 (7.2): sending new data restarts the tail loss probe timer.
+        } else if sent_new_data || is_retransmission {
+            // RFC 8985 (7.2): sending new data restarts the tail loss probe timer; so does a
+            // retransmission in recovery.
             self.arm_tail_loss_probe(cx.now());
         }
 
@@ -6915,10 +6939,7 @@ mod test {
         }), exact);
         // The receiver SACKs the probe: the hole below it was lost and is retransmitted at
         // once, whole (up to the SACK block), on a single duplicate ACK.
-        let sack = (
-            (LOCAL_SEQ + 1 + 12).0 as u32,
-            (LOCAL_SEQ + 1 + 18).0 as u32,
-        );
+        let sack = ((LOCAL_SEQ + 1 + 12).0 as u32, (LOCAL_SEQ + 1 + 18).0 as u32);
         send!(s, time 160, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(LOCAL_SEQ + 1 + 6),
@@ -6992,6 +7013,16 @@ mod test {
             payload:    &b"CCCCCC"[..],
             ..RECV_TEMPL
         }), exact);
+        // That retransmission is lost too: without progress for a PTO (2 * SRTT), C goes out
+        // again, long before the RTO; once only until the next progress.
+        recv_nothing!(s, time 169);
+        recv!(s, time 170, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 18,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"CCCCCC"[..],
+            ..RECV_TEMPL
+        }), exact);
+        recv_nothing!(s, time 300);
     }
 
     #[test]

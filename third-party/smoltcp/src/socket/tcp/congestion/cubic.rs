@@ -174,7 +174,10 @@ impl Controller for Cubic {
 
         // TODO: clamps to 0 on small w_cubic_target (i.e. close to plateau)
         // add additional counter (linux `cwnd_cnt`?) to track "lost" bytes
-        let increment = (w_cubic_target as usize).saturating_sub(self.cwnd) * segment / self.cwnd;
+        // An ACK of more than `cwnd` bytes (data sent before the window shrank) grows the
+        // window to the target at most.
+        let gap = (w_cubic_target as usize).saturating_sub(self.cwnd);
+        let increment = (gap * segment / self.cwnd).min(gap);
         self.cwnd = (self.cwnd + increment).min(self.rwnd).max(self.mss);
     }
 
