@@ -5,7 +5,7 @@ CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: all deps build check test unit-test ns-test static demo lab lab-test bench fuzz clean
+.PHONY: all deps build check test unit-test ns-test static demo lab lab-test bench lossbench fuzz clean
 
 all: build
 
@@ -26,9 +26,10 @@ check: deps
 
 ## Test tiers: a plain `cargo test --workspace` runs, unprivileged, everything that needs no root
 ## (unit, property, sim-Xen, header-layout, nvctl); the tests that need root (network namespaces,
-## TAP, AF_PACKET: domain-nv/tests/e2e.rs) are #[ignore]d there and run by the second command.
+## TAP, AF_PACKET, nftables: domain-nv/tests/e2e.rs and the loss tier domain-nv/tests/loss.rs)
+## are #[ignore]d there and run by the second command.
 UNPRIVILEGED_TESTS = $(CARGO) test --workspace --release
-ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e -- --ignored
+ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test loss -- --ignored
 
 ## test: every fast test: both tiers (as root), static build
 test: deps
@@ -66,6 +67,13 @@ bench: deps
 	$(CARGO) build --release -p domain-nv -p nv-testbed
 	$(TARGET_DIR)/release/nv-bench $(TARGET_DIR)/release/domain-nv bench-results.json $(BENCH_ARGS)
 	$(CARGO) bench -p domain-nv --bench voter
+
+## lossbench: bulk MiB/s and the longest stall through domain-nv (3 nginx replicas) and directly,
+## under 0, 1 and 5 % random loss on the client link (nftables), medians of 3 rounds
+## (LOSSBENCH_ARGS, e.g. "--mib 64 --rounds 5 --loss 0,2")
+lossbench: deps
+	$(CARGO) build --release -p domain-nv -p nv-testbed
+	$(TARGET_DIR)/release/nv-lossbench $(TARGET_DIR)/release/domain-nv $(LOSSBENCH_ARGS)
 
 ## fuzz: run every cargo-fuzz target for FUZZ_SECONDS (default 60); stable toolchain with
 ## RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly flags)

@@ -7,6 +7,8 @@
 //! [`cleanup_on_signal`] is installed.
 #![forbid(unsafe_code)]
 
+pub mod loss;
+
 use std::fs::File;
 use std::io::Write;
 use std::net::Ipv4Addr;

@@ -10,8 +10,12 @@ use crate::voter::Voter;
 /// smoltcp idle timeout for every socket (a peer that vanishes silently).
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A TCP socket with `buffer` bytes each way, no delayed ACK, no Nagle, CUBIC and the idle
-/// timeout.
+/// Lower bound of the retransmission timeout, Linux's (smoltcp's default is RFC 6298's 1 s): a
+/// lost retransmission stalls a connection for this long, not a second or more.
+const RTO_MIN: Duration = Duration::from_millis(200);
+
+/// A TCP socket with `buffer` bytes each way, no delayed ACK, no Nagle, CUBIC, a 200 ms RTO
+/// floor and the idle timeout.
 pub(super) fn new_socket(buffer: usize) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; buffer]),
@@ -20,6 +24,9 @@ pub(super) fn new_socket(buffer: usize) -> tcp::Socket<'static> {
     s.set_ack_delay(None);
     s.set_nagle_enabled(false);
     s.set_congestion_control(CongestionControl::Cubic);
+    s.set_rto_min(smoltcp::time::Duration::from_micros(
+        RTO_MIN.as_micros() as u64
+    ));
     s.set_timeout(Some(smoltcp::time::Duration::from_micros(
         SOCKET_TIMEOUT.as_micros() as u64,
     )));
