@@ -201,6 +201,45 @@ impl Host {
         self.client.poll(&self.host.sim, self.start);
     }
 
+    /// Connects the client to the service from local port `port` and sends one request line.
+    fn client_request(&mut self, port: u16) {
+        let c = self.client.tcp[0];
+        let cx = self.client.iface.context();
+        self.client
+            .sockets
+            .get_mut::<tcp::Socket>(c)
+            .connect(
+                cx,
+                (IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 1)), 80),
+                port,
+            )
+            .expect("connect");
+        self.run_until("the client connected", |h| {
+            h.client.sockets.get::<tcp::Socket>(c).may_send()
+        });
+        self.client
+            .sockets
+            .get_mut::<tcp::Socket>(c)
+            .send_slice(b"GET\n")
+            .expect("send");
+    }
+
+    /// Appends what the client received to `got`; false once the answer ended (FIN).
+    fn client_read(&mut self, got: &mut Vec<u8>) -> bool {
+        let s = self
+            .client
+            .sockets
+            .get_mut::<tcp::Socket>(self.client.tcp[0]);
+        while s.can_recv() {
+            s.recv(|b| {
+                got.extend_from_slice(b);
+                (b.len(), ())
+            })
+            .expect("recv");
+        }
+        s.may_recv()
+    }
+
     /// Runs rounds until `cond` holds, at most 10 s.
     fn run_until(&mut self, what: &str, mut cond: impl FnMut(&mut Host) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -235,37 +274,9 @@ fn replicas_on_vifs_are_probed_live_and_the_majority_answers_the_client() {
         st.to_json()
     );
 
-    let c = h.client.tcp[0];
-    let cx = h.client.iface.context();
-    h.client
-        .sockets
-        .get_mut::<tcp::Socket>(c)
-        .connect(
-            cx,
-            (IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 1)), 80),
-            40000,
-        )
-        .expect("connect");
-    h.run_until("the client connected", |h| {
-        h.client.sockets.get::<tcp::Socket>(c).may_send()
-    });
-    h.client
-        .sockets
-        .get_mut::<tcp::Socket>(c)
-        .send_slice(b"GET\n")
-        .expect("send");
+    h.client_request(40000);
     let mut got = Vec::new();
-    h.run_until("the answer and the close", |h| {
-        let s = h.client.sockets.get_mut::<tcp::Socket>(c);
-        while s.can_recv() {
-            s.recv(|b| {
-                got.extend_from_slice(b);
-                (b.len(), ())
-            })
-            .expect("recv");
-        }
-        !s.may_recv()
-    });
+    h.run_until("the answer and the close", |h| !h.client_read(&mut got));
     assert_eq!(
         String::from_utf8_lossy(&got),
         String::from_utf8_lossy(MAJORITY_ANSWER)
@@ -309,48 +320,21 @@ fn a_replica_whose_domain_goes_away_mid_answer_does_not_hold_the_stream() {
             .all(|r| r.state == ReplicaHealth::Live)
     });
     h.silent[0] = true;
-    let c = h.client.tcp[0];
-    let cx = h.client.iface.context();
-    h.client
-        .sockets
-        .get_mut::<tcp::Socket>(c)
-        .connect(
-            cx,
-            (IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 1)), 80),
-            40001,
-        )
-        .expect("connect");
-    h.run_until("the client connected", |h| {
-        h.client.sockets.get::<tcp::Socket>(c).may_send()
-    });
-    h.client
-        .sockets
-        .get_mut::<tcp::Socket>(c)
-        .send_slice(b"GET\n")
-        .expect("send");
+    h.client_request(40001);
     let mut got = Vec::new();
-    let mut read = |h: &mut Host| {
-        let s = h.client.sockets.get_mut::<tcp::Socket>(c);
-        while s.can_recv() {
-            s.recv(|b| {
-                got.extend_from_slice(b);
-                (b.len(), ())
-            })
-            .expect("recv");
-        }
-        s.may_recv()
-    };
     h.run_until(
         "r1 and r2 ahead of the silent r0 by more than the buffer",
         |h| {
-            read(h);
+            h.client_read(&mut got);
             h.app.status().status().replicas[0].connections == 1
                 && h.replicas[1].answering.values().all(|&n| n > 8 * 1024)
         },
     );
     h.replicas[0].front.close().expect("r0's netfront closes");
     h.gone[0] = true;
-    h.run_until("the whole answer and the close", |h| !read(h));
+    h.run_until("the whole answer and the close", |h| {
+        !h.client_read(&mut got)
+    });
     assert_eq!(got.len(), answer.len());
     assert!(got == answer, "the client got other bytes than the answer");
     let st = h.app.status().status().clone();
