@@ -333,6 +333,77 @@ fn replicas_restarted_empty_never_outvote_the_one_with_the_data() {
     assert!(s.services[0].no_quorum > 0, "{}", s.to_json());
 }
 
+/// A replica that crashed is noticed (its connection is refused), started again with its data,
+/// observed on probation (`joining`, not voting) and votes again (`live`) once it agreed on
+/// `probation.connections` connections; every answer stays correct throughout.
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn restarted_replica_joins_on_probation_and_votes_again() {
+    use nv_schema::config::Probation;
+    use nv_schema::status::ReplicaHealth;
+    let mut spec = GroupSpec::new("majority", 3, Service::Redis);
+    spec.straggler_ms = 800;
+    spec.probation = Probation {
+        connections: 3,
+        bytes: 0,
+    };
+    let mut g = redis_group_spec("nvt-probation", spec, None);
+    g.signal_replica(0, Signal::SIGKILL).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&get(&g, "key:1").stdout).trim(),
+        value(1),
+        "r1 and r2 answer while r0 is down"
+    );
+    let s = wait_fault(&g, 0, &["refused"]);
+    assert_eq!(s.replicas[0].state, ReplicaHealth::Down, "{}", s.to_json());
+    // Started again with its data (reloaded): on probation until it agreed 3 times.
+    g.restart_replica(0).unwrap();
+    let mut load = String::new();
+    for k in 0..KEYS {
+        load += &format!("SET key:{k} {}\n", value(k));
+    }
+    let out = g
+        .lab
+        .exec_with_input(
+            &g.replica_ns[0],
+            &["redis-cli", "-h", &g.replica_address(0)],
+            load.as_bytes(),
+        )
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&get(&g, "key:2").stdout).trim(),
+        value(2)
+    );
+    let s = g
+        .wait_status("r0 joining", Duration::from_secs(10), |s| {
+            s.replicas[0].state == ReplicaHealth::Joining
+        })
+        .unwrap();
+    assert_eq!(
+        s.replicas[0].bytes_voted, 0,
+        "an observer's bytes are not voted"
+    );
+    for k in 3..KEYS {
+        assert_eq!(
+            String::from_utf8_lossy(&get(&g, &format!("key:{k}")).stdout).trim(),
+            value(k)
+        );
+    }
+    let s = g
+        .wait_status("r0 live again", Duration::from_secs(10), |s| {
+            s.replicas[0].state == ReplicaHealth::Live
+        })
+        .unwrap();
+    assert!(
+        s.replicas[0].faults.iter().all(|f| f.kind == "refused"),
+        "{}",
+        s.to_json()
+    );
+    assert_no_faults(&s, &[1, 2]);
+    assert_eq!(s.services[0].no_quorum, 0);
+}
+
 /// Every key read by `clients` concurrent clients, one connection per read: (key, answer) with
 /// the answer empty when the client got no answer (its connection was reset).
 fn read_every_key(g: &Group, clients: usize) -> Vec<(usize, String)> {
