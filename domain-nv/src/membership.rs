@@ -42,8 +42,9 @@ pub enum Standing {
     Excluded,
 }
 
-/// What a fault says about a replica's membership.
-fn is_of_substance(kind: &FaultKind) -> bool {
+/// True if `kind` shows the replica's output wrong (it is excluded); otherwise it was absent and
+/// may have restarted (it goes on probation).
+fn shows_wrong_output(kind: &FaultKind) -> bool {
     match kind {
         // Its output differs from what the quorum produced: it is wrong.
         FaultKind::ValueMismatch { .. } | FaultKind::Flood => true,
@@ -123,7 +124,7 @@ impl Membership {
     /// Replica `r` was reported with `kind`: excluded if its output was wrong, on probation
     /// again if it may have restarted. True if its standing changed.
     pub fn fault(&mut self, r: usize, kind: &FaultKind) -> bool {
-        if is_of_substance(kind) {
+        if shows_wrong_output(kind) {
             self.set(r, Standing::Excluded)
         } else {
             self.rejoin(r)
