@@ -271,6 +271,7 @@ impl FakeNv {
                 listen: "192.0.2.10:6379".into(),
                 active: 2,
                 total: 17,
+                no_quorum: 0,
             }],
             replicas,
         }
