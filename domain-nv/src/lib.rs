@@ -7,6 +7,7 @@
 //! - [`link`]: links (TAP, `AF_PACKET`) as smoltcp devices;
 //! - [`vnet`]: the virtio-net header of TAP links with checksum and segmentation offload;
 //! - [`appliance`]: the poll(2)-driven event loop;
+//! - [`membership`]: which replicas vote on new connections (Member, Joining, Excluded);
 //! - [`status`]: health, counters and faults, published as `nv_schema::status::Status`;
 //! - [`xenhost`]: driver-domain mode (config and status in xenstore, `/init` mounts).
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@
 pub mod appliance;
 pub mod config;
 pub mod link;
+pub mod membership;
 pub mod status;
 pub mod vnet;
 pub mod voter;

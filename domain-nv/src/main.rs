@@ -335,7 +335,7 @@ impl Runtime {
         let earlier = app.status().status().clone();
         let nb = app.shutdown(Instant::now());
         let mut app = Appliance::new(new_config, nb)?;
-        app.status().carry_over(&earlier);
+        app.carry_over(&earlier);
         self.config_text = text;
         Ok(app)
     }

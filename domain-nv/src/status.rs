@@ -1,7 +1,9 @@
 //! The appliance's status book: per replica health, connections, bytes voted and faults; per
-//! service connection counts. Health: `starting` until the first connection (a client's or a
-//! health probe's), `live` once it accepts one, `down` when it refuses or its link goes down,
-//! `faulty` (sticky) after any other fault.
+//! service connection counts and connections without a quorum. Health combines reachability
+//! and membership (see `crate::membership`): `faulty` while Excluded (sticky until replaced);
+//! otherwise `starting` until the first connection (a client's or a health probe's), `down` when
+//! it refuses or its link goes down, and once it accepts one `live` (a Member) or `joining` (on
+//! probation).
 //! Rendered as an `nv_schema::status::Status` (JSON file; xenstore on Xen).
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,6 +14,7 @@ use nv_schema::status::{
 };
 
 use crate::config::Config;
+use crate::membership::Standing;
 use crate::voter::FaultKind;
 
 /// Milliseconds since the Unix epoch.
@@ -31,7 +34,37 @@ pub fn fault_kind_name(kind: &FaultKind) -> &'static str {
         FaultKind::Reset => "reset",
         FaultKind::Straggler => "straggler",
         FaultKind::Flood => "flood",
-        FaultKind::NoQuorum => "no-quorum",
+    }
+}
+
+/// Whether a replica has been seen serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Not yet seen serving since it was attached.
+    Starting,
+    /// Accepted a connection.
+    Serving,
+    /// Refused, or its link went down.
+    Down,
+}
+
+/// One replica's health as the book tracks it.
+#[derive(Debug, Clone, Copy)]
+struct Health {
+    reach: Reach,
+    standing: Standing,
+}
+
+impl Health {
+    /// The published health.
+    fn published(self) -> ReplicaHealth {
+        match (self.standing, self.reach) {
+            (Standing::Excluded, _) => ReplicaHealth::Faulty,
+            (_, Reach::Starting) => ReplicaHealth::Starting,
+            (_, Reach::Down) => ReplicaHealth::Down,
+            (Standing::Member, Reach::Serving) => ReplicaHealth::Live,
+            (Standing::Joining(_), Reach::Serving) => ReplicaHealth::Joining,
+        }
     }
 }
 
@@ -39,6 +72,7 @@ pub fn fault_kind_name(kind: &FaultKind) -> &'static str {
 #[derive(Debug, Clone)]
 pub struct StatusBook {
     status: Status,
+    health: Vec<Health>,
     changed: bool,
 }
 
@@ -53,9 +87,10 @@ impl StatusBook {
                 listen: format!("{}:{}", config.external.address.addr, s.listen),
                 active: 0,
                 total: 0,
+                no_quorum: 0,
             })
             .collect();
-        let replicas = config
+        let replicas: Vec<ReplicaStatus> = config
             .replicas
             .iter()
             .map(|r| ReplicaStatus {
@@ -67,7 +102,15 @@ impl StatusBook {
                 faults: Vec::new(),
             })
             .collect();
+        let health = vec![
+            Health {
+                reach: Reach::Starting,
+                standing: Standing::Member,
+            };
+            replicas.len()
+        ];
         StatusBook {
+            health,
             status: Status {
                 version: SCHEMA_VERSION,
                 ready: false,
@@ -107,37 +150,65 @@ impl StatusBook {
         self.replica_reachable(r);
     }
 
-    /// Replica `r` accepted a connection (a client's or a health probe's): `starting` and `down`
-    /// become `live`; `faulty` stays until the replica is replaced (a fault is a fact about that
-    /// replica).
-    pub fn replica_reachable(&mut self, r: usize) {
+    /// Publishes replica `r`'s health after a change of its reachability or standing.
+    fn update_health(&mut self, r: usize) {
+        let state = self.health[r].published();
         let rep = &mut self.status.replicas[r];
-        if matches!(rep.state, ReplicaHealth::Starting | ReplicaHealth::Down) {
-            rep.state = ReplicaHealth::Live;
+        if rep.state != state {
+            rep.state = state;
             self.changed = true;
         }
     }
 
-    /// True if replica `r` is `starting` or `down`: not seen serving since it was (re)attached.
+    /// Replica `r` accepted a connection (a client's or a health probe's): `starting` and `down`
+    /// become `live` (or `joining` on probation); `faulty` stays until the replica is replaced
+    /// (a fault is a fact about that replica).
+    pub fn replica_reachable(&mut self, r: usize) {
+        self.health[r].reach = Reach::Serving;
+        self.update_health(r);
+    }
+
+    /// Replica `r`'s membership changed to `standing`.
+    pub fn set_standing(&mut self, r: usize, standing: Standing) {
+        self.health[r].standing = standing;
+        self.update_health(r);
+    }
+
+    /// True if replica `r` is `starting` or `down` (not seen serving since it was (re)attached)
+    /// and not excluded.
     pub fn replica_unproven(&self, r: usize) -> bool {
-        matches!(
-            self.status.replicas[r].state,
-            ReplicaHealth::Starting | ReplicaHealth::Down
-        )
+        let h = self.health[r];
+        h.standing != Standing::Excluded && matches!(h.reach, Reach::Starting | Reach::Down)
     }
 
     /// Takes over what `earlier` (the book of the appliance this one replaces after a config
-    /// change) knew of replicas of the same name: health, bytes voted and faults. Connections
-    /// are not taken over: the restart reset them.
+    /// change) knew of replicas of the same name: reachability, bytes voted and faults (their
+    /// standing comes from `crate::membership`, see `Appliance::carry_over`). Connections are not
+    /// taken over: the restart reset them.
     pub fn carry_over(&mut self, earlier: &Status) {
-        for rep in &mut self.status.replicas {
+        for (r, rep) in self.status.replicas.iter_mut().enumerate() {
             if let Some(old) = earlier.replicas.iter().find(|o| o.name == rep.name) {
-                rep.state = old.state;
+                self.health[r].reach = match old.state {
+                    ReplicaHealth::Starting => Reach::Starting,
+                    ReplicaHealth::Down => Reach::Down,
+                    ReplicaHealth::Live | ReplicaHealth::Joining | ReplicaHealth::Faulty => {
+                        Reach::Serving
+                    }
+                };
                 rep.bytes_voted = old.bytes_voted;
                 rep.faults = old.faults.clone();
                 self.changed = true;
             }
         }
+        for r in 0..self.health.len() {
+            self.update_health(r);
+        }
+    }
+
+    /// A client connection to `service` was reset because its replicas found no quorum.
+    pub fn no_quorum(&mut self, service: usize) {
+        self.status.services[service].no_quorum += 1;
+        self.changed = true;
     }
 
     /// Replica `r`'s connection ended.
@@ -155,7 +226,8 @@ impl StatusBook {
         }
     }
 
-    /// Records a fault of replica `r` (the newest `MAX_FAULTS` are kept).
+    /// Records a fault of replica `r` (the newest `MAX_FAULTS` are kept); a refusal makes it
+    /// `down` (what it means for its membership is `crate::membership`'s business).
     pub fn record_fault(&mut self, r: usize, kind: &FaultKind, service: &str, connection: u64) {
         let detail = match kind {
             FaultKind::ValueMismatch { offset } => {
@@ -168,14 +240,12 @@ impl StatusBook {
             FaultKind::Reset => "reset the connection".to_owned(),
             FaultKind::Straggler => "fell behind the quorum past the straggler deadline".to_owned(),
             FaultKind::Flood => "sent more than the quorum".to_owned(),
-            FaultKind::NoQuorum => "replicas disagree, no quorum".to_owned(),
         };
+        if *kind == FaultKind::Refused {
+            self.health[r].reach = Reach::Down;
+            self.update_health(r);
+        }
         let rep = &mut self.status.replicas[r];
-        rep.state = if *kind == FaultKind::Refused {
-            ReplicaHealth::Down
-        } else {
-            ReplicaHealth::Faulty
-        };
         rep.faults.push(FaultRecord {
             time_ms: wall_ms(),
             kind: fault_kind_name(kind).to_owned(),
@@ -190,17 +260,23 @@ impl StatusBook {
         self.changed = true;
     }
 
-    /// Sets replica `r`'s link state; a `live` replica whose link goes down is `down`.
-    pub fn set_link(&mut self, r: usize, up: bool) {
+    /// Sets replica `r`'s link state; a serving replica whose link goes down is `down`. True if
+    /// a serving replica lost its link (it may come back restarted); a link that was never up
+    /// with the replica serving says nothing.
+    pub fn set_link(&mut self, r: usize, up: bool) -> bool {
         let link = if up { LinkState::Up } else { LinkState::Down };
         let rep = &mut self.status.replicas[r];
-        if rep.link != link {
-            rep.link = link;
-            if !up && rep.state == ReplicaHealth::Live {
-                rep.state = ReplicaHealth::Down;
-            }
-            self.changed = true;
+        if rep.link == link {
+            return false;
         }
+        rep.link = link;
+        self.changed = true;
+        let lost = !up && self.health[r].reach == Reach::Serving;
+        if lost {
+            self.health[r].reach = Reach::Down;
+            self.update_health(r);
+        }
+        lost
     }
 
     /// True if something changed since the last `take_snapshot`.
@@ -253,7 +329,8 @@ mod tests {
     #[test]
     fn faulty_stays_faulty_when_reachable_and_live_goes_down_with_its_link() {
         let mut b = book();
-        b.record_fault(1, &FaultKind::Reset, "s", 1);
+        b.record_fault(1, &FaultKind::ValueMismatch { offset: 0 }, "s", 1);
+        b.set_standing(1, Standing::Excluded);
         b.replica_reachable(1);
         assert_eq!(b.status().replicas[1].state, ReplicaHealth::Faulty);
         b.replica_reachable(0);
@@ -265,15 +342,39 @@ mod tests {
     }
 
     #[test]
+    fn a_joining_replica_shows_joining_once_it_serves_and_a_refusal_makes_it_down() {
+        let mut b = book();
+        let progress = crate::membership::Progress {
+            since: 1,
+            connections: 0,
+            bytes: 0,
+        };
+        b.set_standing(0, Standing::Joining(progress));
+        assert_eq!(b.status().replicas[0].state, ReplicaHealth::Starting);
+        b.replica_reachable(0);
+        assert_eq!(b.status().replicas[0].state, ReplicaHealth::Joining);
+        b.record_fault(0, &FaultKind::Refused, "s", 2);
+        assert_eq!(b.status().replicas[0].state, ReplicaHealth::Down);
+        b.replica_reachable(0);
+        b.set_standing(0, Standing::Member);
+        assert_eq!(b.status().replicas[0].state, ReplicaHealth::Live);
+        b.no_quorum(0);
+        assert_eq!(b.status().services[0].no_quorum, 1);
+    }
+
+    #[test]
     fn carry_over_keeps_health_and_faults_of_replicas_with_the_same_name() {
         let mut old = book();
         old.record_fault(2, &FaultKind::ValueMismatch { offset: 7 }, "s", 3);
+        old.set_standing(2, Standing::Excluded);
         old.replica_connected(0);
         old.add_bytes_voted(0, 100);
         let earlier = old.status().clone();
         let mut new = book();
         new.status.replicas[1].name = "r1-g2".into();
         new.carry_over(&earlier);
+        // The appliance carries the membership over (`Membership::carry_over`).
+        new.set_standing(2, Standing::Excluded);
         let r = &new.status().replicas;
         assert_eq!(
             (r[0].state, r[0].bytes_voted, r[0].connections),

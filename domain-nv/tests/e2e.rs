@@ -173,19 +173,20 @@ fn unanimous_stream_stops(prefix: &str, fault: impl FnOnce(&Group), kinds: &[&st
         );
     }
     let s = g.status().unwrap();
-    let s = if s.replicas.iter().all(|r| r.faults.is_empty()) {
-        g.wait_status("a fault", Duration::from_secs(10), |s| {
-            s.replicas.iter().any(|r| !r.faults.is_empty())
-        })
-        .unwrap()
-    } else {
+    let s = if reported(&s) {
         s
+    } else {
+        g.wait_status("a fault or no quorum", Duration::from_secs(10), reported)
+            .unwrap()
     };
+    // `no-quorum` is reported on the service (it blames no replica).
+    let no_quorum = kinds.contains(&"no-quorum") && s.services[0].no_quorum > 0;
     assert!(
-        s.replicas
-            .iter()
-            .flat_map(|r| &r.faults)
-            .any(|f| kinds.contains(&f.kind.as_str())),
+        no_quorum
+            || s.replicas
+                .iter()
+                .flat_map(|r| &r.faults)
+                .any(|f| kinds.contains(&f.kind.as_str())),
         "{}",
         s.to_json()
     );
@@ -285,6 +286,155 @@ fn value_fault_is_masked(g: Group) {
         s.replicas[1].state,
         nv_schema::status::ReplicaHealth::Faulty
     );
+}
+
+/// Issue 13: N = 3 majority redis holding 20 keys; r0's redis restarts empty, then r1's. Every
+/// key is read on many connections, one after the other and from concurrent clients: the client
+/// never gets an answer a replica with the data would not give (nil is wrong); a reset
+/// (fail-stop) is allowed. r0 is excluded after its first wrong answer, so once r1 also lost
+/// its data, r1 and r2 cannot agree: fail-stop, and r2, which holds the data, is never blamed.
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn replicas_restarted_empty_never_outvote_the_one_with_the_data() {
+    let mut g = redis_group("nvt-rejoin", "majority", 3, None);
+    for restarted in [0, 1] {
+        g.restart_replica(restarted).unwrap();
+        let mut answers = read_every_key(&g, 1);
+        answers.extend(read_every_key(&g, 4));
+        answers.extend(read_every_key(&g, 4));
+        let wrong: Vec<&(usize, String)> = answers
+            .iter()
+            .filter(|(k, a)| a.as_str() != value(*k) && !a.is_empty())
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "after r{restarted} restarted empty, wrong answers reached the client: {wrong:?}"
+        );
+        if restarted == 0 {
+            // r1 and r2 hold the data: every answer is there.
+            assert!(answers.iter().all(|(k, a)| *a == value(*k)), "{answers:?}");
+        }
+    }
+    let s = g.status().unwrap();
+    assert_eq!(
+        s.replicas[0].state,
+        nv_schema::status::ReplicaHealth::Faulty,
+        "{}",
+        s.to_json()
+    );
+    assert!(
+        s.replicas[2]
+            .faults
+            .iter()
+            .all(|f| f.kind != "value-mismatch"),
+        "r2 holds the data and was blamed: {}",
+        s.to_json()
+    );
+    assert!(s.services[0].no_quorum > 0, "{}", s.to_json());
+}
+
+/// A replica that crashed is noticed (its connection is refused), started again with its data,
+/// observed on probation (`joining`, not voting) and votes again (`live`) once it agreed on
+/// `probation.connections` connections; every answer stays correct throughout.
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn restarted_replica_joins_on_probation_and_votes_again() {
+    use nv_schema::config::Probation;
+    use nv_schema::status::ReplicaHealth;
+    let mut spec = GroupSpec::new("majority", 3, Service::Redis);
+    spec.straggler_ms = 800;
+    spec.probation = Probation {
+        connections: 3,
+        bytes: 0,
+    };
+    let mut g = redis_group_spec("nvt-probation", spec, None);
+    g.signal_replica(0, Signal::SIGKILL).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&get(&g, "key:1").stdout).trim(),
+        value(1),
+        "r1 and r2 answer while r0 is down"
+    );
+    let s = wait_fault(&g, 0, &["refused"]);
+    assert_eq!(s.replicas[0].state, ReplicaHealth::Down, "{}", s.to_json());
+    // Started again with its data (reloaded): on probation until it agreed 3 times.
+    g.restart_replica(0).unwrap();
+    let mut load = String::new();
+    for k in 0..KEYS {
+        load += &format!("SET key:{k} {}\n", value(k));
+    }
+    let out = g
+        .lab
+        .exec_with_input(
+            &g.replica_ns[0],
+            &["redis-cli", "-h", &g.replica_address(0)],
+            load.as_bytes(),
+        )
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&get(&g, "key:2").stdout).trim(),
+        value(2)
+    );
+    let s = g
+        .wait_status("r0 joining", Duration::from_secs(10), |s| {
+            s.replicas[0].state == ReplicaHealth::Joining
+        })
+        .unwrap();
+    assert_eq!(
+        s.replicas[0].bytes_voted, 0,
+        "an observer's bytes are not voted"
+    );
+    for k in 3..KEYS {
+        assert_eq!(
+            String::from_utf8_lossy(&get(&g, &format!("key:{k}")).stdout).trim(),
+            value(k)
+        );
+    }
+    let s = g
+        .wait_status("r0 live again", Duration::from_secs(10), |s| {
+            s.replicas[0].state == ReplicaHealth::Live
+        })
+        .unwrap();
+    assert!(
+        s.replicas[0].faults.iter().all(|f| f.kind == "refused"),
+        "{}",
+        s.to_json()
+    );
+    assert_no_faults(&s, &[1, 2]);
+    assert_eq!(s.services[0].no_quorum, 0);
+}
+
+/// Every key read by `clients` concurrent clients, one connection per read: (key, answer) with
+/// the answer empty when the client got no answer (its connection was reset).
+fn read_every_key(g: &Group, clients: usize) -> Vec<(usize, String)> {
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..KEYS)
+                        .map(|k| {
+                            let out = get(g, &format!("key:{k}"));
+                            let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                            // redis-cli prints nil as an empty line and exits 0; on a reset
+                            // connection it prints `Error: ...` (redis-cli's own message, not a
+                            // reply) and exits 1.
+                            let reset = !out.status.success() || text.starts_with("Error: ");
+                            let answer = match (reset, text.is_empty()) {
+                                (true, _) => String::new(),
+                                (false, true) => "(nil)".to_owned(),
+                                (false, false) => text,
+                            };
+                            (k, answer)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .flat_map(|r| r.join().expect("reader"))
+            .collect()
+    })
 }
 
 #[test]
@@ -389,16 +539,23 @@ fn n2_value_fault_stops_the_connection() {
         !text.contains("WRONG") && !text.contains(&value(5)),
         "fail-stop must not answer: {text}"
     );
+    // Two replicas that differ: no quorum, reported on the service; nobody is blamed.
     let s = g
-        .wait_status("a fault", Duration::from_secs(10), |s| {
-            s.replicas.iter().any(|r| !r.faults.is_empty())
-        })
+        .wait_status("a fault or no quorum", Duration::from_secs(10), reported)
         .unwrap();
-    assert!(s
-        .replicas
-        .iter()
-        .flat_map(|r| &r.faults)
-        .any(|f| f.kind == "value-mismatch" || f.kind == "no-quorum"));
+    assert!(
+        s.replicas
+            .iter()
+            .flat_map(|r| &r.faults)
+            .any(|f| f.kind == "value-mismatch")
+            || s.services[0].no_quorum > 0
+    );
+}
+
+/// Something was reported: a replica's fault, or a connection without a quorum (which blames
+/// no replica).
+fn reported(s: &Status) -> bool {
+    s.replicas.iter().any(|r| !r.faults.is_empty()) || s.services.iter().any(|s| s.no_quorum > 0)
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use domain_nv::appliance::Appliance;
 use domain_nv::config::Config;
+use domain_nv::voter::Role;
 use netback::testfront::{FrontOptions, TestFront};
 use netback::testhost::{add_vif_guest, start_netback};
 use nv_schema::status::ReplicaHealth;
@@ -297,6 +298,11 @@ fn replicas_on_vifs_are_probed_live_and_the_majority_answers_the_client() {
             .all(|r| r.faults.is_empty() && r.state == ReplicaHealth::Live),
         "{}",
         st.to_json()
+    );
+    // r2 is excluded: new connections do not connect to it, and the other two must agree.
+    assert_eq!(
+        h.app.membership().roles(),
+        vec![Role::Member, Role::Member, Role::Absent]
     );
 }
 

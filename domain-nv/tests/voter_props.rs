@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use domain_nv::voter::{Fault, FaultKind, Policy, ReplicaState, Voter, VoterConfig, VoterEvent};
+use domain_nv::voter::{
+    Fault, FaultKind, NoQuorum, Policy, ReplicaState, Role, Voter, VoterConfig, VoterEvent,
+};
 use proptest::prelude::*;
 
 const TIMEOUT: Duration = Duration::from_secs(3600);
@@ -29,9 +31,13 @@ struct Sim {
 
 impl Sim {
     fn new(policy: Policy, n: usize, limit: usize) -> Sim {
+        Sim::with_roles(policy, &vec![Role::Member; n], limit)
+    }
+    fn with_roles(policy: Policy, roles: &[Role], limit: usize) -> Sim {
         let t0 = Instant::now();
+        let n = roles.len();
         Sim {
-            v: Voter::new(cfg(policy, limit), n, t0),
+            v: Voter::with_roles(cfg(policy, limit), roles, t0),
             t0,
             tick: 0,
             client: Vec::new(),
@@ -113,6 +119,15 @@ impl Sim {
             .iter()
             .filter_map(|e| match e {
                 VoterEvent::Fault(f) => Some(f.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+    fn no_quorums(&self) -> Vec<NoQuorum> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                VoterEvent::NoQuorum(nq) => Some(nq.clone()),
                 _ => None,
             })
             .collect()
@@ -262,7 +277,9 @@ proptest! {
         prop_assert_eq!(&sim.client[..], &data[..sim.client.len()]);
         prop_assert!(sim.has(&VoterEvent::ResetClient));
         prop_assert!(!sim.has(&VoterEvent::CloseClient));
-        prop_assert!(sim.faults().iter().any(|f| f.kind == FaultKind::NoQuorum));
+        // No quorum: reported once, and nobody is blamed for it.
+        prop_assert_eq!(sim.no_quorums().len(), 1);
+        prop_assert!(sim.faults().is_empty(), "{:?}", sim.faults());
         prop_assert!(sim.v.is_finished());
         assert_faults_once(&sim);
     }
@@ -562,13 +579,13 @@ fn majority_no_quorum_when_all_differ() {
     sim.run(&streams, &[true; 3], &[]);
     assert_eq!(sim.client, &data[..100]);
     assert!(sim.has(&VoterEvent::ResetClient));
-    assert_eq!(
-        sim.faults()
-            .iter()
-            .filter(|f| f.kind == FaultKind::NoQuorum)
-            .count(),
-        1
-    );
+    let nq = sim.no_quorums();
+    assert_eq!(nq.len(), 1);
+    // Nobody is blamed; every replica's position is reported.
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
+    assert_eq!(nq[0].released, 100);
+    assert_eq!(nq[0].positions.len(), 3);
+    assert!(nq[0].positions.iter().all(|p| p.agreed == 100), "{nq:?}");
     assert_faults_once(&sim);
 }
 
@@ -1030,4 +1047,250 @@ fn flood_ahead_of_idle_quorum_before_client_fin_is_blamed() {
     assert_eq!(sim.client, &data[..1000]);
     assert!(sim.has(&VoterEvent::CloseClient));
     assert_eq!(only_fault(&sim), (1, FaultKind::Flood));
+}
+
+// ---- membership: who may decide ----
+
+/// A membership event: a fault of some kind, a restart, or a connection in agreement.
+#[derive(Debug, Clone)]
+enum MemberEvent {
+    Fault(usize, FaultKind),
+    Restart(usize),
+    Agreed(usize, u64),
+}
+
+fn member_events(n: usize) -> impl Strategy<Value = Vec<MemberEvent>> {
+    let kind = prop_oneof![
+        Just(FaultKind::ValueMismatch { offset: 0 }),
+        Just(FaultKind::Flood),
+        Just(FaultKind::Refused),
+        Just(FaultKind::Reset),
+        Just(FaultKind::EarlyClose { offset: 0 }),
+        Just(FaultKind::Straggler),
+    ];
+    let event = prop_oneof![
+        (0..n, kind).prop_map(|(r, k)| MemberEvent::Fault(r, k)),
+        (0..n).prop_map(MemberEvent::Restart),
+        (0..n, 0u64..3).prop_map(|(r, back)| MemberEvent::Agreed(r, back)),
+    ];
+    prop::collection::vec(event, 0..40)
+}
+
+/// The roles after `events` applied to a fresh membership book of `n` replicas (probation: 2
+/// connections, 10 bytes). `Agreed(r, back)` counts a connection opened `back` epochs ago.
+fn roles_after(n: usize, events: &[MemberEvent]) -> Vec<Role> {
+    use domain_nv::config::Probation;
+    use domain_nv::membership::Membership;
+    let mut m = Membership::new(
+        n,
+        Probation {
+            connections: 2,
+            bytes: 10,
+        },
+    );
+    for e in events {
+        match e {
+            MemberEvent::Fault(r, kind) => {
+                m.fault(*r, kind);
+            }
+            MemberEvent::Restart(r) => {
+                m.rejoin(*r);
+            }
+            MemberEvent::Agreed(r, back) => {
+                let epoch = m.epoch().saturating_sub(*back);
+                m.agreed(*r, epoch, 8);
+            }
+        }
+    }
+    m.roles()
+}
+
+/// Streams equal to `data` except at `p`, where replica `r`'s byte is `data[p] ^ values[r]`.
+fn streams_with_values(data: &[u8], p: usize, values: &[u8]) -> Vec<Vec<u8>> {
+    values
+        .iter()
+        .map(|&v| {
+            let mut s = data.to_vec();
+            s[p] ^= v;
+            s
+        })
+        .collect()
+}
+
+/// The Members whose byte at `p` is what the client received there.
+fn members_with(roles: &[Role], streams: &[Vec<u8>], p: usize, byte: u8) -> usize {
+    (0..roles.len())
+        .filter(|&r| roles[r] == Role::Member && streams[r][p] == byte)
+        .count()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// Majority after any sequence of restarts, joins and faults: a byte reaches the client only
+    /// if at least the configured quorum floor(N/2)+1 of Members produced it; Joining
+    /// (observer) and Excluded (absent) replicas never count, and an observer that differs from
+    /// what was released is reported.
+    #[test]
+    fn majority_decides_only_with_a_quorum_of_members(
+        n in 3usize..6,
+        events in member_events(5),
+        values in prop::collection::vec(0u8..3, 5),
+        data in data_strategy(3000).prop_filter("non-empty", |d| !d.is_empty()),
+        pos_seed in any::<usize>(),
+        ops in ops_strategy(1500),
+        limit in 256usize..8192,
+    ) {
+        let events: Vec<MemberEvent> = events.into_iter().filter(|e| match e {
+            MemberEvent::Fault(r, _) | MemberEvent::Restart(r) | MemberEvent::Agreed(r, _) => *r < n,
+        }).collect();
+        let roles = roles_after(n, &events);
+        let p = pos_seed % data.len();
+        let streams = streams_with_values(&data, p, &values[..n]);
+        let mut sim = Sim::with_roles(Policy::Majority, &roles, limit);
+        sim.connect_all();
+        sim.run(&streams, &vec![true; n], &ops);
+        let q = n / 2 + 1;
+        if sim.client.len() > p {
+            let byte = sim.client[p];
+            prop_assert!(
+                members_with(&roles, &streams, p, byte) >= q,
+                "decided by fewer than {} Members: roles {:?} values {:?}", q, roles, values
+            );
+            for r in 0..n {
+                if roles[r] == Role::Observer && streams[r][p] != byte {
+                    prop_assert!(sim.faults().iter().any(|f| f.replica == r));
+                }
+            }
+        }
+        // Observers never keep Members from deciding: a quorum of agreeing Members delivers all.
+        let agreeing = (0..3u8)
+            .map(|v| (0..n).filter(|&r| roles[r] == Role::Member && values[r] == v).count())
+            .max()
+            .unwrap_or(0);
+        if agreeing >= q {
+            prop_assert!(sim.client.len() > p);
+        }
+        if sim.client.len() == data.len() {
+            prop_assert!(sim.has(&VoterEvent::CloseClient) || agreeing < q);
+        }
+        // Absent replicas are never connected or blamed; nobody is blamed for a missing quorum.
+        for (r, role) in roles.iter().enumerate() {
+            if *role == Role::Absent {
+                prop_assert_eq!(sim.v.replica_state(r), ReplicaState::Gone);
+                prop_assert!(!sim.faults().iter().any(|f| f.replica == r));
+            }
+        }
+        if sim.client.len() <= p {
+            prop_assert!(sim.faults().is_empty(), "blamed without a decision: {:?}", sim.faults());
+        }
+        assert_faults_once(&sim);
+    }
+
+    /// Unanimous: an answer is released only if every configured replica is a Member and all
+    /// agree; PrimaryBackup: only a Member's output is ever released.
+    #[test]
+    fn unanimous_and_primary_backup_decide_only_with_members(
+        n in 2usize..5,
+        events in member_events(4),
+        values in prop::collection::vec(0u8..3, 4),
+        data in data_strategy(3000).prop_filter("non-empty", |d| !d.is_empty()),
+        pos_seed in any::<usize>(),
+        primary_seed in any::<usize>(),
+        ops in ops_strategy(1500),
+        limit in 256usize..8192,
+    ) {
+        let events: Vec<MemberEvent> = events.into_iter().filter(|e| match e {
+            MemberEvent::Fault(r, _) | MemberEvent::Restart(r) | MemberEvent::Agreed(r, _) => *r < n,
+        }).collect();
+        let roles = roles_after(n, &events);
+        let p = pos_seed % data.len();
+        let streams = streams_with_values(&data, p, &values[..n]);
+
+        let mut sim = Sim::with_roles(Policy::Unanimous, &roles, limit);
+        sim.connect_all();
+        sim.run(&streams, &vec![true; n], &ops);
+        if !sim.client.is_empty() {
+            prop_assert!(roles.iter().all(|&r| r == Role::Member), "roles {:?}", roles);
+        }
+        if sim.client.len() > p {
+            prop_assert!(members_with(&roles, &streams, p, sim.client[p]) == n);
+        }
+
+        let primary = primary_seed % n;
+        let mut sim = Sim::with_roles(Policy::PrimaryBackup { primary }, &roles, limit);
+        sim.connect_all();
+        sim.run(&streams, &vec![true; n], &ops);
+        if !sim.client.is_empty() {
+            prop_assert!(roles.contains(&Role::Member));
+        }
+        if sim.client.len() > p {
+            prop_assert!(members_with(&roles, &streams, p, sim.client[p]) >= 1);
+            if let Some(leader) = sim.v.primary() {
+                prop_assert_eq!(roles[leader], Role::Member);
+            }
+        }
+    }
+}
+
+/// N = 3 with one replica excluded: the other two must agree, else fail-stop (the bug of
+/// issue 13: two empty replicas must not outvote the one with the data).
+#[test]
+fn excluded_replica_never_lowers_the_bar() {
+    let data = stream(500);
+    let mut wrong = data.clone();
+    wrong[10] ^= 1;
+    // r0 excluded, r1 lost its state, r2 has the data.
+    let roles = [Role::Absent, Role::Member, Role::Member];
+    let mut sim = Sim::with_roles(Policy::Majority, &roles, 4096);
+    sim.connect_all();
+    sim.run(
+        &[wrong.clone(), wrong.clone(), data.clone()],
+        &[true; 3],
+        &[],
+    );
+    assert!(sim.client.len() <= 10 && data.starts_with(&sim.client));
+    assert!(sim.has(&VoterEvent::ResetClient));
+    assert_eq!(sim.no_quorums().len(), 1);
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
+    // r0 joining (observer) with r1's wrong answer: still no quorum, and r0 is reported.
+    let roles = [Role::Observer, Role::Member, Role::Member];
+    let mut sim = Sim::with_roles(Policy::Majority, &roles, 4096);
+    sim.connect_all();
+    sim.run(
+        &[wrong.clone(), wrong.clone(), data.clone()],
+        &[true; 3],
+        &[],
+    );
+    assert!(sim.client.len() <= 10 && data.starts_with(&sim.client));
+    assert_eq!(sim.no_quorums().len(), 1);
+    // The two Members agree: the observer's wrong answer is reported, the client gets it all.
+    let mut sim = Sim::with_roles(Policy::Majority, &roles, 4096);
+    sim.connect_all();
+    sim.run(
+        &[wrong.clone(), data.clone(), data.clone()],
+        &[true; 3],
+        &[],
+    );
+    assert_eq!(sim.client, data);
+    assert!(sim.has(&VoterEvent::CloseClient));
+    assert_eq!(
+        only_fault(&sim),
+        (0, FaultKind::ValueMismatch { offset: 10 })
+    );
+}
+
+/// An observer that agrees finishes with the quorum (its probation counts this connection).
+#[test]
+fn agreeing_observer_finishes_with_the_quorum() {
+    let data = stream(3000);
+    let roles = [Role::Member, Role::Observer, Role::Member];
+    let mut sim = Sim::with_roles(Policy::Majority, &roles, 1024);
+    sim.connect_all();
+    sim.run(&[data.clone(), data.clone(), data.clone()], &[true; 3], &[]);
+    assert_eq!(sim.client, data);
+    assert!(sim.faults().is_empty());
+    assert_eq!(sim.v.replica_state(1), ReplicaState::Finished);
+    assert_eq!(sim.v.agreed_output(1), data.len() as u64);
+    assert_eq!(sim.v.role(1), Role::Observer);
 }

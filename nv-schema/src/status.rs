@@ -12,7 +12,8 @@
 //! data/domain-nv/services/<s>/listen       "addr:port"
 //! data/domain-nv/services/<s>/active       open client connections
 //! data/domain-nv/services/<s>/total        client connections accepted so far
-//! data/domain-nv/replicas/<r>/state        starting | live | faulty | down
+//! data/domain-nv/services/<s>/no-quorum    client connections reset for want of a quorum (absent: 0)
+//! data/domain-nv/replicas/<r>/state        starting | live | joining | faulty | down
 //! data/domain-nv/replicas/<r>/link         up | down
 //! data/domain-nv/replicas/<r>/connections  open replica connections
 //! data/domain-nv/replicas/<r>/bytes-voted  output bytes of this replica that agreed with a released quorum
@@ -53,7 +54,9 @@ pub enum ReplicaHealth {
     Starting,
     /// Serving and agreeing.
     Live,
-    /// Reported faulty at least once since it was (re)attached.
+    /// Serving on probation (restarted or new): compared with the quorum, not voting yet.
+    Joining,
+    /// Excluded from voting: found faulty (its output differed) since it was attached.
     Faulty,
     /// Link down or unreachable.
     Down,
@@ -74,7 +77,8 @@ pub enum LinkState {
 pub struct FaultRecord {
     /// Unix time in milliseconds.
     pub time_ms: u64,
-    /// Kind in kebab-case: value-mismatch, refused, early-close, reset, straggler, flood, no-quorum.
+    /// Kind in kebab-case: value-mismatch, refused, early-close, reset, straggler, flood (and
+    /// no-quorum in documents of earlier versions).
     pub kind: String,
     /// The service whose connection saw it.
     pub service: String,
@@ -112,6 +116,9 @@ pub struct ServiceStatus {
     pub active: u64,
     /// Client connections accepted so far.
     pub total: u64,
+    /// Client connections reset because no quorum agreed (no replica blamed); 0 when absent.
+    #[serde(default)]
+    pub no_quorum: u64,
 }
 
 /// A status snapshot of one domain-nv instance.
@@ -161,6 +168,7 @@ impl Status {
             kv.push((format!("{p}/listen"), s.listen.clone()));
             kv.push((format!("{p}/active"), s.active.to_string()));
             kv.push((format!("{p}/total"), s.total.to_string()));
+            kv.push((format!("{p}/no-quorum"), s.no_quorum.to_string()));
         }
         for r in &self.replicas {
             let p = format!("{b}/replicas/{}", r.name);
@@ -227,10 +235,16 @@ impl Status {
         let mut services = Vec::new();
         for name in list(&format!("{b}/services")) {
             let p = format!("{b}/services/{name}");
+            let no_quorum_key = format!("{p}/no-quorum");
             services.push(ServiceStatus {
                 listen: need(read, &format!("{p}/listen"))?,
                 active: num(read, &format!("{p}/active"))?,
                 total: num(read, &format!("{p}/total"))?,
+                // Written since schema version 1 gained it: absent in older documents.
+                no_quorum: match read(&no_quorum_key) {
+                    Some(_) => num(read, &no_quorum_key)?,
+                    None => 0,
+                },
                 name,
             });
         }
@@ -298,6 +312,7 @@ mod tests {
                 listen: "10.0.0.1:6379".into(),
                 active: 2,
                 total: 9,
+                no_quorum: 1,
             }],
             replicas: vec![
                 ReplicaStatus {
@@ -351,6 +366,37 @@ mod tests {
             v
         };
         assert_eq!(Status::from_xenstore(&mut read, &mut list).unwrap(), s);
+    }
+
+    #[test]
+    fn documents_without_no_quorum_or_with_joining_read() {
+        let mut s = sample();
+        s.replicas[0].state = ReplicaHealth::Joining;
+        let j = s.to_json();
+        assert!(j.contains("\"state\":\"joining\""), "{j}");
+        assert_eq!(Status::from_json(&j).unwrap(), s);
+        let old = j.replace(",\"no_quorum\":1", "");
+        assert_ne!(old, j);
+        assert_eq!(Status::from_json(&old).unwrap().services[0].no_quorum, 0);
+        let kv: BTreeMap<String, String> = s
+            .to_xenstore()
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("/no-quorum"))
+            .collect();
+        let mut read = |k: &str| kv.get(k).cloned();
+        let mut list = |k: &str| {
+            let pre = format!("{k}/");
+            let mut v: Vec<String> = kv
+                .keys()
+                .filter_map(|x| x.strip_prefix(&pre))
+                .map(|x| x.split('/').next().unwrap().to_string())
+                .collect();
+            v.dedup();
+            v
+        };
+        let back = Status::from_xenstore(&mut read, &mut list).unwrap();
+        assert_eq!(back.services[0].no_quorum, 0);
+        assert_eq!(back.replicas[0].state, ReplicaHealth::Joining);
     }
 
     #[test]

@@ -21,7 +21,8 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 use nv_schema::config::{
-    Config, ExternalConfig, Ipv4Cidr, LinkConfig, PolicyName, ReplicaConfig, ServiceConfig,
+    Config, ExternalConfig, Ipv4Cidr, LinkConfig, PolicyName, Probation, ReplicaConfig,
+    ServiceConfig,
 };
 use nv_schema::status::Status;
 
@@ -357,6 +358,22 @@ impl Lab {
         kill(Pid::from_raw(pid as i32), sig).with_context(|| format!("signal {sig:?} to {label}"))
     }
 
+    /// Stops the process started as `label` (SIGKILL), waits for it to exit and forgets it, so
+    /// that `label` can be started again.
+    pub fn stop(&mut self, label: &str) -> Result<()> {
+        let i = self
+            .procs
+            .iter()
+            .position(|(l, _)| l == label)
+            .with_context(|| format!("no process {label}"))?;
+        let (_, mut child) = self.procs.remove(i);
+        let _ = child.kill();
+        child
+            .wait()
+            .with_context(|| format!("waiting for {label}"))?;
+        Ok(())
+    }
+
     /// The pid of the process started as `label`.
     pub fn pid(&self, label: &str) -> Option<u32> {
         self.procs
@@ -431,10 +448,13 @@ pub struct GroupSpec {
     /// domain-nv's TAP links exchange TCP segments of up to 64 KiB with the namespaces
     /// (`offload` in its link config); off: one MTU-sized frame per read or write.
     pub tap_offload: bool,
+    /// How much a joining replica must agree before it votes (`probation` in the config).
+    pub probation: Probation,
 }
 
 impl GroupSpec {
-    /// Defaults: 1 s straggler deadline, 1 MiB buffer bound, MTU 1500, TAP offload on.
+    /// Defaults: 1 s straggler deadline, 1 MiB buffer bound, MTU 1500, TAP offload on, the
+    /// default probation.
     pub fn new(policy: &str, replicas: usize, service: Service) -> GroupSpec {
         GroupSpec {
             policy: policy.to_owned(),
@@ -445,6 +465,7 @@ impl GroupSpec {
             raw_external: false,
             mtu: 1500,
             tap_offload: true,
+            probation: Probation::default(),
         }
     }
 }
@@ -611,6 +632,7 @@ impl Group {
         config.connect_timeout_ms = 1000;
         config.buffer_limit = self.spec.buffer_limit;
         config.mtu = self.spec.mtu;
+        config.probation = self.spec.probation;
         config.status_file = Some(self.status_path.to_string_lossy().into_owned());
         Ok(config)
     }
@@ -633,6 +655,17 @@ impl Group {
     /// The www root of nginx replica `i`.
     pub fn www(&self, i: usize) -> PathBuf {
         self.lab.www(&format!("r{i}"))
+    }
+
+    /// Restarts replica `i`'s service with empty state (killed, started again without its data,
+    /// as a restart of a service without persistence does) and waits until it answers.
+    pub fn restart_replica(&mut self, i: usize) -> Result<()> {
+        let label = format!("r{i}");
+        self.lab.stop(&label)?;
+        let ns = self.replica_ns[i].clone();
+        self.lab.start_service(&label, &ns, &self.spec.service)?;
+        self.lab
+            .wait_service(&ns, &self.replica_address(i), &self.spec.service)
     }
 
     /// Sends `sig` to replica `i`'s service.

@@ -23,10 +23,15 @@
 #                          METRIC lines: throughput, and its ratio to dom0-netback-throughput
 #   faulty-replica-masked  lab-r2 booted the faulty image (its /index.html differs): the client still
 #                          gets the majority page; domain-nv's status and `nvctl status` say r2 is faulty
-#   replica-destroyed-mid-stream  `xl destroy lab-r0` during a /big download: the md5 is still right
+#                          (excluded: it votes on no new connection)
+#   replica-destroyed-mid-stream  `xl destroy lab-r0` during a /big download. r2 is excluded, so r1 is
+#                          the only member left, fewer than the quorum of 2: the download stops (a
+#                          reset), every byte the client got is right, domain-nv counts a no-quorum
+#                          reset for the service and blames nobody for it
 #   nvctl-replace          `nvctl replace lab r0` (its domain was destroyed): a new instance boots on a
-#                          fresh link, becomes live and votes (the client gets the majority page, the
-#                          new instance's bytes-voted grows); lab-r0 is gone
+#                          fresh link and joins on probation: compared, never voting (it cannot pass
+#                          probation while r1 is the only member); lab-r0 is gone; a GET gets no
+#                          page (no quorum), never r2's
 #   teardown               `nvctl down lab` and `xl destroy` of the baseline replica; `xl list`
 #                          shows only Domain-0
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -292,13 +297,19 @@ check_replica_destroyed_mid_stream() {
   info "replica-destroyed-mid-stream: destroyed $victim at $at of $want bytes"
   wait $wpid; local rc=$?; t2=$(date +%s.%N)
   local got sum; got=$(stat -c %s /tmp/big 2>/dev/null || echo 0); sum=$(md5sum < /tmp/big | cut -d' ' -f1); rm -f /tmp/big
-  [ $rc = 0 ] || { REASON="wget failed (status $rc) after $got bytes; NV console: $(nv_log)"; nv_status; return 1; }
-  [ "$got" = "$want" ] || { REASON="got $got bytes, want $want"; return 1; }
-  [ "$sum" = "$(want_md5)" ] || { REASON="md5 $sum, want $(want_md5)"; return 1; }
-  local line; line=$(awk -v b="$got" -v a="$t1" -v z="$t2" 'BEGIN { s = z - a; printf "%.2f MB/s (%d bytes in %.2f s, md5 ok, %s destroyed at byte %d)", b / s / 1e6, b, s, "'$victim'", '"$at"' }')
-  echo "METRIC nv-http-get-replica-destroyed $line" >&3; echo "METRIC nv-http-get-replica-destroyed $line"
-  local nv; nv=$(domid_of "$NV_NAME")
-  info "replica-destroyed-mid-stream: r0 state now $(xsr /local/domain/$nv/data/domain-nv/replicas/r0/state), link $(xsr /local/domain/$nv/data/domain-nv/replicas/r0/link)"
+  # r2 is excluded (faulty-replica-masked): with r0 gone, r1 alone is below the quorum of 2
+  [ $rc != 0 ] && [ "$got" -lt "$want" ] || { REASON="the download completed ($got bytes) with one member left"; nv_status; return 1; }
+  local right; right=$(gen_big "$LAB_BIG_MB" "$LAB/big-seed" | head -c "$got" | md5sum | cut -d' ' -f1)
+  [ "$sum" = "$right" ] || { REASON="the $got bytes the client got are not the start of /big (md5 $sum, want $right)"; return 1; }
+  local nv base; nv=$(domid_of "$NV_NAME"); base=/local/domain/$nv/data/domain-nv
+  if ! wait_for 10 sh -c "[ \"\$(xenstore-read $base/services/http/no-quorum)\" -gt 0 ]"; then
+    REASON="services/http/no-quorum is '$(xsr $base/services/http/no-quorum)', not counted"; nv_status; return 1
+  fi
+  local f
+  for f in $(xenstore-list "$base/replicas/r1/faults" 2>/dev/null); do
+    REASON="r1, the last member, was blamed: $(xsr "$base/replicas/r1/faults/$f")"; nv_status; return 1
+  done
+  info "replica-destroyed-mid-stream: fail-stop after $got of $want bytes (all right), $(awk -v a="$t1" -v z="$t2" 'BEGIN { printf "%.1f", z - a }') s after the GET; no-quorum resets $(xsr $base/services/http/no-quorum), r1 not blamed; r0 state $(xsr $base/replicas/r0/state), link $(xsr $base/replicas/r0/link)"
   nv_status
 }
 
@@ -315,22 +326,27 @@ check_nvctl_replace() {
   local line; line=$(echo "$st" | grep -E '^r0-g[0-9]+ ' | tr -s ' ')
   [ -n "$line" ] || { REASON="no new instance of r0 in nvctl status"; return 1; }
   local inst dom health; inst=$(echo "$line" | cut -d' ' -f1); dom=$(echo "$line" | cut -d' ' -f2); health=$(echo "$line" | cut -d' ' -f5)
-  [ "$health" = live ] || { REASON="$inst is $health, not live: $line"; return 1; }
+  [ "$health" = joining ] || { REASON="$inst is $health, not joining (probation): $line"; return 1; }
   ! domid_of "$GROUP-r0" >/dev/null || { REASON="the old instance $GROUP-r0 still runs"; return 1; }
   local rid; rid=$(domid_of "$dom") || { REASON="$dom ($inst) is not running"; return 1; }
   local be=/local/domain/$nv/backend/vif/$rid/0
   [ "$(xsr $be/state)" = 4 ] && [ "$(xsr /local/domain/$rid/device/vif/0/state)" = 4 ] \
     || { REASON="$dom: vif state $(xsr $be/state)/$(xsr /local/domain/$rid/device/vif/0/state), not 4/4"; return 1; }
-  info "nvctl-replace: $inst ($dom, domid $rid, vif $(xsr $be/vifname)) live $((SECONDS - t0))s after nvctl replace started; $GROUP-r0 gone"
-  # the new instance votes
-  local key=/local/domain/$nv/data/domain-nv/replicas/$inst/bytes-voted before; before=$(xsr "$key")
+  info "nvctl-replace: $inst ($dom, domid $rid, vif $(xsr $be/vifname)) joining $((SECONDS - t0))s after nvctl replace started; $GROUP-r0 gone"
+  # The new instance is compared (it gets a connection) but does not vote: r1 alone decides
+  # nothing, so the client gets no page, and never r2's.
+  local base=/local/domain/$nv/data/domain-nv key; key=$base/services/http/no-quorum
+  local before; before=$(xsr "$key")
   rm -f /tmp/index.html
-  GET_TMO=60 get "http://$NV_ADDR/index.html" /tmp/index.html || { REASON="GET /index.html through the new voting set failed"; return 1; }
-  grep -qx 'xenlab-replica ok' /tmp/index.html || { REASON="client got '$(head -c 80 /tmp/index.html)', not the majority page"; return 1; }
-  if ! wait_for 10 sh -c "[ \"\$(xenstore-read $key)\" -gt \"${before:-0}\" ]"; then
-    REASON="$inst's bytes-voted stayed at '$(xsr "$key")' (before: '$before')"; nv_status; return 1
+  if GET_TMO=60 get "http://$NV_ADDR/index.html" /tmp/index.html; then
+    REASON="client got a page ('$(head -c 80 /tmp/index.html)') from a group with one member"; return 1
   fi
-  info "nvctl-replace: client got the majority page; $inst bytes-voted ${before:-0} -> $(xsr "$key")"
+  ! grep -q FAULTY /tmp/index.html 2>/dev/null || { REASON="client got the faulty replica's page"; return 1; }
+  if ! wait_for 10 sh -c "[ \"\$(xenstore-read $key)\" -gt \"${before:-0}\" ]"; then
+    REASON="no-quorum stayed at '$(xsr "$key")' (before: '$before')"; nv_status; return 1
+  fi
+  [ "$(xsr $base/replicas/$inst/state)" = joining ] || { REASON="$inst is $(xsr $base/replicas/$inst/state) after the GET, not joining"; nv_status; return 1; }
+  info "nvctl-replace: GET /index.html reset (no quorum: ${before:-0} -> $(xsr "$key")); $inst still joining"
 }
 
 # ---------------------------------------------------------------- teardown

@@ -392,6 +392,55 @@ fn replace_boots_new_waits_live_then_retires_old() {
     assert!(rec.instances.iter().all(|(_, r)| *r == Role::Member));
 }
 
+/// A new instance on probation (domain-nv reports it `joining`: compared, not voting) is enough
+/// for a repair: the old instance is retired; the new one becomes a member once domain-nv
+/// promotes it.
+#[test]
+fn replace_retires_old_once_new_serves_on_probation() {
+    let w = World::up();
+    w.nv.st().joining.insert("r1-g1".into());
+    let new = w
+        .run("replace.xl", |ctx| {
+            group::replace(
+                ctx,
+                "web",
+                "r1",
+                Some("/srv/nv/alpine/redis-7.2.img"),
+                Mode::Repair,
+                Duration::ZERO,
+            )
+        })
+        .unwrap();
+    assert_eq!(new.name(), "r1-g1");
+    assert_eq!(w.config_names(), ["r0", "r1-g1", "r2"]);
+}
+
+/// A rolling patch waits until the new instance passed probation (`live`): an instance still
+/// joining stops the roll and the old one stays.
+#[test]
+fn patch_step_waits_for_probation() {
+    let mut w = World::up();
+    w.timeout = Duration::from_millis(100);
+    w.nv.st().joining.insert("r1-g1".into());
+    let e = format!(
+        "{:#}",
+        w.run("replace-fails.xl", |ctx| group::replace(
+            ctx,
+            "web",
+            "r1",
+            None,
+            Mode::Patch,
+            Duration::ZERO
+        ))
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("replacing r1") && e.contains("waiting for r1-g1 to be live"),
+        "{e}"
+    );
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+}
+
 #[test]
 fn replace_that_fails_keeps_the_old_replica() {
     let mut w = World::up();
@@ -410,7 +459,7 @@ fn replace_that_fails_keeps_the_old_replica() {
         .unwrap_err()
     );
     assert!(
-        e.contains("replacing r1") && e.contains("waiting for r1-g1 to be live"),
+        e.contains("replacing r1") && e.contains("waiting for r1-g1 to be serving"),
         "{e}"
     );
     assert_eq!(w.config_names(), ["r0", "r1", "r2"]);

@@ -16,8 +16,9 @@ use super::endpoint::Endpoint;
 use super::replica_side::ReplicaSide;
 use super::sockets::{recv_into_voter, remote_closed, send_from_voter, socket_gone};
 use crate::config::Config;
+use crate::membership::Membership;
 use crate::status::{fault_kind_name, StatusBook};
-use crate::voter::{ReplicaState, Voter, VoterConfig, VoterEvent};
+use crate::voter::{NoQuorum, ReplicaState, Role, Voter, VoterConfig, VoterEvent};
 
 /// How long a finished connection may linger (waiting for FIN handshakes) before it is aborted.
 const LINGER: Duration = Duration::from_secs(30);
@@ -31,6 +32,8 @@ pub(super) struct Context<'a> {
     pub replicas: &'a mut [Endpoint],
     /// Where connections, bytes voted and faults are counted.
     pub status: &'a mut StatusBook,
+    /// Which replicas vote on new connections; faults and agreement update it.
+    pub membership: &'a mut Membership,
     /// The configuration (names, timeouts, buffers).
     pub config: &'a Config,
     /// The voter configuration derived from it.
@@ -67,6 +70,8 @@ enum ClientState {
 /// One client connection and its replica connections.
 pub(super) struct Connection {
     id: u64,
+    /// The membership epoch it opened in: its replicas' roles are those of that epoch.
+    epoch: u64,
     service: usize,
     client: SocketHandle,
     client_input: ClientInput,
@@ -79,7 +84,8 @@ pub(super) struct Connection {
 }
 
 impl Connection {
-    /// Connection `id` of `service`, accepted on `client`: connects to every replica.
+    /// Connection `id` of `service`, accepted on `client`: connects to every replica that is
+    /// not excluded, in the role the current membership gives it (kept to the end).
     pub fn open(
         id: u64,
         service: usize,
@@ -95,13 +101,18 @@ impl Connection {
             svc.name,
             peer.map(|p| p.to_string()).unwrap_or_default()
         );
-        let mut voter = Voter::new(cx.voter_config.clone(), cx.replicas.len(), now);
+        let roles = cx.membership.roles();
+        let mut voter = Voter::with_roles(cx.voter_config.clone(), &roles, now);
         let deadline = now + Duration::from_millis(config.connect_timeout_ms);
         let replicas: Vec<ReplicaSide> = cx
             .replicas
             .iter_mut()
             .zip(&config.replicas)
-            .map(|(ep, rc)| {
+            .zip(&roles)
+            .map(|((ep, rc), role)| {
+                if *role == Role::Absent {
+                    return ReplicaSide::absent();
+                }
                 let remote = (rc.replica_address, svc.replica_port);
                 ReplicaSide::connect(id, ep, remote, config.tcp_buffer, deadline)
             })
@@ -114,6 +125,7 @@ impl Connection {
         cx.status.connection_opened(service);
         Connection {
             id,
+            epoch: cx.membership.epoch(),
             service,
             client,
             client_input: ClientInput::Open,
@@ -221,6 +233,23 @@ impl Connection {
                     );
                     cx.status
                         .record_fault(f.replica, &f.kind, service_name, self.id);
+                    if cx.membership.fault(f.replica, &f.kind) {
+                        log::warn!(
+                            "replica {name}: {:?} (membership epoch {})",
+                            cx.membership.standing(f.replica),
+                            cx.membership.epoch()
+                        );
+                        cx.status
+                            .set_standing(f.replica, cx.membership.standing(f.replica));
+                    }
+                }
+                VoterEvent::NoQuorum(nq) => {
+                    log::warn!(
+                        "connection {}: {service_name}: no quorum, nobody blamed: {}",
+                        self.id,
+                        positions(config, &nq)
+                    );
+                    cx.status.no_quorum(self.service);
                 }
                 VoterEvent::CloseReplica(r) => self.replicas[r].close_input(&mut cx.replicas[r]),
                 VoterEvent::ResetReplica(r) => self.replicas[r].reset(&mut cx.replicas[r]),
@@ -249,7 +278,7 @@ impl Connection {
         }
     }
 
-    /// Adds newly released bytes to the `bytes voted` of each replica in agreement.
+    /// Adds newly released bytes to the `bytes voted` of each Member in agreement.
     fn count_bytes_voted(&mut self, cx: &mut Context<'_>) {
         let released = self.voter.stats().bytes_released;
         let delta = released - self.released_counted;
@@ -258,10 +287,12 @@ impl Connection {
         }
         self.released_counted = released;
         for r in 0..self.replicas.len() {
-            if matches!(
-                self.voter.replica_state(r),
-                ReplicaState::Live | ReplicaState::Finished
-            ) {
+            if self.voter.role(r) == Role::Member
+                && matches!(
+                    self.voter.replica_state(r),
+                    ReplicaState::Live | ReplicaState::Finished
+                )
+            {
                 cx.status.add_bytes_voted(r, delta);
             }
         }
@@ -324,8 +355,28 @@ impl Connection {
         }
     }
 
-    /// Frees the sockets and ports of a connection that is done, and counts it closed.
+    /// Counts the connection toward the probation of each observer that agreed to its end
+    /// (its stream finished with the quorum's).
+    fn count_probation(&self, cx: &mut Context<'_>) {
+        for r in 0..self.replicas.len() {
+            let agreed = self.voter.role(r) == Role::Observer
+                && self.voter.replica_state(r) == ReplicaState::Finished;
+            let bytes = self.voter.agreed_output(r);
+            if agreed && cx.membership.agreed(r, self.epoch, bytes) {
+                log::info!(
+                    "replica {}: probation passed: Member (membership epoch {})",
+                    cx.config.replicas[r].name,
+                    cx.membership.epoch()
+                );
+                cx.status.set_standing(r, cx.membership.standing(r));
+            }
+        }
+    }
+
+    /// Frees the sockets and ports of a connection that is done, counts it closed and toward
+    /// its observers' probation.
     pub fn release(self, cx: &mut Context<'_>) {
+        self.count_probation(cx);
         cx.external.sockets.remove(self.client);
         for (r, side) in self.replicas.into_iter().enumerate() {
             side.release(r, &mut cx.replicas[r], cx.status);
@@ -338,4 +389,21 @@ impl Connection {
             self.voter.stats().bytes_released
         );
     }
+}
+
+/// Every replica's position when a connection found no quorum, for the log line: name, role,
+/// state, output bytes received, bytes agreeing with the released stream, FIN offset.
+fn positions(config: &Config, nq: &NoQuorum) -> String {
+    let each: Vec<String> = nq
+        .positions
+        .iter()
+        .map(|p| {
+            let fin = p.fin.map(|f| format!(" fin@{f}")).unwrap_or_default();
+            format!(
+                "{} {:?} {:?} out {} agreed {}{fin}",
+                config.replicas[p.replica].name, p.role, p.state, p.output, p.agreed
+            )
+        })
+        .collect();
+    format!("released {}; {}", nq.released, each.join("; "))
 }

@@ -24,9 +24,11 @@ use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use netback::Netback;
+use nv_schema::status::Status;
 use xen::{EventChannel, GrantTable};
 
 use crate::config::{Config, LinkConfig, VoterSettings};
+use crate::membership::Membership;
 use crate::status::StatusBook;
 use crate::voter::VoterConfig;
 use connection::{Connection, Context};
@@ -80,6 +82,7 @@ pub struct Appliance<G: GrantTable = xen::gntdev::Gntdev, E: EventChannel = xen:
     listen: ListenPool,
     conns: Vec<Connection>,
     next_conn_id: u64,
+    membership: Membership,
     status: StatusBook,
 }
 
@@ -128,6 +131,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         Ok(Appliance {
             netback,
             voter_config: config.voter_config(),
+            membership: Membership::new(config.replicas.len(), config.probation),
             config,
             epoch,
             external,
@@ -185,6 +189,31 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
     /// The status book.
     pub fn status(&mut self) -> &mut StatusBook {
         &mut self.status
+    }
+
+    /// The membership book: which replicas vote on new connections.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Takes over what the appliance this one replaces after a config change knew (its status
+    /// `earlier`) of replicas of the same name: health, bytes voted and faults, and their
+    /// membership (see [`Membership::carry_over`]: a replica new in this config joins on
+    /// probation, an excluded one stays out).
+    pub fn carry_over(&mut self, earlier: &Status) {
+        self.status.carry_over(earlier);
+        for (r, rc) in self.config.replicas.iter().enumerate() {
+            let old = earlier.replicas.iter().find(|o| o.name == rc.name);
+            if self.membership.carry_over(r, old.map(|o| o.state)) {
+                log::info!(
+                    "replica {}: {:?} (membership epoch {})",
+                    rc.name,
+                    self.membership.standing(r),
+                    self.membership.epoch()
+                );
+            }
+            self.status.set_standing(r, self.membership.standing(r));
+        }
     }
 
     /// Ends the appliance for a new configuration: every connection is reset (clients and
@@ -258,7 +287,16 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         self.egress(now);
         self.reap(now);
         for (r, e) in self.replicas.iter().enumerate() {
-            self.status.set_link(r, e.is_up(self.netback.as_ref()));
+            // A link that went down may come back with a restarted replica: probation.
+            if self.status.set_link(r, e.is_up(self.netback.as_ref())) && self.membership.rejoin(r)
+            {
+                log::info!(
+                    "replica {}: link down: joining on probation (membership epoch {})",
+                    self.config.replicas[r].name,
+                    self.membership.epoch()
+                );
+                self.status.set_standing(r, self.membership.standing(r));
+            }
         }
         self.next_wait(now)
     }
@@ -269,6 +307,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             external: &mut self.external,
             replicas: &mut self.replicas,
             status: &mut self.status,
+            membership: &mut self.membership,
             config: &self.config,
             voter_config: &self.voter_config,
         };

@@ -88,6 +88,15 @@ impl ReplicaSide {
         }
     }
 
+    /// No connection at all: the replica is excluded from this client connection.
+    pub fn absent() -> ReplicaSide {
+        ReplicaSide {
+            socket: None,
+            phase: ReplicaPhase::NeverConnected,
+            to_replica: ToReplica::Open,
+        }
+    }
+
     /// True if the connection ended before it was established.
     pub fn never_connected(&self) -> bool {
         matches!(self.phase, ReplicaPhase::NeverConnected)

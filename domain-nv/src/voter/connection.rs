@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::endings::ClientEnd;
 use super::input::{AtClientFin, ClientInput};
+use super::membership::{Bar, Role};
 use super::release::Released;
 use super::replica::{Handshake, PendingReset, Replica, Verdict};
 use super::straggler::StragglerClock;
@@ -50,33 +51,39 @@ pub struct Voter {
 }
 
 impl Voter {
-    /// A voter for `replicas` replica streams; all start `Connecting`.
+    /// A voter for `replicas` replica streams, every one a [`Role::Member`]; all start
+    /// `Connecting`.
     ///
     /// Panics if `replicas` is 0, if `buffer_limit` is 0, or if a `PrimaryBackup` primary is out of
     /// range (configuration errors). Like every entry point it takes the current time; no decision
     /// depends on it here.
-    pub fn new(config: VoterConfig, replicas: usize, _now: Instant) -> Voter {
+    pub fn new(config: VoterConfig, replicas: usize, now: Instant) -> Voter {
+        Voter::with_roles(config, &vec![Role::Member; replicas], now)
+    }
+
+    /// A voter for one replica stream per entry of `roles` (config order), each taking part in
+    /// its role (see [`Role`]): Members and Observers start `Connecting`, Absent replicas `Gone`.
+    /// The quorum stays that of the configured group (`roles.len()` replicas).
+    ///
+    /// Panics like [`Voter::new`].
+    pub fn with_roles(config: VoterConfig, roles: &[Role], _now: Instant) -> Voter {
+        let replicas = roles.len();
         assert!(replicas > 0, "a voter needs at least one replica");
         assert!(config.buffer_limit > 0, "buffer_limit must be > 0");
-        let quorum = replicas / 2 + 1;
-        let (lead_quorum, needed, primary) = match config.policy {
-            Policy::Majority => (quorum, quorum, None),
-            Policy::Unanimous => (1, replicas.min(2), None),
-            Policy::PrimaryBackup { primary } => {
-                assert!(primary < replicas, "primary {primary} out of range");
-                (1, 1, Some(primary))
-            }
-        };
+        if let Policy::PrimaryBackup { primary } = config.policy {
+            assert!(primary < replicas, "primary {primary} out of range");
+        }
+        let bar = Bar::for_roles(config.policy, roles);
         Voter {
-            reps: (0..replicas).map(|_| Replica::new()).collect(),
-            quorum,
-            lead_quorum,
-            needed,
+            reps: roles.iter().map(|&role| Replica::new(role)).collect(),
+            quorum: bar.quorum,
+            lead_quorum: bar.lead_quorum,
+            needed: bar.needed,
             input: ClientInput::default(),
             rel: Released::new(config.buffer_limit),
             client_end: ClientEnd::Open,
             fin_at: None,
-            primary,
+            primary: bar.primary,
             clock: StragglerClock::new(config.straggler_timeout),
             no_quorum_reported: false,
             events: VecDeque::new(),
@@ -87,6 +94,15 @@ impl Voter {
     /// Number of replica streams.
     pub fn replicas(&self) -> usize {
         self.reps.len()
+    }
+    /// How replica `r` takes part in this connection.
+    pub fn role(&self, r: ReplicaId) -> Role {
+        self.reps[r].role
+    }
+    /// Output offset up to which replica `r`'s bytes are known to equal the released stream
+    /// (for an observer: how much of the quorum's output it matched).
+    pub fn agreed_output(&self, r: ReplicaId) -> u64 {
+        self.reps[r].checked
     }
 
     // ---- client -> replicas ----
@@ -193,7 +209,7 @@ impl Voter {
     /// How many more output bytes of replica `r` can be accepted now (0 = stop reading it).
     pub fn replica_window(&self, r: ReplicaId) -> usize {
         let rep = &self.reps[r];
-        if !rep.active() || rep.fin.is_some() || self.client_end == ClientEnd::Reset {
+        if !rep.compared() || rep.fin.is_some() || self.client_end == ClientEnd::Reset {
             return 0;
         }
         self.cfg.buffer_limit.saturating_sub(self.unvoted(r).len())

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use super::policy;
 use super::replica::Handshake;
-use super::{FaultKind, Policy, ReplicaId, ReplicaState, Voter, VoterEvent};
+use super::{FaultKind, NoQuorum, Policy, Position, ReplicaId, ReplicaState, Voter, VoterEvent};
 
 /// How the client side of the connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,10 @@ pub(super) enum ClientEnd {
 impl Voter {
     /// Refusals: a quorum of them resets the client; a minority is blamed once a quorum connected.
     pub(super) fn check_connections(&mut self, now: Instant) {
-        let count = |h: Handshake| self.reps.iter().filter(|r| r.handshake == h).count();
+        let count = |h: Handshake| {
+            let members = self.reps.iter().filter(|r| r.is_member());
+            members.filter(|r| r.handshake == h).count()
+        };
         let (refused, connected) = (count(Handshake::Refused), count(Handshake::Connected));
         if refused + connected >= self.lead_quorum {
             self.clock.lead_connected(now);
@@ -82,7 +85,7 @@ impl Voter {
         }
         for r in 0..self.reps.len() {
             let rep = &self.reps[r];
-            if !rep.active() {
+            if !rep.compared() {
                 continue;
             }
             if let Some(f) = rep.fin.filter(|&f| f < o) {
@@ -113,7 +116,7 @@ impl Voter {
         let unjudged = self
             .reps
             .iter()
-            .filter(|r| r.pending_reset().is_some())
+            .filter(|r| r.is_member() && r.pending_reset().is_some())
             .count();
         if self.fin_at.is_none() && unjudged >= self.quorum {
             self.reset_client(false, now);
@@ -163,22 +166,35 @@ impl Voter {
         self.rel.clear();
     }
 
-    /// Abort the client: fail-stop (`no_quorum`: report `NoQuorum` once) or a quorum reset/refused.
+    /// Abort the client: fail-stop (`no_quorum`: report [`NoQuorum`] once, with every replica's
+    /// position) or a quorum reset/refused.
     pub(super) fn reset_client(&mut self, no_quorum: bool, now: Instant) {
         if self.client_end != ClientEnd::Open {
             return;
         }
         // After the client's FIN, replicas ending differently is the service reacting to the
         // half-close (see `check_fins`), not a fault: the client is reset, nobody is blamed.
+        // No single replica is blamed for the lack of a quorum: every position is reported.
         if no_quorum && !self.no_quorum_reported && self.input.fin().is_none() {
             self.no_quorum_reported = true;
-            let reps = &self.reps;
-            let blame = (0..reps.len())
-                .find(|&r| reps[r].voting() && !reps[r].reported())
-                .or_else(|| (0..reps.len()).find(|&r| !reps[r].reported()));
-            if let Some(r) = blame {
-                self.push_fault(r, FaultKind::NoQuorum, now);
-            }
+            let positions = (0..self.reps.len())
+                .map(|r| {
+                    let rep = &self.reps[r];
+                    Position {
+                        replica: r,
+                        role: rep.role,
+                        state: rep.state,
+                        output: rep.prod,
+                        agreed: rep.checked,
+                        fin: rep.fin,
+                    }
+                })
+                .collect();
+            self.events.push_back(VoterEvent::NoQuorum(NoQuorum {
+                at: now,
+                released: self.rel.offset(),
+                positions,
+            }));
         }
         self.client_end = ClientEnd::Reset;
         self.events.push_back(VoterEvent::ResetClient);

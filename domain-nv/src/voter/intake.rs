@@ -52,6 +52,7 @@ impl Voter {
     fn confirm_in_place(&mut self, r: ReplicaId, data: &[u8]) -> usize {
         let released = self.rel.offset();
         if !policy::pair_decides(&self.ballot(), self.cfg.policy, self.quorum)
+            || !self.reps[r].is_member()
             || self.client_end != ClientEnd::Open
             || !self.unvoted(r).is_empty()
             || self.reps[r].checked != released

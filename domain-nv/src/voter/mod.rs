@@ -11,12 +11,16 @@
 //! - output: `push_replica` accepts a replica's bytes up to `replica_window(r)`; released bytes come
 //!   out of `client_output` / `client_output_sent`; a byte is released once a quorum of replicas
 //!   produced it identically, whatever the TCP segmentation of each replica.
-//! - events: `poll_event` drains `VoterEvent`s (faults to report; `CloseClient` / `ResetClient`
-//!   telling the caller how to end the client side; `CloseReplica` / `ResetReplica` telling it to
-//!   cut a replica off).
+//! - events: `poll_event` drains `VoterEvent`s (faults to report; `NoQuorum` to report without
+//!   blaming anyone; `CloseClient` / `ResetClient` telling the caller how to end the client side;
+//!   `CloseReplica` / `ResetReplica` telling it to cut a replica off).
+//! - membership: `Voter::with_roles` gives each replica its [`Role`] for the whole connection
+//!   (Member votes, Observer is only compared, Absent is not connected); `Voter::new` makes every
+//!   replica a Member.
 //!
-//! Choices behind the contract (all per connection, N replicas, quorum q = floor(N/2)+1), each
-//! described in the file that implements it:
+//! Choices behind the contract (all per connection, N configured replicas, quorum q =
+//! floor(N/2)+1 counted among Members only), each described in the file that implements it:
+//! - Who may decide, and the bar that never drops below the configured group's (`membership`).
 //! - Memory: one shared client input buffer (each replica has a sent offset into it: `input`), one
 //!   buffer per replica for its output not yet voted past (`replica`), and one released buffer
 //!   (`release`). Each is bounded by `buffer_limit`: the client window is `buffer_limit` minus the
@@ -69,6 +73,7 @@ mod connection;
 mod endings;
 mod input;
 mod intake;
+mod membership;
 mod policy;
 mod release;
 mod replica;
@@ -79,6 +84,7 @@ mod straggler;
 use std::time::{Duration, Instant};
 
 pub use connection::Voter;
+pub use membership::Role;
 
 /// Index of a replica within one voter (0..n), in config order.
 pub type ReplicaId = usize;
@@ -132,8 +138,6 @@ pub enum FaultKind {
     /// It produced more bytes than the quorum (output beyond a quorum's FIN, or flooding past the
     /// buffer bound while the others stay behind).
     Flood,
-    /// Replicas disagree and no quorum can be formed any more (reported once per connection).
-    NoQuorum,
 }
 
 /// A fault report for one replica on this connection.
@@ -147,11 +151,42 @@ pub struct Fault {
     pub at: Instant,
 }
 
+/// Where one replica stood on a connection when it found no quorum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The replica.
+    pub replica: ReplicaId,
+    /// How it took part in the connection.
+    pub role: Role,
+    /// Where it stood.
+    pub state: ReplicaState,
+    /// Output bytes received from it.
+    pub output: u64,
+    /// Output offset up to which its bytes equal the released stream.
+    pub agreed: u64,
+    /// Output offset of its FIN, if it sent one.
+    pub fin: Option<u64>,
+}
+
+/// The replicas of a connection disagree and no quorum can be formed any more: the client is
+/// reset. Nobody is blamed: nothing shows which replica was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoQuorum {
+    /// When the voter noticed.
+    pub at: Instant,
+    /// Bytes released to the client before.
+    pub released: u64,
+    /// Every replica's position, in config order.
+    pub positions: Vec<Position>,
+}
+
 /// Something the caller must act on or report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VoterEvent {
     /// Report this fault (status, logs, xenstore).
     Fault(Fault),
+    /// Report that no quorum could be formed (at most once per connection; blames nobody).
+    NoQuorum(NoQuorum),
     /// Close this replica's connection gracefully (it was cut off or the connection is done).
     CloseReplica(ReplicaId),
     /// Abort this replica's connection (RST).

@@ -4,7 +4,7 @@
 //! - Majority: a byte is released once q replicas agree on it; a replica that differs from the
 //!   released stream is `ValueMismatch` at the first differing offset. When no value can reach q
 //!   any more at the released offset, or fewer than q replicas are left, the voter reports
-//!   `NoQuorum` once and resets the client.
+//!   `NoQuorum` once (blaming nobody) and resets the client. Only Members count (`membership`).
 //! - Unanimous: every live replica must agree (N = 2, or more replicas while at least 2 are left).
 //!   Any divergence is fail-stop: the client is reset; if a strict majority of the live replicas
 //!   agrees at the differing offset, the others are blamed (`ValueMismatch`, `EarlyClose`,

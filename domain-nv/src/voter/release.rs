@@ -131,6 +131,7 @@ impl Released {
         let owner_tail_empty = self.owner.is_none_or(|o| reps[o].prod == self.offset);
         let rep = &reps[r];
         if self.owner != Some(r)
+            && rep.is_member()
             && rep.out.is_empty()
             && rep.checked == self.offset
             && owner_tail_empty
@@ -180,7 +181,7 @@ impl Released {
     pub(super) fn trim(&mut self, reps: &[Replica]) {
         let min = reps
             .iter()
-            .filter(|r| r.active())
+            .filter(|r| r.compared())
             .map(|r| r.checked.min(self.offset))
             .min()
             .unwrap_or(self.offset)

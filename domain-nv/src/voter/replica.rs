@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::bytes::Ring;
+use super::membership::Role;
 use super::ReplicaState;
 
 /// How the replica's connection attempt ended.
@@ -49,6 +50,8 @@ pub(super) struct Suspect {
 /// One replica's side of the connection.
 #[derive(Debug)]
 pub(super) struct Replica {
+    /// How it takes part in this connection (fixed when the connection opens).
+    pub(super) role: Role,
     /// Where it stands.
     pub(super) state: ReplicaState,
     /// Client input offset sent to it.
@@ -73,10 +76,15 @@ pub(super) struct Replica {
 }
 
 impl Replica {
-    /// A replica being connected to.
-    pub(super) fn new() -> Replica {
+    /// A replica in `role`: being connected to, or `Gone` from the start if `Absent`.
+    pub(super) fn new(role: Role) -> Replica {
+        let state = match role {
+            Role::Member | Role::Observer => ReplicaState::Connecting,
+            Role::Absent => ReplicaState::Gone,
+        };
         Replica {
-            state: ReplicaState::Connecting,
+            role,
+            state,
             in_sent: 0,
             out: Ring::default(),
             checked: 0,
@@ -88,16 +96,25 @@ impl Replica {
             close_sent: false,
         }
     }
-    /// Still part of the connection (gets input, its output is voted).
+    /// Still part of the connection (gets input, its output is voted or compared).
     pub(super) fn voting(&self) -> bool {
         matches!(
             self.state,
             ReplicaState::Connecting | ReplicaState::Live | ReplicaState::Finished
         )
     }
-    /// Voting and not set aside as a suspect.
-    pub(super) fn active(&self) -> bool {
+    /// Still part of the connection and not set aside as a suspect: its output is compared
+    /// against the released stream (Members and Observers).
+    pub(super) fn compared(&self) -> bool {
         self.voting() && self.suspect.is_none()
+    }
+    /// Compared and a Member: it counts in the vote.
+    pub(super) fn active(&self) -> bool {
+        self.compared() && self.is_member()
+    }
+    /// A Member of this connection (its output can decide).
+    pub(super) fn is_member(&self) -> bool {
+        self.role == Role::Member
     }
     /// Connected and not cut off: it is sent client input.
     pub(super) fn takes_input(&self) -> bool {

@@ -108,7 +108,13 @@ impl Voter {
         let active = || self.reps.iter().filter(|r| r.active());
         let lead = Lead {
             output: self.ballot().kth_largest_prod(self.lead_quorum),
-            slowest: active().map(|r| r.prod).min(),
+            // Observers too: they are cut off when they fall behind.
+            slowest: self
+                .reps
+                .iter()
+                .filter(|r| r.compared())
+                .map(|r| r.prod)
+                .min(),
             fin: active().filter(|r| r.fin.is_some()).count() >= self.lead_quorum,
         };
         self.clock.track(lead, now);

@@ -84,8 +84,10 @@ impl Voter {
 
     /// Replica `r` has `byte` at output `offset` where the released stream differs.
     pub(super) fn mismatch(&mut self, r: ReplicaId, offset: u64, byte: u8, now: Instant) {
-        let backup =
-            matches!(self.cfg.policy, Policy::PrimaryBackup { .. }) && self.primary != Some(r);
+        // An observer is compared against the released stream only: no benefit of the doubt.
+        let backup = matches!(self.cfg.policy, Policy::PrimaryBackup { .. })
+            && self.primary != Some(r)
+            && self.reps[r].is_member();
         if backup {
             self.reps[r].suspect = Some(Suspect { offset, byte });
             self.drop_out(r);
@@ -100,7 +102,7 @@ impl Voter {
         let released = self.rel.offset();
         for r in 0..self.reps.len() {
             let rep = &self.reps[r];
-            if !rep.active() || rep.checked >= rep.prod.min(released) {
+            if !rep.compared() || rep.checked >= rep.prod.min(released) {
                 continue;
             }
             // Not the owner: the owner is at the released offset.

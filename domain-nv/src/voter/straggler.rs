@@ -100,7 +100,7 @@ impl StragglerClock {
         if let Some(reset) = rep.pending_reset() {
             return Some(reset.at + t);
         }
-        if !rep.active() || rep.state == ReplicaState::Finished || rep.fin.is_some() {
+        if !rep.compared() || rep.state == ReplicaState::Finished || rep.fin.is_some() {
             return None;
         }
         if rep.state == ReplicaState::Connecting {

@@ -115,6 +115,48 @@ impl fmt::Display for PolicyName {
     }
 }
 
+/// How much a joining replica (restarted or new) must agree with the quorum before it votes:
+/// client connections that ended with its output in agreement, and output bytes that matched.
+/// Both must be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probation {
+    /// Client connections on which it agreed to the end (at least 1).
+    #[serde(default = "default_probation_connections")]
+    pub connections: u64,
+    /// Output bytes on which it agreed, over those connections.
+    #[serde(default = "default_probation_bytes")]
+    pub bytes: u64,
+}
+
+impl Default for Probation {
+    fn default() -> Probation {
+        Probation {
+            connections: DEFAULT_PROBATION_CONNECTIONS,
+            bytes: DEFAULT_PROBATION_BYTES,
+        }
+    }
+}
+
+impl Probation {
+    /// True if every setting is at its default (the config then leaves the key out).
+    pub fn is_default(&self) -> bool {
+        *self == Probation::default()
+    }
+}
+
+/// Default probation: client connections in agreement.
+pub const DEFAULT_PROBATION_CONNECTIONS: u64 = 20;
+/// Default probation: output bytes in agreement.
+pub const DEFAULT_PROBATION_BYTES: u64 = 4096;
+
+fn default_probation_connections() -> u64 {
+    DEFAULT_PROBATION_CONNECTIONS
+}
+fn default_probation_bytes() -> u64 {
+    DEFAULT_PROBATION_BYTES
+}
+
 /// Default straggler deadline, ms.
 pub const DEFAULT_STRAGGLER_TIMEOUT_MS: u64 = 2000;
 /// Default replica connect deadline, ms.
@@ -220,6 +262,9 @@ pub struct Config {
     /// Where to write the JSON status (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_file: Option<String>,
+    /// How much a joining replica must agree with the quorum before it votes.
+    #[serde(default, skip_serializing_if = "Probation::is_default")]
+    pub probation: Probation,
     /// The external link.
     pub external: ExternalConfig,
     /// The voted services.
@@ -247,6 +292,7 @@ impl Config {
             mtu: DEFAULT_MTU,
             listen_pool: DEFAULT_LISTEN_POOL,
             status_file: None,
+            probation: Probation::default(),
             external,
             services,
             replicas,

@@ -139,6 +139,12 @@ fn each_mistake_names_its_field_and_line() {
             "mtu",
             3,
         ),
+        (
+            "straggler_timeout_ms: 500",
+            "straggler_timeout_ms: 500\nprobation: { connections: 0 }",
+            "probation.connections",
+            3,
+        ),
     ];
     for (from, to, field, line) in cases {
         let e = error_for(from, to);
@@ -155,6 +161,27 @@ fn majority_needs_three_replicas() {
     assert_eq!(e.field, "policy");
     assert!(e.message.contains("unanimous"), "{e}");
     assert!(Config::from_yaml(&two.replace("policy: majority", "policy: unanimous")).is_ok());
+}
+
+#[test]
+fn probation_has_defaults_and_is_written_only_when_set() {
+    let c = Config::from_yaml(GOOD).unwrap();
+    assert_eq!(c.probation, Probation::default());
+    assert_eq!(
+        (c.probation.connections, c.probation.bytes),
+        (DEFAULT_PROBATION_CONNECTIONS, DEFAULT_PROBATION_BYTES)
+    );
+    assert!(!c.to_yaml().contains("probation"));
+    let text = GOOD.replace(
+        "straggler_timeout_ms: 500",
+        "straggler_timeout_ms: 500\nprobation: { connections: 5 }",
+    );
+    let c = Config::from_yaml(&text).unwrap();
+    assert_eq!(c.probation.connections, 5);
+    assert_eq!(c.probation.bytes, DEFAULT_PROBATION_BYTES);
+    assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
+    let e = Config::from_yaml(&text.replace("connections: 5", "connections: 5, days: 1"));
+    assert!(e.is_err());
 }
 
 #[test]

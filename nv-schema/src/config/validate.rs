@@ -54,6 +54,12 @@ impl Config {
             }
             _ => {}
         }
+        if self.probation.connections == 0 {
+            return err(
+                "probation.connections",
+                "must be at least 1 (a joining replica must agree on a connection)".into(),
+            );
+        }
         if self.straggler_timeout_ms == 0 {
             return err("straggler_timeout_ms", "must be greater than 0".into());
         }

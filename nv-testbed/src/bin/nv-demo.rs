@@ -1,6 +1,7 @@
-//! `make demo`: three redis-server replicas behind domain-nv, one with corrupted state, one
-//! killed mid-stream; a real redis-cli gets only correct answers and the status names the
-//! faulty replicas.
+//! `make demo`: three redis-server replicas behind domain-nv, one killed mid-stream (masked on
+//! one unbroken connection), started again and voting after probation, one with corrupted
+//! state (outvoted and excluded); a real redis-cli gets only correct answers and the status
+//! names the culprits.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::Signal;
+use nv_schema::config::Probation;
 use nv_schema::status::{ReplicaHealth, Status};
 use nv_testbed::{cleanup_on_signal, wait_until, Group, GroupSpec, Service, SERVICE_ADDRESS};
 
@@ -18,6 +20,33 @@ const CORRUPTED: [usize; 2] = [7, 42];
 
 fn value(i: usize) -> String {
     format!("value-{i}-{}", "x".repeat(i % 13))
+}
+
+/// Connections a returning replica must agree on before it votes again (the demo's probation).
+const PROBATION: u64 = 5;
+
+/// Loads every key into replica `i` (r1's corrupted at `CORRUPTED`).
+fn load(g: &Group, i: usize) -> Result<()> {
+    let mut load = String::new();
+    for k in 0..KEYS {
+        let v = if i == 1 && CORRUPTED.contains(&k) {
+            format!("CORRUPTED-{k}")
+        } else {
+            value(k)
+        };
+        load += &format!("SET key:{k} {v}\n");
+    }
+    let out = g.lab.exec_with_input(
+        &g.replica_ns[i],
+        &["redis-cli", "-h", &g.replica_address(i)],
+        load.as_bytes(),
+    )?;
+    ensure!(
+        out.status.success(),
+        "loading r{i}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }
 
 fn main() {
@@ -63,77 +92,19 @@ fn run() -> Result<()> {
     let started = Instant::now();
     println!("== 1. three replicas of redis-server (Debian's), each in its own network namespace,");
     println!("      reached only through domain-nv over TAP links; majority voting");
-    let group = Group::start(
-        "nvdemo",
-        GroupSpec::new("majority", 3, Service::Redis),
-        &bin,
-        |i, g| {
-            let mut load = String::new();
-            for k in 0..KEYS {
-                let v = if i == 1 && CORRUPTED.contains(&k) {
-                    format!("CORRUPTED-{k}")
-                } else {
-                    value(k)
-                };
-                load += &format!("SET key:{k} {v}\n");
-            }
-            let out = g.lab.exec_with_input(
-                &g.replica_ns[i],
-                &["redis-cli", "-h", &g.replica_address(i)],
-                load.as_bytes(),
-            )?;
-            ensure!(
-                out.status.success(),
-                "loading r{i}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Ok(())
-        },
-    )?;
+    let mut spec = GroupSpec::new("majority", 3, Service::Redis);
+    spec.probation = Probation {
+        connections: PROBATION,
+        bytes: 0,
+    };
+    let mut group = Group::start("nvdemo", spec, &bin, |i, g| load(g, i))?;
     println!(
         "   loaded {KEYS} keys into each replica; r1's state is corrupted at keys {CORRUPTED:?}"
     );
 
     println!(
-        "\n== 2. a real client (redis-cli) asks domain-nv at {SERVICE_ADDRESS}:6379 for every key"
+        "\n== 2. one client connection sends 60 requests over ~3 s; r2's redis is SIGKILLed mid-stream"
     );
-    let mut wrong = 0;
-    for k in 0..KEYS {
-        let key = format!("key:{k}");
-        let out = group.client(&["redis-cli", "-h", SERVICE_ADDRESS, "GET", &key])?;
-        let got = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let ok = got == value(k);
-        if !ok {
-            wrong += 1;
-        }
-        if CORRUPTED.contains(&k) || k < 3 {
-            println!(
-                "   GET {key:<7} -> {got:<22} {}",
-                if ok { "correct" } else { "WRONG" }
-            );
-        }
-    }
-    ensure!(wrong == 0, "{wrong} wrong answers reached the client");
-    println!("   all {KEYS} answers correct (r1's corrupted answers were outvoted)");
-    let status = group.wait_status("r1 reported", Duration::from_secs(5), |s| {
-        s.replicas[1]
-            .faults
-            .iter()
-            .filter(|f| f.kind == "value-mismatch")
-            .count()
-            >= CORRUPTED.len()
-            && s.services[0].total == KEYS as u64
-            && s.services[0].active == 0
-    })?;
-    println!("   status (also in the JSON status file):");
-    show_status(&status);
-    ensure!(
-        status.replicas[0].faults.is_empty() && status.replicas[2].faults.is_empty(),
-        "a healthy replica was blamed"
-    );
-
-    println!("\n== 3. one client connection sends 60 requests over ~3 s; r2's redis is SIGKILLed mid-stream");
-    let total_before = status.services[0].total;
     let log = group.lab.dir().join("stream.out");
     let script = format!(
         "redis-cli -h {SERVICE_ADDRESS} -r 60 -i 0.05 GET key:3 > {}",
@@ -178,18 +149,82 @@ fn run() -> Result<()> {
         !s.replicas[2].faults.is_empty() && s.services[0].active == 0
     })?;
     ensure!(
-        status.services[0].total == total_before + 1,
+        status.services[0].total == 1,
         "the client needed {} connections for the stream (expected 1)",
-        status.services[0].total - total_before
+        status.services[0].total
     );
-    println!("   the client used one connection throughout; status:");
+    println!("   the client used one connection throughout (r0 and r1 agreed); status:");
     show_status(&status);
     ensure!(
         matches!(
             status.replicas[2].state,
-            ReplicaHealth::Faulty | ReplicaHealth::Down
+            ReplicaHealth::Joining | ReplicaHealth::Down
         ),
         "r2 not reported"
+    );
+    println!(
+        "   r2 may have lost its state: it no longer votes; back, it must first agree on probation"
+    );
+
+    println!("\n== 3. r2's redis is started again and reloaded (a repaired replica): it joins on probation,");
+    println!(
+        "      compared with r0 and r1 but not voting, for {PROBATION} connections in agreement"
+    );
+    group.restart_replica(2)?;
+    load(&group, 2)?;
+
+    println!(
+        "\n== 4. a real client (redis-cli) asks domain-nv at {SERVICE_ADDRESS}:6379 for every key"
+    );
+    let mut wrong = 0;
+    for k in 0..KEYS {
+        let key = format!("key:{k}");
+        let out = group.client(&["redis-cli", "-h", SERVICE_ADDRESS, "GET", &key])?;
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let ok = got == value(k);
+        if !ok {
+            wrong += 1;
+        }
+        if CORRUPTED.contains(&k) || k < 3 {
+            println!(
+                "   GET {key:<7} -> {got:<22} {}",
+                if ok { "correct" } else { "WRONG" }
+            );
+        }
+    }
+    ensure!(wrong == 0, "{wrong} wrong answers reached the client");
+    println!(
+        "   all {KEYS} answers correct (r2 voted again after probation; r1's corrupted answer was outvoted)"
+    );
+    let status = group.wait_status("r1 reported", Duration::from_secs(5), |s| {
+        s.replicas[1]
+            .faults
+            .iter()
+            .any(|f| f.kind == "value-mismatch")
+            && s.services[0].total == 1 + KEYS as u64
+            && s.services[0].active == 0
+    })?;
+    println!("   status (also in the JSON status file):");
+    show_status(&status);
+    ensure!(
+        status.replicas[0].faults.is_empty()
+            && status.replicas[2]
+                .faults
+                .iter()
+                .all(|f| f.kind != "value-mismatch"),
+        "a healthy replica was blamed"
+    );
+    ensure!(
+        status.replicas[2].state == ReplicaHealth::Live,
+        "r2 did not pass its probation"
+    );
+    ensure!(
+        status.replicas[1].state == ReplicaHealth::Faulty,
+        "r1 is not excluded"
+    );
+    println!(
+        "   r1 was excluded at its first wrong answer (key:{}): later connections do not ask it",
+        CORRUPTED[0]
     );
 
     drop(group);

@@ -28,7 +28,8 @@ pub fn utc(ms: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
 }
 
-fn word<T: serde::Serialize>(v: &T) -> String {
+/// A value as its serde word (`live`, `value-mismatch`, ...).
+pub(super) fn word<T: serde::Serialize>(v: &T) -> String {
     serde_yaml::to_string(v)
         .unwrap_or_default()
         .trim()
@@ -260,6 +261,7 @@ mod tests {
                 listen: format!("192.0.2.10:6379{evil}"),
                 active: 1,
                 total: 1,
+                no_quorum: 0,
             }],
             replicas: vec![replica("r0"), replica(&format!("r0{evil}"))],
         };

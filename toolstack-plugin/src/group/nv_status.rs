@@ -61,6 +61,16 @@ pub(super) fn is_live(st: &Option<Status>, name: &str) -> bool {
     health(st, name) == Some(ReplicaHealth::Live)
 }
 
+/// True if domain-nv reports `name` joining: serving, compared, on probation.
+pub(super) fn is_joining(st: &Option<Status>, name: &str) -> bool {
+    health(st, name) == Some(ReplicaHealth::Joining)
+}
+
+/// domain-nv's word for `name`'s health, or "unknown".
+pub(super) fn health_word(st: &Option<Status>, name: &str) -> String {
+    health(st, name).map_or_else(|| "unknown".to_string(), |h| super::format::word(&h))
+}
+
 pub(super) type Faults = BTreeMap<String, Vec<FaultRecord>>;
 
 pub(super) fn faults_of(st: &Option<Status>) -> Faults {

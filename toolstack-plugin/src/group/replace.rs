@@ -2,7 +2,9 @@
 //! side with it and takes over; the private link and MAC of the new generation are allocated
 //! here.
 
-use super::nv_status::{describe, faults_of, is_live, new_faults, read_status};
+use super::nv_status::{
+    describe, faults_of, health_word, is_joining, is_live, new_faults, read_status,
+};
 use super::record::{load, remove_instance, save_instance, Record};
 use super::{home, quorum, Ctx, Role};
 use crate::failure::Failure;
@@ -143,15 +145,30 @@ pub fn replace(
     let attempt = (|| -> Result<()> {
         let cfg = render::replica_cfg(&spec, r, &new);
         ctx.create(&mut owned, DomainRole::Replica, group, &nd, &cfg)?;
-        ctx.wait_for(&format!("{nn} to be live"), &watch, || {
+        // A new instance joins on probation: domain-nv compares it but counts it toward no
+        // quorum until it agreed for a while. A repair (or a plain replace) retires the old
+        // instance once the new one serves; a rolling patch waits until it is a full member, so
+        // new instances never outnumber proven ones.
+        let want = match mode {
+            Mode::Repair => "serving (live, or joining on probation)",
+            Mode::Patch => "live (its probation passed)",
+        };
+        ctx.wait_for(&format!("{nn} to be {want}"), &watch, || {
             let st = read_status(ctx.store, domid)?;
             let f = new_faults(&baseline, &st, only);
             if !f.is_empty() {
                 bail!("fault while {nn} joined: {}", describe(&f));
             }
-            Ok(is_live(&st, &nn).then_some(()))
+            let serving = match mode {
+                Mode::Repair => is_live(&st, &nn) || is_joining(&st, &nn),
+                Mode::Patch => is_live(&st, &nn),
+            };
+            Ok(serving.then_some(()))
         })?;
-        ctx.say(&format!("{replica}: {nn} is live"));
+        ctx.say(&format!(
+            "{replica}: {nn} is {}",
+            health_word(&read_status(ctx.store, domid)?, &nn)
+        ));
         if !soak.is_zero() {
             ctx.say(&format!(
                 "{replica}: old and new vote side by side for {}s",
@@ -175,13 +192,15 @@ pub fn replace(
                 ctx.store.watch(&watch, (until - now).min(ctx.poll))?;
             }
         }
+        // Retiring an old instance that still votes must leave a quorum of live ones; one that
+        // no longer votes (destroyed, faulty) takes nothing away.
         let st = read_status(ctx.store, domid)?;
         let live = side_by_side
             .iter()
             .filter(|i| **i != old && is_live(&st, &i.name()))
             .count();
         let q = quorum(&spec);
-        if live < q {
+        if is_live(&st, &old.name()) && live < q {
             bail!(
                 "retiring {} would leave {live} live replicas, fewer than the quorum {q}",
                 old.name()

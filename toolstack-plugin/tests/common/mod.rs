@@ -157,6 +157,8 @@ pub struct NvState {
     pub booted: BTreeSet<String>,
     /// Instances that never become live.
     pub stuck: BTreeSet<String>,
+    /// Instances that serve on probation (`joining`) instead of live.
+    pub joining: BTreeSet<String>,
     /// Instances reported faulty, with their faults.
     pub faulty: BTreeMap<String, Vec<FaultRecord>>,
     /// Instances to report faulty (with one fault) as soon as they boot.
@@ -247,6 +249,7 @@ impl FakeNv {
                 let faults = st.faulty.get(n).cloned().unwrap_or_default();
                 let state = match () {
                     _ if !faults.is_empty() => ReplicaHealth::Faulty,
+                    _ if booted && st.joining.contains(n) => ReplicaHealth::Joining,
                     _ if booted && !st.stuck.contains(n) => ReplicaHealth::Live,
                     _ if booted => ReplicaHealth::Starting,
                     _ => ReplicaHealth::Down,
@@ -271,6 +274,7 @@ impl FakeNv {
                 listen: "192.0.2.10:6379".into(),
                 active: 2,
                 total: 17,
+                no_quorum: 0,
             }],
             replicas,
         }
