@@ -8,6 +8,7 @@
 //! - [`store`]: xenstore behind [`store::Store`] (real client, in-memory), chunked values;
 //! - [`owned`]: the domains nvctl created for a group, by UUID;
 //! - [`failure`]: kinds of failure with their own exit status;
+//! - [`outcome`]: what a command did, as the JSON result object of `--json`;
 //! - [`group`]: the lifecycle (`up`, `down`, `status`, `replace`, `patch`, `watch`);
 //! - [`printable`]: text from other domains made safe for a terminal;
 //! - [`reliability`]: the reliability model of seed 002, with voting policies, the NV domain and
@@ -18,6 +19,7 @@
 
 pub mod failure;
 pub mod group;
+pub mod outcome;
 pub mod owned;
 pub mod printable;
 pub mod reliability;

@@ -7,11 +7,12 @@
 #![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toolstack_plugin::failure::Failure;
 use toolstack_plugin::group::{self, Ctx, Mode};
+use toolstack_plugin::outcome::{Outcome, RecordingXl, Replaced};
 use toolstack_plugin::printable::printable_lines;
 use toolstack_plugin::reliability::{self, Component, Reliability};
 use toolstack_plugin::render;
@@ -28,6 +29,7 @@ Examples:
   nvctl patch web --image /srv/img/web-1.2.img      # rolling patch, one replica at a time
   nvctl down web
   nvctl reliability --r-vm 0.9 --r-hv 0.99 -n 3     # replicas vs plain node, one VM, in-VM voting
+  nvctl --json -q up /etc/nvctl/web.yaml            # for scripts: one JSON result object, no progress
 
 Exit status: 0 success, 1 error (of no kind below), 2 usage error,
   3 invalid spec or command-line value (errors name the field, and the line in the spec),
@@ -69,6 +71,15 @@ struct Global {
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Quiet: no progress lines and no summary of what was done (errors still go to stderr;
+    /// `status` and `reliability` still print their report).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print the result as JSON on stdout: `status` its groups, `reliability` its report, every
+    /// other command one result object (`command`, `ok`, `group`, `created`, `destroyed`,
+    /// `error` = {`kind`, `exit_status`, `message`} or null), also when it fails.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -117,9 +128,6 @@ Examples:\n  nvctl status\n  nvctl status web --json | jq '.[0].status.replicas'
     Status {
         /// Group name (default: every group).
         group: Option<String>,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
     },
     /// Replace one replica: boot a new instance, wait until it is live, retire the old one.
     #[command(
@@ -185,6 +193,63 @@ Examples:\n  nvctl reliability --r-vm 0.9 --r-hv 0.99 -n 3\n  \
 nvctl reliability --lambda-vm 1e-4 --lambda-hv 1e-6 --lambda-nv 1e-5 --mission-hours 1000 --json"
     )]
     Reliability(ReliabilityArgs),
+    /// Print a shell completion script for nvctl.
+    #[command(
+        after_help = "Examples:\n  nvctl completions bash > /usr/share/bash-completion/completions/nvctl\n  \
+nvctl completions zsh > /usr/share/zsh/site-functions/_nvctl\n  \
+nvctl completions fish > /usr/share/fish/vendor_completions.d/nvctl.fish\n\n\
+`make install` installs all three."
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print nvctl's man page (roff, section 8).
+    #[command(after_help = "Example:\n  nvctl man > nvctl.8 && man -l nvctl.8\n\n\
+`make install` installs it as $(PREFIX)/share/man/man8/nvctl.8.")]
+    Man,
+}
+
+impl Command {
+    /// The subcommand's name, as in the result object.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Render { .. } => "render",
+            Command::Up { .. } => "up",
+            Command::Down { .. } => "down",
+            Command::Status { .. } => "status",
+            Command::Replace { .. } => "replace",
+            Command::Patch { .. } => "patch",
+            Command::Watch { .. } => "watch",
+            Command::Reliability(_) => "reliability",
+            Command::Completions { .. } => "completions",
+            Command::Man => "man",
+        }
+    }
+
+    /// The group named on the command line, if any.
+    fn group(&self) -> Option<&str> {
+        match self {
+            Command::Down { group }
+            | Command::Replace { group, .. }
+            | Command::Patch { group, .. }
+            | Command::Watch { group, .. } => Some(group),
+            Command::Status { group } => group.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// True if the command's own output is its result (so `--json` prints no result object
+    /// on success).
+    fn prints_own_result(&self) -> bool {
+        matches!(
+            self,
+            Command::Status { .. }
+                | Command::Reliability(_)
+                | Command::Completions { .. }
+                | Command::Man
+        )
+    }
 }
 
 /// The inputs of `nvctl reliability`: per component a reliability or a failure rate.
@@ -235,9 +300,6 @@ struct ReliabilityArgs {
     /// Number of replicas.
     #[arg(short, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=i64::from(reliability::MAX_N)))]
     n: u32,
-    /// Print the report as JSON instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
 impl ReliabilityArgs {
@@ -336,13 +398,15 @@ fn read_spec(path: &Path) -> Result<(String, GroupSpec)> {
     Ok((text, spec))
 }
 
-fn render_cmd(spec: &Path, output: &Path) -> Result<()> {
+fn render_cmd(spec: &Path, output: &Path, outcome: &mut Outcome) -> Result<()> {
     let (_, spec) = read_spec(spec)?;
+    outcome.group = Some(spec.group.clone());
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
+    let files = outcome.files.insert(Vec::new());
     for (name, text) in render::render_all(&spec)? {
         let p = output.join(name);
         std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
-        println!("{}", p.display());
+        files.push(p.display().to_string());
     }
     Ok(())
 }
@@ -369,17 +433,24 @@ fn lock_group(state_dir: &Path, group: &str) -> Result<std::fs::File> {
     }
 }
 
-/// Run `f` with a lifecycle context: the real xl and a xenstore connection.
-fn with_ctx<T>(g: &Global, f: impl FnOnce(&Ctx) -> Result<T>) -> Result<T> {
+/// Run `f` with a lifecycle context: the real xl and a xenstore connection; what xl created and
+/// destroyed goes to `outcome`, also when `f` fails.
+fn with_ctx<T>(g: &Global, outcome: &mut Outcome, f: impl FnOnce(&Ctx) -> Result<T>) -> Result<T> {
     let store = match &g.xenstore {
         Some(p) => Xenstore::connect_unix(p)
             .with_context(|| format!("connecting to xenstored at {}", p.display()))?,
         None => Xenstore::open().context("connecting to xenstore (are you root in Dom0?)")?,
     };
-    let xl = RealXl {
+    let real = RealXl {
         program: g.xl.clone(),
     };
-    let progress = |s: &str| eprintln!("{}", printable_lines(s));
+    let xl = RecordingXl::new(&real);
+    let quiet = g.quiet;
+    let progress = |s: &str| {
+        if !quiet {
+            eprintln!("{}", printable_lines(s))
+        }
+    };
     let ctx = Ctx {
         xl: &xl,
         store: &store,
@@ -389,13 +460,26 @@ fn with_ctx<T>(g: &Global, f: impl FnOnce(&Ctx) -> Result<T>) -> Result<T> {
         report_every: Duration::from_secs(5),
         progress: &progress,
     };
-    f(&ctx)
+    let result = f(&ctx);
+    outcome.record(&xl);
+    result
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Run the command; what it did goes to `outcome` (printed with `--json`), progress to stderr.
+fn run(cli: &Cli, outcome: &mut Outcome) -> Result<()> {
     let g = &cli.global;
-    match cli.command {
-        Command::Render { spec, output } => render_cmd(&spec, &output),
+    // the one-line summaries of what was done, for people (not with -q or --json)
+    let say = |s: String| {
+        if !g.quiet && !g.json {
+            println!("{s}")
+        }
+    };
+    match &cli.command {
+        Command::Render { spec, output } => {
+            render_cmd(spec, output, outcome)?;
+            outcome.files.iter().flatten().for_each(|f| say(f.clone()));
+            Ok(())
+        }
         Command::Reliability(args) => {
             let report = args
                 .inputs()
@@ -406,7 +490,7 @@ fn run(cli: Cli) -> Result<()> {
                         .error(clap::error::ErrorKind::ValueValidation, e)
                         .exit()
                 });
-            if args.json {
+            if g.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", reliability::format_text(&report));
@@ -414,24 +498,25 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Up { spec } => {
-            let (text, parsed) = read_spec(&spec)?;
+            let (text, parsed) = read_spec(spec)?;
+            outcome.group = Some(parsed.group.clone());
             let _lock = lock_group(&g.state_dir, &parsed.group)?;
-            with_ctx(g, |ctx| group::up(ctx, &text))
+            with_ctx(g, outcome, |ctx| group::up(ctx, &text))
         }
         Command::Down { group } => {
-            let _lock = lock_group(&g.state_dir, &group)?;
-            with_ctx(g, |ctx| group::down(ctx, &group))
+            let _lock = lock_group(&g.state_dir, group)?;
+            with_ctx(g, outcome, |ctx| group::down(ctx, group))
         }
-        Command::Status { group, json } => with_ctx(g, |ctx| {
+        Command::Status { group } => with_ctx(g, outcome, |ctx| {
             let names = match group {
-                Some(g) => vec![g],
+                Some(g) => vec![g.clone()],
                 None => group::groups(ctx.store)?,
             };
             let views = names
                 .iter()
                 .map(|n| group::status(ctx, n))
                 .collect::<Result<Vec<_>>>()?;
-            if json {
+            if g.json {
                 println!("{}", group::format_json(&views));
             } else if views.is_empty() {
                 println!("no groups (create one with `nvctl up SPEC`)");
@@ -445,53 +530,76 @@ fn run(cli: Cli) -> Result<()> {
             replica,
             image,
         } => {
-            let _lock = lock_group(&g.state_dir, &group)?;
-            let new = with_ctx(g, |ctx| {
+            let _lock = lock_group(&g.state_dir, group)?;
+            let new = with_ctx(g, outcome, |ctx| {
                 group::replace(
                     ctx,
-                    &group,
-                    &replica,
+                    group,
+                    replica,
                     image.as_deref(),
                     Mode::Repair,
                     Duration::ZERO,
                 )
             })?;
-            println!("{replica}: now served by {}", new.domain(&group));
+            let by = new.domain(group);
+            say(format!("{replica}: now served by {by}"));
+            outcome.replaced = Some(Replaced {
+                replica: replica.clone(),
+                by,
+            });
             Ok(())
         }
         Command::Patch { group, image, soak } => {
-            let _lock = lock_group(&g.state_dir, &group)?;
-            with_ctx(g, |ctx| {
-                group::patch(ctx, &group, &image, Duration::from_secs_f64(soak))
+            outcome.image = Some(image.clone());
+            let _lock = lock_group(&g.state_dir, group)?;
+            with_ctx(g, outcome, |ctx| {
+                group::patch(ctx, group, image, Duration::from_secs_f64(*soak))
             })
         }
         Command::Watch { group, interval } => {
-            let _lock = lock_group(&g.state_dir, &group)?;
-            with_ctx(g, |ctx| {
-                group::watch(ctx, &group, Duration::from_secs_f64(interval))
+            let _lock = lock_group(&g.state_dir, group)?;
+            with_ctx(g, outcome, |ctx| {
+                group::watch(ctx, group, Duration::from_secs_f64(*interval))
             })
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "nvctl", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let man = clap_mangen::Man::new(Cli::command()).section("8");
+            man.render(&mut std::io::stdout())
+                .context("writing the man page")
         }
     }
 }
 
 fn main() {
     let cli = Cli::parse();
-    let level = match cli.global.verbose {
-        0 => "warn",
-        1 => "info",
+    let level = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
         _ => "debug",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
-    if let Err(e) = run(cli) {
+    let mut outcome = Outcome::new(cli.command.name(), cli.command.group());
+    let result = run(&cli, &mut outcome);
+    if let Err(e) = &result {
         eprintln!("nvctl: error: {}", printable_lines(&format!("{e:#}")));
-        std::process::exit(Failure::of(&e).map_or(1, Failure::exit_code));
+        outcome.fail(e);
+    }
+    if cli.global.json && (result.is_err() || !cli.command.prints_own_result()) {
+        println!("{}", outcome.to_json());
+    }
+    if let Err(e) = &result {
+        std::process::exit(Failure::of(e).map_or(1, Failure::exit_code));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_consistent_and_every_subcommand_is_documented() {

@@ -153,9 +153,10 @@ fn ok(out: &Output) -> String {
     format!("{o}{e}")
 }
 
-#[test]
-fn up_status_replace_down_through_the_binary() {
-    let dir = std::env::temp_dir().join(format!("nvctl-e2e-{}", std::process::id()));
+/// Run `test` with a fresh environment: the simulated xenstored, the fake `xl` (its state
+/// directory is the second argument) and a fake domain-nv, and the example spec's path.
+fn with_env(name: &str, test: impl Fn(&Env, &Path, &str)) {
+    let dir = std::env::temp_dir().join(format!("nvctl-e2e-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let state = dir.join("xl");
     std::fs::create_dir_all(&state).unwrap();
@@ -178,65 +179,7 @@ fn up_status_replace_down_through_the_binary() {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| fake_domain_nv(&guest, nv, &state, &stop));
-        let run = || {
-            let out = ok(&env.nvctl(&["up", &spec]));
-            assert!(
-                out.contains("NV domain web-nv: created (id 1)")
-                    && out.contains("group web: up, 3 replicas live"),
-                "{out}"
-            );
-            assert_eq!(domains(&state), ["web-nv", "web-r0", "web-r1", "web-r2"]);
-            let again = ok(&env.nvctl(&["up", &spec]));
-            assert!(
-                again.contains("[3/3] replica web-r2: already running (id 4)"),
-                "{again}"
-            );
-            let table = ok(&env.nvctl(&["status"]));
-            assert!(
-                table.contains("Group web   NV domain web-nv (id 1 -b----, ready)"),
-                "{table}"
-            );
-            assert_eq!(
-                table.lines().filter(|l| l.contains(" live ")).count(),
-                3,
-                "{table}"
-            );
-            let json = ok(&env.nvctl(&["status", "web", "--json"]));
-            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-            assert_eq!(
-                v[0]["status"]["replicas"][2]["state"].as_str(),
-                Some("live"),
-                "{json}"
-            );
-            let out = ok(&env.nvctl(&["replace", "web", "r1"]));
-            assert!(out.contains("r1: now served by web-r1-g1"), "{out}");
-            assert_eq!(domains(&state), ["web-nv", "web-r0", "web-r2", "web-r1-g1"]);
-            let out = ok(&env.nvctl(&["down", "web"]));
-            assert!(
-                out.contains("group web: down (4 domains destroyed)"),
-                "{out}"
-            );
-            assert!(domains(&state).is_empty());
-            // each kind of failure has its own exit status
-            let code = |args: &[&str]| env.nvctl(args).status.code();
-            assert_eq!(code(&["status", "web"]), Some(6), "no such group");
-            assert_eq!(
-                code(&["replace", "web", "r0", "--image", "relative.img"]),
-                Some(3),
-                "invalid --image"
-            );
-            std::fs::write(state.join("fail"), "").unwrap();
-            assert_eq!(code(&["status"]), Some(0), "no groups, no xl needed");
-            let out = env.nvctl(&["up", &spec]);
-            assert_eq!(out.status.code(), Some(4), "xl failed");
-            assert!(String::from_utf8_lossy(&out.stderr).contains("injected failure"));
-            std::fs::remove_file(state.join("fail")).unwrap();
-            // down is idempotent: the group is gone already
-            let out = env.nvctl(&["down", "web"]);
-            assert_eq!(out.status.code(), Some(0));
-            assert!(String::from_utf8_lossy(&out.stderr)
-                .contains("group web: not found, nothing to do"));
-        };
+        let run = || test(&env, &state, &spec);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
         stop.store(true, Ordering::SeqCst);
         if let Err(p) = result {
@@ -244,4 +187,170 @@ fn up_status_replace_down_through_the_binary() {
         }
     });
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn up_status_replace_down_through_the_binary() {
+    with_env("lifecycle", |env, state, spec| {
+        let out = ok(&env.nvctl(&["up", spec]));
+        assert!(
+            out.contains("NV domain web-nv: created (id 1)")
+                && out.contains("group web: up, 3 replicas live"),
+            "{out}"
+        );
+        assert_eq!(domains(state), ["web-nv", "web-r0", "web-r1", "web-r2"]);
+        let again = ok(&env.nvctl(&["up", spec]));
+        assert!(
+            again.contains("[3/3] replica web-r2: already running (id 4)"),
+            "{again}"
+        );
+        let table = ok(&env.nvctl(&["status"]));
+        assert!(
+            table.contains("Group web   NV domain web-nv (id 1 -b----, ready)"),
+            "{table}"
+        );
+        assert_eq!(
+            table.lines().filter(|l| l.contains(" live ")).count(),
+            3,
+            "{table}"
+        );
+        let json = ok(&env.nvctl(&["status", "web", "--json"]));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            v[0]["status"]["replicas"][2]["state"].as_str(),
+            Some("live"),
+            "{json}"
+        );
+        let out = ok(&env.nvctl(&["replace", "web", "r1"]));
+        assert!(out.contains("r1: now served by web-r1-g1"), "{out}");
+        assert_eq!(domains(state), ["web-nv", "web-r0", "web-r2", "web-r1-g1"]);
+        let out = ok(&env.nvctl(&["down", "web"]));
+        assert!(
+            out.contains("group web: down (4 domains destroyed)"),
+            "{out}"
+        );
+        assert!(domains(state).is_empty());
+        // each kind of failure has its own exit status
+        let code = |args: &[&str]| env.nvctl(args).status.code();
+        assert_eq!(code(&["status", "web"]), Some(6), "no such group");
+        assert_eq!(
+            code(&["replace", "web", "r0", "--image", "relative.img"]),
+            Some(3),
+            "invalid --image"
+        );
+        std::fs::write(state.join("fail"), "").unwrap();
+        assert_eq!(code(&["status"]), Some(0), "no groups, no xl needed");
+        let out = env.nvctl(&["up", spec]);
+        assert_eq!(out.status.code(), Some(4), "xl failed");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("injected failure"));
+        std::fs::remove_file(state.join("fail")).unwrap();
+        // down is idempotent: the group is gone already
+        let out = env.nvctl(&["down", "web"]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("group web: not found, nothing to do")
+        );
+    });
+}
+
+/// The result object `--json` prints on stdout (the command's exit status is checked too).
+fn result(out: &Output, status: i32) -> serde_json::Value {
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(status),
+        "stdout:\n{o}\nstderr:\n{e}"
+    );
+    serde_json::from_str(&o).unwrap_or_else(|err| panic!("{err}: not JSON:\n{o}"))
+}
+
+#[test]
+fn json_results_and_quiet_runs_for_automation() {
+    with_env("automation", |env, state, spec| {
+        let v = result(&env.nvctl(&["--json", "up", spec]), 0);
+        assert_eq!(
+            (&v["command"], &v["ok"], &v["group"]),
+            (&"up".into(), &true.into(), &"web".into())
+        );
+        assert_eq!(
+            v["created"],
+            serde_json::json!(["web-nv", "web-r0", "web-r1", "web-r2"])
+        );
+        assert_eq!(
+            (&v["destroyed"], &v["error"]),
+            (&serde_json::json!([]), &serde_json::Value::Null)
+        );
+        // -q: nothing at all on success, on stdout or stderr
+        let out = env.nvctl(&["-q", "up", spec]);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(
+            (out.stdout.as_slice(), out.stderr.as_slice()),
+            (&b""[..], &b""[..])
+        );
+        let v = result(&env.nvctl(&["replace", "web", "r1", "--json"]), 0);
+        assert_eq!(
+            v["replaced"],
+            serde_json::json!({"replica": "r1", "by": "web-r1-g1"})
+        );
+        assert_eq!(
+            (&v["created"], &v["destroyed"]),
+            (
+                &serde_json::json!(["web-r1-g1"]),
+                &serde_json::json!(["web-r1"])
+            )
+        );
+        let image = state.join("web-1.2.img");
+        std::fs::write(&image, "").unwrap();
+        let image = image.to_string_lossy();
+        let v = result(
+            &env.nvctl(&[
+                "--json", "-q", "patch", "web", "--image", &image, "--soak", "0",
+            ]),
+            0,
+        );
+        assert_eq!(
+            (&v["command"], &v["group"], &v["image"]),
+            (&"patch".into(), &"web".into(), &image.as_ref().into())
+        );
+        assert_eq!(v["created"].as_array().map(Vec::len), Some(3), "{v}");
+        assert_eq!(
+            v["destroyed"],
+            serde_json::json!(["web-r0", "web-r1-g1", "web-r2"])
+        );
+        // errors: the kind and the exit status, which stays that of the failure
+        let v = result(&env.nvctl(&["--json", "replace", "web", "r9"]), 6);
+        assert_eq!(
+            (&v["ok"], &v["error"]["kind"], &v["error"]["exit_status"]),
+            (&false.into(), &"not_found".into(), &6.into())
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("r9"),
+            "{v}"
+        );
+        std::fs::write(state.join("fail"), "").unwrap();
+        let out = env.nvctl(&["--json", "down", "web"]);
+        let v = result(&out, 4);
+        assert_eq!(v["error"]["kind"], "xl");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("injected failure"),
+            "errors still on stderr"
+        );
+        std::fs::remove_file(state.join("fail")).unwrap();
+        let v = result(&env.nvctl(&["--json", "-q", "down", "web"]), 0);
+        assert_eq!(v["destroyed"].as_array().map(Vec::len), Some(4), "{v}");
+        assert!(domains(state).is_empty());
+        let v = result(&env.nvctl(&["--json", "down", "web"]), 0);
+        assert_eq!(
+            (&v["ok"], &v["destroyed"]),
+            (&true.into(), &serde_json::json!([]))
+        );
+        let v = result(&env.nvctl(&["--json", "status", "web"]), 6);
+        assert_eq!(
+            (&v["command"], &v["error"]["kind"]),
+            (&"status".into(), &"not_found".into())
+        );
+    });
 }
