@@ -92,9 +92,33 @@ the replicas and waits until domain-nv reports every replica live. Running it ag
 existing domains are kept, missing ones are created, leftovers of an interrupted replace removed.\n\
 Every config first passes `xl create -n`; only domains nvctl created (recorded by UUID in\n\
 --state-dir) are kept or destroyed: a domain of one of the group's names that nvctl did not\n\
-create, or a group name that collides with another group's, stops it before any change.\n\n\
-Example:\n  nvctl up /etc/nvctl/web.yaml")]
+create, or a group name that collides with another group's, stops it before any change.\n\
+The domain-nv config is handed over on every run, so its settings (service.*, the external\n\
+address) converge live. Settings of a running domain that differ from the spec (its xl config,\n\
+or the memory and vcpus `xl list` reports) cannot change live: up lists them at the end, each\n\
+with the `nvctl replace` (or, for the NV domain, `down` and `up`) that applies it, and still\n\
+exits 0. `--dry-run` prints the plan (as `nvctl diff`) and changes nothing.\n\n\
+Examples:\n  nvctl up /etc/nvctl/web.yaml\n  nvctl up --dry-run /etc/nvctl/web.yaml")]
     Up {
+        /// The group spec (YAML).
+        spec: PathBuf,
+        /// Print what up would create, change or destroy, and the drift it would leave to
+        /// `replace`; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show what `up` would create, change or destroy, and how the running group drifts from a spec.
+    #[command(
+        after_help = "One line per step: `+` create a domain, `-` destroy one (or forget its record),\n\
+`~` hand domain-nv a changed config (live), `!` drift up cannot change live, with the command\n\
+that applies it. Drift is the xl config a running domain was created from against the one the\n\
+spec renders, key by key, and the memory and vcpus `xl list -v` reports against the spec's.\n\
+Changes nothing; exit status 0 whether or not there are differences.\n\n\
+Example:\n  nvctl diff web /etc/nvctl/web.yaml"
+    )]
+    Diff {
+        /// Group name (must be the spec's `group`).
+        group: String,
         /// The group spec (YAML).
         spec: PathBuf,
     },
@@ -413,10 +437,33 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Up { spec } => {
+        Command::Up {
+            spec,
+            dry_run: true,
+        } => {
+            let (text, _) = read_spec(&spec)?;
+            print!("{}", with_ctx(g, |ctx| group::diff(ctx, &text))?);
+            Ok(())
+        }
+        Command::Up {
+            spec,
+            dry_run: false,
+        } => {
             let (text, parsed) = read_spec(&spec)?;
             let _lock = lock_group(&g.state_dir, &parsed.group)?;
             with_ctx(g, |ctx| group::up(ctx, &text))
+        }
+        Command::Diff { group, spec } => {
+            let (text, parsed) = read_spec(&spec)?;
+            if parsed.group != group {
+                return Err(Failure::Invalid.error(format!(
+                    "{} is the spec of group {}, not {group}",
+                    spec.display(),
+                    parsed.group
+                )));
+            }
+            print!("{}", with_ctx(g, |ctx| group::diff(ctx, &text))?);
+            Ok(())
         }
         Command::Down { group } => {
             let _lock = lock_group(&g.state_dir, &group)?;
