@@ -198,11 +198,14 @@ pub fn plan(spec: &GroupSpec, seen: &Observed) -> Result<Plan> {
             plan.add(Action::Create, &d, format!("replica {}", i.replica));
             continue;
         };
-        // a generation-0 instance renders as the spec would create it now (its image, MAC and
-        // link included); a replacement keeps its own image and link
+        // a generation-0 instance renders as the spec would create it now (its MAC and link
+        // included); a replacement keeps its own link; both should run the spec's image
         let as_spec = match i.generation {
             0 => Instance::initial(r).unwrap_or_else(|| i.clone()),
-            _ => i.clone(),
+            _ => Instance {
+                image: r.image.clone(),
+                ..i.clone()
+            },
         };
         let changed = changed_settings(
             seen.created_from.get(&d),
@@ -212,10 +215,15 @@ pub fn plan(spec: &GroupSpec, seen: &Observed) -> Result<Plan> {
             r.vcpus,
         );
         if !changed.is_empty() {
+            // `replace` keeps an instance's image unless given another
+            let image = match &r.image {
+                Some(p) if i.image.as_ref() != Some(p) => format!(" --image {p}"),
+                _ => String::new(),
+            };
             drift.push((
                 d,
                 format!(
-                    "{}; needs `nvctl replace {g} {}`",
+                    "{}; needs `nvctl replace {g} {}{image}`",
                     changed.join(", "),
                     i.replica
                 ),
@@ -420,6 +428,23 @@ mod tests {
         assert!(
             lines.contains("! web-r1: cpus: (unset) -> \"2-3\""),
             "{lines}"
+        );
+    }
+
+    #[test]
+    fn an_image_other_than_the_specs_is_drift_replaced_with_that_image() {
+        let old = GroupSpec::parse(SPEC).unwrap();
+        let seen = running_group(&old);
+        let new = GroupSpec::parse(&SPEC.replacen("redis-7.0.img", "redis-7.2.img", 1)).unwrap();
+        let p = plan(&new, &seen).unwrap();
+        assert_eq!(p.steps.len(), 1, "{p}");
+        let s = &p.steps[0];
+        assert_eq!((s.action, s.target.as_str()), (Action::Replace, "web-r1"));
+        assert!(
+            s.detail
+                .ends_with("needs `nvctl replace web r1 --image /srv/nv/alpine/redis-7.2.img`"),
+            "{}",
+            s.detail
         );
     }
 
