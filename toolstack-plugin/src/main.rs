@@ -103,9 +103,33 @@ the replicas and waits until domain-nv reports every replica live. Running it ag
 existing domains are kept, missing ones are created, leftovers of an interrupted replace removed.\n\
 Every config first passes `xl create -n`; only domains nvctl created (recorded by UUID in\n\
 --state-dir) are kept or destroyed: a domain of one of the group's names that nvctl did not\n\
-create, or a group name that collides with another group's, stops it before any change.\n\n\
-Example:\n  nvctl up /etc/nvctl/web.yaml")]
+create, or a group name that collides with another group's, stops it before any change.\n\
+The domain-nv config is handed over on every run, so its settings (service.*, the external\n\
+address) converge live. Settings of a running domain that differ from the spec (its xl config,\n\
+or the memory and vcpus `xl list` reports) cannot change live: up lists them at the end, each\n\
+with the `nvctl replace` (or, for the NV domain, `down` and `up`) that applies it, and still\n\
+exits 0. `--dry-run` prints the plan (as `nvctl diff`) and changes nothing.\n\n\
+Examples:\n  nvctl up /etc/nvctl/web.yaml\n  nvctl up --dry-run /etc/nvctl/web.yaml")]
     Up {
+        /// The group spec (YAML).
+        spec: PathBuf,
+        /// Print what up would create, change or destroy, and the drift it would leave to
+        /// `replace`; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show what `up` would create, change or destroy, and how the running group drifts from a spec.
+    #[command(
+        after_help = "One line per step: `+` create a domain, `-` destroy one (or forget its record),\n\
+`~` hand domain-nv a changed config (live), `!` drift up cannot change live, with the command\n\
+that applies it. Drift is the xl config a running domain was created from against the one the\n\
+spec renders, key by key, and the memory and vcpus `xl list -v` reports against the spec's.\n\
+Changes nothing; exit status 0 whether or not there are differences.\n\n\
+Example:\n  nvctl diff web /etc/nvctl/web.yaml"
+    )]
+    Diff {
+        /// Group name (must be the spec's `group`).
+        group: String,
         /// The group spec (YAML).
         spec: PathBuf,
     },
@@ -216,6 +240,7 @@ impl Command {
         match self {
             Command::Render { .. } => "render",
             Command::Up { .. } => "up",
+            Command::Diff { .. } => "diff",
             Command::Down { .. } => "down",
             Command::Status { .. } => "status",
             Command::Replace { .. } => "replace",
@@ -231,6 +256,7 @@ impl Command {
     fn group(&self) -> Option<&str> {
         match self {
             Command::Down { group }
+            | Command::Diff { group, .. }
             | Command::Replace { group, .. }
             | Command::Patch { group, .. }
             | Command::Watch { group, .. } => Some(group),
@@ -465,6 +491,15 @@ fn with_ctx<T>(g: &Global, outcome: &mut Outcome, f: impl FnOnce(&Ctx) -> Result
     result
 }
 
+/// A plan (`diff`, `up --dry-run`): in the result object with `--json`, else as text.
+fn show_plan(g: &Global, outcome: &mut Outcome, plan: group::Plan) {
+    if g.json {
+        outcome.plan = Some(plan.steps);
+    } else {
+        print!("{plan}");
+    }
+}
+
 /// Run the command; what it did goes to `outcome` (printed with `--json`), progress to stderr.
 fn run(cli: &Cli, outcome: &mut Outcome) -> Result<()> {
     let g = &cli.global;
@@ -497,11 +532,37 @@ fn run(cli: &Cli, outcome: &mut Outcome) -> Result<()> {
             }
             Ok(())
         }
-        Command::Up { spec } => {
+        Command::Up {
+            spec,
+            dry_run: true,
+        } => {
+            let (text, parsed) = read_spec(spec)?;
+            outcome.group = Some(parsed.group.clone());
+            let plan = with_ctx(g, outcome, |ctx| group::diff(ctx, &text))?;
+            show_plan(g, outcome, plan);
+            Ok(())
+        }
+        Command::Up {
+            spec,
+            dry_run: false,
+        } => {
             let (text, parsed) = read_spec(spec)?;
             outcome.group = Some(parsed.group.clone());
             let _lock = lock_group(&g.state_dir, &parsed.group)?;
             with_ctx(g, outcome, |ctx| group::up(ctx, &text))
+        }
+        Command::Diff { group, spec } => {
+            let (text, parsed) = read_spec(spec)?;
+            if parsed.group != *group {
+                return Err(Failure::Invalid.error(format!(
+                    "{} is the spec of group {}, not {group}",
+                    spec.display(),
+                    parsed.group
+                )));
+            }
+            let plan = with_ctx(g, outcome, |ctx| group::diff(ctx, &text))?;
+            show_plan(g, outcome, plan);
+            Ok(())
         }
         Command::Down { group } => {
             let _lock = lock_group(&g.state_dir, group)?;

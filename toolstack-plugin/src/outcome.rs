@@ -42,6 +42,9 @@ pub struct Outcome {
     /// `patch`: the image rolled over the group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// `diff`, `up --dry-run`: the steps of the plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Vec<crate::group::Step>>,
     /// Why it failed (null on success).
     pub error: Option<ErrorReport>,
 }

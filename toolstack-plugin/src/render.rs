@@ -86,6 +86,13 @@ fn q(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// `key = "value"` for a value that is set, else "" (the template line vanishes).
+fn optional_key(key: &str, value: Option<&str>) -> String {
+    value
+        .map(|v| format!("{key} = \"{}\"", q(v)))
+        .unwrap_or_default()
+}
+
 /// The NV domain's xl config.
 pub fn nv_domain_cfg(spec: &GroupSpec) -> String {
     let nv = &spec.nv_domain;
@@ -95,6 +102,9 @@ pub fn nv_domain_cfg(spec: &GroupSpec) -> String {
             let mut v = format!("bridge={bridge}");
             if let Some(m) = &ext.mac {
                 v.push_str(&format!(",mac={}", m.to_ascii_lowercase()));
+            }
+            if let Some(rate) = &ext.rate {
+                v.push_str(&format!(",rate={rate}"));
             }
             format!("vif = [ '{v}' ]")
         }
@@ -121,6 +131,8 @@ pub fn nv_domain_cfg(spec: &GroupSpec) -> String {
             ),
             ("MEMORY", nv.memory.to_string()),
             ("VCPUS", nv.vcpus.to_string()),
+            ("CPUS", optional_key("cpus", nv.cpus.as_deref())),
+            ("SECLABEL", optional_key("seclabel", nv.seclabel.as_deref())),
             ("EXTERNAL", external),
         ],
     )
@@ -161,6 +173,8 @@ pub fn replica_cfg(spec: &GroupSpec, r: &Replica, inst: &Instance) -> String {
             ("EXTRA", q(&extra)),
             ("MEMORY", r.memory.to_string()),
             ("VCPUS", r.vcpus.to_string()),
+            ("CPUS", optional_key("cpus", r.cpus.as_deref())),
+            ("SECLABEL", optional_key("seclabel", r.seclabel.as_deref())),
             ("BACKEND", spec.nv_name()),
             ("MAC", inst.mac.clone()),
             ("ADDRESS", l.replica.to_string()),
@@ -170,6 +184,14 @@ pub fn replica_cfg(spec: &GroupSpec, r: &Replica, inst: &Instance) -> String {
                 inst.image
                     .as_ref()
                     .map(|p| format!("disk = [ 'format=raw,vdev=xvda,access=ro,target={p}' ]"))
+                    .unwrap_or_default(),
+            ),
+            // last: a rate holds `@`, which no later placeholder may see
+            (
+                "RATE",
+                r.rate
+                    .as_ref()
+                    .map(|rate| format!(",rate={rate}"))
                     .unwrap_or_default(),
             ),
         ],

@@ -44,6 +44,9 @@ pub struct Domain {
     pub id: u32,
     /// Memory, MiB.
     pub mem: u64,
+    /// Virtual CPUs (the 4th column; not part of `nvctl status --json`).
+    #[serde(skip)]
+    pub vcpus: u32,
     /// State flags as xl prints them (`r-----`, `-b----`, ...).
     pub state: String,
     /// UUID (the 7th column of `xl list -v`; "" if xl printed none).
@@ -63,6 +66,7 @@ pub fn parse_list(text: &str) -> BTreeMap<String, Domain> {
                     Domain {
                         id,
                         mem,
+                        vcpus: f[3].parse().unwrap_or(0),
                         state: f[4].to_string(),
                         uuid: f
                             .get(6)
@@ -126,6 +130,7 @@ mod tests {
             Domain {
                 id: 3,
                 mem: 256,
+                vcpus: 1,
                 state: "-b----".into(),
                 uuid: String::new(),
             }

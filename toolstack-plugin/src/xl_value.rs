@@ -129,6 +129,91 @@ pub fn check_vcpus(n: u32) -> Result<(), String> {
     }
 }
 
+/// Highest physical CPU number a `cpus` list may name (Xen's `NR_CPUS` default is 4096).
+pub const CPU_MAX: u32 = 4095;
+
+/// Longest XSM security label nvctl accepts.
+const SECLABEL_MAX: usize = 255;
+
+/// A list of physical CPUs for xl's `cpus=`: comma-separated numbers `N` and ranges `N-M`
+/// (`N <= M`), each at most [`CPU_MAX`]; returns the CPUs it names.
+pub fn parse_cpus(s: &str) -> Result<std::collections::BTreeSet<u32>, String> {
+    let bad = || format!("{s:?} is not a CPU list (want e.g. `2`, `4-7` or `0,2-3`)");
+    let num = |p: &str| -> Result<u32, String> {
+        if p.is_empty() || p.len() > 4 || !p.chars().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: u32 = p.parse().map_err(|_| bad())?;
+        if n > CPU_MAX {
+            return Err(format!("CPU {n} in {s:?}: at most {CPU_MAX}"));
+        }
+        Ok(n)
+    };
+    let mut set = std::collections::BTreeSet::new();
+    for part in s.split(',') {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => {
+                let n = num(part)?;
+                (n, n)
+            }
+        };
+        if lo > hi {
+            return Err(format!("range {part:?} in {s:?} runs backwards"));
+        }
+        set.extend(lo..=hi);
+    }
+    Ok(set)
+}
+
+/// An XSM (FLASK) security label for xl's `seclabel=`: `user:role:type` or
+/// `user:role:type:level`, each part 1 or more letters, digits, `_`, `.`, `-`; at most 255 bytes.
+pub fn check_seclabel(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let ok = s.len() <= SECLABEL_MAX
+        && (3..=4).contains(&parts.len())
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a security label (want user:role:type[:level] of letters, digits, _, ., -)"
+        ))
+    }
+}
+
+/// A vif rate limit for the `rate=` item of an xl vif: `<n><unit>/s` with unit one of `B`,
+/// `b` and an optional `K`, `M` or `G` before it, then optionally `@<n>` and `s`, `ms` or `us`
+/// (the replenishment interval), as `10Mb/s` or `250KB/s@20ms`.
+pub fn check_rate(s: &str) -> Result<(), String> {
+    fn number_then<'a>(s: &'a str, units: &[&str]) -> Option<&'a str> {
+        let digits = s.chars().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 12 {
+            return None;
+        }
+        let rest = &s[digits..];
+        units.iter().find_map(|u| rest.strip_prefix(u))
+    }
+    let (rate, interval) = match s.split_once('@') {
+        Some((r, i)) => (r, Some(i)),
+        None => (s, None),
+    };
+    let rate_units = ["KB/s", "Kb/s", "MB/s", "Mb/s", "GB/s", "Gb/s", "B/s", "b/s"];
+    let rate_ok = number_then(rate, &rate_units) == Some("");
+    let interval_ok = interval.is_none_or(|i| number_then(i, &["ms", "us", "s"]) == Some(""));
+    if rate_ok && interval_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a vif rate (want e.g. `10Mb/s` or `250KB/s@20ms`)"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +270,55 @@ mod tests {
         assert!(check_memory(0).is_err() && check_memory(MEMORY_MAX_MIB + 1).is_err());
         assert!(check_vcpus(0).is_err() && check_vcpus(VCPUS_MAX + 1).is_err());
         assert!(check_memory(256).is_ok() && check_vcpus(VCPUS_MAX).is_ok());
+    }
+
+    #[test]
+    fn cpu_lists_seclabels_and_rates() {
+        assert_eq!(
+            parse_cpus("0,2-3").unwrap().into_iter().collect::<Vec<_>>(),
+            [0, 2, 3]
+        );
+        assert_eq!(parse_cpus("7").unwrap().len(), 1);
+        for bad in [
+            "", "all", "1,", "3-1", "-1", "1-", "0x1", "4096", "1 2", "1\n", "^1", "node:0",
+        ] {
+            assert!(parse_cpus(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_seclabel("system_u:system_r:domU_t").is_ok());
+        assert!(check_seclabel("system_u:system_r:domU_t:s0").is_ok());
+        for bad in [
+            "",
+            "domU_t",
+            "a:b",
+            "a::c",
+            "a:b:c:d:e",
+            "a:b:c,d",
+            "a:b:c\"",
+            "a:b:c d",
+        ] {
+            assert!(check_seclabel(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "10Mb/s",
+            "250KB/s@20ms",
+            "1000000B/s",
+            "1Gb/s@1s",
+            "5Kb/s@50us",
+        ] {
+            assert!(check_rate(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "10",
+            "10Mb",
+            "Mb/s",
+            "10Mb/s@",
+            "10Mb/s@20",
+            "10Mb/s,script=x",
+            "10Tb/s",
+            "1 Mb/s",
+        ] {
+            assert!(check_rate(bad).is_err(), "{bad:?}");
+        }
     }
 }

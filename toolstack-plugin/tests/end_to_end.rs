@@ -192,6 +192,12 @@ fn with_env(name: &str, test: impl Fn(&Env, &Path, &str)) {
 #[test]
 fn up_status_replace_down_through_the_binary() {
     with_env("lifecycle", |env, state, spec| {
+        let plan = ok(&env.nvctl(&["up", "--dry-run", spec]));
+        assert!(
+            plan.contains("+ web-nv: NV domain") && plan.contains("+ web-r2: replica r2"),
+            "{plan}"
+        );
+        assert!(domains(state).is_empty(), "a dry run creates nothing");
         let out = ok(&env.nvctl(&["up", spec]));
         assert!(
             out.contains("NV domain web-nv: created (id 1)")
@@ -203,6 +209,30 @@ fn up_status_replace_down_through_the_binary() {
         assert!(
             again.contains("[3/3] replica web-r2: already running (id 4)"),
             "{again}"
+        );
+        // drift: a spec pinning r1 to CPUs it was not created with needs a replace
+        let pinned = env.dir.join("pinned.yaml");
+        let text = std::fs::read_to_string(spec).unwrap();
+        let text = text.replacen("    memory: 384\n", "    memory: 384\n    cpus: 2-3\n", 1);
+        std::fs::write(&pinned, text).unwrap();
+        let pinned = pinned.to_string_lossy().into_owned();
+        let diff = ok(&env.nvctl(&["diff", "web", &pinned]));
+        assert!(
+            diff.contains("! web-r1: cpus: (unset) -> \"2-3\""),
+            "{diff}"
+        );
+        assert!(diff.contains("nvctl replace web r1"), "{diff}");
+        assert_eq!(env.nvctl(&["diff", "db", &pinned]).status.code(), Some(3));
+        let json = ok(&env.nvctl(&["--json", "diff", "web", &pinned]));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["command"], "diff", "{json}");
+        assert!(
+            v["plan"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["action"] == "replace" && s["target"] == "web-r1"),
+            "{json}"
         );
         let table = ok(&env.nvctl(&["status"]));
         assert!(

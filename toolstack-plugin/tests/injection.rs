@@ -176,6 +176,9 @@ fn benign(field: usize) -> String {
         4 | 10 => "00:16:3e:aa:bb:cc",
         5 => "other-nv",
         11 => "r9",
+        12 | 15 => "0-1",
+        13 | 16 => "system_u:system_r:domU_t",
+        14 | 17 => "10Mb/s@20ms",
         _ => "grp",
     }
     .to_string()
@@ -197,6 +200,12 @@ fn set(spec: &mut GroupSpec, field: usize, v: String) {
         9 => r0.extra = v,
         10 => r0.mac = Some(v),
         11 => r0.name = v,
+        12 => spec.nv_domain.cpus = Some(v),
+        13 => spec.nv_domain.seclabel = Some(v),
+        14 => spec.nv_domain.external.rate = Some(v),
+        15 => r0.cpus = Some(v),
+        16 => r0.seclabel = Some(v),
+        17 => r0.rate = Some(v),
         _ => spec.group = v,
     }
 }
@@ -206,8 +215,8 @@ proptest! {
 
     #[test]
     fn no_spec_string_adds_a_key_or_a_list_element(
-        field in 0usize..13,
-        v in "/?[a-z0-9/',\"=\\\\\\n\\r\\[\\];# .:_-]{0,24}",
+        field in 0usize..19,
+        v in "/?[a-zA-Z0-9/',\"=\\\\\\n\\r\\[\\];# .:_@-]{0,24}",
     ) {
         let mut base = GroupSpec::parse(SPEC).unwrap();
         set(&mut base, field, benign(field));

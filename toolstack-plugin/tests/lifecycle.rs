@@ -1022,3 +1022,65 @@ fn failures_carry_their_kind_for_the_exit_status() {
         .unwrap_err();
     assert_eq!(Failure::of(&e), Some(Failure::Invalid));
 }
+
+#[test]
+fn up_lists_drift_it_cannot_change_live_and_converges_the_rest() {
+    let w = World::up();
+    w.said.lock().unwrap().clear();
+    let changed = SPEC
+        .replacen("    memory: 512", "    memory: 1024", 1)
+        .replacen("straggler-timeout-ms: 2000", "straggler-timeout-ms: 500", 1);
+    w.run("up-again.xl", |ctx| group::up(ctx, &changed))
+        .unwrap();
+    let said = w.said();
+    assert!(
+        said.contains("group web: 1 running domain(s) differ from the spec in settings up cannot change live:")
+            && said.contains("  web-r0: memory: 512 -> 1024, runs with 512 MiB, the spec says 1024; needs `nvctl replace web r0`"),
+        "{said}"
+    );
+    // the domain-nv setting converged live: the new config was handed over
+    assert!(
+        w.last_config().contains("straggler_timeout_ms: 500"),
+        "{}",
+        w.last_config()
+    );
+    // an unchanged spec lists no drift
+    w.said.lock().unwrap().clear();
+    w.run("up-again.xl", |ctx| group::up(ctx, SPEC)).unwrap();
+    assert!(!w.said().contains("differ from the spec"), "{}", w.said());
+}
+
+#[test]
+fn diff_shows_creation_drift_and_live_changes_without_changing_anything() {
+    let w = World::new();
+    let plan = w
+        .run_text(
+            "$ xl list -v\n> Name ID Mem VCPUs State Time(s) UUID\n",
+            |ctx| group::diff(ctx, SPEC),
+        )
+        .unwrap();
+    assert_eq!(
+        plan.to_string(),
+        "+ web-nv: NV domain, then hand it the domain-nv config\n+ web-r0: replica r0\n+ web-r1: replica r1\n+ web-r2: replica r2\n"
+    );
+    assert!(
+        group::groups(&w.host).unwrap().is_empty(),
+        "diff records nothing"
+    );
+    let w = World::up();
+    let configs = w.nv.st().configs.len();
+    let plan = w.run("up-again.xl", |ctx| group::diff(ctx, SPEC)).unwrap();
+    assert!(plan.steps.is_empty(), "{plan}");
+    let changed = SPEC
+        .replacen("    memory: 384\n", "    memory: 384\n    cpus: 2-3\n", 1)
+        .replacen("straggler-timeout-ms: 2000", "straggler-timeout-ms: 500", 1);
+    let plan = w
+        .run("up-again.xl", |ctx| group::diff(ctx, &changed))
+        .unwrap();
+    assert_eq!(
+        plan.to_string(),
+        "~ domain-nv config: changed: straggler_timeout_ms (handed live to web-nv)\n! web-r1: cpus: (unset) -> \"2-3\"; needs `nvctl replace web r1`\n"
+    );
+    assert_eq!(w.nv.st().configs.len(), configs, "diff hands over nothing");
+    assert!(!w.last_config().contains("straggler_timeout_ms: 500"));
+}

@@ -404,3 +404,85 @@ fn values_reaching_xl_configs_follow_their_own_grammar() {
         "command line",
     );
 }
+
+#[test]
+fn isolation_and_operation_keys_follow_their_grammars() {
+    one(
+        &edit("    memory: 512", "    memory: 512\n    cpus: 3-1"),
+        "replicas[0].cpus",
+        Some(line_of("    memory: 512") + 1),
+        "backwards",
+    );
+    one(
+        &edit("  vcpus: 2", "  vcpus: 2\n  cpus: \"0,all\""),
+        "nv-domain.cpus",
+        Some(line_of("  vcpus: 2") + 1),
+        "CPU list",
+    );
+    one(
+        &edit(
+            "    memory: 512",
+            "    memory: 512\n    seclabel: \"a:b:c,d\"",
+        ),
+        "replicas[0].seclabel",
+        Some(line_of("    memory: 512") + 1),
+        "security label",
+    );
+    one(
+        &edit("  vcpus: 2", "  vcpus: 2\n  seclabel: domU_t"),
+        "nv-domain.seclabel",
+        Some(line_of("  vcpus: 2") + 1),
+        "security label",
+    );
+    one(
+        &edit(
+            "    memory: 512",
+            "    memory: 512\n    rate: \"10Mb/s,script=x\"",
+        ),
+        "replicas[0].rate",
+        Some(line_of("    memory: 512") + 1),
+        "vif rate",
+    );
+    one(
+        &edit(
+            "    mac: 00:16:3e:c0:00:0a",
+            "    mac: 00:16:3e:c0:00:0a\n    rate: 10Mbit",
+        ),
+        "nv-domain.external.rate",
+        Some(line_of("mac: 00:16:3e:c0:00:0a") + 1),
+        "vif rate",
+    );
+    let ok = edit("    memory: 512", "    memory: 512\n    rate: 10Mb/s@20ms\n    cpus: 0-1\n    seclabel: system_u:system_r:domU_t");
+    let spec = GroupSpec::parse(&ok).unwrap();
+    assert_eq!(spec.replicas[0].cpus.as_deref(), Some("0-1"));
+}
+
+#[test]
+fn isolated_replicas_need_disjoint_cpus() {
+    let pinned = edit("    memory: 512", "    memory: 512\n    cpus: 2-3")
+        .replacen("    memory: 384\n", "    memory: 384\n    cpus: \"4\"\n", 1)
+        .replacen("    vcpus: 2\n", "    vcpus: 2\n    cpus: 5-6\n", 1);
+    let isolated = pinned.replace("auto-repair: true", "auto-repair: true\nisolate-cpus: true");
+    assert!(GroupSpec::parse(&isolated).unwrap().isolate_cpus);
+    let line_r2 = isolated.lines().position(|l| l == "    cpus: 5-6").unwrap() + 1;
+    one(
+        &isolated.replace("    cpus: 5-6", "    cpus: 1-3"),
+        "replicas[2].cpus",
+        Some(line_r2),
+        "shares CPU 2 with replicas[0]",
+    );
+    // without the flag, shared CPUs are allowed
+    assert!(GroupSpec::parse(&pinned.replace("    cpus: 5-6", "    cpus: 1-3")).is_ok());
+    // with it, every replica must be pinned
+    let unpinned = isolated.replace("    cpus: \"4\"\n", "");
+    let e = errors(&unpinned);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].field, "replicas[1].cpus");
+    assert!(e[0].message.contains("required"), "{}", e[0]);
+    let line_r1 = unpinned
+        .lines()
+        .position(|l| l.contains("name: r1"))
+        .unwrap()
+        + 1;
+    assert_eq!(e[0].line, Some(line_r1));
+}

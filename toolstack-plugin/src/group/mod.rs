@@ -28,14 +28,17 @@
 //! owned domains, bounded waits), `record` (the group record in xenstore), `names` (the
 //! ownership and name checks before `up`), `nv_status` (reading the NV domain's status and its
 //! faults), `up`, `down`, `replace`, `patch`, `watch` (auto-repair), `status` (gathering what
-//! `nvctl status` shows) and `format` (its table and JSON).
+//! `nvctl status` shows), `format` (its table and JSON), `plan` (what `up` would change, and
+//! the drift it cannot change live, computed without I/O) and `diff` (observing a group for it).
 
 mod ctx;
+mod diff;
 mod down;
 mod format;
 mod names;
 mod nv_status;
 mod patch;
+mod plan;
 mod record;
 mod replace;
 mod status;
@@ -43,10 +46,12 @@ mod up;
 mod watch;
 
 pub use ctx::Ctx;
+pub use diff::diff;
 pub use down::down;
 pub use format::{format_json, format_table, utc};
 pub use nv_status::read_status;
 pub use patch::patch;
+pub use plan::{plan, Action, Observed, Plan, Step};
 pub use record::{groups, load, Record};
 pub use replace::{replace, Mode};
 pub use status::{status, GroupView, InstanceView};

@@ -1,7 +1,9 @@
 //! `nvctl up`: create, finish creating or converge a group from its spec.
 
+use super::diff::observe;
 use super::names::{check_names_are_free, check_no_collision};
 use super::nv_status::{is_live, read_status};
+use super::plan::plan;
 use super::record::{gpath, load, remove_instance, save_instance};
 use super::{home, Ctx, Role};
 use crate::failure::reword;
@@ -21,7 +23,9 @@ use nv_schema::status::XS_BASE;
 /// `replace` and of replicas no longer in the spec; create the NV domain; write the domain-nv
 /// config to its xenstore home; wait until it reports `ready`; create the missing replicas;
 /// wait until every replica is reported live. Running replicas are left alone (their settings
-/// change only through `nvctl replace`).
+/// change only through `nvctl replace`): the drift between them and the spec that needs a
+/// `replace` ([`super::plan`]) is listed at the end, and `up` still succeeds. The domain-nv
+/// config is handed again on every run, so its settings converge live.
 pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
     let spec = GroupSpec::parse(spec_text).map_err(|e| Failure::Invalid.error(e.to_string()))?;
     let g = spec.group.clone();
@@ -35,6 +39,10 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
     write_blob(ctx.store, &format!("{base}/spec"), spec_text)?;
     ctx.store.write(&format!("{base}/nv-domain"), &nv)?;
     let mut rec = load(ctx.store, &g)?;
+    let plan = plan(
+        &spec,
+        &observe(ctx, &spec, &owned, &running, Some(rec.clone()))?,
+    )?;
     for (i, role) in &rec.instances {
         let why = match role {
             Role::Joining => "unfinished replacement",
@@ -138,5 +146,15 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
         reword(&e, format!("{e}; not live: {}", missing.join(", ")))
     })?;
     ctx.say(&format!("group {g}: up, {} replicas live", members.len()));
+    let drift = plan.needs_replace();
+    if !drift.is_empty() {
+        ctx.say(&format!(
+            "group {g}: {} running domain(s) differ from the spec in settings up cannot change live:",
+            drift.len()
+        ));
+        for s in drift {
+            ctx.say(&format!("  {}: {}", s.target, s.detail));
+        }
+    }
     Ok(())
 }

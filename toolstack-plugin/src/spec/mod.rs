@@ -60,6 +60,8 @@ pub struct External {
     pub bridge: Option<String>,
     /// MAC of the bridged vif (only with `bridge`; xl picks one if absent).
     pub mac: Option<String>,
+    /// Rate limit of the bridged vif (xl's vif `rate=`, e.g. `100Mb/s`; only with `bridge`).
+    pub rate: Option<String>,
     /// Name of the NIC inside the NV domain (default `eth0`).
     #[serde(default = "d_interface")]
     pub interface: String,
@@ -95,6 +97,10 @@ pub struct NvDomain {
     /// Virtual CPUs (default 1).
     #[serde(default = "one")]
     pub vcpus: u32,
+    /// Physical CPUs it may run on (xl's `cpus=`, e.g. `0-1`; default: any).
+    pub cpus: Option<String>,
+    /// XSM security label (xl's `seclabel=`, `user:role:type`).
+    pub seclabel: Option<String>,
     /// The external NIC.
     pub external: External,
 }
@@ -184,6 +190,12 @@ pub struct Replica {
     pub address: String,
     /// The NV domain's address on that link (default: the lowest other host address).
     pub nv_address: Option<String>,
+    /// Rate limit of its vif (xl's vif `rate=`, e.g. `10Mb/s@20ms`; default: none).
+    pub rate: Option<String>,
+    /// Physical CPUs it may run on (xl's `cpus=`, e.g. `2-3`; default: any).
+    pub cpus: Option<String>,
+    /// XSM security label (xl's `seclabel=`, `user:role:type`).
+    pub seclabel: Option<String>,
 }
 
 /// A replica group.
@@ -201,6 +213,10 @@ pub struct GroupSpec {
     /// Replace replicas reported faulty (`nvctl watch`).
     #[serde(default)]
     pub auto_repair: bool,
+    /// Every replica must have `cpus`, and no two replicas may share a physical CPU (the
+    /// reliability model assumes replicas fail independently).
+    #[serde(default)]
+    pub isolate_cpus: bool,
 }
 
 impl Replica {

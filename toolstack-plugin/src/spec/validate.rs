@@ -6,7 +6,7 @@ use super::{GroupSpec, GuestType, LinkAddrs, Policy, Replica, SpecError, SpecErr
 use crate::xl_value::{self, CMDLINE_MAX};
 use nv_schema::name::check_ifname;
 use nv_schema::net::Ipv4Cidr;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 struct Checker<'a> {
@@ -19,6 +19,22 @@ impl Checker<'_> {
     fn check(&mut self, field: impl Into<String>, r: Result<(), String>) {
         if let Err(m) = r {
             self.err(field, m);
+        }
+    }
+
+    /// Check the optional `cpus` and `seclabel` of the domain at `prefix` by their grammars.
+    fn check_isolation_keys(&mut self, prefix: &str, cpus: Option<&str>, seclabel: Option<&str>) {
+        if let Some(cpus) = cpus {
+            self.check(
+                format!("{prefix}.cpus"),
+                xl_value::parse_cpus(cpus).map(drop),
+            );
+        }
+        if let Some(label) = seclabel {
+            self.check(
+                format!("{prefix}.seclabel"),
+                xl_value::check_seclabel(label),
+            );
         }
     }
 
@@ -43,7 +59,9 @@ impl GroupSpec {
     /// `pci` (which needs `type: pv`) / `bridge`; the external address is `a.b.c.d/len` and the
     /// gateway lies in it; at least one port, listen ports unique and > 0; `majority` needs N >= 3,
     /// `unanimous` and `primary-backup` N >= 2; `primary` is set exactly for `primary-backup` and
-    /// names a replica; timeouts > 0; `buffer-limit` >= 4096; a replica has an initramfs or an image.
+    /// names a replica; timeouts > 0; `buffer-limit` >= 4096; a replica has an initramfs or an image;
+    /// `cpus`, `seclabel` and `rate` follow their grammars ([`xl_value`]), `rate` of the external
+    /// NIC only with `bridge`; with `isolate-cpus` every replica has `cpus`, pairwise disjoint.
     pub fn validate(&self, text: &str) -> Result<(), SpecErrors> {
         let mut c = Checker {
             text,
@@ -80,6 +98,7 @@ impl GroupSpec {
         );
         c.check("nv-domain.memory", xl_value::check_memory(nv.memory));
         c.check("nv-domain.vcpus", xl_value::check_vcpus(nv.vcpus));
+        c.check_isolation_keys("nv-domain", nv.cpus.as_deref(), nv.seclabel.as_deref());
         let ext = &nv.external;
         match (ext.pci.is_empty(), &ext.bridge) {
             (true, None) => c.err("nv-domain.external", "needs `pci` or `bridge`"),
@@ -108,6 +127,13 @@ impl GroupSpec {
                 c.err("nv-domain.external.mac", "only goes with `bridge`");
             } else {
                 c.check("nv-domain.external.mac", xl_value::check_mac(m));
+            }
+        }
+        if let Some(rate) = &ext.rate {
+            if ext.bridge.is_none() {
+                c.err("nv-domain.external.rate", "only goes with `bridge`");
+            } else {
+                c.check("nv-domain.external.rate", xl_value::check_rate(rate));
             }
         }
         if !valid_name(&ext.interface) || check_ifname(&ext.interface).is_err() {
@@ -143,6 +169,9 @@ impl GroupSpec {
         }
         self.validate_service(&mut c);
         self.validate_replicas(&mut c, external);
+        if self.isolate_cpus {
+            self.validate_cpu_isolation(&mut c);
+        }
         if c.errors.is_empty() {
             Ok(())
         } else {
@@ -257,6 +286,31 @@ impl GroupSpec {
         Ok(())
     }
 
+    /// With `isolate-cpus`: every replica has `cpus`, and no two replicas' sets intersect.
+    fn validate_cpu_isolation(&self, c: &mut Checker) {
+        let mut taken: Vec<(usize, BTreeSet<u32>)> = Vec::new();
+        for (i, r) in self.replicas.iter().enumerate() {
+            let field = format!("replicas[{i}].cpus");
+            let Some(cpus) = &r.cpus else {
+                c.err(field, "required with `isolate-cpus: true`");
+                continue;
+            };
+            let Ok(set) = xl_value::parse_cpus(cpus) else {
+                continue; // reported by the grammar check
+            };
+            if let Some((j, shared)) = taken
+                .iter()
+                .find_map(|(j, o)| o.intersection(&set).next().map(|x| (*j, *x)))
+            {
+                c.err(
+                    field,
+                    format!("shares CPU {shared} with replicas[{j}] (`isolate-cpus: true` asks for disjoint CPUs)"),
+                );
+            }
+            taken.push((i, set));
+        }
+    }
+
     fn validate_replicas(&self, c: &mut Checker, external: Option<Ipv4Cidr>) {
         if self.replicas.is_empty() {
             c.err("replicas", "at least one replica is needed");
@@ -320,6 +374,14 @@ impl GroupSpec {
             c.check(f("memory"), xl_value::check_memory(r.memory));
             c.check(f("vcpus"), xl_value::check_vcpus(r.vcpus));
             c.check(f("extra"), self.check_replica_cmdline(r));
+            c.check_isolation_keys(
+                &format!("replicas[{i}]"),
+                r.cpus.as_deref(),
+                r.seclabel.as_deref(),
+            );
+            if let Some(rate) = &r.rate {
+                c.check(f("rate"), xl_value::check_rate(rate));
+            }
             let cidr = r.address.parse::<Ipv4Cidr>().ok();
             let link = match cidr {
                 Some(a) if a.prefix <= 31 && a.has_host(a.addr) => r.link(),
