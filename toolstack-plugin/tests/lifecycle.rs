@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use toolstack_plugin::failure::Failure;
-use toolstack_plugin::group::{self, Ctx, Mode, Role};
+use toolstack_plugin::group::{self, Ctx, Mode, Role, WatchOptions, Watcher};
 use toolstack_plugin::owned::{DomainRole, Owned, OwnedDomain};
 use toolstack_plugin::spec::GroupSpec;
 use toolstack_plugin::store::{read_blob, MemStore, Store};
@@ -607,6 +607,183 @@ fn patch_stops_at_a_fault_while_old_and_new_vote_side_by_side() {
     assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
 }
 
+/// A watcher of group web with a short interval and the grace period `down_grace`.
+fn watcher(down_grace: Duration) -> Watcher {
+    Watcher::new(
+        "web",
+        WatchOptions {
+            interval: Duration::from_millis(5),
+            down_grace,
+        },
+    )
+}
+
+/// `list_v(rows)` with the xl state of domain `name` set to `state`.
+fn list_with_state(rows: &[(&str, u32)], name: &str, state: &str) -> String {
+    list_v(rows)
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("> {name} ")) {
+                l.replacen("-b----", state, 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect()
+}
+
+/// The transcript of a repair of r1 by r1-g1 (id 11) in the running group, r1 shown as `state`.
+fn repair_r1_transcript(state: &str) -> String {
+    let all = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let with_new = [
+        ("web-nv", 7),
+        ("web-r0", 8),
+        ("web-r1", 9),
+        ("web-r2", 10),
+        ("web-r1-g1", 11),
+    ];
+    [
+        list_v(&all),
+        list_with_state(&all, "web-r1", state),
+        "$ xl create -n {dir}/web/web-r1-g1.cfg\n".into(),
+        list_with_state(&all, "web-r1", state),
+        "$ xl create {dir}/web/web-r1-g1.cfg\n".into(),
+        list_with_state(&with_new, "web-r1", state),
+        list_with_state(&with_new, "web-r1", state),
+        "$ xl destroy web-r1\n".into(),
+    ]
+    .concat()
+}
+
+#[test]
+fn watch_repairs_a_replica_down_past_the_grace_period() {
+    let w = World::up();
+    w.nv.st().booted.remove("r1"); // hung: domain-nv reports it down, xl shows it running
+    w.nv.publish();
+    let all = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let t = [list_v(&all), list_v(&all), repair_r1_transcript("-b----")].concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    let mut watch = watcher(Duration::from_millis(100));
+    let first = w.with(&xl, |ctx| watch.pass(ctx)).unwrap();
+    assert!(first.is_empty(), "repaired within the grace period");
+    std::thread::sleep(Duration::from_millis(120));
+    let done = w.with(&xl, |ctx| watch.pass(ctx)).unwrap();
+    xl.assert_done();
+    assert_eq!(done.iter().map(|i| i.name()).collect::<Vec<_>>(), ["r1-g1"]);
+    assert!(
+        w.said()
+            .contains("r1: reported down past the grace period, replacing"),
+        "{}",
+        w.said()
+    );
+    assert_eq!(w.config_names(), ["r0", "r1-g1", "r2"]);
+}
+
+#[test]
+fn watch_repairs_a_crashed_replica() {
+    let w = World::up();
+    let xl = Replay::new(
+        "inline",
+        &repair_r1_transcript("--c---"),
+        &w.dir.path(),
+        w.nv.hook("web"),
+    );
+    let done = w
+        .with(&xl, |ctx| watcher(Duration::from_secs(30)).pass(ctx))
+        .unwrap();
+    xl.assert_done();
+    assert_eq!(done.iter().map(|i| i.name()).collect::<Vec<_>>(), ["r1-g1"]);
+    assert!(
+        w.said().contains("r1: domain crashed, replacing"),
+        "{}",
+        w.said()
+    );
+    assert_eq!(w.config_names(), ["r0", "r1-g1", "r2"]);
+}
+
+#[test]
+fn watch_recreates_a_vanished_nv_domain_and_hands_it_the_config() {
+    let w = World::up();
+    let replicas = [("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let back = [("web-nv", 11), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let t = [
+        list_v(&replicas),
+        "$ xl create -n {dir}/web/web-nv.cfg\n$ xl create {dir}/web/web-nv.cfg\n".into(),
+        list_v(&back),
+        list_v(&back),
+    ]
+    .concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    let done = w
+        .with(&xl, |ctx| watcher(Duration::from_secs(30)).pass(ctx))
+        .unwrap();
+    xl.assert_done();
+    assert!(done.is_empty());
+    assert!(
+        w.said()
+            .contains("NV domain web-nv: domain gone, recreating"),
+        "{}",
+        w.said()
+    );
+    assert_eq!(w.nv.st().home.as_deref(), Some("/local/domain/11"));
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+    let owned = Owned::load(&w.dir.0, "web").unwrap();
+    assert!(owned.owns(&uuid_of(11)) && !owned.owns(&uuid_of(7)));
+}
+
+#[test]
+fn watch_hands_the_config_again_to_a_rebooted_nv_domain() {
+    let w = World::up();
+    // on_reboot=restart: same UUID, new domid 12, an empty xenstore home
+    let rows = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let rebooted = list_v(&rows).replacen(
+        "> web-nv                                       7",
+        "> web-nv                                      12",
+        1,
+    );
+    let t = [rebooted.clone(), rebooted].concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    w.with(&xl, |ctx| watcher(Duration::from_secs(30)).pass(ctx))
+        .unwrap();
+    xl.assert_done();
+    assert_eq!(w.nv.st().home.as_deref(), Some("/local/domain/12"));
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+}
+
+#[test]
+fn watch_holds_the_group_lock_only_during_a_pass() {
+    let w = World::up();
+    let lock_file = w.dir.0.join("web.lock");
+    let take = || -> anyhow::Result<std::fs::File> {
+        let f = std::fs::File::create(&lock_file)?;
+        f.try_lock()?;
+        Ok(f)
+    };
+    let all = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let t = [list_v(&all), list_v(&all), list_v(&all), list_v(&all)].concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    let mut watch = watcher(Duration::from_secs(30));
+    let held_in_pass = std::cell::Cell::new(0);
+    let mut lock = || {
+        let f = take()?;
+        // another nvctl cannot take it now
+        assert!(take().is_err());
+        held_in_pass.set(held_in_pass.get() + 1);
+        Ok(f)
+    };
+    w.with(&xl, |ctx| watch.round(ctx, &mut lock)).unwrap();
+    // between passes another command takes the lock (and runs); meanwhile a pass is skipped
+    let other = take().expect("watch holds the group lock while idle");
+    w.with(&xl, |ctx| watch.round(ctx, &mut lock)).unwrap();
+    assert_eq!(held_in_pass.get(), 1);
+    assert!(w.said().contains("pass skipped"), "{}", w.said());
+    drop(other);
+    w.with(&xl, |ctx| watch.round(ctx, &mut lock)).unwrap();
+    assert_eq!(held_in_pass.get(), 2);
+    xl.assert_done();
+}
+
 #[test]
 fn repair_pass_replaces_a_faulty_replica_when_auto_repair_is_on() {
     let w = World::up();
@@ -616,7 +793,7 @@ fn repair_pass_replaces_a_faulty_replica_when_auto_repair_is_on() {
     );
     w.nv.publish();
     let done = w
-        .run("repair.xl", |ctx| group::repair_pass(ctx, "web"))
+        .run("repair.xl", |ctx| watcher(Duration::ZERO).pass(ctx))
         .unwrap();
     assert_eq!(done.iter().map(|i| i.name()).collect::<Vec<_>>(), ["r1-g1"]);
     assert!(
@@ -642,7 +819,9 @@ fn repair_pass_only_reports_when_auto_repair_is_off() {
     ]
     .concat();
     let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
-    let done = w.with(&xl, |ctx| group::repair_pass(ctx, "web")).unwrap();
+    let done = w
+        .with(&xl, |ctx| watcher(Duration::ZERO).pass(ctx))
+        .unwrap();
     xl.assert_done();
     assert!(done.is_empty());
     assert!(
