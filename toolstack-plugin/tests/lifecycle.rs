@@ -703,6 +703,86 @@ fn watch_repairs_a_crashed_replica() {
 }
 
 #[test]
+fn watch_repairs_the_other_members_when_one_repair_fails() {
+    let w = World::up();
+    w.nv.st()
+        .faulty
+        .insert("r1".into(), vec![fault(1, "flood")]);
+    w.nv.publish();
+    let rows = [("web-nv", 7), ("web-r1", 9), ("web-r2", 10)]; // web-r0 vanished
+    let with_new = [
+        ("web-nv", 7),
+        ("web-r1", 9),
+        ("web-r2", 10),
+        ("web-r1-g1", 11),
+    ];
+    let t = [
+        list_v(&rows),
+        list_v(&rows),
+        "$ xl create -n {dir}/web/web-r0-g1.cfg\n! xl: no space for r0-g1\n? 1\n".into(),
+        "$ xl create -n {dir}/web/web-r1-g1.cfg\n".into(),
+        list_v(&rows),
+        "$ xl create {dir}/web/web-r1-g1.cfg\n".into(),
+        list_v(&with_new),
+        list_v(&with_new),
+        "$ xl destroy web-r1\n".into(),
+    ]
+    .concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    let done = w
+        .with(&xl, |ctx| watcher(Duration::from_secs(30)).pass(ctx))
+        .unwrap();
+    xl.assert_done();
+    assert_eq!(done.iter().map(|i| i.name()).collect::<Vec<_>>(), ["r1-g1"]);
+    let said = w.said();
+    assert!(
+        said.contains("r0: domain gone, replacing")
+            && said.contains("r0: repair failed")
+            && said.contains("r1: replaced by r1-g1"),
+        "{said}"
+    );
+}
+
+#[test]
+fn watch_reports_once_per_change_when_auto_repair_is_off() {
+    let w = World::new();
+    let spec = SPEC.replace("auto-repair: true", "auto-repair: false");
+    w.run("up-fresh.xl", |ctx| group::up(ctx, &spec)).unwrap();
+    let all = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let crashed = list_with_state(&all, "web-r2", "--c---");
+    let no_nv = list_v(&[("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]);
+    let t = [
+        list_v(&all),
+        crashed.clone(),
+        list_v(&all),
+        crashed,
+        no_nv.clone(),
+        no_nv,
+    ]
+    .concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    let mut watch = watcher(Duration::from_secs(30));
+    for _ in 0..4 {
+        let done = w.with(&xl, |ctx| watch.pass(ctx)).unwrap();
+        assert!(done.is_empty());
+    }
+    xl.assert_done();
+    let said = w.said();
+    assert_eq!(
+        said.matches("r2: domain crashed (auto-repair is off)")
+            .count(),
+        1,
+        "{said}"
+    );
+    assert_eq!(
+        said.matches("NV domain web-nv: domain gone (auto-repair is off)")
+            .count(),
+        1,
+        "{said}"
+    );
+}
+
+#[test]
 fn watch_recreates_a_vanished_nv_domain_and_hands_it_the_config() {
     let w = World::up();
     let replicas = [("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];

@@ -141,11 +141,16 @@ impl Watcher {
             let why = t.why();
             if rec.spec.auto_repair {
                 self.log(ctx, &format!("{name}: {why}, replacing"));
-                let new = replace(ctx, &group, &i.replica, None, Mode::Repair, Duration::ZERO)?;
-                self.log(ctx, &format!("{name}: replaced by {}", new.name()));
-                self.down_since.remove(&name);
-                self.reported.remove(&name);
-                done.push(new);
+                // a failed repair is tried again next pass; the other members still get theirs
+                match replace(ctx, &group, &i.replica, None, Mode::Repair, Duration::ZERO) {
+                    Ok(new) => {
+                        self.log(ctx, &format!("{name}: replaced by {}", new.name()));
+                        self.down_since.remove(&name);
+                        self.reported.remove(&name);
+                        done.push(new);
+                    }
+                    Err(e) => self.log(ctx, &format!("{name}: repair failed: {e:#}")),
+                }
             } else if self.reported.insert(name.clone(), t) != Some(t) {
                 self.log(ctx, &format!("{name}: {why} (auto-repair is off)"));
             }
