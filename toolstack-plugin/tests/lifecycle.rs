@@ -782,16 +782,50 @@ fn watch_reports_once_per_change_when_auto_repair_is_off() {
     );
 }
 
+/// How a test writes the `xl list -v` text of rows (name, id).
+type ListText = dyn Fn(&[(&str, u32)]) -> String;
+
+/// The transcript of `up` bringing back group web around the NV domain row `nv` (None: it
+/// is created as id 11) after its replicas were destroyed: they are created with ids from 12
+/// (13 when the NV domain kept running), `list_nv` making the `xl list -v` text of the rows.
+fn group_restart_transcript(nv: Option<u32>, list_nv: &ListText) -> String {
+    let mut t = String::new();
+    let mut rows: Vec<(&str, u32)> = nv.map(|id| ("web-nv", id)).into_iter().collect();
+    t += &list_nv(&rows);
+    if nv.is_none() {
+        t += "$ xl create -n {dir}/web/web-nv.cfg\n";
+    }
+    for r in ["r0", "r1", "r2"] {
+        t += &format!("$ xl create -n {{dir}}/web/web-{r}.cfg\n");
+    }
+    let mut next = 11;
+    if nv.is_none() {
+        t += "$ xl create {dir}/web/web-nv.cfg\n";
+        rows.push(("web-nv", next));
+        t += &list_nv(&rows);
+        next += 1;
+    } else {
+        next = 13;
+    }
+    for r in ["web-r0", "web-r1", "web-r2"] {
+        t += &format!("$ xl create {{dir}}/web/{r}.cfg\n");
+        rows.push((r, next));
+        t += &list_nv(&rows);
+        next += 1;
+    }
+    t += &list_nv(&rows); // the NV domain's new domid
+    t += &list_nv(&rows); // the members
+    t
+}
+
 #[test]
-fn watch_recreates_a_vanished_nv_domain_and_hands_it_the_config() {
+fn watch_brings_the_group_back_around_a_vanished_nv_domain() {
     let w = World::up();
-    let replicas = [("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
-    let back = [("web-nv", 11), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
     let t = [
-        list_v(&replicas),
-        "$ xl create -n {dir}/web/web-nv.cfg\n$ xl create {dir}/web/web-nv.cfg\n".into(),
-        list_v(&back),
-        list_v(&back),
+        list_v(&[("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
+        // the replicas' vifs were served by the vanished NV domain: they go, `up` recreates all
+        "$ xl destroy web-r0\n$ xl destroy web-r1\n$ xl destroy web-r2\n".into(),
+        group_restart_transcript(None, &|rows| list_v(rows)),
     ]
     .concat();
     let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
@@ -800,33 +834,40 @@ fn watch_recreates_a_vanished_nv_domain_and_hands_it_the_config() {
         .unwrap();
     xl.assert_done();
     assert!(done.is_empty());
+    let said = w.said();
     assert!(
-        w.said()
-            .contains("NV domain web-nv: domain gone, recreating"),
-        "{}",
-        w.said()
+        said.contains("NV domain web-nv: domain gone, restarting the group")
+            && said.contains("NV domain web-nv: running (id 11) with its replicas"),
+        "{said}"
     );
     assert_eq!(w.nv.st().home.as_deref(), Some("/local/domain/11"));
     assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
     let owned = Owned::load(&w.dir.0, "web").unwrap();
-    assert!(owned.owns(&uuid_of(11)) && !owned.owns(&uuid_of(7)));
+    assert!(owned.owns(&uuid_of(11)) && !owned.owns(&uuid_of(7)) && !owned.owns(&uuid_of(8)));
+    assert!(owned.owns(&uuid_of(12)) && owned.owns(&uuid_of(14)));
 }
 
 #[test]
-fn watch_hands_the_config_again_to_a_rebooted_nv_domain() {
+fn watch_brings_the_group_back_around_a_rebooted_nv_domain() {
     let w = World::up();
-    // on_reboot=restart: same UUID, new domid 12, an empty xenstore home
-    let rows = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
-    let rebooted = list_v(&rows).replacen(
-        "> web-nv                                       7",
-        "> web-nv                                      12",
-        1,
-    );
-    let t = [rebooted.clone(), rebooted].concat();
+    // on_reboot=restart: the NV domain keeps its UUID, gets domid 12 and an empty xenstore home
+    let rebooted = |rows: &[(&str, u32)]| list_v(rows).replacen(&uuid_of(12), &uuid_of(7), 1);
+    let t = [
+        rebooted(&[("web-nv", 12), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
+        "$ xl destroy web-r0\n$ xl destroy web-r1\n$ xl destroy web-r2\n".into(),
+        group_restart_transcript(Some(12), &rebooted),
+    ]
+    .concat();
     let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
     w.with(&xl, |ctx| watcher(Duration::from_secs(30)).pass(ctx))
         .unwrap();
     xl.assert_done();
+    assert!(
+        w.said()
+            .contains("NV domain web-nv: restarted without its config, restarting the group"),
+        "{}",
+        w.said()
+    );
     assert_eq!(w.nv.st().home.as_deref(), Some("/local/domain/12"));
     assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
 }

@@ -6,16 +6,14 @@ use super::record::{gpath, load, remove_instance, save_instance};
 use super::{home, Ctx, Role};
 use crate::failure::reword;
 use crate::failure::Failure;
-use crate::owned::{DomainRole, Owned};
+use crate::owned::DomainRole;
 use crate::render::{self, Instance};
 use crate::spec::GroupSpec;
 use crate::store::write_blob;
 use crate::xl;
-use crate::xl::Domain;
 use anyhow::{anyhow, Result};
 use nv_schema::handoff::XS_CONFIG;
 use nv_schema::status::XS_BASE;
-use std::collections::BTreeMap;
 
 /// `nvctl up`: create (or finish creating, or converge) a group from its spec text.
 ///
@@ -82,8 +80,31 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
         ctx.say(&format!("{d}: left over from an interrupted replacement"));
         ctx.destroy(&mut owned, &d, &uuid)?;
     }
-    let domid = start_nv_domain(ctx, &spec, &mut owned, &running, &members)?;
+    let domid = match owned.running(&nv, &running) {
+        Some(d) => {
+            ctx.say(&format!("NV domain {nv}: already running (id {})", d.id));
+            d.id
+        }
+        None => {
+            ctx.say(&format!("NV domain {nv}: creating"));
+            let cfg = render::nv_domain_cfg(&spec);
+            let id = ctx.create(&mut owned, DomainRole::Nv, &g, &nv, &cfg)?;
+            ctx.say(&format!("NV domain {nv}: created (id {id})"));
+            id
+        }
+    };
+    ctx.push_config(&spec, domid, &members)?;
+    ctx.say(&format!(
+        "NV domain {nv}: config written to {}/{XS_CONFIG}, waiting for it to report ready",
+        home(domid)
+    ));
     let watch = format!("{}/{XS_BASE}", home(domid));
+    ctx.wait_for(&format!("{nv} to report ready"), &watch, || {
+        Ok(read_status(ctx.store, domid)?
+            .filter(|s| s.ready)
+            .map(|_| ()))
+    })?;
+    ctx.say(&format!("NV domain {nv}: ready"));
     for (k, i) in members.iter().enumerate() {
         let d = i.domain(&g);
         let r = spec
@@ -118,44 +139,4 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
     })?;
     ctx.say(&format!("group {g}: up, {} replicas live", members.len()));
     Ok(())
-}
-
-/// Bring the group's NV domain to `ready` serving `members`: create it unless it runs (one nvctl
-/// created, in `running`), hand it the domain-nv config, and wait until it reports ready.
-/// Returns its domid. `up` starts a group with it and `watch` recreates a vanished NV domain
-/// (or re-hands the config to one that rebooted) with it.
-pub(super) fn start_nv_domain(
-    ctx: &Ctx,
-    spec: &GroupSpec,
-    owned: &mut Owned,
-    running: &BTreeMap<String, Domain>,
-    members: &[Instance],
-) -> Result<u32> {
-    let (g, nv) = (&spec.group, spec.nv_name());
-    let domid = match owned.running(&nv, running) {
-        Some(d) => {
-            ctx.say(&format!("NV domain {nv}: already running (id {})", d.id));
-            d.id
-        }
-        None => {
-            ctx.say(&format!("NV domain {nv}: creating"));
-            let cfg = render::nv_domain_cfg(spec);
-            let id = ctx.create(owned, DomainRole::Nv, g, &nv, &cfg)?;
-            ctx.say(&format!("NV domain {nv}: created (id {id})"));
-            id
-        }
-    };
-    ctx.push_config(spec, domid, members)?;
-    ctx.say(&format!(
-        "NV domain {nv}: config written to {}/{XS_CONFIG}, waiting for it to report ready",
-        home(domid)
-    ));
-    let watch = format!("{}/{XS_BASE}", home(domid));
-    ctx.wait_for(&format!("{nv} to report ready"), &watch, || {
-        Ok(read_status(ctx.store, domid)?
-            .filter(|s| s.ready)
-            .map(|_| ()))
-    })?;
-    ctx.say(&format!("NV domain {nv}: ready"));
-    Ok(domid)
 }

@@ -1,17 +1,18 @@
-//! `nvctl watch`: the repair loop. Each pass supervises the NV domain (recreates it when it is
-//! gone or crashed, hands the config again to one that restarted with a new domid) and then
+//! `nvctl watch`: the repair loop. Each pass supervises the NV domain (brings the group back
+//! with `up` when it is gone, crashed or restarted without its config) and then
 //! every member instance: one that is `faulty`, `down` for longer than a grace period, crashed
 //! (xl state `c`) or whose domain vanished is replaced when the spec says `auto-repair: true`,
 //! else reported once per change. A pass holds the group lock; between passes nothing is held.
 
 use super::nv_status::{health, read_status};
-use super::record::{gpath, load};
+use super::record::{gpath, load, Record};
 use super::replace::{replace, Mode};
-use super::up::start_nv_domain;
+use super::up::up;
 use super::{home, utc, Ctx};
-use crate::render::{self, Instance};
-use crate::xl::{self, Domain};
-use anyhow::Result;
+use crate::render::Instance;
+use crate::store::read_blob;
+use crate::xl;
+use anyhow::{anyhow, Result};
 use nv_schema::handoff::XS_CONFIG;
 use nv_schema::status::{ReplicaHealth, XS_BASE};
 use std::collections::BTreeMap;
@@ -28,6 +29,8 @@ pub enum Trouble {
     Faulty,
     /// domain-nv reports it down (hung, or its link is gone) for longer than the grace period.
     Down,
+    /// (The NV domain only.) It runs again with a new domid and without its config.
+    Restarted,
 }
 
 impl Trouble {
@@ -38,6 +41,7 @@ impl Trouble {
             Trouble::Crashed => "domain crashed",
             Trouble::Faulty => "reported faulty",
             Trouble::Down => "reported down past the grace period",
+            Trouble::Restarted => "restarted without its config",
         }
     }
 }
@@ -110,7 +114,7 @@ impl Watcher {
     pub fn pass(&mut self, ctx: &Ctx) -> Result<Vec<Instance>> {
         let group = self.group.clone();
         let rec = load(ctx.store, &group)?;
-        let Some(domid) = self.supervise_nv(ctx, &rec.members(), &rec.spec)? else {
+        let Some(domid) = self.supervise_nv(ctx, &rec)? else {
             return Ok(Vec::new());
         };
         let st = read_status(ctx.store, domid)?;
@@ -158,41 +162,37 @@ impl Watcher {
         Ok(done)
     }
 
-    /// Make sure the NV domain runs and holds its config: recreate it (auto-repair) when it is
-    /// gone or crashed, hand the config again when it restarted without it (a reboot gives it a
-    /// new domid and an empty xenstore home). Returns its domid, None if it does not run.
-    fn supervise_nv(
-        &mut self,
-        ctx: &Ctx,
-        members: &[Instance],
-        spec: &crate::spec::GroupSpec,
-    ) -> Result<Option<u32>> {
-        let nv = spec.nv_name();
-        let mut owned = ctx.owned(&self.group)?;
+    /// Make sure the NV domain runs and holds its config. When it is gone, crashed, or runs
+    /// again without its config (`on_reboot=restart` gave it a new domid and an empty xenstore
+    /// home), the replicas' vifs point at a backend that no longer exists; with auto-repair the
+    /// replica domains are destroyed and [`up`] (on the recorded spec) brings the group back:
+    /// the NV domain recreated (or kept) and handed the config, the replicas created with vifs
+    /// served by it, all of them members again as when the group first started. Without
+    /// auto-repair the trouble is reported once. Returns the domid of a healthy NV domain.
+    fn supervise_nv(&mut self, ctx: &Ctx, rec: &Record) -> Result<Option<u32>> {
+        let group = self.group.clone();
+        let nv = rec.spec.nv_name();
+        let mut owned = ctx.owned(&group)?;
         let running = xl::list(ctx.xl)?;
-        let dom: Option<Domain> = owned.running(&nv, &running);
+        let dom = owned.running(&nv, &running);
         let why = match &dom {
-            Some(d) if !crashed(&d.state) => {
-                let cfg = format!("{}/{XS_CONFIG}", home(d.id));
-                if ctx.store.read(&cfg)?.is_some() {
-                    self.nv_domid = Some(d.id);
+            Some(d) if crashed(&d.state) => Trouble::Crashed,
+            Some(d) => {
+                if ctx
+                    .store
+                    .read(&format!("{}/{XS_CONFIG}", home(d.id)))?
+                    .is_some()
+                {
                     self.nv_reported = None;
+                    self.nv_domid = Some(d.id);
                     return Ok(Some(d.id));
                 }
-                self.log(
-                    ctx,
-                    &format!("NV domain {nv}: running (id {}) without its config", d.id),
-                );
-                let id = start_nv_domain(ctx, spec, &mut owned, &running, members)?;
-                self.log(ctx, &format!("NV domain {nv}: config handed again, ready"));
-                self.nv_domid = Some(id);
-                return Ok(Some(id));
+                Trouble::Restarted
             }
-            Some(_) => Trouble::Crashed,
             None => Trouble::Gone,
         };
         self.nv_domid = None;
-        if !spec.auto_repair {
+        if !rec.spec.auto_repair {
             if self.nv_reported.replace(why) != Some(why) {
                 self.log(
                     ctx,
@@ -201,14 +201,30 @@ impl Watcher {
             }
             return Ok(None);
         }
-        self.log(ctx, &format!("NV domain {nv}: {}, recreating", why.why()));
-        ctx.dry_run(&self.group, &nv, &render::nv_domain_cfg(spec))?;
-        if let Some(d) = &dom {
+        self.log(
+            ctx,
+            &format!(
+                "NV domain {nv}: {}, restarting the group (the replicas' vifs were served by it)",
+                why.why()
+            ),
+        );
+        if let Some(d) = dom.as_ref().filter(|d| crashed(&d.state)) {
             ctx.destroy(&mut owned, &nv, &d.uuid)?;
         }
-        owned.forget_gone(&running)?;
-        let id = start_nv_domain(ctx, spec, &mut owned, &BTreeMap::new(), members)?;
-        self.log(ctx, &format!("NV domain {nv}: recreated (id {id}), ready"));
+        for (i, _) in &rec.instances {
+            let d = i.domain(&group);
+            if let Some(dom) = owned.running(&d, &running) {
+                ctx.destroy(&mut owned, &d, &dom.uuid)?;
+            }
+        }
+        let text = read_blob(ctx.store, &format!("{}/spec", gpath(&group)))?
+            .ok_or_else(|| anyhow!("group {group}: no recorded spec"))?;
+        up(ctx, &text)?;
+        let id = ctx.nv_domid(&rec.spec)?;
+        self.log(
+            ctx,
+            &format!("NV domain {nv}: running (id {id}) with its replicas"),
+        );
         self.nv_reported = None;
         self.nv_domid = Some(id);
         Ok(Some(id))
