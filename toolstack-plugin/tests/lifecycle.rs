@@ -848,6 +848,31 @@ fn watch_brings_the_group_back_around_a_vanished_nv_domain() {
 }
 
 #[test]
+fn watch_brings_the_group_back_around_a_crashed_nv_domain() {
+    let w = World::up();
+    let all = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let t = [
+        list_with_state(&all, "web-nv", "--c---"),
+        "$ xl destroy web-nv\n$ xl destroy web-r0\n$ xl destroy web-r1\n$ xl destroy web-r2\n"
+            .into(),
+        group_restart_transcript(None, &|rows| list_v(rows)),
+    ]
+    .concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    w.with(&xl, |ctx| watcher(Duration::from_secs(30)).pass(ctx))
+        .unwrap();
+    xl.assert_done();
+    assert!(
+        w.said()
+            .contains("NV domain web-nv: domain crashed, restarting the group"),
+        "{}",
+        w.said()
+    );
+    assert_eq!(w.nv.st().home.as_deref(), Some("/local/domain/11"));
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+}
+
+#[test]
 fn watch_brings_the_group_back_around_a_rebooted_nv_domain() {
     let w = World::up();
     // on_reboot=restart: the NV domain keeps its UUID, gets domid 12 and an empty xenstore home
