@@ -190,7 +190,7 @@ Example:\n  nvctl patch web --image /srv/img/web-1.2.img --soak 60"
     #[command(
         after_help = "Runs until interrupted. Re-checks whenever domain-nv's status changes and at least\n\
 every --interval seconds. With `auto-repair: false` faulty replicas are only reported.\n\
-It holds the group's lock while it runs: stop it before `replace`, `patch` or `down`.\n\n\
+It holds the group's lock only during a pass: `replace`, `patch` and `down` run between passes.\n\n\
 Example:\n  nvctl watch web"
     )]
     Watch {
@@ -199,6 +199,9 @@ Example:\n  nvctl watch web"
         /// Longest pause between two checks, seconds.
         #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = positive_secs)]
         interval: f64,
+        /// How long a replica may be reported `down` before it is repaired, seconds.
+        #[arg(long, default_value_t = 30.0, value_name = "SECONDS", value_parser = secs)]
+        down_grace: f64,
     },
     /// Reliability of n replicas behind an NV domain versus a plain node, one VM and in-VM
     /// voting (seed 002, with voting policies).
@@ -617,10 +620,18 @@ fn run(cli: &Cli, outcome: &mut Outcome) -> Result<()> {
                 group::patch(ctx, group, image, Duration::from_secs_f64(*soak))
             })
         }
-        Command::Watch { group, interval } => {
-            let _lock = lock_group(&g.state_dir, group)?;
+        Command::Watch {
+            group,
+            interval,
+            down_grace,
+        } => {
+            let opts = group::WatchOptions {
+                interval: Duration::from_secs_f64(*interval),
+                down_grace: Duration::from_secs_f64(*down_grace),
+            };
+            // the lock is taken for each pass only, so other commands run between passes
             with_ctx(g, outcome, |ctx| {
-                group::watch(ctx, group, Duration::from_secs_f64(*interval))
+                group::watch(ctx, group, opts, || lock_group(&g.state_dir, group))
             })
         }
         Command::Completions { shell } => {

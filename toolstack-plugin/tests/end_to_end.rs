@@ -144,6 +144,21 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Start nvctl in the background, its stderr going to `log`.
+    fn spawn_nvctl(&self, args: &[&str], log: &Path) -> std::process::Child {
+        let state = self.dir.join("nvctl").to_string_lossy().into_owned();
+        Command::new(env!("CARGO_BIN_EXE_nvctl"))
+            .args(["--xl", &self.xl, "--xenstore", &self.socket])
+            .args(["--state-dir", &state, "--timeout", "20"])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    }
+}
+
 fn ok(out: &Output) -> String {
     let (o, e) = (
         String::from_utf8_lossy(&out.stdout),
@@ -251,7 +266,24 @@ fn up_status_replace_down_through_the_binary() {
             Some("live"),
             "{json}"
         );
-        let out = ok(&env.nvctl(&["replace", "web", "r1"]));
+        // `watch` holds the group lock only during a pass: `replace` runs while it watches
+        // (retried should it start just as a pass holds the lock)
+        let watch_log = env.dir.join("watch.log");
+        let mut watch = env.spawn_nvctl(&["watch", "web", "--interval", "0.2"], &watch_log);
+        std::thread::sleep(Duration::from_millis(500));
+        let mut out = env.nvctl(&["replace", "web", "r1"]);
+        for _ in 0..20 {
+            if !String::from_utf8_lossy(&out.stderr).contains("another nvctl is working") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            out = env.nvctl(&["replace", "web", "r1"]);
+        }
+        let _ = watch.kill();
+        let _ = watch.wait();
+        let log = std::fs::read_to_string(&watch_log).unwrap();
+        assert!(!log.contains("failed"), "{log}");
+        let out = ok(&out);
         assert!(out.contains("r1: now served by web-r1-g1"), "{out}");
         assert_eq!(domains(state), ["web-nv", "web-r0", "web-r2", "web-r1-g1"]);
         let out = ok(&env.nvctl(&["down", "web"]));

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use toolstack_plugin::failure::Failure;
-use toolstack_plugin::group::{self, Ctx, Mode, Role};
+use toolstack_plugin::group::{self, Ctx, Mode, Role, WatchOptions, Watcher};
 use toolstack_plugin::owned::{DomainRole, Owned, OwnedDomain};
 use toolstack_plugin::spec::GroupSpec;
 use toolstack_plugin::store::{read_blob, MemStore, Store};
@@ -607,6 +607,329 @@ fn patch_stops_at_a_fault_while_old_and_new_vote_side_by_side() {
     assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
 }
 
+/// A watcher of group web with a short interval and the grace period `down_grace`.
+fn watcher(down_grace: Duration) -> Watcher {
+    Watcher::new(
+        "web",
+        WatchOptions {
+            interval: Duration::from_millis(5),
+            down_grace,
+        },
+    )
+}
+
+/// `list_v(rows)` with the xl state of domain `name` set to `state`.
+fn list_with_state(rows: &[(&str, u32)], name: &str, state: &str) -> String {
+    list_v(rows)
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("> {name} ")) {
+                l.replacen("-b----", state, 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect()
+}
+
+/// The transcript of a repair of r1 by r1-g1 (id 11) in the running group, r1 shown as `state`.
+fn repair_r1_transcript(state: &str) -> String {
+    let all = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let with_new = [
+        ("web-nv", 7),
+        ("web-r0", 8),
+        ("web-r1", 9),
+        ("web-r2", 10),
+        ("web-r1-g1", 11),
+    ];
+    [
+        list_v(&all),
+        list_with_state(&all, "web-r1", state),
+        "$ xl create -n {dir}/web/web-r1-g1.cfg\n".into(),
+        list_with_state(&all, "web-r1", state),
+        "$ xl create {dir}/web/web-r1-g1.cfg\n".into(),
+        list_with_state(&with_new, "web-r1", state),
+        list_with_state(&with_new, "web-r1", state),
+        "$ xl destroy web-r1\n".into(),
+    ]
+    .concat()
+}
+
+#[test]
+fn watch_repairs_a_replica_down_past_the_grace_period() {
+    let w = World::up();
+    w.nv.st().booted.remove("r1"); // hung: domain-nv reports it down, xl shows it running
+    w.nv.publish();
+    let all = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let t = [list_v(&all), list_v(&all), repair_r1_transcript("-b----")].concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    let mut watch = watcher(Duration::from_millis(100));
+    let first = w.with(&xl, |ctx| watch.pass(ctx)).unwrap();
+    assert!(first.is_empty(), "repaired within the grace period");
+    std::thread::sleep(Duration::from_millis(120));
+    let done = w.with(&xl, |ctx| watch.pass(ctx)).unwrap();
+    xl.assert_done();
+    assert_eq!(done.iter().map(|i| i.name()).collect::<Vec<_>>(), ["r1-g1"]);
+    assert!(
+        w.said()
+            .contains("r1: reported down past the grace period, replacing"),
+        "{}",
+        w.said()
+    );
+    assert_eq!(w.config_names(), ["r0", "r1-g1", "r2"]);
+}
+
+#[test]
+fn watch_repairs_a_crashed_replica() {
+    let w = World::up();
+    let xl = Replay::new(
+        "inline",
+        &repair_r1_transcript("--c---"),
+        &w.dir.path(),
+        w.nv.hook("web"),
+    );
+    let done = w
+        .with(&xl, |ctx| watcher(Duration::from_secs(30)).pass(ctx))
+        .unwrap();
+    xl.assert_done();
+    assert_eq!(done.iter().map(|i| i.name()).collect::<Vec<_>>(), ["r1-g1"]);
+    assert!(
+        w.said().contains("r1: domain crashed, replacing"),
+        "{}",
+        w.said()
+    );
+    assert_eq!(w.config_names(), ["r0", "r1-g1", "r2"]);
+}
+
+#[test]
+fn watch_repairs_the_other_members_when_one_repair_fails() {
+    let w = World::up();
+    w.nv.st()
+        .faulty
+        .insert("r1".into(), vec![fault(1, "flood")]);
+    w.nv.publish();
+    let rows = [("web-nv", 7), ("web-r1", 9), ("web-r2", 10)]; // web-r0 vanished
+    let with_new = [
+        ("web-nv", 7),
+        ("web-r1", 9),
+        ("web-r2", 10),
+        ("web-r1-g1", 11),
+    ];
+    let t = [
+        list_v(&rows),
+        list_v(&rows),
+        "$ xl create -n {dir}/web/web-r0-g1.cfg\n! xl: no space for r0-g1\n? 1\n".into(),
+        "$ xl create -n {dir}/web/web-r1-g1.cfg\n".into(),
+        list_v(&rows),
+        "$ xl create {dir}/web/web-r1-g1.cfg\n".into(),
+        list_v(&with_new),
+        list_v(&with_new),
+        "$ xl destroy web-r1\n".into(),
+    ]
+    .concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    let done = w
+        .with(&xl, |ctx| watcher(Duration::from_secs(30)).pass(ctx))
+        .unwrap();
+    xl.assert_done();
+    assert_eq!(done.iter().map(|i| i.name()).collect::<Vec<_>>(), ["r1-g1"]);
+    let said = w.said();
+    assert!(
+        said.contains("r0: domain gone, replacing")
+            && said.contains("r0: repair failed")
+            && said.contains("r1: replaced by r1-g1"),
+        "{said}"
+    );
+}
+
+#[test]
+fn watch_reports_once_per_change_when_auto_repair_is_off() {
+    let w = World::new();
+    let spec = SPEC.replace("auto-repair: true", "auto-repair: false");
+    w.run("up-fresh.xl", |ctx| group::up(ctx, &spec)).unwrap();
+    let all = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let crashed = list_with_state(&all, "web-r2", "--c---");
+    let no_nv = list_v(&[("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]);
+    let t = [
+        list_v(&all),
+        crashed.clone(),
+        list_v(&all),
+        crashed,
+        no_nv.clone(),
+        no_nv,
+    ]
+    .concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    let mut watch = watcher(Duration::from_secs(30));
+    for _ in 0..4 {
+        let done = w.with(&xl, |ctx| watch.pass(ctx)).unwrap();
+        assert!(done.is_empty());
+    }
+    xl.assert_done();
+    let said = w.said();
+    assert_eq!(
+        said.matches("r2: domain crashed (auto-repair is off)")
+            .count(),
+        1,
+        "{said}"
+    );
+    assert_eq!(
+        said.matches("NV domain web-nv: domain gone (auto-repair is off)")
+            .count(),
+        1,
+        "{said}"
+    );
+}
+
+/// How a test writes the `xl list -v` text of rows (name, id).
+type ListText = dyn Fn(&[(&str, u32)]) -> String;
+
+/// The transcript of `up` bringing back group web around the NV domain row `nv` (None: it
+/// is created as id 11) after its replicas were destroyed: they are created with ids from 12
+/// (13 when the NV domain kept running), `list_nv` making the `xl list -v` text of the rows.
+fn group_restart_transcript(nv: Option<u32>, list_nv: &ListText) -> String {
+    let mut t = String::new();
+    let mut rows: Vec<(&str, u32)> = nv.map(|id| ("web-nv", id)).into_iter().collect();
+    t += &list_nv(&rows);
+    if nv.is_none() {
+        t += "$ xl create -n {dir}/web/web-nv.cfg\n";
+    }
+    for r in ["r0", "r1", "r2"] {
+        t += &format!("$ xl create -n {{dir}}/web/web-{r}.cfg\n");
+    }
+    let mut next = 11;
+    if nv.is_none() {
+        t += "$ xl create {dir}/web/web-nv.cfg\n";
+        rows.push(("web-nv", next));
+        t += &list_nv(&rows);
+        next += 1;
+    } else {
+        next = 13;
+    }
+    for r in ["web-r0", "web-r1", "web-r2"] {
+        t += &format!("$ xl create {{dir}}/web/{r}.cfg\n");
+        rows.push((r, next));
+        t += &list_nv(&rows);
+        next += 1;
+    }
+    t += &list_nv(&rows); // the NV domain's new domid
+    t += &list_nv(&rows); // the members
+    t
+}
+
+#[test]
+fn watch_brings_the_group_back_around_a_vanished_nv_domain() {
+    let w = World::up();
+    let t = [
+        list_v(&[("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
+        // the replicas' vifs were served by the vanished NV domain: they go, `up` recreates all
+        "$ xl destroy web-r0\n$ xl destroy web-r1\n$ xl destroy web-r2\n".into(),
+        group_restart_transcript(None, &|rows| list_v(rows)),
+    ]
+    .concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    let done = w
+        .with(&xl, |ctx| watcher(Duration::from_secs(30)).pass(ctx))
+        .unwrap();
+    xl.assert_done();
+    assert!(done.is_empty());
+    let said = w.said();
+    assert!(
+        said.contains("NV domain web-nv: domain gone, restarting the group")
+            && said.contains("NV domain web-nv: running (id 11) with its replicas"),
+        "{said}"
+    );
+    assert_eq!(w.nv.st().home.as_deref(), Some("/local/domain/11"));
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+    let owned = Owned::load(&w.dir.0, "web").unwrap();
+    assert!(owned.owns(&uuid_of(11)) && !owned.owns(&uuid_of(7)) && !owned.owns(&uuid_of(8)));
+    assert!(owned.owns(&uuid_of(12)) && owned.owns(&uuid_of(14)));
+}
+
+#[test]
+fn watch_brings_the_group_back_around_a_crashed_nv_domain() {
+    let w = World::up();
+    let all = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let t = [
+        list_with_state(&all, "web-nv", "--c---"),
+        "$ xl destroy web-nv\n$ xl destroy web-r0\n$ xl destroy web-r1\n$ xl destroy web-r2\n"
+            .into(),
+        group_restart_transcript(None, &|rows| list_v(rows)),
+    ]
+    .concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    w.with(&xl, |ctx| watcher(Duration::from_secs(30)).pass(ctx))
+        .unwrap();
+    xl.assert_done();
+    assert!(
+        w.said()
+            .contains("NV domain web-nv: domain crashed, restarting the group"),
+        "{}",
+        w.said()
+    );
+    assert_eq!(w.nv.st().home.as_deref(), Some("/local/domain/11"));
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+}
+
+#[test]
+fn watch_brings_the_group_back_around_a_rebooted_nv_domain() {
+    let w = World::up();
+    // on_reboot=restart: the NV domain keeps its UUID, gets domid 12 and an empty xenstore home
+    let rebooted = |rows: &[(&str, u32)]| list_v(rows).replacen(&uuid_of(12), &uuid_of(7), 1);
+    let t = [
+        rebooted(&[("web-nv", 12), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
+        "$ xl destroy web-r0\n$ xl destroy web-r1\n$ xl destroy web-r2\n".into(),
+        group_restart_transcript(Some(12), &rebooted),
+    ]
+    .concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    w.with(&xl, |ctx| watcher(Duration::from_secs(30)).pass(ctx))
+        .unwrap();
+    xl.assert_done();
+    assert!(
+        w.said()
+            .contains("NV domain web-nv: restarted without its config, restarting the group"),
+        "{}",
+        w.said()
+    );
+    assert_eq!(w.nv.st().home.as_deref(), Some("/local/domain/12"));
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+}
+
+#[test]
+fn watch_holds_the_group_lock_only_during_a_pass() {
+    let w = World::up();
+    let lock_file = w.dir.0.join("web.lock");
+    let take = || -> anyhow::Result<std::fs::File> {
+        let f = std::fs::File::create(&lock_file)?;
+        f.try_lock()?;
+        Ok(f)
+    };
+    let all = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let t = [list_v(&all), list_v(&all), list_v(&all), list_v(&all)].concat();
+    let xl = Replay::new("inline", &t, &w.dir.path(), w.nv.hook("web"));
+    let mut watch = watcher(Duration::from_secs(30));
+    let held_in_pass = std::cell::Cell::new(0);
+    let mut lock = || {
+        let f = take()?;
+        // another nvctl cannot take it now
+        assert!(take().is_err());
+        held_in_pass.set(held_in_pass.get() + 1);
+        Ok(f)
+    };
+    w.with(&xl, |ctx| watch.round(ctx, &mut lock)).unwrap();
+    // between passes another command takes the lock (and runs); meanwhile a pass is skipped
+    let other = take().expect("watch holds the group lock while idle");
+    w.with(&xl, |ctx| watch.round(ctx, &mut lock)).unwrap();
+    assert_eq!(held_in_pass.get(), 1);
+    assert!(w.said().contains("pass skipped"), "{}", w.said());
+    drop(other);
+    w.with(&xl, |ctx| watch.round(ctx, &mut lock)).unwrap();
+    assert_eq!(held_in_pass.get(), 2);
+    xl.assert_done();
+}
+
 #[test]
 fn repair_pass_replaces_a_faulty_replica_when_auto_repair_is_on() {
     let w = World::up();
@@ -616,7 +939,7 @@ fn repair_pass_replaces_a_faulty_replica_when_auto_repair_is_on() {
     );
     w.nv.publish();
     let done = w
-        .run("repair.xl", |ctx| group::repair_pass(ctx, "web"))
+        .run("repair.xl", |ctx| watcher(Duration::ZERO).pass(ctx))
         .unwrap();
     assert_eq!(done.iter().map(|i| i.name()).collect::<Vec<_>>(), ["r1-g1"]);
     assert!(
@@ -642,7 +965,9 @@ fn repair_pass_only_reports_when_auto_repair_is_off() {
     ]
     .concat();
     let xl = Replay::new("inline", t, &w.dir.path(), w.nv.hook("web"));
-    let done = w.with(&xl, |ctx| group::repair_pass(ctx, "web")).unwrap();
+    let done = w
+        .with(&xl, |ctx| watcher(Duration::ZERO).pass(ctx))
+        .unwrap();
     xl.assert_done();
     assert!(done.is_empty());
     assert!(

@@ -56,7 +56,7 @@ pub use record::{groups, load, Record};
 pub use replace::{replace, Mode};
 pub use status::{status, GroupView, InstanceView};
 pub use up::up;
-pub use watch::{repair_pass, watch};
+pub use watch::{trouble, watch, Trouble, WatchOptions, Watcher};
 
 use crate::spec::{majority_quorum, GroupSpec, Policy};
 
