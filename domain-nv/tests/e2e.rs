@@ -779,6 +779,28 @@ fn a_replica_replaced_on_sighup_keeps_a_download_running() {
     assert_no_faults(&s, &[0, 1, 2]);
 }
 
+/// SIGHUP with a config that changes a key fixed for domain-nv's life (a service's port): the
+/// change is refused with a log line naming the key, and clients are served as before.
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn a_refused_config_change_on_sighup_keeps_the_running_config() {
+    let g = redis_group("nvt-hupx", "majority", 3, None);
+    let mut config = g.config().unwrap();
+    config.services[0].listen = 7000;
+    g.reload(&config).unwrap();
+    wait_until("the change refused", Duration::from_secs(10), || {
+        g.lab
+            .log("domain-nv")
+            .contains("`services` cannot change in place")
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", g.lab.log("domain-nv")));
+    assert_eq!(
+        String::from_utf8_lossy(&get(&g, "key:4").stdout).trim(),
+        value(4)
+    );
+    assert_eq!(g.status().unwrap().replicas.len(), 3);
+}
+
 #[test]
 fn malformed_config_names_the_field_and_line() {
     let dir = std::env::temp_dir().join(format!("nvt-cfg.{}", std::process::id()));

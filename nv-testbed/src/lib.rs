@@ -695,7 +695,12 @@ impl Group {
         if self.spec.service == Service::Nginx {
             Lab::freeze_mtimes(&self.www(i))?;
         }
-        std::fs::write(&self.config_path, self.config()?.to_yaml())?;
+        self.reload(&self.config()?)
+    }
+
+    /// Writes `config` to domain-nv's config file and sends it SIGHUP to re-read it.
+    pub fn reload(&self, config: &Config) -> Result<()> {
+        std::fs::write(&self.config_path, config.to_yaml())?;
         self.lab.signal("domain-nv", Signal::SIGHUP)
     }
 
