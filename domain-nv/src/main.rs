@@ -1,7 +1,8 @@
 //! `domain-nv`: the voting appliance binary. A small runtime around [`Appliance`]: it starts
 //! (from a config file, or as a Xen driver domain from xenstore), then loops over one appliance
 //! step, one poll(2) on the appliance's descriptors, the config watch and the signals, and a
-//! reload when nvctl rewrote the config, until SIGINT or SIGTERM.
+//! reload in place when nvctl rewrote the config (Xen) or on SIGHUP (the config file), until
+//! SIGINT or SIGTERM.
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -149,6 +150,8 @@ struct Start {
     xenstore: Option<Xenstore>,
     /// The config as read from xenstore, to notice when nvctl rewrites it (empty without Xen).
     config_text: String,
+    /// The config file (without Xen).
+    config_file: Option<PathBuf>,
 }
 
 /// Xen mode: announces the domain up but not ready, waits for the config in xenstore, watches it
@@ -183,6 +186,7 @@ fn start_xen() -> anyhow::Result<Start> {
         netback: Some(nb),
         xenstore: Some(xs),
         config_text: text,
+        config_file: None,
     })
 }
 
@@ -196,14 +200,16 @@ fn start_local(config: Option<&Path>) -> anyhow::Result<Start> {
         netback: None,
         xenstore: None,
         config_text: String::new(),
+        config_file: Some(path.to_owned()),
     })
 }
 
-/// Blocks SIGINT and SIGTERM and returns a descriptor that reports them.
+/// Blocks SIGINT, SIGTERM and SIGHUP and returns a descriptor that reports them.
 fn signal_fd() -> anyhow::Result<SignalFd> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGINT);
     mask.add(Signal::SIGTERM);
+    mask.add(Signal::SIGHUP);
     mask.thread_block().context("blocking signals")?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")
 }
@@ -215,7 +221,7 @@ enum Wake {
     Appliance(FdOwner),
     /// The xenstore connection that watches the config.
     ConfigWatch,
-    /// SIGINT or SIGTERM.
+    /// SIGINT, SIGTERM or SIGHUP.
     Signal,
 }
 
@@ -228,8 +234,8 @@ struct PollSet<'a> {
 
 /// What one poll(2) reported.
 struct Woken {
-    /// A signal asks to stop.
-    stop: bool,
+    /// The signal descriptor is readable.
+    signalled: bool,
     /// Links whose descriptor reported an error.
     link_errors: Vec<LinkId>,
 }
@@ -251,7 +257,7 @@ impl<'a> PollSet<'a> {
         }
         let bad = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
         let mut woken = Woken {
-            stop: false,
+            signalled: false,
             link_errors: Vec::new(),
         };
         for (wake, fd) in self.wakes.iter().zip(&self.fds) {
@@ -260,7 +266,7 @@ impl<'a> PollSet<'a> {
                 Wake::Appliance(FdOwner::Link(link)) if revents.intersects(bad) => {
                     woken.link_errors.push(*link)
                 }
-                Wake::Signal => woken.stop = revents.contains(PollFlags::POLLIN),
+                Wake::Signal => woken.signalled = revents.contains(PollFlags::POLLIN),
                 _ => {}
             }
         }
@@ -268,10 +274,21 @@ impl<'a> PollSet<'a> {
     }
 }
 
+/// What the signals received in one poll ask for.
+#[derive(Default)]
+struct Signalled {
+    /// SIGINT or SIGTERM: stop.
+    stop: bool,
+    /// SIGHUP: re-read the config file.
+    reload: bool,
+}
+
 /// What surrounds the appliance: where its status goes, the signals, the config it runs.
 struct Runtime {
     sinks: StatusSinks,
     signals: SignalFd,
+    /// The config file (without Xen), re-read on SIGHUP.
+    config_file: Option<PathBuf>,
     /// The config text from xenstore the appliance runs (empty without Xen).
     config_text: String,
 }
@@ -287,8 +304,8 @@ impl Runtime {
     }
 
     /// Waits up to `wait` for a frame, a netback or config event or a signal; marks links whose
-    /// descriptor reported an error down. True if a signal asks to stop.
-    fn poll_once(&self, app: &mut Appliance, wait: Duration) -> anyhow::Result<bool> {
+    /// descriptor reported an error down. Returns what the signals received ask for.
+    fn poll_once(&self, app: &mut Appliance, wait: Duration) -> anyhow::Result<Signalled> {
         let woken = {
             let mut set = PollSet::default();
             for f in app.fds() {
@@ -303,41 +320,74 @@ impl Runtime {
         for link in woken.link_errors {
             app.link_error(link);
         }
-        Ok(woken.stop)
+        let mut signalled = Signalled::default();
+        if woken.signalled {
+            while let Some(info) = self.signals.read_signal().context("reading the signalfd")? {
+                if info.ssi_signo == Signal::SIGHUP as u32 {
+                    signalled.reload = true;
+                } else {
+                    signalled.stop = true;
+                }
+            }
+        }
+        Ok(signalled)
     }
 
-    /// nvctl rewrites the config when the voting set changes (replace, patch): restarts the
-    /// appliance on the new one, keeping netback and its connected vifs. A config that does not
-    /// parse is logged and the appliance goes on with the old one.
-    fn reload(&mut self, mut app: Appliance) -> anyhow::Result<Appliance> {
+    /// nvctl rewrites the config in xenstore when the voting set changes (replace, patch):
+    /// applies it in place ([`Appliance::reconfigure`]: no connection is reset). A config
+    /// that does not parse, or changes a key that cannot change in place, is logged and the
+    /// appliance goes on with the old one.
+    fn reload_xenstore(&mut self, app: &mut Appliance) {
         let Some(xs) = &self.sinks.xenstore else {
-            return Ok(app);
+            return;
         };
         let text = match xenhost::config_change(xs, &self.config_text) {
             Ok(Some(text)) => text,
-            Ok(None) => return Ok(app),
+            Ok(None) => return,
             Err(e) => {
                 log::warn!("reading the config from xenstore: {e:#}");
-                return Ok(app);
+                return;
             }
         };
         let new_config = match Config::from_yaml(&text) {
             Ok(config) => config,
             Err(e) => {
                 log::error!("new config from xenstore rejected, keeping the old one: {e}");
-                return Ok(app);
+                return;
             }
         };
-        log::info!(
-            "new config from xenstore: restarting the appliance ({} connections reset)",
-            app.connections()
-        );
-        let earlier = app.status().status().clone();
-        let nb = app.shutdown(Instant::now());
-        let mut app = Appliance::new(new_config, nb)?;
-        app.carry_over(&earlier);
-        self.config_text = text;
-        Ok(app)
+        log::info!("new config from xenstore");
+        if reconfigure(app, new_config) {
+            self.config_text = text;
+        }
+    }
+
+    /// SIGHUP (TAP mode): re-reads the config file and applies it in place, as
+    /// [`Runtime::reload_xenstore`] does.
+    fn reload_file(&mut self, app: &mut Appliance) {
+        let Some(path) = &self.config_file else {
+            log::warn!("SIGHUP: no config file to re-read (the config comes from xenstore)");
+            return;
+        };
+        log::info!("SIGHUP: re-reading {}", path.display());
+        match Config::from_file(path) {
+            Ok(config) => {
+                reconfigure(app, config);
+            }
+            Err(e) => log::error!("new config rejected, keeping the old one: {e:#}"),
+        }
+    }
+}
+
+/// Applies `config` to the running appliance, or logs why not (it keeps the old one); true if
+/// applied.
+fn reconfigure(app: &mut Appliance, config: Config) -> bool {
+    match app.reconfigure(config, Instant::now()) {
+        Ok(()) => true,
+        Err(e) => {
+            log::error!("config change refused, keeping the running config: {e:#}");
+            false
+        }
     }
 }
 
@@ -369,15 +419,19 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut rt = Runtime {
         sinks: StatusSinks::new(status_file, start.xenstore),
         signals,
+        config_file: start.config_file,
         config_text: start.config_text,
     };
     let mut app: Appliance = Appliance::new(config, start.netback)?;
     log::info!("serving");
     loop {
         let wait = rt.step(&mut app, Instant::now());
-        let stop = rt.poll_once(&mut app, wait)?;
-        app = rt.reload(app)?;
-        if stop {
+        let signalled = rt.poll_once(&mut app, wait)?;
+        rt.reload_xenstore(&mut app);
+        if signalled.reload {
+            rt.reload_file(&mut app);
+        }
+        if signalled.stop {
             log::info!(
                 "signal received, shutting down with {} connections open",
                 app.connections()

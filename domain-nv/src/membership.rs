@@ -143,6 +143,30 @@ impl Membership {
         }
     }
 
+    /// A config change applied in place: `kept[i]` is the index in the old config of the new
+    /// config's replica `i` (`None`: new). A kept replica keeps its standing, a new one joins on
+    /// probation, a removed one is forgotten; the new `probation` applies from now on. The
+    /// epoch moves if the replicas changed.
+    pub fn reconfigure(&mut self, kept: &[Option<usize>], probation: Probation) {
+        let changed = kept.len() != self.standings.len()
+            || kept.iter().enumerate().any(|(i, o)| *o != Some(i));
+        self.probation = probation;
+        if !changed {
+            return;
+        }
+        let since = self.epoch + 1;
+        let joining = Standing::Joining(Progress {
+            since,
+            connections: 0,
+            bytes: 0,
+        });
+        self.standings = kept
+            .iter()
+            .map(|o| o.map_or(joining, |o| self.standings[o]))
+            .collect();
+        self.epoch = since;
+    }
+
     /// A connection opened at `epoch` ended with joining replica `r` in agreement over `bytes`
     /// output bytes; true if that completed its probation (it is a Member now). Connections
     /// opened before it (re)joined do not count.
@@ -217,6 +241,24 @@ mod tests {
             m.roles(),
             vec![Role::Observer, Role::Member, Role::Absent, Role::Observer]
         );
+    }
+
+    #[test]
+    fn an_in_place_change_keeps_standings_and_lets_new_names_join() {
+        let mut m = Membership::new(3, probation(1, 0));
+        m.fault(0, &FaultKind::Flood);
+        let e = m.epoch();
+        // r0 (excluded) and r2 kept, r1 removed, one new replica.
+        m.reconfigure(&[Some(0), Some(2), None], probation(1, 0));
+        assert_eq!(m.epoch(), e + 1);
+        assert_eq!(m.roles(), vec![Role::Absent, Role::Member, Role::Observer]);
+        assert!(
+            m.agreed(2, m.epoch(), 0),
+            "probation counts from the change"
+        );
+        let e = m.epoch();
+        m.reconfigure(&[Some(0), Some(1), Some(2)], probation(5, 0));
+        assert_eq!(m.epoch(), e, "the same replicas: no change of membership");
     }
 
     #[test]

@@ -205,6 +205,24 @@ impl StatusBook {
         }
     }
 
+    /// The book after a config change applied in place (`config`, the new one): replicas of
+    /// the same name keep what they had (see [`StatusBook::carry_over`]) and their open
+    /// connections, the services keep their counters (open connections go on), new replicas
+    /// start `starting`.
+    pub fn reconfigured(&self, config: &Config) -> StatusBook {
+        let mut book = StatusBook::new(config);
+        book.carry_over(&self.status);
+        book.status.ready = self.status.ready;
+        book.status.services = self.status.services.clone();
+        for rep in &mut book.status.replicas {
+            if let Some(old) = self.status.replicas.iter().find(|o| o.name == rep.name) {
+                rep.connections = old.connections;
+            }
+        }
+        book.changed = true;
+        book
+    }
+
     /// A client connection to `service` was reset because its replicas found no quorum.
     pub fn no_quorum(&mut self, service: usize) {
         self.status.services[service].no_quorum += 1;

@@ -355,3 +355,116 @@ fn a_replica_whose_domain_goes_away_mid_answer_does_not_hold_the_stream() {
         st.to_json()
     );
 }
+
+/// Waits until every configured replica is `live`.
+fn all_live(h: &mut Host) {
+    h.run_until("every replica live", |h| {
+        h.app
+            .status()
+            .status()
+            .replicas
+            .iter()
+            .all(|r| r.state == ReplicaHealth::Live)
+    });
+}
+
+/// A config change that changes a key fixed for the appliance's life (here a service's port) is
+/// refused with the key's name, and the appliance goes on with the running config.
+#[test]
+fn a_config_change_of_a_fixed_key_is_refused_and_the_running_config_kept() {
+    let answers = vec![MAJORITY_ANSWER.to_vec(); 3];
+    let mut h = Host::with(CONFIG, answers);
+    all_live(&mut h);
+    let changed = CONFIG.replace("listen: 80", "listen: 8080").replace(
+        "name: r2, link: { kind: vif, name: r2 }",
+        "name: r3, link: { kind: vif, name: r3 }",
+    );
+    let err = h
+        .app
+        .reconfigure(Config::from_yaml(&changed).expect("config"), Instant::now())
+        .expect_err("a service's port cannot change in place");
+    let refused = err
+        .downcast_ref::<domain_nv::appliance::Refused>()
+        .expect("refused, naming the key");
+    assert_eq!(refused.key, "services");
+    assert!(err.to_string().contains("`services`"), "{err}");
+    // Nothing changed: the same replicas, and clients still reach port 80.
+    let names: Vec<String> = h
+        .app
+        .status()
+        .status()
+        .replicas
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(names, ["r0", "r1", "r2"]);
+    h.client_request(40002);
+    let mut got = Vec::new();
+    h.run_until("the answer and the close", |h| !h.client_read(&mut got));
+    assert_eq!(got, MAJORITY_ANSWER);
+}
+
+/// A config change that replaces r2 by r2-g1 (a new domain on a new vif) while a 64 KiB answer
+/// is on its way: the connection goes on with r0 and r1 and the client gets the whole answer,
+/// nobody is blamed, r2-g1 joins on probation and the next connection works.
+#[test]
+fn replacing_a_replica_in_place_keeps_an_open_connection() {
+    let config = CONFIG.replace("policy: majority", "policy: majority\nbuffer_limit: 4096");
+    let answer: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut h = Host::with(&config, vec![answer.clone(); 3]);
+    all_live(&mut h);
+    h.client_request(40003);
+    let mut got = Vec::new();
+    h.run_until("the answer under way", |h| {
+        h.client_read(&mut got);
+        !got.is_empty() && h.replicas[0].answering.values().all(|&n| n > 8 * 1024)
+    });
+    assert!(got.len() < answer.len(), "the answer is not over yet");
+    let g1 = Guest::new(&h.host, "r2-g1", [10, 77, 4, 2], LISTENERS, h.start);
+    h.replicas.push(g1);
+    h.answers.push(answer.clone());
+    h.silent.push(false);
+    h.gone.push(false);
+    let replaced = config.replace(
+        "{ name: r2, link: { kind: vif, name: r2 }, address: 10.77.3.1/24, replica_address: 10.77.3.2 }",
+        "{ name: r2-g1, link: { kind: vif, name: r2-g1 }, address: 10.77.4.1/24, replica_address: 10.77.4.2 }",
+    );
+    h.app
+        .reconfigure(
+            Config::from_yaml(&replaced).expect("config"),
+            Instant::now(),
+        )
+        .expect("replacing a replica is applied in place");
+    assert_eq!(h.app.connections(), 1, "the open connection goes on");
+    h.run_until("the whole answer and the close", |h| {
+        !h.client_read(&mut got)
+    });
+    assert_eq!(got.len(), answer.len());
+    assert!(got == answer, "the client got other bytes than the answer");
+    let st = h.app.status().status().clone();
+    let names: Vec<&str> = st.replicas.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["r0", "r1", "r2-g1"]);
+    assert!(
+        st.replicas.iter().all(|r| r.faults.is_empty()),
+        "{}",
+        st.to_json()
+    );
+    assert_eq!(
+        h.app.membership().roles(),
+        vec![Role::Member, Role::Member, Role::Observer]
+    );
+    h.run_until("r2-g1 probed serving", |h| {
+        h.app.status().status().replicas[2].state == ReplicaHealth::Joining
+    });
+    // The next connection: r0 and r1 vote, r2-g1 is compared.
+    // The client is done with its socket (its answer ended): it is reused for the next one.
+    let c = h.client.tcp[0];
+    h.client.sockets.get_mut::<tcp::Socket>(c).abort();
+    h.round();
+    h.client_request(40004);
+    let mut next = Vec::new();
+    h.run_until("the next answer and the close", |h| {
+        !h.client_read(&mut next)
+    });
+    assert!(next == answer, "the next connection got other bytes");
+}

@@ -486,11 +486,17 @@ pub struct Group {
     pub lab: Lab,
     /// The client's namespace.
     pub client_ns: String,
-    /// The replicas' namespaces, in order (replica `i` is named `r<i>`).
+    /// The replicas' namespaces, in order.
     pub replica_ns: Vec<String>,
+    /// The replicas' names, in order: `r<i>` at the start, a new name after
+    /// [`Group::replace_replica`].
+    pub replica_names: Vec<String>,
     /// The spec it was built from.
     pub spec: GroupSpec,
+    /// Each replica's subnet: `10.77.<net>.0/24`.
+    nets: Vec<u8>,
     status_path: PathBuf,
+    config_path: PathBuf,
 }
 
 impl Group {
@@ -537,13 +543,16 @@ impl Group {
         let mut group = Group {
             lab,
             client_ns,
+            replica_names: (0..replica_ns.len()).map(|i| format!("r{i}")).collect(),
+            nets: (1..=replica_ns.len() as u8).collect(),
             replica_ns,
             status_path: PathBuf::new(),
+            config_path: PathBuf::new(),
             spec,
         };
         for i in 0..group.spec.replicas {
             let ns = group.replica_ns[i].clone();
-            let addr = format!("10.77.{}.2", i + 1);
+            let addr = group.replica_address(i);
             group.lab.wait_service(&ns, &addr, &group.spec.service)?;
             prepare(i, &group)?;
             if group.spec.service == Service::Nginx {
@@ -551,9 +560,9 @@ impl Group {
             }
         }
         group.status_path = group.lab.dir().join("status.json");
-        let config_path = group.lab.dir().join("domain-nv.yaml");
-        std::fs::write(&config_path, group.config()?.to_yaml())?;
-        let cfg = config_path.to_string_lossy().into_owned();
+        group.config_path = group.lab.dir().join("domain-nv.yaml");
+        std::fs::write(&group.config_path, group.config()?.to_yaml())?;
+        let cfg = group.config_path.to_string_lossy().into_owned();
         let bin = domain_nv.to_string_lossy().into_owned();
         group
             .lab
@@ -609,24 +618,25 @@ impl Group {
         let replicas = self
             .replica_ns
             .iter()
-            .enumerate()
-            .map(|(i, ns)| ReplicaConfig {
-                name: format!("r{i}"),
+            .zip(&self.replica_names)
+            .zip(&self.nets)
+            .map(|((ns, name), &net)| ReplicaConfig {
+                name: name.clone(),
                 link: LinkConfig::Tap {
                     name: "tap0".into(),
                     netns: Some(ns.clone()),
                     offload,
                 },
                 address: Ipv4Cidr {
-                    addr: Ipv4Addr::new(10, 77, i as u8 + 1, 1),
+                    addr: Ipv4Addr::new(10, 77, net, 1),
                     prefix: 24,
                 },
-                replica_address: Ipv4Addr::new(10, 77, i as u8 + 1, 2),
+                replica_address: Ipv4Addr::new(10, 77, net, 2),
             })
             .collect();
         let mut config = Config::new(policy, external, vec![service], replicas);
         if policy == PolicyName::PrimaryBackup {
-            config.primary = Some("r0".into());
+            config.primary = Some(self.replica_names[0].clone());
         }
         config.straggler_timeout_ms = self.spec.straggler_ms;
         config.connect_timeout_ms = 1000;
@@ -649,18 +659,55 @@ impl Group {
 
     /// Replica `i`'s own address on its link.
     pub fn replica_address(&self, i: usize) -> String {
-        format!("10.77.{}.2", i + 1)
+        format!("10.77.{}.2", self.nets[i])
     }
 
     /// The www root of nginx replica `i`.
     pub fn www(&self, i: usize) -> PathBuf {
-        self.lab.www(&format!("r{i}"))
+        self.lab.www(&self.replica_names[i])
+    }
+
+    /// Replaces replica `i` by a new one named `name`, as a rename in the config (e.g. `r2` ->
+    /// `r2-g1`): the new replica runs the service in a new namespace on a new TAP and subnet,
+    /// `prepare(i, group)` then runs for it (e.g. to give it the data), and domain-nv re-reads
+    /// its rewritten config file on SIGHUP. The old replica keeps running (domain-nv drops its
+    /// link). Returns once the new replica's service answers and the signal is sent.
+    pub fn replace_replica(
+        &mut self,
+        i: usize,
+        name: &str,
+        prepare: impl FnOnce(usize, &Group) -> Result<()>,
+    ) -> Result<()> {
+        let net = self.nets.iter().max().copied().unwrap_or(0) + 1;
+        let ns = self.lab.add_netns(
+            name,
+            "tap0",
+            &format!("10.77.{net}.2/24"),
+            Some(&format!("10.77.{net}.1")),
+        )?;
+        self.lab.start_service(name, &ns, &self.spec.service)?;
+        self.replica_ns[i] = ns.clone();
+        self.replica_names[i] = name.to_owned();
+        self.nets[i] = net;
+        self.lab
+            .wait_service(&ns, &self.replica_address(i), &self.spec.service)?;
+        prepare(i, self)?;
+        if self.spec.service == Service::Nginx {
+            Lab::freeze_mtimes(&self.www(i))?;
+        }
+        self.reload(&self.config()?)
+    }
+
+    /// Writes `config` to domain-nv's config file and sends it SIGHUP to re-read it.
+    pub fn reload(&self, config: &Config) -> Result<()> {
+        std::fs::write(&self.config_path, config.to_yaml())?;
+        self.lab.signal("domain-nv", Signal::SIGHUP)
     }
 
     /// Restarts replica `i`'s service with empty state (killed, started again without its data,
     /// as a restart of a service without persistence does) and waits until it answers.
     pub fn restart_replica(&mut self, i: usize) -> Result<()> {
-        let label = format!("r{i}");
+        let label = self.replica_names[i].clone();
         self.lab.stop(&label)?;
         let ns = self.replica_ns[i].clone();
         self.lab.start_service(&label, &ns, &self.spec.service)?;
@@ -670,7 +717,7 @@ impl Group {
 
     /// Sends `sig` to replica `i`'s service.
     pub fn signal_replica(&self, i: usize, sig: Signal) -> Result<()> {
-        self.lab.signal(&format!("r{i}"), sig)
+        self.lab.signal(&self.replica_names[i], sig)
     }
 
     /// The latest status domain-nv wrote.
@@ -714,7 +761,10 @@ mod tests {
             replica_ns: (0..spec.replicas)
                 .map(|i| format!("nvt-cfg-r{i}"))
                 .collect(),
+            replica_names: (0..spec.replicas).map(|i| format!("r{i}")).collect(),
+            nets: (1..=spec.replicas as u8).collect(),
             status_path: PathBuf::from("/tmp/nvt-cfg/status.json"),
+            config_path: PathBuf::from("/tmp/nvt-cfg/domain-nv.yaml"),
             spec,
         }
     }

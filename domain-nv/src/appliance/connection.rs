@@ -77,6 +77,10 @@ pub(super) struct Connection {
     client_input: ClientInput,
     client_state: ClientState,
     replicas: Vec<ReplicaSide>,
+    /// For each replica side (the voter's index), the index of its replica's link in
+    /// [`Context::replicas`]: the config's order changes with a reconfiguration, and a replica
+    /// removed since the connection opened has none (its side was detached).
+    slots: Vec<Option<usize>>,
     voter: Voter,
     /// Bytes released to the client already added to the replicas' `bytes voted`.
     released_counted: u64,
@@ -130,6 +134,7 @@ impl Connection {
             client,
             client_input: ClientInput::Open,
             client_state: ClientState::Open,
+            slots: (0..replicas.len()).map(Some).collect(),
             replicas,
             voter,
             released_counted: 0,
@@ -143,12 +148,16 @@ impl Connection {
             self.voter.handle_timeout(now);
         }
         for (r, side) in self.replicas.iter_mut().enumerate() {
-            side.check_connect(r, &mut cx.replicas[r], &mut self.voter, cx.status, now);
+            if let Some(s) = self.slots[r] {
+                side.check_connect(r, s, &mut cx.replicas[s], &mut self.voter, cx.status, now);
+            }
         }
         self.client_to_voter(cx, now);
         self.watch_client_end(cx, now);
         for (r, side) in self.replicas.iter_mut().enumerate() {
-            side.exchange(self.id, r, &mut cx.replicas[r], &mut self.voter, now);
+            if let Some(s) = self.slots[r] {
+                side.exchange(self.id, r, &mut cx.replicas[s], &mut self.voter, now);
+            }
         }
         self.voter_to_client(cx, now);
         self.handle_events(cx);
@@ -201,10 +210,45 @@ impl Connection {
         }
     }
 
-    /// Replica `r`'s link is gone: its side of this connection ends (see
-    /// [`ReplicaSide::link_lost`]).
-    pub fn replica_link_lost(&self, r: usize, cx: &mut Context<'_>) {
-        self.replicas[r].link_lost(&mut cx.replicas[r]);
+    /// The replica whose link is `slot` in [`Context::replicas`]: its side of this connection
+    /// ends (see [`ReplicaSide::link_lost`]).
+    pub fn replica_link_lost(&self, slot: usize, cx: &mut Context<'_>) {
+        if let Some(r) = self.side_of(slot) {
+            self.replicas[r].link_lost(&mut cx.replicas[slot]);
+        }
+    }
+
+    /// The replica side (voter index) on link `slot`, if this connection has one.
+    fn side_of(&self, slot: usize) -> Option<usize> {
+        self.slots.iter().position(|s| *s == Some(slot))
+    }
+
+    /// A config change removed the replica on link `slot` (still in [`Context::replicas`]):
+    /// its socket is reset and freed now, and the voter told as a reset (or a refusal while
+    /// connecting), so the connection goes on with the others. The voter's fault for it is
+    /// charged to no one (see [`Connection::handle_events`]).
+    pub fn detach(&mut self, slot: usize, cx: &mut Context<'_>, now: Instant) {
+        let Some(r) = self.side_of(slot) else {
+            return;
+        };
+        self.slots[r] = None;
+        let side = std::mem::replace(&mut self.replicas[r], ReplicaSide::absent());
+        side.abort(&mut cx.replicas[slot]);
+        side.release(slot, &mut cx.replicas[slot], cx.status);
+        self.voter.replica_refused(r, now);
+        self.voter.replica_reset(r, now);
+        log::info!(
+            "connection {}: replica {} removed from the config: dropped",
+            self.id,
+            cx.config.replicas[slot].name
+        );
+    }
+
+    /// After a reconfiguration: `new_slot[s]` is where the link at old index `s` now is.
+    pub fn remap(&mut self, new_slot: &[Option<usize>]) {
+        for s in &mut self.slots {
+            *s = s.and_then(|old| new_slot[old]);
+        }
     }
 
     /// Agreed output to the client.
@@ -224,35 +268,45 @@ impl Connection {
         while let Some(ev) = self.voter.poll_event() {
             match ev {
                 VoterEvent::Fault(f) => {
-                    let name = &config.replicas[f.replica].name;
+                    // A replica removed by a config change is blamed for nothing.
+                    let Some(slot) = self.slots[f.replica] else {
+                        continue;
+                    };
+                    let name = &config.replicas[slot].name;
                     log::warn!(
                         "connection {}: replica {name} faulty: {} ({:?})",
                         self.id,
                         fault_kind_name(&f.kind),
                         f.kind
                     );
-                    cx.status
-                        .record_fault(f.replica, &f.kind, service_name, self.id);
-                    if cx.membership.fault(f.replica, &f.kind) {
+                    cx.status.record_fault(slot, &f.kind, service_name, self.id);
+                    if cx.membership.fault(slot, &f.kind) {
                         log::warn!(
                             "replica {name}: {:?} (membership epoch {})",
-                            cx.membership.standing(f.replica),
+                            cx.membership.standing(slot),
                             cx.membership.epoch()
                         );
-                        cx.status
-                            .set_standing(f.replica, cx.membership.standing(f.replica));
+                        cx.status.set_standing(slot, cx.membership.standing(slot));
                     }
                 }
                 VoterEvent::NoQuorum(nq) => {
                     log::warn!(
                         "connection {}: {service_name}: no quorum, nobody blamed: {}",
                         self.id,
-                        positions(config, &nq)
+                        positions(config, &self.slots, &nq)
                     );
                     cx.status.no_quorum(self.service);
                 }
-                VoterEvent::CloseReplica(r) => self.replicas[r].close_input(&mut cx.replicas[r]),
-                VoterEvent::ResetReplica(r) => self.replicas[r].reset(&mut cx.replicas[r]),
+                VoterEvent::CloseReplica(r) => {
+                    if let Some(s) = self.slots[r] {
+                        self.replicas[r].close_input(&mut cx.replicas[s]);
+                    }
+                }
+                VoterEvent::ResetReplica(r) => {
+                    if let Some(s) = self.slots[r] {
+                        self.replicas[r].reset(&mut cx.replicas[s]);
+                    }
+                }
                 VoterEvent::CloseClient => {
                     if self.client_state == ClientState::Open {
                         self.client_state = ClientState::Closing;
@@ -286,14 +340,16 @@ impl Connection {
             return;
         }
         self.released_counted = released;
-        for r in 0..self.replicas.len() {
-            if self.voter.role(r) == Role::Member
-                && matches!(
-                    self.voter.replica_state(r),
-                    ReplicaState::Live | ReplicaState::Finished
-                )
-            {
-                cx.status.add_bytes_voted(r, delta);
+        for (r, slot) in self.slots.iter().enumerate() {
+            if let Some(s) = *slot {
+                if self.voter.role(r) == Role::Member
+                    && matches!(
+                        self.voter.replica_state(r),
+                        ReplicaState::Live | ReplicaState::Finished
+                    )
+                {
+                    cx.status.add_bytes_voted(s, delta);
+                }
             }
         }
     }
@@ -337,11 +393,12 @@ impl Connection {
         let mut all_gone = socket_gone(c);
         let force = linger_over || self.client_state == ClientState::Aborted;
         for (r, side) in self.replicas.iter().enumerate() {
+            let Some(s) = self.slots[r] else { continue };
             let cut = matches!(
                 self.voter.replica_state(r),
                 ReplicaState::Faulty | ReplicaState::Gone
             );
-            all_gone &= side.wind_down(&mut cx.replicas[r], force || cut);
+            all_gone &= side.wind_down(&mut cx.replicas[s], force || cut);
         }
         all_gone
     }
@@ -351,24 +408,27 @@ impl Connection {
     pub fn abort(&self, cx: &mut Context<'_>) {
         cx.external.tcp(self.client).abort();
         for (r, side) in self.replicas.iter().enumerate() {
-            side.abort(&mut cx.replicas[r]);
+            if let Some(s) = self.slots[r] {
+                side.abort(&mut cx.replicas[s]);
+            }
         }
     }
 
     /// Counts the connection toward the probation of each observer that agreed to its end
     /// (its stream finished with the quorum's).
     fn count_probation(&self, cx: &mut Context<'_>) {
-        for r in 0..self.replicas.len() {
+        for (r, slot) in self.slots.iter().enumerate() {
+            let Some(s) = *slot else { continue };
             let agreed = self.voter.role(r) == Role::Observer
                 && self.voter.replica_state(r) == ReplicaState::Finished;
             let bytes = self.voter.agreed_output(r);
-            if agreed && cx.membership.agreed(r, self.epoch, bytes) {
+            if agreed && cx.membership.agreed(s, self.epoch, bytes) {
                 log::info!(
                     "replica {}: probation passed: Member (membership epoch {})",
-                    cx.config.replicas[r].name,
+                    cx.config.replicas[s].name,
                     cx.membership.epoch()
                 );
-                cx.status.set_standing(r, cx.membership.standing(r));
+                cx.status.set_standing(s, cx.membership.standing(s));
             }
         }
     }
@@ -378,8 +438,10 @@ impl Connection {
     pub fn release(self, cx: &mut Context<'_>) {
         self.count_probation(cx);
         cx.external.sockets.remove(self.client);
-        for (r, side) in self.replicas.into_iter().enumerate() {
-            side.release(r, &mut cx.replicas[r], cx.status);
+        for (side, slot) in self.replicas.into_iter().zip(&self.slots) {
+            if let Some(s) = *slot {
+                side.release(s, &mut cx.replicas[s], cx.status);
+            }
         }
         cx.status.connection_closed(self.service);
         log::info!(
@@ -393,7 +455,7 @@ impl Connection {
 
 /// Every replica's position when a connection found no quorum, for the log line: name, role,
 /// state, output bytes received, bytes agreeing with the released stream, FIN offset.
-fn positions(config: &Config, nq: &NoQuorum) -> String {
+fn positions(config: &Config, slots: &[Option<usize>], nq: &NoQuorum) -> String {
     let each: Vec<String> = nq
         .positions
         .iter()
@@ -401,7 +463,11 @@ fn positions(config: &Config, nq: &NoQuorum) -> String {
             let fin = p.fin.map(|f| format!(" fin@{f}")).unwrap_or_default();
             format!(
                 "{} {:?} {:?} out {} agreed {}{fin}",
-                config.replicas[p.replica].name, p.role, p.state, p.output, p.agreed
+                slots[p.replica].map_or("(removed)", |s| &config.replicas[s].name),
+                p.role,
+                p.state,
+                p.output,
+                p.agreed
             )
         })
         .collect();

@@ -11,12 +11,14 @@
 //! - `listen`: the listening sockets of every service;
 //! - `connection`: one client connection, its voter and its phases per round;
 //! - `replica_side`: one replica's connection within a client connection;
-//! - `probe`: health probes of replicas no connection has shown serving yet.
+//! - `probe`: health probes of replicas no connection has shown serving yet;
+//! - `reconfigure`: what a config change may change in place.
 
 mod connection;
 mod endpoint;
 mod listen;
 mod probe;
+mod reconfigure;
 mod replica_side;
 mod sockets;
 
@@ -35,6 +37,7 @@ use connection::{Connection, Context};
 use endpoint::{smol_now, Addressing, Endpoint};
 use listen::ListenPool;
 use probe::{Probe, ProbeTarget};
+pub use reconfigure::Refused;
 
 /// Receive rounds per step on the external link; each round takes at most `listen_pool` frames
 /// so that listeners are replenished between SYNs of a burst.
@@ -214,6 +217,84 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             }
             self.status.set_standing(r, self.membership.standing(r));
         }
+    }
+
+    /// Applies a changed config in place, without resetting a client: replicas are matched by
+    /// name (see [`Refused`] and the `reconfigure` module for what may change). Open
+    /// connections go on with the replicas they started with; a replica no longer configured is
+    /// dropped from them (its socket reset, the voter told as a reset, nobody blamed) and its
+    /// link closed; a new replica's link is opened and the replica joins on probation; new
+    /// connections use the new replicas and settings. On an error (a key that cannot change, a
+    /// link that does not open) nothing changed.
+    pub fn reconfigure(&mut self, config: Config, now: Instant) -> anyhow::Result<()> {
+        let kept = reconfigure::plan(&self.config, &config)?;
+        let mut opened: Vec<Option<Endpoint>> = Vec::with_capacity(kept.len());
+        for (i, (r, old)) in config.replicas.iter().zip(&kept).enumerate() {
+            if old.is_some() {
+                opened.push(None);
+                continue;
+            }
+            let addressing = Addressing {
+                addr: r.address,
+                gateway: None,
+                mac_index: 1 + i as u8,
+            };
+            let ep = Endpoint::open(&r.name, &r.link, config.mtu, addressing, self.epoch)?;
+            opened.push(Some(ep));
+        }
+        let mut new_slot = vec![None; self.replicas.len()];
+        for (i, old) in kept.iter().enumerate() {
+            if let Some(o) = *old {
+                new_slot[o] = Some(i);
+            }
+        }
+        let removed: Vec<usize> = (0..new_slot.len())
+            .filter(|&o| new_slot[o].is_none())
+            .collect();
+        let (mut cx, conns) = self.parts();
+        for conn in conns.iter_mut() {
+            for &o in &removed {
+                conn.detach(o, &mut cx, now);
+            }
+        }
+        for &o in &removed {
+            self.probes[o].abort(&mut self.replicas[o]);
+            log::info!(
+                "replica {}: removed from the config",
+                self.config.replicas[o].name
+            );
+        }
+        self.egress(now);
+        let mut old_links: Vec<Option<Endpoint>> = self.replicas.drain(..).map(Some).collect();
+        let mut old_probes: Vec<Option<Probe>> = self.probes.drain(..).map(Some).collect();
+        for (i, (old, ep)) in kept.iter().zip(opened).enumerate() {
+            let (link, probe) = match *old {
+                Some(o) => (old_links[o].take(), old_probes[o].take()),
+                None => {
+                    log::info!("replica {}: new in the config", config.replicas[i].name);
+                    (ep, Some(Probe::new(self.epoch)))
+                }
+            };
+            self.replicas.extend(link);
+            self.probes.extend(probe);
+        }
+        for conn in &mut self.conns {
+            conn.remap(&new_slot);
+        }
+        self.membership.reconfigure(&kept, config.probation);
+        self.status = self.status.reconfigured(&config);
+        for r in 0..config.replicas.len() {
+            self.status.set_standing(r, self.membership.standing(r));
+        }
+        self.voter_config = config.voter_config();
+        self.config = config;
+        log::info!(
+            "config changed in place: {} replicas, {} connections kept (membership epoch {})",
+            self.replicas.len(),
+            self.conns.len(),
+            self.membership.epoch()
+        );
+        Ok(())
     }
 
     /// Ends the appliance for a new configuration: every connection is reset (clients and

@@ -111,10 +111,11 @@ impl ReplicaSide {
     }
 
     /// While connecting: notices the end of the handshake (established, refused, timed out) and
-    /// tells the voter (replica `r`) and the status book.
+    /// tells the voter (replica `r`) and the status book (replica `slot`, on link `ep`).
     pub fn check_connect(
         &mut self,
         r: usize,
+        slot: usize,
         ep: &mut Endpoint,
         voter: &mut Voter,
         status: &mut StatusBook,
@@ -140,7 +141,7 @@ impl ReplicaSide {
                 self.phase = ReplicaPhase::Connected {
                     from_replica: FromReplica::Open,
                 };
-                status.replica_connected(r);
+                status.replica_connected(slot);
                 voter.replica_connected(r, now);
             }
         }
