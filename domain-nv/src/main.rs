@@ -1,7 +1,9 @@
 //! `domain-nv`: the voting appliance binary. A small runtime around [`Appliance`]: it starts
 //! (from a config file, or as a Xen driver domain from xenstore), then loops over one appliance
 //! step, one poll(2) on the appliance's descriptors, the config watch and the signals, and a
-//! reload when nvctl rewrote the config, until SIGINT or SIGTERM.
+//! reload when nvctl rewrote the config, until SIGINT or SIGTERM. A first signal drains: the
+//! listeners close and open connections may finish for `drain_timeout_ms`; then, or at a second
+//! signal, every connection left is reset and the process exits 0.
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -160,6 +162,7 @@ fn start_xen() -> anyhow::Result<Start> {
     let booting = nv_schema::status::Status {
         version: nv_schema::status::SCHEMA_VERSION,
         ready: false,
+        draining: false,
         updated_ms: domain_nv::status::wall_ms(),
         services: Vec::new(),
         replicas: Vec::new(),
@@ -287,7 +290,8 @@ impl Runtime {
     }
 
     /// Waits up to `wait` for a frame, a netback or config event or a signal; marks links whose
-    /// descriptor reported an error down. True if a signal asks to stop.
+    /// descriptor reported an error down. True if a signal asks to stop (the signals are
+    /// consumed: each one is reported once).
     fn poll_once(&self, app: &mut Appliance, wait: Duration) -> anyhow::Result<bool> {
         let woken = {
             let mut set = PollSet::default();
@@ -302,6 +306,9 @@ impl Runtime {
         };
         for link in woken.link_errors {
             app.link_error(link);
+        }
+        if woken.stop {
+            while let Ok(Some(_)) = self.signals.read_signal() {}
         }
         Ok(woken.stop)
     }
@@ -341,7 +348,8 @@ impl Runtime {
     }
 }
 
-/// Starts, serves until a signal, and publishes the status one last time as not ready.
+/// Starts, serves until a signal, drains, publishes the status one last time as not ready and
+/// resets the connections left.
 fn run(args: Args) -> anyhow::Result<()> {
     if args.init {
         xenhost::init_mounts()?;
@@ -371,21 +379,49 @@ fn run(args: Args) -> anyhow::Result<()> {
         signals,
         config_text: start.config_text,
     };
+    let drain_timeout = Duration::from_millis(config.drain_timeout_ms);
     let mut app: Appliance = Appliance::new(config, start.netback)?;
     log::info!("serving");
+    // Set by the first SIGTERM / SIGINT: when the connections still open get reset.
+    let mut drain_until: Option<Instant> = None;
     loop {
-        let wait = rt.step(&mut app, Instant::now());
+        let now = Instant::now();
+        let mut wait = rt.step(&mut app, now);
+        if let Some(until) = drain_until {
+            if app.connections() == 0 || now >= until {
+                log::info!(
+                    "drained: stopping with {} connections left (reset)",
+                    app.connections()
+                );
+                break;
+            }
+            wait = wait.min(until - now);
+        }
         let stop = rt.poll_once(&mut app, wait)?;
-        app = rt.reload(app)?;
+        if drain_until.is_none() {
+            app = rt.reload(app)?;
+        }
         if stop {
+            if drain_until.is_some() {
+                log::info!(
+                    "second signal: stopping now, {} connections reset",
+                    app.connections()
+                );
+                break;
+            }
             log::info!(
-                "signal received, shutting down with {} connections open",
-                app.connections()
+                "signal received: draining {} connections for up to {} ms (a second signal stops at once)",
+                app.connections(),
+                drain_timeout.as_millis()
             );
-            break;
+            app.drain();
+            drain_until = Some(Instant::now() + drain_timeout);
         }
     }
     app.status().set_ready(false);
+    app.status().set_draining(false);
     rt.sinks.publish(&mut app, Instant::now(), true);
+    // Clients and replicas get an RST for every connection still open.
+    drop(app.shutdown(Instant::now()));
     Ok(())
 }

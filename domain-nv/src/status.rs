@@ -114,6 +114,7 @@ impl StatusBook {
             status: Status {
                 version: SCHEMA_VERSION,
                 ready: false,
+                draining: false,
                 updated_ms: wall_ms(),
                 services,
                 replicas,
@@ -126,6 +127,12 @@ impl StatusBook {
     pub fn set_ready(&mut self, ready: bool) {
         self.changed |= self.status.ready != ready;
         self.status.ready = ready;
+    }
+
+    /// The appliance is stopping gracefully: no new connections, open ones may finish.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.changed |= self.status.draining != draining;
+        self.status.draining = draining;
     }
 
     /// A client connection to `service` was accepted.

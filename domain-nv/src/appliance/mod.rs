@@ -216,7 +216,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         }
     }
 
-    /// Ends the appliance for a new configuration: every connection is reset (clients and
+    /// Ends the appliance (for a new configuration, or to stop): every connection is reset (clients and
     /// replicas get an RST), and the netback (with its connected vifs) is handed back. The
     /// replicas' health and faults go to the next appliance with `StatusBook::carry_over`.
     pub fn shutdown(mut self, now: Instant) -> Option<Netback<G, E>> {
@@ -244,6 +244,14 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 log::warn!("netback: flush: {e}");
             }
         }
+    }
+
+    /// Starts a graceful stop: the listeners close (no new client connection is accepted; a
+    /// handshake in progress is reset) and the status says `draining`. Open connections go on
+    /// until they end; [`Appliance::shutdown`] resets those left.
+    pub fn drain(&mut self) {
+        self.listen.close(&mut self.external);
+        self.status.set_draining(true);
     }
 
     /// Number of client connections in progress.

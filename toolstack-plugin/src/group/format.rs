@@ -50,7 +50,11 @@ pub fn format_table(views: &[GroupView]) -> String {
                 "id {} {}, {}",
                 d.id,
                 d.state,
-                if s.ready { "ready" } else { "not ready" }
+                match (s.ready, s.draining) {
+                    (_, true) => "draining",
+                    (true, false) => "ready",
+                    (false, false) => "not ready",
+                }
             ),
         };
         o.push_str(&format!(
@@ -255,6 +259,7 @@ mod tests {
         let status = Status {
             version: nv_schema::status::SCHEMA_VERSION,
             ready: true,
+            draining: false,
             updated_ms: 0,
             services: vec![nv_schema::status::ServiceStatus {
                 name: format!("redis{evil}"),
