@@ -45,6 +45,12 @@ fn start_seed() -> u64 {
     nanos ^ u64::from(std::process::id()) << 40
 }
 
+/// How long ARP waits for an answer before it asks again (smoltcp's default: 1 s). A link's
+/// first request is often lost (the peer of a TAP that just came up is not ready for it yet),
+/// and every connection waits for the retry: the first clients after a start would wait a
+/// second. On a point-to-point link one request per 100 ms at most costs nothing.
+const ARP_RETRY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(100);
+
 /// The smoltcp instant `now` is, counted from `epoch`.
 pub(super) fn smol_now(epoch: Instant, now: Instant) -> smoltcp::time::Instant {
     smoltcp::time::Instant::from_micros(now.saturating_duration_since(epoch).as_micros() as i64)
@@ -170,6 +176,7 @@ impl Endpoint {
             // checksums), so they must be a vif's, not a loopback's (which has checksums off).
             Frames::Vif(_) => Interface::new(cfg, &mut VifShape, t),
         };
+        iface.set_neighbor_retry_interval(ARP_RETRY);
         iface.update_ip_addrs(|addrs| {
             let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(addr.addr), addr.prefix));
         });
