@@ -297,6 +297,33 @@ mod tests {
     }
 
     #[test]
+    fn a_draining_nv_domain_says_so() {
+        let status = Status {
+            version: nv_schema::status::SCHEMA_VERSION,
+            ready: true,
+            draining: true,
+            updated_ms: 0,
+            services: vec![],
+            replicas: vec![],
+        };
+        let mut view = GroupView {
+            group: "web".into(),
+            nv_name: "web-nv".into(),
+            nv: Some(xl::Domain {
+                id: 7,
+                mem: 256,
+                state: "-b----".into(),
+                uuid: String::new(),
+            }),
+            status: Some(status),
+            instances: vec![],
+        };
+        assert!(format_table(&[view.clone()]).contains("(id 7 -b----, draining)"));
+        view.status.as_mut().unwrap().draining = false;
+        assert!(format_table(&[view]).contains("(id 7 -b----, ready)"));
+    }
+
+    #[test]
     fn utc_dates() {
         assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
