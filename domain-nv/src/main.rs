@@ -2,7 +2,9 @@
 //! (from a config file, or as a Xen driver domain from xenstore), then loops over one appliance
 //! step, one poll(2) on the appliance's descriptors, the config watch and the signals, and a
 //! reload in place when nvctl rewrote the config (Xen) or on SIGHUP (the config file), until
-//! SIGINT or SIGTERM.
+//! SIGINT or SIGTERM. A first SIGINT or SIGTERM drains: the listeners close and open connections
+//! may finish for `drain_timeout_ms`; then, or at a second signal, every connection left is
+//! reset and the process exits 0.
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -163,6 +165,7 @@ fn start_xen() -> anyhow::Result<Start> {
     let booting = nv_schema::status::Status {
         version: nv_schema::status::SCHEMA_VERSION,
         ready: false,
+        draining: false,
         updated_ms: domain_nv::status::wall_ms(),
         services: Vec::new(),
         replicas: Vec::new(),
@@ -304,7 +307,8 @@ impl Runtime {
     }
 
     /// Waits up to `wait` for a frame, a netback or config event or a signal; marks links whose
-    /// descriptor reported an error down. Returns what the signals received ask for.
+    /// descriptor reported an error down. Returns what the signals received ask for (the signals are consumed: each one is
+    /// reported once).
     fn poll_once(&self, app: &mut Appliance, wait: Duration) -> anyhow::Result<Signalled> {
         let woken = {
             let mut set = PollSet::default();
@@ -391,7 +395,8 @@ fn reconfigure(app: &mut Appliance, config: Config) -> bool {
     }
 }
 
-/// Starts, serves until a signal, and publishes the status one last time as not ready.
+/// Starts, serves until a signal, drains, publishes the status one last time as not ready and
+/// resets the connections left.
 fn run(args: Args) -> anyhow::Result<()> {
     if args.init {
         xenhost::init_mounts()?;
@@ -424,22 +429,51 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut app: Appliance = Appliance::new(config, start.netback)?;
     log::info!("serving");
+    // Set by the first SIGTERM / SIGINT: when the connections still open get reset.
+    let mut drain_until: Option<Instant> = None;
     loop {
-        let wait = rt.step(&mut app, Instant::now());
+        let now = Instant::now();
+        let mut wait = rt.step(&mut app, now);
+        if let Some(until) = drain_until {
+            if app.connections() == 0 || now >= until {
+                log::info!(
+                    "drained: stopping with {} connections left (reset)",
+                    app.connections()
+                );
+                break;
+            }
+            wait = wait.min(until - now);
+        }
         let signalled = rt.poll_once(&mut app, wait)?;
-        rt.reload_xenstore(&mut app);
-        if signalled.reload {
-            rt.reload_file(&mut app);
+        if drain_until.is_none() {
+            rt.reload_xenstore(&mut app);
+            if signalled.reload {
+                rt.reload_file(&mut app);
+            }
         }
         if signalled.stop {
+            if drain_until.is_some() {
+                log::info!(
+                    "second signal: stopping now, {} connections reset",
+                    app.connections()
+                );
+                break;
+            }
+            // the drain timeout of the config in force (a SIGHUP may have changed it)
+            let drain_timeout = app.drain_timeout();
             log::info!(
-                "signal received, shutting down with {} connections open",
-                app.connections()
+                "signal received: draining {} connections for up to {} ms (a second signal stops at once)",
+                app.connections(),
+                drain_timeout.as_millis()
             );
-            break;
+            app.drain();
+            drain_until = Some(Instant::now() + drain_timeout);
         }
     }
     app.status().set_ready(false);
+    app.status().set_draining(false);
     rt.sinks.publish(&mut app, Instant::now(), true);
+    // Clients and replicas get an RST for every connection still open.
+    drop(app.shutdown(Instant::now()));
     Ok(())
 }

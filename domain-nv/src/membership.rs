@@ -15,8 +15,6 @@
 //! new in a changed config (replaced) starts Joining; an Excluded replica comes back only as a
 //! new instance (a config change that replaces it).
 
-use nv_schema::status::ReplicaHealth;
-
 use crate::config::Probation;
 use crate::voter::{FaultKind, Role};
 
@@ -131,18 +129,6 @@ impl Membership {
         }
     }
 
-    /// The appliance restarted on a changed config: replica `r` had health `earlier` in the
-    /// previous appliance's status (`None`: a replica new in this config, e.g. a replacement).
-    /// A new replica joins on probation; `faulty` stays excluded, `joining` starts its
-    /// probation over, any other stays a Member. True if its standing changed.
-    pub fn carry_over(&mut self, r: usize, earlier: Option<ReplicaHealth>) -> bool {
-        match earlier {
-            None | Some(ReplicaHealth::Joining) => self.rejoin(r),
-            Some(ReplicaHealth::Faulty) => self.set(r, Standing::Excluded),
-            Some(ReplicaHealth::Starting | ReplicaHealth::Live | ReplicaHealth::Down) => false,
-        }
-    }
-
     /// A config change applied in place: `kept[i]` is the index in the old config of the new
     /// config's replica `i` (`None`: new). A kept replica keeps its standing, a new one joins on
     /// probation, a removed one is forgotten; the new `probation` applies from now on. The
@@ -228,19 +214,6 @@ mod tests {
         assert_eq!(m.standing(2), Standing::Member);
         assert_eq!(m.epoch(), e + 1);
         assert!(!m.agreed(2, e + 1, 2), "a Member makes no progress");
-    }
-
-    #[test]
-    fn a_config_change_lets_new_replicas_join_and_keeps_the_excluded_out() {
-        let mut m = Membership::new(4, probation(1, 0));
-        assert!(m.carry_over(0, None));
-        assert!(!m.carry_over(1, Some(ReplicaHealth::Live)));
-        assert!(m.carry_over(2, Some(ReplicaHealth::Faulty)));
-        assert!(m.carry_over(3, Some(ReplicaHealth::Joining)));
-        assert_eq!(
-            m.roles(),
-            vec![Role::Observer, Role::Member, Role::Absent, Role::Observer]
-        );
     }
 
     #[test]

@@ -114,6 +114,7 @@ impl StatusBook {
             status: Status {
                 version: SCHEMA_VERSION,
                 ready: false,
+                draining: false,
                 updated_ms: wall_ms(),
                 services,
                 replicas,
@@ -126,6 +127,12 @@ impl StatusBook {
     pub fn set_ready(&mut self, ready: bool) {
         self.changed |= self.status.ready != ready;
         self.status.ready = ready;
+    }
+
+    /// The appliance is stopping gracefully: no new connections, open ones may finish.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.changed |= self.status.draining != draining;
+        self.status.draining = draining;
     }
 
     /// A client connection to `service` was accepted.
@@ -181,10 +188,10 @@ impl StatusBook {
         h.standing != Standing::Excluded && matches!(h.reach, Reach::Starting | Reach::Down)
     }
 
-    /// Takes over what `earlier` (the book of the appliance this one replaces after a config
-    /// change) knew of replicas of the same name: reachability, bytes voted and faults (their
-    /// standing comes from `crate::membership`, see `Appliance::carry_over`). Connections are not
-    /// taken over: the restart reset them.
+    /// Takes over what `earlier` (the book before a config change) knew of replicas of the same
+    /// name: reachability, bytes voted and faults (their standing comes from
+    /// `crate::membership`, see `Membership::reconfigure`). Connections are not taken over here
+    /// (see [`StatusBook::reconfigured`]).
     pub fn carry_over(&mut self, earlier: &Status) {
         for (r, rep) in self.status.replicas.iter_mut().enumerate() {
             if let Some(old) = earlier.replicas.iter().find(|o| o.name == rep.name) {
@@ -391,7 +398,7 @@ mod tests {
         let mut new = book();
         new.status.replicas[1].name = "r1-g2".into();
         new.carry_over(&earlier);
-        // The appliance carries the membership over (`Membership::carry_over`).
+        // The appliance sets the standing from its membership (`Membership::reconfigure`).
         new.set_standing(2, Standing::Excluded);
         let r = &new.status().replicas;
         assert_eq!(

@@ -1058,3 +1058,176 @@ fn nginx_replicas_keep_a_frozen_clock() {
         rounds += 1;
     }
 }
+
+/// `len` bytes of a fixed pattern, the body of the downloads below.
+fn pattern(len: u32) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(2246822519) >> 13) as u8)
+        .collect()
+}
+
+/// An nginx group whose replicas serve `data` as `/big`.
+fn nginx_group_serving(prefix: &str, data: &[u8]) -> Group {
+    Group::start(
+        prefix,
+        GroupSpec::new("majority", 3, Service::Nginx),
+        bin(),
+        |i, g| Ok(std::fs::write(g.www(i).join("big"), data)?),
+    )
+    .unwrap()
+}
+
+/// A download of `/big` that curl holds to `rate` bytes per second (so that it is still in
+/// progress when the test acts), running in the background.
+struct SlowDownload {
+    child: Child,
+    out: PathBuf,
+}
+
+impl SlowDownload {
+    fn start(g: &Group, rate: &str) -> SlowDownload {
+        let out = g.lab.dir().join("slow.out");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &g.client_ns, "curl", "-s", "--limit-rate"])
+            .args([rate, "-o", &out.to_string_lossy()])
+            .arg(format!("http://{SERVICE_ADDRESS}/big"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("curl starts");
+        let d = SlowDownload { child, out };
+        wait_until("the download is under way", Duration::from_secs(10), || {
+            std::fs::metadata(&d.out).is_ok_and(|m| m.len() > 50_000)
+        })
+        .unwrap();
+        d
+    }
+
+    /// Waits (bounded) for curl to end: whether it succeeded, and the body it wrote.
+    fn finish(mut self, timeout: Duration) -> (bool, Vec<u8>) {
+        let end = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < end, "the download did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (
+            status.success(),
+            std::fs::read(&self.out).unwrap_or_default(),
+        )
+    }
+}
+
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn sigterm_lets_a_download_in_progress_finish_and_exits_0() {
+    let data = pattern(3_000_000);
+    let mut g = nginx_group_serving("nvt-drain", &data);
+    let download = SlowDownload::start(&g, "1M");
+    g.lab.signal("domain-nv", Signal::SIGTERM).unwrap();
+    g.wait_status("draining", Duration::from_secs(5), |s| s.draining)
+        .unwrap();
+    // Draining: the listeners are closed, a new client is turned away at once.
+    let url = format!("http://{SERVICE_ADDRESS}/big");
+    let refused = g
+        .client(&["curl", "-s", "-m", "5", "-o", "/dev/null", &url])
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "a new connection was served while draining"
+    );
+    let (ok, body) = download.finish(Duration::from_secs(20));
+    assert!(
+        ok && body == data,
+        "the download in progress did not finish intact"
+    );
+    let exit = g
+        .lab
+        .wait_exit("domain-nv", Duration::from_secs(10))
+        .unwrap();
+    assert!(exit.success(), "{exit:?}: {}", g.lab.log("domain-nv"));
+    let s = g.status().unwrap();
+    assert!(!s.ready && !s.draining, "{}", s.to_json());
+}
+
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn a_second_signal_stops_a_drain_at_once() {
+    let data = pattern(3_000_000);
+    let mut g = nginx_group_serving("nvt-drain2", &data);
+    // Takes 30 s at this rate: well beyond this test.
+    let download = SlowDownload::start(&g, "100K");
+    g.lab.signal("domain-nv", Signal::SIGTERM).unwrap();
+    g.wait_status("draining", Duration::from_secs(5), |s| s.draining)
+        .unwrap();
+    let t = Instant::now();
+    g.lab.signal("domain-nv", Signal::SIGINT).unwrap();
+    let exit = g
+        .lab
+        .wait_exit("domain-nv", Duration::from_secs(2))
+        .unwrap();
+    assert!(exit.success(), "{exit:?}: {}", g.lab.log("domain-nv"));
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // The client connection left open was reset, not left hanging.
+    let (ok, body) = download.finish(Duration::from_secs(5));
+    assert!(!ok && body.len() < data.len());
+}
+
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn a_restart_does_not_collide_with_the_replica_connections_left_by_a_kill() {
+    let mut g = redis_group("nvt-restart", "majority", 3, None);
+    // Open client connections: each holds one connection per replica.
+    let streams: Vec<Stream> = (0..8).map(|_| Stream::start(&g, 1000, "1")).collect();
+    for s in &streams {
+        s.wait_lines(1);
+    }
+    // kill -9: the replicas keep those connections, nothing told them.
+    g.lab.stop("domain-nv").unwrap();
+    for mut s in streams {
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+    }
+    g.start_domain_nv(bin()).unwrap();
+    for k in 0..16 {
+        let t = Instant::now();
+        let out = get(&g, "key:3");
+        let took = t.elapsed();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            value(3),
+            "GET {k}"
+        );
+        assert!(took < Duration::from_millis(500), "GET {k} took {took:?}");
+    }
+}
+
+/// The time from a start of domain-nv (its spawn) to the first right answer to a client
+/// (asking again until one comes, for at most 5 s).
+fn first_answer_after_start(g: &mut Group) -> Duration {
+    let t = Instant::now();
+    g.start_domain_nv(bin()).unwrap();
+    while String::from_utf8_lossy(&get(g, "key:3").stdout).trim() != value(3) {
+        assert!(t.elapsed() < Duration::from_secs(5), "no answer");
+    }
+    t.elapsed()
+}
+
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn fresh_links_answer_at_once() {
+    let mut g = redis_group("nvt-fresh", "majority", 3, None);
+    g.lab.stop("domain-nv").unwrap();
+    // Each start finds its links fresh, and the first ARP on each replica link is lost (as it
+    // is when a TAP's peer has not finished coming up): discovery must retry at once.
+    for run in 0..5 {
+        for ns in &g.replica_ns {
+            nv_testbed::loss::drop_next_arp_reply(ns).unwrap();
+        }
+        let took = first_answer_after_start(&mut g);
+        eprintln!("start {run}: first answer after {took:?}");
+        assert!(took < Duration::from_millis(800), "start {run}: {took:?}");
+        g.lab.stop("domain-nv").unwrap();
+    }
+}

@@ -8,6 +8,7 @@
 //! ```text
 //! data/domain-nv/version             schema version (1)
 //! data/domain-nv/ready               1 once links and listeners are up
+//! data/domain-nv/draining            1 while stopping: no new connections, open ones finish (absent: 0)
 //! data/domain-nv/updated-ms          unix time of this snapshot, ms
 //! data/domain-nv/services/<s>/listen       "addr:port"
 //! data/domain-nv/services/<s>/active       open client connections
@@ -128,6 +129,10 @@ pub struct Status {
     pub version: u32,
     /// True once links and listeners are up.
     pub ready: bool,
+    /// True while stopping gracefully: listeners are closed and open client connections may
+    /// finish until the drain timeout; false when absent (documents of earlier writers).
+    #[serde(default)]
+    pub draining: bool,
     /// Unix time of this snapshot, ms.
     pub updated_ms: u64,
     /// Services.
@@ -161,6 +166,7 @@ impl Status {
         let mut kv = vec![
             (format!("{b}/version"), self.version.to_string()),
             (format!("{b}/ready"), u8::from(self.ready).to_string()),
+            (format!("{b}/draining"), u8::from(self.draining).to_string()),
             (format!("{b}/updated-ms"), self.updated_ms.to_string()),
         ];
         for s in &self.services {
@@ -231,6 +237,12 @@ impl Status {
         let b = XS_BASE;
         let version = num(read, &format!("{b}/version"))?;
         let ready = num::<u8>(read, &format!("{b}/ready"))? != 0;
+        let draining_key = format!("{b}/draining");
+        // Written since schema version 1 gained it: absent in older documents.
+        let draining = match read(&draining_key) {
+            Some(_) => num::<u8>(read, &draining_key)? != 0,
+            None => false,
+        };
         let updated_ms = num(read, &format!("{b}/updated-ms"))?;
         let mut services = Vec::new();
         for name in list(&format!("{b}/services")) {
@@ -290,6 +302,7 @@ impl Status {
         Ok(Status {
             version,
             ready,
+            draining,
             updated_ms,
             services,
             replicas,
@@ -306,6 +319,7 @@ mod tests {
         Status {
             version: SCHEMA_VERSION,
             ready: true,
+            draining: true,
             updated_ms: 1_790_000_000_000,
             services: vec![ServiceStatus {
                 name: "redis".into(),
@@ -375,13 +389,19 @@ mod tests {
         let j = s.to_json();
         assert!(j.contains("\"state\":\"joining\""), "{j}");
         assert_eq!(Status::from_json(&j).unwrap(), s);
-        let old = j.replace(",\"no_quorum\":1", "");
-        assert_ne!(old, j);
-        assert_eq!(Status::from_json(&old).unwrap().services[0].no_quorum, 0);
+        let old = j
+            .replace(",\"no_quorum\":1", "")
+            .replace(",\"draining\":true", "");
+        assert_eq!(
+            old.len(),
+            j.len() - ",\"no_quorum\":1,\"draining\":true".len()
+        );
+        let old = Status::from_json(&old).unwrap();
+        assert_eq!((old.services[0].no_quorum, old.draining), (0, false));
         let kv: BTreeMap<String, String> = s
             .to_xenstore()
             .into_iter()
-            .filter(|(k, _)| !k.ends_with("/no-quorum"))
+            .filter(|(k, _)| !k.ends_with("/no-quorum") && !k.ends_with("/draining"))
             .collect();
         let mut read = |k: &str| kv.get(k).cloned();
         let mut list = |k: &str| {
@@ -396,6 +416,7 @@ mod tests {
         };
         let back = Status::from_xenstore(&mut read, &mut list).unwrap();
         assert_eq!(back.services[0].no_quorum, 0);
+        assert!(!back.draining);
         assert_eq!(back.replicas[0].state, ReplicaHealth::Joining);
     }
 

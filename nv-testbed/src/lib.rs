@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -374,6 +374,27 @@ impl Lab {
         Ok(())
     }
 
+    /// Waits up to `timeout` for the process started as `label` to exit by itself, forgets it
+    /// (so that `label` can be started again) and returns how it exited.
+    pub fn wait_exit(&mut self, label: &str, timeout: Duration) -> Result<ExitStatus> {
+        let i = self
+            .procs
+            .iter()
+            .position(|(l, _)| l == label)
+            .with_context(|| format!("no process {label}"))?;
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.procs[i].1.try_wait()? {
+                self.procs.remove(i);
+                return Ok(status);
+            }
+            if Instant::now() >= end {
+                bail!("{label} did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The pid of the process started as `label`.
     pub fn pid(&self, label: &str) -> Option<u32> {
         self.procs
@@ -561,21 +582,28 @@ impl Group {
         }
         group.status_path = group.lab.dir().join("status.json");
         group.config_path = group.lab.dir().join("domain-nv.yaml");
-        std::fs::write(&group.config_path, group.config()?.to_yaml())?;
-        let cfg = group.config_path.to_string_lossy().into_owned();
+        group.start_domain_nv(domain_nv)?;
+        Ok(group)
+    }
+
+    /// Starts domain-nv (the binary at `domain_nv`, labelled `domain-nv`) on this group's
+    /// config and waits until it reports ready; also to start it again after it exited or was
+    /// stopped (its earlier status file is removed first).
+    pub fn start_domain_nv(&mut self, domain_nv: &Path) -> Result<()> {
+        let _ = std::fs::remove_file(&self.status_path);
+        std::fs::write(&self.config_path, self.config()?.to_yaml())?;
+        let cfg = self.config_path.to_string_lossy().into_owned();
         let bin = domain_nv.to_string_lossy().into_owned();
-        group
-            .lab
+        self.lab
             .spawn("domain-nv", None, &[&bin, "--config", &cfg])?;
-        let status_path = group.status_path.clone();
+        let status_path = self.status_path.clone();
         wait_until("domain-nv ready", Duration::from_secs(10), || {
             std::fs::read_to_string(&status_path)
                 .ok()
                 .and_then(|t| Status::from_json(&t).ok())
                 .is_some_and(|s| s.ready)
         })
-        .with_context(|| group.lab.log("domain-nv"))?;
-        Ok(group)
+        .with_context(|| self.lab.log("domain-nv"))
     }
 
     /// The domain-nv config of this group.

@@ -45,6 +45,27 @@ pub fn drop_packets(ns: &str, ifname: &str, percent: u32) -> Result<()> {
         .context("nftables (scripts/install-deps.sh installs it)")
 }
 
+/// Drops the next ARP reply namespace `ns` sends (an nftables table `nvarp`, replaced if
+/// present): the first ARP on a link that just came up, lost.
+pub fn drop_next_arp_reply(ns: &str) -> Result<()> {
+    let _ = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", ns, "nft", "delete", "table", "arp", "nvarp",
+        ])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let ruleset = "table arp nvarp {\n\
+         \x20 chain out { type filter hook output priority 0; arp operation reply numgen inc mod 1000000000 < 1 drop; }\n\
+         }\n";
+    let file = std::env::temp_dir().join(format!("nvarp-{ns}.nft"));
+    std::fs::write(&file, ruleset)?;
+    let path = file.to_string_lossy().into_owned();
+    let r = run(&["ip", "netns", "exec", ns, "nft", "-f", &path]);
+    let _ = std::fs::remove_file(&file);
+    r.map(drop)
+        .context("nftables (scripts/install-deps.sh installs it)")
+}
+
 /// One HTTP download as the client saw it.
 #[derive(Debug, Clone)]
 pub struct Download {

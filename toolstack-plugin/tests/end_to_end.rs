@@ -93,6 +93,7 @@ fn fake_domain_nv(xs: &xen::xenstore::Xenstore, nv: u16, state: &Path, stop: &At
             let st = Status {
                 version: SCHEMA_VERSION,
                 ready: true,
+                draining: false,
                 updated_ms: 1,
                 services: vec![],
                 replicas,

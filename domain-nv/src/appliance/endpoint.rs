@@ -18,8 +18,38 @@ use super::sockets::new_socket;
 use crate::config::{Ipv4Cidr, LinkConfig};
 use crate::link::LinkDevice;
 
-/// First local port used for connections to replicas.
+/// First local port used for connections to replicas (the IANA dynamic range, to 65535).
 const EPHEMERAL_FIRST: u16 = 49152;
+/// Ports in the ephemeral range.
+const EPHEMERAL_COUNT: u32 = u16::MAX as u32 - EPHEMERAL_FIRST as u32 + 1;
+
+/// Where an endpoint starts allocating ports: a point of the ephemeral range that differs from
+/// one process start to the next (`seed`, e.g. the start time and pid), so that a restarted
+/// domain-nv does not reuse the ports of the connections its previous instance left open on
+/// the replicas (they would take its SYNs for segments of the old connection).
+fn first_port(seed: u64) -> u16 {
+    // SplitMix64's finalizer: neighbouring seeds land far apart.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    EPHEMERAL_FIRST + (z % u64::from(EPHEMERAL_COUNT)) as u16
+}
+
+/// A seed that differs between process starts: the wall clock in nanoseconds and the pid.
+fn start_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ u64::from(std::process::id()) << 40
+}
+
+/// How long ARP waits for an answer before it asks again (smoltcp's default: 1 s). A link's
+/// first request is often lost (the peer of a TAP that just came up is not ready for it yet),
+/// and every connection waits for the retry: the first clients after a start would wait a
+/// second. On a point-to-point link one request per 100 ms at most costs nothing.
+const ARP_RETRY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(100);
 
 /// The smoltcp instant `now` is, counted from `epoch`.
 pub(super) fn smol_now(epoch: Instant, now: Instant) -> smoltcp::time::Instant {
@@ -146,6 +176,7 @@ impl Endpoint {
             // checksums), so they must be a vif's, not a loopback's (which has checksums off).
             Frames::Vif(_) => Interface::new(cfg, &mut VifShape, t),
         };
+        iface.set_neighbor_retry_interval(ARP_RETRY);
         iface.update_ip_addrs(|addrs| {
             let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(addr.addr), addr.prefix));
         });
@@ -161,7 +192,7 @@ impl Endpoint {
             iface,
             sockets: SocketSet::new(Vec::new()),
             ports_in_use: HashSet::new(),
-            next_port: EPHEMERAL_FIRST,
+            next_port: first_port(start_seed() ^ u64::from(mac_index)),
         })
     }
 
@@ -240,8 +271,9 @@ impl Endpoint {
         matches!(&self.frames, Frames::Link(d) if d.budget_exhausted())
     }
 
+    /// The next free port of the ephemeral range after the last one handed out (wrapping).
     fn alloc_port(&mut self) -> Option<u16> {
-        for _ in 0..=(u16::MAX - EPHEMERAL_FIRST) {
+        for _ in 0..EPHEMERAL_COUNT {
             let p = self.next_port;
             self.next_port = if p == u16::MAX {
                 EPHEMERAL_FIRST
@@ -289,5 +321,19 @@ impl Endpoint {
     /// The TCP socket `h`.
     pub fn tcp(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
         self.sockets.get_mut::<tcp::Socket>(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_ports_spread_over_the_ephemeral_range() {
+        let ports: HashSet<u16> = (0..1000u64).map(first_port).collect();
+        assert!(ports.iter().all(|&p| p >= EPHEMERAL_FIRST));
+        // Neighbouring seeds (restarts close in time) start apart (1000 of 16384: ~30 collide).
+        assert!(ports.len() > 900, "{} distinct", ports.len());
+        assert!(ports.iter().any(|&p| p < 50_000) && ports.iter().any(|&p| p > 65_000));
     }
 }

@@ -24,6 +24,8 @@ pub(super) struct Accepted {
 pub(super) struct ListenPool {
     /// Per service, its sockets that are listening or in a handshake.
     per_service: Vec<Vec<SocketHandle>>,
+    /// Set by [`ListenPool::close`]: the pool is not replenished any more.
+    closed: bool,
 }
 
 impl ListenPool {
@@ -31,6 +33,7 @@ impl ListenPool {
     pub fn new(external: &mut Endpoint, config: &Config) -> anyhow::Result<ListenPool> {
         let mut pool = ListenPool {
             per_service: vec![Vec::new(); config.services.len()],
+            closed: false,
         };
         for s in 0..config.services.len() {
             while pool.per_service[s].len() < config.listen_pool {
@@ -53,6 +56,16 @@ impl ListenPool {
         let h = external.sockets.add(s);
         self.per_service[service].push(h);
         Ok(())
+    }
+
+    /// Stops listening for good (a graceful stop): every socket of the pool is aborted (a
+    /// handshake in progress gets an RST at the next egress) and none replaces it; the next
+    /// [`ListenPool::accept`] removes them. SYNs that arrive later get an RST from smoltcp.
+    pub fn close(&mut self, external: &mut Endpoint) {
+        self.closed = true;
+        for &h in self.per_service.iter().flatten() {
+            external.tcp(h).abort();
+        }
     }
 
     /// Takes out the sockets that completed a handshake (in the order found) and keeps
@@ -83,7 +96,7 @@ impl ListenPool {
                 }
                 k += 1;
             }
-            while listening < config.listen_pool && half_open < MAX_HALF_OPEN {
+            while !self.closed && listening < config.listen_pool && half_open < MAX_HALF_OPEN {
                 if let Err(e) = self.add(external, config, s) {
                     log::error!("{e}");
                     break;

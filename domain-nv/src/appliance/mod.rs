@@ -26,7 +26,6 @@ use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use netback::Netback;
-use nv_schema::status::Status;
 use xen::{EventChannel, GrantTable};
 
 use crate::config::{Config, LinkConfig, VoterSettings};
@@ -199,26 +198,6 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         &self.membership
     }
 
-    /// Takes over what the appliance this one replaces after a config change knew (its status
-    /// `earlier`) of replicas of the same name: health, bytes voted and faults, and their
-    /// membership (see [`Membership::carry_over`]: a replica new in this config joins on
-    /// probation, an excluded one stays out).
-    pub fn carry_over(&mut self, earlier: &Status) {
-        self.status.carry_over(earlier);
-        for (r, rc) in self.config.replicas.iter().enumerate() {
-            let old = earlier.replicas.iter().find(|o| o.name == rc.name);
-            if self.membership.carry_over(r, old.map(|o| o.state)) {
-                log::info!(
-                    "replica {}: {:?} (membership epoch {})",
-                    rc.name,
-                    self.membership.standing(r),
-                    self.membership.epoch()
-                );
-            }
-            self.status.set_standing(r, self.membership.standing(r));
-        }
-    }
-
     /// Applies a changed config in place, without resetting a client: replicas are matched by
     /// name (see [`Refused`] and the `reconfigure` module for what may change). Open
     /// connections go on with the replicas they started with; a replica no longer configured is
@@ -297,9 +276,8 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         Ok(())
     }
 
-    /// Ends the appliance for a new configuration: every connection is reset (clients and
-    /// replicas get an RST), and the netback (with its connected vifs) is handed back. The
-    /// replicas' health and faults go to the next appliance with `StatusBook::carry_over`.
+    /// Ends the appliance when domain-nv stops: every connection is reset (clients and
+    /// replicas get an RST), and the netback (with its connected vifs) is handed back.
     pub fn shutdown(mut self, now: Instant) -> Option<Netback<G, E>> {
         let (mut cx, conns) = self.parts();
         for conn in conns.iter() {
@@ -325,6 +303,20 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 log::warn!("netback: flush: {e}");
             }
         }
+    }
+
+    /// How long open connections may finish once domain-nv is told to stop (the config's
+    /// `drain_timeout_ms`).
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.drain_timeout_ms)
+    }
+
+    /// Starts a graceful stop: the listeners close (no new client connection is accepted; a
+    /// handshake in progress is reset) and the status says `draining`. Open connections go on
+    /// until they end; [`Appliance::shutdown`] resets those left.
+    pub fn drain(&mut self) {
+        self.listen.close(&mut self.external);
+        self.status.set_draining(true);
     }
 
     /// Number of client connections in progress.

@@ -169,6 +169,10 @@ pub const DEFAULT_TCP_BUFFER: usize = 256 << 10;
 pub const DEFAULT_MTU: usize = 1500;
 /// Default number of listening sockets kept ready per service.
 pub const DEFAULT_LISTEN_POOL: usize = 16;
+/// Default time open client connections get to finish after SIGTERM, ms.
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
+/// Longest allowed `drain_timeout_ms` (an hour).
+pub const MAX_DRAIN_TIMEOUT_MS: u64 = 3_600_000;
 
 fn default_straggler_ms() -> u64 {
     DEFAULT_STRAGGLER_TIMEOUT_MS
@@ -190,6 +194,12 @@ fn default_offload() -> bool {
 }
 fn default_listen_pool() -> usize {
     DEFAULT_LISTEN_POOL
+}
+fn default_drain_timeout_ms() -> u64 {
+    DEFAULT_DRAIN_TIMEOUT_MS
+}
+fn is_default_drain_timeout(ms: &u64) -> bool {
+    *ms == DEFAULT_DRAIN_TIMEOUT_MS
 }
 
 /// The external link: where clients come from.
@@ -259,6 +269,13 @@ pub struct Config {
     /// Listening sockets kept ready per service (smoltcp has no listen backlog).
     #[serde(default = "default_listen_pool")]
     pub listen_pool: usize,
+    /// After SIGTERM: how long open client connections may go on (no new ones are accepted)
+    /// before the rest are reset, in milliseconds; 0 resets them at once.
+    #[serde(
+        default = "default_drain_timeout_ms",
+        skip_serializing_if = "is_default_drain_timeout"
+    )]
+    pub drain_timeout_ms: u64,
     /// Where to write the JSON status (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_file: Option<String>,
@@ -291,6 +308,7 @@ impl Config {
             tcp_buffer: DEFAULT_TCP_BUFFER,
             mtu: DEFAULT_MTU,
             listen_pool: DEFAULT_LISTEN_POOL,
+            drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
             status_file: None,
             probation: Probation::default(),
             external,

@@ -145,6 +145,12 @@ fn each_mistake_names_its_field_and_line() {
             "probation.connections",
             3,
         ),
+        (
+            "straggler_timeout_ms: 500",
+            "straggler_timeout_ms: 500\ndrain_timeout_ms: 3600001",
+            "drain_timeout_ms",
+            3,
+        ),
     ];
     for (from, to, field, line) in cases {
         let e = error_for(from, to);
@@ -182,6 +188,20 @@ fn probation_has_defaults_and_is_written_only_when_set() {
     assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
     let e = Config::from_yaml(&text.replace("connections: 5", "connections: 5, days: 1"));
     assert!(e.is_err());
+}
+
+#[test]
+fn drain_timeout_has_a_default_and_is_written_only_when_set() {
+    let c = Config::from_yaml(GOOD).unwrap();
+    assert_eq!(c.drain_timeout_ms, DEFAULT_DRAIN_TIMEOUT_MS);
+    assert!(!c.to_yaml().contains("drain_timeout_ms"));
+    let text = GOOD.replace(
+        "straggler_timeout_ms: 500",
+        "straggler_timeout_ms: 500\ndrain_timeout_ms: 0",
+    );
+    let c = Config::from_yaml(&text).unwrap();
+    assert_eq!(c.drain_timeout_ms, 0);
+    assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
 }
 
 #[test]

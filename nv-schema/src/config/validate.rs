@@ -87,6 +87,16 @@ impl Config {
                 format!("{} is outside 1..=1024", self.listen_pool),
             );
         }
+        if self.drain_timeout_ms > super::MAX_DRAIN_TIMEOUT_MS {
+            return err(
+                "drain_timeout_ms",
+                format!(
+                    "{} is above the maximum of {} (an hour)",
+                    self.drain_timeout_ms,
+                    super::MAX_DRAIN_TIMEOUT_MS
+                ),
+            );
+        }
         if let Some(gw) = self.external.gateway {
             if !self.external.address.contains(gw) {
                 return err(

@@ -50,7 +50,11 @@ pub fn format_table(views: &[GroupView]) -> String {
                 "id {} {}, {}",
                 d.id,
                 d.state,
-                if s.ready { "ready" } else { "not ready" }
+                match (s.ready, s.draining) {
+                    (_, true) => "draining",
+                    (true, false) => "ready",
+                    (false, false) => "not ready",
+                }
             ),
         };
         o.push_str(&format!(
@@ -255,6 +259,7 @@ mod tests {
         let status = Status {
             version: nv_schema::status::SCHEMA_VERSION,
             ready: true,
+            draining: false,
             updated_ms: 0,
             services: vec![nv_schema::status::ServiceStatus {
                 name: format!("redis{evil}"),
@@ -289,6 +294,34 @@ mod tests {
         let faults = new_faults(&Faults::new(), &Some(status), None);
         let text = describe(&faults);
         assert!(!text.chars().any(char::is_control), "{text:?}");
+    }
+
+    #[test]
+    fn a_draining_nv_domain_says_so() {
+        let status = Status {
+            version: nv_schema::status::SCHEMA_VERSION,
+            ready: true,
+            draining: true,
+            updated_ms: 0,
+            services: vec![],
+            replicas: vec![],
+        };
+        let mut view = GroupView {
+            group: "web".into(),
+            nv_name: "web-nv".into(),
+            nv: Some(xl::Domain {
+                id: 7,
+                mem: 256,
+                vcpus: 1,
+                state: "-b----".into(),
+                uuid: String::new(),
+            }),
+            status: Some(status),
+            instances: vec![],
+        };
+        assert!(format_table(&[view.clone()]).contains("(id 7 -b----, draining)"));
+        view.status.as_mut().unwrap().draining = false;
+        assert!(format_table(&[view]).contains("(id 7 -b----, ready)"));
     }
 
     #[test]

@@ -268,6 +268,7 @@ impl FakeNv {
         Status {
             version: SCHEMA_VERSION,
             ready: !st.never_ready,
+            draining: false,
             updated_ms: 1_790_000_000_000,
             services: vec![ServiceStatus {
                 name: "redis".into(),

@@ -46,10 +46,11 @@ impl Answer {
 pub struct Cache {
     storage: LinearMap<IpAddress, Neighbor, IFACE_NEIGHBOR_CACHE_COUNT>,
     silent_until: Instant,
+    silent_time: Duration,
 }
 
 impl Cache {
-    /// Minimum delay between discovery requests, in milliseconds.
+    /// Default minimum delay between discovery requests, in milliseconds.
     pub(crate) const SILENT_TIME: Duration = Duration::from_millis(1_000);
 
     /// Neighbor entry lifetime, in milliseconds.
@@ -60,7 +61,19 @@ impl Cache {
         Self {
             storage: LinearMap::new(),
             silent_until: Instant::from_millis(0),
+            silent_time: Self::SILENT_TIME,
         }
+    }
+
+    /// The minimum delay between two discovery requests (and before a socket waiting for
+    /// a neighbor tries again).
+    pub(crate) fn silent_time(&self) -> Duration {
+        self.silent_time
+    }
+
+    /// Sets the minimum delay between two discovery requests.
+    pub(crate) fn set_silent_time(&mut self, silent_time: Duration) {
+        self.silent_time = silent_time;
     }
 
     pub fn reset_expiry_if_existing(
@@ -166,7 +179,7 @@ impl Cache {
     }
 
     pub(crate) fn limit_rate(&mut self, timestamp: Instant) {
-        self.silent_until = timestamp + Self::SILENT_TIME;
+        self.silent_until = timestamp + self.silent_time;
     }
 
     pub(crate) fn flush(&mut self) {
@@ -312,6 +325,23 @@ mod test {
         );
         assert_eq!(
             cache.lookup(&MOCK_IP_ADDR_1.into(), Instant::from_millis(2000)),
+            Answer::NotFound
+        );
+    }
+
+    #[test]
+    fn test_limit_rate_with_a_shorter_silent_time() {
+        let mut cache = Cache::new();
+        cache.set_silent_time(Duration::from_millis(100));
+        assert_eq!(cache.silent_time(), Duration::from_millis(100));
+
+        cache.limit_rate(Instant::from_millis(0));
+        assert_eq!(
+            cache.lookup(&MOCK_IP_ADDR_1.into(), Instant::from_millis(99)),
+            Answer::RateLimited
+        );
+        assert_eq!(
+            cache.lookup(&MOCK_IP_ADDR_1.into(), Instant::from_millis(100)),
             Answer::NotFound
         );
     }

@@ -96,16 +96,29 @@ impl Meta {
         }
     }
 
+    /// The socket waits for `neighbor` for [`Meta::DISCOVERY_SILENT_TIME`].
+    #[cfg(test)]
     pub(crate) fn neighbor_missing(&mut self, timestamp: Instant, neighbor: IpAddress) {
+        self.neighbor_missing_for(timestamp, neighbor, Self::DISCOVERY_SILENT_TIME)
+    }
+
+    /// The socket waits for `neighbor` for `silent_time` (the interface's neighbor
+    /// discovery retry interval) before it tries again.
+    pub(crate) fn neighbor_missing_for(
+        &mut self,
+        timestamp: Instant,
+        neighbor: IpAddress,
+        silent_time: Duration,
+    ) {
         net_trace!(
             "{}: neighbor {} missing, silencing until t+{}",
             self.handle,
             neighbor,
-            Self::DISCOVERY_SILENT_TIME
+            silent_time
         );
         self.neighbor_state = NeighborState::Waiting {
             neighbor,
-            silent_until: timestamp + Self::DISCOVERY_SILENT_TIME,
+            silent_until: timestamp + silent_time,
         };
     }
 }
@@ -138,6 +151,18 @@ mod tests {
             m.poll_at(PollAt::Time(future), |_| false, t),
             PollAt::Time(future),
         );
+    }
+
+    #[test]
+    fn neighbor_missing_for_waits_the_given_interval() {
+        let mut m = meta();
+        let t0 = Instant::from_millis(1000);
+        m.neighbor_missing_for(t0, NEIGHBOR, Duration::from_millis(100));
+        let retry = t0 + Duration::from_millis(100);
+
+        assert_eq!(m.poll_at(PollAt::Now, |_| false, t0), PollAt::Time(retry));
+        assert!(!m.egress_permitted(retry - Duration::from_millis(1), |_| false));
+        assert!(m.egress_permitted(retry, |_| false));
     }
 
     #[test]

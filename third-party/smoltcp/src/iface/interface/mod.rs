@@ -441,6 +441,24 @@ impl Interface {
         self.inner.any_ip
     }
 
+    /// Set how long neighbor discovery (ARP, NDISC) waits for an answer before it asks
+    /// again: the minimum delay between two requests of this interface, and how long a
+    /// socket whose next hop is unknown waits before it retries. The default is 1 s.
+    ///
+    /// A shorter interval recovers quickly from a lost first request, e.g. on a link that
+    /// has just come up and whose peer was not ready for it yet.
+    #[cfg(any(feature = "medium-ethernet", feature = "medium-ieee802154"))]
+    pub fn set_neighbor_retry_interval(&mut self, interval: Duration) {
+        self.inner.neighbor_cache.set_silent_time(interval);
+    }
+
+    /// Get how long neighbor discovery waits for an answer before it asks again.
+    ///
+    /// See [`set_neighbor_retry_interval`](Self::set_neighbor_retry_interval).
+    pub fn neighbor_retry_interval(&self) -> Duration {
+        self.inner.neighbor_retry_interval()
+    }
+
     /// Get the packet reassembly timeout.
     #[cfg(feature = "_proto-fragmentation")]
     pub fn reassembly_timeout(&self) -> Duration {
@@ -814,9 +832,10 @@ impl Interface {
                     // requests from the socket. However, without an additional rate limiting
                     // mechanism, we would spin on every socket that has yet to discover its
                     // neighbor.
-                    item.meta.neighbor_missing(
+                    item.meta.neighbor_missing_for(
                         self.inner.now,
                         neighbor_addr.expect("non-IP response packet"),
+                        self.inner.neighbor_retry_interval(),
                     );
                 }
                 Ok(()) => {}
@@ -1204,6 +1223,14 @@ impl InterfaceInner {
         // The request got dispatched, limit the rate on the cache.
         self.neighbor_cache.limit_rate(self.now);
         Err(DispatchError::NeighborPending)
+    }
+
+    /// How long neighbor discovery waits for an answer before it asks again.
+    fn neighbor_retry_interval(&self) -> Duration {
+        #[cfg(any(feature = "medium-ethernet", feature = "medium-ieee802154"))]
+        return self.neighbor_cache.silent_time();
+        #[cfg(not(any(feature = "medium-ethernet", feature = "medium-ieee802154")))]
+        return crate::iface::socket_meta::Meta::DISCOVERY_SILENT_TIME;
     }
 
     fn flush_neighbor_cache(&mut self) {
