@@ -36,7 +36,12 @@ pub fn drop_packets(ns: &str, ifname: &str, percent: u32) -> Result<()> {
          \x20 chain egress {{ type filter hook postrouting priority 300; oifname \"{ifname}\" numgen random mod 100 < {percent} drop; }}\n\
          }}\n"
     );
-    let file = std::env::temp_dir().join(format!("nvloss-{ns}.nft"));
+    load_ruleset(ns, "nvloss", &ruleset)
+}
+
+/// Loads an nftables `ruleset` in namespace `ns` (through a file named after `name`).
+fn load_ruleset(ns: &str, name: &str, ruleset: &str) -> Result<()> {
+    let file = std::env::temp_dir().join(format!("{name}-{ns}.nft"));
     std::fs::write(&file, ruleset)?;
     let path = file.to_string_lossy().into_owned();
     let r = run(&["ip", "netns", "exec", ns, "nft", "-f", &path]);
@@ -57,13 +62,7 @@ pub fn drop_next_arp_reply(ns: &str) -> Result<()> {
     let ruleset = "table arp nvarp {\n\
          \x20 chain out { type filter hook output priority 0; arp operation reply numgen inc mod 1000000000 < 1 drop; }\n\
          }\n";
-    let file = std::env::temp_dir().join(format!("nvarp-{ns}.nft"));
-    std::fs::write(&file, ruleset)?;
-    let path = file.to_string_lossy().into_owned();
-    let r = run(&["ip", "netns", "exec", ns, "nft", "-f", &path]);
-    let _ = std::fs::remove_file(&file);
-    r.map(drop)
-        .context("nftables (scripts/install-deps.sh installs it)")
+    load_ruleset(ns, "nvarp", ruleset)
 }
 
 /// One HTTP download as the client saw it.
