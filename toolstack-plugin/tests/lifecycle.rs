@@ -1539,3 +1539,36 @@ fn replace_checks_the_new_image_in_dom0_before_booting_anything() {
         "no instance joined the group"
     );
 }
+
+#[test]
+fn up_destroys_nothing_when_dom0_lacks_what_it_would_create() {
+    let w = World::up();
+    // r2 leaves the spec (its domain would be destroyed), r3 joins with a kernel Dom0 lacks
+    let r2 = SPEC.find("  - name: r2").unwrap();
+    let end = SPEC.find("\nauto-repair").unwrap();
+    let spec = format!(
+        "{}  - name: r3\n    kernel: /srv/nv/missing/vmlinuz\n    image: /srv/nv/alpine/valkey-8.0.img\n    memory: 384\n    address: 10.77.4.2/24\n{}",
+        &SPEC[..r2],
+        &SPEC[end..]
+    );
+    w.dom0
+        .missing
+        .lock()
+        .unwrap()
+        .push("/srv/nv/missing/vmlinuz".into());
+    let running = list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]);
+    let e = w
+        .run_text(&running, |ctx| group::up(ctx, &spec))
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Invalid));
+    assert!(
+        format!("{e:#}").contains("replicas[2].kernel: no file /srv/nv/missing/vmlinuz in Dom0"),
+        "{e:#}"
+    );
+    assert_eq!(
+        Owned::load(&w.dir.0, "web").unwrap().domains.len(),
+        4,
+        "web-r2 still owned, nothing destroyed"
+    );
+    assert!(!w.said().contains("removing"), "{}", w.said());
+}

@@ -21,8 +21,9 @@ use nv_schema::status::XS_BASE;
 /// `nvctl up`: create (or finish creating, or converge) a group from its spec text.
 ///
 /// Steps, each skipped when already done: record the spec; check that Dom0 has the files,
-/// bridge and PCI devices of every domain to create and dry-run their configs; drop instances of an interrupted
-/// `replace` and of replicas no longer in the spec; create the NV domain; write the domain-nv
+/// bridge and PCI devices of every domain to create and dry-run their configs (before anything
+/// is created or destroyed); drop instances of an interrupted `replace` and of replicas no
+/// longer in the spec; create the NV domain; write the domain-nv
 /// config to its xenstore home; wait until it reports `ready`; create the missing replicas;
 /// wait until every replica is reported live. Running replicas are left alone (their settings
 /// change only through `nvctl replace`): the drift between them and the spec that needs a
@@ -45,18 +46,18 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
         &spec,
         &observe(ctx, &spec, &owned, &running, Some(rec.clone()))?,
     )?;
-    for (i, role) in &rec.instances {
-        let why = match role {
-            Role::Joining => "unfinished replacement",
-            Role::Member if spec.replica(&i.replica).is_none() => "no longer in the spec",
-            Role::Member => continue,
-        };
-        ctx.say(&format!("instance {}: {why}, removing", i.name()));
-        if let Some(d) = owned.running(&i.domain(&g), &running) {
-            ctx.destroy(&mut owned, &i.domain(&g), &d.uuid)?;
-        }
-        remove_instance(ctx.store, &g, i)?;
-    }
+    // removed only after the checks below, as nothing may be destroyed before them
+    let dropped: Vec<(Instance, &str)> = rec
+        .instances
+        .iter()
+        .filter_map(|(i, role)| match role {
+            Role::Joining => Some((i.clone(), "unfinished replacement")),
+            Role::Member if spec.replica(&i.replica).is_none() => {
+                Some((i.clone(), "no longer in the spec"))
+            }
+            Role::Member => None,
+        })
+        .collect();
     rec.instances
         .retain(|(i, r)| *r == Role::Member && spec.replica(&i.replica).is_some());
     for r in &spec.replicas {
@@ -95,6 +96,13 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
     ctx.check_dom0(&g, &needs)?;
     for (d, cfg) in &configs {
         ctx.dry_run(&g, d, cfg)?;
+    }
+    for (i, why) in &dropped {
+        ctx.say(&format!("instance {}: {why}, removing", i.name()));
+        if let Some(d) = owned.running(&i.domain(&g), &running) {
+            ctx.destroy(&mut owned, &i.domain(&g), &d.uuid)?;
+        }
+        remove_instance(ctx.store, &g, i)?;
     }
     for (d, uuid) in rec.orphans(&owned, &running) {
         ctx.say(&format!("{d}: left over from an interrupted replacement"));
