@@ -4,6 +4,8 @@
 //! - [`spec`]: the group spec (YAML) and its validation;
 //! - [`render`]: xl configs from the `xl-configs/` templates and the domain-nv config;
 //! - [`xl_value`]: the grammars of values that reach an xl config;
+//! - [`dom0`]: the Dom0 files, bridge and PCI devices a config names, checked before creating;
+//! - [`xl_extra`]: the other xl.cfg keys a spec may pass through, with their grammars;
 //! - [`xl`]: running `xl` behind [`xl::XlRunner`];
 //! - [`store`]: xenstore behind [`store::Store`] (real client, in-memory), chunked values;
 //! - [`owned`]: the domains nvctl created for a group, by UUID;
@@ -17,6 +19,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod dom0;
 pub mod failure;
 pub mod group;
 pub mod outcome;
@@ -27,4 +30,5 @@ pub mod render;
 pub mod spec;
 pub mod store;
 pub mod xl;
+pub mod xl_extra;
 pub mod xl_value;

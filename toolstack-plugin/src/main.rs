@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use toolstack_plugin::dom0::HostDom0;
 use toolstack_plugin::failure::Failure;
 use toolstack_plugin::group::{self, Ctx, Mode};
 use toolstack_plugin::outcome::{Outcome, RecordingXl, Replaced};
@@ -65,6 +66,11 @@ struct Global {
         value_name = "DIR"
     )]
     state_dir: PathBuf,
+    /// Where the files, bridge and PCI devices a config names are looked up before anything is
+    /// created: `DIR/<path>`, `DIR/sys/class/net/<bridge>`, `DIR/sys/bus/pci/devices/<bdf>`
+    /// (for running nvctl on a copy of Dom0's tree; the paths in configs stay as in the spec).
+    #[arg(long, global = true, default_value = "/", value_name = "DIR")]
+    dom0_root: PathBuf,
     /// Bound of every wait (NV domain ready, replica live), seconds.
     #[arg(long, global = true, default_value_t = 120.0, value_name = "SECONDS", value_parser = positive_secs)]
     timeout: f64,
@@ -480,9 +486,13 @@ fn with_ctx<T>(g: &Global, outcome: &mut Outcome, f: impl FnOnce(&Ctx) -> Result
             eprintln!("{}", printable_lines(s))
         }
     };
+    let dom0 = HostDom0 {
+        root: g.dom0_root.clone(),
+    };
     let ctx = Ctx {
         xl: &xl,
         store: &store,
+        dom0: &dom0,
         dir: g.state_dir.clone(),
         timeout: Duration::from_secs_f64(g.timeout),
         poll: Duration::from_secs(1),

@@ -7,6 +7,7 @@ use nv_schema::config::{
 };
 
 use crate::spec::{GroupSpec, LinkAddrs, Policy, Replica};
+use crate::xl_extra;
 
 /// Template of the NV domain's xl config.
 pub const NV_TEMPLATE: &str = include_str!("../../xl-configs/nv-domain.cfg.in");
@@ -134,6 +135,10 @@ pub fn nv_domain_cfg(spec: &GroupSpec) -> String {
             ("CPUS", optional_key("cpus", nv.cpus.as_deref())),
             ("SECLABEL", optional_key("seclabel", nv.seclabel.as_deref())),
             ("EXTERNAL", external),
+            ("XL_EXTRA", xl_extra::other_lines(&nv.xl_extra)),
+            ("ON_POWEROFF", xl_extra::action(&nv.xl_extra, "on_poweroff")),
+            ("ON_REBOOT", xl_extra::action(&nv.xl_extra, "on_reboot")),
+            ("ON_CRASH", xl_extra::action(&nv.xl_extra, "on_crash")),
         ],
     )
 }
@@ -186,6 +191,10 @@ pub fn replica_cfg(spec: &GroupSpec, r: &Replica, inst: &Instance) -> String {
                     .map(|p| format!("disk = [ 'format=raw,vdev=xvda,access=ro,target={p}' ]"))
                     .unwrap_or_default(),
             ),
+            ("XL_EXTRA", xl_extra::other_lines(&r.xl_extra)),
+            ("ON_POWEROFF", xl_extra::action(&r.xl_extra, "on_poweroff")),
+            ("ON_REBOOT", xl_extra::action(&r.xl_extra, "on_reboot")),
+            ("ON_CRASH", xl_extra::action(&r.xl_extra, "on_crash")),
             // last: a rate holds `@`, which no later placeholder may see
             (
                 "RATE",

@@ -120,6 +120,8 @@ fn fake_domain_nv(xs: &xen::xenstore::Xenstore, nv: u16, state: &Path, stop: &At
 
 struct Env {
     dir: PathBuf,
+    /// Dom0's tree for nvctl's checks (`--dom0-root`): the spec's files and the bridge.
+    root: PathBuf,
     xl: String,
     socket: String,
 }
@@ -127,6 +129,7 @@ struct Env {
 impl Env {
     fn nvctl(&self, args: &[&str]) -> Output {
         let state = self.dir.join("nvctl").to_string_lossy().into_owned();
+        let root = self.root.to_string_lossy().into_owned();
         let mut all = vec![
             "--xl",
             &self.xl,
@@ -134,6 +137,8 @@ impl Env {
             &self.socket,
             "--state-dir",
             &state,
+            "--dom0-root",
+            &root,
             "--timeout",
             "20",
         ];
@@ -146,12 +151,21 @@ impl Env {
 }
 
 impl Env {
+    /// Create the (empty) file at the absolute `path` in Dom0's tree.
+    fn dom0_file(&self, path: &str) {
+        let p = self.root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "").unwrap();
+    }
+
     /// Start nvctl in the background, its stderr going to `log`.
     fn spawn_nvctl(&self, args: &[&str], log: &Path) -> std::process::Child {
         let state = self.dir.join("nvctl").to_string_lossy().into_owned();
         Command::new(env!("CARGO_BIN_EXE_nvctl"))
             .args(["--xl", &self.xl, "--xenstore", &self.socket])
             .args(["--state-dir", &state, "--timeout", "20"])
+            .arg("--dom0-root")
+            .arg(&self.root)
             .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
@@ -184,6 +198,7 @@ fn with_env(name: &str, test: impl Fn(&Env, &Path, &str)) {
     assert_eq!(nv, 1, "the fake xl gives the first domain id 1");
     let guest = host.nv_xenstore().unwrap();
     let env = Env {
+        root: dir.join("dom0"),
         dir: dir.clone(),
         xl: xl.to_string_lossy().into_owned(),
         socket: host.sim.xenstore_socket(0).to_string_lossy().into_owned(),
@@ -192,6 +207,16 @@ fn with_env(name: &str, test: impl Fn(&Env, &Path, &str)) {
         "{}/../xl-configs/example-group.yaml",
         env!("CARGO_MANIFEST_DIR")
     );
+    // the files the spec names and its bridge exist in Dom0's tree
+    for l in std::fs::read_to_string(&spec).unwrap().lines() {
+        let l = l.trim_start_matches([' ', '-']);
+        for key in ["kernel: ", "initramfs: ", "image: "] {
+            if let Some(p) = l.strip_prefix(key) {
+                env.dom0_file(p.split_whitespace().next().unwrap());
+            }
+        }
+    }
+    std::fs::create_dir_all(env.root.join("sys/class/net/xenbr0")).unwrap();
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| fake_domain_nv(&guest, nv, &state, &stop));
@@ -214,6 +239,22 @@ fn up_status_replace_down_through_the_binary() {
             "{plan}"
         );
         assert!(domains(state).is_empty(), "a dry run creates nothing");
+        let other_bridge = env.dir.join("xenbr9.yaml");
+        let text = std::fs::read_to_string(spec).unwrap();
+        std::fs::write(
+            &other_bridge,
+            text.replace("bridge: xenbr0", "bridge: xenbr9"),
+        )
+        .unwrap();
+        let out = env.nvctl(&["up", &other_bridge.to_string_lossy()]);
+        assert_eq!(out.status.code(), Some(3), "a bridge Dom0 lacks");
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("nv-domain.external.bridge: no bridge xenbr9 in Dom0"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(domains(state).is_empty(), "nothing created");
         let out = ok(&env.nvctl(&["up", spec]));
         assert!(
             out.contains("NV domain web-nv: created (id 1)")
@@ -366,8 +407,22 @@ fn json_results_and_quiet_runs_for_automation() {
             )
         );
         let image = state.join("web-1.2.img");
-        std::fs::write(&image, "").unwrap();
         let image = image.to_string_lossy();
+        // a new image that is not in Dom0: invalid, and nothing booted
+        let v = result(
+            &env.nvctl(&["--json", "-q", "patch", "web", "--image", &image]),
+            3,
+        );
+        assert_eq!(v["error"]["kind"], "invalid", "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("--image: no file {image} in Dom0")),
+            "{v}"
+        );
+        assert_eq!(v["created"], serde_json::json!([]), "{v}");
+        env.dom0_file(&image);
         let v = result(
             &env.nvctl(&[
                 "--json", "-q", "patch", "web", "--image", &image, "--soak", "0",

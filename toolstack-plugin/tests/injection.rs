@@ -7,6 +7,7 @@
 use proptest::prelude::*;
 use toolstack_plugin::render;
 use toolstack_plugin::spec::GroupSpec;
+use toolstack_plugin::xl_extra::{self, XlExtra, XlScalar};
 
 const SPEC: &str = include_str!("../../xl-configs/example-group.yaml");
 
@@ -179,7 +180,11 @@ fn benign(field: usize) -> String {
         12 | 15 => "0-1",
         13 | 16 => "system_u:system_r:domU_t",
         14 | 17 => "10Mb/s@20ms",
-        _ => "grp",
+        18 => "grp",
+        19 | 21 => "destroy",
+        20 => "native",
+        22 => "100",
+        _ => "cap",
     }
     .to_string()
 }
@@ -206,16 +211,35 @@ fn set(spec: &mut GroupSpec, field: usize, v: String) {
         15 => r0.cpus = Some(v),
         16 => r0.seclabel = Some(v),
         17 => r0.rate = Some(v),
-        _ => spec.group = v,
+        18 => spec.group = v,
+        // xl-extra: values of keys whose grammar is a word or a number, and a key itself
+        19 => extra(&mut spec.nv_domain.xl_extra, "on_crash", XlScalar::Text(v)),
+        20 => extra(&mut r0.xl_extra, "tsc_mode", XlScalar::Text(v)),
+        21 => extra(&mut r0.xl_extra, "on_reboot", XlScalar::Text(v)),
+        22 => {
+            // as YAML reads it: a number, a boolean or a string
+            let value = serde_yaml::from_str(&v).unwrap_or(XlScalar::Text(v));
+            extra(&mut spec.nv_domain.xl_extra, "cpu_weight", value)
+        }
+        _ => extra(&mut r0.xl_extra, &v, XlScalar::Int(1)),
     }
 }
+
+/// `extra` holding just `key: value`.
+fn extra(extra: &mut XlExtra, key: &str, value: XlScalar) {
+    extra.clear();
+    extra.insert(key.to_string(), value);
+}
+
+/// The field that sets an `xl-extra` key: any key xl-extra allows may appear (as a scalar).
+const XL_EXTRA_KEY_FIELD: usize = 23;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
     fn no_spec_string_adds_a_key_or_a_list_element(
-        field in 0usize..19,
+        field in 0usize..24,
         v in "/?[a-zA-Z0-9/',\"=\\\\\\n\\r\\[\\];# .:_@-]{0,24}",
     ) {
         let mut base = GroupSpec::parse(SPEC).unwrap();
@@ -228,8 +252,14 @@ proptest! {
             // a value may drop an optional setting (an empty `extra`), never add one
             for (got, want) in shapes(&parsed).iter().zip(&want) {
                 let (got, want) = (got.as_ref().unwrap(), want.as_ref().unwrap());
+                let allowed = |s: &(String, Shape)| {
+                    want.contains(s)
+                        || (field == XL_EXTRA_KEY_FIELD
+                            && s.1 == Shape::Scalar
+                            && xl_extra::ALLOWED.iter().any(|k| k.name == s.0))
+                };
                 prop_assert!(
-                    got.len() <= want.len() && got.iter().all(|s| want.contains(s)),
+                    got.len() <= want.len() && got.iter().all(allowed),
                     "field {} = {:?}: {:?} is not within {:?}", field, v, got, want
                 );
             }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use toolstack_plugin::dom0::Dom0;
 use toolstack_plugin::failure::Failure;
 use toolstack_plugin::group::{self, Ctx, Mode, Role, WatchOptions, Watcher};
 use toolstack_plugin::owned::{DomainRole, Owned, OwnedDomain};
@@ -42,8 +43,34 @@ impl Drop for TempDir {
     }
 }
 
-/// One simulated Dom0: xenstore (with the fake domain-nv), a state dir, the progress lines.
+/// A Dom0 in which every file, bridge and PCI device exists except those listed as missing.
+#[derive(Default)]
+struct FakeDom0 {
+    missing: Mutex<Vec<String>>,
+}
+
+impl FakeDom0 {
+    fn has(&self, name: &str) -> bool {
+        !self.missing.lock().unwrap().iter().any(|m| m == name)
+    }
+}
+
+impl Dom0 for FakeDom0 {
+    fn file_exists(&self, path: &str) -> bool {
+        self.has(path)
+    }
+    fn bridge_exists(&self, bridge: &str) -> bool {
+        self.has(bridge)
+    }
+    fn pci_device_exists(&self, bdf: &str) -> bool {
+        self.has(bdf)
+    }
+}
+
+/// One simulated Dom0: xenstore (with the fake domain-nv), its files and devices, a state dir,
+/// the progress lines.
 struct World {
+    dom0: FakeDom0,
     host: Host,
     nv: Arc<FakeNv>,
     dir: TempDir,
@@ -61,6 +88,7 @@ impl World {
     fn on(dom0: Arc<dyn Store + Send + Sync>, nv_store: Arc<dyn Store + Send + Sync>) -> World {
         let nv = FakeNv::new(nv_store);
         World {
+            dom0: FakeDom0::default(),
             host: Host {
                 dom0,
                 nv: Arc::clone(&nv),
@@ -82,6 +110,7 @@ impl World {
         let ctx = Ctx {
             xl,
             store: &self.host,
+            dom0: &self.dom0,
             dir: self.dir.0.clone(),
             timeout: self.timeout,
             poll: Duration::from_millis(5),
@@ -1408,4 +1437,138 @@ fn diff_shows_creation_drift_and_live_changes_without_changing_anything() {
     );
     assert_eq!(w.nv.st().configs.len(), configs, "diff hands over nothing");
     assert!(!w.last_config().contains("straggler_timeout_ms: 500"));
+}
+
+/// The 1-based line of the first line of `text` holding `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn up_checks_dom0_files_bridge_and_pci_devices_before_creating_anything() {
+    let w = World::new();
+    w.dom0.missing.lock().unwrap().extend(
+        [
+            "/var/lib/domain-nv/vmlinuz",
+            "xenbr0",
+            "/srv/nv/alpine/redis-7.0.img",
+        ]
+        .map(String::from),
+    );
+    let e = w
+        .run_text(&list_v(&[]), |ctx| group::up(ctx, SPEC))
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Invalid));
+    let e = format!("{e:#}");
+    for (line, field, what) in [
+        (
+            line_of(SPEC, "kernel: /var/lib/domain-nv/vmlinuz"),
+            "nv-domain.kernel",
+            "no file /var/lib/domain-nv/vmlinuz in Dom0",
+        ),
+        (
+            line_of(SPEC, "bridge: xenbr0"),
+            "nv-domain.external.bridge",
+            "no bridge xenbr0 in Dom0",
+        ),
+        (
+            line_of(SPEC, "image: /srv/nv/alpine/redis-7.0.img"),
+            "replicas[1].image",
+            "no file /srv/nv/alpine/redis-7.0.img in Dom0",
+        ),
+    ] {
+        assert!(e.contains(&format!("line {line}: {field}: {what}")), "{e}");
+    }
+    assert_eq!(e.matches("in Dom0").count(), 3, "each reported once: {e}");
+    assert!(Owned::load(&w.dir.0, "web").unwrap().domains.is_empty());
+    // PCI devices of a passed-through external NIC
+    let pci = SPEC
+        .replace("    bridge: xenbr0", "    pci: [\"0000:03:00.0\"]")
+        .replace("    mac: 00:16:3e:c0:00:0a\n", "")
+        .replace("  memory: 256", "  type: pv\n  memory: 256");
+    w.dom0.missing.lock().unwrap().clear();
+    w.dom0.missing.lock().unwrap().push("0000:03:00.0".into());
+    let e = w
+        .run_text(&list_v(&[]), |ctx| group::up(ctx, &pci))
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Invalid));
+    assert!(
+        format!("{e:#}").contains(&format!(
+            "line {}: nv-domain.external.pci[0]: no PCI device 0000:03:00.0 in Dom0",
+            line_of(&pci, "pci: [")
+        )),
+        "{e:#}"
+    );
+}
+
+#[test]
+fn replace_checks_the_new_image_in_dom0_before_booting_anything() {
+    let w = World::up();
+    w.dom0
+        .missing
+        .lock()
+        .unwrap()
+        .push("/srv/nv/alpine/redis-7.2.img".into());
+    let e = w
+        .run_text("", |ctx| {
+            group::replace(
+                ctx,
+                "web",
+                "r1",
+                Some("/srv/nv/alpine/redis-7.2.img"),
+                Mode::Repair,
+                Duration::ZERO,
+            )
+        })
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Invalid));
+    assert!(
+        format!("{e:#}").contains("--image: no file /srv/nv/alpine/redis-7.2.img in Dom0"),
+        "{e:#}"
+    );
+    let running = list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]);
+    let e = w
+        .run_text(&running, |ctx| {
+            group::patch(ctx, "web", "/srv/nv/alpine/redis-7.2.img", Duration::ZERO)
+        })
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Invalid), "{e:#}");
+    assert_eq!(
+        w.config_names(),
+        ["r0", "r1", "r2"],
+        "no instance joined the group"
+    );
+}
+
+#[test]
+fn up_destroys_nothing_when_dom0_lacks_what_it_would_create() {
+    let w = World::up();
+    // r2 leaves the spec (its domain would be destroyed), r3 joins with a kernel Dom0 lacks
+    let r2 = SPEC.find("  - name: r2").unwrap();
+    let end = SPEC.find("\nauto-repair").unwrap();
+    let spec = format!(
+        "{}  - name: r3\n    kernel: /srv/nv/missing/vmlinuz\n    image: /srv/nv/alpine/valkey-8.0.img\n    memory: 384\n    address: 10.77.4.2/24\n{}",
+        &SPEC[..r2],
+        &SPEC[end..]
+    );
+    w.dom0
+        .missing
+        .lock()
+        .unwrap()
+        .push("/srv/nv/missing/vmlinuz".into());
+    let running = list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]);
+    let e = w
+        .run_text(&running, |ctx| group::up(ctx, &spec))
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Invalid));
+    assert!(
+        format!("{e:#}").contains("replicas[2].kernel: no file /srv/nv/missing/vmlinuz in Dom0"),
+        "{e:#}"
+    );
+    assert_eq!(
+        Owned::load(&w.dir.0, "web").unwrap().domains.len(),
+        4,
+        "web-r2 still owned, nothing destroyed"
+    );
+    assert!(!w.said().contains("removing"), "{}", w.said());
 }

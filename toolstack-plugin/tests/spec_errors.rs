@@ -486,3 +486,56 @@ fn isolated_replicas_need_disjoint_cpus() {
         + 1;
     assert_eq!(e[0].line, Some(line_r1));
 }
+
+#[test]
+fn xl_extra_keys_are_allowed_ones_with_values_by_their_grammars() {
+    let at = |key: &str, value: &str| {
+        edit(
+            "    memory: 512",
+            &format!("    memory: 512\n    xl-extra:\n      {key}: {value}"),
+        )
+    };
+    let line = line_of("    memory: 512") + 2;
+    for (key, value, msg) in [
+        ("cpu_weight", "0", "not an integer in 1..=65535"),
+        ("cpu_weight", "\"256\"", "not an integer"),
+        ("cap", "12801", "not an integer in 0..=12800"),
+        ("on_crash", "reboot", "is not one of destroy, restart"),
+        (
+            "on_reboot",
+            "\"destroy\\\"\\nvif = [ 'script=x' ]\"",
+            "is not one of",
+        ),
+        ("tsc_mode", "fast", "is not one of default"),
+        ("localtime", "2", "not true or false"),
+        ("maxmem", "256", "less than `memory` (512 MiB)"),
+        // keys nvctl renders itself, and keys naming devices, scripts or files
+        ("kernel", "/boot/x", "not an xl key nvctl passes through"),
+        ("vif", "x", "not an xl key nvctl passes through"),
+        ("disk", "x", "not an xl key nvctl passes through"),
+        ("bootloader", "pygrub", "not an xl key nvctl passes through"),
+        ("device_model_override", "/bin/sh", "not an xl key"),
+    ] {
+        one(
+            &at(key, value),
+            &format!("replicas[0].xl-extra.{key}"),
+            Some(line),
+            msg,
+        );
+    }
+    one(
+        &edit(
+            "  vcpus: 2",
+            "  vcpus: 2\n  xl-extra: { on_poweroff: preserve, tsc_mode: 3 }",
+        ),
+        "nv-domain.xl-extra.tsc_mode",
+        Some(line_of("  vcpus: 2") + 1),
+        "is not one of",
+    );
+    let ok = at(
+        "cpu_weight",
+        "512\n      on_crash: destroy\n      localtime: true\n      maxmem: 1024\n      rtc_timeoffset: -3600",
+    );
+    let spec = GroupSpec::parse(&ok).unwrap();
+    assert_eq!(spec.replicas[0].xl_extra.len(), 5);
+}

@@ -3,11 +3,13 @@
 //! the domain-nv config to the NV domain, and bounded waits on xenstore.
 
 use super::home;
+use super::record::gpath;
+use crate::dom0::{self, Dom0, Need};
 use crate::failure::Failure;
 use crate::owned::{DomainRole, Owned, OwnedDomain};
 use crate::render::{self, Instance};
 use crate::spec::GroupSpec;
-use crate::store::{write_blob, Store};
+use crate::store::{read_blob, write_blob, Store};
 use crate::xl::{self, xl_ok, XlRunner};
 use anyhow::{anyhow, bail, Context, Result};
 use nv_schema::handoff::XS_CONFIG;
@@ -20,6 +22,8 @@ pub struct Ctx<'a> {
     pub xl: &'a dyn XlRunner,
     /// The xenstore.
     pub store: &'a dyn Store,
+    /// Where the files, bridge and PCI devices a config names are looked up.
+    pub dom0: &'a dyn Dom0,
     /// Where xl config files are written (`<dir>/<group>/<domain>.cfg`).
     pub dir: PathBuf,
     /// Bound of every wait (NV domain ready, replica live).
@@ -63,6 +67,13 @@ impl Ctx<'_> {
         xl_ok(self.xl, &["create", "-n", &p.to_string_lossy()])
             .with_context(|| format!("xl rejects the config of {domain}"))
             .map(drop)
+    }
+
+    /// Check that Dom0 has every resource in `needs` (the group's recorded spec gives the
+    /// lines); all that are missing in one error of kind invalid.
+    pub(super) fn check_dom0(&self, group: &str, needs: &[Need]) -> Result<()> {
+        let text = read_blob(self.store, &format!("{}/spec", gpath(group)))?.unwrap_or_default();
+        dom0::check(self.dom0, needs, &text).map_err(|e| Failure::Invalid.error(e.to_string()))
     }
 
     /// `xl create` a domain from `text` and record its identity (UUID, domid) in `owned`.

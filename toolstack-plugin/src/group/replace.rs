@@ -7,6 +7,7 @@ use super::nv_status::{
 };
 use super::record::{load, remove_instance, save_instance, Record};
 use super::{home, quorum, Ctx, Role};
+use crate::dom0;
 use crate::failure::Failure;
 use crate::owned::DomainRole;
 use crate::render::{self, Instance};
@@ -130,6 +131,7 @@ pub fn replace(
     let r = spec
         .replica(replica)
         .ok_or_else(|| Failure::NotFound.error(format!("replica {replica} not in the spec")))?;
+    ctx.check_dom0(group, &dom0::needs_of_replica(&spec, r, &new, "--image"))?;
     ctx.dry_run(group, &nd, &render::replica_cfg(&spec, r, &new))?;
     let domid = ctx.nv_domid(&spec)?;
     let before = read_status(ctx.store, domid)?;

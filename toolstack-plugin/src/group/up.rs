@@ -6,6 +6,7 @@ use super::nv_status::{is_live, read_status};
 use super::plan::plan;
 use super::record::{gpath, load, remove_instance, save_instance};
 use super::{home, Ctx, Role};
+use crate::dom0;
 use crate::failure::reword;
 use crate::failure::Failure;
 use crate::owned::DomainRole;
@@ -19,8 +20,10 @@ use nv_schema::status::XS_BASE;
 
 /// `nvctl up`: create (or finish creating, or converge) a group from its spec text.
 ///
-/// Steps, each skipped when already done: record the spec; drop instances of an interrupted
-/// `replace` and of replicas no longer in the spec; create the NV domain; write the domain-nv
+/// Steps, each skipped when already done: record the spec; check that Dom0 has the files,
+/// bridge and PCI devices of every domain to create and dry-run their configs (before anything
+/// is created or destroyed); drop instances of an interrupted `replace` and of replicas no
+/// longer in the spec; create the NV domain; write the domain-nv
 /// config to its xenstore home; wait until it reports `ready`; create the missing replicas;
 /// wait until every replica is reported live. Running replicas are left alone (their settings
 /// change only through `nvctl replace`): the drift between them and the spec that needs a
@@ -43,18 +46,18 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
         &spec,
         &observe(ctx, &spec, &owned, &running, Some(rec.clone()))?,
     )?;
-    for (i, role) in &rec.instances {
-        let why = match role {
-            Role::Joining => "unfinished replacement",
-            Role::Member if spec.replica(&i.replica).is_none() => "no longer in the spec",
-            Role::Member => continue,
-        };
-        ctx.say(&format!("instance {}: {why}, removing", i.name()));
-        if let Some(d) = owned.running(&i.domain(&g), &running) {
-            ctx.destroy(&mut owned, &i.domain(&g), &d.uuid)?;
-        }
-        remove_instance(ctx.store, &g, i)?;
-    }
+    // removed only after the checks below, as nothing may be destroyed before them
+    let dropped: Vec<(Instance, &str)> = rec
+        .instances
+        .iter()
+        .filter_map(|(i, role)| match role {
+            Role::Joining => Some((i.clone(), "unfinished replacement")),
+            Role::Member if spec.replica(&i.replica).is_none() => {
+                Some((i.clone(), "no longer in the spec"))
+            }
+            Role::Member => None,
+        })
+        .collect();
     rec.instances
         .retain(|(i, r)| *r == Role::Member && spec.replica(&i.replica).is_some());
     for r in &spec.replicas {
@@ -67,10 +70,13 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
     }
     rec.sort();
     let members = rec.members();
-    // every config xl will create a domain from passes a dry run before anything is created
+    // every config xl will create a domain from names only what Dom0 has and passes a dry run,
+    // before anything is created or destroyed
     let mut configs = Vec::new();
+    let mut needs = Vec::new();
     if owned.running(&nv, &running).is_none() {
         configs.push((nv.clone(), render::nv_domain_cfg(&spec)));
+        needs.extend(dom0::needs_of_nv(&spec));
     }
     for i in &members {
         let d = i.domain(&g);
@@ -79,10 +85,24 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
                 .replica(&i.replica)
                 .ok_or_else(|| anyhow!("instance {} of unknown replica", i.name()))?;
             configs.push((d, render::replica_cfg(&spec, r, i)));
+            needs.extend(dom0::needs_of_replica(
+                &spec,
+                r,
+                i,
+                "image (set by --image)",
+            ));
         }
     }
+    ctx.check_dom0(&g, &needs)?;
     for (d, cfg) in &configs {
         ctx.dry_run(&g, d, cfg)?;
+    }
+    for (i, why) in &dropped {
+        ctx.say(&format!("instance {}: {why}, removing", i.name()));
+        if let Some(d) = owned.running(&i.domain(&g), &running) {
+            ctx.destroy(&mut owned, &i.domain(&g), &d.uuid)?;
+        }
+        remove_instance(ctx.store, &g, i)?;
     }
     for (d, uuid) in rec.orphans(&owned, &running) {
         ctx.say(&format!("{d}: left over from an interrupted replacement"));

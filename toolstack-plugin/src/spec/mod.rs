@@ -19,6 +19,7 @@ pub use locate::locate;
 pub use names::{valid_mac, valid_name, SPEC_NAME_MAX};
 pub use parse::{SpecError, SpecErrors};
 
+use crate::xl_extra::XlExtra;
 use nv_schema::net::Ipv4Cidr;
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +102,9 @@ pub struct NvDomain {
     pub cpus: Option<String>,
     /// XSM security label (xl's `seclabel=`, `user:role:type`).
     pub seclabel: Option<String>,
+    /// Other xl.cfg keys passed through ([`crate::xl_extra`]).
+    #[serde(default)]
+    pub xl_extra: XlExtra,
     /// The external NIC.
     pub external: External,
 }
@@ -196,6 +200,9 @@ pub struct Replica {
     pub cpus: Option<String>,
     /// XSM security label (xl's `seclabel=`, `user:role:type`).
     pub seclabel: Option<String>,
+    /// Other xl.cfg keys passed through ([`crate::xl_extra`]).
+    #[serde(default)]
+    pub xl_extra: XlExtra,
 }
 
 /// A replica group.

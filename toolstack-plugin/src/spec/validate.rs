@@ -3,6 +3,7 @@
 use super::locate::locate;
 use super::names::{generation_suffix, valid_bdf, valid_name};
 use super::{GroupSpec, GuestType, LinkAddrs, Policy, Replica, SpecError, SpecErrors};
+use crate::xl_extra::{self, XlExtra, XlScalar};
 use crate::xl_value::{self, CMDLINE_MAX};
 use nv_schema::name::check_ifname;
 use nv_schema::net::Ipv4Cidr;
@@ -38,6 +39,23 @@ impl Checker<'_> {
         }
     }
 
+    /// Check every key and value of the `xl-extra` of the domain at `prefix` (with `memory`
+    /// MiB: `maxmem` may not be less).
+    fn check_xl_extra(&mut self, prefix: &str, extra: &XlExtra, memory: u32) {
+        for (k, v) in extra {
+            let field = format!("{prefix}.xl-extra.{k}");
+            self.check(field.clone(), xl_extra::render_value(k, v).map(drop));
+            if let (true, XlScalar::Int(m)) = (k == "maxmem", v) {
+                if *m < i64::from(memory) {
+                    self.err(
+                        field,
+                        format!("{m} MiB is less than `memory` ({memory} MiB)"),
+                    );
+                }
+            }
+        }
+    }
+
     fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
         let field = field.into();
         let line = locate(self.text, &field);
@@ -61,7 +79,8 @@ impl GroupSpec {
     /// `unanimous` and `primary-backup` N >= 2; `primary` is set exactly for `primary-backup` and
     /// names a replica; timeouts > 0; `buffer-limit` >= 4096; a replica has an initramfs or an image;
     /// `cpus`, `seclabel` and `rate` follow their grammars ([`xl_value`]), `rate` of the external
-    /// NIC only with `bridge`; with `isolate-cpus` every replica has `cpus`, pairwise disjoint.
+    /// NIC only with `bridge`; `xl-extra` keys are allowed and their values follow their grammars
+    /// ([`xl_extra`]), `maxmem` not below `memory`; with `isolate-cpus` every replica has `cpus`, pairwise disjoint.
     pub fn validate(&self, text: &str) -> Result<(), SpecErrors> {
         let mut c = Checker {
             text,
@@ -99,6 +118,7 @@ impl GroupSpec {
         c.check("nv-domain.memory", xl_value::check_memory(nv.memory));
         c.check("nv-domain.vcpus", xl_value::check_vcpus(nv.vcpus));
         c.check_isolation_keys("nv-domain", nv.cpus.as_deref(), nv.seclabel.as_deref());
+        c.check_xl_extra("nv-domain", &nv.xl_extra, nv.memory);
         let ext = &nv.external;
         match (ext.pci.is_empty(), &ext.bridge) {
             (true, None) => c.err("nv-domain.external", "needs `pci` or `bridge`"),
@@ -382,6 +402,7 @@ impl GroupSpec {
             if let Some(rate) = &r.rate {
                 c.check(f("rate"), xl_value::check_rate(rate));
             }
+            c.check_xl_extra(&format!("replicas[{i}]"), &r.xl_extra, r.memory);
             let cidr = r.address.parse::<Ipv4Cidr>().ok();
             let link = match cidr {
                 Some(a) if a.prefix <= 31 && a.has_host(a.addr) => r.link(),
