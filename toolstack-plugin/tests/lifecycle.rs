@@ -636,6 +636,124 @@ fn patch_stops_at_a_fault_while_old_and_new_vote_side_by_side() {
     assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
 }
 
+/// The `xl` transcript of a patch whose first step (r0 -> r0-g1) fails after the new instance
+/// booted: the new domain is destroyed again.
+fn first_patch_step_fails() -> String {
+    [
+        list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
+        "$ xl create -n {dir}/web/web-r0-g1.cfg\n".to_string(),
+        list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]),
+        "$ xl create {dir}/web/web-r0-g1.cfg\n".to_string(),
+        list_v(&[
+            ("web-nv", 7),
+            ("web-r0", 8),
+            ("web-r1", 9),
+            ("web-r2", 10),
+            ("web-r0-g1", 11),
+        ]),
+        list_v(&[
+            ("web-nv", 7),
+            ("web-r0", 8),
+            ("web-r1", 9),
+            ("web-r2", 10),
+            ("web-r0-g1", 11),
+        ]),
+        "$ xl destroy web-r0-g1\n".to_string(),
+    ]
+    .concat()
+}
+
+/// After a stopped patch step: the new instance is gone from domain-nv's config and the
+/// record, the old one stays, and the group is at full strength.
+fn assert_old_instances_stay(w: &World) {
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+    let names: Vec<String> = group::load(&w.host, "web")
+        .unwrap()
+        .instances
+        .iter()
+        .map(|(i, _)| i.name())
+        .collect();
+    assert_eq!(names, ["r0", "r1", "r2"]);
+    assert!(
+        w.said()
+            .contains("r0: removing web-r0-g1 again, web-r0 stays"),
+        "{}",
+        w.said()
+    );
+}
+
+/// A new instance that stays `joining` (no client traffic, or it never agrees) stops the roll
+/// when the wait times out (exit status 5), with a message that says what to do.
+#[test]
+fn patch_stops_when_the_new_instance_stays_joining() {
+    let mut w = World::up();
+    w.timeout = Duration::from_millis(100);
+    w.nv.st().joining.insert("r0-g1".into());
+    let xl = Replay::new(
+        "inline",
+        &first_patch_step_fails(),
+        &w.dir.path(),
+        w.nv.hook("web"),
+    );
+    let e = w
+        .with(&xl, |ctx| {
+            group::patch(ctx, "web", "/x.img", Duration::ZERO)
+        })
+        .unwrap_err();
+    xl.assert_done();
+    assert_eq!(Failure::of(&e), Some(Failure::Timeout));
+    let m = e.to_string();
+    for part in [
+        "patch stopped at r0: replacing r0: r0-g1 did not pass probation: timed out after 0.1s \
+         waiting for r0-g1 to be live (its probation passed)",
+        "\n  domain-nv reports r0-g1 joining (on probation: 4101 bytes agreed with the quorum so \
+         far, 2 open connections)",
+        "\n  r0-g1 is removed again; r0 keeps serving, the group stays at full strength",
+        "\n  to continue: send client traffic so r0-g1 can agree with the quorum (or raise \
+         --timeout), and check that /x.img holds the service's state, then re-run \
+         `nvctl patch web --image /x.img` (replicas already on it are skipped)",
+    ] {
+        assert!(m.contains(part), "{m}\n--- lacks ---\n{part}");
+    }
+    assert_old_instances_stay(&w);
+}
+
+/// A new instance that domain-nv reports `faulty` (e.g. a new version without the service's
+/// state) stops the roll at once, with its fault in the message (exit status 1).
+#[test]
+fn patch_stops_when_the_new_instance_is_faulty() {
+    let w = World::up();
+    w.nv.st().faulty_on_boot.insert("r0-g1".into());
+    let xl = Replay::new(
+        "inline",
+        &first_patch_step_fails(),
+        &w.dir.path(),
+        w.nv.hook("web"),
+    );
+    let t = Instant::now();
+    let e = w
+        .with(&xl, |ctx| {
+            group::patch(ctx, "web", "/x.img", Duration::ZERO)
+        })
+        .unwrap_err();
+    xl.assert_done();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(Failure::of(&e), None);
+    let m = e.to_string();
+    for part in [
+        "patch stopped at r0: replacing r0: r0-g1 did not pass probation: fault while r0-g1 \
+         joined: r0-g1: value-mismatch on redis connection 3 offset 120",
+        "\n  domain-nv reports r0-g1 faulty (value-mismatch on redis connection 3 offset 120)",
+        "\n  r0-g1 is removed again; r0 keeps serving, the group stays at full strength",
+        "\n  to continue: check that /x.img holds the service's state and answers as the old \
+         version does (a new version without the state never agrees), then re-run \
+         `nvctl patch web --image /x.img`",
+    ] {
+        assert!(m.contains(part), "{m}\n--- lacks ---\n{part}");
+    }
+    assert_old_instances_stay(&w);
+}
+
 /// A watcher of group web with a short interval and the grace period `down_grace`.
 fn watcher(down_grace: Duration) -> Watcher {
     Watcher::new(

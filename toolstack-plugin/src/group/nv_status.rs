@@ -71,6 +71,26 @@ pub(super) fn health_word(st: &Option<Status>, name: &str) -> String {
     health(st, name).map_or_else(|| "unknown".to_string(), |h| super::format::word(&h))
 }
 
+/// What domain-nv reports for `name`, in words for a message: its health, and how far its
+/// probation got (agreed bytes, open connections) while `joining`, or its faults while `faulty`.
+pub(super) fn report(st: &Option<Status>, name: &str) -> String {
+    let Some(r) = st.iter().flat_map(|s| &s.replicas).find(|r| r.name == name) else {
+        return "not reported".to_string();
+    };
+    let word = super::format::word(&r.state);
+    match r.state {
+        ReplicaHealth::Joining => format!(
+            "{word} (on probation: {} bytes agreed with the quorum so far, {} open connections)",
+            r.bytes_voted, r.connections
+        ),
+        ReplicaHealth::Faulty if !r.faults.is_empty() => {
+            let f: Vec<String> = r.faults.iter().map(fault_text).collect();
+            format!("{word} ({})", f.join("; "))
+        }
+        _ => word,
+    }
+}
+
 pub(super) type Faults = BTreeMap<String, Vec<FaultRecord>>;
 
 pub(super) fn faults_of(st: &Option<Status>) -> Faults {
@@ -102,16 +122,19 @@ pub(super) fn new_faults(
     out
 }
 
+/// One fault in words: kind, service, connection and detail.
+fn fault_text(f: &FaultRecord) -> String {
+    let text = format!(
+        "{} on {} connection {} {}",
+        f.kind, f.service, f.connection, f.detail
+    );
+    printable(text.trim_end())
+}
+
 pub(super) fn describe(faults: &[(String, FaultRecord)]) -> String {
     faults
         .iter()
-        .map(|(n, f)| {
-            let text = format!(
-                "{n}: {} on {} connection {} {}",
-                f.kind, f.service, f.connection, f.detail
-            );
-            printable(text.trim_end())
-        })
+        .map(|(n, f)| format!("{}: {}", printable(n), fault_text(f)))
         .collect::<Vec<_>>()
         .join("; ")
 }

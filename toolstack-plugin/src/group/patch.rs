@@ -4,7 +4,7 @@ use super::nv_status::{describe, faults_of, is_live, new_faults, read_status};
 use super::record::load;
 use super::replace::{check_image, replace, Mode};
 use super::{quorum, Ctx};
-use crate::failure::reword;
+use crate::failure::{reword, Failure};
 use anyhow::{bail, Result};
 use std::time::Duration;
 
@@ -51,4 +51,40 @@ pub fn patch(ctx: &Ctx, group: &str, image: &str, soak: Duration) -> Result<()> 
     }
     ctx.say(&format!("group {group}: every replica runs {image}"));
     Ok(())
+}
+
+/// The error that stops a rolling patch when `new`, the new instance of `replica` on `image`,
+/// did not pass probation: `wait` (the wait's error) and what domain-nv reports for `new`
+/// (`report`: `joining` and how far its probation got, or `faulty` with its faults), that the
+/// old instance keeps serving and the group stays at full strength, and what to do. A wait that
+/// timed out keeps its kind (exit status 5); a fault has none (exit status 1).
+pub(super) fn not_admitted(
+    wait: &anyhow::Error,
+    group: &str,
+    replica: &str,
+    new: &str,
+    image: &str,
+    report: &str,
+) -> anyhow::Error {
+    let todo = if Failure::of(wait) == Some(Failure::Timeout) {
+        format!(
+            "send client traffic so {new} can agree with the quorum (or raise --timeout), and \
+             check that {image} holds the service's state"
+        )
+    } else {
+        format!(
+            "check that {image} holds the service's state and answers as the old version does \
+             (a new version without the state never agrees)"
+        )
+    };
+    reword(
+        wait,
+        format!(
+            "{new} did not pass probation: {wait:#}\n  \
+             domain-nv reports {new} {report}\n  \
+             {new} is removed again; {replica} keeps serving, the group stays at full strength\n  \
+             to continue: {todo}, then re-run `nvctl patch {group} --image {image}` (replicas \
+             already on it are skipped)"
+        ),
+    )
 }

@@ -3,8 +3,9 @@
 //! here.
 
 use super::nv_status::{
-    describe, faults_of, health_word, is_joining, is_live, new_faults, read_status,
+    describe, faults_of, health, health_word, is_joining, is_live, new_faults, read_status, report,
 };
+use super::patch::not_admitted;
 use super::record::{load, remove_instance, save_instance, Record};
 use super::{home, quorum, Ctx, Role};
 use crate::dom0;
@@ -15,7 +16,7 @@ use crate::spec::LinkAddrs;
 use crate::xl_value;
 use anyhow::{anyhow, bail, Result};
 use nv_schema::net::Ipv4Cidr;
-use nv_schema::status::XS_BASE;
+use nv_schema::status::{ReplicaHealth, XS_BASE};
 use std::time::{Duration, Instant};
 
 /// How strict a replacement is about faults while old and new vote side by side.
@@ -166,6 +167,22 @@ pub fn replace(
                 Mode::Patch => is_live(&st, &nn),
             };
             Ok(serving.then_some(()))
+        })
+        .map_err(|e| {
+            if mode != Mode::Patch {
+                return e;
+            }
+            let st = match read_status(ctx.store, domid) {
+                Ok(st) => st,
+                Err(_) => return e,
+            };
+            let never_agreed = health(&st, &nn) == Some(ReplicaHealth::Faulty);
+            if Failure::of(&e) == Some(Failure::Timeout) || never_agreed {
+                let image = new.image.as_deref().unwrap_or("its image");
+                not_admitted(&e, group, replica, &nn, image, &report(&st, &nn))
+            } else {
+                e
+            }
         })?;
         ctx.say(&format!(
             "{replica}: {nn} is {}",
