@@ -91,8 +91,10 @@ pub(super) fn report(st: &Option<Status>, name: &str) -> String {
     }
 }
 
+/// Each instance's faults, by instance name.
 pub(super) type Faults = BTreeMap<String, Vec<FaultRecord>>;
 
+/// The faults domain-nv reports in `st`, by instance (empty without a status).
 pub(super) fn faults_of(st: &Option<Status>) -> Faults {
     st.iter()
         .flat_map(|s| &s.replicas)
@@ -131,6 +133,7 @@ fn fault_text(f: &FaultRecord) -> String {
     printable(text.trim_end())
 }
 
+/// Faults as one line for an error message (instance names escaped for a terminal).
 pub(super) fn describe(faults: &[(String, FaultRecord)]) -> String {
     faults
         .iter()
