@@ -90,14 +90,17 @@ fn spreads(rounds: &[Round]) -> Vec<Vec<Option<Spread>>> {
         .collect()
 }
 
-/// A median with its min-max, or `-` for a figure the variant does not have.
-fn cell(s: Option<Spread>) -> String {
-    let precision = |x: f64| if x.abs() < 10.0 { 3 } else { 0 };
+/// A median with its min-max to `decimals` places, or `-` for a figure the variant does not
+/// have.
+fn cell(s: Option<Spread>, decimals: usize) -> String {
     match s {
-        Some(s) => {
-            let p = precision(s.median);
-            format!("{:.p$} [{:.p$}-{:.p$}]", s.median, s.min, s.max, p = p)
-        }
+        Some(s) => format!(
+            "{:.p$} [{:.p$}-{:.p$}]",
+            s.median,
+            s.min,
+            s.max,
+            p = decimals
+        ),
         None => "-".into(),
     }
 }
@@ -117,7 +120,9 @@ fn report(rounds: &[Round], cores: usize) -> Result<String> {
     for (i, label) in labels.iter().enumerate() {
         write!(t, "\n{label:<16}")?;
         for v in &s {
-            write!(t, " {:>26}", cell(v[i]))?;
+            // CPU seconds per unit are small numbers; rates, latencies and counts are not
+            let decimals = if label.starts_with("cpu") { 3 } else { 0 };
+            write!(t, " {:>26}", cell(v[i], decimals))?;
         }
     }
     writeln!(t)?;
@@ -318,4 +323,51 @@ fn run() -> Result<()> {
         .with_context(|| format!("writing {}", result_path.display()))?;
     println!("\nresults written to {}", result_path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(load1_start: f64, load1_end: f64) -> Round {
+        Round {
+            figures: vec![Figures::default(); VARIANTS.len()],
+            load1_start,
+            load1_end,
+        }
+    }
+
+    #[test]
+    fn a_round_is_busy_when_its_load_exceeds_the_cores() {
+        assert!(!round(0.5, 2.0).busy(2));
+        assert!(round(2.5, 1.0).busy(2));
+        assert!(round(0.1, 2.1).busy(2));
+    }
+
+    #[test]
+    fn the_report_warns_of_busy_rounds_only() {
+        let text = report(&[round(0.2, 1.0), round(3.0, 4.0)], 2).unwrap();
+        assert!(text.contains("2 rounds"));
+        assert!(text.contains("round 1: 0.20 -> 1.00\n"));
+        assert!(text.contains("round 2: 3.00 -> 4.00  WARNING: busy machine"));
+        // the direct path has no middlebox: its CPU cells are empty
+        assert!(text.contains("cpu s/GiB"));
+    }
+
+    #[test]
+    fn the_json_keeps_every_round() {
+        let set = Settings {
+            mtu: 1500,
+            tap_offload: true,
+            bulk_bytes: 1,
+            seconds: 1,
+            redis_requests: 1,
+        };
+        let j = json(&set, &[round(0.2, 1.0), round(3.0, 4.0)], 2);
+        assert_eq!(j["rounds"].as_array().unwrap().len(), 2);
+        assert_eq!(j["rounds"][1]["busy"], true);
+        assert_eq!(j["rounds"][0]["variants"].as_array().unwrap().len(), 4);
+        assert!(j["rounds"][0]["variants"][0]["cpu_s_per_gib"].is_null());
+        assert_eq!(j["settings"]["cores"], 2);
+    }
 }
