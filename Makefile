@@ -75,8 +75,9 @@ demo: deps
 ## lab / lab-test: real Xen 4.17 in QEMU (TCG) with our netback and domain-nv (scripts/xenlab)
 include scripts/xenlab/lab.mk
 
-## bench: voting cost against direct and HAProxy (BENCH_ARGS=--quick for a short run), then the
-## voter alone against memcmp
+## bench: voting cost against direct and HAProxy, variants interleaved for 5 rounds, medians and
+## min-max (BENCH_ARGS=--quick for a short run, "--rounds N" for more), then the voter alone
+## against memcmp
 bench: deps
 	scripts/install-deps.sh haproxy wrk
 	$(CARGO) build --release -p domain-nv -p nv-testbed
