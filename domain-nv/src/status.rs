@@ -88,6 +88,8 @@ impl StatusBook {
                 active: 0,
                 total: 0,
                 no_quorum: 0,
+                refused_limit: 0,
+                timed_out: 0,
             })
             .collect();
         let replicas: Vec<ReplicaStatus> = config
@@ -233,6 +235,18 @@ impl StatusBook {
     /// A client connection to `service` was reset because its replicas found no quorum.
     pub fn no_quorum(&mut self, service: usize) {
         self.status.services[service].no_quorum += 1;
+        self.changed = true;
+    }
+
+    /// A client connection to `service` was reset at accept: a connection limit was reached.
+    pub fn refused_limit(&mut self, service: usize) {
+        self.status.services[service].refused_limit += 1;
+        self.changed = true;
+    }
+
+    /// A client connection to `service` was reset after `client_timeout_ms` without bytes.
+    pub fn timed_out(&mut self, service: usize) {
+        self.status.services[service].timed_out += 1;
         self.changed = true;
     }
 
@@ -385,6 +399,11 @@ mod tests {
         assert_eq!(b.status().replicas[0].state, ReplicaHealth::Live);
         b.no_quorum(0);
         assert_eq!(b.status().services[0].no_quorum, 1);
+        b.refused_limit(0);
+        b.timed_out(0);
+        b.timed_out(0);
+        let s = &b.status().services[0];
+        assert_eq!((s.refused_limit, s.timed_out), (1, 2));
     }
 
     #[test]

@@ -1231,3 +1231,135 @@ fn fresh_links_answer_at_once() {
         g.lab.stop("domain-nv").unwrap();
     }
 }
+
+/// Runs `f` on a thread of its own inside network namespace `ns`.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let netns = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+    std::thread::spawn(move || {
+        nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Sends redis `request` (an inline command) on `s` and reads one reply line.
+fn redis_ask(s: &mut TcpStream, request: &str) -> std::io::Result<String> {
+    s.write_all(format!("{request}\r\n").as_bytes())?;
+    redis_line(s)
+}
+
+/// Reads one redis reply line from `s`.
+fn redis_line(s: &mut TcpStream) -> std::io::Result<String> {
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n") {
+        if s.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        reply.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+fn redis_connect() -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect((SERVICE_ADDRESS, 6379))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    Ok(s)
+}
+
+/// A redis majority group of 3 whose config gets `change` applied in place (SIGHUP).
+fn redis_group_with(prefix: &str, change: impl FnOnce(&mut nv_schema::config::Config)) -> Group {
+    let g = redis_group(prefix, "majority", 3, None);
+    let mut config = g.config().unwrap();
+    change(&mut config);
+    g.reload(&config).unwrap();
+    wait_until("the config reloaded", Duration::from_secs(5), || {
+        g.lab.log("domain-nv").contains("config changed in place")
+    })
+    .unwrap();
+    g
+}
+
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn a_client_over_its_connection_limit_is_reset_and_the_others_go_on() {
+    let g = redis_group_with("nvt-lim", |c| c.max_connections_per_client = 4);
+    let fifth = in_netns(&g.client_ns, || {
+        let mut four: Vec<TcpStream> = (0..4).map(|_| redis_connect().unwrap()).collect();
+        for s in &mut four {
+            assert_eq!(redis_ask(s, "PING").unwrap(), "+PONG\r\n");
+        }
+        let refused = redis_connect().and_then(|mut fifth| redis_ask(&mut fifth, "PING"));
+        for s in &mut four {
+            let v = redis_ask(s, "GET key:3").unwrap();
+            assert_eq!(
+                v,
+                format!("${}\r\n", value(3).len()),
+                "a held connection broke"
+            );
+            assert_eq!(redis_line(s).unwrap(), format!("{}\r\n", value(3)));
+        }
+        // One of the four ends: a new connection from the address is let in again.
+        drop(four.pop());
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let again = redis_connect().and_then(|mut s| redis_ask(&mut s, "PING"));
+            if again.is_ok_and(|r| r == "+PONG\r\n") {
+                break;
+            }
+            assert!(Instant::now() < end, "no connection let in after one ended");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        refused.map_err(|e| e.kind())
+    });
+    assert_eq!(
+        fifth,
+        Err(std::io::ErrorKind::ConnectionReset),
+        "the fifth connection was not reset"
+    );
+    let s = g
+        .wait_status("refused_limit", Duration::from_secs(5), |s| {
+            s.services[0].refused_limit >= 1
+        })
+        .unwrap();
+    assert_no_faults(&s, &[0, 1, 2]);
+    assert!(
+        s.replicas.iter().all(|r| r.state == ReplicaHealth::Live),
+        "{}",
+        s.to_json()
+    );
+}
+
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn an_idle_client_is_timed_out_and_no_replica_blamed() {
+    let g = redis_group_with("nvt-idle", |c| c.client_timeout_ms = 1000);
+    let (busy_ok, idle_end) = in_netns(&g.client_ns, || {
+        let mut idle = redis_connect().unwrap();
+        let mut busy = redis_connect().unwrap();
+        assert_eq!(redis_ask(&mut idle, "PING").unwrap(), "+PONG\r\n");
+        // The busy client asks every 300 ms for 3 s: never idle for a second.
+        let mut busy_ok = true;
+        for _ in 0..10 {
+            busy_ok &= redis_ask(&mut busy, "PING").is_ok_and(|r| r == "+PONG\r\n");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let mut buf = [0u8; 16];
+        let idle_end = idle.read(&mut buf).map_err(|e| e.kind());
+        (busy_ok, idle_end)
+    });
+    assert!(busy_ok, "a busy client was cut off");
+    assert_eq!(
+        idle_end,
+        Err(std::io::ErrorKind::ConnectionReset),
+        "the idle client was not reset"
+    );
+    let s = g
+        .wait_status("timed_out", Duration::from_secs(5), |s| {
+            s.services[0].timed_out >= 1
+        })
+        .unwrap();
+    assert_eq!(s.services[0].timed_out, 1, "{}", s.to_json());
+    assert_no_faults(&s, &[0, 1, 2]);
+}

@@ -120,6 +120,14 @@ pub struct ServiceStatus {
     /// Client connections reset because no quorum agreed (no replica blamed); 0 when absent.
     #[serde(default)]
     pub no_quorum: u64,
+    /// Client connections reset at accept because a connection limit was reached
+    /// (`max_connections`, `max_connections_per_client`; no replica saw them); 0 when absent.
+    #[serde(default)]
+    pub refused_limit: u64,
+    /// Client connections reset because they were idle for `client_timeout_ms` (no replica
+    /// blamed); 0 when absent.
+    #[serde(default)]
+    pub timed_out: u64,
 }
 
 /// A status snapshot of one domain-nv instance.
@@ -175,6 +183,8 @@ impl Status {
             kv.push((format!("{p}/active"), s.active.to_string()));
             kv.push((format!("{p}/total"), s.total.to_string()));
             kv.push((format!("{p}/no-quorum"), s.no_quorum.to_string()));
+            kv.push((format!("{p}/refused-limit"), s.refused_limit.to_string()));
+            kv.push((format!("{p}/timed-out"), s.timed_out.to_string()));
         }
         for r in &self.replicas {
             let p = format!("{b}/replicas/{}", r.name);
@@ -234,6 +244,15 @@ impl Status {
                 why: format!("unknown value {v:?}"),
             })
         }
+        fn optional_num(
+            read: &mut dyn FnMut(&str) -> Option<String>,
+            key: &str,
+        ) -> Result<u64, StatusError> {
+            match read(key) {
+                Some(_) => num(read, key),
+                None => Ok(0),
+            }
+        }
         let b = XS_BASE;
         let version = num(read, &format!("{b}/version"))?;
         let ready = num::<u8>(read, &format!("{b}/ready"))? != 0;
@@ -249,6 +268,9 @@ impl Status {
             let p = format!("{b}/services/{name}");
             let no_quorum_key = format!("{p}/no-quorum");
             services.push(ServiceStatus {
+                // Written since schema version 1 gained them: absent in older documents.
+                refused_limit: optional_num(read, &format!("{p}/refused-limit"))?,
+                timed_out: optional_num(read, &format!("{p}/timed-out"))?,
                 listen: need(read, &format!("{p}/listen"))?,
                 active: num(read, &format!("{p}/active"))?,
                 total: num(read, &format!("{p}/total"))?,
@@ -327,6 +349,8 @@ mod tests {
                 active: 2,
                 total: 9,
                 no_quorum: 1,
+                refused_limit: 3,
+                timed_out: 2,
             }],
             replicas: vec![
                 ReplicaStatus {
@@ -418,6 +442,46 @@ mod tests {
         assert_eq!(back.services[0].no_quorum, 0);
         assert!(!back.draining);
         assert_eq!(back.replicas[0].state, ReplicaHealth::Joining);
+    }
+
+    #[test]
+    fn documents_without_refused_limit_or_timed_out_read() {
+        let s = sample();
+        let j = s.to_json();
+        let old = j
+            .replace(",\"refused_limit\":3", "")
+            .replace(",\"timed_out\":2", "");
+        assert_eq!(
+            old.len(),
+            j.len() - ",\"refused_limit\":3,\"timed_out\":2".len()
+        );
+        let old = Status::from_json(&old).unwrap();
+        assert_eq!(
+            (old.services[0].refused_limit, old.services[0].timed_out),
+            (0, 0)
+        );
+        let kv: BTreeMap<String, String> = s
+            .to_xenstore()
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("/refused-limit") && !k.ends_with("/timed-out"))
+            .collect();
+        let mut read = |k: &str| kv.get(k).cloned();
+        let mut list = |k: &str| {
+            let pre = format!("{k}/");
+            let mut v: Vec<String> = kv
+                .keys()
+                .filter_map(|x| x.strip_prefix(&pre))
+                .map(|x| x.split('/').next().unwrap().to_string())
+                .collect();
+            v.dedup();
+            v
+        };
+        let back = Status::from_xenstore(&mut read, &mut list).unwrap();
+        assert_eq!(
+            (back.services[0].refused_limit, back.services[0].timed_out),
+            (0, 0)
+        );
+        assert_eq!(back.services[0].no_quorum, 1);
     }
 
     #[test]

@@ -84,6 +84,12 @@ pub(super) struct Connection {
     voter: Voter,
     /// Bytes released to the client already added to the replicas' `bytes voted`.
     released_counted: u64,
+    /// `client_timeout_ms` when it opened: idle this long, it is reset; `None`: never.
+    idle_timeout: Option<Duration>,
+    /// Client bytes in and bytes released to it when last seen to change, and when.
+    last_bytes: (u64, u64),
+    /// When a byte last moved either way (or when it opened).
+    last_active: Instant,
     finished_at: Option<Instant>,
 }
 
@@ -138,8 +144,17 @@ impl Connection {
             replicas,
             voter,
             released_counted: 0,
+            idle_timeout: (config.client_timeout_ms != 0)
+                .then(|| Duration::from_millis(config.client_timeout_ms)),
+            last_bytes: (0, 0),
+            last_active: now,
             finished_at: None,
         }
+    }
+
+    /// The connection's id (in the log and the status).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Moves the connection's bytes and events, one phase after the other.
@@ -160,6 +175,7 @@ impl Connection {
             }
         }
         self.voter_to_client(cx, now);
+        self.reset_if_idle(cx, now);
         self.handle_events(cx);
         self.close_client_when_drained(cx);
         self.count_bytes_voted(cx);
@@ -259,6 +275,35 @@ impl Connection {
             |v| v.client_output(),
             |v, n| v.client_output_sent(n, now),
         );
+    }
+
+    /// Notes when bytes last moved either way; once none moved for the idle timeout
+    /// (`client_timeout_ms`), resets the client and tells the voter, which resets the replicas
+    /// and blames no one; counted as `timed_out`.
+    fn reset_if_idle(&mut self, cx: &mut Context<'_>, now: Instant) {
+        let stats = self.voter.stats();
+        let bytes = (stats.client_bytes_in, stats.bytes_released);
+        if bytes != self.last_bytes {
+            self.last_bytes = bytes;
+            self.last_active = now;
+            return;
+        }
+        let Some(idle) = self.idle_timeout else {
+            return;
+        };
+        let open = matches!(self.client_state, ClientState::Open | ClientState::Closing);
+        if !open || self.finished_at.is_some() || now < self.last_active + idle {
+            return;
+        }
+        log::warn!(
+            "connection {}: idle for {} ms: client connection reset",
+            self.id,
+            idle.as_millis()
+        );
+        cx.external.tcp(self.client).abort();
+        self.client_state = ClientState::Aborted;
+        self.voter.client_reset(now);
+        cx.status.timed_out(self.service);
     }
 
     /// Acts on the voter's events: faults to the log and the status book, closes and resets.
@@ -365,16 +410,21 @@ impl Connection {
     }
 
     /// The earliest time the connection needs a round: a voter timer, a connect deadline, the
-    /// end of its linger time.
+    /// idle timeout, the end of its linger time.
     pub fn wake_at(&self) -> Option<Instant> {
         let connects = self
             .replicas
             .iter()
             .filter_map(ReplicaSide::connect_deadline);
+        let idle = match self.finished_at {
+            None => self.idle_timeout.map(|d| self.last_active + d),
+            Some(_) => None,
+        };
         self.voter
             .poll_timeout()
             .into_iter()
             .chain(connects)
+            .chain(idle)
             .chain(self.finished_at.map(|t| t + LINGER))
             .min()
     }

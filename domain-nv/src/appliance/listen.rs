@@ -68,6 +68,14 @@ impl ListenPool {
         }
     }
 
+    /// Refuses a connection taken out by [`ListenPool::accept`] (a limit was reached): its
+    /// socket is aborted (the client gets an RST at the next egress) and taken back, to be
+    /// removed by the next [`ListenPool::accept`].
+    pub fn refuse(&mut self, external: &mut Endpoint, accepted: Accepted) {
+        external.tcp(accepted.client).abort();
+        self.per_service[accepted.service].push(accepted.client);
+    }
+
     /// Takes out the sockets that completed a handshake (in the order found) and keeps
     /// `listen_pool` sockets listening per service; half-open ones are bounded.
     pub fn accept(&mut self, external: &mut Endpoint, config: &Config) -> Vec<Accepted> {

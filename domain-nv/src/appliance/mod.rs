@@ -9,6 +9,7 @@
 //! - `endpoint`: one link with its smoltcp interface and sockets;
 //! - `sockets`: making TCP sockets, moving bytes between a socket and a voter;
 //! - `listen`: the listening sockets of every service;
+//! - `limits`: the connection limits, in all and per client address;
 //! - `connection`: one client connection, its voter and its phases per round;
 //! - `replica_side`: one replica's connection within a client connection;
 //! - `probe`: health probes of replicas no connection has shown serving yet;
@@ -16,6 +17,7 @@
 
 mod connection;
 mod endpoint;
+mod limits;
 mod listen;
 mod probe;
 mod reconfigure;
@@ -34,6 +36,7 @@ use crate::status::StatusBook;
 use crate::voter::VoterConfig;
 use connection::{Connection, Context};
 use endpoint::{smol_now, Addressing, Endpoint};
+use limits::ConnectionLimits;
 use listen::ListenPool;
 use probe::{Probe, ProbeTarget};
 pub use reconfigure::Refused;
@@ -82,6 +85,7 @@ pub struct Appliance<G: GrantTable = xen::gntdev::Gntdev, E: EventChannel = xen:
     replicas: Vec<Endpoint>,
     probes: Vec<Probe>,
     listen: ListenPool,
+    limits: ConnectionLimits,
     conns: Vec<Connection>,
     next_conn_id: u64,
     membership: Membership,
@@ -130,6 +134,8 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         let listen = ListenPool::new(&mut external, &config)?;
         let mut status = StatusBook::new(&config);
         status.set_ready(true);
+        let limits =
+            ConnectionLimits::new(config.max_connections, config.max_connections_per_client);
         Ok(Appliance {
             netback,
             voter_config: config.voter_config(),
@@ -140,6 +146,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             probes: replicas.iter().map(|_| Probe::new(epoch)).collect(),
             replicas,
             listen,
+            limits,
             conns: Vec::new(),
             next_conn_id: 1,
             status,
@@ -266,6 +273,8 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             self.status.set_standing(r, self.membership.standing(r));
         }
         self.voter_config = config.voter_config();
+        self.limits
+            .set(config.max_connections, config.max_connections_per_client);
         self.config = config;
         log::info!(
             "config changed in place: {} replicas, {} connections kept (membership epoch {})",
@@ -388,11 +397,23 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
     }
 
     /// Turns listening sockets that completed a handshake into connections (and keeps the
-    /// listen pool full).
+    /// listen pool full); one over a connection limit is reset before it reaches a replica.
     fn accept(&mut self, now: Instant) {
         for accepted in self.listen.accept(&mut self.external, &self.config) {
             let id = self.next_conn_id;
             self.next_conn_id += 1;
+            let peer = self.external.tcp(accepted.client).remote_endpoint();
+            if let Some(peer) = peer {
+                if let Err(limit) = self.limits.admit(id, peer.addr) {
+                    log::warn!(
+                        "connection {id}: {} from {peer} refused: {limit:?} connection limit",
+                        self.config.services[accepted.service].name
+                    );
+                    self.status.refused_limit(accepted.service);
+                    self.listen.refuse(&mut self.external, accepted);
+                    continue;
+                }
+            }
             let (mut cx, conns) = self.parts();
             conns.push(Connection::open(
                 id,
@@ -427,13 +448,18 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
     /// Removes connections whose sockets are all gone; aborts those lingering too long.
     fn reap(&mut self, now: Instant) {
         let (mut cx, conns) = self.parts();
+        let mut released = Vec::new();
         let mut i = 0;
         while i < conns.len() {
             if conns[i].wind_down(&mut cx, now) {
+                released.push(conns[i].id());
                 conns.swap_remove(i).release(&mut cx);
             } else {
                 i += 1;
             }
+        }
+        for id in released {
+            self.limits.release(id);
         }
     }
 

@@ -173,6 +173,8 @@ pub const DEFAULT_LISTEN_POOL: usize = 16;
 pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
 /// Longest allowed `drain_timeout_ms` (an hour).
 pub const MAX_DRAIN_TIMEOUT_MS: u64 = 3_600_000;
+/// Longest allowed `client_timeout_ms` and `replica_timeout_ms` (a day).
+pub const MAX_IDLE_TIMEOUT_MS: u64 = 86_400_000;
 
 fn default_straggler_ms() -> u64 {
     DEFAULT_STRAGGLER_TIMEOUT_MS
@@ -200,6 +202,9 @@ fn default_drain_timeout_ms() -> u64 {
 }
 fn is_default_drain_timeout(ms: &u64) -> bool {
     *ms == DEFAULT_DRAIN_TIMEOUT_MS
+}
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// The external link: where clients come from.
@@ -276,6 +281,19 @@ pub struct Config {
         skip_serializing_if = "is_default_drain_timeout"
     )]
     pub drain_timeout_ms: u64,
+    /// Most client connections open at once over all services; one more is reset at accept
+    /// (counted as `refused_limit`). 0 (the default): unlimited.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_connections: usize,
+    /// Most client connections open at once from one client address; one more is reset at
+    /// accept (counted as `refused_limit`). 0 (the default): unlimited.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_connections_per_client: usize,
+    /// A client connection with no bytes either way (from the client, or released to it) for
+    /// this long is reset, client and replicas, and counted as `timed_out`, in milliseconds.
+    /// 0 (the default): no timeout.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub client_timeout_ms: u64,
     /// Where to write the JSON status (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_file: Option<String>,
@@ -309,6 +327,9 @@ impl Config {
             mtu: DEFAULT_MTU,
             listen_pool: DEFAULT_LISTEN_POOL,
             drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
+            max_connections: 0,
+            max_connections_per_client: 0,
+            client_timeout_ms: 0,
             status_file: None,
             probation: Probation::default(),
             external,

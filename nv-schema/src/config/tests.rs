@@ -151,6 +151,18 @@ fn each_mistake_names_its_field_and_line() {
             "drain_timeout_ms",
             3,
         ),
+        (
+            "straggler_timeout_ms: 500",
+            "straggler_timeout_ms: 500\nmax_connections: 4\nmax_connections_per_client: 5",
+            "max_connections_per_client",
+            4,
+        ),
+        (
+            "straggler_timeout_ms: 500",
+            "straggler_timeout_ms: 500\nclient_timeout_ms: 86400001",
+            "client_timeout_ms",
+            3,
+        ),
     ];
     for (from, to, field, line) in cases {
         let e = error_for(from, to);
@@ -201,6 +213,31 @@ fn drain_timeout_has_a_default_and_is_written_only_when_set() {
     );
     let c = Config::from_yaml(&text).unwrap();
     assert_eq!(c.drain_timeout_ms, 0);
+    assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
+}
+
+#[test]
+fn limits_default_to_none_and_are_written_only_when_set() {
+    let c = Config::from_yaml(GOOD).unwrap();
+    assert_eq!(
+        (
+            c.max_connections,
+            c.max_connections_per_client,
+            c.client_timeout_ms
+        ),
+        (0, 0, 0)
+    );
+    let yaml = c.to_yaml();
+    assert!(!yaml.contains("max_connections") && !yaml.contains("client_timeout"));
+    let text = GOOD.replace(
+        "straggler_timeout_ms: 500",
+        "straggler_timeout_ms: 500\nmax_connections_per_client: 4\nclient_timeout_ms: 2000",
+    );
+    let c = Config::from_yaml(&text).unwrap();
+    assert_eq!(
+        (c.max_connections_per_client, c.client_timeout_ms),
+        (4, 2000)
+    );
     assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
 }
 

@@ -97,6 +97,25 @@ impl Config {
                 ),
             );
         }
+        if self.max_connections != 0 && self.max_connections_per_client > self.max_connections {
+            return err(
+                "max_connections_per_client",
+                format!(
+                    "{} is above max_connections ({})",
+                    self.max_connections_per_client, self.max_connections
+                ),
+            );
+        }
+        if self.client_timeout_ms > super::MAX_IDLE_TIMEOUT_MS {
+            return err(
+                "client_timeout_ms",
+                format!(
+                    "{} is above the maximum of {} (a day)",
+                    self.client_timeout_ms,
+                    super::MAX_IDLE_TIMEOUT_MS
+                ),
+            );
+        }
         if let Some(gw) = self.external.gateway {
             if !self.external.address.contains(gw) {
                 return err(

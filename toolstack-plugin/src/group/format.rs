@@ -267,6 +267,8 @@ mod tests {
                 active: 1,
                 total: 1,
                 no_quorum: 0,
+                refused_limit: 0,
+                timed_out: 0,
             }],
             replicas: vec![replica("r0"), replica(&format!("r0{evil}"))],
         };

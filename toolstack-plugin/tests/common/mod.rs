@@ -276,6 +276,8 @@ impl FakeNv {
                 active: 2,
                 total: 17,
                 no_quorum: 0,
+                refused_limit: 0,
+                timed_out: 0,
             }],
             replicas,
         }
