@@ -46,13 +46,7 @@ fn redis_group_spec(prefix: &str, spec: GroupSpec, corrupt: Option<usize>) -> Gr
             };
             load += &format!("SET key:{k} {v}\n");
         }
-        let out = g.lab.exec_with_input(
-            &g.replica_ns[i],
-            &["redis-cli", "-h", &g.replica_address(i)],
-            load.as_bytes(),
-        )?;
-        anyhow::ensure!(out.status.success(), "load failed");
-        Ok(())
+        g.redis_to_replica(i, &load)
     })
     .expect("group starts")
 }
@@ -362,15 +356,7 @@ fn restarted_replica_joins_on_probation_and_votes_again() {
     for k in 0..KEYS {
         load += &format!("SET key:{k} {}\n", value(k));
     }
-    let out = g
-        .lab
-        .exec_with_input(
-            &g.replica_ns[0],
-            &["redis-cli", "-h", &g.replica_address(0)],
-            load.as_bytes(),
-        )
-        .unwrap();
-    assert!(out.status.success());
+    g.redis_to_replica(0, &load).unwrap();
     assert_eq!(
         String::from_utf8_lossy(&get(&g, "key:2").stdout).trim(),
         value(2)
@@ -488,15 +474,7 @@ fn n3_output_flood_is_contained() {
     })
     .unwrap();
     let flood = format!("{}\n", "PUBLISH ch AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").repeat(50_000);
-    let out = g
-        .lab
-        .exec_with_input(
-            &g.replica_ns[1],
-            &["redis-cli", "-h", &g.replica_address(1)],
-            flood.as_bytes(),
-        )
-        .unwrap();
-    assert!(out.status.success());
+    g.redis_to_replica(1, &flood).unwrap();
     // Bounded memory while r1's flood is held back.
     let pid = Command::new("pidof").arg("domain-nv").output().unwrap();
     for p in String::from_utf8_lossy(&pid.stdout).split_whitespace() {

@@ -17,7 +17,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 use nv_schema::config::{
@@ -688,6 +688,23 @@ impl Group {
     /// Replica `i`'s own address on its link.
     pub fn replica_address(&self, i: usize) -> String {
         format!("10.77.{}.2", self.nets[i])
+    }
+
+    /// Sends `commands` (one redis command a line) to replica `i`'s redis directly, with
+    /// `redis-cli` in its namespace (not through domain-nv); an error if `redis-cli` fails.
+    pub fn redis_to_replica(&self, i: usize, commands: &str) -> Result<()> {
+        let out = self.lab.exec_with_input(
+            &self.replica_ns[i],
+            &["redis-cli", "-h", &self.replica_address(i)],
+            commands.as_bytes(),
+        )?;
+        ensure!(
+            out.status.success(),
+            "redis-cli to {}: {}",
+            self.replica_names[i],
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
     }
 
     /// The www root of nginx replica `i`.

@@ -36,17 +36,8 @@ fn load(g: &Group, i: usize) -> Result<()> {
         };
         load += &format!("SET key:{k} {v}\n");
     }
-    let out = g.lab.exec_with_input(
-        &g.replica_ns[i],
-        &["redis-cli", "-h", &g.replica_address(i)],
-        load.as_bytes(),
-    )?;
-    ensure!(
-        out.status.success(),
-        "loading r{i}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
+    g.redis_to_replica(i, &load)
+        .with_context(|| format!("loading r{i}"))
 }
 
 fn main() {
