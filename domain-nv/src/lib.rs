@@ -8,6 +8,7 @@
 //! - [`vnet`]: the virtio-net header of TAP links with checksum and segmentation offload;
 //! - [`appliance`]: the poll(2)-driven event loop;
 //! - [`membership`]: which replicas vote on new connections (Member, Joining, Excluded);
+//! - [`protocol`]: request and reply framing per protocol (ordering and masking);
 //! - [`status`]: health, counters and faults, published as `nv_schema::status::Status`;
 //! - [`xenhost`]: driver-domain mode (config and status in xenstore, `/init` mounts).
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod appliance;
 pub mod config;
 pub mod link;
 pub mod membership;
+pub mod protocol;
 pub mod status;
 pub mod vnet;
 pub mod voter;
