@@ -634,15 +634,11 @@ impl Group {
             gateway: None,
         };
         let port = self.spec.service.port();
-        let service = ServiceConfig {
-            name: match self.spec.service {
-                Service::Redis => "redis",
-                Service::Nginx => "http",
-            }
-            .into(),
-            listen: port,
-            replica_port: port,
+        let name = match self.spec.service {
+            Service::Redis => "redis",
+            Service::Nginx => "http",
         };
+        let service = ServiceConfig::tcp(name, port, port);
         let replicas = self
             .replica_ns
             .iter()

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use netback::Netback;
 use xen::{EventChannel, GrantTable};
 
-use crate::config::{Config, LinkConfig, VoterSettings};
+use crate::config::{Config, LinkConfig, Transport, VoterSettings};
 use crate::membership::Membership;
 use crate::status::StatusBook;
 use crate::voter::VoterConfig;
@@ -103,6 +103,13 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             anyhow::bail!(
                 "vif links need the Xen netback: run domain-nv with --xen in a Xen driver domain"
             );
+        }
+        if let Some(s) = config
+            .services
+            .iter()
+            .find(|s| s.transport == Transport::Udp)
+        {
+            anyhow::bail!("service {}: transport udp is not served yet", s.name);
         }
         let epoch = Instant::now();
         let external_addressing = Addressing {
