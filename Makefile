@@ -29,7 +29,7 @@ check: deps
 ## TAP, AF_PACKET, nftables: domain-nv/tests/e2e.rs and the loss tier domain-nv/tests/loss.rs)
 ## are #[ignore]d there and run by the second command.
 UNPRIVILEGED_TESTS = $(CARGO) test --workspace --release
-ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test loss -- --ignored
+ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test e2e_udp --test loss -- --ignored
 
 ## test: every fast test: both tiers (as root), static build
 test: deps

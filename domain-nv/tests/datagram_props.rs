@@ -370,3 +370,25 @@ fn malformed_dns_questions_go_nowhere() {
     ));
     assert_eq!((v.stats().dropped, v.pending()), (1, 0));
 }
+
+#[test]
+fn a_lost_answer_of_a_replica_that_answers_later_questions_blames_nobody() {
+    let t0 = Instant::now();
+    let mut v = DatagramVoter::new(cfg(Policy::Majority, Protocol::Bytes, 16, 16));
+    let m = [Role::Member; 3];
+    v.question(client(0), b"q1", &m, 0, t0).unwrap();
+    v.question(client(1), b"q2", &m, 0, t0).unwrap();
+    // r2's answer to q1 is lost; it answers q2.
+    for r in 0..2 {
+        v.answer(r, client(0), b"a1", t0);
+    }
+    for r in 0..3 {
+        v.answer(r, client(1), b"a2", t0);
+    }
+    v.handle_timeout(t0 + DEADLINE);
+    let (tx, ev) = drain(&mut v);
+    assert_eq!(tx.len(), 2);
+    assert!(faults(&ev).is_empty(), "{ev:?}");
+    let s = v.stats();
+    assert_eq!((s.answered, s.masked, s.lost), (2, 1, 1));
+}

@@ -8,12 +8,18 @@
 //! the agreed answer (one real replica's datagram, as it sent it) goes to the asking client once.
 //!
 //! - Bounded state (`table`): at most `pending_per_client` questions per client and `pending` in
-//!   all; one more drops the client's (or everyone's) oldest, counted in `dropped`.
+//!   all; one more drops the client's own oldest, or when all are full the oldest question of a
+//!   client with several pending (else the oldest of all), so that a flood from a few ports
+//!   does not push out the one question of a quiet client; each drop is counted in `dropped`.
 //! - No amplification: a question yields at most one answer, only to the address that asked.
 //! - A question stays until every replica that got it answered, or until its deadline; then each
 //!   replica is judged against the agreed answer: a different answer is `ValueMismatch`, a
-//!   missing one `Straggler` (or `ValueMismatch` if that replica sent this client an answer that
-//!   matched no question meanwhile: a corrupted ID or question). Without an agreed answer nobody
+//!   missing one `Straggler` if the replica answered nothing since the question came (silent:
+//!   crashed or hung), `ValueMismatch` if it sent this client an answer that matched no question
+//!   meanwhile (a corrupted ID or question), and otherwise a lost datagram (`lost`, nobody
+//!   blamed: UDP loses datagrams under load, and one lost answer must not cost a healthy
+//!   replica its vote). A replica that withholds answers to some questions only is therefore
+//!   not blamed for it; the quorum still answers them. Without an agreed answer nobody
 //!   is blamed (`NoQuorum`), except under unanimous when a strict majority agrees.
 //! - An answer that matches no pending question is dropped and counted (`unsolicited`).
 //! - Time is passed in; nothing here reads a clock or a socket (`DatagramVoter` in `voter`).
@@ -112,4 +118,7 @@ pub struct DatagramStats {
     pub no_quorum: u64,
     /// Replica answers that matched no pending question.
     pub unsolicited: u64,
+    /// Answers missing at a deadline from a replica that answered a later question meanwhile
+    /// (a lost datagram: nobody blamed).
+    pub lost: u64,
 }

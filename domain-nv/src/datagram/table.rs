@@ -39,6 +39,8 @@ pub(super) struct Question {
     pub roles: Vec<Role>,
     /// The membership epoch the question came in.
     pub epoch: u64,
+    /// When it came.
+    pub asked: Instant,
     /// When the answers still missing make their replicas stragglers.
     pub deadline: Instant,
     /// Each replica's answer, once in.
@@ -66,6 +68,9 @@ impl Question {
         self.roles[r] != Role::Absent && self.answers[r].is_none()
     }
 }
+
+/// How many of the oldest questions [`Table::oldest_of_busy`] looks at.
+const BUSY_SCAN: usize = 64;
 
 /// Identifier of a question: its arrival number.
 pub(super) type QuestionId = u64;
@@ -118,6 +123,19 @@ impl Table {
     /// The oldest question of all.
     pub fn oldest(&self) -> Option<(QuestionId, &Question)> {
         self.questions.iter().next().map(|(&id, q)| (id, q))
+    }
+
+    /// The question to drop when the table is full: the oldest of a client with more than one
+    /// pending (a client asking many at once makes room before one asking one), else the oldest
+    /// of all. Looks at most [`BUSY_SCAN`] questions.
+    pub fn oldest_of_busy(&self) -> Option<QuestionId> {
+        let busy = self
+            .questions
+            .iter()
+            .take(BUSY_SCAN)
+            .find(|(_, q)| self.client_len(&q.client) > 1);
+        busy.map(|(&id, _)| id)
+            .or_else(|| self.oldest().map(|(id, _)| id))
     }
 
     /// The oldest question of `client`.

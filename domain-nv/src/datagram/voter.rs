@@ -23,6 +23,8 @@ pub struct DatagramVoter {
     transmits: VecDeque<Transmit>,
     events: VecDeque<DatagramEvent>,
     stats: DatagramStats,
+    /// When each replica's last answer to a pending question came in.
+    last_answer: Vec<Option<Instant>>,
 }
 
 impl DatagramVoter {
@@ -34,6 +36,7 @@ impl DatagramVoter {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: DatagramStats::default(),
+            last_answer: Vec::new(),
         }
     }
 
@@ -86,7 +89,7 @@ impl DatagramVoter {
             }
         }
         if self.table.len() >= self.config.pending {
-            if let Some((id, _)) = self.table.oldest() {
+            if let Some(id) = self.table.oldest_of_busy() {
                 self.evict(id);
             }
         }
@@ -96,6 +99,7 @@ impl DatagramVoter {
             key,
             roles: roles.to_vec(),
             epoch,
+            asked: now,
             deadline: now + self.config.deadline,
             answers: vec![None; roles.len()],
             released: None,
@@ -122,6 +126,10 @@ impl DatagramVoter {
             return;
         };
         q.answers[r] = Some(answer);
+        if self.last_answer.len() <= r {
+            self.last_answer.resize(r + 1, None);
+        }
+        self.last_answer[r] = Some(now);
         self.settle(id, now);
     }
 
@@ -202,6 +210,13 @@ impl DatagramVoter {
     /// Clients with questions pending.
     pub fn clients(&self) -> usize {
         self.table.clients()
+    }
+
+    /// Drops every pending question (counted as dropped if unanswered); nobody is judged.
+    pub fn clear(&mut self) {
+        while let Some((id, _)) = self.table.oldest() {
+            self.evict(id);
+        }
     }
 
     /// Drops a question to make room: unanswered, it counts as dropped; nobody is judged.
@@ -299,6 +314,18 @@ impl DatagramVoter {
                     offset: first_difference(a.bytes(), reference),
                 },
                 None if r < 64 && q.stray & (1 << r) != 0 => FaultKind::ValueMismatch { offset: 0 },
+                None if self
+                    .last_answer
+                    .get(r)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|t| t >= q.asked) =>
+                {
+                    // It answered a later question: this datagram was lost, not the replica.
+                    masked = true;
+                    self.stats.lost += 1;
+                    continue;
+                }
                 None => FaultKind::Straggler,
             };
             masked = true;

@@ -63,7 +63,7 @@ impl Protocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatagramLimits {
-    /// Questions pending at once over all UDP services; one more drops the oldest.
+    /// Questions pending at once per UDP service; one more drops the oldest.
     #[serde(default = "default_pending")]
     pub pending: usize,
     /// Questions pending at once from one client address and port; one more drops its oldest.
@@ -72,7 +72,7 @@ pub struct DatagramLimits {
 }
 
 /// Default bound on pending questions over all UDP services.
-pub const DEFAULT_DATAGRAM_PENDING: usize = 4096;
+pub const DEFAULT_DATAGRAM_PENDING: usize = 1024;
 /// Default bound on pending questions per client address and port.
 pub const DEFAULT_DATAGRAM_PENDING_PER_CLIENT: usize = 64;
 /// Largest allowed `datagram.pending`.
