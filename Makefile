@@ -75,11 +75,11 @@ demo: deps
 ## lab / lab-test: real Xen 4.17 in QEMU (TCG) with our netback and domain-nv (scripts/xenlab)
 include scripts/xenlab/lab.mk
 
-## bench: voting cost against direct and HAProxy, variants interleaved for 5 rounds, medians and
+## bench: voting cost against direct and HAProxy (and DNS over UDP: BENCH_ARGS=--dns-only alone), variants interleaved for 5 rounds, medians and
 ## min-max (BENCH_ARGS=--quick for a short run, "--rounds N" for more), then the voter alone
 ## against memcmp
 bench: deps
-	scripts/install-deps.sh haproxy wrk
+	scripts/install-deps.sh haproxy wrk dnsperf
 	$(CARGO) build --release -p domain-nv -p nv-testbed
 	$(TARGET_DIR)/release/nv-bench $(TARGET_DIR)/release/domain-nv bench-results.json $(BENCH_ARGS)
 	$(CARGO) bench -p domain-nv --bench voter
