@@ -392,3 +392,56 @@ fn a_lost_answer_of_a_replica_that_answers_later_questions_blames_nobody() {
     let s = v.stats();
     assert_eq!((s.answered, s.masked, s.lost), (2, 1, 1));
 }
+
+#[test]
+fn a_late_answer_to_an_ended_question_is_not_taken_for_a_corrupted_one() {
+    let t0 = Instant::now();
+    let mut v = DatagramVoter::new(cfg(Policy::Majority, Protocol::Dns, 16, 16));
+    let c = client(0);
+    let qname = name(&["www", "example"]);
+    let answer = |id| message(id, &qname, &[vec![], vec![], vec![]]);
+    v.question(c, &query(1, &qname), &[Role::Member; 3], 0, t0)
+        .unwrap();
+    for r in 0..2 {
+        v.answer(r, c, &answer(1), t0);
+    }
+    v.handle_timeout(t0 + DEADLINE);
+    assert_eq!(faults(&drain(&mut v).1), vec![(2, FaultKind::Straggler)]);
+    // The next question; r2's answer to the first comes late, then r2 goes silent again.
+    let t1 = t0 + DEADLINE;
+    v.question(c, &query(2, &qname), &[Role::Member; 3], 0, t1)
+        .unwrap();
+    v.answer(2, c, &answer(1), t1);
+    assert_eq!(v.stats().unsolicited, 1);
+    for r in 0..2 {
+        v.answer(r, c, &answer(2), t1);
+    }
+    v.handle_timeout(t1 + DEADLINE);
+    let f = faults(&drain(&mut v).1);
+    assert!(
+        f.iter()
+            .all(|(_, k)| *k != FaultKind::ValueMismatch { offset: 0 }),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn a_full_table_drops_an_answered_question_before_an_unanswered_one() {
+    let t0 = Instant::now();
+    let mut v = DatagramVoter::new(cfg(Policy::Majority, Protocol::Bytes, 2, 2));
+    let m = [Role::Member; 3];
+    v.question(client(0), b"q0", &m, 0, t0).unwrap();
+    v.question(client(1), b"q1", &m, 0, t0).unwrap();
+    // q1 is answered by two (the third is late); q0 waits for everyone.
+    for r in 0..2 {
+        v.answer(r, client(1), b"a1", t0);
+    }
+    v.question(client(2), b"q2", &m, 0, t0).unwrap();
+    assert_eq!(
+        v.pending_for(&client(0)),
+        1,
+        "the unanswered question stays"
+    );
+    assert_eq!(v.pending_for(&client(1)), 0, "the answered one made room");
+    assert_eq!(v.stats().dropped, 1);
+}

@@ -144,7 +144,9 @@ pub struct DatagramCounters {
     pub answered: u64,
     /// Answered questions on which a replica was wrong or missing (a fault masked).
     pub masked: u64,
-    /// Questions dropped unanswered: over a pending bound (the oldest goes), or malformed.
+    /// Questions dropped from the pending table over a bound (the oldest goes; answered
+    /// already or not: an answered one still waited for a replica, which is then not judged),
+    /// or malformed.
     pub dropped: u64,
     /// Replica datagrams that matched no pending question, dropped.
     pub unsolicited: u64,

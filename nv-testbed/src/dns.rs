@@ -44,7 +44,10 @@ pub fn zone(corrupted: bool) -> String {
 }
 
 /// Writes nsd's config and the zone into `dir` and returns the config's path. nsd runs in the
-/// foreground, as root, one server process, without a database or remote control.
+/// foreground, as root, one server process, without a database or remote control, and without
+/// response rate limiting: behind domain-nv every client comes from domain-nv's address, so
+/// RRL (on by default, 200 answers a second per source) would truncate or drop answers, and
+/// at different moments on different replicas (which then disagree).
 pub fn write_nsd(dir: &Path, round_robin: bool) -> Result<std::path::PathBuf> {
     let zonefile = dir.join("example.test.zone");
     if !zonefile.exists() {
@@ -57,7 +60,7 @@ pub fn write_nsd(dir: &Path, round_robin: bool) -> Result<std::path::PathBuf> {
             "server:\n  ip-address: 0.0.0.0\n  port: 53\n  username: \"\"\n  chroot: \"\"\n  \
              server-count: 1\n  database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n  \
              xfrdfile: \"{d}/xfrd.state\"\n  pidfile: \"{d}/nsd.pid\"\n  logfile: \"{d}/nsd.log\"\n  \
-             round-robin: {rr}\n  verbosity: 1\n\
+             round-robin: {rr}\n  verbosity: 1\n  rrl-ratelimit: 0\n\
              remote-control:\n  control-enable: no\n\
              zone:\n  name: {ZONE}\n  zonefile: \"{z}\"\n",
             d = dir.display(),

@@ -27,6 +27,22 @@ use nv_schema::config::{
 };
 use nv_schema::status::Status;
 
+/// The children of process `pid` (from `/proc/<pid>/task/*/children`; none if it is gone).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// A command line of owned words as the `&str` words [`Lab::exec`] takes.
 pub fn argv(words: &[String]) -> Vec<&str> {
     words.iter().map(String::as_str).collect()
@@ -789,6 +805,22 @@ impl Group {
     /// Sends `sig` to replica `i`'s service.
     pub fn signal_replica(&self, i: usize, sig: Signal) -> Result<()> {
         self.lab.signal(&self.replica_names[i], sig)
+    }
+
+    /// Sends `sig` to replica `i`'s service and every process it started (nsd answers from a
+    /// child process: stopping the parent alone stops nothing).
+    pub fn signal_replica_tree(&self, i: usize, sig: Signal) -> Result<()> {
+        let label = &self.replica_names[i];
+        let pid = self
+            .lab
+            .pid(label)
+            .with_context(|| format!("no process {label}"))?;
+        let mut todo = vec![pid];
+        while let Some(p) = todo.pop() {
+            kill(Pid::from_raw(p as i32), sig).with_context(|| format!("signal {sig:?} to {p}"))?;
+            todo.extend(children(p));
+        }
+        Ok(())
     }
 
     /// The latest status domain-nv wrote.

@@ -8,15 +8,16 @@
 //! the agreed answer (one real replica's datagram, as it sent it) goes to the asking client once.
 //!
 //! - Bounded state (`table`): at most `pending_per_client` questions per client and `pending` in
-//!   all; one more drops the client's own oldest, or when all are full the oldest question of a
-//!   client with several pending (else the oldest of all), so that a flood from a few ports
-//!   does not push out the one question of a quiet client; each drop is counted in `dropped`.
+//!   all; one more drops the client's own oldest, or when all are full the oldest question
+//!   already decided (it only waits for late replicas), else the oldest of a client with
+//!   several pending, else the oldest of all: a flood from a few ports does not push out the
+//!   one question of a quiet client. Each drop is counted in `dropped`.
 //! - No amplification: a question yields at most one answer, only to the address that asked.
 //! - A question stays until every replica that got it answered, or until its deadline; then each
 //!   replica is judged against the agreed answer: a different answer is `ValueMismatch`, a
 //!   missing one `Straggler` if the replica answered nothing since the question came (silent:
 //!   crashed or hung), `ValueMismatch` if it sent this client an answer that matched no question
-//!   meanwhile (a corrupted ID or question), and otherwise a lost datagram (`lost`, nobody
+//!   meanwhile, pending or ended lately (a corrupted ID or question), and otherwise a lost datagram (`lost`, nobody
 //!   blamed: UDP loses datagrams under load, and one lost answer must not cost a healthy
 //!   replica its vote). A replica that withholds answers to some questions only is therefore
 //!   not blamed for it; the quorum still answers them. Without an agreed answer nobody
@@ -112,7 +113,9 @@ pub struct DatagramStats {
     pub answered: u64,
     /// Answered questions on which a replica was wrong or missing (a fault masked).
     pub masked: u64,
-    /// Questions dropped unanswered: over a pending bound, or malformed.
+    /// Questions dropped from the pending table over a bound (answered already or not: an
+    /// answered one still waited for a replica's answer, which is then not judged), or
+    /// malformed.
     pub dropped: u64,
     /// Questions the replicas found no agreed answer to.
     pub no_quorum: u64,

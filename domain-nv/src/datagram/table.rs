@@ -1,7 +1,7 @@
 //! The pending questions ([`Table`]): bounded in all and per client, in arrival order, with
 //! each replica's answer as it comes in.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use super::dns::QueryKey;
@@ -69,8 +69,8 @@ impl Question {
     }
 }
 
-/// How many of the oldest questions [`Table::oldest_of_busy`] looks at.
-const BUSY_SCAN: usize = 64;
+/// How many of the oldest questions [`Table::victim`] looks at.
+const VICTIM_SCAN: usize = 64;
 
 /// Identifier of a question: its arrival number.
 pub(super) type QuestionId = u64;
@@ -81,9 +81,27 @@ pub(super) struct Table {
     questions: BTreeMap<QuestionId, Question>,
     by_client: HashMap<Client, VecDeque<QuestionId>>,
     next: QuestionId,
+    /// The keys of the latest questions removed (at most as many as may be pending), so that
+    /// a late answer to one of them is told from an answer with a corrupted ID or question.
+    done: VecDeque<(Client, QueryKey)>,
+    done_set: HashSet<(Client, QueryKey)>,
+    done_cap: usize,
 }
 
 impl Table {
+    /// A table that remembers the keys of the last `done_cap` questions removed.
+    pub fn new(done_cap: usize) -> Table {
+        Table {
+            done_cap,
+            ..Table::default()
+        }
+    }
+
+    /// True if `client` asked `key` in one of the questions removed lately.
+    pub fn recently_done(&self, client: &Client, key: &QueryKey) -> bool {
+        self.done_set.contains(&(*client, key.clone()))
+    }
+
     /// Number of pending questions.
     pub fn len(&self) -> usize {
         self.questions.len()
@@ -117,6 +135,16 @@ impl Table {
                 self.by_client.remove(&q.client);
             }
         }
+        if let Some(key) = &q.key {
+            if self.done_cap > 0 && self.done_set.insert((q.client, key.clone())) {
+                self.done.push_back((q.client, key.clone()));
+                if self.done.len() > self.done_cap {
+                    if let Some(old) = self.done.pop_front() {
+                        self.done_set.remove(&old);
+                    }
+                }
+            }
+        }
         Some(q)
     }
 
@@ -125,16 +153,16 @@ impl Table {
         self.questions.iter().next().map(|(&id, q)| (id, q))
     }
 
-    /// The question to drop when the table is full: the oldest of a client with more than one
-    /// pending (a client asking many at once makes room before one asking one), else the oldest
-    /// of all. Looks at most [`BUSY_SCAN`] questions.
-    pub fn oldest_of_busy(&self) -> Option<QuestionId> {
-        let busy = self
-            .questions
-            .iter()
-            .take(BUSY_SCAN)
-            .find(|(_, q)| self.client_len(&q.client) > 1);
-        busy.map(|(&id, _)| id)
+    /// The question to drop when the table is full: the oldest that is decided (answered, or
+    /// given up) and only waits for late replicas; else the oldest of a client with more than
+    /// one pending (a client asking many at once makes room before one asking one); else the
+    /// oldest of all. Looks at most [`VICTIM_SCAN`] questions.
+    pub fn victim(&self) -> Option<QuestionId> {
+        let scan = || self.questions.iter().take(VICTIM_SCAN);
+        scan()
+            .find(|(_, q)| q.released.is_some() || q.no_quorum)
+            .or_else(|| scan().find(|(_, q)| self.client_len(&q.client) > 1))
+            .map(|(&id, _)| id)
             .or_else(|| self.oldest().map(|(id, _)| id))
     }
 

@@ -31,8 +31,8 @@ impl DatagramVoter {
     /// A voter with nothing pending.
     pub fn new(config: DatagramConfig) -> DatagramVoter {
         DatagramVoter {
+            table: Table::new(config.pending),
             config,
-            table: Table::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: DatagramStats::default(),
@@ -89,7 +89,7 @@ impl DatagramVoter {
             }
         }
         if self.table.len() >= self.config.pending {
-            if let Some(id) = self.table.oldest_of_busy() {
+            if let Some(id) = self.table.victim() {
                 self.evict(id);
             }
         }
@@ -119,7 +119,10 @@ impl DatagramVoter {
         };
         let Some(id) = found else {
             self.stats.unsolicited += 1;
-            self.table.mark_stray(&client, r);
+            // A late answer to a question already ended is no sign of a wrong one.
+            if !key.is_some_and(|k| self.table.recently_done(&client, &k)) {
+                self.table.mark_stray(&client, r);
+            }
             return;
         };
         let Some(q) = self.table.get_mut(id) else {
@@ -212,19 +215,17 @@ impl DatagramVoter {
         self.table.clients()
     }
 
-    /// Drops every pending question (counted as dropped if unanswered); nobody is judged.
+    /// Drops every pending question (counted as dropped); nobody is judged.
     pub fn clear(&mut self) {
         while let Some((id, _)) = self.table.oldest() {
             self.evict(id);
         }
     }
 
-    /// Drops a question to make room: unanswered, it counts as dropped; nobody is judged.
+    /// Drops a question to make room (counted as dropped); nobody is judged.
     fn evict(&mut self, id: QuestionId) {
-        if let Some(q) = self.table.remove(id) {
-            if q.released.is_none() && !q.no_quorum {
-                self.stats.dropped += 1;
-            }
+        if self.table.remove(id).is_some() {
+            self.stats.dropped += 1;
         }
     }
 
