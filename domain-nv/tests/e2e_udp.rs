@@ -300,3 +300,33 @@ fn a_flood_of_questions_keeps_memory_bounded_and_legitimate_questions_answered()
     let kinds = fault_kinds(&s, 2);
     assert!(kinds.iter().all(|k| k == "straggler"), "r2: {kinds:?}");
 }
+
+#[test]
+#[ignore = "needs root: netns, TAP (make ns-test)"]
+fn a_replica_replaced_on_sighup_joins_on_probation_and_votes_again() {
+    let mut g = dns_group("nvt-udp-hup", false, |_, _| Ok(()));
+    assert_eq!(dig(&g, MAIL_NAME), vec![MAIL_ADDR.to_owned()]);
+    g.replace_replica(1, "r1b", |_, _| Ok(())).unwrap();
+    g.wait_status("r1b configured", Duration::from_secs(10), |s| {
+        s.replicas[1].name == "r1b"
+    })
+    .unwrap();
+    // Probation: 20 questions agreed and 4096 bytes (about 90 bytes an answer).
+    for _ in 0..60 {
+        assert_eq!(dig(&g, MAIL_NAME), vec![MAIL_ADDR.to_owned()]);
+    }
+    let s = g
+        .wait_status("r1b live, 61 answers", Duration::from_secs(5), |s| {
+            s.replicas[1].state == ReplicaHealth::Live && counters(s).answered == 61
+        })
+        .unwrap();
+    for r in 0..3 {
+        assert!(
+            s.replicas[r].faults.is_empty(),
+            "r{r}: {:?}",
+            s.replicas[r].faults
+        );
+    }
+    let c = counters(&s);
+    assert_eq!((c.answered, c.masked), (61, 0), "{c:?}");
+}
