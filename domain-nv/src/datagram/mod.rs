@@ -24,6 +24,36 @@
 //!   is blamed (`NoQuorum`), except under unanimous when a strict majority agrees.
 //! - An answer that matches no pending question is dropped and counted (`unsolicited`).
 //! - Time is passed in; nothing here reads a clock or a socket (`DatagramVoter` in `voter`).
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use domain_nv::config::Protocol;
+//! use domain_nv::datagram::{DatagramConfig, DatagramEvent, DatagramVoter};
+//! use domain_nv::voter::{FaultKind, Policy, Role};
+//!
+//! let mut voter = DatagramVoter::new(DatagramConfig {
+//!     policy: Policy::Majority,
+//!     protocol: Protocol::Bytes,
+//!     deadline: Duration::from_millis(500),
+//!     pending: 1024,
+//!     pending_per_client: 64,
+//! });
+//! let client = "10.77.0.2:40000".parse().unwrap();
+//! let now = Instant::now();
+//! voter.question(client, b"ping", &[Role::Member; 3], 0, now).unwrap();
+//! // Replica 1 answers wrongly; 0 and 2 agree: their answer goes out once.
+//! voter.answer(1, client, b"pang", now);
+//! voter.answer(0, client, b"pong", now);
+//! voter.answer(2, client, b"pong", now);
+//! let out = voter.poll_transmit().unwrap();
+//! assert_eq!((out.client, out.payload.as_slice()), (client, &b"pong"[..]));
+//! assert!(voter.poll_transmit().is_none());
+//! let fault = std::iter::from_fn(|| voter.poll_event()).find_map(|e| match e {
+//!     DatagramEvent::Fault { replica, kind, .. } => Some((replica, kind)),
+//!     _ => None,
+//! });
+//! assert_eq!(fault, Some((1, FaultKind::ValueMismatch { offset: 1 })));
+//! ```
 
 pub mod dns;
 mod table;
