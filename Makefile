@@ -29,7 +29,7 @@ check: deps
 ## TAP, AF_PACKET, nftables: domain-nv/tests/e2e.rs and the loss tier domain-nv/tests/loss.rs)
 ## are #[ignore]d there and run by the second command.
 UNPRIVILEGED_TESTS = $(CARGO) test --workspace --release
-ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test loss -- --ignored
+ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test e2e_udp --test loss -- --ignored
 
 ## test: every fast test: both tiers (as root), static build
 test: deps
@@ -75,11 +75,11 @@ demo: deps
 ## lab / lab-test: real Xen 4.17 in QEMU (TCG) with our netback and domain-nv (scripts/xenlab)
 include scripts/xenlab/lab.mk
 
-## bench: voting cost against direct and HAProxy, variants interleaved for 5 rounds, medians and
+## bench: voting cost against direct and HAProxy (and DNS over UDP: BENCH_ARGS=--dns-only alone), variants interleaved for 5 rounds, medians and
 ## min-max (BENCH_ARGS=--quick for a short run, "--rounds N" for more), then the voter alone
 ## against memcmp
 bench: deps
-	scripts/install-deps.sh haproxy wrk
+	scripts/install-deps.sh haproxy wrk dnsperf
 	$(CARGO) build --release -p domain-nv -p nv-testbed
 	$(TARGET_DIR)/release/nv-bench $(TARGET_DIR)/release/domain-nv bench-results.json $(BENCH_ARGS)
 	$(CARGO) bench -p domain-nv --bench voter

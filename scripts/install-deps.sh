@@ -2,7 +2,7 @@
 # Installs what the build and the tests need on a fresh Debian 12 root machine; idempotent.
 # usage: scripts/install-deps.sh [apt-package ...]   (the base set is always checked)
 set -euo pipefail
-base=(build-essential pkg-config libxen-dev linux-libc-dev iproute2 procps kmod curl redis-server redis-tools nginx-light faketime nftables)
+base=(build-essential pkg-config libxen-dev linux-libc-dev iproute2 procps kmod curl redis-server redis-tools nginx-light faketime nftables nsd dnsutils)
 want=("${base[@]}" "$@")
 missing=()
 for p in "${want[@]}"; do
@@ -10,7 +10,7 @@ for p in "${want[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: apt-get install ${missing[*]}"
-  # Packaged services (redis, nginx) must not start in the root namespace: tests start their own.
+  # Packaged services (redis, nginx, nsd) must not start in the root namespace: tests start their own.
   added_policy=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; added_policy=1

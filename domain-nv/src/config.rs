@@ -6,12 +6,16 @@ use std::time::Duration;
 
 pub use nv_schema::config::*;
 
+use crate::datagram::DatagramConfig;
 use crate::voter::{Policy, VoterConfig};
 
 /// The voter settings a config implies.
 pub trait VoterSettings {
     /// The voter settings for one connection.
     fn voter_config(&self) -> VoterConfig;
+    /// The datagram voter settings for a UDP service compared by `protocol`: the policy, the
+    /// straggler timeout as each question's deadline, the `datagram` bounds.
+    fn datagram_config(&self, protocol: Protocol) -> DatagramConfig;
 }
 
 impl VoterSettings for Config {
@@ -34,6 +38,17 @@ impl VoterSettings for Config {
             policy,
             straggler_timeout: Duration::from_millis(self.straggler_timeout_ms),
             buffer_limit: self.buffer_limit,
+        }
+    }
+
+    fn datagram_config(&self, protocol: Protocol) -> DatagramConfig {
+        let voter = self.voter_config();
+        DatagramConfig {
+            policy: voter.policy,
+            protocol,
+            deadline: voter.straggler_timeout,
+            pending: self.datagram.pending,
+            pending_per_client: self.datagram.pending_per_client,
         }
     }
 }

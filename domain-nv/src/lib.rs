@@ -2,6 +2,7 @@
 //! per client connection, and releases to the client only the bytes a quorum of replicas agreed on.
 //!
 //! - [`voter`]: sans-IO byte-stream voting, one instance per client connection;
+//! - [`datagram`]: sans-IO voting of UDP services, question by question (DNS-aware);
 //! - [`config`]: the YAML configuration (declared in `nv_schema::config`, re-exported) and the
 //!   voter settings it implies;
 //! - [`link`]: links (TAP, `AF_PACKET`) as smoltcp devices;
@@ -15,6 +16,7 @@
 
 pub mod appliance;
 pub mod config;
+pub mod datagram;
 pub mod link;
 pub mod membership;
 pub mod protocol;

@@ -1,5 +1,6 @@
 //! The appliance's status book: per replica health, connections, bytes voted and faults; per
-//! service connection counts and connections without a quorum. Health combines reachability
+//! service connection counts and connections without a quorum, and for UDP services the
+//! question counters. Health combines reachability
 //! and membership (see `crate::membership`): `faulty` while Excluded (sticky until replaced);
 //! otherwise `starting` until the first connection (a client's or a health probe's), `down` when
 //! it refuses or its link goes down, and once it accepts one `live` (a Member) or `joining` (on
@@ -9,11 +10,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nv_schema::status::{
-    FaultRecord, LinkState, ReplicaHealth, ReplicaStatus, ServiceStatus, Status, MAX_FAULTS,
-    SCHEMA_VERSION,
+    DatagramCounters, FaultRecord, LinkState, ReplicaHealth, ReplicaStatus, ServiceStatus, Status,
+    MAX_FAULTS, SCHEMA_VERSION,
 };
 
-use crate::config::Config;
+use crate::config::{Config, Transport};
 use crate::membership::Standing;
 use crate::voter::FaultKind;
 
@@ -90,6 +91,7 @@ impl StatusBook {
                 no_quorum: 0,
                 refused_limit: 0,
                 timed_out: 0,
+                datagrams: (s.transport == Transport::Udp).then(DatagramCounters::default),
             })
             .collect();
         let replicas: Vec<ReplicaStatus> = config
@@ -236,6 +238,17 @@ impl StatusBook {
     pub fn no_quorum(&mut self, service: usize) {
         self.status.services[service].no_quorum += 1;
         self.changed = true;
+    }
+
+    /// The question counters of UDP service `service` (`no_quorum`: its questions left
+    /// unanswered for want of a quorum).
+    pub fn set_datagrams(&mut self, service: usize, counters: DatagramCounters, no_quorum: u64) {
+        let s = &mut self.status.services[service];
+        if s.datagrams != Some(counters) || s.no_quorum != no_quorum {
+            s.datagrams = Some(counters);
+            s.no_quorum = no_quorum;
+            self.changed = true;
+        }
     }
 
     /// A client connection to `service` was reset at accept: a connection limit was reached.

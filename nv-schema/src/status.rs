@@ -13,7 +13,9 @@
 //! data/domain-nv/services/<s>/listen       "addr:port"
 //! data/domain-nv/services/<s>/active       open client connections
 //! data/domain-nv/services/<s>/total        client connections accepted so far
-//! data/domain-nv/services/<s>/no-quorum    client connections reset for want of a quorum (absent: 0)
+//! data/domain-nv/services/<s>/no-quorum    client connections reset (UDP: questions unanswered) for want of a quorum (absent: 0)
+//! data/domain-nv/services/<s>/datagrams/{questions,answered,masked,dropped,unsolicited}
+//!                                          UDP services only (see [`DatagramCounters`])
 //! data/domain-nv/replicas/<r>/state        starting | live | joining | faulty | down
 //! data/domain-nv/replicas/<r>/link         up | down
 //! data/domain-nv/replicas/<r>/connections  open replica connections
@@ -128,6 +130,39 @@ pub struct ServiceStatus {
     /// blamed); 0 when absent.
     #[serde(default)]
     pub timed_out: u64,
+    /// The question counters of a UDP service (absent for TCP services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<DatagramCounters>,
+}
+
+/// The counters of a UDP service, question by question.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatagramCounters {
+    /// Client datagrams taken as questions and sent to the replicas.
+    pub questions: u64,
+    /// Questions answered with an agreed answer (one answer each).
+    pub answered: u64,
+    /// Answered questions on which a replica was wrong or missing (a fault masked).
+    pub masked: u64,
+    /// Questions dropped from the pending table over a bound (the oldest goes; answered
+    /// already or not: an answered one still waited for a replica, which is then not judged),
+    /// or malformed.
+    pub dropped: u64,
+    /// Replica datagrams that matched no pending question, dropped.
+    pub unsolicited: u64,
+}
+
+impl DatagramCounters {
+    /// The counters as (xenstore key word, value), in the order written.
+    fn fields(&self) -> [(&'static str, u64); 5] {
+        [
+            ("questions", self.questions),
+            ("answered", self.answered),
+            ("masked", self.masked),
+            ("dropped", self.dropped),
+            ("unsolicited", self.unsolicited),
+        ]
+    }
 }
 
 /// A status snapshot of one domain-nv instance.
@@ -185,6 +220,9 @@ impl Status {
             kv.push((format!("{p}/no-quorum"), s.no_quorum.to_string()));
             kv.push((format!("{p}/refused-limit"), s.refused_limit.to_string()));
             kv.push((format!("{p}/timed-out"), s.timed_out.to_string()));
+            for (k, v) in s.datagrams.iter().flat_map(DatagramCounters::fields) {
+                kv.push((format!("{p}/datagrams/{k}"), v.to_string()));
+            }
         }
         for r in &self.replicas {
             let p = format!("{b}/replicas/{}", r.name);
@@ -267,7 +305,19 @@ impl Status {
         for name in list(&format!("{b}/services")) {
             let p = format!("{b}/services/{name}");
             let no_quorum_key = format!("{p}/no-quorum");
+            let d = |k: &str| format!("{p}/datagrams/{k}");
+            let datagrams = match read(&d("questions")) {
+                Some(_) => Some(DatagramCounters {
+                    questions: num(read, &d("questions"))?,
+                    answered: num(read, &d("answered"))?,
+                    masked: num(read, &d("masked"))?,
+                    dropped: num(read, &d("dropped"))?,
+                    unsolicited: num(read, &d("unsolicited"))?,
+                }),
+                None => None,
+            };
             services.push(ServiceStatus {
+                datagrams,
                 // Written since schema version 1 gained them: absent in older documents.
                 refused_limit: optional_num(read, &format!("{p}/refused-limit"))?,
                 timed_out: optional_num(read, &format!("{p}/timed-out"))?,
@@ -351,6 +401,7 @@ mod tests {
                 no_quorum: 1,
                 refused_limit: 3,
                 timed_out: 2,
+                datagrams: None,
             }],
             replicas: vec![
                 ReplicaStatus {
@@ -392,6 +443,44 @@ mod tests {
         let s = sample();
         let kv: BTreeMap<String, String> = s.to_xenstore().into_iter().collect();
         assert_eq!(kv["data/domain-nv/replicas/r2/state"], "faulty");
+        let mut read = |k: &str| kv.get(k).cloned();
+        let mut list = |k: &str| {
+            let pre = format!("{k}/");
+            let mut v: Vec<String> = kv
+                .keys()
+                .filter_map(|x| x.strip_prefix(&pre))
+                .map(|x| x.split('/').next().unwrap().to_string())
+                .collect();
+            v.dedup();
+            v
+        };
+        assert_eq!(Status::from_xenstore(&mut read, &mut list).unwrap(), s);
+    }
+
+    #[test]
+    fn udp_service_counters_round_trip_and_tcp_services_have_none() {
+        let mut s = sample();
+        assert!(!s.to_json().contains("datagrams"));
+        assert!(!s.to_xenstore().iter().any(|(k, _)| k.contains("datagrams")));
+        s.services[0] = ServiceStatus {
+            name: "dns".into(),
+            listen: "10.0.0.1:53".into(),
+            active: 0,
+            total: 0,
+            no_quorum: 1,
+            refused_limit: 0,
+            timed_out: 0,
+            datagrams: Some(DatagramCounters {
+                questions: 10,
+                answered: 8,
+                masked: 2,
+                dropped: 1,
+                unsolicited: 3,
+            }),
+        };
+        assert_eq!(Status::from_json(&s.to_json()).unwrap(), s);
+        let kv: BTreeMap<String, String> = s.to_xenstore().into_iter().collect();
+        assert_eq!(kv["data/domain-nv/services/dns/datagrams/masked"], "2");
         let mut read = |k: &str| kv.get(k).cloned();
         let mut list = |k: &str| {
             let pre = format!("{k}/");

@@ -7,6 +7,7 @@
 //! [`cleanup_on_signal`] is installed.
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod loss;
 
 use std::fs::File;
@@ -21,10 +22,31 @@ use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 use nv_schema::config::{
-    Config, ExternalConfig, Ipv4Cidr, LinkConfig, PolicyName, Probation, ReplicaConfig,
-    ServiceConfig,
+    Config, ExternalConfig, Ipv4Cidr, LinkConfig, PolicyName, Probation, Protocol, ReplicaConfig,
+    ServiceConfig, Transport,
 };
 use nv_schema::status::Status;
+
+/// The children of process `pid` (from `/proc/<pid>/task/*/children`; none if it is gone).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// A command line of owned words as the `&str` words [`Lab::exec`] takes.
+pub fn argv(words: &[String]) -> Vec<&str> {
+    words.iter().map(String::as_str).collect()
+}
 
 /// Namespaces and processes of every live lab, for cleanup on a signal.
 fn registry() -> &'static Mutex<(Vec<String>, Vec<u32>)> {
@@ -258,6 +280,11 @@ impl Lab {
                     &["env", &preload, &frozen, "nginx", "-c", &c],
                 )
             }
+            Service::Nsd { round_robin } => {
+                let conf = dns::write_nsd(&dir, *round_robin)?;
+                let c = conf.to_string_lossy().into_owned();
+                self.spawn(label, Some(ns), &["nsd", "-d", "-c", &c])
+            }
         }
     }
 
@@ -276,6 +303,9 @@ impl Lab {
                         &["curl", "-s", "-o", "/dev/null", &format!("http://{addr}/")],
                     )
                     .is_ok_and(|o| o.status.success()),
+                Service::Nsd { .. } => self
+                    .exec(ns, &argv(&dns::dig(addr, dns::MAIL_NAME)))
+                    .is_ok_and(|o| o.status.success() && !o.stdout.is_empty()),
             },
         )
     }
@@ -436,14 +466,35 @@ pub enum Service {
     Redis,
     /// Debian's nginx on port 80, serving `<lab dir>/www-<label>/`, under a frozen clock.
     Nginx,
+    /// Debian's nsd on UDP port 53, authoritative for [`dns::ZONE`] (zone file
+    /// `<lab dir>/<label>/example.test.zone`), rotating RRsets if `round_robin`.
+    Nsd {
+        /// nsd's `round-robin`: each answer's RRsets rotated by one more.
+        round_robin: bool,
+    },
 }
 
 impl Service {
-    /// The TCP port the service listens on.
+    /// The port the service listens on.
     pub fn port(&self) -> u16 {
         match self {
             Service::Redis => 6379,
             Service::Nginx => 80,
+            Service::Nsd { .. } => 53,
+        }
+    }
+
+    /// The service as domain-nv's config declares it.
+    pub fn config(&self) -> ServiceConfig {
+        let port = self.port();
+        match self {
+            Service::Redis => ServiceConfig::tcp("redis", port, port),
+            Service::Nginx => ServiceConfig::tcp("http", port, port),
+            Service::Nsd { .. } => ServiceConfig {
+                transport: Transport::Udp,
+                protocol: Protocol::Dns,
+                ..ServiceConfig::tcp("dns", port, port)
+            },
         }
     }
 }
@@ -633,16 +684,7 @@ impl Group {
                 .map_err(anyhow::Error::msg)?,
             gateway: None,
         };
-        let port = self.spec.service.port();
-        let service = ServiceConfig {
-            name: match self.spec.service {
-                Service::Redis => "redis",
-                Service::Nginx => "http",
-            }
-            .into(),
-            listen: port,
-            replica_port: port,
-        };
+        let service = self.spec.service.config();
         let replicas = self
             .replica_ns
             .iter()
@@ -763,6 +805,22 @@ impl Group {
     /// Sends `sig` to replica `i`'s service.
     pub fn signal_replica(&self, i: usize, sig: Signal) -> Result<()> {
         self.lab.signal(&self.replica_names[i], sig)
+    }
+
+    /// Sends `sig` to replica `i`'s service and every process it started (nsd answers from a
+    /// child process: stopping the parent alone stops nothing).
+    pub fn signal_replica_tree(&self, i: usize, sig: Signal) -> Result<()> {
+        let label = &self.replica_names[i];
+        let pid = self
+            .lab
+            .pid(label)
+            .with_context(|| format!("no process {label}"))?;
+        let mut todo = vec![pid];
+        while let Some(p) = todo.pop() {
+            kill(Pid::from_raw(p as i32), sig).with_context(|| format!("signal {sig:?} to {p}"))?;
+            todo.extend(children(p));
+        }
+        Ok(())
     }
 
     /// The latest status domain-nv wrote.

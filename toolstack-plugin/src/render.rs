@@ -234,11 +234,7 @@ pub fn domain_nv_config(spec: &GroupSpec, instances: &[Instance]) -> Result<Conf
     let services = s
         .ports
         .iter()
-        .map(|p| ServiceConfig {
-            name: p.name.clone(),
-            listen: p.listen,
-            replica_port: p.replica_port(),
-        })
+        .map(|p| ServiceConfig::tcp(&p.name, p.listen, p.replica_port()))
         .collect();
     let replicas = instances
         .iter()

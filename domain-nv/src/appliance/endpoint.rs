@@ -8,13 +8,14 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 use netback::Netback;
-use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{self, ConnectError};
+use smoltcp::socket::udp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use xen::{EventChannel, GrantTable};
 
-use super::sockets::new_socket;
+use super::sockets::{new_socket, new_udp_socket};
 use crate::config::{Ipv4Cidr, LinkConfig};
 use crate::link::LinkDevice;
 
@@ -231,20 +232,25 @@ impl Endpoint {
         }
     }
 
-    /// Egress only.
+    /// Egress only: one round (each socket sends at most one packet; a TCP socket one segment
+    /// of up to 64 KiB with offload) for `rounds` = 1, or up to `rounds` rounds while sockets
+    /// still send (a UDP socket sends one datagram per round).
     pub fn poll_egress<G: GrantTable, E: EventChannel>(
         &mut self,
         now: smoltcp::time::Instant,
-        netback: Option<&mut Netback<G, E>>,
+        mut netback: Option<&mut Netback<G, E>>,
+        rounds: usize,
     ) {
-        match &mut self.frames {
-            Frames::Link(device) => {
-                self.iface.poll_egress(now, device, &mut self.sockets);
-            }
-            Frames::Vif(name) => {
-                if let Some(vif) = connected_vif(netback, name) {
-                    self.iface.poll_egress(now, vif, &mut self.sockets);
-                }
+        for _ in 0..rounds {
+            let sent = match &mut self.frames {
+                Frames::Link(device) => self.iface.poll_egress(now, device, &mut self.sockets),
+                Frames::Vif(name) => match connected_vif(netback.as_deref_mut(), name) {
+                    Some(vif) => self.iface.poll_egress(now, vif, &mut self.sockets),
+                    None => PollResult::None,
+                },
+            };
+            if sent == PollResult::None {
+                break;
             }
         }
     }
@@ -312,7 +318,28 @@ impl Endpoint {
         }
     }
 
-    /// Drops a socket from [`Endpoint::connect`] and frees its port.
+    /// Binds a UDP socket with room for `packets` datagrams of `bytes` in all each way to a
+    /// free ephemeral port (`None` if every port is in use).
+    pub fn bind_udp(&mut self, packets: usize, bytes: usize) -> Option<OutgoingSocket> {
+        let port = self.alloc_port()?;
+        let mut sock = new_udp_socket(packets, bytes);
+        // A port of our own, never 0: binding cannot fail.
+        if sock.bind(port).is_err() {
+            self.ports_in_use.remove(&port);
+            return None;
+        }
+        Some(OutgoingSocket {
+            handle: self.sockets.add(sock),
+            port,
+        })
+    }
+
+    /// The UDP socket `h`.
+    pub fn udp(&mut self, h: SocketHandle) -> &mut udp::Socket<'static> {
+        self.sockets.get_mut::<udp::Socket>(h)
+    }
+
+    /// Drops a socket from [`Endpoint::connect`] or [`Endpoint::bind_udp`] and frees its port.
     pub fn remove_outgoing(&mut self, socket: OutgoingSocket) {
         self.sockets.remove(socket.handle);
         self.ports_in_use.remove(&socket.port);

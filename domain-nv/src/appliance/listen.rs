@@ -7,7 +7,7 @@ use smoltcp::socket::tcp::State;
 
 use super::endpoint::Endpoint;
 use super::sockets::new_socket;
-use crate::config::Config;
+use crate::config::{Config, Transport};
 
 /// Bound on handshakes in progress per service (a SYN flood cannot exhaust memory).
 const MAX_HALF_OPEN: usize = 1024;
@@ -36,6 +36,9 @@ impl ListenPool {
             closed: false,
         };
         for s in 0..config.services.len() {
+            if config.services[s].transport != Transport::Tcp {
+                continue;
+            }
             while pool.per_service[s].len() < config.listen_pool {
                 pool.add(external, config, s)?;
             }
@@ -104,7 +107,9 @@ impl ListenPool {
                 }
                 k += 1;
             }
-            while !self.closed && listening < config.listen_pool && half_open < MAX_HALF_OPEN {
+            let tcp = config.services[s].transport == Transport::Tcp;
+            while tcp && !self.closed && listening < config.listen_pool && half_open < MAX_HALF_OPEN
+            {
                 if let Err(e) = self.add(external, config, s) {
                     log::error!("{e}");
                     break;

@@ -8,7 +8,8 @@
 //!
 //! - `endpoint`: one link with its smoltcp interface and sockets;
 //! - `sockets`: making TCP sockets, moving bytes between a socket and a voter;
-//! - `listen`: the listening sockets of every service;
+//! - `listen`: the listening sockets of every TCP service;
+//! - `datagram`: a UDP service, its per-client sockets on the replica links and its voter;
 //! - `limits`: the connection limits, in all and per client address;
 //! - `connection`: one client connection, its voter and its phases per round;
 //! - `replica_side`: one replica's connection within a client connection;
@@ -16,6 +17,7 @@
 //! - `reconfigure`: what a config change may change in place.
 
 mod connection;
+mod datagram;
 mod endpoint;
 mod limits;
 mod listen;
@@ -30,11 +32,12 @@ use std::time::{Duration, Instant};
 use netback::Netback;
 use xen::{EventChannel, GrantTable};
 
-use crate::config::{Config, LinkConfig, VoterSettings};
+use crate::config::{Config, LinkConfig, Transport, VoterSettings};
 use crate::membership::Membership;
 use crate::status::StatusBook;
 use crate::voter::VoterConfig;
 use connection::{Connection, Context};
+use datagram::UdpService;
 use endpoint::{smol_now, Addressing, Endpoint};
 use limits::ConnectionLimits;
 use listen::ListenPool;
@@ -44,6 +47,9 @@ pub use reconfigure::Refused;
 /// Receive rounds per step on the external link; each round takes at most `listen_pool` frames
 /// so that listeners are replenished between SYNs of a burst.
 const EXTERNAL_ROUNDS: usize = 32;
+
+/// Most egress rounds per step with UDP services (each UDP socket sends one datagram per round).
+const UDP_EGRESS_ROUNDS: usize = 64;
 
 /// One of the appliance's links.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +93,7 @@ pub struct Appliance<G: GrantTable = xen::gntdev::Gntdev, E: EventChannel = xen:
     listen: ListenPool,
     limits: ConnectionLimits,
     conns: Vec<Connection>,
+    udp: Vec<UdpService>,
     next_conn_id: u64,
     membership: Membership,
     status: StatusBook,
@@ -136,7 +143,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         status.set_ready(true);
         let limits =
             ConnectionLimits::new(config.max_connections, config.max_connections_per_client);
-        Ok(Appliance {
+        let mut appliance = Appliance {
             netback,
             voter_config: config.voter_config(),
             membership: Membership::new(config.replicas.len(), config.probation),
@@ -148,9 +155,18 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             listen,
             limits,
             conns: Vec::new(),
+            udp: Vec::new(),
             next_conn_id: 1,
             status,
-        })
+        };
+        for s in 0..appliance.config.services.len() {
+            if appliance.config.services[s].transport == Transport::Udp {
+                let (mut cx, _) = appliance.parts();
+                let service = UdpService::open(s, &mut cx)?;
+                appliance.udp.push(service);
+            }
+        }
+        Ok(appliance)
     }
 
     /// Every descriptor the loop waits on: the links this process opened (external first, then
@@ -237,12 +253,17 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         let removed: Vec<usize> = (0..new_slot.len())
             .filter(|&o| new_slot[o].is_none())
             .collect();
+        let mut udp = std::mem::take(&mut self.udp);
         let (mut cx, conns) = self.parts();
         for conn in conns.iter_mut() {
             for &o in &removed {
                 conn.detach(o, &mut cx, now);
             }
         }
+        for u in &mut udp {
+            u.reset(&mut cx, &config);
+        }
+        self.udp = udp;
         for &o in &removed {
             self.probes[o].abort(&mut self.replicas[o]);
             log::info!(
@@ -303,9 +324,17 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
     /// no accept() to replace the listeners) and hands netback's queued frames to the guests.
     fn egress(&mut self, now: Instant) {
         let snow = smol_now(self.epoch, now);
-        self.external.poll_egress(snow, self.netback.as_mut());
+        // One round, as TCP needs; with UDP services, until their sockets sent what is queued
+        // (a UDP socket sends one datagram per round).
+        let rounds = if self.udp.is_empty() {
+            1
+        } else {
+            UDP_EGRESS_ROUNDS
+        };
+        self.external
+            .poll_egress(snow, self.netback.as_mut(), rounds);
         for e in &mut self.replicas {
-            e.poll_egress(snow, self.netback.as_mut());
+            e.poll_egress(snow, self.netback.as_mut(), rounds);
         }
         if let Some(nb) = &mut self.netback {
             if let Err(e) = nb.flush(now) {
@@ -325,6 +354,9 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
     /// until they end; [`Appliance::shutdown`] resets those left.
     pub fn drain(&mut self) {
         self.listen.close(&mut self.external);
+        for u in &mut self.udp {
+            u.close();
+        }
         self.status.set_draining(true);
     }
 
@@ -365,6 +397,12 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             }
             conn.pump(&mut cx, now);
         }
+        let mut udp = std::mem::take(&mut self.udp);
+        let (mut cx, _) = self.parts();
+        for u in &mut udp {
+            u.pump(&mut cx, now);
+        }
+        self.udp = udp;
         self.probe(now);
         self.egress(now);
         self.reap(now);
@@ -425,9 +463,15 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         }
     }
 
-    /// Runs the health probes (see [`Probe`]).
+    /// Runs the health probes (see [`Probe`]) on the first TCP service (a UDP-only group has
+    /// none: its replicas show serving at their first answer).
     fn probe(&mut self, now: Instant) {
-        let Some(service) = self.config.services.first() else {
+        let Some(service) = self
+            .config
+            .services
+            .iter()
+            .find(|s| s.transport == Transport::Tcp)
+        else {
             return;
         };
         for (r, (probe, ep)) in self.probes.iter_mut().zip(&mut self.replicas).enumerate() {
@@ -497,6 +541,9 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         }
         for c in &self.conns {
             consider(c.wake_at().map(until));
+        }
+        for u in &self.udp {
+            consider(u.wake_at().map(until));
         }
         wait
     }

@@ -1,9 +1,10 @@
-//! smoltcp TCP sockets as the appliance uses them: how one is made, how bytes move between a
-//! socket and a [`Voter`], and what its state says about the peer.
+//! smoltcp sockets as the appliance uses them: how a TCP or UDP one is made, how bytes move
+//! between a TCP socket and a [`Voter`], and what its state says about the peer.
 
 use std::time::Duration;
 
 use smoltcp::socket::tcp::{self, CongestionControl, State};
+use smoltcp::socket::udp;
 
 use crate::voter::Voter;
 
@@ -31,6 +32,13 @@ pub(super) fn new_socket(buffer: usize) -> tcp::Socket<'static> {
         SOCKET_TIMEOUT.as_micros() as u64,
     )));
     s
+}
+
+/// A UDP socket with room for `packets` datagrams of `bytes` in all, each way.
+pub(super) fn new_udp_socket(packets: usize, bytes: usize) -> udp::Socket<'static> {
+    let buffer =
+        || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; packets], vec![0; bytes]);
+    udp::Socket::new(buffer(), buffer())
 }
 
 /// Moves bytes from a socket's receive buffer into the voter while `window` allows.

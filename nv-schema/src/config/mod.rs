@@ -16,7 +16,13 @@ pub use crate::net::Ipv4Cidr;
 
 #[cfg(test)]
 mod tests;
+mod transport;
 mod validate;
+
+pub use transport::{
+    DatagramLimits, Protocol, Transport, DEFAULT_DATAGRAM_PENDING,
+    DEFAULT_DATAGRAM_PENDING_PER_CLIENT, MAX_DATAGRAM_PENDING,
+};
 
 /// A configuration error: which field, where, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,10 +232,29 @@ pub struct ExternalConfig {
 pub struct ServiceConfig {
     /// Name used in logs and status.
     pub name: String,
-    /// TCP port on the external address.
+    /// Port on the external address.
     pub listen: u16,
-    /// TCP port of the service on each replica.
+    /// Port of the service on each replica.
     pub replica_port: u16,
+    /// TCP (the default) or UDP.
+    #[serde(default, skip_serializing_if = "Transport::is_default")]
+    pub transport: Transport,
+    /// How replica outputs are compared: bytes (the default) or dns (UDP only).
+    #[serde(default, skip_serializing_if = "Protocol::is_default")]
+    pub protocol: Protocol,
+}
+
+impl ServiceConfig {
+    /// A TCP service voted as bytes.
+    pub fn tcp(name: &str, listen: u16, replica_port: u16) -> ServiceConfig {
+        ServiceConfig {
+            name: name.to_owned(),
+            listen,
+            replica_port,
+            transport: Transport::Tcp,
+            protocol: Protocol::Bytes,
+        }
+    }
 }
 
 /// One replica and its private link.
@@ -300,6 +325,9 @@ pub struct Config {
     /// How much a joining replica must agree with the quorum before it votes.
     #[serde(default, skip_serializing_if = "Probation::is_default")]
     pub probation: Probation,
+    /// Bounds on the questions of UDP services waiting for their answers.
+    #[serde(default, skip_serializing_if = "DatagramLimits::is_default")]
+    pub datagram: DatagramLimits,
     /// The external link.
     pub external: ExternalConfig,
     /// The voted services.
@@ -332,6 +360,7 @@ impl Config {
             client_timeout_ms: 0,
             status_file: None,
             probation: Probation::default(),
+            datagram: DatagramLimits::default(),
             external,
             services,
             replicas,

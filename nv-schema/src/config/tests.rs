@@ -269,3 +269,94 @@ fn policy_words_are_the_yaml_words() {
     }
     assert!("plurality".parse::<PolicyName>().is_err());
 }
+
+#[test]
+fn udp_services_take_transport_protocol_and_datagram_bounds() {
+    let text = GOOD.replace(
+        "    replica_port: 6379\n",
+        "    replica_port: 6379\n  - { name: dns, listen: 53, replica_port: 53, transport: udp, protocol: dns }\n  - { name: dns-tcp, listen: 53, replica_port: 53 }\n",
+    );
+    let c = Config::from_yaml(&text).unwrap();
+    assert_eq!(c.services[0].transport, Transport::Tcp);
+    assert_eq!(c.services[0].protocol, Protocol::Bytes);
+    assert_eq!(
+        (c.services[1].transport, c.services[1].protocol),
+        (Transport::Udp, Protocol::Dns)
+    );
+    assert_eq!(c.datagram, DatagramLimits::default());
+    let yaml = c.to_yaml();
+    assert!(!yaml.contains("datagram") && yaml.matches("transport").count() == 1);
+    assert_eq!(Config::from_yaml(&yaml).unwrap(), c);
+    let bounded = text.replace(
+        "straggler_timeout_ms: 500",
+        "straggler_timeout_ms: 500\ndatagram: { pending: 100, pending_per_client: 10 }",
+    );
+    let c = Config::from_yaml(&bounded).unwrap();
+    assert_eq!(
+        (c.datagram.pending, c.datagram.pending_per_client),
+        (100, 10)
+    );
+    assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
+}
+
+#[test]
+fn bad_transport_combinations_name_their_field_and_line() {
+    let with = |svc: &str| {
+        GOOD.replace(
+            "    replica_port: 6379\n",
+            &format!("    replica_port: 6379\n{svc}\n"),
+        )
+    };
+    let cases: &[(String, &str, usize, &str)] = &[
+        (
+            with("  - { name: dns, listen: 53, replica_port: 53, protocol: dns }"),
+            "services[1].protocol",
+            10,
+            "transport: udp",
+        ),
+        (
+            with("  - { name: dns, listen: 53, replica_port: 53, transport: sctp }"),
+            "services[1].transport",
+            10,
+            "unknown variant",
+        ),
+        (
+            with(
+                "  - { name: dns, listen: 53, replica_port: 53, transport: udp, protocol: http2 }",
+            ),
+            "services[1].protocol",
+            10,
+            "unknown variant",
+        ),
+        (
+            with("  - { name: r2, listen: 6379, replica_port: 6379 }"),
+            "services[1].listen",
+            10,
+            "tcp port 6379 is already used",
+        ),
+        (
+            GOOD.replace(
+                "straggler_timeout_ms: 500",
+                "straggler_timeout_ms: 500\ndatagram: { pending: 10, pending_per_client: 11 }",
+            ),
+            "datagram.pending_per_client",
+            3,
+            "outside 1..=10",
+        ),
+        (
+            GOOD.replace(
+                "straggler_timeout_ms: 500",
+                "straggler_timeout_ms: 500\ndatagram: { pending: 0 }",
+            ),
+            "datagram.pending",
+            3,
+            "outside",
+        ),
+    ];
+    for (text, field, line, words) in cases {
+        let e = Config::from_yaml(text).unwrap_err();
+        assert_eq!(&e.field, field, "{e}");
+        assert_eq!(e.line, Some(*line), "{e}");
+        assert!(e.message.contains(words), "{e}");
+    }
+}

@@ -116,6 +116,7 @@ impl Config {
                 ),
             );
         }
+        self.datagram.check()?;
         if let Some(gw) = self.external.gateway {
             if !self.external.address.contains(gw) {
                 return err(
@@ -147,12 +148,7 @@ impl Config {
                     format!("{:?} is already used by services[{j}]", s.name),
                 );
             }
-            if let Some(j) = self.services[..i].iter().position(|o| o.listen == s.listen) {
-                return err(
-                    &format!("services[{i}].listen"),
-                    format!("port {} is already used by services[{j}]", s.listen),
-                );
-            }
+            super::transport::check_service(i, s, &self.services[..i])?;
         }
         let mut links = vec![("external.link".to_owned(), &self.external.link)];
         for (i, r) in self.replicas.iter().enumerate() {
@@ -218,6 +214,10 @@ pub(super) fn locate(text: &str, field: &str) -> Option<usize> {
                 .nth(index)?;
             found = Some(item);
             from = item;
+            if lines[item].contains('{') {
+                // A flow-mapping item (`- { name: dns, ... }`): its fields are on this line.
+                break;
+            }
         }
     }
     found.map(|l| l + 1)

@@ -3,7 +3,7 @@
 use super::{GroupView, Role};
 use crate::printable::printable;
 use crate::xl;
-use nv_schema::status::{FaultRecord, ReplicaStatus, Status};
+use nv_schema::status::{FaultRecord, ReplicaStatus, ServiceStatus, Status};
 use serde::Serialize;
 
 /// Unix time in ms as UTC `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian calendar).
@@ -36,6 +36,22 @@ pub(super) fn word<T: serde::Serialize>(v: &T) -> String {
         .to_string()
 }
 
+/// One service's line: connections for TCP, question counters for UDP.
+fn service_line(s: &ServiceStatus) -> String {
+    let (name, listen) = (printable(&s.name), printable(&s.listen));
+    match &s.datagrams {
+        None => format!(
+            "  service {name} on {listen}: {} active, {} total\n",
+            s.active, s.total
+        ),
+        Some(d) => format!(
+            "  service {name} on udp {listen}: {} questions, {} answered, {} masked, {} dropped, \
+             {} no-quorum, {} unsolicited\n",
+            d.questions, d.answered, d.masked, d.dropped, s.no_quorum, d.unsolicited
+        ),
+    }
+}
+
 /// The table `nvctl status` prints (columns like `xl list`).
 pub fn format_table(views: &[GroupView]) -> String {
     let mut o = String::new();
@@ -62,13 +78,7 @@ pub fn format_table(views: &[GroupView]) -> String {
             v.group, v.nv_name
         ));
         for s in v.status.iter().flat_map(|s| &s.services) {
-            o.push_str(&format!(
-                "  service {} on {}: {} active, {} total\n",
-                printable(&s.name),
-                printable(&s.listen),
-                s.active,
-                s.total
-            ));
+            o.push_str(&service_line(s));
         }
         o.push_str(&format!(
             "{:<12} {:<22} {:>5} {:<7} {:<8} {:<5} {:>5} {:>12} {:>6}  {}\n",
@@ -269,6 +279,7 @@ mod tests {
                 no_quorum: 0,
                 refused_limit: 0,
                 timed_out: 0,
+                datagrams: None,
             }],
             replicas: vec![replica("r0"), replica(&format!("r0{evil}"))],
         };
@@ -324,6 +335,36 @@ mod tests {
         assert!(format_table(&[view.clone()]).contains("(id 7 -b----, draining)"));
         view.status.as_mut().unwrap().draining = false;
         assert!(format_table(&[view]).contains("(id 7 -b----, ready)"));
+    }
+
+    #[test]
+    fn udp_services_show_their_question_counters() {
+        let service = |datagrams| ServiceStatus {
+            name: "dns".into(),
+            listen: "192.0.2.10:53".into(),
+            active: 0,
+            total: 0,
+            no_quorum: 1,
+            refused_limit: 0,
+            timed_out: 0,
+            datagrams,
+        };
+        let udp = service(Some(nv_schema::status::DatagramCounters {
+            questions: 120,
+            answered: 117,
+            masked: 3,
+            dropped: 2,
+            unsolicited: 4,
+        }));
+        assert_eq!(
+            service_line(&udp),
+            "  service dns on udp 192.0.2.10:53: 120 questions, 117 answered, 3 masked, \
+             2 dropped, 1 no-quorum, 4 unsolicited\n"
+        );
+        assert_eq!(
+            service_line(&service(None)),
+            "  service dns on 192.0.2.10:53: 0 active, 0 total\n"
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! (c) client -> domain-nv -> 3 replicas (majority); (d) client -> domain-nv -> 2 replicas
 //! (unanimous). Figures: bulk throughput (curl of a large file), request rate at 1 and 50
 //! connections (wrk on nginx, redis-benchmark on redis), p50/p99 latency (wrk, 1 connection),
-//! and the CPU seconds HAProxy or domain-nv spent per GiB and per 10,000 requests.
+//! the CPU seconds HAProxy or domain-nv spent per GiB and per 10,000 requests, and for DNS over
+//! UDP (nsd) the query rate (dnsperf) and the p50 of one query at a time (not through HAProxy,
+//! which proxies TCP only). `--dns-only` measures the DNS figures alone.
 //!
 //! The variants run interleaved (a b c d, a b c d, ...) for `--rounds` rounds, so a busy spell
 //! of the machine hits all of them; the report gives each figure's median and min-max over the
@@ -13,6 +15,7 @@
 //! a busy machine). The JSON result file keeps every round.
 #![forbid(unsafe_code)]
 
+mod dns;
 mod host;
 mod measure;
 mod stats;
@@ -199,6 +202,16 @@ fn report(rounds: &[Round], cores: usize) -> Result<String> {
     )?;
     writeln!(
         t,
+        "  c/a dns query rate       {}  (aim >= 0.5)",
+        show(ratio(fig(c, "dns qps"), fig(a, "dns qps")))
+    )?;
+    writeln!(
+        t,
+        "  c-a added dns p50        {}  (aim <= 100)",
+        us(difference(fig(c, "dns p50 us"), fig(a, "dns p50 us")))
+    )?;
+    writeln!(
+        t,
         "\nload (1-minute average, start -> end of round; {cores} cores):"
     )?;
     for (i, r) in rounds.iter().enumerate() {
@@ -253,6 +266,7 @@ fn json(set: &Settings, rounds: &[Round], cores: usize) -> serde_json::Value {
             "bulk_bytes": set.bulk_bytes,
             "seconds": set.seconds,
             "redis_requests": set.redis_requests,
+            "dns_only": set.dns_only,
             "cores": cores,
         },
         "rounds": rounds,
@@ -264,7 +278,7 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let domain_nv = PathBuf::from(args.get(1).context(
         "usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick] [--rounds N] [--mtu N] \
-         [--no-tap-offload]",
+         [--no-tap-offload] [--dns-only]",
     )?);
     let result_path = PathBuf::from(
         args.get(2)
@@ -276,6 +290,7 @@ fn run() -> Result<()> {
     let mtu = flag_value(&args, "--mtu", 1500)?;
     let rounds_wanted: usize = flag_value(&args, "--rounds", if quick { 2 } else { 5 })?;
     let tap_offload = !args.iter().any(|a| a == "--no-tap-offload");
+    let dns_only = args.iter().any(|a| a == "--dns-only");
     let set = if quick {
         Settings {
             mtu,
@@ -283,6 +298,7 @@ fn run() -> Result<()> {
             bulk_bytes: 64 << 20,
             seconds: 2,
             redis_requests: 5_000,
+            dns_only,
         }
     } else {
         Settings {
@@ -291,6 +307,7 @@ fn run() -> Result<()> {
             bulk_bytes: 1 << 30,
             seconds: 10,
             redis_requests: 50_000,
+            dns_only,
         }
     };
     let cores = host::cores();
@@ -362,6 +379,7 @@ mod tests {
             bulk_bytes: 1,
             seconds: 1,
             redis_requests: 1,
+            dns_only: false,
         };
         let j = json(&set, &[round(0.2, 1.0), round(3.0, 4.0)], 2);
         assert_eq!(j["rounds"].as_array().unwrap().len(), 2);

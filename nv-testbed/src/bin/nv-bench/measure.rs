@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use nv_testbed::{Group, GroupSpec, Lab, Service, SERVICE_ADDRESS};
 
+use crate::dns::measure_dns;
 use crate::host::cpu_seconds;
 
 /// How large and how long each phase is.
@@ -20,18 +21,24 @@ pub struct Settings {
     pub seconds: u32,
     /// Requests of redis-benchmark at 1 connection (5x that at 50).
     pub redis_requests: u32,
+    /// Only the DNS figures (`--dns-only`): the HTTP and redis phases are skipped.
+    pub dns_only: bool,
 }
 
 /// Measurements of one variant in one round.
 #[derive(Debug, Default, Clone)]
 pub struct Figures {
-    bulk_mbit: f64,
-    http_rps_1: f64,
-    http_rps_50: f64,
-    p50_us: f64,
-    p99_us: f64,
-    redis_rps_1: f64,
-    redis_rps_50: f64,
+    bulk_mbit: Option<f64>,
+    http_rps_1: Option<f64>,
+    http_rps_50: Option<f64>,
+    p50_us: Option<f64>,
+    p99_us: Option<f64>,
+    redis_rps_1: Option<f64>,
+    redis_rps_50: Option<f64>,
+    /// DNS queries per second (dnsperf, 64 outstanding); none through HAProxy (TCP only).
+    dns_qps: Option<f64>,
+    /// p50 latency of one DNS query at a time, µs.
+    dns_p50_us: Option<f64>,
     /// Faults domain-nv reported during the run (healthy replicas: false positives).
     faults: usize,
     /// The middlebox's CPU seconds per GiB of the bulk transfer (none for the direct path).
@@ -43,19 +50,21 @@ pub struct Figures {
 }
 
 /// The figures of [`Figures::fields`], in table order.
-pub const FIGURES: usize = 11;
+pub const FIGURES: usize = 13;
 
 impl Figures {
     /// (table label, JSON key, value) of every figure, in table order.
     pub fn fields(&self) -> [(&'static str, &'static str, Option<f64>); FIGURES] {
         [
-            ("bulk Mb/s", "bulk_mbit_s", Some(self.bulk_mbit)),
-            ("http rps1", "http_rps_1", Some(self.http_rps_1)),
-            ("http rps50", "http_rps_50", Some(self.http_rps_50)),
-            ("p50 us", "p50_us", Some(self.p50_us)),
-            ("p99 us", "p99_us", Some(self.p99_us)),
-            ("redis rps1", "redis_rps_1", Some(self.redis_rps_1)),
-            ("redis rps50", "redis_rps_50", Some(self.redis_rps_50)),
+            ("bulk Mb/s", "bulk_mbit_s", self.bulk_mbit),
+            ("http rps1", "http_rps_1", self.http_rps_1),
+            ("http rps50", "http_rps_50", self.http_rps_50),
+            ("p50 us", "p50_us", self.p50_us),
+            ("p99 us", "p99_us", self.p99_us),
+            ("redis rps1", "redis_rps_1", self.redis_rps_1),
+            ("redis rps50", "redis_rps_50", self.redis_rps_50),
+            ("dns qps", "dns_qps", self.dns_qps),
+            ("dns p50 us", "dns_p50_us", self.dns_p50_us),
             ("faults", "faults", Some(self.faults as f64)),
             ("cpu s/GiB", "cpu_s_per_gib", self.cpu_s_per_gib),
             (
@@ -187,7 +196,7 @@ fn measure_http(
     if size as u64 != set.bulk_bytes {
         bail!("bulk transfer got {size} of {} bytes", set.bulk_bytes);
     }
-    f.bulk_mbit = size * 8.0 / secs / 1e6;
+    f.bulk_mbit = Some(size * 8.0 / secs / 1e6);
     f.cpu_s_per_gib = cpu_per(cpu0, cpu1, size / f64::from(1u32 << 30));
     let small = format!("http://{addr}/small");
     let d = format!("{}s", set.seconds);
@@ -195,12 +204,13 @@ fn measure_http(
         lab.exec(ns, &["wrk", "-t1", "-c1", "-d", &d, "--latency", &small])?,
         "wrk -c1",
     )?;
-    (f.http_rps_1, f.p50_us, f.p99_us) = parse_wrk(&one)?;
+    let (rps, p50, p99) = parse_wrk(&one)?;
+    (f.http_rps_1, f.p50_us, f.p99_us) = (Some(rps), Some(p50), Some(p99));
     let fifty = check(
         lab.exec(ns, &["wrk", "-t2", "-c50", "-d", &d, "--latency", &small])?,
         "wrk -c50",
     )?;
-    f.http_rps_50 = parse_wrk(&fifty)?.0;
+    f.http_rps_50 = Some(parse_wrk(&fifty)?.0);
     let requests = parse_wrk_requests(&one)? + parse_wrk_requests(&fifty)?;
     f.cpu_s_per_10k_http = cpu_per(cpu1, cpu_of(middlebox)?, requests as f64 / 1e4);
     Ok(())
@@ -236,8 +246,8 @@ fn measure_redis(
     f: &mut Figures,
 ) -> Result<()> {
     let cpu0 = cpu_of(middlebox)?;
-    f.redis_rps_1 = redis_benchmark(lab, ns, addr, 1, set.redis_requests)?;
-    f.redis_rps_50 = redis_benchmark(lab, ns, addr, 50, set.redis_requests * 5)?;
+    f.redis_rps_1 = Some(redis_benchmark(lab, ns, addr, 1, set.redis_requests)?);
+    f.redis_rps_50 = Some(redis_benchmark(lab, ns, addr, 50, set.redis_requests * 5)?);
     let requests = f64::from(set.redis_requests) * 6.0;
     f.cpu_s_per_10k_redis = cpu_per(cpu0, cpu_of(middlebox)?, requests / 1e4);
     Ok(())
@@ -286,13 +296,24 @@ pub fn direct_or_haproxy(proxy: bool, set: &Settings) -> Result<Figures> {
             nv_testbed::run(&["ip", "-n", &ns, "link", "set", ifname, "mtu", &mtu])?;
         }
     }
+    let mut f = Figures::default();
+    if !proxy {
+        // HAProxy proxies TCP only: the DNS figures are the direct path's.
+        let nsd = Service::Nsd { round_robin: false };
+        lab.start_service("nsd", &s, &nsd)?;
+        lab.wait_service(&c, target, &nsd)?;
+        let (qps, p50) = measure_dns(&lab, &c, target, set.seconds)?;
+        (f.dns_qps, f.dns_p50_us) = (Some(qps), Some(p50));
+    }
+    if set.dns_only {
+        return Ok(f);
+    }
     lab.start_service("nginx", &s, &Service::Nginx)?;
     lab.start_service("redis", &s, &Service::Redis)?;
     fill_www(&lab.www("nginx"), set)?;
     lab.wait_service(&c, target, &Service::Nginx)?;
     lab.wait_service(&c, target, &Service::Redis)?;
     let haproxy = lab.pid("haproxy");
-    let mut f = Figures::default();
     measure_http(&lab, &c, target, haproxy, set, &mut f)?;
     measure_redis(&lab, &c, target, haproxy, set, &mut f)?;
     Ok(f)
@@ -301,6 +322,18 @@ pub fn direct_or_haproxy(proxy: bool, set: &Settings) -> Result<Figures> {
 /// (c) and (d): domain-nv with `n` replicas.
 pub fn voted(domain_nv: &Path, policy: &str, n: usize, set: &Settings) -> Result<Figures> {
     let mut f = Figures::default();
+    let mut spec = GroupSpec::new(policy, n, Service::Nsd { round_robin: false });
+    spec.straggler_ms = 5000;
+    spec.mtu = set.mtu;
+    spec.tap_offload = set.tap_offload;
+    let g = Group::start(&format!("nvb-{n}d"), spec, domain_nv, |_, _| Ok(()))?;
+    let (qps, p50) = measure_dns(&g.lab, &g.client_ns, SERVICE_ADDRESS, set.seconds)?;
+    (f.dns_qps, f.dns_p50_us) = (Some(qps), Some(p50));
+    f.faults = g.status()?.replicas.iter().map(|r| r.faults.len()).sum();
+    drop(g);
+    if set.dns_only {
+        return Ok(f);
+    }
     let mut spec = GroupSpec::new(policy, n, Service::Nginx);
     spec.straggler_ms = 5000;
     spec.mtu = set.mtu;
@@ -310,7 +343,12 @@ pub fn voted(domain_nv: &Path, policy: &str, n: usize, set: &Settings) -> Result
     })?;
     let pid = g.lab.pid("domain-nv");
     measure_http(&g.lab, &g.client_ns, SERVICE_ADDRESS, pid, set, &mut f)?;
-    f.faults = g.status()?.replicas.iter().map(|r| r.faults.len()).sum();
+    f.faults += g
+        .status()?
+        .replicas
+        .iter()
+        .map(|r| r.faults.len())
+        .sum::<usize>();
     drop(g);
     let mut spec = GroupSpec::new(policy, n, Service::Redis);
     spec.straggler_ms = 5000;
