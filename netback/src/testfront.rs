@@ -15,6 +15,7 @@ use xen::sim::{GuestPage, SimEventChannel, SimXen};
 use xen::xenstore::{Access, Perm, Xenstore};
 use xen::{DomId, EventChannel, GrantRef, Port};
 
+use crate::offload::TcpFrame;
 use crate::ring::{RxFrontRing, SimGuestRing, TxFrontRing};
 use crate::wire::*;
 
@@ -101,6 +102,9 @@ pub struct FrontOptions {
     pub csum_blank: bool,
     /// Offer `feature-sg` (multi-slot frames both ways).
     pub sg: bool,
+    /// Offer `feature-gso-tcpv4`/`-tcpv6` and `feature-ipv6-csum-offload` as Linux netfront
+    /// does (TCP segments of up to 64 KiB both ways, if the backend offers them too).
+    pub gso: bool,
 }
 
 impl Default for FrontOptions {
@@ -108,6 +112,7 @@ impl Default for FrontOptions {
         FrontOptions {
             csum_blank: false,
             sg: true,
+            gso: false,
         }
     }
 }
@@ -127,6 +132,14 @@ pub struct FrontRings {
     pub rx_pages: Vec<(GuestPage, GrantRef)>,
     rx_partial: Vec<u8>,
     rx_partial_bad: bool,
+    /// Flags of the current packet's first response.
+    rx_first_flags: Option<u16>,
+    /// An extra-info segment is expected in the next response.
+    rx_extra_next: bool,
+    /// GSO sizes of the received frames with a GSO extra, oldest first.
+    pub rx_gso_sizes: VecDeque<u16>,
+    /// The backend offered GSO and we asked for it.
+    gso: bool,
 }
 
 /// Counters of the test frontend.
@@ -144,6 +157,12 @@ pub struct FrontStats {
     pub rx_errors: u64,
     /// Event-channel notifications received from the backend.
     pub events: u64,
+    /// Frames received with a GSO extra.
+    pub rx_gso: u64,
+    /// Frames received with `NETRXF_csum_blank` (their checksum completed here).
+    pub rx_csum_blank: u64,
+    /// Length of the longest frame received.
+    pub rx_largest: u64,
 }
 
 /// A Linux-netfront-like frontend of guest `domid`.
@@ -286,6 +305,7 @@ impl TestFront {
             return Err(xen::Error::Protocol("backend lacks feature-rx-copy".into()));
         }
         let sg = self.opts.sg && feature("feature-sg")?;
+        let gso = sg && self.opts.gso && feature("feature-gso-tcpv4")?;
         let page = |sim: &SimXen| -> xen::Result<(GuestPage, GrantRef)> {
             let p = sim.alloc_page(self.domid)?;
             let g = sim.grant_access(self.domid, &p, self.backend, false)?;
@@ -314,6 +334,7 @@ impl TestFront {
         }
         rx.push_requests_and_check_notify();
         let path = self.path.clone();
+        let opts = self.opts;
         self.xs.transaction(|t| {
             t.write(&format!("{path}/tx-ring-ref"), tx_ref.to_string())?;
             t.write(&format!("{path}/rx-ring-ref"), rx_ref.to_string())?;
@@ -321,6 +342,15 @@ impl TestFront {
             t.write(&format!("{path}/request-rx-copy"), "1")?;
             t.write(&format!("{path}/feature-rx-notify"), "1")?;
             t.write(&format!("{path}/feature-sg"), if sg { "1" } else { "0" })?;
+            if opts.gso {
+                for k in [
+                    "feature-gso-tcpv4",
+                    "feature-gso-tcpv6",
+                    "feature-ipv6-csum-offload",
+                ] {
+                    t.write(&format!("{path}/{k}"), "1")?;
+                }
+            }
             t.write(&format!("{path}/state"), XenbusState::Connected.as_str())
         })?;
         self.rings = Some(FrontRings {
@@ -332,6 +362,10 @@ impl TestFront {
             rx_pages,
             rx_partial: Vec::new(),
             rx_partial_bad: false,
+            rx_first_flags: None,
+            rx_extra_next: false,
+            rx_gso_sizes: VecDeque::new(),
+            gso,
         });
         Ok(())
     }
@@ -364,34 +398,59 @@ impl TestFront {
         let mut reposted = false;
         loop {
             while r.rx.unconsumed_responses() > 0 {
-                let rsp = RxResponse::from_words(r.rx.take_response());
-                let id = usize::from(rsp.id);
-                let Some((page, gref)) = r.rx_pages.get(id) else {
-                    self.stats.rx_errors += 1;
-                    continue;
-                };
-                if rsp.status < 0 || usize::from(rsp.offset) + rsp.status as usize > PAGE_SIZE {
-                    self.stats.rx_errors += 1;
-                    r.rx_partial_bad = true;
+                // As Linux netfront: the buffer of a response is the one posted at its ring
+                // position (ids are positions), which also covers extra-info responses.
+                let id = (r.rx.rsp_cons() % RX_RING_SIZE) as u16;
+                let words = r.rx.take_response();
+                let (page, gref) = &r.rx_pages[usize::from(id)];
+                if std::mem::take(&mut r.rx_extra_next) {
+                    let extra = ExtraInfo::from_words(words[0], words[1]);
+                    if extra.ty == XEN_NETIF_EXTRA_TYPE_GSO && extra.gso_size() > 0 {
+                        r.rx_gso_sizes.push_back(extra.gso_size());
+                    } else {
+                        r.rx_partial_bad = true;
+                    }
+                    r.rx_extra_next = extra.more();
                 } else {
-                    let start = r.rx_partial.len();
-                    r.rx_partial.resize(start + rsp.status as usize, 0);
-                    page.read(usize::from(rsp.offset), &mut r.rx_partial[start..])?;
-                }
-                if rsp.flags & NETRXF_MORE_DATA == 0 {
-                    let frame = std::mem::take(&mut r.rx_partial);
-                    if !std::mem::take(&mut r.rx_partial_bad) {
-                        self.stats.rx_frames += 1;
-                        self.received.push_back(frame);
+                    let rsp = RxResponse::from_words(words);
+                    if r.rx_first_flags.is_none() {
+                        r.rx_first_flags = Some(rsp.flags);
+                        r.rx_extra_next = rsp.flags & NETRXF_EXTRA_INFO != 0;
+                    }
+                    if rsp.id != id
+                        || rsp.status < 0
+                        || usize::from(rsp.offset) + rsp.status as usize > PAGE_SIZE
+                    {
+                        self.stats.rx_errors += 1;
+                        r.rx_partial_bad = true;
+                    } else {
+                        let start = r.rx_partial.len();
+                        r.rx_partial.resize(start + rsp.status as usize, 0);
+                        page.read(usize::from(rsp.offset), &mut r.rx_partial[start..])?;
+                    }
+                    if rsp.flags & NETRXF_MORE_DATA == 0 {
+                        let mut frame = std::mem::take(&mut r.rx_partial);
+                        let flags = r.rx_first_flags.take().unwrap_or(0);
+                        let gso = flags & NETRXF_EXTRA_INFO != 0;
+                        // A partial checksum is valid (Linux: CHECKSUM_PARTIAL); our stack
+                        // verifies checksums, so complete it.
+                        if flags & NETRXF_CSUM_BLANK != 0
+                            && crate::csum::fill_l4_checksum(&mut frame).is_err()
+                        {
+                            r.rx_partial_bad = true;
+                        }
+                        if !std::mem::take(&mut r.rx_partial_bad) {
+                            self.stats.rx_frames += 1;
+                            self.stats.rx_largest = self.stats.rx_largest.max(frame.len() as u64);
+                            self.stats.rx_gso += u64::from(gso);
+                            self.stats.rx_csum_blank += u64::from(flags & NETRXF_CSUM_BLANK != 0);
+                            self.received.push_back(frame);
+                        } else if gso {
+                            r.rx_gso_sizes.pop_back();
+                        }
                     }
                 }
-                r.rx.put_request(
-                    RxRequest {
-                        id: rsp.id,
-                        gref: *gref,
-                    }
-                    .to_words(),
-                );
+                r.rx.put_request(RxRequest { id, gref: *gref }.to_words());
                 reposted = true;
             }
             if !r.rx.final_check_for_responses() {
@@ -412,6 +471,12 @@ impl TestFront {
     /// Queues a frame on the TX ring and notifies the backend if it asked; false if the ring has
     /// no room (or we are not connected).
     pub fn send(&mut self, frame: &[u8]) -> xen::Result<bool> {
+        self.send_gso(frame, None)
+    }
+
+    /// [`TestFront::send`] for a TCP segment of up to 64 KiB to be cut into `gso` payload bytes
+    /// per segment: its first slot is followed by a GSO extra (as Linux netfront with TSO).
+    pub fn send_gso(&mut self, frame: &[u8], gso: Option<u16>) -> xen::Result<bool> {
         let sg = self.opts.sg;
         let csum = self.opts.csum_blank;
         let Some(r) = self.rings.as_mut() else {
@@ -421,12 +486,25 @@ impl TestFront {
         if frame.is_empty() || frame.len() > MAX_TX_SIZE || (n > 1 && !sg) {
             return Ok(false);
         }
-        if r.tx_free.len() < n || (r.tx.free_requests() as usize) < n {
+        let extra = gso.map(|mss| {
+            let ty = if frame.get(12..14) == Some(&[0x86, 0xdd]) {
+                XEN_NETIF_GSO_TYPE_TCPV6
+            } else {
+                XEN_NETIF_GSO_TYPE_TCPV4
+            };
+            ExtraInfo::gso(mss, ty)
+        });
+        let slots = n + usize::from(extra.is_some());
+        if r.tx_free.len() < n || (r.tx.free_requests() as usize) < slots {
             return Ok(false);
         }
         let mut flags = 0;
         let mut data = std::borrow::Cow::Borrowed(frame);
-        if csum {
+        if let (Some(_), Some(t)) = (gso, TcpFrame::parse(frame)) {
+            // Linux TSO: a GSO segment always has a partial checksum.
+            t.write_partial_csum(data.to_mut());
+            flags = NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED;
+        } else if csum {
             if let Some(off) = l4_csum_offset(frame) {
                 let d = data.to_mut();
                 d[off] = 0;
@@ -439,10 +517,10 @@ impl TestFront {
             let (page, gref) = &r.tx_pages[usize::from(id)];
             page.write(0, chunk)?;
             let more = if k + 1 < n { NETTXF_MORE_DATA } else { 0 };
-            let (size, f) = if k == 0 {
-                (frame.len(), flags | more)
-            } else {
-                (chunk.len(), more)
+            let (size, f) = match (k, extra) {
+                (0, Some(_)) => (frame.len(), flags | more | NETTXF_EXTRA_INFO),
+                (0, None) => (frame.len(), flags | more),
+                _ => (chunk.len(), more),
             };
             r.tx.put_request(
                 TxRequest {
@@ -454,11 +532,20 @@ impl TestFront {
                 }
                 .to_words(),
             );
+            if let (0, Some(e)) = (k, extra) {
+                let w = e.to_words();
+                r.tx.put_request([w[0], w[1], 0]);
+            }
         }
         if r.tx.push_requests_and_check_notify() {
             self.ev.notify(r.port)?;
         }
         Ok(true)
+    }
+
+    /// Whether TSO is on: we asked for GSO and the backend offers it.
+    pub fn tso(&self) -> bool {
+        self.rings.as_ref().is_some_and(|r| r.gso)
     }
 
     /// TX slots in flight (sent, not yet answered).
@@ -495,16 +582,28 @@ impl smoltcp::phy::RxToken for FrontRxToken {
 }
 
 /// smoltcp transmit token of the test frontend.
-pub struct FrontTxToken<'a>(&'a mut TestFront);
+pub struct FrontTxToken<'a>(&'a mut TestFront, Option<u16>);
 
 impl smoltcp::phy::TxToken for FrontTxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut frame = vec![0u8; len];
         let r = f(&mut frame);
-        if !matches!(self.0.send(&frame), Ok(true)) {
+        if self.0.tso() && self.1.is_none() {
+            // With TSO on the stack leaves TCP checksums to the device.
+            if let Some(t) = TcpFrame::parse(&frame) {
+                t.write_full_csum(&mut frame);
+            }
+        }
+        if !matches!(self.0.send_gso(&frame, self.1), Ok(true)) {
             log::debug!("test frontend: tx ring full, frame dropped");
         }
         r
+    }
+
+    fn set_meta(&mut self, meta: smoltcp::phy::PacketMeta) {
+        self.1 = meta
+            .segmentation_offload_size
+            .map(std::num::NonZeroU16::get);
     }
 }
 
@@ -517,7 +616,7 @@ impl Device for TestFront {
         _t: smoltcp::time::Instant,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let f = self.received.pop_front()?;
-        Some((FrontRxToken(f), FrontTxToken(self)))
+        Some((FrontRxToken(f), FrontTxToken(self, None)))
     }
 
     fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
@@ -525,13 +624,19 @@ impl Device for TestFront {
             .rings
             .as_ref()
             .is_some_and(|r| r.tx_free.len() >= 17 && r.tx.free_requests() >= 17);
-        free.then_some(FrontTxToken(self))
+        free.then_some(FrontTxToken(self, None))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.mtu + ETH_HLEN;
+        if self.tso() {
+            // TSO on, as Linux netfront with a backend offering `feature-gso-tcpv4`: the
+            // device completes TCP checksums (smoltcp requires it with segmentation offload).
+            caps.segmentation.tcpv4 = std::num::NonZeroUsize::new(MAX_TX_SIZE);
+            caps.checksum.tcp = smoltcp::phy::Checksum::Rx;
+        }
         caps
     }
 }

@@ -110,10 +110,11 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         match r {
             Ok((a, b)) => {
                 let vif = self.vifs.get_mut(&key).expect("exists");
-                if let Some(rings) = &vif.rings {
+                if let Some(port) = vif.rings.as_ref().map(|r| r.port) {
                     if a.notify || b.notify {
-                        if let Err(e) = self.ev.notify(rings.port) {
-                            log::warn!("netback: {}: notify port {}: {e}", vif.name, rings.port);
+                        vif.count_notify();
+                        if let Err(e) = self.ev.notify(port) {
+                            log::warn!("netback: {}: notify port {port}: {e}", vif.name);
                         }
                     }
                     if (a.more || b.more) && !self.busy.contains(&key) {

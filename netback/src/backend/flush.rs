@@ -51,10 +51,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                 continue;
             }
             let name = self.vifs[key].name();
-            log::info!(
-                "netback: {name}: from guest {} frames {} bytes {} errors {} dropped; to guest {} frames {} bytes {} dropped; {} copy calls",
-                st.tx_frames, st.tx_bytes, st.tx_errors, st.tx_dropped, st.rx_frames, st.rx_bytes, st.rx_dropped, st.copy_calls
-            );
+            log::info!("netback: {name}: {}", crate::vif::StatsLine(st));
         }
         self.stats_logged = Some((now, cur));
     }

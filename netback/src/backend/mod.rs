@@ -30,12 +30,16 @@ use xenbus::TOKEN_BACKEND;
 /// xenstore work per round on the datapath thread).
 pub const XS_STEPS_PER_ROUND: usize = 8;
 
-/// The feature keys written (in one transaction, with `state=InitWait`) for every vif.
+/// The feature keys written (in one transaction, with `state=InitWait`) for every vif. With
+/// `feature-gso-tcpv4`/`-tcpv6` a Linux netfront turns TSO on and sends TCP segments of up to
+/// 64 KiB with a GSO extra.
 pub const FEATURES: &[(&str, &str)] = &[
     ("feature-rx-copy", "1"),
     ("feature-rx-flip", "0"),
     ("feature-sg", "1"),
     ("feature-ipv6-csum-offload", "1"),
+    ("feature-gso-tcpv4", "1"),
+    ("feature-gso-tcpv6", "1"),
 ];
 
 type Key = (DomId, u32);

@@ -6,9 +6,10 @@ use std::time::Instant;
 use xen::{CopySegment, GrantStatus, GrantTable, GuestBuf};
 
 use super::{ring_violation, Vif, Work, BUDGET};
+use crate::offload::RxMeta;
 use crate::ring::SharedPage;
 use crate::rules::Violation;
-use crate::rx::slots_for;
+use crate::rx::slots_with_meta;
 use crate::wire::*;
 
 impl<M: SharedPage> Vif<M> {
@@ -35,7 +36,7 @@ impl<M: SharedPage> Vif<M> {
             self.rx.note_buffers(now);
             self.progressed = true;
         }
-        let mut frames: Vec<(Vec<u8>, Vec<RxRequest>)> = Vec::new();
+        let mut frames: Vec<(Vec<u8>, RxMeta, Vec<RxRequest>)> = Vec::new();
         let mut took_requests = false;
         let mut more = false;
         while let Some(front) = self.rx.front() {
@@ -43,7 +44,9 @@ impl<M: SharedPage> Vif<M> {
                 more = true;
                 break;
             }
-            let needed = slots_for(front.len());
+            let meta = self.rx.front_meta();
+            // Never a partial packet: all its slots (pages and GSO extra) or none.
+            let needed = slots_with_meta(front.len(), &meta);
             if !rings.rx.wait_for_requests(needed).map_err(ring_violation)? {
                 break;
             }
@@ -52,7 +55,7 @@ impl<M: SharedPage> Vif<M> {
                 .map(|_| RxRequest::from_words(rings.rx.take_request()))
                 .collect();
             took_requests = true;
-            frames.push((frame, reqs));
+            frames.push((frame, meta, reqs));
         }
         if took_requests {
             self.rx.note_buffers(now);
@@ -67,8 +70,8 @@ impl<M: SharedPage> Vif<M> {
         }
         let mut segs = Vec::new();
         let mut owner = Vec::new();
-        for (i, (frame, reqs)) in frames.iter().enumerate() {
-            for (chunk, req) in frame.chunks(PAGE_SIZE).zip(reqs) {
+        for (i, (frame, meta, reqs)) in frames.iter().enumerate() {
+            for (chunk, req) in frame.chunks(PAGE_SIZE).zip(data_requests(reqs, meta)) {
                 segs.push(CopySegment::ToGuest {
                     src: chunk,
                     dst: GuestBuf {
@@ -107,28 +110,44 @@ impl<M: SharedPage> Vif<M> {
             }
         }
         drop(segs);
-        for ((frame, reqs), good) in frames.iter().zip(ok) {
-            let n = reqs.len();
-            for (k, req) in reqs.iter().enumerate() {
+        for ((frame, meta, reqs), good) in frames.iter().zip(ok) {
+            // Ring order as in Linux `xenvif_rx_skb`: the first data slot (checksum flags,
+            // `extra_info` if a GSO extra follows), the extra, then the other data slots.
+            let n = reqs.len() - usize::from(meta.gso.is_some());
+            for (k, req) in data_requests(reqs, meta).enumerate() {
                 let len = if k + 1 < n {
                     PAGE_SIZE
                 } else {
                     frame.len() - (n - 1) * PAGE_SIZE
                 };
+                let mut flags = if k + 1 < n { NETRXF_MORE_DATA } else { 0 };
+                if k == 0 {
+                    flags |= meta.flags;
+                    if meta.gso.is_some() {
+                        flags |= NETRXF_EXTRA_INFO;
+                    }
+                }
                 let rsp = RxResponse {
                     id: req.id,
                     offset: 0,
-                    flags: if k + 1 < n { NETRXF_MORE_DATA } else { 0 },
+                    flags,
                     status: if good { len as i16 } else { NETIF_RSP_ERROR },
                 };
                 let written = rings.rx.put_response(rsp.to_words());
                 debug_assert!(written, "a response for every taken slot");
+                if let (0, Some(gso)) = (k, meta.gso) {
+                    let written = rings.rx.put_response(gso.to_words());
+                    debug_assert!(written, "a response for every taken slot");
+                }
             }
+            self.stats.rx_slots += reqs.len() as u64;
             if good {
                 self.stats.rx_frames += 1;
                 self.stats.rx_bytes += frame.len() as u64;
+                self.stats.rx_gso_frames += u64::from(meta.gso.is_some());
             } else {
                 self.stats.rx_dropped += 1;
+                self.stats.rx_drop_copy += 1;
             }
         }
         let notify = rings.rx.push_responses_and_check_notify();
@@ -139,4 +158,14 @@ impl<M: SharedPage> Vif<M> {
             wake_at: None,
         })
     }
+}
+
+/// The requests of a packet's data slots, in ring order: all but the second when a GSO extra
+/// takes it ([`slots_with_meta`] gave such a packet one request more than its pages).
+fn data_requests<'a>(reqs: &'a [RxRequest], meta: &RxMeta) -> impl Iterator<Item = &'a RxRequest> {
+    let extra = meta.gso.is_some();
+    reqs.iter()
+        .enumerate()
+        .filter(move |(i, _)| !(extra && *i == 1))
+        .map(|(_, r)| r)
 }

@@ -6,6 +6,7 @@ use xen::{CopySegment, GrantTable, GuestBuf};
 
 use super::{ring_violation, Vif, Work, BUDGET, TO_STACK_MAX};
 use crate::csum::fill_l4_checksum;
+use crate::offload::TcpFrame;
 use crate::ring::{SharedPage, TxBackRing};
 use crate::rules::Violation;
 use crate::tx::{take_packet, DropReason, SlotAnswer, SlotSource, TxOutcome, TxPacket};
@@ -49,7 +50,8 @@ impl<M: SharedPage> Vif<M> {
             ring: &mut rings.tx,
             left: avail,
         };
-        // Without GSO (not negotiated) no frame may exceed the MTU; a VLAN tag is allowed.
+        // Without a GSO extra no frame may exceed the MTU; a VLAN tag is allowed. A GSO frame
+        // may be as long as a packet can be (`MAX_TX_SIZE`, the first slot's 16-bit size).
         let max_len = self.mtu + ETH_HLEN + VLAN_HLEN;
         let mut outcomes = Vec::new();
         let mut limited = false;
@@ -61,7 +63,7 @@ impl<M: SharedPage> Vif<M> {
             };
             outcomes.push(match taken {
                 TxOutcome::Fatal(v) => return Err(v),
-                TxOutcome::Packet(p) if p.len > max_len => Taken::Answer(
+                TxOutcome::Packet(p) if p.len > max_len && p.gso.is_none() => Taken::Answer(
                     p.answers,
                     Some(DropReason::OverMtu {
                         len: p.len,
@@ -162,23 +164,40 @@ impl<M: SharedPage> Vif<M> {
         drop(segs);
 
         // Answer every slot of every packet, in ring order (rule 7), then hand frames up.
-        let mut delivered = bufs
-            .into_iter()
-            .zip(ok)
-            .zip(packets.iter().map(|p| p.flags));
+        let mut delivered = bufs.into_iter().zip(ok);
         for o in &outcomes {
             let (answers, status) = match o {
                 Taken::Copy(p) => {
-                    let ((mut frame, copied), flags) =
-                        delivered.next().expect("one buffer per packet");
+                    let (mut frame, copied) = delivered.next().expect("one buffer per packet");
                     let mut good = copied;
-                    if good && flags & NETTXF_CSUM_BLANK != 0 {
+                    if !copied {
+                        self.stats.tx_drop_copy += 1;
+                    }
+                    // A GSO extra matters only on a frame over the MTU (one within it needs
+                    // no segmentation and is passed on as an ordinary frame, as before GSO).
+                    let gso = p.gso.filter(|_| p.len > max_len);
+                    if let (true, Some(gso)) = (good, gso) {
+                        // The stack takes a GSO frame whole with its partial checksum (TCP
+                        // checksums are not verified on a vif); it must be TCP of its type.
+                        let ty = gso.gso_type();
+                        if TcpFrame::parse(&frame).map(|t| t.gso_type()) != Some(ty) {
+                            let reason = DropReason::GsoMismatch(ty);
+                            self.guest_log.warn(
+                                self.now,
+                                &self.name,
+                                format_args!("dropping guest packet: {reason}"),
+                            );
+                            self.stats.tx_drop_gso += 1;
+                            good = false;
+                        }
+                    } else if good && p.flags & NETTXF_CSUM_BLANK != 0 {
                         if let Err(e) = fill_l4_checksum(&mut frame) {
                             self.guest_log.warn(
                                 self.now,
                                 &self.name,
                                 format_args!("csum_blank frame: {e}"),
                             );
+                            self.stats.tx_drop_csum += 1;
                             good = false;
                         }
                     }
@@ -187,6 +206,7 @@ impl<M: SharedPage> Vif<M> {
                     } else if good {
                         self.stats.tx_frames += 1;
                         self.stats.tx_bytes += frame.len() as u64;
+                        self.stats.tx_gso_frames += u64::from(gso.is_some());
                         self.to_stack.push_back(frame);
                     } else {
                         self.stats.tx_errors += 1;
@@ -207,10 +227,16 @@ impl<M: SharedPage> Vif<M> {
                         format_args!("dropping guest packet: {reason}"),
                     );
                     self.stats.tx_errors += 1;
+                    match reason {
+                        DropReason::OverMtu { .. } => self.stats.tx_drop_over_mtu += 1,
+                        DropReason::GsoMismatch(_) => self.stats.tx_drop_gso += 1,
+                        _ => self.stats.tx_drop_chain += 1,
+                    }
                     (answers, NETIF_RSP_ERROR)
                 }
                 Taken::Answer(answers, None) => (answers, NETIF_RSP_OKAY),
             };
+            self.stats.tx_slots += answers.len() as u64;
             for a in answers {
                 let written = rings.tx.put_response([a.response(status).to_word(), 0, 0]);
                 debug_assert!(written, "a response for every taken slot");

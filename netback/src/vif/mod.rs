@@ -13,7 +13,7 @@ mod device;
 mod guest_rx;
 mod guest_tx;
 
-pub use device::{VifRxToken, VifTxToken};
+pub use device::{capabilities, VifRxToken, VifTxToken};
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -23,6 +23,7 @@ use xen::{DomId, Port};
 use crate::credit::Credit;
 use crate::guestlog::GuestErrorLog;
 use crate::handshake::Handshake;
+use crate::offload::{for_guest, ForGuest, GuestOffload};
 use crate::ring::{RxBackRing, SharedPage, TxBackRing};
 use crate::rules::Violation;
 use crate::rx::RxQueue;
@@ -71,6 +72,54 @@ pub struct VifStats {
     pub copy_calls: u64,
     /// Grant-copy segments issued.
     pub copy_segments: u64,
+    /// Ring slots of the frames received from the guest (data and extra-info slots).
+    pub tx_slots: u64,
+    /// Frames received from the guest as GSO segments (with a GSO extra).
+    pub tx_gso_frames: u64,
+    /// Ring slots filled for the guest (data and extra-info slots).
+    pub rx_slots: u64,
+    /// Frames delivered to the guest as GSO segments (with a GSO extra).
+    pub rx_gso_frames: u64,
+    /// Segments from the stack cut into MTU-sized frames here (the frontend has no GSO).
+    pub rx_segmented: u64,
+    /// Event-channel notifications sent to the guest.
+    pub notifies: u64,
+    /// Guest packets dropped by rules 3 and 4 (too many slots, bad slot sizes).
+    pub tx_drop_chain: u64,
+    /// Guest frames over the MTU without a GSO extra.
+    pub tx_drop_over_mtu: u64,
+    /// Guest GSO frames whose extra does not match the frame (not TCP of that IP version).
+    pub tx_drop_gso: u64,
+    /// Guest packets whose grant copy failed.
+    pub tx_drop_copy: u64,
+    /// Guest `csum_blank` frames whose checksum could not be filled in.
+    pub tx_drop_csum: u64,
+    /// Frames for the guest refused at the queue (full, stalled, expired, too big).
+    pub rx_drop_queue: u64,
+    /// Frames for the guest whose grant copy failed.
+    pub rx_drop_copy: u64,
+}
+
+/// A vif's counters as one log line: frames, bytes, GSO frames and slots per frame each way,
+/// drops by reason, grant-copy calls with segments per call, notifications each way.
+pub struct StatsLine<'a>(pub &'a VifStats);
+
+impl std::fmt::Display for StatsLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        let per = |a: u64, b: u64| a as f64 / b.max(1) as f64;
+        write!(
+            f,
+            "from guest {} frames {} bytes {} gso {:.1} slots/frame, {} errors (chain {} mtu {} gso {} copy {} csum {}) {} dropped; \
+             to guest {} frames {} bytes {} gso {} cut {:.1} slots/frame, {} dropped (queue {} copy {}); \
+             {} copy calls {:.1} segs/call; events {} in {} out",
+            s.tx_frames, s.tx_bytes, s.tx_gso_frames, per(s.tx_slots, s.tx_frames + s.tx_errors + s.tx_dropped),
+            s.tx_errors, s.tx_drop_chain, s.tx_drop_over_mtu, s.tx_drop_gso, s.tx_drop_copy, s.tx_drop_csum, s.tx_dropped,
+            s.rx_frames, s.rx_bytes, s.rx_gso_frames, s.rx_segmented, per(s.rx_slots, s.rx_frames + s.rx_drop_copy),
+            s.rx_dropped, s.rx_drop_queue, s.rx_drop_copy,
+            s.copy_calls, per(s.copy_segments, s.copy_calls), s.events, s.notifies
+        )
+    }
 }
 
 /// What a round of ring processing asks of the caller.
@@ -95,6 +144,8 @@ pub struct Vif<M> {
     pub(crate) rings: Option<Rings<M>>,
     pub(crate) sg: bool,
     pub(crate) mtu: usize,
+    /// What the frontend accepts on its RX ring (partial checksums, GSO).
+    pub(crate) offload: GuestOffload,
     pub(crate) disabled: Option<Violation>,
     to_stack: VecDeque<Vec<u8>>,
     rx: RxQueue,
@@ -133,6 +184,7 @@ impl<M: SharedPage> Vif<M> {
             rings: None,
             sg: false,
             mtu: 1500,
+            offload: GuestOffload::default(),
             disabled: None,
             to_stack: VecDeque::new(),
             rx: RxQueue::new(now),
@@ -185,7 +237,13 @@ impl<M: SharedPage> Vif<M> {
     pub fn stats(&self) -> VifStats {
         let mut s = self.stats;
         s.rx_dropped += self.rx.dropped();
+        s.rx_drop_queue += self.rx.dropped();
         s
+    }
+
+    /// What the frontend accepts on its RX ring (from its keys at connect).
+    pub fn offload(&self) -> GuestOffload {
+        self.offload
     }
 
     /// The guest's MTU (from the frontend's `mtu` key, default 1500).
@@ -213,9 +271,41 @@ impl<M: SharedPage> Vif<M> {
     pub fn send_frame(&mut self, frame: Vec<u8>) -> bool {
         if self.rings.is_none() || frame.len() > self.max_frame() {
             self.stats.rx_dropped += 1;
+            self.stats.rx_drop_queue += 1;
             return false;
         }
         self.rx.push(frame, self.now)
+    }
+
+    /// Queues a frame the stack sent, whose TCP checksum is left to the vif and which may be a
+    /// TCP segment larger than the MTU with `gso_size` payload bytes per segment: the guest gets
+    /// it with a partial checksum, whole with a GSO extra, or cut into MTU-sized frames, as its
+    /// frontend negotiated ([`crate::offload`]). False if (a part of) it was dropped.
+    pub fn send_from_stack(&mut self, frame: Vec<u8>, gso_size: Option<u16>) -> bool {
+        if self.rings.is_none() {
+            self.stats.rx_dropped += 1;
+            self.stats.rx_drop_queue += 1;
+            return false;
+        }
+        let max_frame = self.mtu + ETH_HLEN;
+        match for_guest(frame, gso_size, &self.offload, max_frame) {
+            ForGuest::One(frame, meta) => {
+                if frame.len() > self.max_frame() {
+                    self.stats.rx_dropped += 1;
+                    self.stats.rx_drop_queue += 1;
+                    return false;
+                }
+                self.rx.push_with(frame, meta, self.now)
+            }
+            ForGuest::Segmented(frames) => {
+                self.stats.rx_segmented += 1;
+                let mut all = true;
+                for f in frames {
+                    all &= self.rx.push(f, self.now);
+                }
+                all
+            }
+        }
     }
 
     fn max_frame(&self) -> usize {
@@ -229,6 +319,11 @@ impl<M: SharedPage> Vif<M> {
     /// Counts an event-channel notification from the guest.
     pub(crate) fn count_event(&mut self) {
         self.stats.events += 1;
+    }
+
+    /// Counts an event-channel notification sent to the guest.
+    pub(crate) fn count_notify(&mut self) {
+        self.stats.notifies += 1;
     }
 
     /// Whether the rings had something for us since the last call: a notification handled
@@ -259,11 +354,13 @@ impl<M: SharedPage> Vif<M> {
         rings: Rings<M>,
         sg: bool,
         mtu: usize,
+        offload: GuestOffload,
         credit: Credit,
         now: Instant,
     ) {
         self.sg = sg;
         self.mtu = mtu;
+        self.offload = offload;
         self.credit = credit;
         self.throttle = EventThrottle::new();
         self.now = now;
