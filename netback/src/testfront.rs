@@ -137,7 +137,7 @@ pub struct FrontRings {
     /// An extra-info segment is expected in the next response.
     rx_extra_next: bool,
     /// GSO sizes of the received frames with a GSO extra, oldest first.
-    pub rx_gso_sizes: VecDeque<u16>,
+    rx_gso_sizes: VecDeque<u16>,
     /// The backend offered GSO and we asked for it.
     gso: bool,
 }
@@ -541,6 +541,13 @@ impl TestFront {
             self.ev.notify(r.port)?;
         }
         Ok(true)
+    }
+
+    /// The GSO sizes of the frames received with a GSO extra, oldest first.
+    pub fn rx_gso_sizes(&self) -> Vec<u16> {
+        self.rings
+            .as_ref()
+            .map_or(Vec::new(), |r| r.rx_gso_sizes.iter().copied().collect())
     }
 
     /// Whether TSO is on: we asked for GSO and the backend offers it.

@@ -30,6 +30,8 @@ fn linux_style_netfront_connects_with_features_in_xenstore() {
         ("feature-rx-copy", "1"),
         ("feature-rx-flip", "0"),
         ("feature-sg", "1"),
+        ("feature-gso-tcpv4", "1"),
+        ("feature-gso-tcpv6", "1"),
         ("state", "4"),
     ] {
         assert_eq!(w.dom0.read_string(&format!("{be}/{k}")).unwrap(), v, "{k}");
