@@ -498,24 +498,33 @@ impl TestFront {
         if r.tx_free.len() < n || (r.tx.free_requests() as usize) < slots {
             return Ok(false);
         }
+        // The checksum field to rewrite (in the guest's pages, not in a copy of the frame).
         let mut flags = 0;
-        let mut data = std::borrow::Cow::Borrowed(frame);
+        let mut patch = None;
         if let (Some(_), Some(t)) = (gso, TcpFrame::parse(frame)) {
             // Linux TSO: a GSO segment always has a partial checksum.
-            t.write_partial_csum(data.to_mut());
+            let mut headers = frame[..t.payload].to_vec();
+            t.write_partial_csum(&mut headers);
+            let off = t.l4 + 16;
+            patch = Some((off, [headers[off], headers[off + 1]]));
             flags = NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED;
         } else if csum {
             if let Some(off) = l4_csum_offset(frame) {
-                let d = data.to_mut();
-                d[off] = 0;
-                d[off + 1] = 0;
+                patch = Some((off, [0, 0]));
                 flags = NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED;
             }
         }
-        for (k, chunk) in data.chunks(PAGE_SIZE).enumerate() {
+        for (k, chunk) in frame.chunks(PAGE_SIZE).enumerate() {
             let id = r.tx_free.pop().expect("checked room");
             let (page, gref) = &r.tx_pages[usize::from(id)];
             page.write(0, chunk)?;
+            if let Some((off, bytes)) = patch {
+                for (i, b) in bytes.iter().enumerate() {
+                    if (off + i) / PAGE_SIZE == k {
+                        page.write((off + i) % PAGE_SIZE, &[*b])?;
+                    }
+                }
+            }
             let more = if k + 1 < n { NETTXF_MORE_DATA } else { 0 };
             let (size, f) = match (k, extra) {
                 (0, Some(_)) => (frame.len(), flags | more | NETTXF_EXTRA_INFO),

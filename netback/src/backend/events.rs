@@ -1,5 +1,6 @@
 //! Event-channel servicing: fired ports and vifs with leftover work or returned credit get one
-//! datapath budget each (guest TX, then RX); ports that notify without work stay masked a while.
+//! datapath budget each (guest TX, then RX, all in one round: [`super::round`]); ports that
+//! notify without work stay masked a while.
 
 use std::time::Instant;
 
@@ -56,11 +57,9 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                 None => self.unmask(port),
             }
         }
+        // Each vif's failure stays its own: the others of this round are still served.
+        self.serve_round(&todo, true, now);
         for key in todo {
-            // Each vif's failure stays its own: the others of this round are still served.
-            if let Err(e) = self.service(key, now) {
-                log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
-            }
             if let Some(&(_, port)) = notified.iter().find(|(k, _)| *k == key) {
                 self.after_event(key, port, now);
             }
@@ -90,15 +89,17 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         }
     }
 
-    fn service(&mut self, key: Key, now: Instant) -> xen::Result<()> {
-        let Some(vif) = self.vifs.get_mut(&key) else {
-            return Ok(());
-        };
-        vif.set_now(now);
-        let r = vif
-            .process_tx(&self.gt)
-            .and_then(|t| vif.process_rx(&self.gt, now).map(|r| (t, r)));
-        self.finish(key, r, now)
+    /// [`Netback::finish`], its error (a xenstore write of a teardown) logged: one vif's failure
+    /// does not stop the others of the round.
+    pub(super) fn finish_logged(
+        &mut self,
+        key: Key,
+        r: Result<(Work, Work), Violation>,
+        now: Instant,
+    ) {
+        if let Err(e) = self.finish(key, r, now) {
+            log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
+        }
     }
 
     pub(super) fn finish(

@@ -6,7 +6,6 @@ use std::time::Instant;
 use xen::{EventChannel, GrantTable};
 
 use super::{Key, Netback};
-use crate::vif::Work;
 
 /// How often [`Netback::flush`] logs the counters of the vifs whose counters changed.
 const STATS_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
@@ -20,16 +19,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             .filter(|(_, v)| v.is_connected())
             .map(|(k, _)| *k)
             .collect();
-        for key in keys {
-            let r = self
-                .vifs
-                .get_mut(&key)
-                .expect("exists")
-                .process_rx(&self.gt, now);
-            if let Err(e) = self.finish(key, r.map(|w| (w, Work::default())), now) {
-                log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
-            }
-        }
+        self.serve_round(&keys, false, now);
         self.log_stats(now);
         Ok(())
     }

@@ -8,11 +8,13 @@
 //! One file per concern: this one holds [`Netback`] and its accessors; `xenbus` discovers
 //! devices and runs their handshakes from xenstore watch events, `connect` reads a frontend's
 //! keys and maps its rings, `events` services fired event channels and the vifs' datapaths,
-//! `flush` delivers what the stack transmitted.
+//! `flush` delivers what the stack transmitted, `round` does a round's ring work for many vifs
+//! with one grant-copy call.
 
 mod connect;
 mod events;
 mod flush;
+mod round;
 mod xenbus;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -1,32 +1,59 @@
-//! Guest RX: queued frames copied into the buffers the guest posted on its RX ring, in one
-//! batched grant copy, each answered in its own slot.
+//! Guest RX: queued frames matched with the buffers the guest posted on its RX ring into an
+//! [`RxBatch`], copied in the round's one grant copy ([`crate::backend::Netback`] batches all
+//! vifs), each answered in its own slot (a GSO packet's extra in the slot after its first).
 
 use std::time::Instant;
 
-use xen::{CopySegment, GrantStatus, GrantTable, GuestBuf};
+use xen::{CopySegment, GrantStatus, GuestBuf};
 
-use super::{ring_violation, Vif, Work, BUDGET};
+use super::{packet_results, ring_violation, Step, Vif, Work, BUDGET};
 use crate::offload::RxMeta;
 use crate::ring::SharedPage;
 use crate::rules::Violation;
 use crate::rx::slots_with_meta;
 use crate::wire::*;
 
+/// Guest RX work: frames with the requests they take, waiting for the round's grant copy.
+pub(crate) struct RxBatch {
+    domid: xen::DomId,
+    frames: Vec<(Vec<u8>, RxMeta, Vec<RxRequest>)>,
+    /// The frame of each copy segment, in order.
+    owner: Vec<usize>,
+    /// Frames still wait for the guest (the budget ran out).
+    more: bool,
+}
+
+impl RxBatch {
+    /// Appends the batch's copy segments (frames into guest pages) to `segs`.
+    pub(crate) fn push_segments<'a>(&'a mut self, segs: &mut Vec<CopySegment<'a>>) {
+        self.owner.clear();
+        for (i, (frame, meta, reqs)) in self.frames.iter().enumerate() {
+            for (chunk, req) in frame.chunks(PAGE_SIZE).zip(data_requests(reqs, meta)) {
+                segs.push(CopySegment::ToGuest {
+                    src: chunk,
+                    dst: GuestBuf {
+                        domid: self.domid,
+                        gref: req.gref,
+                        offset: 0,
+                    },
+                });
+                self.owner.push(i);
+            }
+        }
+    }
+}
+
 impl<M: SharedPage> Vif<M> {
-    /// Guest RX: fills the guest's posted buffers with queued frames (up to [`BUDGET`] frames,
-    /// one grant-copy call), answering each request in its own slot.
-    pub(crate) fn process_rx<G: GrantTable>(
-        &mut self,
-        gt: &G,
-        now: Instant,
-    ) -> Result<Work, Violation> {
+    /// Guest RX, first half: expires old frames and takes, for up to [`BUDGET`] queued frames,
+    /// all the requests each needs (never a partial packet); `Done` if none can go.
+    pub(crate) fn take_rx(&mut self, now: Instant) -> Result<Step<RxBatch>, Violation> {
         self.now = now;
         self.rx.expire(now);
         if let Some(line) = self.guest_log.tick(now, &self.name) {
             log::warn!("{line}");
         }
         let Some(rings) = self.rings.as_mut() else {
-            return Ok(Work::default());
+            return Ok(Step::Done(Work::default()));
         };
         // A stall ends once the guest posts a buffer (Linux `xenvif_rx_queue_ready`); while
         // stalled the queue is empty, so only this check notices, and it asks for an event.
@@ -37,7 +64,6 @@ impl<M: SharedPage> Vif<M> {
             self.progressed = true;
         }
         let mut frames: Vec<(Vec<u8>, RxMeta, Vec<RxRequest>)> = Vec::new();
-        let mut took_requests = false;
         let mut more = false;
         while let Some(front) = self.rx.front() {
             if frames.len() == BUDGET {
@@ -54,62 +80,50 @@ impl<M: SharedPage> Vif<M> {
             let reqs: Vec<RxRequest> = (0..needed)
                 .map(|_| RxRequest::from_words(rings.rx.take_request()))
                 .collect();
-            took_requests = true;
             frames.push((frame, meta, reqs));
         }
-        if took_requests {
-            self.rx.note_buffers(now);
-            self.progressed = true;
-        }
         if frames.is_empty() {
-            return Ok(Work {
+            return Ok(Step::Done(Work {
                 notify: false,
                 more,
                 wake_at: None,
-            });
+            }));
         }
-        let mut segs = Vec::new();
-        let mut owner = Vec::new();
-        for (i, (frame, meta, reqs)) in frames.iter().enumerate() {
-            for (chunk, req) in frame.chunks(PAGE_SIZE).zip(data_requests(reqs, meta)) {
-                segs.push(CopySegment::ToGuest {
-                    src: chunk,
-                    dst: GuestBuf {
-                        domid: self.domid,
-                        gref: req.gref,
-                        offset: 0,
-                    },
-                });
-                owner.push(i);
-            }
-        }
-        let mut ok = vec![true; frames.len()];
-        let mut status: Vec<GrantStatus> = Vec::with_capacity(segs.len());
-        self.stats.copy_calls += 1;
-        self.stats.copy_segments += segs.len() as u64;
-        match gt.copy(&mut segs, &mut status) {
-            Ok(()) if status.len() == segs.len() => {
-                for (st, &k) in status.iter().zip(&owner) {
-                    if !st.is_ok() {
-                        self.guest_log.warn(
-                            now,
-                            &self.name,
-                            format_args!("rule 10: rx grant copy failed: {st:?}"),
-                        );
-                        ok[k] = false;
-                    }
-                }
-            }
-            r => {
-                self.guest_log.warn(
-                    now,
-                    &self.name,
-                    format_args!("rx grant copy call failed: {r:?}"),
-                );
-                ok.iter_mut().for_each(|o| *o = false);
-            }
-        }
-        drop(segs);
+        self.rx.note_buffers(now);
+        self.progressed = true;
+        Ok(Step::Copy(RxBatch {
+            domid: self.domid,
+            frames,
+            owner: Vec::new(),
+            more,
+        }))
+    }
+
+    /// Guest RX, second half: with the copy's `status` for the batch's segments (`None` if the
+    /// call failed), answers every request taken, in ring order.
+    pub(crate) fn complete_rx(
+        &mut self,
+        batch: RxBatch,
+        status: Option<&[GrantStatus]>,
+    ) -> Result<Work, Violation> {
+        let RxBatch {
+            frames,
+            owner,
+            more,
+            ..
+        } = batch;
+        let (name, now) = (&self.name, self.now);
+        let log = &mut self.guest_log;
+        let ok = packet_results(&owner, frames.len(), status, |st| {
+            log.warn(
+                now,
+                name,
+                format_args!("rule 10: rx grant copy failed: {st:?}"),
+            )
+        });
+        let Some(rings) = self.rings.as_mut() else {
+            return Ok(Work::default());
+        };
         for ((frame, meta, reqs), good) in frames.iter().zip(ok) {
             // Ring order as in Linux `xenvif_rx_skb`: the first data slot (checksum flags,
             // `extra_info` if a GSO extra follows), the extra, then the other data slots.

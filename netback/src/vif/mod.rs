@@ -14,6 +14,8 @@ mod guest_rx;
 mod guest_tx;
 
 pub use device::{capabilities, VifRxToken, VifTxToken};
+pub(crate) use guest_rx::RxBatch;
+pub(crate) use guest_tx::TxBatch;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -119,6 +121,39 @@ impl std::fmt::Display for StatsLine<'_> {
             s.rx_dropped, s.rx_drop_queue, s.rx_drop_copy,
             s.copy_calls, per(s.copy_segments, s.copy_calls), s.events, s.notifies
         )
+    }
+}
+
+/// The first half of a vif's ring work: done already, or a batch waiting for the round's grant
+/// copy (its segments added with `push_segments`, its statuses given to `complete_*`).
+pub(crate) enum Step<B> {
+    /// Nothing to copy: the work's outcome.
+    Done(Work),
+    /// A batch to copy, then complete.
+    Copy(B),
+}
+
+/// Which of `packets` packets copied well, from the statuses of their segments (`owner[i]` is
+/// the packet of segment `i`; `None`: the call failed, or answered for fewer segments).
+/// `failed` is told of each failed segment.
+pub(crate) fn packet_results(
+    owner: &[usize],
+    packets: usize,
+    status: Option<&[xen::GrantStatus]>,
+    mut failed: impl FnMut(&xen::GrantStatus),
+) -> Vec<bool> {
+    match status {
+        Some(status) if status.len() == owner.len() => {
+            let mut ok = vec![true; packets];
+            for (st, &k) in status.iter().zip(owner) {
+                if !st.is_ok() {
+                    failed(st);
+                    ok[k] = false;
+                }
+            }
+            ok
+        }
+        _ => vec![false; packets],
     }
 }
 
@@ -319,6 +354,12 @@ impl<M: SharedPage> Vif<M> {
     /// Counts an event-channel notification from the guest.
     pub(crate) fn count_event(&mut self) {
         self.stats.events += 1;
+    }
+
+    /// Counts a grant-copy call this vif's work took part in, with its segments.
+    pub(crate) fn count_copy(&mut self, segments: usize) {
+        self.stats.copy_calls += 1;
+        self.stats.copy_segments += segments as u64;
     }
 
     /// Counts an event-channel notification sent to the guest.
