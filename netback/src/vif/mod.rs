@@ -102,6 +102,37 @@ pub struct VifStats {
     pub rx_drop_copy: u64,
 }
 
+impl VifStats {
+    /// Every counter with its kebab-case name (the keys of a vif in domain-nv's status).
+    pub fn named(&self) -> [(&'static str, u64); 23] {
+        [
+            ("tx-frames", self.tx_frames),
+            ("tx-bytes", self.tx_bytes),
+            ("tx-gso-frames", self.tx_gso_frames),
+            ("tx-slots", self.tx_slots),
+            ("tx-errors", self.tx_errors),
+            ("tx-dropped", self.tx_dropped),
+            ("tx-drop-chain", self.tx_drop_chain),
+            ("tx-drop-over-mtu", self.tx_drop_over_mtu),
+            ("tx-drop-gso", self.tx_drop_gso),
+            ("tx-drop-copy", self.tx_drop_copy),
+            ("tx-drop-csum", self.tx_drop_csum),
+            ("rx-frames", self.rx_frames),
+            ("rx-bytes", self.rx_bytes),
+            ("rx-gso-frames", self.rx_gso_frames),
+            ("rx-segmented", self.rx_segmented),
+            ("rx-slots", self.rx_slots),
+            ("rx-dropped", self.rx_dropped),
+            ("rx-drop-queue", self.rx_drop_queue),
+            ("rx-drop-copy", self.rx_drop_copy),
+            ("copy-calls", self.copy_calls),
+            ("copy-segments", self.copy_segments),
+            ("events", self.events),
+            ("notifies", self.notifies),
+        ]
+    }
+}
+
 /// A vif's counters as one log line: frames, bytes, GSO frames and slots per frame each way,
 /// drops by reason, grant-copy calls with segments per call, notifications each way.
 pub struct StatsLine<'a>(pub &'a VifStats);

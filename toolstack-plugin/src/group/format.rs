@@ -271,6 +271,7 @@ mod tests {
                 timed_out: 0,
             }],
             replicas: vec![replica("r0"), replica(&format!("r0{evil}"))],
+            vifs: Vec::new(),
         };
         let view = GroupView {
             group: "web".into(),
@@ -307,6 +308,7 @@ mod tests {
             updated_ms: 0,
             services: vec![],
             replicas: vec![],
+            vifs: Vec::new(),
         };
         let mut view = GroupView {
             group: "web".into(),

@@ -280,6 +280,7 @@ impl FakeNv {
                 timed_out: 0,
             }],
             replicas,
+            vifs: Vec::new(),
         }
     }
 
