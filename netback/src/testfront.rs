@@ -159,7 +159,7 @@ pub struct FrontStats {
     pub events: u64,
     /// Frames received with a GSO extra.
     pub rx_gso: u64,
-    /// Frames received with `NETRXF_csum_blank` (their checksum completed here).
+    /// Frames received with `NETRXF_csum_blank` (partial checksums, completed for our stack).
     pub rx_csum_blank: u64,
     /// Length of the longest frame received.
     pub rx_largest: u64,
@@ -177,7 +177,8 @@ pub struct TestFront {
     /// The rings, once connected (public for hostile tests).
     pub rings: Option<FrontRings>,
     backend_state: Option<XenbusState>,
-    received: VecDeque<Vec<u8>>,
+    /// Received frames, and whether their L4 checksum is partial (`NETRXF_csum_blank`).
+    received: VecDeque<(Vec<u8>, bool)>,
     mtu: usize,
     /// Counters.
     pub stats: FrontStats,
@@ -429,22 +430,16 @@ impl TestFront {
                         page.read(usize::from(rsp.offset), &mut r.rx_partial[start..])?;
                     }
                     if rsp.flags & NETRXF_MORE_DATA == 0 {
-                        let mut frame = std::mem::take(&mut r.rx_partial);
+                        let frame = std::mem::take(&mut r.rx_partial);
                         let flags = r.rx_first_flags.take().unwrap_or(0);
                         let gso = flags & NETRXF_EXTRA_INFO != 0;
-                        // A partial checksum is valid (Linux: CHECKSUM_PARTIAL); our stack
-                        // verifies checksums, so complete it.
-                        if flags & NETRXF_CSUM_BLANK != 0
-                            && crate::csum::fill_l4_checksum(&mut frame).is_err()
-                        {
-                            r.rx_partial_bad = true;
-                        }
+                        let partial = flags & NETRXF_CSUM_BLANK != 0;
                         if !std::mem::take(&mut r.rx_partial_bad) {
                             self.stats.rx_frames += 1;
                             self.stats.rx_largest = self.stats.rx_largest.max(frame.len() as u64);
                             self.stats.rx_gso += u64::from(gso);
                             self.stats.rx_csum_blank += u64::from(flags & NETRXF_CSUM_BLANK != 0);
-                            self.received.push_back(frame);
+                            self.received.push_back((frame, partial));
                         } else if gso {
                             r.rx_gso_sizes.pop_back();
                         }
@@ -463,9 +458,10 @@ impl TestFront {
         Ok(())
     }
 
-    /// Takes the next received frame.
+    /// Takes the next received frame as it arrived: with `NETRXF_csum_blank` its TCP checksum
+    /// is partial (Linux takes such a frame as `CHECKSUM_PARTIAL`, valid as it is).
     pub fn recv(&mut self) -> Option<Vec<u8>> {
-        self.received.pop_front()
+        self.received.pop_front().map(|(f, _)| f)
     }
 
     /// Queues a frame on the TX ring and notifies the backend if it asked; false if the ring has
@@ -631,7 +627,15 @@ impl Device for TestFront {
         &mut self,
         _t: smoltcp::time::Instant,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let f = self.received.pop_front()?;
+        // Our stack verifies checksums: complete a partial one (a frame whose checksum cannot
+        // be completed is dropped).
+        let f = loop {
+            let (mut f, partial) = self.received.pop_front()?;
+            if !partial || crate::csum::fill_l4_checksum(&mut f).is_ok() {
+                break f;
+            }
+            self.stats.rx_errors += 1;
+        };
         Some((FrontRxToken(f), FrontTxToken(self, None)))
     }
 
