@@ -3,97 +3,30 @@
 //!
 //! Like Linux it waits for the backend's InitWait, grants its own ring pages, allocates an unbound
 //! event channel, writes `tx-ring-ref`, `rx-ring-ref`, `event-channel`, `request-rx-copy`,
-//! `feature-rx-notify`, `feature-sg` in one transaction and goes straight to Connected (skipping
-//! Initialised). It keeps its RX ring full of granted pages, splits frames over pages with
-//! `more_data`, and can leave TCP/UDP checksums blank (`csum_blank`) as an offloading guest does.
-//! Its rings are public so that hostile tests can write arbitrary requests.
+//! `feature-rx-notify`, `feature-sg` (and with [`FrontOptions::gso`] `feature-gso-tcpv4`/`-tcpv6`,
+//! `feature-ipv6-csum-offload`) in one transaction and goes straight to Connected (skipping
+//! Initialised). It keeps its RX ring full of granted pages (a response's buffer is the one posted
+//! at its ring position, extra-info slots included), splits frames over pages with `more_data`,
+//! sends TCP segments of up to 64 KiB with a GSO extra when TSO is on, and can leave TCP/UDP
+//! checksums blank (`csum_blank`) as an offloading guest does. Its rings are public so that
+//! hostile tests can write arbitrary requests. `device` makes it a smoltcp `Device`, `toolstack`
+//! writes a vif's xenstore directories as libxl does.
 
 use std::collections::VecDeque;
 
-use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use xen::sim::{GuestPage, SimEventChannel, SimXen};
-use xen::xenstore::{Access, Perm, Xenstore};
+use xen::xenstore::Xenstore;
 use xen::{DomId, EventChannel, GrantRef, Port};
 
 use crate::offload::TcpFrame;
 use crate::ring::{RxFrontRing, SimGuestRing, TxFrontRing};
 use crate::wire::*;
 
-/// Writes the backend and frontend directories of vif `handle` of guest `guest`, served by
-/// `backend`, as libxl does (permissions included); `xs` is dom0's connection. `hotplug` creates
-/// an empty `hotplug-status` key that a hotplug script would later set to `connected`.
-pub fn toolstack_add_vif(
-    xs: &Xenstore,
-    backend: DomId,
-    guest: DomId,
-    handle: u32,
-    mac: [u8; 6],
-    mtu: usize,
-    hotplug: bool,
-) -> xen::Result<()> {
-    let be = format!("/local/domain/{backend}/backend/vif/{guest}/{handle}");
-    let fe = format!("/local/domain/{guest}/device/vif/{handle}");
-    let mac = mac
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    xs.transaction(|t| {
-        for p in [
-            format!("/local/domain/{backend}/backend"),
-            format!("/local/domain/{backend}/backend/vif"),
-        ] {
-            if t.try_read(&p)?.is_none() {
-                t.mkdir(&p)?;
-                t.set_perms(&p, &[Perm::new(backend, Access::None)])?;
-            }
-        }
-        t.mkdir(&be)?;
-        t.set_perms(
-            &be,
-            &[
-                Perm::new(backend, Access::None),
-                Perm::new(guest, Access::Read),
-            ],
-        )?;
-        t.mkdir(&fe)?;
-        t.set_perms(
-            &fe,
-            &[
-                Perm::new(guest, Access::None),
-                Perm::new(backend, Access::Read),
-            ],
-        )?;
-        let be_keys = [
-            ("frontend", fe.clone()),
-            ("frontend-id", guest.to_string()),
-            ("online", "1".into()),
-            ("state", "1".into()),
-            ("script", "vif-route".into()),
-            ("mac", mac.clone()),
-            ("handle", handle.to_string()),
-            ("type", "vif".into()),
-        ];
-        for (k, v) in be_keys {
-            t.write(&format!("{be}/{k}"), v)?;
-        }
-        if hotplug {
-            t.write(&format!("{be}/hotplug-status"), "")?;
-        }
-        let fe_keys = [
-            ("backend", be.clone()),
-            ("backend-id", backend.to_string()),
-            ("state", "1".into()),
-            ("handle", handle.to_string()),
-            ("mac", mac.clone()),
-            ("mtu", mtu.to_string()),
-        ];
-        for (k, v) in fe_keys {
-            t.write(&format!("{fe}/{k}"), v)?;
-        }
-        Ok(())
-    })
-}
+mod device;
+mod toolstack;
+
+pub use device::{FrontRxToken, FrontTxToken};
+pub use toolstack::toolstack_add_vif;
 
 /// How the test frontend behaves.
 #[derive(Clone, Copy, Debug)]
@@ -582,81 +515,4 @@ fn l4_csum_offset(f: &[u8]) -> Option<usize> {
             _ => return None,
         };
     (off + 2 <= f.len()).then_some(off)
-}
-
-/// smoltcp receive token of the test frontend.
-pub struct FrontRxToken(Vec<u8>);
-
-impl smoltcp::phy::RxToken for FrontRxToken {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-/// smoltcp transmit token of the test frontend.
-pub struct FrontTxToken<'a>(&'a mut TestFront, Option<u16>);
-
-impl smoltcp::phy::TxToken for FrontTxToken<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0u8; len];
-        let r = f(&mut frame);
-        if self.0.tso() && self.1.is_none() {
-            // With TSO on the stack leaves TCP checksums to the device.
-            if let Some(t) = TcpFrame::parse(&frame) {
-                t.write_full_csum(&mut frame);
-            }
-        }
-        if !matches!(self.0.send_gso(&frame, self.1), Ok(true)) {
-            log::debug!("test frontend: tx ring full, frame dropped");
-        }
-        r
-    }
-
-    fn set_meta(&mut self, meta: smoltcp::phy::PacketMeta) {
-        self.1 = meta
-            .segmentation_offload_size
-            .map(std::num::NonZeroU16::get);
-    }
-}
-
-impl Device for TestFront {
-    type RxToken<'a> = FrontRxToken;
-    type TxToken<'a> = FrontTxToken<'a>;
-
-    fn receive(
-        &mut self,
-        _t: smoltcp::time::Instant,
-    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        // Our stack verifies checksums: complete a partial one (a frame whose checksum cannot
-        // be completed is dropped).
-        let f = loop {
-            let (mut f, partial) = self.received.pop_front()?;
-            if !partial || crate::csum::fill_l4_checksum(&mut f).is_ok() {
-                break f;
-            }
-            self.stats.rx_errors += 1;
-        };
-        Some((FrontRxToken(f), FrontTxToken(self, None)))
-    }
-
-    fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
-        let free = self
-            .rings
-            .as_ref()
-            .is_some_and(|r| r.tx_free.len() >= 17 && r.tx.free_requests() >= 17);
-        free.then_some(FrontTxToken(self, None))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = self.mtu + ETH_HLEN;
-        if self.tso() {
-            // TSO on, as Linux netfront with a backend offering `feature-gso-tcpv4`: the
-            // device completes TCP checksums (smoltcp requires it with segmentation offload).
-            caps.segmentation.tcpv4 = std::num::NonZeroUsize::new(MAX_TX_SIZE);
-            caps.checksum.tcp = smoltcp::phy::Checksum::Rx;
-        }
-        caps
-    }
 }
