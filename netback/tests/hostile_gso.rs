@@ -31,6 +31,25 @@ fn tcp_frame(payload: usize, seed: u8) -> Vec<u8> {
     f
 }
 
+/// The IPv6 form of [`tcp_frame`].
+fn tcp6_frame(payload: usize, seed: u8) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 40 + 20 + payload];
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    f[14] = 0x60;
+    f[18..20].copy_from_slice(&((20 + payload) as u16).to_be_bytes());
+    f[20] = 6;
+    f[21] = 64;
+    f[22..38].copy_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    f[38..54].copy_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    f[66] = 5 << 4;
+    f[67] = 0x18;
+    for (i, b) in f[74..].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(11) ^ seed;
+    }
+    netback::csum::fill_l4_checksum(&mut f).unwrap();
+    f
+}
+
 /// A GSO extra slot of `mss` and `ty`.
 fn gso_extra(mss: u16, ty: u8) -> [u32; 3] {
     let w = ExtraInfo::gso(mss, ty).to_words();
@@ -129,7 +148,7 @@ fn rule6_gso_extra_of_size_zero_is_fatal() {
 
 /// Rule 22: a frame over the MTU must be TCP of its GSO extra's IP version; an IPv4 TCP frame
 /// with a TCPV6 extra and a frame that is not TCP at all are answered with errors, counted and
-/// not passed on; the vif stays up and a good GSO frame passes afterwards.
+/// not passed on; the vif stays up and good GSO frames (IPv4, then IPv6) pass afterwards.
 #[test]
 fn rule22_gso_frame_must_be_tcp_of_its_type() {
     let mut s = setup();
@@ -153,6 +172,12 @@ fn rule22_gso_frame_must_be_tcp_of_its_type() {
     inject(&mut s.bf, &reqs);
     answered(&mut s, 9);
     assert_eq!(bad_vif(&mut s).recv_frame().as_deref(), Some(&v4[..]));
+    let v6 = tcp6_frame(20_000, 9);
+    let reqs = gso_chain(&s.bf, &v6, 4096, 1428, XEN_NETIF_GSO_TYPE_TCPV6);
+    inject(&mut s.bf, &reqs);
+    answered(&mut s, 9 + reqs.len() as u64);
+    assert_eq!(bad_vif(&mut s).recv_frame().as_deref(), Some(&v6[..]));
+    assert_eq!(bad_vif(&mut s).stats().tx_gso_frames, 2);
 }
 
 /// Rule 22: a GSO frame is handed up whole with the partial checksum the guest left
