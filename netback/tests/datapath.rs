@@ -359,3 +359,39 @@ fn one_grant_copy_call_serves_every_vif_both_ways() {
         assert!(s.notifies <= b.notifies + 1, "{name} notified at most once");
     }
 }
+
+/// Issue 15, item 3: a round notifies each guest once: TX answered in `handle_evtchn` and RX
+/// filled in `flush` (each ring asking for an event) make one notification, sent by `flush`.
+#[test]
+fn a_round_notifies_each_guest_once() {
+    let mut w = World::new();
+    let (g, mut f) = w.add_guest(1500, FrontOptions::default());
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    let name = format!("vif{g}.0");
+    for _ in 0..5 {
+        w.pump(&mut [&mut f]);
+    }
+    let before = w.nb.vif_mut(&name).unwrap().stats();
+    assert!(f.send(&pattern(600, 1)).unwrap());
+    w.nb.handle_evtchn(w.now).unwrap();
+    assert_eq!(
+        w.nb.vif_mut(&name).unwrap().recv_frame(),
+        Some(pattern(600, 1))
+    );
+    assert!(w.nb.has_pending_work(), "a notification is due");
+    assert!(w.nb.vif_mut(&name).unwrap().send_frame(pattern(700, 2)));
+    w.nb.flush(w.now).unwrap();
+    let s = w.nb.vif_mut(&name).unwrap().stats();
+    assert_eq!(
+        (s.tx_frames, s.rx_frames),
+        (before.tx_frames + 1, before.rx_frames + 1)
+    );
+    assert_eq!(
+        s.notifies,
+        before.notifies + 1,
+        "one notification for the round"
+    );
+    f.poll(&w.sim).unwrap();
+    assert_eq!(f.recv(), Some(pattern(700, 2)));
+    assert_eq!(f.tx_in_flight(), 0);
+}

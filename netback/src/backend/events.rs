@@ -16,6 +16,8 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
     /// own failure (e.g. a xenstore write of its teardown) is logged and does not stop the
     /// others; an error is returned only if the event channel itself fails.
     pub fn handle_evtchn(&mut self, now: Instant) -> xen::Result<()> {
+        // An owner that did not call `flush` since the last round still notifies its guests.
+        self.send_notifications();
         self.pending.clear();
         self.ev.pending(&mut self.pending)?;
         let mut todo: Vec<Key> = std::mem::take(&mut self.busy);
@@ -67,6 +69,23 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         Ok(())
     }
 
+    /// Notifies each guest whose rings asked for it this round, once (guest TX answered in
+    /// `handle_evtchn` and RX filled in `flush` make one notification, not two).
+    pub(super) fn send_notifications(&mut self) {
+        for key in std::mem::take(&mut self.notify_due) {
+            let Some(vif) = self.vifs.get_mut(&key) else {
+                continue;
+            };
+            let Some(port) = vif.rings.as_ref().map(|r| r.port) else {
+                continue;
+            };
+            vif.count_notify();
+            if let Err(e) = self.ev.notify(port) {
+                log::warn!("netback: {}: notify port {port}: {e}", vif.name);
+            }
+        }
+    }
+
     fn unmask(&mut self, port: Port) {
         if let Err(e) = self.ev.unmask(port) {
             log::warn!("netback: unmask port {port}: {e}");
@@ -111,12 +130,10 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         match r {
             Ok((a, b)) => {
                 let vif = self.vifs.get_mut(&key).expect("exists");
-                if let Some(port) = vif.rings.as_ref().map(|r| r.port) {
-                    if a.notify || b.notify {
-                        vif.count_notify();
-                        if let Err(e) = self.ev.notify(port) {
-                            log::warn!("netback: {}: notify port {port}: {e}", vif.name);
-                        }
+                if vif.rings.is_some() {
+                    // Sent once per round, by `flush` (RING_PUSH_*_AND_CHECK_NOTIFY asked).
+                    if (a.notify || b.notify) && !self.notify_due.contains(&key) {
+                        self.notify_due.push(key);
                     }
                     if (a.more || b.more) && !self.busy.contains(&key) {
                         self.busy.push(key);

@@ -11,7 +11,8 @@ use super::{Key, Netback};
 const STATS_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<G: GrantTable, E: EventChannel> Netback<G, E> {
-    /// Delivers queued frames to the guests (call after the stack transmitted) and expires old ones.
+    /// Delivers queued frames to the guests (call after the stack transmitted), expires old
+    /// ones, and notifies each guest whose rings asked for it in this round once.
     pub fn flush(&mut self, now: Instant) -> xen::Result<()> {
         let keys: Vec<Key> = self
             .vifs
@@ -20,6 +21,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             .map(|(k, _)| *k)
             .collect();
         self.serve_round(&keys, false, now);
+        self.send_notifications();
         self.log_stats(now);
         Ok(())
     }

@@ -64,6 +64,8 @@ pub struct Netback<G: GrantTable, E: EventChannel> {
     /// Ports kept masked after notifications without work, and when to unmask them.
     masked: Vec<(Instant, Port)>,
     pending: Vec<Port>,
+    /// Vifs whose guest is to be notified at the end of the round (by `flush`).
+    notify_due: Vec<Key>,
     hotplug_agent: bool,
     stats_logged: Option<(Instant, Vec<(Key, crate::vif::VifStats)>)>,
 }
@@ -87,6 +89,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             timers: Vec::new(),
             masked: Vec::new(),
             pending: Vec::new(),
+            notify_due: Vec::new(),
             hotplug_agent: false,
             stats_logged: None,
         })
@@ -143,10 +146,13 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         self.vifs.get_mut(&(domid, handle))
     }
 
-    /// Whether some vif has work left over from its budget (datapath or handshake steps): poll
-    /// again without blocking.
+    /// Whether some vif has work left over from its budget (datapath or handshake steps, or a
+    /// notification `flush` has not sent yet): poll again without blocking.
     pub fn has_pending_work(&self) -> bool {
-        !self.busy.is_empty() || !self.xs_dirty.is_empty() || self.rescan_due
+        !self.busy.is_empty()
+            || !self.xs_dirty.is_empty()
+            || self.rescan_due
+            || !self.notify_due.is_empty()
     }
 
     /// The earliest time a vif needs servicing without an event (a rate-limited vif's credit
