@@ -244,3 +244,25 @@ fn rule23_rx_gso_packet_waits_for_all_its_slots() {
     let st = w.nb.vif_mut(&name).unwrap().stats();
     assert_eq!((st.rx_gso_frames, st.rx_slots), (1, 250 + 15 + 1));
 }
+
+/// Rule 12: the queue towards the stack is bounded in bytes too (`TO_STACK_BYTES`, 4 MiB): a
+/// guest sending 64 KiB GSO frames to a vif nobody drains gets them answered OKAY and dropped
+/// beyond 64 of them, not 256 (16 MiB).
+#[test]
+fn rule12_gso_frames_to_an_undrained_vif_are_bounded_in_bytes() {
+    let mut s = setup();
+    let f = tcp_frame(65_000 - 54, 10);
+    let reqs = gso_chain(&s.bf, &f, 4096, 1448, XEN_NETIF_GSO_TYPE_TCPV4);
+    for i in 0..80u64 {
+        inject(&mut s.bf, &reqs);
+        answered(&mut s, (i + 1) * reqs.len() as u64);
+    }
+    assert_eq!(s.bf.stats.tx_errors, 0, "every frame answered OKAY");
+    let fits = netback::vif::TO_STACK_BYTES / f.len();
+    assert_eq!(fits, 64);
+    let vif = bad_vif(&mut s);
+    assert_eq!(vif.pending_to_stack(), fits);
+    assert_eq!(vif.stats().tx_dropped, 80 - fits as u64);
+    assert!(!s.w.nb.has_pending_work(), "the backend would spin");
+    s.assert_not_disabled();
+}

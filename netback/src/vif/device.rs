@@ -54,7 +54,7 @@ impl<M: SharedPage> Device for Vif<M> {
         &mut self,
         _t: smoltcp::time::Instant,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let frame = self.to_stack.pop_front()?;
+        let frame = self.recv_frame()?;
         Some((VifRxToken(frame), VifTxToken(self, PacketMeta::default())))
     }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use xen::{CopySegment, GrantStatus, GuestBuf};
 
-use super::{packet_results, ring_violation, Step, Vif, Work, BUDGET, TO_STACK_MAX};
+use super::{packet_results, ring_violation, Step, Vif, Work, BUDGET};
 use crate::csum::fill_l4_checksum;
 use crate::offload::TcpFrame;
 use crate::ring::{SharedPage, TxBackRing};
@@ -233,13 +233,13 @@ impl<M: SharedPage> Vif<M> {
                             good = false;
                         }
                     }
-                    if good && self.to_stack.len() >= TO_STACK_MAX {
+                    let len = frame.len() as u64;
+                    if good && !self.to_stack.push(frame) {
                         self.stats.tx_dropped += 1;
                     } else if good {
                         self.stats.tx_frames += 1;
-                        self.stats.tx_bytes += frame.len() as u64;
+                        self.stats.tx_bytes += len;
                         self.stats.tx_gso_frames += u64::from(gso.is_some());
-                        self.to_stack.push_back(frame);
                     } else {
                         self.stats.tx_errors += 1;
                     }

@@ -43,6 +43,43 @@ pub const BUDGET: usize = 64;
 /// cannot take, so a vif nobody drains cannot keep the backend busy.
 pub const TO_STACK_MAX: usize = 256;
 
+/// Bytes of the frames waiting for the stack: with GSO a frame may be 64 KiB, so the frame bound
+/// alone would let an undrained vif hold 16 MiB; beyond this, frames are dropped the same way.
+/// One budget of 64 GSO frames (4 MiB) still fits.
+pub const TO_STACK_BYTES: usize = 4 << 20;
+
+/// Frames from the guest waiting for the stack, bounded by [`TO_STACK_MAX`] and
+/// [`TO_STACK_BYTES`].
+#[derive(Default)]
+struct StackQueue {
+    frames: VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+impl StackQueue {
+    /// Queues a frame; false (dropping it) if the queue is full, in frames or bytes.
+    fn push(&mut self, frame: Vec<u8>) -> bool {
+        if self.frames.len() >= TO_STACK_MAX || self.bytes + frame.len() > TO_STACK_BYTES {
+            return false;
+        }
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+        true
+    }
+
+    /// The oldest frame.
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let f = self.frames.pop_front()?;
+        self.bytes -= f.len();
+        Some(f)
+    }
+
+    /// Frames queued.
+    fn len(&self) -> usize {
+        self.frames.len()
+    }
+}
+
 /// The rings and event channel of a connected vif.
 pub struct Rings<M> {
     /// TX ring (guest sends).
@@ -111,7 +148,7 @@ pub struct Vif<M> {
     /// What the frontend accepts on its RX ring (partial checksums, GSO).
     pub(crate) offload: GuestOffload,
     pub(crate) disabled: Option<Violation>,
-    to_stack: VecDeque<Vec<u8>>,
+    to_stack: StackQueue,
     rx: RxQueue,
     guest_log: GuestErrorLog,
     credit: Credit,
@@ -150,7 +187,7 @@ impl<M: SharedPage> Vif<M> {
             mtu: 1500,
             offload: GuestOffload::default(),
             disabled: None,
-            to_stack: VecDeque::new(),
+            to_stack: StackQueue::default(),
             rx: RxQueue::new(now),
             guest_log: GuestErrorLog::new(),
             credit: Credit::unlimited(now),
@@ -227,7 +264,7 @@ impl<M: SharedPage> Vif<M> {
 
     /// Takes the next frame the guest sent (for owners that do not use smoltcp).
     pub fn recv_frame(&mut self) -> Option<Vec<u8>> {
-        self.to_stack.pop_front()
+        self.to_stack.pop()
     }
 
     /// Queues a frame for the guest (delivered by the next [`crate::backend::Netback::flush`]);
@@ -341,7 +378,7 @@ impl<M: SharedPage> Vif<M> {
 
     /// Drops the rings (unmapping them) and the queues; returns the event-channel port to unbind.
     pub(crate) fn disconnect(&mut self) -> Option<Port> {
-        self.to_stack.clear();
+        self.to_stack = StackQueue::default();
         self.waiting_for_credit = None;
         while self.rx.pop(self.now).is_some() {}
         self.rings.take().map(|r| r.port)
