@@ -52,6 +52,6 @@ pub mod tx;
 pub mod vif;
 pub mod wire;
 
-pub use backend::Netback;
+pub use backend::{Netback, RoundStats};
 pub use rules::Violation;
 pub use vif::{Vif, VifStats};

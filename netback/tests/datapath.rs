@@ -340,8 +340,18 @@ fn one_grant_copy_call_serves_every_vif_both_ways() {
     }
     let before: Vec<_> = w.nb.vifs().map(|v| v.stats()).collect();
     let calls = w.nb.grant_table().copy_calls();
+    let rounds = w.nb.round_stats();
     w.nb.handle_evtchn(w.now).unwrap();
     assert_eq!(w.nb.grant_table().copy_calls(), calls + 1, "one copy call");
+    let r = w.nb.round_stats();
+    assert_eq!(
+        (r.rounds, r.copy_calls, r.copy_segments),
+        (
+            rounds.rounds + 1,
+            rounds.copy_calls + 1,
+            rounds.copy_segments + 8
+        )
+    );
     for ((name, b), i) in names.iter().zip(&before).zip(0u8..) {
         let vif = w.nb.vif_mut(name).unwrap();
         assert_eq!(vif.recv_frame(), Some(pattern(1000, i)));

@@ -80,6 +80,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                 continue;
             };
             vif.count_notify();
+            self.rounds.notifies += 1;
             if let Err(e) = self.ev.notify(port) {
                 log::warn!("netback: {}: notify port {port}: {e}", vif.name);
             }
@@ -87,6 +88,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
     }
 
     fn unmask(&mut self, port: Port) {
+        self.rounds.unmasks += 1;
         if let Err(e) = self.ev.unmask(port) {
             log::warn!("netback: unmask port {port}: {e}");
         }

@@ -7,6 +7,13 @@ use xen::{EventChannel, GrantTable};
 
 use super::{Key, Netback};
 
+/// The counters as last logged, and when.
+pub(super) struct Logged {
+    at: Instant,
+    vifs: Vec<(Key, crate::vif::VifStats)>,
+    rounds: super::RoundStats,
+}
+
 /// How often [`Netback::flush`] logs the counters of the vifs whose counters changed.
 const STATS_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -26,16 +33,21 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         Ok(())
     }
 
-    /// Every STATS_LOG_INTERVAL: one info line per vif whose counters changed.
+    /// Every STATS_LOG_INTERVAL: one info line per vif whose counters changed, and one for the
+    /// rounds if they did.
     fn log_stats(&mut self, now: Instant) {
         if self
             .stats_logged
             .as_ref()
-            .is_some_and(|(t, _)| now < *t + STATS_LOG_INTERVAL)
+            .is_some_and(|l| now < l.at + STATS_LOG_INTERVAL)
         {
             return;
         }
-        let prev = self.stats_logged.take().map(|(_, v)| v).unwrap_or_default();
+        let (prev, prev_rounds) = self
+            .stats_logged
+            .take()
+            .map(|l| (l.vifs, l.rounds))
+            .unwrap_or_default();
         let cur: Vec<(Key, crate::vif::VifStats)> =
             self.vifs.iter().map(|(k, v)| (*k, v.stats())).collect();
         for (key, st) in &cur {
@@ -45,6 +57,21 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             let name = self.vifs[key].name();
             log::info!("netback: {name}: {}", crate::vif::StatsLine(st));
         }
-        self.stats_logged = Some((now, cur));
+        let r = self.rounds;
+        if r != prev_rounds {
+            log::info!(
+                "netback: {} rounds: {} grant-copy calls ({:.1} segments each), {} notifications, {} unmasks",
+                r.rounds,
+                r.copy_calls,
+                r.copy_segments as f64 / r.copy_calls.max(1) as f64,
+                r.notifies,
+                r.unmasks
+            );
+        }
+        self.stats_logged = Some(Logged {
+            at: now,
+            vifs: cur,
+            rounds: r,
+        });
     }
 }

@@ -46,6 +46,22 @@ pub const FEATURES: &[(&str, &str)] = &[
 
 type Key = (DomId, u32);
 
+/// What the datapath rounds cost in system calls, over all vifs: a round is one
+/// [`Netback::handle_evtchn`] or [`Netback::flush`] with ring work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundStats {
+    /// Rounds that had ring work.
+    pub rounds: u64,
+    /// `GrantTable::copy` calls (one per round with anything to copy).
+    pub copy_calls: u64,
+    /// Segments in those calls.
+    pub copy_segments: u64,
+    /// Event-channel notifications sent.
+    pub notifies: u64,
+    /// Event-channel ports unmasked.
+    pub unmasks: u64,
+}
+
 /// The backend for all vifs served by this (driver) domain.
 pub struct Netback<G: GrantTable, E: EventChannel> {
     xs: Store,
@@ -67,7 +83,8 @@ pub struct Netback<G: GrantTable, E: EventChannel> {
     /// Vifs whose guest is to be notified at the end of the round (by `flush`).
     notify_due: Vec<Key>,
     hotplug_agent: bool,
-    stats_logged: Option<(Instant, Vec<(Key, crate::vif::VifStats)>)>,
+    stats_logged: Option<flush::Logged>,
+    rounds: RoundStats,
 }
 
 impl<G: GrantTable, E: EventChannel> Netback<G, E> {
@@ -92,6 +109,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             notify_due: Vec::new(),
             hotplug_agent: false,
             stats_logged: None,
+            rounds: RoundStats::default(),
         })
     }
 
@@ -119,6 +137,11 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
     /// that events cost.
     pub fn xenstore_requests(&self) -> u64 {
         self.xs.requests()
+    }
+
+    /// What the datapath rounds cost so far, over all vifs.
+    pub fn round_stats(&self) -> RoundStats {
+        self.rounds
     }
 
     /// The grant table (for statistics such as `copy_calls`).

@@ -43,6 +43,9 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                 Err(v) => self.finish_logged(key, Err(v), now),
             }
         }
+        if !round.is_empty() {
+            self.rounds.rounds += 1;
+        }
         let mut segs: Vec<CopySegment<'_>> = Vec::new();
         for p in round.iter_mut() {
             let start = segs.len();
@@ -54,6 +57,10 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                 b.push_segments(&mut segs);
             }
             p.span = (start, mid, segs.len());
+        }
+        if !segs.is_empty() {
+            self.rounds.copy_calls += 1;
+            self.rounds.copy_segments += segs.len() as u64;
         }
         let mut status: Vec<GrantStatus> = Vec::new();
         let copied = segs.is_empty() || {
