@@ -169,6 +169,7 @@ fn start_xen() -> anyhow::Result<Start> {
         updated_ms: domain_nv::status::wall_ms(),
         services: Vec::new(),
         replicas: Vec::new(),
+        vifs: Vec::new(),
     };
     xenhost::publish_status(&xs, &booting)?;
     log::info!("driver domain {domid}: waiting for the config in xenstore");

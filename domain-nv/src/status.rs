@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nv_schema::status::{
     DatagramCounters, FaultRecord, LinkState, ReplicaHealth, ReplicaStatus, ServiceStatus, Status,
-    MAX_FAULTS, SCHEMA_VERSION,
+    VifStatus, MAX_FAULTS, SCHEMA_VERSION,
 };
 
 use crate::config::{Config, Transport};
@@ -75,6 +75,8 @@ pub struct StatusBook {
     status: Status,
     health: Vec<Health>,
     changed: bool,
+    /// The netback vifs' counters as last published (to notice a change without allocating).
+    vif_stats: Vec<(String, netback::VifStats)>,
 }
 
 impl StatusBook {
@@ -122,8 +124,10 @@ impl StatusBook {
                 updated_ms: wall_ms(),
                 services,
                 replicas,
+                vifs: Vec::new(),
             },
             changed: true,
+            vif_stats: Vec::new(),
         }
     }
 
@@ -329,6 +333,31 @@ impl StatusBook {
             self.update_health(r);
         }
         lost
+    }
+
+    /// Takes the netback vifs' counters (`vifs()` yields name and counters; on Xen): the status
+    /// changes if any counter or the set of vifs did.
+    pub fn set_vifs<'a, I: Iterator<Item = (&'a str, netback::VifStats)>>(
+        &mut self,
+        vifs: impl Fn() -> I,
+    ) {
+        let same = vifs().count() == self.vif_stats.len()
+            && vifs()
+                .zip(&self.vif_stats)
+                .all(|((n, s), (pn, ps))| n == pn && s == *ps);
+        if same {
+            return;
+        }
+        self.vif_stats = vifs().map(|(n, s)| (n.to_string(), s)).collect();
+        self.status.vifs = self
+            .vif_stats
+            .iter()
+            .map(|(name, s)| VifStatus {
+                name: name.clone(),
+                counters: s.named().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            })
+            .collect();
+        self.changed = true;
     }
 
     /// True if something changed since the last `take_snapshot`.

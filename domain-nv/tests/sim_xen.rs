@@ -304,6 +304,14 @@ fn replicas_on_vifs_are_probed_live_and_the_majority_answers_the_client() {
         h.app.membership().roles(),
         vec![Role::Member, Role::Member, Role::Absent]
     );
+    // Issue 15: netback's counters of every vif that carried traffic are in the status.
+    let st = h.app.status().status().clone();
+    assert!(st.vifs.len() >= 3, "{}", st.to_json());
+    for v in &st.vifs {
+        for k in ["tx-frames", "rx-frames", "copy-calls", "events", "notifies"] {
+            assert!(v.counters[k] > 0, "{} {k}: {}", v.name, st.to_json());
+        }
+    }
 }
 
 /// With `buffer_limit` 4 KiB and a 64 KiB answer, a replica that stops answering holds the

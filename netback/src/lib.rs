@@ -20,8 +20,8 @@
 //!
 //! * [`wire`]: the netif format (`xen/io/netif.h`, `ring.h`).
 //! * [`ring`]: shared ring accessors; the only `unsafe` code. Slots are copied out once.
-//! * [`tx`], [`rx`], [`csum`]: pure datapath logic (chain validation, bounded RX queue,
-//!   checksum completion for `csum_blank`).
+//! * [`tx`], [`rx`], [`csum`], [`offload`]: pure datapath logic (chain validation, bounded RX
+//!   queue, checksum completion for `csum_blank`, partial checksums and GSO towards the guest).
 //! * [`handshake`]: the xenbus state machine, observations in, actions out.
 //! * [`credit`]: TX rate limiting from the toolstack's `rate` key (Linux's credit scheduler).
 //! * [`guestlog`]: rate-limited logging of guest-caused errors (one line per vif per interval).
@@ -39,6 +39,7 @@ pub mod credit;
 pub mod csum;
 pub mod guestlog;
 pub mod handshake;
+pub mod offload;
 #[allow(unsafe_code)] // the shared-ring accessors: the one place with `unsafe`
 pub mod ring;
 pub mod rules;
@@ -51,6 +52,6 @@ pub mod tx;
 pub mod vif;
 pub mod wire;
 
-pub use backend::Netback;
+pub use backend::{Netback, RoundStats};
 pub use rules::Violation;
 pub use vif::{Vif, VifStats};

@@ -343,6 +343,11 @@ impl<P: SharedPage, const W: usize, const SIZE: u32> FrontRing<P, W, SIZE> {
     pub fn req_prod_pvt(&self) -> u32 {
         self.req_prod_pvt
     }
+
+    /// The index of the next response this frontend will take.
+    pub fn rsp_cons(&self) -> u32 {
+        self.rsp_cons
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::offload::RxMeta;
 use crate::wire::PAGE_SIZE;
 
 /// Most bytes queued for one vif.
@@ -25,10 +26,16 @@ pub fn slots_for(len: usize) -> u32 {
     len.div_ceil(PAGE_SIZE).max(1) as u32
 }
 
+/// RX slots a frame of `len` bytes announced with `meta` needs: its pages, and one more for a
+/// GSO extra-info segment (Linux `xenvif_rx_ring_slots_available`).
+pub fn slots_with_meta(len: usize, meta: &RxMeta) -> u32 {
+    slots_for(len) + u32::from(meta.gso.is_some())
+}
+
 /// Frames waiting for guest RX buffers.
 #[derive(Debug)]
 pub struct RxQueue {
-    frames: VecDeque<(Instant, Vec<u8>)>,
+    frames: VecDeque<(Instant, Vec<u8>, RxMeta)>,
     bytes: usize,
     last_progress: Instant,
     stalled: bool,
@@ -49,6 +56,11 @@ impl RxQueue {
 
     /// Queues a frame; returns false (dropping it) if the queue is full or stalled.
     pub fn push(&mut self, frame: Vec<u8>, now: Instant) -> bool {
+        self.push_with(frame, RxMeta::default(), now)
+    }
+
+    /// Queues a frame to be announced with `meta` (checksum flags, GSO); as [`RxQueue::push`].
+    pub fn push_with(&mut self, frame: Vec<u8>, meta: RxMeta, now: Instant) -> bool {
         if self.stalled
             || self.frames.len() >= RX_QUEUE_FRAMES
             || self.bytes + frame.len() > RX_QUEUE_BYTES
@@ -61,18 +73,23 @@ impl RxQueue {
             self.last_progress = now;
         }
         self.bytes += frame.len();
-        self.frames.push_back((now, frame));
+        self.frames.push_back((now, frame, meta));
         true
     }
 
     /// The oldest frame, if any.
     pub fn front(&self) -> Option<&[u8]> {
-        self.frames.front().map(|(_, f)| f.as_slice())
+        self.frames.front().map(|(_, f, _)| f.as_slice())
+    }
+
+    /// How the oldest frame is to be announced (default if there is none).
+    pub fn front_meta(&self) -> RxMeta {
+        self.frames.front().map(|(_, _, m)| *m).unwrap_or_default()
     }
 
     /// Removes the oldest frame (it was delivered or refused) and records progress.
     pub fn pop(&mut self, now: Instant) -> Option<Vec<u8>> {
-        let (_, f) = self.frames.pop_front()?;
+        let (_, f, _) = self.frames.pop_front()?;
         self.bytes -= f.len();
         self.last_progress = now;
         Some(f)
@@ -98,11 +115,11 @@ impl RxQueue {
     /// Drops expired frames and detects a stall; returns the number of frames dropped.
     pub fn expire(&mut self, now: Instant) -> usize {
         let mut n = 0;
-        while let Some((t, _)) = self.frames.front() {
+        while let Some((t, _, _)) = self.frames.front() {
             if now.saturating_duration_since(*t) < RX_EXPIRY {
                 break;
             }
-            let (_, f) = self.frames.pop_front().expect("front exists");
+            let (_, f, _) = self.frames.pop_front().expect("front exists");
             self.bytes -= f.len();
             n += 1;
         }

@@ -106,15 +106,19 @@ pub enum DropReason {
     /// Rule 4: the first slot holds less than an Ethernet header.
     #[error("rule 4: first slot holds {0} bytes, less than an Ethernet header")]
     FirstSlotTooSmall(usize),
-    /// The frame is longer than the vif's MTU with its Ethernet and VLAN headers (GSO, which
-    /// could make it legal, is not negotiated). Checked by the vif, which knows the MTU.
-    #[error("frame of {len} bytes exceeds the MTU ({max} bytes with headers)")]
+    /// The frame is longer than the vif's MTU with its Ethernet and VLAN headers and carries no
+    /// GSO extra. Checked by the vif, which knows the MTU.
+    #[error("frame of {len} bytes exceeds the MTU ({max} bytes with headers) without a GSO extra")]
     OverMtu {
         /// The frame's length.
         len: usize,
         /// The longest frame the vif's MTU allows.
         max: usize,
     },
+    /// Rule 6: a GSO extra on a frame that is not TCP over the IP version of its GSO type (Linux
+    /// drops it when `skb_checksum_setup` fails). Checked by the vif, after the copy.
+    #[error("rule 6: GSO type {0} on a frame that is not TCP of that IP version")]
+    GsoMismatch(u8),
     /// Rule 4: a slot is bigger than what remains of the packet's announced size.
     #[error("rule 4: slot of {size} bytes exceeds the {remaining} bytes left of the packet")]
     SlotTooBig {

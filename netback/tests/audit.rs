@@ -219,8 +219,9 @@ fn frame_over_the_mtu_is_dropped_and_counted() {
     s.assert_not_disabled();
 }
 
-/// Item 10: GSO was not negotiated (no `feature-gso-*` written), so a GSO superframe cannot be
-/// segmented here: it is dropped like any frame over the MTU, not passed on as data.
+/// Item 10 (rows 16 and 22 since GSO is offered): a GSO superframe that is not a TCP segment
+/// of its extra's type (here: not IP at all) cannot be taken whole: it is dropped like any frame
+/// over the MTU, not passed on as data.
 #[test]
 fn gso_superframe_without_negotiation_is_not_passed_on() {
     let mut s = setup();

@@ -30,6 +30,8 @@ fn linux_style_netfront_connects_with_features_in_xenstore() {
         ("feature-rx-copy", "1"),
         ("feature-rx-flip", "0"),
         ("feature-sg", "1"),
+        ("feature-gso-tcpv4", "1"),
+        ("feature-gso-tcpv6", "1"),
         ("state", "4"),
     ] {
         assert_eq!(w.dom0.read_string(&format!("{be}/{k}")).unwrap(), v, "{k}");
@@ -314,4 +316,92 @@ fn toolstack_vifname_names_the_vif() {
     );
     assert!(w.nb.vif_mut("r1").is_some_and(|v| v.is_connected()));
     assert!(w.nb.vif_mut(&format!("vif{g}.0")).is_none());
+}
+
+/// Issue 15, item 3: one round of `handle_evtchn` serves every notified vif, guest TX and RX,
+/// with one grant-copy call (not two per vif), and notifies each guest at most once.
+#[test]
+fn one_grant_copy_call_serves_every_vif_both_ways() {
+    use xen::GrantTable;
+    let mut w = World::new();
+    let mut fronts: Vec<TestFront> = (0..4)
+        .map(|_| w.add_guest(1500, FrontOptions::default()).1)
+        .collect();
+    let mut refs: Vec<&mut TestFront> = fronts.iter_mut().collect();
+    assert!(w.pump_until(&mut refs, |_, fs| fs.iter().all(|f| f.is_up())));
+    let names: Vec<String> = w.nb.vifs().map(|v| v.name().to_string()).collect();
+    for (i, (f, name)) in fronts.iter_mut().zip(&names).enumerate() {
+        assert!(f.send(&pattern(1000, i as u8)).unwrap());
+        assert!(w
+            .nb
+            .vif_mut(name)
+            .unwrap()
+            .send_frame(pattern(1200, i as u8)));
+    }
+    let before: Vec<_> = w.nb.vifs().map(|v| v.stats()).collect();
+    let calls = w.nb.grant_table().copy_calls();
+    let rounds = w.nb.round_stats();
+    w.nb.handle_evtchn(w.now).unwrap();
+    assert_eq!(w.nb.grant_table().copy_calls(), calls + 1, "one copy call");
+    let r = w.nb.round_stats();
+    assert_eq!(
+        (r.rounds, r.copy_calls, r.copy_segments),
+        (
+            rounds.rounds + 1,
+            rounds.copy_calls + 1,
+            rounds.copy_segments + 8
+        )
+    );
+    for ((name, b), i) in names.iter().zip(&before).zip(0u8..) {
+        let vif = w.nb.vif_mut(name).unwrap();
+        assert_eq!(vif.recv_frame(), Some(pattern(1000, i)));
+        let s = vif.stats();
+        assert_eq!(
+            (s.tx_frames, s.rx_frames),
+            (b.tx_frames + 1, b.rx_frames + 1)
+        );
+        assert_eq!(
+            s.copy_calls,
+            b.copy_calls + 1,
+            "{name} took part in one call"
+        );
+        assert_eq!(s.copy_segments, b.copy_segments + 2);
+        assert!(s.notifies <= b.notifies + 1, "{name} notified at most once");
+    }
+}
+
+/// Issue 15, item 3: a round notifies each guest once: TX answered in `handle_evtchn` and RX
+/// filled in `flush` (each ring asking for an event) make one notification, sent by `flush`.
+#[test]
+fn a_round_notifies_each_guest_once() {
+    let mut w = World::new();
+    let (g, mut f) = w.add_guest(1500, FrontOptions::default());
+    assert!(w.pump_until(&mut [&mut f], |_, fs| fs[0].is_up()));
+    let name = format!("vif{g}.0");
+    for _ in 0..5 {
+        w.pump(&mut [&mut f]);
+    }
+    let before = w.nb.vif_mut(&name).unwrap().stats();
+    assert!(f.send(&pattern(600, 1)).unwrap());
+    w.nb.handle_evtchn(w.now).unwrap();
+    assert_eq!(
+        w.nb.vif_mut(&name).unwrap().recv_frame(),
+        Some(pattern(600, 1))
+    );
+    assert!(w.nb.has_pending_work(), "a notification is due");
+    assert!(w.nb.vif_mut(&name).unwrap().send_frame(pattern(700, 2)));
+    w.nb.flush(w.now).unwrap();
+    let s = w.nb.vif_mut(&name).unwrap().stats();
+    assert_eq!(
+        (s.tx_frames, s.rx_frames),
+        (before.tx_frames + 1, before.rx_frames + 1)
+    );
+    assert_eq!(
+        s.notifies,
+        before.notifies + 1,
+        "one notification for the round"
+    );
+    f.poll(&w.sim).unwrap();
+    assert_eq!(f.recv(), Some(pattern(700, 2)));
+    assert_eq!(f.tx_in_flight(), 0);
 }

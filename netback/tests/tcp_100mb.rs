@@ -73,6 +73,7 @@ fn tcp_100mb_between_two_guests_through_netback() {
         FrontOptions {
             csum_blank: true,
             sg: true,
+            ..Default::default()
         },
         start,
     );

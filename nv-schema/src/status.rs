@@ -21,6 +21,7 @@
 //! data/domain-nv/replicas/<r>/connections  open replica connections
 //! data/domain-nv/replicas/<r>/bytes-voted  output bytes of this replica that agreed with a released quorum
 //! data/domain-nv/replicas/<r>/faults/<n>   "<time-ms> <kind> <service> <connection> <detail...>" (last MAX_FAULTS)
+//! data/domain-nv/vifs/<v>                  "<counter>=<n> <counter>=<n> ..." (Xen only; netback's per-vif counters)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -165,6 +166,42 @@ impl DatagramCounters {
     }
 }
 
+/// The datapath counters of one netback vif (Xen only): frames, bytes, GSO frames and ring slots
+/// each way, grant-copy calls and segments, notifications each way, drops by reason. Keys are
+/// kebab-case counter names (`tx-frames`, `copy-calls`, ...), as netback names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VifStatus {
+    /// The vif's name (its `vifname`, else `vif<domid>.<handle>`).
+    pub name: String,
+    /// Counter name to value.
+    pub counters: std::collections::BTreeMap<String, u64>,
+}
+
+impl VifStatus {
+    /// The xenstore value: `name=value` words.
+    fn to_words(&self) -> String {
+        let words: Vec<String> = self
+            .counters
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        words.join(" ")
+    }
+
+    /// Parses the xenstore value of vif `name`; `None` if a word is not `counter=number`.
+    fn from_words(name: String, value: &str) -> Option<VifStatus> {
+        let counters = value
+            .split_whitespace()
+            .map(|w| {
+                let (k, v) = w.split_once('=')?;
+                (!k.is_empty()).then_some(())?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect::<Option<_>>()?;
+        Some(VifStatus { name, counters })
+    }
+}
+
 /// A status snapshot of one domain-nv instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -182,6 +219,9 @@ pub struct Status {
     pub services: Vec<ServiceStatus>,
     /// Replicas, in config order.
     pub replicas: Vec<ReplicaStatus>,
+    /// Netback vifs and their counters (Xen only; empty when absent).
+    #[serde(default)]
+    pub vifs: Vec<VifStatus>,
 }
 
 fn kebab<T: Serialize>(v: &T) -> String {
@@ -243,6 +283,9 @@ impl Status {
                     ),
                 ));
             }
+        }
+        for v in &self.vifs {
+            kv.push((format!("{b}/vifs/{}", v.name), v.to_words()));
         }
         kv
     }
@@ -371,6 +414,18 @@ impl Status {
                 name,
             });
         }
+        let mut vifs = Vec::new();
+        // Written since schema version 1 gained them, on Xen: absent otherwise.
+        for name in list(&format!("{b}/vifs")) {
+            let key = format!("{b}/vifs/{name}");
+            let v = need(read, &key)?;
+            vifs.push(
+                VifStatus::from_words(name, &v).ok_or_else(|| StatusError::Key {
+                    key: key.clone(),
+                    why: format!("malformed counters {v:?}"),
+                })?,
+            );
+        }
         Ok(Status {
             version,
             ready,
@@ -378,6 +433,7 @@ impl Status {
             updated_ms,
             services,
             replicas,
+            vifs,
         })
     }
 }
@@ -427,7 +483,40 @@ mod tests {
                     }],
                 },
             ],
+            vifs: vec![VifStatus {
+                name: "vif3.0".into(),
+                counters: [("tx-frames".to_string(), 12), ("copy-calls".to_string(), 3)]
+                    .into_iter()
+                    .collect(),
+            }],
         }
+    }
+
+    #[test]
+    fn malformed_vif_counters_are_an_error_and_absent_ones_empty() {
+        let mut kv: BTreeMap<String, String> = sample().to_xenstore().into_iter().collect();
+        let decode = |kv: &BTreeMap<String, String>| {
+            let mut read = |k: &str| kv.get(k).cloned();
+            let mut list = |k: &str| {
+                let pre = format!("{k}/");
+                let mut v: Vec<String> = kv
+                    .keys()
+                    .filter_map(|x| x.strip_prefix(&pre))
+                    .map(|x| x.split('/').next().unwrap().to_string())
+                    .collect();
+                v.dedup();
+                v
+            };
+            Status::from_xenstore(&mut read, &mut list)
+        };
+        for bad in ["tx-frames=x", "tx-frames", "=3 a=1"] {
+            kv.insert("data/domain-nv/vifs/vif3.0".into(), bad.into());
+            assert!(decode(&kv).is_err(), "{bad:?} accepted");
+        }
+        kv.remove("data/domain-nv/vifs/vif3.0");
+        assert!(decode(&kv).unwrap().vifs.is_empty());
+        let old = sample().to_json().replace(",\"vifs\":[", ",\"x\":[");
+        assert!(Status::from_json(&old).unwrap().vifs.is_empty());
     }
 
     #[test]
@@ -443,6 +532,10 @@ mod tests {
         let s = sample();
         let kv: BTreeMap<String, String> = s.to_xenstore().into_iter().collect();
         assert_eq!(kv["data/domain-nv/replicas/r2/state"], "faulty");
+        assert_eq!(
+            kv["data/domain-nv/vifs/vif3.0"],
+            "copy-calls=3 tx-frames=12"
+        );
         let mut read = |k: &str| kv.get(k).cloned();
         let mut list = |k: &str| {
             let pre = format!("{k}/");

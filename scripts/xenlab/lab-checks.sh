@@ -245,6 +245,9 @@ check_client_through_nv() {
   local mbs; mbs=$(awk -v b="$got" -v a="$t1" -v z="$t2" 'BEGIN { printf "%.3f", b / (z - a) / 1e6 }')
   local line; line=$(awk -v b="$got" -v a="$t1" -v z="$t2" 'BEGIN { s = z - a; printf "%.2f MB/s (%d bytes in %.2f s, md5 ok)", b / s / 1e6, b, s }')
   echo "METRIC nv-http-get $line" >&3; echo "METRIC nv-http-get $line"
+  # netback's per-vif counters after the transfer (GSO frames and slots each way, copy calls,
+  # notifications, drops by reason), from domain-nv's status in xenstore
+  info "client-through-nv: netback counters: $(xenstore-ls "/local/domain/$(domid_of "$NV_NAME")/data/domain-nv/vifs" 2>/dev/null | tr '\n' ';' | cut -c1-3000)"
   if [ -s /tmp/dom0-mbs ]; then
     line=$(awk -v n="$mbs" -v d="$(cat /tmp/dom0-mbs)" 'BEGIN { printf "%.3f (through domain-nv + our netback %.2f MB/s / dom0 kernel netback direct %.2f MB/s, same run)", n / d, n, d }')
     echo "METRIC nv-vs-dom0-netback-ratio $line" >&3; echo "METRIC nv-vs-dom0-netback-ratio $line"

@@ -406,6 +406,10 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         self.probe(now);
         self.egress(now);
         self.reap(now);
+        if let Some(nb) = &self.netback {
+            self.status
+                .set_vifs(|| nb.vifs().map(|v| (v.name(), v.stats())));
+        }
         for (r, e) in self.replicas.iter().enumerate() {
             // A link that went down may come back with a restarted replica: probation.
             if self.status.set_link(r, e.is_up(self.netback.as_ref())) && self.membership.rejoin(r)

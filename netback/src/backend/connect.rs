@@ -8,6 +8,7 @@ use xen::{EventChannel, GrantTable};
 use super::xenbus::as_text;
 use super::{Key, Netback};
 use crate::credit::{parse_rate, Credit};
+use crate::offload::GuestOffload;
 use crate::ring::{RxBackRing, TxBackRing};
 use crate::rules::Violation;
 use crate::vif::Rings;
@@ -78,6 +79,16 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             }
         }
         let sg = flag("feature-sg")?;
+        // What the guest takes on RX (Linux `read_xenbus_vif_flags`): partial IPv4 checksums
+        // unless it opted out, IPv6 ones if it opted in; GSO needs scatter-gather and them.
+        let csum_v4 = !flag("feature-no-csum-offload")?;
+        let csum_v6 = flag("feature-ipv6-csum-offload")?;
+        let offload = GuestOffload {
+            csum_v4,
+            csum_v6,
+            gso_v4: sg && csum_v4 && flag("feature-gso-tcpv4")?,
+            gso_v6: sg && csum_v6 && flag("feature-gso-tcpv6")?,
+        };
         // The toolstack's rate limit (`<bytes>,<usec>`), read at connect as Linux does.
         let credit = match as_text(
             xs.try_read(&format!("{}/rate", vif.backend_path))
@@ -142,9 +153,9 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                     op: "bind event channel",
                     reason: e.to_string(),
                 })?;
-        vif.attach(Rings { tx, rx, port }, sg, mtu, credit, now);
+        vif.attach(Rings { tx, rx, port }, sg, mtu, offload, credit, now);
         self.ports.insert(port, key);
-        log::info!("netback: {}: connected (tx {tx_ref}, rx {rx_ref}, port {remote_port}->{port}, sg {sg}, mtu {mtu})", vif.name);
+        log::info!("netback: {}: connected (tx {tx_ref}, rx {rx_ref}, port {remote_port}->{port}, sg {sg}, mtu {mtu}, {offload:?})", vif.name);
         Ok(())
     }
 }

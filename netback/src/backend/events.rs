@@ -1,5 +1,6 @@
 //! Event-channel servicing: fired ports and vifs with leftover work or returned credit get one
-//! datapath budget each (guest TX, then RX); ports that notify without work stay masked a while.
+//! datapath budget each (guest TX, then RX, all in one round: [`super::round`]); ports that
+//! notify without work stay masked a while.
 
 use std::time::Instant;
 
@@ -15,6 +16,8 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
     /// own failure (e.g. a xenstore write of its teardown) is logged and does not stop the
     /// others; an error is returned only if the event channel itself fails.
     pub fn handle_evtchn(&mut self, now: Instant) -> xen::Result<()> {
+        // An owner that did not call `flush` since the last round still notifies its guests.
+        self.send_notifications();
         self.pending.clear();
         self.ev.pending(&mut self.pending)?;
         let mut todo: Vec<Key> = std::mem::take(&mut self.busy);
@@ -56,11 +59,9 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                 None => self.unmask(port),
             }
         }
+        // Each vif's failure stays its own: the others of this round are still served.
+        self.serve_round(&todo, true, now);
         for key in todo {
-            // Each vif's failure stays its own: the others of this round are still served.
-            if let Err(e) = self.service(key, now) {
-                log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
-            }
             if let Some(&(_, port)) = notified.iter().find(|(k, _)| *k == key) {
                 self.after_event(key, port, now);
             }
@@ -68,7 +69,26 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         Ok(())
     }
 
+    /// Notifies each guest whose rings asked for it this round, once (guest TX answered in
+    /// `handle_evtchn` and RX filled in `flush` make one notification, not two).
+    pub(super) fn send_notifications(&mut self) {
+        for key in std::mem::take(&mut self.notify_due) {
+            let Some(vif) = self.vifs.get_mut(&key) else {
+                continue;
+            };
+            let Some(port) = vif.rings.as_ref().map(|r| r.port) else {
+                continue;
+            };
+            vif.count_notify();
+            self.rounds.notifies += 1;
+            if let Err(e) = self.ev.notify(port) {
+                log::warn!("netback: {}: notify port {port}: {e}", vif.name);
+            }
+        }
+    }
+
     fn unmask(&mut self, port: Port) {
+        self.rounds.unmasks += 1;
         if let Err(e) = self.ev.unmask(port) {
             log::warn!("netback: unmask port {port}: {e}");
         }
@@ -90,15 +110,17 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         }
     }
 
-    fn service(&mut self, key: Key, now: Instant) -> xen::Result<()> {
-        let Some(vif) = self.vifs.get_mut(&key) else {
-            return Ok(());
-        };
-        vif.set_now(now);
-        let r = vif
-            .process_tx(&self.gt)
-            .and_then(|t| vif.process_rx(&self.gt, now).map(|r| (t, r)));
-        self.finish(key, r, now)
+    /// [`Netback::finish`], its error (a xenstore write of a teardown) logged: one vif's failure
+    /// does not stop the others of the round.
+    pub(super) fn finish_logged(
+        &mut self,
+        key: Key,
+        r: Result<(Work, Work), Violation>,
+        now: Instant,
+    ) {
+        if let Err(e) = self.finish(key, r, now) {
+            log::warn!("netback: vif{}.{}: {e}", key.0, key.1);
+        }
     }
 
     pub(super) fn finish(
@@ -110,11 +132,10 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         match r {
             Ok((a, b)) => {
                 let vif = self.vifs.get_mut(&key).expect("exists");
-                if let Some(rings) = &vif.rings {
-                    if a.notify || b.notify {
-                        if let Err(e) = self.ev.notify(rings.port) {
-                            log::warn!("netback: {}: notify port {}: {e}", vif.name, rings.port);
-                        }
+                if vif.rings.is_some() {
+                    // Sent once per round, by `flush` (RING_PUSH_*_AND_CHECK_NOTIFY asked).
+                    if (a.notify || b.notify) && !self.notify_due.contains(&key) {
+                        self.notify_due.push(key);
                     }
                     if (a.more || b.more) && !self.busy.contains(&key) {
                         self.busy.push(key);

@@ -8,11 +8,13 @@
 //! One file per concern: this one holds [`Netback`] and its accessors; `xenbus` discovers
 //! devices and runs their handshakes from xenstore watch events, `connect` reads a frontend's
 //! keys and maps its rings, `events` services fired event channels and the vifs' datapaths,
-//! `flush` delivers what the stack transmitted.
+//! `flush` delivers what the stack transmitted, `round` does a round's ring work for many vifs
+//! with one grant-copy call.
 
 mod connect;
 mod events;
 mod flush;
+mod round;
 mod xenbus;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -30,15 +32,35 @@ use xenbus::TOKEN_BACKEND;
 /// xenstore work per round on the datapath thread).
 pub const XS_STEPS_PER_ROUND: usize = 8;
 
-/// The feature keys written (in one transaction, with `state=InitWait`) for every vif.
+/// The feature keys written (in one transaction, with `state=InitWait`) for every vif. With
+/// `feature-gso-tcpv4`/`-tcpv6` a Linux netfront turns TSO on and sends TCP segments of up to
+/// 64 KiB with a GSO extra.
 pub const FEATURES: &[(&str, &str)] = &[
     ("feature-rx-copy", "1"),
     ("feature-rx-flip", "0"),
     ("feature-sg", "1"),
     ("feature-ipv6-csum-offload", "1"),
+    ("feature-gso-tcpv4", "1"),
+    ("feature-gso-tcpv6", "1"),
 ];
 
 type Key = (DomId, u32);
+
+/// What the datapath rounds cost in system calls, over all vifs: a round is one
+/// [`Netback::handle_evtchn`] or [`Netback::flush`] with ring work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundStats {
+    /// Rounds that had ring work.
+    pub rounds: u64,
+    /// `GrantTable::copy` calls (one per round with anything to copy).
+    pub copy_calls: u64,
+    /// Segments in those calls.
+    pub copy_segments: u64,
+    /// Event-channel notifications sent.
+    pub notifies: u64,
+    /// Event-channel ports unmasked.
+    pub unmasks: u64,
+}
 
 /// The backend for all vifs served by this (driver) domain.
 pub struct Netback<G: GrantTable, E: EventChannel> {
@@ -58,8 +80,11 @@ pub struct Netback<G: GrantTable, E: EventChannel> {
     /// Ports kept masked after notifications without work, and when to unmask them.
     masked: Vec<(Instant, Port)>,
     pending: Vec<Port>,
+    /// Vifs whose guest is to be notified at the end of the round (by `flush`).
+    notify_due: Vec<Key>,
     hotplug_agent: bool,
-    stats_logged: Option<(Instant, Vec<(Key, crate::vif::VifStats)>)>,
+    stats_logged: Option<flush::Logged>,
+    rounds: RoundStats,
 }
 
 impl<G: GrantTable, E: EventChannel> Netback<G, E> {
@@ -81,8 +106,10 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
             timers: Vec::new(),
             masked: Vec::new(),
             pending: Vec::new(),
+            notify_due: Vec::new(),
             hotplug_agent: false,
             stats_logged: None,
+            rounds: RoundStats::default(),
         })
     }
 
@@ -112,6 +139,11 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         self.xs.requests()
     }
 
+    /// What the datapath rounds cost so far, over all vifs.
+    pub fn round_stats(&self) -> RoundStats {
+        self.rounds
+    }
+
     /// The grant table (for statistics such as `copy_calls`).
     pub fn grant_table(&self) -> &G {
         &self.gt
@@ -137,10 +169,13 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
         self.vifs.get_mut(&(domid, handle))
     }
 
-    /// Whether some vif has work left over from its budget (datapath or handshake steps): poll
-    /// again without blocking.
+    /// Whether some vif has work left over from its budget (datapath or handshake steps, or a
+    /// notification `flush` has not sent yet): poll again without blocking.
     pub fn has_pending_work(&self) -> bool {
-        !self.busy.is_empty() || !self.xs_dirty.is_empty() || self.rescan_due
+        !self.busy.is_empty()
+            || !self.xs_dirty.is_empty()
+            || self.rescan_due
+            || !self.notify_due.is_empty()
     }
 
     /// The earliest time a vif needs servicing without an event (a rate-limited vif's credit

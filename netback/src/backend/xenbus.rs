@@ -240,6 +240,7 @@ impl<G: GrantTable, E: EventChannel> Netback<G, E> {
                         }
                     }
                     self.busy.retain(|k| *k != key);
+                    self.notify_due.retain(|k| *k != key);
                     self.timers.retain(|(_, k)| *k != key);
                     self.masked.retain(|(_, p)| self.ports.contains_key(p));
                 }

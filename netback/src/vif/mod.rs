@@ -7,13 +7,17 @@
 //!
 //! One file per concern, as in Linux's xen-netback: this one holds [`Vif`], its counters and its
 //! lifecycle (attach, disconnect, disable); `guest_tx` takes the guest's packets off the TX ring,
-//! `guest_rx` fills the guest's RX buffers, `device` is the smoltcp `Device`.
+//! `guest_rx` fills the guest's RX buffers, `device` is the smoltcp `Device`, `stats` its counters.
 
 mod device;
 mod guest_rx;
 mod guest_tx;
+mod stats;
 
-pub use device::{VifRxToken, VifTxToken};
+pub use device::{capabilities, VifRxToken, VifTxToken};
+pub(crate) use guest_rx::RxBatch;
+pub(crate) use guest_tx::TxBatch;
+pub use stats::{StatsLine, VifStats};
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -23,6 +27,7 @@ use xen::{DomId, Port};
 use crate::credit::Credit;
 use crate::guestlog::GuestErrorLog;
 use crate::handshake::Handshake;
+use crate::offload::{for_guest, ForGuest, GuestOffload};
 use crate::ring::{RxBackRing, SharedPage, TxBackRing};
 use crate::rules::Violation;
 use crate::rx::RxQueue;
@@ -38,6 +43,43 @@ pub const BUDGET: usize = 64;
 /// cannot take, so a vif nobody drains cannot keep the backend busy.
 pub const TO_STACK_MAX: usize = 256;
 
+/// Bytes of the frames waiting for the stack: with GSO a frame may be 64 KiB, so the frame bound
+/// alone would let an undrained vif hold 16 MiB; beyond this, frames are dropped the same way.
+/// One budget of 64 GSO frames (4 MiB) still fits.
+pub const TO_STACK_BYTES: usize = 4 << 20;
+
+/// Frames from the guest waiting for the stack, bounded by [`TO_STACK_MAX`] and
+/// [`TO_STACK_BYTES`].
+#[derive(Default)]
+struct StackQueue {
+    frames: VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+impl StackQueue {
+    /// Queues a frame; false (dropping it) if the queue is full, in frames or bytes.
+    fn push(&mut self, frame: Vec<u8>) -> bool {
+        if self.frames.len() >= TO_STACK_MAX || self.bytes + frame.len() > TO_STACK_BYTES {
+            return false;
+        }
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+        true
+    }
+
+    /// The oldest frame.
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let f = self.frames.pop_front()?;
+        self.bytes -= f.len();
+        Some(f)
+    }
+
+    /// Frames queued.
+    fn len(&self) -> usize {
+        self.frames.len()
+    }
+}
+
 /// The rings and event channel of a connected vif.
 pub struct Rings<M> {
     /// TX ring (guest sends).
@@ -48,29 +90,37 @@ pub struct Rings<M> {
     pub port: Port,
 }
 
-/// Counters of one vif.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VifStats {
-    /// Frames received from the guest and queued for the stack.
-    pub tx_frames: u64,
-    /// Bytes of those frames.
-    pub tx_bytes: u64,
-    /// Guest packets answered with an error (bad chain, copy or checksum failure).
-    pub tx_errors: u64,
-    /// Frames received from the guest and dropped because the stack's queue was full.
-    pub tx_dropped: u64,
-    /// Frames delivered into the guest.
-    pub rx_frames: u64,
-    /// Bytes of those frames.
-    pub rx_bytes: u64,
-    /// Frames for the guest that were dropped (queue bound, expiry, too big, copy failure).
-    pub rx_dropped: u64,
-    /// Event-channel notifications from the guest handled.
-    pub events: u64,
-    /// Grant-copy calls issued.
-    pub copy_calls: u64,
-    /// Grant-copy segments issued.
-    pub copy_segments: u64,
+/// The first half of a vif's ring work: done already, or a batch waiting for the round's grant
+/// copy (its segments added with `push_segments`, its statuses given to `complete_*`).
+pub(crate) enum Step<B> {
+    /// Nothing to copy: the work's outcome.
+    Done(Work),
+    /// A batch to copy, then complete.
+    Copy(B),
+}
+
+/// Which of `packets` packets copied well, from the statuses of their segments (`owner[i]` is
+/// the packet of segment `i`; `None`: the call failed, or answered for fewer segments).
+/// `failed` is told of each failed segment.
+pub(crate) fn packet_results(
+    owner: &[usize],
+    packets: usize,
+    status: Option<&[xen::GrantStatus]>,
+    mut failed: impl FnMut(&xen::GrantStatus),
+) -> Vec<bool> {
+    match status {
+        Some(status) if status.len() == owner.len() => {
+            let mut ok = vec![true; packets];
+            for (st, &k) in status.iter().zip(owner) {
+                if !st.is_ok() {
+                    failed(st);
+                    ok[k] = false;
+                }
+            }
+            ok
+        }
+        _ => vec![false; packets],
+    }
 }
 
 /// What a round of ring processing asks of the caller.
@@ -95,8 +145,10 @@ pub struct Vif<M> {
     pub(crate) rings: Option<Rings<M>>,
     pub(crate) sg: bool,
     pub(crate) mtu: usize,
+    /// What the frontend accepts on its RX ring (partial checksums, GSO).
+    pub(crate) offload: GuestOffload,
     pub(crate) disabled: Option<Violation>,
-    to_stack: VecDeque<Vec<u8>>,
+    to_stack: StackQueue,
     rx: RxQueue,
     guest_log: GuestErrorLog,
     credit: Credit,
@@ -133,8 +185,9 @@ impl<M: SharedPage> Vif<M> {
             rings: None,
             sg: false,
             mtu: 1500,
+            offload: GuestOffload::default(),
             disabled: None,
-            to_stack: VecDeque::new(),
+            to_stack: StackQueue::default(),
             rx: RxQueue::new(now),
             guest_log: GuestErrorLog::new(),
             credit: Credit::unlimited(now),
@@ -185,7 +238,13 @@ impl<M: SharedPage> Vif<M> {
     pub fn stats(&self) -> VifStats {
         let mut s = self.stats;
         s.rx_dropped += self.rx.dropped();
+        s.rx_drop_queue += self.rx.dropped();
         s
+    }
+
+    /// What the frontend accepts on its RX ring (from its keys at connect).
+    pub fn offload(&self) -> GuestOffload {
+        self.offload
     }
 
     /// The guest's MTU (from the frontend's `mtu` key, default 1500).
@@ -205,7 +264,7 @@ impl<M: SharedPage> Vif<M> {
 
     /// Takes the next frame the guest sent (for owners that do not use smoltcp).
     pub fn recv_frame(&mut self) -> Option<Vec<u8>> {
-        self.to_stack.pop_front()
+        self.to_stack.pop()
     }
 
     /// Queues a frame for the guest (delivered by the next [`crate::backend::Netback::flush`]);
@@ -213,9 +272,41 @@ impl<M: SharedPage> Vif<M> {
     pub fn send_frame(&mut self, frame: Vec<u8>) -> bool {
         if self.rings.is_none() || frame.len() > self.max_frame() {
             self.stats.rx_dropped += 1;
+            self.stats.rx_drop_queue += 1;
             return false;
         }
         self.rx.push(frame, self.now)
+    }
+
+    /// Queues a frame the stack sent, whose TCP checksum is left to the vif and which may be a
+    /// TCP segment larger than the MTU with `gso_size` payload bytes per segment: the guest gets
+    /// it with a partial checksum, whole with a GSO extra, or cut into MTU-sized frames, as its
+    /// frontend negotiated ([`crate::offload`]). False if (a part of) it was dropped.
+    pub fn send_from_stack(&mut self, frame: Vec<u8>, gso_size: Option<u16>) -> bool {
+        if self.rings.is_none() {
+            self.stats.rx_dropped += 1;
+            self.stats.rx_drop_queue += 1;
+            return false;
+        }
+        let max_frame = self.mtu + ETH_HLEN;
+        match for_guest(frame, gso_size, &self.offload, max_frame) {
+            ForGuest::One(frame, meta) => {
+                if frame.len() > self.max_frame() {
+                    self.stats.rx_dropped += 1;
+                    self.stats.rx_drop_queue += 1;
+                    return false;
+                }
+                self.rx.push_with(frame, meta, self.now)
+            }
+            ForGuest::Segmented(frames) => {
+                self.stats.rx_segmented += 1;
+                let mut all = true;
+                for f in frames {
+                    all &= self.rx.push(f, self.now);
+                }
+                all
+            }
+        }
     }
 
     fn max_frame(&self) -> usize {
@@ -229,6 +320,17 @@ impl<M: SharedPage> Vif<M> {
     /// Counts an event-channel notification from the guest.
     pub(crate) fn count_event(&mut self) {
         self.stats.events += 1;
+    }
+
+    /// Counts a grant-copy call this vif's work took part in, with its segments.
+    pub(crate) fn count_copy(&mut self, segments: usize) {
+        self.stats.copy_calls += 1;
+        self.stats.copy_segments += segments as u64;
+    }
+
+    /// Counts an event-channel notification sent to the guest.
+    pub(crate) fn count_notify(&mut self) {
+        self.stats.notifies += 1;
     }
 
     /// Whether the rings had something for us since the last call: a notification handled
@@ -259,11 +361,13 @@ impl<M: SharedPage> Vif<M> {
         rings: Rings<M>,
         sg: bool,
         mtu: usize,
+        offload: GuestOffload,
         credit: Credit,
         now: Instant,
     ) {
         self.sg = sg;
         self.mtu = mtu;
+        self.offload = offload;
         self.credit = credit;
         self.throttle = EventThrottle::new();
         self.now = now;
@@ -274,7 +378,7 @@ impl<M: SharedPage> Vif<M> {
 
     /// Drops the rings (unmapping them) and the queues; returns the event-channel port to unbind.
     pub(crate) fn disconnect(&mut self) -> Option<Port> {
-        self.to_stack.clear();
+        self.to_stack = StackQueue::default();
         self.waiting_for_credit = None;
         while self.rx.pop(self.now).is_some() {}
         self.rings.take().map(|r| r.port)

@@ -282,6 +282,7 @@ mod tests {
                 datagrams: None,
             }],
             replicas: vec![replica("r0"), replica(&format!("r0{evil}"))],
+            vifs: Vec::new(),
         };
         let view = GroupView {
             group: "web".into(),
@@ -318,6 +319,7 @@ mod tests {
             updated_ms: 0,
             services: vec![],
             replicas: vec![],
+            vifs: Vec::new(),
         };
         let mut view = GroupView {
             group: "web".into(),

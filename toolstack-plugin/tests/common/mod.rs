@@ -281,6 +281,7 @@ impl FakeNv {
                 datagrams: None,
             }],
             replicas,
+            vifs: Vec::new(),
         }
     }
 

@@ -3,96 +3,30 @@
 //!
 //! Like Linux it waits for the backend's InitWait, grants its own ring pages, allocates an unbound
 //! event channel, writes `tx-ring-ref`, `rx-ring-ref`, `event-channel`, `request-rx-copy`,
-//! `feature-rx-notify`, `feature-sg` in one transaction and goes straight to Connected (skipping
-//! Initialised). It keeps its RX ring full of granted pages, splits frames over pages with
-//! `more_data`, and can leave TCP/UDP checksums blank (`csum_blank`) as an offloading guest does.
-//! Its rings are public so that hostile tests can write arbitrary requests.
+//! `feature-rx-notify`, `feature-sg` (and with [`FrontOptions::gso`] `feature-gso-tcpv4`/`-tcpv6`,
+//! `feature-ipv6-csum-offload`) in one transaction and goes straight to Connected (skipping
+//! Initialised). It keeps its RX ring full of granted pages (a response's buffer is the one posted
+//! at its ring position, extra-info slots included), splits frames over pages with `more_data`,
+//! sends TCP segments of up to 64 KiB with a GSO extra when TSO is on, and can leave TCP/UDP
+//! checksums blank (`csum_blank`) as an offloading guest does. Its rings are public so that
+//! hostile tests can write arbitrary requests. `device` makes it a smoltcp `Device`, `toolstack`
+//! writes a vif's xenstore directories as libxl does.
 
 use std::collections::VecDeque;
 
-use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use xen::sim::{GuestPage, SimEventChannel, SimXen};
-use xen::xenstore::{Access, Perm, Xenstore};
+use xen::xenstore::Xenstore;
 use xen::{DomId, EventChannel, GrantRef, Port};
 
+use crate::offload::TcpFrame;
 use crate::ring::{RxFrontRing, SimGuestRing, TxFrontRing};
 use crate::wire::*;
 
-/// Writes the backend and frontend directories of vif `handle` of guest `guest`, served by
-/// `backend`, as libxl does (permissions included); `xs` is dom0's connection. `hotplug` creates
-/// an empty `hotplug-status` key that a hotplug script would later set to `connected`.
-pub fn toolstack_add_vif(
-    xs: &Xenstore,
-    backend: DomId,
-    guest: DomId,
-    handle: u32,
-    mac: [u8; 6],
-    mtu: usize,
-    hotplug: bool,
-) -> xen::Result<()> {
-    let be = format!("/local/domain/{backend}/backend/vif/{guest}/{handle}");
-    let fe = format!("/local/domain/{guest}/device/vif/{handle}");
-    let mac = mac
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    xs.transaction(|t| {
-        for p in [
-            format!("/local/domain/{backend}/backend"),
-            format!("/local/domain/{backend}/backend/vif"),
-        ] {
-            if t.try_read(&p)?.is_none() {
-                t.mkdir(&p)?;
-                t.set_perms(&p, &[Perm::new(backend, Access::None)])?;
-            }
-        }
-        t.mkdir(&be)?;
-        t.set_perms(
-            &be,
-            &[
-                Perm::new(backend, Access::None),
-                Perm::new(guest, Access::Read),
-            ],
-        )?;
-        t.mkdir(&fe)?;
-        t.set_perms(
-            &fe,
-            &[
-                Perm::new(guest, Access::None),
-                Perm::new(backend, Access::Read),
-            ],
-        )?;
-        let be_keys = [
-            ("frontend", fe.clone()),
-            ("frontend-id", guest.to_string()),
-            ("online", "1".into()),
-            ("state", "1".into()),
-            ("script", "vif-route".into()),
-            ("mac", mac.clone()),
-            ("handle", handle.to_string()),
-            ("type", "vif".into()),
-        ];
-        for (k, v) in be_keys {
-            t.write(&format!("{be}/{k}"), v)?;
-        }
-        if hotplug {
-            t.write(&format!("{be}/hotplug-status"), "")?;
-        }
-        let fe_keys = [
-            ("backend", be.clone()),
-            ("backend-id", backend.to_string()),
-            ("state", "1".into()),
-            ("handle", handle.to_string()),
-            ("mac", mac.clone()),
-            ("mtu", mtu.to_string()),
-        ];
-        for (k, v) in fe_keys {
-            t.write(&format!("{fe}/{k}"), v)?;
-        }
-        Ok(())
-    })
-}
+mod device;
+mod toolstack;
+
+pub use device::{FrontRxToken, FrontTxToken};
+pub use toolstack::toolstack_add_vif;
 
 /// How the test frontend behaves.
 #[derive(Clone, Copy, Debug)]
@@ -101,6 +35,9 @@ pub struct FrontOptions {
     pub csum_blank: bool,
     /// Offer `feature-sg` (multi-slot frames both ways).
     pub sg: bool,
+    /// Offer `feature-gso-tcpv4`/`-tcpv6` and `feature-ipv6-csum-offload` as Linux netfront
+    /// does (TCP segments of up to 64 KiB both ways, if the backend offers them too).
+    pub gso: bool,
 }
 
 impl Default for FrontOptions {
@@ -108,6 +45,7 @@ impl Default for FrontOptions {
         FrontOptions {
             csum_blank: false,
             sg: true,
+            gso: false,
         }
     }
 }
@@ -127,6 +65,14 @@ pub struct FrontRings {
     pub rx_pages: Vec<(GuestPage, GrantRef)>,
     rx_partial: Vec<u8>,
     rx_partial_bad: bool,
+    /// Flags of the current packet's first response.
+    rx_first_flags: Option<u16>,
+    /// An extra-info segment is expected in the next response.
+    rx_extra_next: bool,
+    /// GSO sizes of the received frames with a GSO extra, oldest first.
+    rx_gso_sizes: VecDeque<u16>,
+    /// The backend offered GSO and we asked for it.
+    gso: bool,
 }
 
 /// Counters of the test frontend.
@@ -144,6 +90,12 @@ pub struct FrontStats {
     pub rx_errors: u64,
     /// Event-channel notifications received from the backend.
     pub events: u64,
+    /// Frames received with a GSO extra.
+    pub rx_gso: u64,
+    /// Frames received with `NETRXF_csum_blank` (partial checksums, completed for our stack).
+    pub rx_csum_blank: u64,
+    /// Length of the longest frame received.
+    pub rx_largest: u64,
 }
 
 /// A Linux-netfront-like frontend of guest `domid`.
@@ -158,7 +110,8 @@ pub struct TestFront {
     /// The rings, once connected (public for hostile tests).
     pub rings: Option<FrontRings>,
     backend_state: Option<XenbusState>,
-    received: VecDeque<Vec<u8>>,
+    /// Received frames, and whether their L4 checksum is partial (`NETRXF_csum_blank`).
+    received: VecDeque<(Vec<u8>, bool)>,
     mtu: usize,
     /// Counters.
     pub stats: FrontStats,
@@ -286,6 +239,7 @@ impl TestFront {
             return Err(xen::Error::Protocol("backend lacks feature-rx-copy".into()));
         }
         let sg = self.opts.sg && feature("feature-sg")?;
+        let gso = sg && self.opts.gso && feature("feature-gso-tcpv4")?;
         let page = |sim: &SimXen| -> xen::Result<(GuestPage, GrantRef)> {
             let p = sim.alloc_page(self.domid)?;
             let g = sim.grant_access(self.domid, &p, self.backend, false)?;
@@ -314,6 +268,7 @@ impl TestFront {
         }
         rx.push_requests_and_check_notify();
         let path = self.path.clone();
+        let opts = self.opts;
         self.xs.transaction(|t| {
             t.write(&format!("{path}/tx-ring-ref"), tx_ref.to_string())?;
             t.write(&format!("{path}/rx-ring-ref"), rx_ref.to_string())?;
@@ -321,6 +276,15 @@ impl TestFront {
             t.write(&format!("{path}/request-rx-copy"), "1")?;
             t.write(&format!("{path}/feature-rx-notify"), "1")?;
             t.write(&format!("{path}/feature-sg"), if sg { "1" } else { "0" })?;
+            if opts.gso {
+                for k in [
+                    "feature-gso-tcpv4",
+                    "feature-gso-tcpv6",
+                    "feature-ipv6-csum-offload",
+                ] {
+                    t.write(&format!("{path}/{k}"), "1")?;
+                }
+            }
             t.write(&format!("{path}/state"), XenbusState::Connected.as_str())
         })?;
         self.rings = Some(FrontRings {
@@ -332,6 +296,10 @@ impl TestFront {
             rx_pages,
             rx_partial: Vec::new(),
             rx_partial_bad: false,
+            rx_first_flags: None,
+            rx_extra_next: false,
+            rx_gso_sizes: VecDeque::new(),
+            gso,
         });
         Ok(())
     }
@@ -364,34 +332,53 @@ impl TestFront {
         let mut reposted = false;
         loop {
             while r.rx.unconsumed_responses() > 0 {
-                let rsp = RxResponse::from_words(r.rx.take_response());
-                let id = usize::from(rsp.id);
-                let Some((page, gref)) = r.rx_pages.get(id) else {
-                    self.stats.rx_errors += 1;
-                    continue;
-                };
-                if rsp.status < 0 || usize::from(rsp.offset) + rsp.status as usize > PAGE_SIZE {
-                    self.stats.rx_errors += 1;
-                    r.rx_partial_bad = true;
+                // As Linux netfront: the buffer of a response is the one posted at its ring
+                // position (ids are positions), which also covers extra-info responses.
+                let id = (r.rx.rsp_cons() % RX_RING_SIZE) as u16;
+                let words = r.rx.take_response();
+                let (page, gref) = &r.rx_pages[usize::from(id)];
+                if std::mem::take(&mut r.rx_extra_next) {
+                    let extra = ExtraInfo::from_words(words[0], words[1]);
+                    if extra.ty == XEN_NETIF_EXTRA_TYPE_GSO && extra.gso_size() > 0 {
+                        r.rx_gso_sizes.push_back(extra.gso_size());
+                    } else {
+                        r.rx_partial_bad = true;
+                    }
+                    r.rx_extra_next = extra.more();
                 } else {
-                    let start = r.rx_partial.len();
-                    r.rx_partial.resize(start + rsp.status as usize, 0);
-                    page.read(usize::from(rsp.offset), &mut r.rx_partial[start..])?;
-                }
-                if rsp.flags & NETRXF_MORE_DATA == 0 {
-                    let frame = std::mem::take(&mut r.rx_partial);
-                    if !std::mem::take(&mut r.rx_partial_bad) {
-                        self.stats.rx_frames += 1;
-                        self.received.push_back(frame);
+                    let rsp = RxResponse::from_words(words);
+                    if r.rx_first_flags.is_none() {
+                        r.rx_first_flags = Some(rsp.flags);
+                        r.rx_extra_next = rsp.flags & NETRXF_EXTRA_INFO != 0;
+                    }
+                    if rsp.id != id
+                        || rsp.status < 0
+                        || usize::from(rsp.offset) + rsp.status as usize > PAGE_SIZE
+                    {
+                        self.stats.rx_errors += 1;
+                        r.rx_partial_bad = true;
+                    } else {
+                        let start = r.rx_partial.len();
+                        r.rx_partial.resize(start + rsp.status as usize, 0);
+                        page.read(usize::from(rsp.offset), &mut r.rx_partial[start..])?;
+                    }
+                    if rsp.flags & NETRXF_MORE_DATA == 0 {
+                        let frame = std::mem::take(&mut r.rx_partial);
+                        let flags = r.rx_first_flags.take().unwrap_or(0);
+                        let gso = flags & NETRXF_EXTRA_INFO != 0;
+                        let partial = flags & NETRXF_CSUM_BLANK != 0;
+                        if !std::mem::take(&mut r.rx_partial_bad) {
+                            self.stats.rx_frames += 1;
+                            self.stats.rx_largest = self.stats.rx_largest.max(frame.len() as u64);
+                            self.stats.rx_gso += u64::from(gso);
+                            self.stats.rx_csum_blank += u64::from(flags & NETRXF_CSUM_BLANK != 0);
+                            self.received.push_back((frame, partial));
+                        } else if gso {
+                            r.rx_gso_sizes.pop_back();
+                        }
                     }
                 }
-                r.rx.put_request(
-                    RxRequest {
-                        id: rsp.id,
-                        gref: *gref,
-                    }
-                    .to_words(),
-                );
+                r.rx.put_request(RxRequest { id, gref: *gref }.to_words());
                 reposted = true;
             }
             if !r.rx.final_check_for_responses() {
@@ -404,14 +391,21 @@ impl TestFront {
         Ok(())
     }
 
-    /// Takes the next received frame.
+    /// Takes the next received frame as it arrived: with `NETRXF_csum_blank` its TCP checksum
+    /// is partial (Linux takes such a frame as `CHECKSUM_PARTIAL`, valid as it is).
     pub fn recv(&mut self) -> Option<Vec<u8>> {
-        self.received.pop_front()
+        self.received.pop_front().map(|(f, _)| f)
     }
 
     /// Queues a frame on the TX ring and notifies the backend if it asked; false if the ring has
     /// no room (or we are not connected).
     pub fn send(&mut self, frame: &[u8]) -> xen::Result<bool> {
+        self.send_gso(frame, None)
+    }
+
+    /// [`TestFront::send`] for a TCP segment of up to 64 KiB to be cut into `gso` payload bytes
+    /// per segment: its first slot is followed by a GSO extra (as Linux netfront with TSO).
+    pub fn send_gso(&mut self, frame: &[u8], gso: Option<u16>) -> xen::Result<bool> {
         let sg = self.opts.sg;
         let csum = self.opts.csum_blank;
         let Some(r) = self.rings.as_mut() else {
@@ -421,28 +415,50 @@ impl TestFront {
         if frame.is_empty() || frame.len() > MAX_TX_SIZE || (n > 1 && !sg) {
             return Ok(false);
         }
-        if r.tx_free.len() < n || (r.tx.free_requests() as usize) < n {
+        let extra = gso.map(|mss| {
+            let ty = if frame.get(12..14) == Some(&[0x86, 0xdd]) {
+                XEN_NETIF_GSO_TYPE_TCPV6
+            } else {
+                XEN_NETIF_GSO_TYPE_TCPV4
+            };
+            ExtraInfo::gso(mss, ty)
+        });
+        let slots = n + usize::from(extra.is_some());
+        if r.tx_free.len() < n || (r.tx.free_requests() as usize) < slots {
             return Ok(false);
         }
+        // The checksum field to rewrite (in the guest's pages, not in a copy of the frame).
         let mut flags = 0;
-        let mut data = std::borrow::Cow::Borrowed(frame);
-        if csum {
+        let mut patch = None;
+        if let (Some(_), Some(t)) = (gso, TcpFrame::parse(frame)) {
+            // Linux TSO: a GSO segment always has a partial checksum.
+            let mut headers = frame[..t.payload].to_vec();
+            t.write_partial_csum(&mut headers);
+            let off = t.l4 + 16;
+            patch = Some((off, [headers[off], headers[off + 1]]));
+            flags = NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED;
+        } else if csum {
             if let Some(off) = l4_csum_offset(frame) {
-                let d = data.to_mut();
-                d[off] = 0;
-                d[off + 1] = 0;
+                patch = Some((off, [0, 0]));
                 flags = NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED;
             }
         }
-        for (k, chunk) in data.chunks(PAGE_SIZE).enumerate() {
+        for (k, chunk) in frame.chunks(PAGE_SIZE).enumerate() {
             let id = r.tx_free.pop().expect("checked room");
             let (page, gref) = &r.tx_pages[usize::from(id)];
             page.write(0, chunk)?;
+            if let Some((off, bytes)) = patch {
+                for (i, b) in bytes.iter().enumerate() {
+                    if (off + i) / PAGE_SIZE == k {
+                        page.write((off + i) % PAGE_SIZE, &[*b])?;
+                    }
+                }
+            }
             let more = if k + 1 < n { NETTXF_MORE_DATA } else { 0 };
-            let (size, f) = if k == 0 {
-                (frame.len(), flags | more)
-            } else {
-                (chunk.len(), more)
+            let (size, f) = match (k, extra) {
+                (0, Some(_)) => (frame.len(), flags | more | NETTXF_EXTRA_INFO),
+                (0, None) => (frame.len(), flags | more),
+                _ => (chunk.len(), more),
             };
             r.tx.put_request(
                 TxRequest {
@@ -454,11 +470,27 @@ impl TestFront {
                 }
                 .to_words(),
             );
+            if let (0, Some(e)) = (k, extra) {
+                let w = e.to_words();
+                r.tx.put_request([w[0], w[1], 0]);
+            }
         }
         if r.tx.push_requests_and_check_notify() {
             self.ev.notify(r.port)?;
         }
         Ok(true)
+    }
+
+    /// The GSO sizes of the frames received with a GSO extra, oldest first.
+    pub fn rx_gso_sizes(&self) -> Vec<u16> {
+        self.rings
+            .as_ref()
+            .map_or(Vec::new(), |r| r.rx_gso_sizes.iter().copied().collect())
+    }
+
+    /// Whether TSO is on: we asked for GSO and the backend offers it.
+    pub fn tso(&self) -> bool {
+        self.rings.as_ref().is_some_and(|r| r.gso)
     }
 
     /// TX slots in flight (sent, not yet answered).
@@ -483,55 +515,4 @@ fn l4_csum_offset(f: &[u8]) -> Option<usize> {
             _ => return None,
         };
     (off + 2 <= f.len()).then_some(off)
-}
-
-/// smoltcp receive token of the test frontend.
-pub struct FrontRxToken(Vec<u8>);
-
-impl smoltcp::phy::RxToken for FrontRxToken {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-/// smoltcp transmit token of the test frontend.
-pub struct FrontTxToken<'a>(&'a mut TestFront);
-
-impl smoltcp::phy::TxToken for FrontTxToken<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0u8; len];
-        let r = f(&mut frame);
-        if !matches!(self.0.send(&frame), Ok(true)) {
-            log::debug!("test frontend: tx ring full, frame dropped");
-        }
-        r
-    }
-}
-
-impl Device for TestFront {
-    type RxToken<'a> = FrontRxToken;
-    type TxToken<'a> = FrontTxToken<'a>;
-
-    fn receive(
-        &mut self,
-        _t: smoltcp::time::Instant,
-    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let f = self.received.pop_front()?;
-        Some((FrontRxToken(f), FrontTxToken(self)))
-    }
-
-    fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
-        let free = self
-            .rings
-            .as_ref()
-            .is_some_and(|r| r.tx_free.len() >= 17 && r.tx.free_requests() >= 17);
-        free.then_some(FrontTxToken(self))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = self.mtu + ETH_HLEN;
-        caps
-    }
 }
