@@ -116,6 +116,16 @@ impl Config {
                 ),
             );
         }
+        if self.memory_budget_mb > super::MAX_MEMORY_BUDGET_MB {
+            return err(
+                "memory_budget_mb",
+                format!(
+                    "{} is above the maximum of {} (1 TiB)",
+                    self.memory_budget_mb,
+                    super::MAX_MEMORY_BUDGET_MB
+                ),
+            );
+        }
         if let Some(gw) = self.external.gateway {
             if !self.external.address.contains(gw) {
                 return err(
