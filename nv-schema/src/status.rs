@@ -124,8 +124,8 @@ pub struct ServiceStatus {
     /// (`max_connections`, `max_connections_per_client`; no replica saw them); 0 when absent.
     #[serde(default)]
     pub refused_limit: u64,
-    /// Client connections reset because they were idle for `client_timeout_ms` (no replica
-    /// blamed); 0 when absent.
+    /// Client connections reset because they were idle for `client_timeout_ms`, or waited
+    /// `replica_timeout_ms` for an answer no quorum gave (no replica blamed); 0 when absent.
     #[serde(default)]
     pub timed_out: u64,
     /// Client connections reset at accept because the open connections' memory had reached

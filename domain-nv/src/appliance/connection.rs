@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State;
 
+use super::answer::AnswerClock;
 use super::endpoint::Endpoint;
 use super::memory::{state_memory, MemoryBudget};
 use super::replica_side::ReplicaSide;
@@ -98,6 +99,8 @@ pub(super) struct Connection {
     last_bytes: (u64, u64),
     /// When a byte last moved either way (or when it opened).
     last_active: Instant,
+    /// How long the client has waited for the replicas' answer (`replica_timeout_ms`).
+    answer: AnswerClock,
     /// The buffers were given back since `last_active` (see [`SHRINK_AFTER`]).
     shrunk: bool,
     /// Bytes accounted to the memory budget for it.
@@ -162,6 +165,10 @@ impl Connection {
                 .then(|| Duration::from_millis(config.client_timeout_ms)),
             last_bytes: (0, 0),
             last_active: now,
+            answer: AnswerClock::new(
+                (config.replica_timeout_ms != 0)
+                    .then(|| Duration::from_millis(config.replica_timeout_ms)),
+            ),
             shrunk: false,
             memory,
             finished_at: None,
@@ -192,6 +199,7 @@ impl Connection {
         }
         self.voter_to_client(cx, now);
         self.reset_if_idle(cx, now);
+        self.reset_if_unanswered(cx, now);
         self.handle_events(cx);
         self.close_client_when_drained(cx);
         self.count_bytes_voted(cx);
@@ -318,6 +326,28 @@ impl Connection {
             "connection {}: idle for {} ms: client connection reset",
             self.id,
             idle.as_millis()
+        );
+        cx.external.tcp(self.client).abort();
+        self.client_state = ClientState::Aborted;
+        self.voter.client_reset(now);
+        cx.status.timed_out(self.service);
+    }
+
+    /// Resets the connection (client and replicas, nobody blamed; counted as `timed_out`) once
+    /// the client has waited `replica_timeout_ms` for an answer no quorum gave (see
+    /// [`AnswerClock`]).
+    fn reset_if_unanswered(&mut self, cx: &mut Context<'_>, now: Instant) {
+        let stats = self.voter.stats();
+        self.answer
+            .observe(stats.client_bytes_in, stats.bytes_released, now);
+        let open = matches!(self.client_state, ClientState::Open | ClientState::Closing);
+        if !open || self.finished_at.is_some() || !self.answer.expired(now) {
+            return;
+        }
+        log::warn!(
+            "connection {}: no answer from a quorum of replicas within {} ms: reset",
+            self.id,
+            cx.config.replica_timeout_ms
         );
         cx.external.tcp(self.client).abort();
         self.client_state = ClientState::Aborted;
@@ -459,15 +489,18 @@ impl Connection {
     }
 
     /// The earliest time the connection needs a round: a voter timer, a connect deadline, the
-    /// idle timeout, giving its buffers back, the end of its linger time.
+    /// idle timeout, the replica timeout, giving its buffers back, the end of its linger time.
     pub fn wake_at(&self) -> Option<Instant> {
         let connects = self
             .replicas
             .iter()
             .filter_map(ReplicaSide::connect_deadline);
-        let idle = match self.finished_at {
-            None => self.idle_timeout.map(|d| self.last_active + d),
-            Some(_) => None,
+        let (idle, answer) = match self.finished_at {
+            None => (
+                self.idle_timeout.map(|d| self.last_active + d),
+                self.answer.deadline(),
+            ),
+            Some(_) => (None, None),
         };
         let shrink = (!self.shrunk).then(|| self.last_active + SHRINK_AFTER);
         self.voter
@@ -475,6 +508,7 @@ impl Connection {
             .into_iter()
             .chain(connects)
             .chain(idle)
+            .chain(answer)
             .chain(shrink)
             .chain(self.finished_at.map(|t| t + LINGER))
             .min()

@@ -10,12 +10,14 @@
 //! - `sockets`: making TCP sockets, moving bytes between a socket and a voter;
 //! - `listen`: the listening sockets of every service;
 //! - `limits`: the connection limits, in all and per client address;
+//! - `answer`: the replica timeout, how long a client may wait for an answer;
 //! - `memory`: the memory budget of the open connections;
 //! - `connection`: one client connection, its voter and its phases per round;
 //! - `replica_side`: one replica's connection within a client connection;
 //! - `probe`: health probes of replicas no connection has shown serving yet;
 //! - `reconfigure`: what a config change may change in place.
 
+mod answer;
 mod connection;
 mod endpoint;
 mod limits;

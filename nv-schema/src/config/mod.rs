@@ -304,6 +304,14 @@ pub struct Config {
     /// 0 (the default): no timeout.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub client_timeout_ms: u64,
+    /// A client connection waiting this long for an answer no quorum of replicas gave (client
+    /// bytes arrived after the last byte released to it, and nothing was released since the
+    /// first of them) is reset, client and replicas, nobody blamed, and counted as
+    /// `timed_out`, in milliseconds. A replica behind a quorum that did answer is the straggler
+    /// timeout's. 0 (the default): no timeout (a service may legitimately take long, e.g. a
+    /// blocking read).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replica_timeout_ms: u64,
     /// Most memory, in MiB, the open client connections may take (their socket and voter
     /// buffers, which grow with the bytes in flight and shrink when idle, plus their state)
     /// before a new connection is reset at accept (counted as `refused_memory`). Connections
@@ -349,6 +357,7 @@ impl Config {
             max_connections: 0,
             max_connections_per_client: 0,
             client_timeout_ms: 0,
+            replica_timeout_ms: 0,
             memory_budget_mb: DEFAULT_MEMORY_BUDGET_MB,
             status_file: None,
             probation: Probation::default(),

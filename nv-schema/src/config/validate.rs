@@ -116,6 +116,16 @@ impl Config {
                 ),
             );
         }
+        if self.replica_timeout_ms > super::MAX_IDLE_TIMEOUT_MS {
+            return err(
+                "replica_timeout_ms",
+                format!(
+                    "{} is above the maximum of {} (a day)",
+                    self.replica_timeout_ms,
+                    super::MAX_IDLE_TIMEOUT_MS
+                ),
+            );
+        }
         if self.memory_budget_mb > super::MAX_MEMORY_BUDGET_MB {
             return err(
                 "memory_budget_mb",
