@@ -5,7 +5,7 @@ CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: all deps build check test unit-test ns-test static install demo lab lab-test bench lossbench fuzz clean
+.PHONY: all deps build check test unit-test ns-test static install demo lab lab-test bench lossbench membench fuzz clean
 
 all: build
 
@@ -90,6 +90,12 @@ bench: deps
 lossbench: deps
 	$(CARGO) build --release -p domain-nv -p nv-testbed
 	$(TARGET_DIR)/release/nv-lossbench $(TARGET_DIR)/release/domain-nv $(LOSSBENCH_ARGS)
+
+## membench: domain-nv's RSS with 1,000 and 10,000 idle voted connections (3 redis replicas),
+## after they close, and the peak, medians of 3 rounds (MEMBENCH_ARGS, e.g. "--connections 500")
+membench: deps
+	$(CARGO) build --release -p domain-nv -p nv-testbed
+	$(TARGET_DIR)/release/nv-membench $(TARGET_DIR)/release/domain-nv $(MEMBENCH_ARGS)
 
 ## fuzz: run every cargo-fuzz target for FUZZ_SECONDS (default 60); stable toolchain with
 ## RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly flags)

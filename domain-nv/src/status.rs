@@ -93,6 +93,7 @@ impl StatusBook {
                 no_quorum: 0,
                 refused_limit: 0,
                 timed_out: 0,
+                refused_memory: 0,
                 datagrams: (s.transport == Transport::Udp).then(DatagramCounters::default),
             })
             .collect();
@@ -258,6 +259,12 @@ impl StatusBook {
     /// A client connection to `service` was reset at accept: a connection limit was reached.
     pub fn refused_limit(&mut self, service: usize) {
         self.status.services[service].refused_limit += 1;
+        self.changed = true;
+    }
+
+    /// A client connection to `service` was reset at accept: the memory budget was reached.
+    pub fn refused_memory(&mut self, service: usize) {
+        self.status.services[service].refused_memory += 1;
         self.changed = true;
     }
 
@@ -444,8 +451,9 @@ mod tests {
         b.refused_limit(0);
         b.timed_out(0);
         b.timed_out(0);
+        b.refused_memory(0);
         let s = &b.status().services[0];
-        assert_eq!((s.refused_limit, s.timed_out), (1, 2));
+        assert_eq!((s.refused_limit, s.timed_out, s.refused_memory), (1, 2, 1));
     }
 
     #[test]

@@ -1311,6 +1311,108 @@ fn a_client_over_its_connection_limit_is_reset_and_the_others_go_on() {
 
 #[test]
 #[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn the_memory_budget_resets_new_clients_and_idle_ones_give_memory_back() {
+    // 1 MiB: a few dozen connections whose buffers carried a request (a few KiB of socket
+    // buffers each) fill it; idle for a second, they give their buffers back.
+    let g = redis_group_with("nvt-mem", |c| c.memory_budget_mb = 1);
+    let (held, refused, after_idle) = in_netns(&g.client_ns, || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        let mut refused = None;
+        while held.len() < 500 {
+            let mut s = redis_connect().unwrap();
+            match redis_ask(&mut s, "GET key:3") {
+                Ok(v) => {
+                    assert_eq!(v, format!("${}\r\n", value(3).len()));
+                    assert_eq!(redis_line(&mut s).unwrap(), format!("{}\r\n", value(3)));
+                    held.push(s);
+                }
+                Err(e) => {
+                    refused = Some(e.kind());
+                    break;
+                }
+            }
+        }
+        for s in &mut held {
+            assert_eq!(
+                redis_ask(s, "PING").unwrap(),
+                "+PONG\r\n",
+                "a held one broke"
+            );
+        }
+        // Every held connection stays open; once idle they shrink and make room.
+        let end = Instant::now() + Duration::from_secs(10);
+        let after_idle = loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let again = redis_connect().and_then(|mut s| redis_ask(&mut s, "PING"));
+            if again.as_ref().is_ok_and(|r| r == "+PONG\r\n") || Instant::now() > end {
+                break again.map_err(|e| e.kind());
+            }
+        };
+        (held.len(), refused, after_idle)
+    });
+    assert_eq!(
+        refused,
+        Some(std::io::ErrorKind::ConnectionReset),
+        "no connection was reset after {held} held"
+    );
+    assert!(held >= 4, "only {held} connections fit in 1 MiB");
+    assert_eq!(
+        after_idle.as_deref(),
+        Ok("+PONG\r\n"),
+        "idle connections gave no memory back"
+    );
+    let s = g
+        .wait_status("refused_memory", Duration::from_secs(5), |s| {
+            s.services[0].refused_memory >= 1
+        })
+        .unwrap();
+    assert_eq!(s.services[0].refused_limit, 0, "{}", s.to_json());
+    assert_no_faults(&s, &[0, 1, 2]);
+    assert!(
+        s.replicas.iter().all(|r| r.state == ReplicaHealth::Live),
+        "{}",
+        s.to_json()
+    );
+}
+
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn a_request_no_quorum_answers_is_timed_out_and_no_replica_blamed() {
+    let g = redis_group_with("nvt-ans", |c| c.replica_timeout_ms = 1000);
+    let (answered, blocked_end, waited) = in_netns(&g.client_ns, || {
+        let mut quick = redis_connect().unwrap();
+        let mut blocked = redis_connect().unwrap();
+        // Every replica blocks on BLPOP of a list that stays empty: nobody answers.
+        blocked.write_all(b"BLPOP empty:list 0\r\n").unwrap();
+        let start = Instant::now();
+        // Meanwhile a client whose requests are answered is never cut off.
+        let mut answered = true;
+        for _ in 0..8 {
+            answered &= redis_ask(&mut quick, "PING").is_ok_and(|r| r == "+PONG\r\n");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let mut buf = [0u8; 16];
+        let blocked_end = blocked.read(&mut buf).map_err(|e| e.kind());
+        (answered, blocked_end, start.elapsed())
+    });
+    assert!(answered, "a client with answers was cut off");
+    assert_eq!(
+        blocked_end,
+        Err(std::io::ErrorKind::ConnectionReset),
+        "the unanswered client was not reset"
+    );
+    assert!(waited < Duration::from_secs(5), "reset after {waited:?}");
+    let s = g
+        .wait_status("timed_out", Duration::from_secs(5), |s| {
+            s.services[0].timed_out >= 1
+        })
+        .unwrap();
+    assert_eq!(s.services[0].timed_out, 1, "{}", s.to_json());
+    assert_no_faults(&s, &[0, 1, 2]);
+}
+
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
 fn an_idle_client_is_timed_out_and_no_replica_blamed() {
     let g = redis_group_with("nvt-idle", |c| c.client_timeout_ms = 1000);
     let (busy_ok, idle_end) = in_netns(&g.client_ns, || {

@@ -127,10 +127,14 @@ pub struct ServiceStatus {
     /// (`max_connections`, `max_connections_per_client`; no replica saw them); 0 when absent.
     #[serde(default)]
     pub refused_limit: u64,
-    /// Client connections reset because they were idle for `client_timeout_ms` (no replica
-    /// blamed); 0 when absent.
+    /// Client connections reset because they were idle for `client_timeout_ms`, or waited
+    /// `replica_timeout_ms` for an answer no quorum gave (no replica blamed); 0 when absent.
     #[serde(default)]
     pub timed_out: u64,
+    /// Client connections reset at accept because the open connections' memory had reached
+    /// `memory_budget_mb` (no replica saw them); 0 when absent.
+    #[serde(default)]
+    pub refused_memory: u64,
     /// The question counters of a UDP service (absent for TCP services).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datagrams: Option<DatagramCounters>,
@@ -260,6 +264,7 @@ impl Status {
             kv.push((format!("{p}/no-quorum"), s.no_quorum.to_string()));
             kv.push((format!("{p}/refused-limit"), s.refused_limit.to_string()));
             kv.push((format!("{p}/timed-out"), s.timed_out.to_string()));
+            kv.push((format!("{p}/refused-memory"), s.refused_memory.to_string()));
             for (k, v) in s.datagrams.iter().flat_map(DatagramCounters::fields) {
                 kv.push((format!("{p}/datagrams/{k}"), v.to_string()));
             }
@@ -364,6 +369,7 @@ impl Status {
                 // Written since schema version 1 gained them: absent in older documents.
                 refused_limit: optional_num(read, &format!("{p}/refused-limit"))?,
                 timed_out: optional_num(read, &format!("{p}/timed-out"))?,
+                refused_memory: optional_num(read, &format!("{p}/refused-memory"))?,
                 listen: need(read, &format!("{p}/listen"))?,
                 active: num(read, &format!("{p}/active"))?,
                 total: num(read, &format!("{p}/total"))?,
@@ -457,6 +463,7 @@ mod tests {
                 no_quorum: 1,
                 refused_limit: 3,
                 timed_out: 2,
+                refused_memory: 4,
                 datagrams: None,
             }],
             replicas: vec![
@@ -563,6 +570,7 @@ mod tests {
             no_quorum: 1,
             refused_limit: 0,
             timed_out: 0,
+            refused_memory: 0,
             datagrams: Some(DatagramCounters {
                 questions: 10,
                 answered: 8,
@@ -632,20 +640,29 @@ mod tests {
         let j = s.to_json();
         let old = j
             .replace(",\"refused_limit\":3", "")
-            .replace(",\"timed_out\":2", "");
+            .replace(",\"timed_out\":2", "")
+            .replace(",\"refused_memory\":4", "");
         assert_eq!(
             old.len(),
-            j.len() - ",\"refused_limit\":3,\"timed_out\":2".len()
+            j.len() - ",\"refused_limit\":3,\"timed_out\":2,\"refused_memory\":4".len()
         );
         let old = Status::from_json(&old).unwrap();
         assert_eq!(
-            (old.services[0].refused_limit, old.services[0].timed_out),
-            (0, 0)
+            (
+                old.services[0].refused_limit,
+                old.services[0].timed_out,
+                old.services[0].refused_memory
+            ),
+            (0, 0, 0)
         );
         let kv: BTreeMap<String, String> = s
             .to_xenstore()
             .into_iter()
-            .filter(|(k, _)| !k.ends_with("/refused-limit") && !k.ends_with("/timed-out"))
+            .filter(|(k, _)| {
+                !k.ends_with("/refused-limit")
+                    && !k.ends_with("/timed-out")
+                    && !k.ends_with("/refused-memory")
+            })
             .collect();
         let mut read = |k: &str| kv.get(k).cloned();
         let mut list = |k: &str| {
@@ -660,8 +677,12 @@ mod tests {
         };
         let back = Status::from_xenstore(&mut read, &mut list).unwrap();
         assert_eq!(
-            (back.services[0].refused_limit, back.services[0].timed_out),
-            (0, 0)
+            (
+                back.services[0].refused_limit,
+                back.services[0].timed_out,
+                back.services[0].refused_memory
+            ),
+            (0, 0, 0)
         );
         assert_eq!(back.services[0].no_quorum, 1);
     }

@@ -246,6 +246,9 @@ impl Lab {
                         "",
                         "--appendonly",
                         "no",
+                        // Room for 10,000 client connections (nv-membench) and the probes.
+                        "--maxclients",
+                        "20000",
                         "--dir",
                         &d,
                     ],

@@ -4,15 +4,18 @@
 //! [`Connection::pump`] runs its phases in a fixed order each round: the voter's timers, the
 //! replicas' handshakes, client bytes into the voter and the client's end, the exchange with
 //! each replica, voted bytes to the client, the voter's events, the client's close, the status
-//! counters, the end of the connection. Once finished, a connection lingers until its sockets
-//! are gone ([`Connection::wind_down`]) and is then released.
+//! counters, the end of the connection, its memory (buffers given back once idle for
+//! [`SHRINK_AFTER`], the total accounted to the [`MemoryBudget`]). Once finished, a connection
+//! lingers until its sockets are gone ([`Connection::wind_down`]) and is then released.
 
 use std::time::{Duration, Instant};
 
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State;
 
+use super::answer::AnswerClock;
 use super::endpoint::Endpoint;
+use super::memory::{state_memory, MemoryBudget};
 use super::replica_side::ReplicaSide;
 use super::sockets::{recv_into_voter, remote_closed, send_from_voter, socket_gone};
 use crate::config::Config;
@@ -22,6 +25,10 @@ use crate::voter::{NoQuorum, ReplicaState, Role, Voter, VoterConfig, VoterEvent}
 
 /// How long a finished connection may linger (waiting for FIN handshakes) before it is aborted.
 const LINGER: Duration = Duration::from_secs(30);
+
+/// How long no byte must move before a connection gives back the memory of its empty buffers
+/// (socket and voter); they grow again with the next bytes.
+const SHRINK_AFTER: Duration = Duration::from_secs(1);
 
 /// What a connection works on besides its own state: the links its sockets live on (replica
 /// `r`'s side on `replicas[r]`), the status book, and the configuration.
@@ -38,6 +45,8 @@ pub(super) struct Context<'a> {
     pub config: &'a Config,
     /// The voter configuration derived from it.
     pub voter_config: &'a VoterConfig,
+    /// The memory the connections take, against `memory_budget_mb`.
+    pub budget: &'a mut MemoryBudget,
 }
 
 /// How far the client's input got.
@@ -90,6 +99,12 @@ pub(super) struct Connection {
     last_bytes: (u64, u64),
     /// When a byte last moved either way (or when it opened).
     last_active: Instant,
+    /// How long the client has waited for the replicas' answer (`replica_timeout_ms`).
+    answer: AnswerClock,
+    /// The buffers were given back since `last_active` (see [`SHRINK_AFTER`]).
+    shrunk: bool,
+    /// Bytes accounted to the memory budget for it.
+    memory: usize,
     finished_at: Option<Instant>,
 }
 
@@ -133,6 +148,8 @@ impl Connection {
             }
         }
         cx.status.connection_opened(service);
+        let memory = state_memory(replicas.len());
+        cx.budget.charge(0, memory);
         Connection {
             id,
             epoch: cx.membership.epoch(),
@@ -148,6 +165,12 @@ impl Connection {
                 .then(|| Duration::from_millis(config.client_timeout_ms)),
             last_bytes: (0, 0),
             last_active: now,
+            answer: AnswerClock::new(
+                (config.replica_timeout_ms != 0)
+                    .then(|| Duration::from_millis(config.replica_timeout_ms)),
+            ),
+            shrunk: false,
+            memory,
             finished_at: None,
         }
     }
@@ -176,10 +199,13 @@ impl Connection {
         }
         self.voter_to_client(cx, now);
         self.reset_if_idle(cx, now);
+        self.reset_if_unanswered(cx, now);
         self.handle_events(cx);
         self.close_client_when_drained(cx);
         self.count_bytes_voted(cx);
         self.note_finished(now);
+        self.shrink_when_idle(cx, now);
+        self.account_memory(cx);
     }
 
     /// Client bytes into the voter.
@@ -286,6 +312,7 @@ impl Connection {
         if bytes != self.last_bytes {
             self.last_bytes = bytes;
             self.last_active = now;
+            self.shrunk = false;
             return;
         }
         let Some(idle) = self.idle_timeout else {
@@ -304,6 +331,58 @@ impl Connection {
         self.client_state = ClientState::Aborted;
         self.voter.client_reset(now);
         cx.status.timed_out(self.service);
+    }
+
+    /// Resets the connection (client and replicas, nobody blamed; counted as `timed_out`) once
+    /// the client has waited `replica_timeout_ms` for an answer no quorum gave (see
+    /// [`AnswerClock`]).
+    fn reset_if_unanswered(&mut self, cx: &mut Context<'_>, now: Instant) {
+        let stats = self.voter.stats();
+        self.answer
+            .observe(stats.client_bytes_in, stats.bytes_released, now);
+        let open = matches!(self.client_state, ClientState::Open | ClientState::Closing);
+        if !open || self.finished_at.is_some() || !self.answer.expired(now) {
+            return;
+        }
+        log::warn!(
+            "connection {}: no answer from a quorum of replicas within {} ms: reset",
+            self.id,
+            cx.config.replica_timeout_ms
+        );
+        cx.external.tcp(self.client).abort();
+        self.client_state = ClientState::Aborted;
+        self.voter.client_reset(now);
+        cx.status.timed_out(self.service);
+    }
+
+    /// Once no byte moved for [`SHRINK_AFTER`], gives back the memory of every empty buffer:
+    /// the client's socket, the replicas' sockets and the voter's (once per idle spell).
+    fn shrink_when_idle(&mut self, cx: &mut Context<'_>, now: Instant) {
+        if self.shrunk || now < self.last_active + SHRINK_AFTER {
+            return;
+        }
+        self.shrunk = true;
+        cx.external.tcp(self.client).shrink_buffers();
+        for (r, side) in self.replicas.iter().enumerate() {
+            if let Some(s) = self.slots[r] {
+                side.shrink_buffers(&mut cx.replicas[s]);
+            }
+        }
+        self.voter.shrink_buffers();
+    }
+
+    /// Accounts the connection's memory now (its state and every buffer) to the budget.
+    fn account_memory(&mut self, cx: &mut Context<'_>) {
+        let mut bytes = state_memory(self.replicas.len())
+            + cx.external.tcp(self.client).buffer_memory()
+            + self.voter.buffer_memory();
+        for (r, side) in self.replicas.iter().enumerate() {
+            if let Some(s) = self.slots[r] {
+                bytes += side.buffer_memory(&mut cx.replicas[s]);
+            }
+        }
+        cx.budget.charge(self.memory, bytes);
+        self.memory = bytes;
     }
 
     /// Acts on the voter's events: faults to the log and the status book, closes and resets.
@@ -410,21 +489,27 @@ impl Connection {
     }
 
     /// The earliest time the connection needs a round: a voter timer, a connect deadline, the
-    /// idle timeout, the end of its linger time.
+    /// idle timeout, the replica timeout, giving its buffers back, the end of its linger time.
     pub fn wake_at(&self) -> Option<Instant> {
         let connects = self
             .replicas
             .iter()
             .filter_map(ReplicaSide::connect_deadline);
-        let idle = match self.finished_at {
-            None => self.idle_timeout.map(|d| self.last_active + d),
-            Some(_) => None,
+        let (idle, answer) = match self.finished_at {
+            None => (
+                self.idle_timeout.map(|d| self.last_active + d),
+                self.answer.deadline(),
+            ),
+            Some(_) => (None, None),
         };
+        let shrink = (!self.shrunk).then(|| self.last_active + SHRINK_AFTER);
         self.voter
             .poll_timeout()
             .into_iter()
             .chain(connects)
             .chain(idle)
+            .chain(answer)
+            .chain(shrink)
             .chain(self.finished_at.map(|t| t + LINGER))
             .min()
     }
@@ -494,6 +579,7 @@ impl Connection {
             }
         }
         cx.status.connection_closed(self.service);
+        cx.budget.charge(self.memory, 0);
         log::info!(
             "connection {}: done, {} bytes in, {} bytes voted out",
             self.id,

@@ -11,16 +11,20 @@
 //! - `listen`: the listening sockets of every TCP service;
 //! - `datagram`: a UDP service, its per-client sockets on the replica links and its voter;
 //! - `limits`: the connection limits, in all and per client address;
+//! - `answer`: the replica timeout, how long a client may wait for an answer;
+//! - `memory`: the memory budget of the open connections;
 //! - `connection`: one client connection, its voter and its phases per round;
 //! - `replica_side`: one replica's connection within a client connection;
 //! - `probe`: health probes of replicas no connection has shown serving yet;
 //! - `reconfigure`: what a config change may change in place.
 
+mod answer;
 mod connection;
 mod datagram;
 mod endpoint;
 mod limits;
 mod listen;
+mod memory;
 mod probe;
 mod reconfigure;
 mod replica_side;
@@ -41,6 +45,7 @@ use datagram::UdpService;
 use endpoint::{smol_now, Addressing, Endpoint};
 use limits::ConnectionLimits;
 use listen::ListenPool;
+use memory::{state_memory, MemoryBudget};
 use probe::{Probe, ProbeTarget};
 pub use reconfigure::Refused;
 
@@ -92,6 +97,7 @@ pub struct Appliance<G: GrantTable = xen::gntdev::Gntdev, E: EventChannel = xen:
     probes: Vec<Probe>,
     listen: ListenPool,
     limits: ConnectionLimits,
+    budget: MemoryBudget,
     conns: Vec<Connection>,
     udp: Vec<UdpService>,
     next_conn_id: u64,
@@ -143,6 +149,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         status.set_ready(true);
         let limits =
             ConnectionLimits::new(config.max_connections, config.max_connections_per_client);
+        let budget = MemoryBudget::new(config.memory_budget_mb << 20);
         let mut appliance = Appliance {
             netback,
             voter_config: config.voter_config(),
@@ -154,6 +161,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             replicas,
             listen,
             limits,
+            budget,
             conns: Vec::new(),
             udp: Vec::new(),
             next_conn_id: 1,
@@ -296,6 +304,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         self.voter_config = config.voter_config();
         self.limits
             .set(config.max_connections, config.max_connections_per_client);
+        self.budget.set(config.memory_budget_mb << 20);
         self.config = config;
         log::info!(
             "config changed in place: {} replicas, {} connections kept (membership epoch {})",
@@ -434,17 +443,31 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             membership: &mut self.membership,
             config: &self.config,
             voter_config: &self.voter_config,
+            budget: &mut self.budget,
         };
         (cx, &mut self.conns)
     }
 
     /// Turns listening sockets that completed a handshake into connections (and keeps the
-    /// listen pool full); one over a connection limit is reset before it reaches a replica.
+    /// listen pool full); one over a connection limit or the memory budget is reset before it
+    /// reaches a replica.
     fn accept(&mut self, now: Instant) {
         for accepted in self.listen.accept(&mut self.external, &self.config) {
             let id = self.next_conn_id;
             self.next_conn_id += 1;
             let peer = self.external.tcp(accepted.client).remote_endpoint();
+            if let Err(b) = self.budget.admit(state_memory(self.replicas.len())) {
+                log::warn!(
+                    "connection {id}: {} from {} refused: memory budget reached ({} of {} bytes)",
+                    self.config.services[accepted.service].name,
+                    peer.map(|p| p.to_string()).unwrap_or_default(),
+                    b.in_use,
+                    b.budget
+                );
+                self.status.refused_memory(accepted.service);
+                self.listen.refuse(&mut self.external, accepted);
+                continue;
+            }
             if let Some(peer) = peer {
                 if let Err(limit) = self.limits.admit(id, peer.addr) {
                     log::warn!(

@@ -278,6 +278,19 @@ impl ReplicaSide {
         }
     }
 
+    /// Bytes its socket's buffers take now (0 without a socket).
+    pub fn buffer_memory(&self, ep: &mut Endpoint) -> usize {
+        self.socket
+            .map_or(0, |socket| ep.tcp(socket.handle).buffer_memory())
+    }
+
+    /// Gives back the memory of its socket's buffers that hold nothing.
+    pub fn shrink_buffers(&self, ep: &mut Endpoint) {
+        if let Some(socket) = self.socket {
+            ep.tcp(socket.handle).shrink_buffers();
+        }
+    }
+
     /// Resets the socket at once (the appliance is shutting down).
     pub fn abort(&self, ep: &mut Endpoint) {
         if let Some(socket) = self.socket {

@@ -15,13 +15,16 @@ const SOCKET_TIMEOUT: Duration = Duration::from_secs(120);
 /// lost retransmission stalls a connection for this long, not a second or more.
 const RTO_MIN: Duration = Duration::from_millis(200);
 
-/// A TCP socket with `buffer` bytes each way, no delayed ACK, no Nagle, CUBIC, a 200 ms RTO
-/// floor and the idle timeout.
+/// A TCP socket whose buffers start empty and grow on demand up to `buffer` bytes each way
+/// (the window it advertises, and its scale, are those of a `buffer`-byte buffer;
+/// `tcp::Socket::shrink_buffers` gives the memory back), no delayed ACK, no Nagle, CUBIC, a 200 ms RTO floor and the idle
+/// timeout.
 pub(super) fn new_socket(buffer: usize) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; buffer]),
-        tcp::SocketBuffer::new(vec![0; buffer]),
+        tcp::SocketBuffer::new(Vec::new()),
+        tcp::SocketBuffer::new(Vec::new()),
     );
+    s.set_buffer_growth(buffer, buffer);
     s.set_ack_delay(None);
     s.set_nagle_enabled(false);
     s.set_congestion_control(CongestionControl::Cubic);

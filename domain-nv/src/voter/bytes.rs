@@ -1,9 +1,10 @@
 //! Byte views and rings: the voter's buffers and the comparison it votes with.
 //!
 //! Voting compares byte ranges with slice equality (memcmp) in chunks, so each byte is compared a
-//! small constant number of times whatever the segmentation. Buffers are rings, allocated once and
-//! reused for the whole connection (no compaction copies); a range of a ring is a [`View`] of at
-//! most two contiguous pieces.
+//! small constant number of times whatever the segmentation. Buffers are rings that start without
+//! an allocation, grow as bytes are appended and are reused (no compaction copies) until the
+//! connection goes idle and gives them back ([`Ring::shrink_if_empty`]); a range of a ring is a
+//! [`View`] of at most two contiguous pieces.
 
 use std::collections::VecDeque;
 
@@ -142,6 +143,16 @@ impl Ring {
     pub(super) fn free(&mut self) {
         *self = Ring::default();
     }
+    /// Give the allocation back if no byte is held (it grows again on the next append).
+    pub(super) fn shrink_if_empty(&mut self) {
+        if self.is_empty() {
+            self.free();
+        }
+    }
+    /// Bytes allocated (held or not).
+    pub(super) fn allocated(&self) -> usize {
+        self.0.capacity()
+    }
 }
 
 #[cfg(test)]
@@ -210,5 +221,22 @@ mod tests {
         ring.truncate(3);
         assert_eq!(ring.len(), 3);
         assert_eq!(ring.view().get(2), Some(1));
+    }
+
+    #[test]
+    fn ring_starts_unallocated_and_gives_memory_back_only_when_empty() {
+        let mut ring = Ring::default();
+        assert_eq!(ring.allocated(), 0);
+        ring.extend(&[7; 5000]);
+        assert!(ring.allocated() >= 5000);
+        ring.consume(4999);
+        ring.shrink_if_empty();
+        assert!(ring.allocated() >= 5000, "a held byte keeps the ring");
+        assert_eq!(ring.view().get(0), Some(7));
+        ring.consume(1);
+        ring.shrink_if_empty();
+        assert_eq!(ring.allocated(), 0);
+        ring.extend(b"again");
+        assert_eq!(ring.len(), 5);
     }
 }

@@ -346,6 +346,21 @@ impl Voter {
     pub fn buffered_bytes(&self) -> usize {
         self.input.len() + self.rel.len() + self.reps.iter().map(|r| r.out.len()).sum::<usize>()
     }
+    /// Bytes allocated for the buffers (at least [`Voter::buffered_bytes`]): buffers start
+    /// without memory and grow as bytes arrive.
+    pub fn buffer_memory(&self) -> usize {
+        let outputs: usize = self.reps.iter().map(|r| r.out.allocated()).sum();
+        self.input.allocated() + self.rel.allocated() + outputs
+    }
+    /// Gives back the memory of every buffer that holds nothing (for a connection gone idle);
+    /// they grow again when bytes arrive.
+    pub fn shrink_buffers(&mut self) {
+        self.input.shrink_if_empty();
+        self.rel.shrink_if_empty();
+        for r in &mut self.reps {
+            r.out.shrink_if_empty();
+        }
+    }
     /// Unvoted output bytes held for replica `r` (at most `buffer_limit`).
     pub fn replica_unvoted(&self, r: ReplicaId) -> usize {
         self.unvoted(r).len()

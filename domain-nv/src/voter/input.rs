@@ -62,6 +62,14 @@ impl ClientInput {
             self.base = min;
         }
     }
+    /// Give the buffer's memory back if it holds nothing.
+    pub(super) fn shrink_if_empty(&mut self) {
+        self.ring.shrink_if_empty();
+    }
+    /// Bytes allocated for the buffer.
+    pub(super) fn allocated(&self) -> usize {
+        self.ring.allocated()
+    }
     /// The replicas are gone: drop every byte held.
     pub(super) fn clear(&mut self) {
         self.ring.free();

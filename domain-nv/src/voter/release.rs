@@ -78,6 +78,14 @@ impl Released {
     pub(super) fn len(&self) -> usize {
         self.ring.len()
     }
+    /// Give the buffer's memory back if it holds nothing.
+    pub(super) fn shrink_if_empty(&mut self) {
+        self.ring.shrink_if_empty();
+    }
+    /// Bytes allocated for the buffer.
+    pub(super) fn allocated(&self) -> usize {
+        self.ring.allocated()
+    }
     /// Every released byte was sent to the client.
     pub(super) fn all_sent(&self) -> bool {
         self.client_sent == self.offset

@@ -179,6 +179,10 @@ pub const DEFAULT_LISTEN_POOL: usize = 16;
 pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
 /// Longest allowed `drain_timeout_ms` (an hour).
 pub const MAX_DRAIN_TIMEOUT_MS: u64 = 3_600_000;
+/// Default memory budget of the open connections, MiB.
+pub const DEFAULT_MEMORY_BUDGET_MB: usize = 1024;
+/// Largest allowed `memory_budget_mb` (1 TiB).
+pub const MAX_MEMORY_BUDGET_MB: usize = 1 << 20;
 /// Longest allowed `client_timeout_ms` and `replica_timeout_ms` (a day).
 pub const MAX_IDLE_TIMEOUT_MS: u64 = 86_400_000;
 
@@ -202,6 +206,12 @@ fn default_offload() -> bool {
 }
 fn default_listen_pool() -> usize {
     DEFAULT_LISTEN_POOL
+}
+fn default_memory_budget_mb() -> usize {
+    DEFAULT_MEMORY_BUDGET_MB
+}
+fn is_default_memory_budget(mb: &usize) -> bool {
+    *mb == DEFAULT_MEMORY_BUDGET_MB
 }
 fn default_drain_timeout_ms() -> u64 {
     DEFAULT_DRAIN_TIMEOUT_MS
@@ -319,6 +329,23 @@ pub struct Config {
     /// 0 (the default): no timeout.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub client_timeout_ms: u64,
+    /// A client connection waiting this long for an answer no quorum of replicas gave (client
+    /// bytes arrived after the last byte released to it, and nothing was released since the
+    /// first of them) is reset, client and replicas, nobody blamed, and counted as
+    /// `timed_out`, in milliseconds. A replica behind a quorum that did answer is the straggler
+    /// timeout's. 0 (the default): no timeout (a service may legitimately take long, e.g. a
+    /// blocking read).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replica_timeout_ms: u64,
+    /// Most memory, in MiB, the open client connections may take (their socket and voter
+    /// buffers, which grow with the bytes in flight and shrink when idle, plus their state)
+    /// before a new connection is reset at accept (counted as `refused_memory`). Connections
+    /// already open may grow past it. 0: unlimited. Default 1024.
+    #[serde(
+        default = "default_memory_budget_mb",
+        skip_serializing_if = "is_default_memory_budget"
+    )]
+    pub memory_budget_mb: usize,
     /// Where to write the JSON status (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_file: Option<String>,
@@ -358,6 +385,8 @@ impl Config {
             max_connections: 0,
             max_connections_per_client: 0,
             client_timeout_ms: 0,
+            replica_timeout_ms: 0,
+            memory_budget_mb: DEFAULT_MEMORY_BUDGET_MB,
             status_file: None,
             probation: Probation::default(),
             datagram: DatagramLimits::default(),

@@ -163,6 +163,18 @@ fn each_mistake_names_its_field_and_line() {
             "client_timeout_ms",
             3,
         ),
+        (
+            "straggler_timeout_ms: 500",
+            "straggler_timeout_ms: 500\nreplica_timeout_ms: 86400001",
+            "replica_timeout_ms",
+            3,
+        ),
+        (
+            "straggler_timeout_ms: 500",
+            "straggler_timeout_ms: 500\nmemory_budget_mb: 1048577",
+            "memory_budget_mb",
+            3,
+        ),
     ];
     for (from, to, field, line) in cases {
         let e = error_for(from, to);
@@ -223,22 +235,46 @@ fn limits_default_to_none_and_are_written_only_when_set() {
         (
             c.max_connections,
             c.max_connections_per_client,
-            c.client_timeout_ms
+            c.client_timeout_ms,
+            c.replica_timeout_ms
         ),
-        (0, 0, 0)
+        (0, 0, 0, 0)
     );
     let yaml = c.to_yaml();
     assert!(!yaml.contains("max_connections") && !yaml.contains("client_timeout"));
+    assert!(!yaml.contains("replica_timeout"));
     let text = GOOD.replace(
         "straggler_timeout_ms: 500",
-        "straggler_timeout_ms: 500\nmax_connections_per_client: 4\nclient_timeout_ms: 2000",
+        "straggler_timeout_ms: 500\nmax_connections_per_client: 4\nclient_timeout_ms: 2000\n\
+         replica_timeout_ms: 3000",
     );
     let c = Config::from_yaml(&text).unwrap();
     assert_eq!(
-        (c.max_connections_per_client, c.client_timeout_ms),
-        (4, 2000)
+        (
+            c.max_connections_per_client,
+            c.client_timeout_ms,
+            c.replica_timeout_ms
+        ),
+        (4, 2000, 3000)
     );
     assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
+}
+
+#[test]
+fn memory_budget_has_a_default_and_is_written_only_when_set() {
+    let c = Config::from_yaml(GOOD).unwrap();
+    assert_eq!(c.memory_budget_mb, DEFAULT_MEMORY_BUDGET_MB);
+    assert!(!c.to_yaml().contains("memory_budget_mb"));
+    for mb in [0, 64] {
+        let text = GOOD.replace(
+            "straggler_timeout_ms: 500",
+            &format!("straggler_timeout_ms: 500\nmemory_budget_mb: {mb}"),
+        );
+        let c = Config::from_yaml(&text).unwrap();
+        assert_eq!(c.memory_budget_mb, mb);
+        assert!(c.to_yaml().contains("memory_budget_mb"));
+        assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
+    }
 }
 
 #[test]

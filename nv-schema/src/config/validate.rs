@@ -116,6 +116,26 @@ impl Config {
                 ),
             );
         }
+        if self.replica_timeout_ms > super::MAX_IDLE_TIMEOUT_MS {
+            return err(
+                "replica_timeout_ms",
+                format!(
+                    "{} is above the maximum of {} (a day)",
+                    self.replica_timeout_ms,
+                    super::MAX_IDLE_TIMEOUT_MS
+                ),
+            );
+        }
+        if self.memory_budget_mb > super::MAX_MEMORY_BUDGET_MB {
+            return err(
+                "memory_budget_mb",
+                format!(
+                    "{} is above the maximum of {} (1 TiB)",
+                    self.memory_budget_mb,
+                    super::MAX_MEMORY_BUDGET_MB
+                ),
+            );
+        }
         self.datagram.check()?;
         if let Some(gw) = self.external.gateway {
             if !self.external.address.contains(gw) {

@@ -279,6 +279,7 @@ mod tests {
                 no_quorum: 0,
                 refused_limit: 0,
                 timed_out: 0,
+                refused_memory: 0,
                 datagrams: None,
             }],
             replicas: vec![replica("r0"), replica(&format!("r0{evil}"))],
@@ -349,6 +350,7 @@ mod tests {
             no_quorum: 1,
             refused_limit: 0,
             timed_out: 0,
+            refused_memory: 0,
             datagrams,
         };
         let udp = service(Some(nv_schema::status::DatagramCounters {

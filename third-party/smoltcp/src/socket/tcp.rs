@@ -513,6 +513,9 @@ pub struct Socket<'a> {
     rx_buffer: SocketBuffer<'a>,
     rx_fin_received: bool,
     tx_buffer: SocketBuffer<'a>,
+    /// How far the buffers may grow on demand (`set_buffer_growth`); `None`: they keep the
+    /// size they were given.
+    growth: Option<BufferGrowth>,
     /// Interval after which, if no inbound packets are received, the connection is aborted.
     timeout: Option<Duration>,
     /// Interval at which keep-alive packets will be sent.
@@ -613,6 +616,49 @@ const DEFAULT_MSS: usize = 536;
 /// timestamps) so that every segment carries some payload.
 const MIN_REMOTE_MSS: usize = 48;
 
+/// The sizes between which a socket's buffers grow and shrink (`Socket::set_buffer_growth`).
+#[derive(Debug, Clone, Copy)]
+struct BufferGrowth {
+    /// The size the receive buffer may grow to: the window and its scale are computed from it.
+    rx_max: usize,
+    /// The receive buffer's size when growth was enabled: `shrink_buffers` returns to it.
+    rx_min: usize,
+    /// The size the transmit buffer may grow to.
+    tx_max: usize,
+    /// The transmit buffer's size when growth was enabled.
+    tx_min: usize,
+}
+
+/// The smallest size a growing buffer grows to (see `Socket::set_buffer_growth`).
+#[cfg(feature = "alloc")]
+const GROW_MIN: usize = 4096;
+
+/// The window scale (RFC 7323) for a receive buffer of `capacity` octets.
+fn win_shift_for(capacity: usize) -> u8 {
+    let cap_log2 = mem::size_of::<usize>() * 8 - capacity.leading_zeros() as usize;
+    cap_log2.saturating_sub(16) as u8
+}
+
+/// Grows `buffer` (at most to `max`) so that it holds at least `needed` octets: to twice its
+/// size, at least `GROW_MIN` and `needed` rounded up to a power of two.
+#[cfg(feature = "alloc")]
+fn grow_buffer(buffer: &mut SocketBuffer<'_>, needed: usize, max: usize) {
+    if needed <= buffer.capacity() || buffer.capacity() >= max {
+        return;
+    }
+    let target = needed
+        .checked_next_power_of_two()
+        .unwrap_or(max)
+        .max(buffer.capacity() * 2)
+        .max(GROW_MIN)
+        .min(max);
+    buffer.resize(target);
+}
+
+/// Without `alloc` a buffer never grows (its maximum is its capacity).
+#[cfg(not(feature = "alloc"))]
+fn grow_buffer(_buffer: &mut SocketBuffer<'_>, _needed: usize, _max: usize) {}
+
 impl<'a> Socket<'a> {
     #[allow(unused_comparisons)] // small usize platforms always pass rx_capacity check
     /// Create a socket using the given buffers.
@@ -631,8 +677,6 @@ impl<'a> Socket<'a> {
         if rx_capacity > (1 << 30) {
             panic!("receiving buffer too large, cannot exceed 1 GiB")
         }
-        let rx_cap_log2 = mem::size_of::<usize>() * 8 - rx_capacity.leading_zeros() as usize;
-
         Socket {
             state: State::Closed,
             timer: Timer::new(),
@@ -641,6 +685,7 @@ impl<'a> Socket<'a> {
             tx_buffer,
             rx_buffer,
             rx_fin_received: false,
+            growth: None,
             timeout: None,
             keep_alive: None,
             hop_limit: None,
@@ -652,7 +697,7 @@ impl<'a> Socket<'a> {
             remote_last_ack: None,
             remote_last_win: 0,
             remote_win_len: 0,
-            remote_win_shift: rx_cap_log2.saturating_sub(16) as u8,
+            remote_win_shift: win_shift_for(rx_capacity),
             remote_win_scale: None,
             remote_has_sack: false,
             remote_mss: DEFAULT_MSS,
@@ -812,7 +857,25 @@ impl<'a> Socket<'a> {
     /// Used in internal calculations as well as packet generation.
     #[inline]
     fn scaled_window(&self) -> u16 {
-        u16::try_from(self.rx_buffer.window() >> self.remote_win_shift).unwrap_or(u16::MAX)
+        u16::try_from(self.rx_window() >> self.remote_win_shift).unwrap_or(u16::MAX)
+    }
+
+    /// The receive window: the octets the receive buffer may still take, grown to its maximum.
+    #[inline]
+    fn rx_window(&self) -> usize {
+        self.rx_max() - self.rx_buffer.len()
+    }
+
+    /// The size the receive buffer may grow to (its capacity without growth).
+    #[inline]
+    fn rx_max(&self) -> usize {
+        self.growth.map_or(self.rx_buffer.capacity(), |g| g.rx_max)
+    }
+
+    /// The size the transmit buffer may grow to (its capacity without growth).
+    #[inline]
+    fn tx_max(&self) -> usize {
+        self.growth.map_or(self.tx_buffer.capacity(), |g| g.tx_max)
     }
 
     /// Return the last window field value, including scaling according to RFC 1323.
@@ -968,9 +1031,6 @@ impl<'a> Socket<'a> {
     }
 
     fn reset(&mut self) {
-        let rx_cap_log2 =
-            mem::size_of::<usize>() * 8 - self.rx_buffer.capacity().leading_zeros() as usize;
-
         self.state = State::Closed;
         self.timer = Timer::new();
         self.rtte = RttEstimator {
@@ -983,6 +1043,7 @@ impl<'a> Socket<'a> {
         self.assembler = Assembler::new();
         self.tx_buffer.clear();
         self.rx_buffer.clear();
+        self.shrink_buffers();
         self.rx_fin_received = false;
         self.listen_endpoint = IpListenEndpoint::default();
         self.tuple = None;
@@ -993,7 +1054,7 @@ impl<'a> Socket<'a> {
         self.remote_last_win = 0;
         self.remote_win_len = 0;
         self.remote_win_scale = None;
-        self.remote_win_shift = rx_cap_log2.saturating_sub(16) as u8;
+        self.remote_win_shift = win_shift_for(self.rx_max());
         self.remote_mss = DEFAULT_MSS;
         self.remote_last_ts = None;
         self.ack_delay_timer = AckDelayTimer::Idle;
@@ -1286,19 +1347,83 @@ impl<'a> Socket<'a> {
             return false;
         }
 
-        !self.tx_buffer.is_full()
+        self.tx_buffer.len() < self.tx_max()
     }
 
-    /// Return the maximum number of bytes inside the recv buffer.
+    /// Return the maximum number of bytes inside the recv buffer (with growth enabled, the
+    /// size it may grow to).
     #[inline]
     pub fn recv_capacity(&self) -> usize {
-        self.rx_buffer.capacity()
+        self.rx_max()
     }
 
-    /// Return the maximum number of bytes inside the transmit buffer.
+    /// Return the maximum number of bytes inside the transmit buffer (with growth enabled, the
+    /// size it may grow to).
     #[inline]
     pub fn send_capacity(&self) -> usize {
-        self.tx_buffer.capacity()
+        self.tx_max()
+    }
+
+    /// Let the receive and transmit buffers grow on demand, up to `rx_max` and `tx_max` octets.
+    ///
+    /// The buffers given to [new](#method.new) are the starting size (they may be empty). The
+    /// receive buffer grows when a segment needs room in it, the transmit buffer when
+    /// [send_slice](#method.send_slice) needs room (or [send](#method.send) finds it full):
+    /// to twice its size, at least 4096 octets and what is needed, at most the maximum. The
+    /// receive window and the window scale are computed from `rx_max`, so the peer sees the
+    /// same as with an `rx_max`-octet buffer, while memory follows what is actually queued.
+    /// [shrink_buffers](#method.shrink_buffers) gives the memory back.
+    ///
+    /// Call it before [listen](#method.listen) or [connect](#method.connect): the window scale
+    /// is chosen then. A maximum below a buffer's current size is raised to it. Growing replaces
+    /// the buffer's storage with a heap allocation (a borrowed buffer is released).
+    ///
+    /// # Panics
+    /// Panics if `rx_max` exceeds 1 GiB (the largest window TCP can advertise).
+    #[cfg(feature = "alloc")]
+    pub fn set_buffer_growth(&mut self, rx_max: usize, tx_max: usize) {
+        #[cfg(not(target_pointer_width = "16"))] // Prevent overflow
+        if rx_max > (1 << 30) {
+            panic!("receiving buffer too large, cannot exceed 1 GiB")
+        }
+        let (rx_min, tx_min) = match self.growth {
+            Some(g) => (g.rx_min, g.tx_min),
+            None => (self.rx_buffer.capacity(), self.tx_buffer.capacity()),
+        };
+        self.growth = Some(BufferGrowth {
+            rx_max: rx_max.max(self.rx_buffer.capacity()),
+            rx_min,
+            tx_max: tx_max.max(self.tx_buffer.capacity()),
+            tx_min,
+        });
+        if matches!(self.state, State::Closed | State::Listen) {
+            self.remote_win_shift = win_shift_for(self.rx_max());
+        }
+    }
+
+    /// Return a buffer that holds nothing to the size it had when the socket was made (the
+    /// receive buffer only if no out-of-order data waits in it either). Meant for buffers grown
+    /// with [set_buffer_growth](#method.set_buffer_growth), e.g. when a connection goes idle;
+    /// [listen](#method.listen) and [connect](#method.connect) do it too (they clear the
+    /// buffers first).
+    pub fn shrink_buffers(&mut self) {
+        #[cfg(feature = "alloc")]
+        if let Some(g) = self.growth {
+            if self.rx_buffer.is_empty()
+                && self.assembler.is_empty()
+                && self.rx_buffer.capacity() != g.rx_min
+            {
+                self.rx_buffer.resize(g.rx_min);
+            }
+            if self.tx_buffer.is_empty() && self.tx_buffer.capacity() != g.tx_min {
+                self.tx_buffer.resize(g.tx_min);
+            }
+        }
+    }
+
+    /// The octets of memory the receive and transmit buffers take now.
+    pub fn buffer_memory(&self) -> usize {
+        self.rx_buffer.capacity() + self.tx_buffer.capacity()
     }
 
     /// Check whether the receive buffer is not empty.
@@ -1307,13 +1432,16 @@ impl<'a> Socket<'a> {
         !self.rx_buffer.is_empty()
     }
 
-    fn send_impl<'b, F, R>(&'b mut self, f: F) -> Result<R, SendError>
+    fn send_impl<'b, F, R>(&'b mut self, wanted: usize, f: F) -> Result<R, SendError>
     where
         F: FnOnce(&'b mut SocketBuffer<'a>) -> (usize, R),
     {
         if !self.may_send() {
             return Err(SendError::InvalidState);
         }
+        let tx_max = self.tx_max();
+        let needed = self.tx_buffer.len().saturating_add(wanted).min(tx_max);
+        grow_buffer(&mut self.tx_buffer, needed, tx_max);
 
         let old_length = self.tx_buffer.len();
         let (size, result) = f(&mut self.tx_buffer);
@@ -1355,7 +1483,7 @@ impl<'a> Socket<'a> {
     where
         F: FnOnce(&'b mut [u8]) -> (usize, R),
     {
-        self.send_impl(|tx_buffer| tx_buffer.enqueue_many_with(f))
+        self.send_impl(1, |tx_buffer| tx_buffer.enqueue_many_with(f))
     }
 
     /// Enqueue a sequence of octets to be sent, and fill it from a slice.
@@ -1365,7 +1493,7 @@ impl<'a> Socket<'a> {
     ///
     /// See also [send](#method.send).
     pub fn send_slice(&mut self, data: &[u8]) -> Result<usize, SendError> {
-        self.send_impl(|tx_buffer| {
+        self.send_impl(data.len(), |tx_buffer| {
             let size = tx_buffer.enqueue_slice(data);
             (size, size)
         })
@@ -2363,6 +2491,9 @@ impl<'a> Socket<'a> {
             payload_len,
             payload_offset
         );
+        let needed = self.rx_buffer.len() + payload_offset + payload_len;
+        let rx_max = self.rx_max();
+        grow_buffer(&mut self.rx_buffer, needed, rx_max);
         let len_written = self.rx_buffer.write_unallocated(payload_offset, payload);
         debug_assert!(len_written == payload_len);
 
@@ -2784,7 +2915,7 @@ impl<'a> Socket<'a> {
                 repr.control = TcpControl::Syn;
                 repr.seq_number = self.local_seq_no;
                 // window len must NOT be scaled in SYNs.
-                repr.window_len = u16::try_from(self.rx_buffer.window()).unwrap_or(u16::MAX);
+                repr.window_len = u16::try_from(self.rx_window()).unwrap_or(u16::MAX);
                 if self.state == State::SynSent {
                     repr.ack_number = None;
                     repr.window_scale = Some(self.remote_win_shift);
@@ -3675,6 +3806,143 @@ mod test {
                 }]
             );
         }
+    }
+
+    /// An established socket whose buffers start empty and may grow to `rx_max` and `tx_max`
+    /// octets (`rx_max` below 64 KiB: no window scale).
+    fn socket_established_growing(rx_max: usize, tx_max: usize) -> TestSocket {
+        let mut s = socket_established_with_buffer_sizes(0, 0);
+        s.set_buffer_growth(rx_max, tx_max);
+        s.remote_last_win = s.scaled_window();
+        s
+    }
+
+    #[test]
+    fn test_buffer_growth_advertises_the_maximum_and_its_window_scale() {
+        for (rx_max, shift_amt) in [(60000, 0), (65536, 1), (1048576, 5)] {
+            let mut s = socket_with_buffer_sizes(0, 0);
+            s.set_buffer_growth(rx_max, 4096);
+            s.state = State::Listen;
+            s.listen_endpoint = LISTEN_END;
+            assert_eq!((s.recv_capacity(), s.send_capacity()), (rx_max, 4096));
+            assert_eq!(s.buffer_memory(), 0);
+            send!(
+                s,
+                TcpRepr {
+                    control: TcpControl::Syn,
+                    seq_number: REMOTE_SEQ,
+                    ack_number: None,
+                    window_scale: Some(0),
+                    ..SEND_TEMPL
+                }
+            );
+            recv!(
+                s,
+                [TcpRepr {
+                    control: TcpControl::Syn,
+                    seq_number: LOCAL_SEQ,
+                    ack_number: Some(REMOTE_SEQ + 1),
+                    max_seg_size: Some(BASE_MSS),
+                    window_scale: Some(shift_amt),
+                    window_len: u16::try_from(rx_max).unwrap_or(u16::MAX),
+                    ..RECV_TEMPL
+                }]
+            );
+            assert_eq!(s.buffer_memory(), 0, "a handshake takes no buffer memory");
+        }
+    }
+
+    #[test]
+    fn test_buffer_growth_receive_keeps_out_of_order_data_then_shrinks() {
+        let mut s = socket_established_growing(60000, 64);
+        let data: Vec<u8> = (0..8000u32).map(|i| (i % 251) as u8).collect();
+        // Out of order first: 6000 octets at offset 2000 need 8000 octets: 8192.
+        let _ = send(
+            &mut s,
+            Instant::from_millis(0),
+            &TcpRepr {
+                seq_number: REMOTE_SEQ + 1 + 2000,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &data[2000..],
+                ..SEND_TEMPL
+            },
+        );
+        assert_eq!(s.rx_buffer.capacity(), 8192);
+        assert_eq!(s.recv_queue(), 0);
+        s.shrink_buffers();
+        assert_eq!(
+            s.rx_buffer.capacity(),
+            8192,
+            "out-of-order data keeps its buffer"
+        );
+        let _ = send(
+            &mut s,
+            Instant::from_millis(0),
+            &TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &data[..2000],
+                ..SEND_TEMPL
+            },
+        );
+        assert_eq!(s.recv_queue(), 8000);
+        assert_eq!(s.scaled_window(), 60000 - 8000);
+        let mut got = vec![0; 5000];
+        assert_eq!(s.recv_slice(&mut got), Ok(5000));
+        assert_eq!(got, data[..5000]);
+        s.shrink_buffers();
+        assert_eq!(s.rx_buffer.capacity(), 8192, "queued data keeps its buffer");
+        // More data after a partial read grows the buffer with the queued octets in order.
+        let more: Vec<u8> = (0..20000u32).map(|i| (i % 241) as u8).collect();
+        let _ = send(
+            &mut s,
+            Instant::from_millis(0),
+            &TcpRepr {
+                seq_number: REMOTE_SEQ + 1 + 8000,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &more,
+                ..SEND_TEMPL
+            },
+        );
+        assert_eq!(s.rx_buffer.capacity(), 32768);
+        let mut got = vec![0; 23000];
+        assert_eq!(s.recv_slice(&mut got), Ok(23000));
+        assert_eq!(got[..3000], data[5000..]);
+        assert_eq!(got[3000..], more[..]);
+        s.shrink_buffers();
+        assert_eq!(s.buffer_memory(), 0);
+    }
+
+    #[test]
+    fn test_buffer_growth_send_grows_to_the_maximum_and_shrinks_when_acked() {
+        let mut s = socket_established_growing(60000, 10000);
+        assert!(s.can_send());
+        assert_eq!(s.send_slice(&[1; 3000]), Ok(3000));
+        assert_eq!(s.tx_buffer.capacity(), 4096);
+        assert_eq!(s.send_slice(&[2; 20000]), Ok(7000));
+        assert_eq!(s.tx_buffer.capacity(), 10000);
+        assert!(!s.can_send());
+        s.shrink_buffers();
+        assert_eq!(
+            s.buffer_memory(),
+            10000,
+            "unacknowledged data keeps its buffer"
+        );
+        s.tx_buffer.dequeue_allocated(10000);
+        // `send` with a closure grows a full buffer too.
+        s.shrink_buffers();
+        assert_eq!(s.buffer_memory(), 0);
+        assert_eq!(s.send(|buf| (buf.len(), buf.len())), Ok(4096));
+        s.abort();
+        recv(&mut s, Instant::from_millis(0), |r| {
+            assert_eq!(r.map(|r| r.control), Ok(TcpControl::Rst))
+        });
+        s.listen(LISTEN_END).unwrap();
+        assert_eq!(
+            s.buffer_memory(),
+            0,
+            "listen after an abort gives the memory back"
+        );
     }
 
     #[test]

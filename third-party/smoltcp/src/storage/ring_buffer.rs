@@ -401,6 +401,33 @@ impl<'a, T: 'a> RingBuffer<'a, T> {
     }
 }
 
+/// Resizing: a buffer whose storage can be replaced by a heap allocation of another size.
+#[cfg(feature = "alloc")]
+impl<'a, T: 'a + Copy + Default> RingBuffer<'a, T> {
+    /// Replace the storage with a heap allocation of `capacity` elements (at least `len()`),
+    /// keeping the allocated elements and, in order after them, the unallocated elements that
+    /// fit (data written at an offset past the last allocated element, as a TCP reassembly
+    /// buffer does, survives a resize that still covers it). Afterwards the first allocated
+    /// element is at the start of the storage. Borrowed storage is released, never written.
+    ///
+    /// # Panics
+    /// Panics if `capacity` is less than `len()`.
+    pub fn resize(&mut self, capacity: usize) {
+        assert!(capacity >= self.len(), "resize below the allocated length");
+        let old = self.capacity();
+        let mut storage = alloc::vec![T::default(); capacity];
+        let keep = cmp::min(old, capacity);
+        if keep > 0 {
+            // Elements [read_at, old) then [0, read_at), up to `keep` of them.
+            let first = cmp::min(keep, old - self.read_at);
+            storage[..first].copy_from_slice(&self.storage[self.read_at..self.read_at + first]);
+            storage[first..keep].copy_from_slice(&self.storage[..keep - first]);
+        }
+        self.storage = ManagedSlice::Owned(storage);
+        self.read_at = 0;
+    }
+}
+
 impl<'a, T: 'a> From<ManagedSlice<'a, T>> for RingBuffer<'a, T> {
     fn from(slice: ManagedSlice<'a, T>) -> RingBuffer<'a, T> {
         RingBuffer::new(slice)
@@ -495,6 +522,54 @@ mod test {
         }
         assert_eq!(ring.dequeue_one(), Err(Empty));
         assert!(ring.is_empty());
+    }
+
+    #[test]
+    fn test_resize_keeps_allocated_and_unallocated_elements_in_order() {
+        let mut ring = RingBuffer::new(vec![0u8; 8]);
+        assert_eq!(ring.enqueue_slice(b"abcdef"), 6);
+        assert_eq!(ring.dequeue_slice(&mut [0; 4]), 4);
+        // "ef" allocated, wrapping; "XY" written past them, unallocated, across the end.
+        assert_eq!(ring.enqueue_slice(b"gh"), 2);
+        assert_eq!(ring.write_unallocated(0, b"XY"), 2);
+        ring.resize(16);
+        assert_eq!(ring.capacity(), 16);
+        assert_eq!(ring.len(), 4);
+        assert_eq!(ring.get_unallocated(0, 2), b"XY");
+        ring.enqueue_unallocated(2);
+        let mut out = [0u8; 6];
+        assert_eq!(ring.read_allocated(0, &mut out), 6);
+        assert_eq!(&out, b"efghXY");
+        // Shrinking to the allocated length keeps them; an empty buffer may shrink to nothing.
+        ring.resize(6);
+        assert_eq!(ring.capacity(), 6);
+        assert!(ring.is_full());
+        assert_eq!(ring.dequeue_slice(&mut out), 6);
+        assert_eq!(&out, b"efghXY");
+        ring.resize(0);
+        assert_eq!((ring.capacity(), ring.window()), (0, 0));
+        ring.resize(3);
+        assert_eq!(ring.enqueue_slice(b"123"), 3);
+    }
+
+    #[test]
+    fn test_resize_replaces_borrowed_storage() {
+        let mut backing = [0u8; 4];
+        let mut ring = RingBuffer::new(&mut backing[..]);
+        assert_eq!(ring.enqueue_slice(b"ab"), 2);
+        ring.resize(8);
+        assert_eq!(ring.enqueue_slice(b"cdefgh"), 6);
+        let mut out = [0u8; 8];
+        assert_eq!(ring.dequeue_slice(&mut out), 8);
+        assert_eq!(&out, b"abcdefgh");
+    }
+
+    #[test]
+    #[should_panic(expected = "resize below the allocated length")]
+    fn test_resize_below_length_panics() {
+        let mut ring = RingBuffer::new(vec![0u8; 4]);
+        assert_eq!(ring.enqueue_slice(b"abc"), 3);
+        ring.resize(2);
     }
 
     #[test]
