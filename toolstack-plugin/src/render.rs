@@ -262,6 +262,9 @@ pub fn domain_nv_config(spec: &GroupSpec, instances: &[Instance]) -> Result<Conf
     config.connect_timeout_ms = s.connect_timeout_ms;
     config.buffer_limit = usize::try_from(s.buffer_limit).context("service.buffer-limit")?;
     config.status_file = s.status_file.clone();
+    // The connections' buffers may take half the NV domain's memory: the rest is the kernel,
+    // the binary, the smoltcp socket tables and the netback rings.
+    config.memory_budget_mb = (spec.nv_domain.memory / 2).max(1) as usize;
     Ok(config)
 }
 
