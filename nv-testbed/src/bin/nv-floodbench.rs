@@ -1,0 +1,186 @@
+//! `nv-floodbench` (`make floodbench`): what a connect flood does to an established client of
+//! domain-nv (3 redis replicas, majority).
+//!
+//! Each round measures one legitimate client (one connection, a redis `GET` every
+//! `--think-ms`, every reply checked) for `--seconds`, first alone (quiet), then while
+//! `--flood` connections are opened from the same namespace at once and held open without
+//! data. Prints the legitimate client's p50 and p99 latency, quiet and under the flood (medians
+//! over the rounds, with min-max), the flood's connect failures, and after each flood the
+//! replicas' states and faults as domain-nv reports them (a healthy replica must stay `live`).
+//!
+//! usage: `nv-floodbench PATH-TO-domain-nv [--flood N] [--seconds S] [--rounds N] [--think-ms MS]`
+#![forbid(unsafe_code)]
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nv_schema::status::ReplicaHealth;
+use nv_testbed::soak::{quantile, run_load, Exchange, LoadReport, LoadSpec, Reply};
+use nv_testbed::{cleanup_on_signal, run, Group, GroupSpec, Service, SERVICE_ADDRESS};
+
+/// The value after `flag`, parsed.
+fn arg<T: std::str::FromStr>(args: &[String], flag: &str) -> Result<Option<T>> {
+    match args.iter().position(|a| a == flag) {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .map(Some)
+            .with_context(|| format!("{flag} takes a value")),
+        None => Ok(None),
+    }
+}
+
+/// Runs `spec` in a thread of its own that enters namespace `ns` first.
+fn in_netns(ns: &str, spec: LoadSpec) -> std::thread::JoinHandle<Result<LoadReport>> {
+    let ns = ns.to_owned();
+    std::thread::spawn(move || {
+        let netns = std::fs::File::open(format!("/run/netns/{ns}"))?;
+        nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        run_load(&spec)
+    })
+}
+
+/// Waits for a load thread.
+fn join(h: std::thread::JoinHandle<Result<LoadReport>>) -> Result<LoadReport> {
+    h.join()
+        .map_err(|_| anyhow::anyhow!("client thread panicked"))?
+}
+
+/// Median and range of `v`, formatted in ms.
+fn median_range(mut v: Vec<Duration>) -> String {
+    v.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "{:.2} ms ({:.2}-{:.2})",
+        ms(v[v.len() / 2]),
+        ms(v[0]),
+        ms(v[v.len() - 1])
+    )
+}
+
+fn main_result() -> Result<()> {
+    cleanup_on_signal()?;
+    let args: Vec<String> = std::env::args().collect();
+    let domain_nv = PathBuf::from(args.get(1).context(
+        "usage: nv-floodbench PATH-TO-domain-nv [--flood N] [--seconds S] [--rounds N] [--think-ms MS]",
+    )?);
+    let flood: usize = arg(&args, "--flood")?.unwrap_or(5000);
+    let seconds: u64 = arg(&args, "--seconds")?.unwrap_or(10);
+    let rounds: usize = arg(&args, "--rounds")?.unwrap_or(3);
+    let think = Duration::from_millis(arg(&args, "--think-ms")?.unwrap_or(10));
+    let me = std::process::id().to_string();
+    let hard = run(&[
+        "prlimit",
+        "--pid",
+        &me,
+        "--nofile",
+        "--raw",
+        "--noheadings",
+        "--output",
+        "HARD",
+    ])?;
+    let hard = String::from_utf8_lossy(&hard.stdout).trim().to_owned();
+    run(&["prlimit", "--pid", &me, &format!("--nofile={hard}:{hard}")])?;
+    let g = Group::start(
+        "nvflood",
+        GroupSpec::new("majority", 3, Service::Redis),
+        &domain_nv,
+        |i, g| g.redis_to_replica(i, "SET flood:key legitimate-value-0123456789\n"),
+    )?;
+    let sources: Vec<Ipv4Addr> = (0..4).map(|k| Ipv4Addr::new(10, 77, 0, 10 + k)).collect();
+    for a in &sources {
+        run(&[
+            "ip",
+            "-n",
+            &g.client_ns,
+            "addr",
+            "add",
+            &format!("{a}/24"),
+            "dev",
+            "ext0",
+        ])?;
+    }
+    let server: Ipv4Addr = SERVICE_ADDRESS.parse()?;
+    let legit = LoadSpec {
+        connections: 1,
+        duration: Duration::from_secs(seconds),
+        think,
+        sources: vec![Ipv4Addr::new(10, 77, 0, 2)],
+        ports: vec![6379],
+        exchanges: vec![vec![Exchange {
+            request: b"*2\r\n$3\r\nGET\r\n$9\r\nflood:key\r\n".to_vec(),
+            reply: Reply::Exact(b"$27\r\nlegitimate-value-0123456789\r\n".to_vec()),
+        }]],
+        server,
+        reply_timeout: Duration::from_secs(10),
+        connects_per_s: 1,
+    };
+    let flooder = LoadSpec {
+        connections: flood,
+        // connects only: the first request would be due after the measurement
+        think: Duration::from_secs(3600),
+        sources,
+        connects_per_s: 1_000_000,
+        ..legit.clone()
+    };
+    let (mut quiet, mut flooded) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    for round in 0..rounds {
+        let mut q = join(in_netns(&g.client_ns, legit.clone()))?;
+        let f_thread = in_netns(&g.client_ns, flooder.clone());
+        let mut l = join(in_netns(&g.client_ns, legit.clone()))?;
+        let f = join(f_thread)?;
+        let status = g.status()?;
+        let unhealthy: Vec<String> = status
+            .replicas
+            .iter()
+            .filter(|r| r.state != ReplicaHealth::Live || !r.faults.is_empty())
+            .map(|r| {
+                let kinds: Vec<&str> = r.faults.iter().map(|f| f.kind.as_str()).collect();
+                format!("{} {:?} faults {:?}", r.name, r.state, kinds)
+            })
+            .collect();
+        eprintln!(
+            "round {round}: quiet p50 {:.2} p99 {:.2} ms ({} replies, {} errors); flood p50 {:.2} p99 {:.2} ms ({} replies, {} errors); flood: {} connected, {} connect failures, {} resets; replicas not live or with faults: {:?}",
+            quantile(&mut q.latencies, 0.5).as_secs_f64() * 1e3,
+            quantile(&mut q.latencies, 0.99).as_secs_f64() * 1e3,
+            q.replies_ok,
+            q.errors(),
+            quantile(&mut l.latencies, 0.5).as_secs_f64() * 1e3,
+            quantile(&mut l.latencies, 0.99).as_secs_f64() * 1e3,
+            l.replies_ok,
+            l.errors(),
+            f.connected,
+            f.connect_failures,
+            f.resets,
+            unhealthy
+        );
+        quiet.0.push(quantile(&mut q.latencies, 0.5));
+        quiet.1.push(quantile(&mut q.latencies, 0.99));
+        flooded.0.push(quantile(&mut l.latencies, 0.5));
+        flooded.1.push(quantile(&mut l.latencies, 0.99));
+    }
+    println!(
+        "\nlegitimate redis client, one GET every {} ms for {seconds} s; flood of {flood} connections held open; median (min-max) of {rounds} rounds",
+        think.as_millis()
+    );
+    println!(
+        "quiet: p50 {}, p99 {}",
+        median_range(quiet.0),
+        median_range(quiet.1)
+    );
+    println!(
+        "flood: p50 {}, p99 {}",
+        median_range(flooded.0),
+        median_range(flooded.1)
+    );
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = main_result() {
+        eprintln!("nv-floodbench failed: {e:#}");
+        std::process::exit(1);
+    }
+}
