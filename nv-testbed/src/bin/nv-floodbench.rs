@@ -48,8 +48,11 @@ fn join(h: std::thread::JoinHandle<Result<LoadReport>>) -> Result<LoadReport> {
         .map_err(|_| anyhow::anyhow!("client thread panicked"))?
 }
 
-/// Median and range of `v`, formatted in ms.
+/// Median and range of `v`, formatted in ms (`none` if no round had a reply).
 fn median_range(mut v: Vec<Duration>) -> String {
+    if v.is_empty() {
+        return "none (no round had a reply)".into();
+    }
     v.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     format!(
@@ -58,6 +61,39 @@ fn median_range(mut v: Vec<Duration>) -> String {
         ms(v[0]),
         ms(v[v.len() - 1])
     )
+}
+
+/// Frames dropped on interface `dev` of namespace `ns` so far: (received, sent) as that
+/// namespace's kernel counts them. On a TAP, "sent" drops are frames the namespace sent
+/// towards domain-nv that the TAP's queue had no room for (domain-nv did not read them in time).
+fn drops(ns: &str, dev: &str) -> Result<(u64, u64)> {
+    let out = run(&["ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev])?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let stats = &v[0]["stats64"];
+    let get = |dir: &str| stats[dir]["dropped"].as_u64().unwrap_or(0);
+    Ok((get("rx"), get("tx")))
+}
+
+/// Frames the kernel dropped from its per-CPU input backlogs so far (`/proc/net/softnet_stat`,
+/// second column, summed): frames written into a TAP that found the backlog full.
+fn backlog_drops() -> Result<u64> {
+    let text = std::fs::read_to_string("/proc/net/softnet_stat")?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|v| u64::from_str_radix(v, 16).ok())
+        .sum())
+}
+
+/// The drop counters of the group's links: the client's `ext0`, each replica's `tap0`, and the
+/// kernel's input backlogs.
+fn all_drops(g: &Group) -> Result<Vec<(u64, u64)>> {
+    let mut v = vec![drops(&g.client_ns, "ext0")?];
+    for ns in &g.replica_ns {
+        v.push(drops(ns, "tap0")?);
+    }
+    v.push((backlog_drops()?, 0));
+    Ok(v)
 }
 
 fn main_result() -> Result<()> {
@@ -126,11 +162,30 @@ fn main_result() -> Result<()> {
         ..legit.clone()
     };
     let (mut quiet, mut flooded) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    let mut failed = (0, 0);
     for round in 0..rounds {
         let mut q = join(in_netns(&g.client_ns, legit.clone()))?;
+        let before = all_drops(&g)?;
         let f_thread = in_netns(&g.client_ns, flooder.clone());
         let mut l = join(in_netns(&g.client_ns, legit.clone()))?;
         let f = join(f_thread)?;
+        let after = all_drops(&g)?;
+        let names = [
+            "client ext0",
+            "r0 tap0",
+            "r1 tap0",
+            "r2 tap0",
+            "softnet backlog",
+        ];
+        let during: Vec<String> = names
+            .iter()
+            .zip(before.iter().zip(&after))
+            .map(|(n, (b, a))| format!("{n} rx {} tx {}", a.0 - b.0, a.1 - b.1))
+            .collect();
+        eprintln!(
+            "round {round}: frames dropped during the flood: {}",
+            during.join(", ")
+        );
         let status = g.status()?;
         let unhealthy: Vec<String> = status
             .replicas
@@ -156,24 +211,34 @@ fn main_result() -> Result<()> {
             f.resets,
             unhealthy
         );
-        quiet.0.push(quantile(&mut q.latencies, 0.5));
-        quiet.1.push(quantile(&mut q.latencies, 0.99));
-        flooded.0.push(quantile(&mut l.latencies, 0.5));
-        flooded.1.push(quantile(&mut l.latencies, 0.99));
+        // a round without a reply has no latency: it is counted in `failed`, not as 0 ms
+        for (report, into, failed) in [
+            (&mut q, &mut quiet, &mut failed.0),
+            (&mut l, &mut flooded, &mut failed.1),
+        ] {
+            if report.latencies.is_empty() {
+                *failed += 1;
+            } else {
+                into.0.push(quantile(&mut report.latencies, 0.5));
+                into.1.push(quantile(&mut report.latencies, 0.99));
+            }
+        }
     }
     println!(
         "\nlegitimate redis client, one GET every {} ms for {seconds} s; flood of {flood} connections held open; median (min-max) of {rounds} rounds",
         think.as_millis()
     );
     println!(
-        "quiet: p50 {}, p99 {}",
+        "quiet: p50 {}, p99 {}; rounds without a reply: {}",
         median_range(quiet.0),
-        median_range(quiet.1)
+        median_range(quiet.1),
+        failed.0
     );
     println!(
-        "flood: p50 {}, p99 {}",
+        "flood: p50 {}, p99 {}; rounds without a reply: {}",
         median_range(flooded.0),
-        median_range(flooded.1)
+        median_range(flooded.1),
+        failed.1
     );
     Ok(())
 }
