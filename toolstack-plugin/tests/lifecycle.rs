@@ -379,6 +379,32 @@ fn down_drains_the_nv_domain_before_destroying_anything() {
 }
 
 #[test]
+fn down_forgets_an_nv_domain_that_powered_off_after_draining() {
+    let w = World::up();
+    w.own(&[("web-r1-g4", 12, DomainRole::Replica)]);
+    w.nv.st().powers_off = true;
+    let down = std::fs::read_to_string(format!(
+        "{}/tests/transcripts/down.xl",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    // web-nv powered off and vanished: after the replicas, xl no longer lists it
+    let t = down.replace(
+        "$ xl destroy web-nv\n",
+        &list_v(&[("web-r0", 8), ("web-r1-g4", 12), ("web-r2", 10)]),
+    );
+    w.run_text(&t, |ctx| group::down(ctx, "web")).unwrap();
+    let said = w.said();
+    assert!(
+        said.contains("web-nv: powered off after draining"),
+        "{said}"
+    );
+    assert!(!said.contains("destroying web-nv"), "{said}");
+    assert!(group::groups(&w.host).unwrap().is_empty());
+    assert!(!w.dir.0.join("web").exists());
+}
+
+#[test]
 fn down_waits_for_a_drain_at_most_the_timeout_then_destroys_anyway() {
     let mut w = World::up();
     w.timeout = Duration::from_millis(300);

@@ -70,7 +70,10 @@ pub fn down(ctx: &Ctx, group: &str) -> Result<()> {
         drain(ctx, &d.name, d.domid)?;
     }
     for d in &doomed {
-        ctx.destroy(&mut owned, &d.name, &d.uuid)?;
+        match d.role {
+            DomainRole::Replica => ctx.destroy(&mut owned, &d.name, &d.uuid)?,
+            DomainRole::Nv => destroy_drained(ctx, &mut owned, d)?,
+        }
     }
     ctx.store.rm(&gpath(group))?;
     match std::fs::remove_dir_all(ctx.dir.join(group)) {
@@ -84,6 +87,29 @@ pub fn down(ctx: &Ctx, group: &str) -> Result<()> {
         doomed.len()
     ));
     Ok(())
+}
+
+/// Destroys NV domain `d` after its drain, or forgets it if it is gone already: domain-nv
+/// powers its domain off once drained, and with `on_poweroff = "destroy"` the domain (and its
+/// xenstore home) disappears by itself, before or while `xl destroy` runs.
+fn destroy_drained(ctx: &Ctx, owned: &mut Owned, d: &Doomed) -> Result<()> {
+    // its xenstore home first: `xl list` runs only once that is gone
+    let gone = |ctx: &Ctx| -> Result<bool> {
+        Ok(ctx.store.directory(&home(d.domid))?.is_empty()
+            && !xl::list(ctx.xl)?.values().any(|x| x.uuid == d.uuid))
+    };
+    if gone(ctx)? {
+        ctx.say(&format!("{}: powered off after draining", d.name));
+        return owned.forget(&d.uuid);
+    }
+    match ctx.destroy(owned, &d.name, &d.uuid) {
+        Err(e) if gone(ctx)? => {
+            log::debug!("xl destroy {}: {e:#}; it powered off meanwhile", d.name);
+            ctx.say(&format!("{}: powered off after draining", d.name));
+            owned.forget(&d.uuid)
+        }
+        r => r,
+    }
 }
 
 /// `nvctl down --dry-run`: what [`down`] would do, changing nothing (it only lists the

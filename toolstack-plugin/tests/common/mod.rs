@@ -169,6 +169,9 @@ pub struct NvState {
     pub drains_for_ever: bool,
     /// Asked to drain: it reports `draining`, or no longer `ready` once drained.
     pub draining: bool,
+    /// Once drained, powers its domain off, which then disappears with its xenstore home (as
+    /// with `on_poweroff = "destroy"`).
+    pub powers_off: bool,
 }
 
 /// A stand-in for domain-nv: reads its config with its own xenstore connection and publishes
@@ -229,12 +232,19 @@ impl FakeNv {
         if !path.ends_with("/data/domain-nv-control") || value != "drain" {
             return;
         }
-        {
+        let powers_off = {
             let mut st = self.st();
             st.drain_requests += 1;
             st.draining = true;
+            st.powers_off && !st.drains_for_ever
+        };
+        match path.strip_suffix("/data/domain-nv-control") {
+            Some(home) if powers_off => {
+                self.st().home = None;
+                self.store.rm(home).unwrap();
+            }
+            _ => self.publish(),
         }
-        self.publish();
     }
 
     /// The domain of instance `inst` was created.
