@@ -5,7 +5,7 @@ CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: all deps build check test unit-test ns-test static install demo lab lab-test bench lossbench membench fuzz clean
+.PHONY: all deps build check test unit-test ns-test static install demo lab lab-test bench lossbench membench soak floodbench fuzz clean
 
 all: build
 
@@ -96,6 +96,21 @@ lossbench: deps
 membench: deps
 	$(CARGO) build --release -p domain-nv -p nv-testbed
 	$(TARGET_DIR)/release/nv-membench $(TARGET_DIR)/release/domain-nv $(MEMBENCH_ARGS)
+
+## soak: 10,000 concurrent client connections (half redis GET, half HTTP keep-alive GET, every
+## reply checked) through domain-nv (3 replicas running redis and nginx) with 1 % random loss
+## on the client link, for 60 s; prints domain-nv's peak RSS and CPU, client errors, faults and
+## wrong bytes (SOAK_ARGS, e.g. "--connections 2000 --seconds 30 --loss 2 --think-ms 1000")
+soak: deps
+	$(CARGO) build --release -p domain-nv -p nv-testbed
+	$(TARGET_DIR)/release/nv-soak $(TARGET_DIR)/release/domain-nv $(SOAK_ARGS)
+
+## floodbench: a legitimate redis client's p50/p99 through domain-nv, quiet and while 5,000
+## connections are opened at once and held, medians of 3 rounds, and the replicas' states after
+## each flood (FLOODBENCH_ARGS, e.g. "--flood 2000 --seconds 5 --rounds 5")
+floodbench: deps
+	$(CARGO) build --release -p domain-nv -p nv-testbed
+	$(TARGET_DIR)/release/nv-floodbench $(TARGET_DIR)/release/domain-nv $(FLOODBENCH_ARGS)
 
 ## fuzz: run every cargo-fuzz target for FUZZ_SECONDS (default 60); stable toolchain with
 ## RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly flags)

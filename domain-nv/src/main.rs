@@ -2,9 +2,11 @@
 //! (from a config file, or as a Xen driver domain from xenstore), then loops over one appliance
 //! step, one poll(2) on the appliance's descriptors, the config watch and the signals, and a
 //! reload in place when nvctl rewrote the config (Xen) or on SIGHUP (the config file), until
-//! SIGINT or SIGTERM. A first SIGINT or SIGTERM drains: the listeners close and open connections
-//! may finish for `drain_timeout_ms`; then, or at a second signal, every connection left is
-//! reset and the process exits 0.
+//! SIGINT or SIGTERM, or (Xen) until nvctl writes `drain` to the control node
+//! (`data/domain-nv-control`, as `nvctl down` does). A first SIGINT or SIGTERM, or that
+//! request, drains: the listeners close and open connections may finish for
+//! `drain_timeout_ms`; then, or at a second signal, every connection left is reset and the
+//! process exits 0.
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -341,30 +343,33 @@ impl Runtime {
     /// nvctl rewrites the config in xenstore when the voting set changes (replace, patch):
     /// applies it in place ([`Appliance::reconfigure`]: no connection is reset). A config
     /// that does not parse, or changes a key that cannot change in place, is logged and the
-    /// appliance goes on with the old one.
-    fn reload_xenstore(&mut self, app: &mut Appliance) {
+    /// appliance goes on with the old one. Returns true if nvctl asks for a drain (`nvctl
+    /// down` writes the control node).
+    fn reload_xenstore(&mut self, app: &mut Appliance) -> bool {
         let Some(xs) = &self.sinks.xenstore else {
-            return;
+            return false;
         };
-        let text = match xenhost::config_change(xs, &self.config_text) {
-            Ok(Some(text)) => text,
-            Ok(None) => return,
+        let changes = match xenhost::watched_changes(xs, &self.config_text) {
+            Ok(changes) => changes,
             Err(e) => {
                 log::warn!("reading the config from xenstore: {e:#}");
-                return;
+                return false;
             }
         };
-        let new_config = match Config::from_yaml(&text) {
-            Ok(config) => config,
-            Err(e) => {
-                log::error!("new config from xenstore rejected, keeping the old one: {e}");
-                return;
+        if let Some(text) = changes.config {
+            match Config::from_yaml(&text) {
+                Ok(new_config) => {
+                    log::info!("new config from xenstore");
+                    if reconfigure(app, new_config) {
+                        self.config_text = text;
+                    }
+                }
+                Err(e) => {
+                    log::error!("new config from xenstore rejected, keeping the old one: {e}")
+                }
             }
-        };
-        log::info!("new config from xenstore");
-        if reconfigure(app, new_config) {
-            self.config_text = text;
         }
+        changes.drain
     }
 
     /// SIGHUP (TAP mode): re-reads the config file and applies it in place, as
@@ -446,13 +451,17 @@ fn run(args: Args) -> anyhow::Result<()> {
             wait = wait.min(until - now);
         }
         let signalled = rt.poll_once(&mut app, wait)?;
+        let mut drain_asked = false;
         if drain_until.is_none() {
-            rt.reload_xenstore(&mut app);
+            drain_asked = rt.reload_xenstore(&mut app);
+            if drain_asked {
+                log::info!("nvctl asks to drain (xenstore control node)");
+            }
             if signalled.reload {
                 rt.reload_file(&mut app);
             }
         }
-        if signalled.stop {
+        if signalled.stop || drain_asked {
             if drain_until.is_some() {
                 log::info!(
                     "second signal: stopping now, {} connections reset",

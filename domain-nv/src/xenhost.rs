@@ -6,13 +6,15 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use nv_schema::handoff::{parse_chunk_header, XS_CONFIG};
+use nv_schema::handoff::{parse_chunk_header, DRAIN_REQUEST, XS_CONFIG, XS_CONTROL};
 use nv_schema::status::{Status, XS_BASE};
 use xen::xenstore::Xenstore;
 use xen::DomId;
 
 /// Watch token for the config node.
 const CONFIG_TOKEN: &str = "domain-nv-config";
+/// Watch token for the control node.
+const CONTROL_TOKEN: &str = "domain-nv-control";
 
 /// This domain's id, from its `domid` key (written by the toolstack).
 pub fn own_domid(xs: &Xenstore) -> Result<DomId> {
@@ -46,23 +48,44 @@ pub fn read_config(xs: &Xenstore) -> Result<Option<String>> {
     Ok((text.len() == total).then_some(text))
 }
 
-/// Starts watching the config node for changes (events come through `xs`'s descriptor).
+/// Starts watching the config node and the control node ([`XS_CONTROL`], where nvctl asks
+/// for a drain) for changes (events come through `xs`'s descriptor).
 pub fn watch_config(xs: &Xenstore) -> Result<()> {
     xs.watch(XS_CONFIG, CONFIG_TOKEN)?;
+    xs.watch(XS_CONTROL, CONTROL_TOKEN)?;
     Ok(())
 }
 
-/// Drains queued watch events; the new config text if the config node now holds a complete
-/// config different from `current`.
-pub fn config_change(xs: &Xenstore, current: &str) -> Result<Option<String>> {
-    let mut fired = false;
-    while xs.try_next_watch_event()?.is_some() {
-        fired = true;
+/// What the watched nodes ask for after the queued watch events.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The new config text, if the config node now holds a complete config different from the
+    /// one running.
+    pub config: Option<String>,
+    /// The control node holds [`DRAIN_REQUEST`]: nvctl asks to drain and exit.
+    pub drain: bool,
+}
+
+/// Drains queued watch events and reads each node that fired: the new config text if the
+/// config node now holds a complete config different from `current`, and whether the control
+/// node asks for a drain.
+pub fn watched_changes(xs: &Xenstore, current: &str) -> Result<Changes> {
+    let (mut config_fired, mut control_fired) = (false, false);
+    while let Some(event) = xs.try_next_watch_event()? {
+        match event.token.as_str() {
+            CONTROL_TOKEN => control_fired = true,
+            _ => config_fired = true,
+        }
     }
-    if !fired {
-        return Ok(None);
+    let mut changes = Changes::default();
+    if config_fired {
+        changes.config = read_config(xs)?.filter(|text| text != current);
     }
-    Ok(read_config(xs)?.filter(|text| text != current))
+    if control_fired {
+        let value = xs.try_read(XS_CONTROL)?.unwrap_or_default();
+        changes.drain = value.trim_ascii() == DRAIN_REQUEST.as_bytes();
+    }
+    Ok(changes)
 }
 
 /// Waits until a complete config is in xenstore (watching the node; `timeout` bounds the wait,
@@ -217,15 +240,29 @@ mod tests {
             assert!(std::time::Instant::now() < end, "no event on registration");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(config_change(&xs, &long).unwrap(), None);
+        assert_eq!(watched_changes(&xs, &long).unwrap(), Changes::default());
         dom0.write(&format!("{home}/{XS_CONFIG}"), "policy: unanimous\n")
             .unwrap();
         let mut changed = None;
         while changed.is_none() {
             assert!(std::time::Instant::now() < end, "rewrite not noticed");
-            changed = config_change(&xs, &long).unwrap();
+            let changes = watched_changes(&xs, &long).unwrap();
+            assert!(!changes.drain, "a config change is no drain request");
+            changed = changes.config;
         }
         assert_eq!(changed.as_deref(), Some("policy: unanimous\n"));
+
+        // nvctl down asks for a drain through the control node; another value asks nothing.
+        dom0.write(&format!("{home}/{XS_CONTROL}"), "nonsense")
+            .unwrap();
+        dom0.write(&format!("{home}/{XS_CONTROL}"), DRAIN_REQUEST)
+            .unwrap();
+        let mut changes = Changes::default();
+        while !changes.drain {
+            assert!(std::time::Instant::now() < end, "drain request not noticed");
+            changes = watched_changes(&xs, "policy: unanimous\n").unwrap();
+            assert_eq!(changes.config, None, "the config did not change");
+        }
 
         // The guest may write its own data/ subtree; dom0 (nvctl) reads it back.
         let text = "{\"version\":1,\"ready\":true,\"updated_ms\":5,\"services\":[{\"name\":\"redis\",\"listen\":\"10.0.0.1:6379\",\"active\":1,\"total\":9}],\

@@ -6,6 +6,14 @@ use crate::status::StatusError;
 /// Where nvctl hands the group's domain-nv config (YAML) to the NV domain, relative to its home.
 pub const XS_CONFIG: &str = "data/domain-nv-config";
 
+/// Where nvctl asks the NV domain's domain-nv for something, relative to its home: the value
+/// [`DRAIN_REQUEST`] asks it to drain and exit (as SIGTERM does: stop accepting, let open
+/// connections finish for up to `drain_timeout_ms`, reset the rest, power off). domain-nv
+/// watches it; nvctl writes it only when it takes the group down.
+pub const XS_CONTROL: &str = "data/domain-nv-control";
+/// The value of [`XS_CONTROL`] that asks domain-nv to drain and exit.
+pub const DRAIN_REQUEST: &str = "drain";
+
 /// Header prefix of a chunked xenstore value. A xenstore message carries at most 4096 bytes,
 /// so nvctl hands a longer config to domain-nv (at [`XS_CONFIG`]) as pieces of at most
 /// [`CHUNK_SIZE`] bytes under `<path>/chunk/<i>`, written first, and then `<path>` itself set to

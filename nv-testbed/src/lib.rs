@@ -9,6 +9,7 @@
 
 pub mod dns;
 pub mod loss;
+pub mod soak;
 
 use std::fs::File;
 use std::io::Write;
@@ -261,7 +262,7 @@ impl Lab {
                 std::fs::write(
                     &conf,
                     format!(
-                        "daemon off;\nmaster_process off;\nworker_processes 1;\nenv FAKETIME;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\n\
+                        "daemon off;\nmaster_process off;\nworker_processes 1;\nenv FAKETIME;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nworker_rlimit_nofile 16384;\nevents {{ worker_connections 16000; }}\n\
                          http {{ access_log off; sendfile on; keepalive_requests 1000000; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
                          server {{ listen 80; root {w}; }} }}\n",
                         d = dir.display(),
@@ -511,6 +512,10 @@ pub struct GroupSpec {
     pub replicas: usize,
     /// What they run.
     pub service: Service,
+    /// Further services each replica runs next to `service` (each one more service in
+    /// domain-nv's config; at most one of each kind in all, as each has its own port). Their
+    /// processes are labelled `<replica>-<port>`.
+    pub also: Vec<Service>,
     /// Straggler deadline.
     pub straggler_ms: u64,
     /// Per-replica buffer bound.
@@ -535,6 +540,7 @@ impl GroupSpec {
             policy: policy.to_owned(),
             replicas,
             service,
+            also: Vec::new(),
             straggler_ms: 1000,
             buffer_limit: 1 << 20,
             raw_external: false,
@@ -605,6 +611,9 @@ impl Group {
                 Some(&format!("10.77.{net}.1")),
             )?;
             lab.start_service(&format!("r{i}"), &ns, &spec.service)?;
+            for extra in &spec.also {
+                lab.start_service(&format!("r{i}-{}", extra.port()), &ns, extra)?;
+            }
             replica_ns.push(ns);
         }
         if spec.mtu != 1500 {
@@ -629,6 +638,9 @@ impl Group {
             let ns = group.replica_ns[i].clone();
             let addr = group.replica_address(i);
             group.lab.wait_service(&ns, &addr, &group.spec.service)?;
+            for extra in &group.spec.also {
+                group.lab.wait_service(&ns, &addr, extra)?;
+            }
             prepare(i, &group)?;
             if group.spec.service == Service::Nginx {
                 Lab::freeze_mtimes(&group.www(i))?;
@@ -687,7 +699,10 @@ impl Group {
                 .map_err(anyhow::Error::msg)?,
             gateway: None,
         };
-        let service = self.spec.service.config();
+        let services = std::iter::once(&self.spec.service)
+            .chain(&self.spec.also)
+            .map(Service::config)
+            .collect();
         let replicas = self
             .replica_ns
             .iter()
@@ -707,7 +722,7 @@ impl Group {
                 replica_address: Ipv4Addr::new(10, 77, net, 2),
             })
             .collect();
-        let mut config = Config::new(policy, external, vec![service], replicas);
+        let mut config = Config::new(policy, external, services, replicas);
         if policy == PolicyName::PrimaryBackup {
             config.primary = Some(self.replica_names[0].clone());
         }

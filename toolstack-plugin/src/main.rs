@@ -71,7 +71,7 @@ struct Global {
     /// (for running nvctl on a copy of Dom0's tree; the paths in configs stay as in the spec).
     #[arg(long, global = true, default_value = "/", value_name = "DIR")]
     dom0_root: PathBuf,
-    /// Bound of every wait (NV domain ready, replica live), seconds.
+    /// Bound of every wait (NV domain ready, replica live, NV domain drained), seconds.
     #[arg(long, global = true, default_value_t = 120.0, value_name = "SECONDS", value_parser = positive_secs)]
     timeout: f64,
     /// More log output (repeat for more).
@@ -139,15 +139,21 @@ Example:\n  nvctl diff web /etc/nvctl/web.yaml"
         /// The group spec (YAML).
         spec: PathBuf,
     },
-    /// Destroy a group's replicas and NV domain and forget the group.
-    #[command(
-        after_help = "Destroys exactly the domains nvctl recorded (by UUID) as created for the group and\n\
-that still run, so also a half-created group and an NV domain renamed in the spec since.\n\
-A group nvctl knows nothing of is already down: that is reported, exit status 0.\n\nExample:\n  nvctl down web"
-    )]
+    /// Drain a group's NV domain, destroy its replicas and NV domain and forget the group.
+    #[command(after_help = "First asks the NV domain to drain (writes `drain` to\n\
+/local/domain/<nv-domid>/data/domain-nv-control): domain-nv stops accepting, lets open client\n\
+connections finish for up to its drain_timeout_ms and powers off, as on SIGTERM. down waits for\n\
+that up to --timeout; past it, it says so and goes on. Then it destroys exactly the domains\n\
+nvctl recorded (by UUID) as created for the group and that still run, so also a half-created\n\
+group and an NV domain renamed in the spec since. A group nvctl knows nothing of is already\n\
+down: that is reported, exit status 0. `--dry-run` prints what down would do and changes nothing.\n\n\
+Examples:\n  nvctl down web\n  nvctl down --dry-run web")]
     Down {
         /// Group name.
         group: String,
+        /// Print what down would drain and destroy; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Show per-replica domain state, link state, connections, bytes voted and faults.
     #[command(
@@ -264,7 +270,7 @@ impl Command {
     /// The group named on the command line, if any.
     fn group(&self) -> Option<&str> {
         match self {
-            Command::Down { group }
+            Command::Down { group, .. }
             | Command::Diff { group, .. }
             | Command::Replace { group, .. }
             | Command::Patch { group, .. }
@@ -577,7 +583,22 @@ fn run(cli: &Cli, outcome: &mut Outcome) -> Result<()> {
             show_plan(g, outcome, plan);
             Ok(())
         }
-        Command::Down { group } => {
+        Command::Down {
+            group,
+            dry_run: true,
+        } => {
+            let plan = with_ctx(g, outcome, |ctx| group::down_plan(ctx, group))?;
+            if plan.steps.is_empty() && !g.json {
+                println!("group {group}: not found, nothing to do");
+            } else {
+                show_plan(g, outcome, plan);
+            }
+            Ok(())
+        }
+        Command::Down {
+            group,
+            dry_run: false,
+        } => {
             let _lock = lock_group(&g.state_dir, group)?;
             with_ctx(g, outcome, |ctx| group::down(ctx, group))
         }

@@ -90,9 +90,14 @@ fn fake_domain_nv(xs: &xen::xenstore::Xenstore, nv: u16, state: &Path, stop: &At
                     }
                 })
                 .collect();
+            // `nvctl down` asks for a drain; with no connections open it is over at once
+            let drained = matches!(
+                xs.try_read(&format!("{home}/data/domain-nv-control")),
+                Ok(Some(v)) if v == b"drain"
+            );
             let st = Status {
                 version: SCHEMA_VERSION,
-                ready: true,
+                ready: !drained,
                 draining: false,
                 updated_ms: 1,
                 services: vec![],
@@ -329,7 +334,20 @@ fn up_status_replace_down_through_the_binary() {
         let out = ok(&out);
         assert!(out.contains("r1: now served by web-r1-g1"), "{out}");
         assert_eq!(domains(state), ["web-nv", "web-r0", "web-r2", "web-r1-g1"]);
-        let out = ok(&env.nvctl(&["down", "web"]));
+        let out = ok(&env.nvctl(&["down", "--dry-run", "web"]));
+        assert!(out.contains("- web-nv: drain first"), "{out}");
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("- ")).count(),
+            4,
+            "{out}"
+        );
+        let v = result(&env.nvctl(&["--json", "down", "--dry-run", "web"]), 0);
+        assert_eq!(v["plan"].as_array().map(Vec::len), Some(4), "{v}");
+        assert_eq!(domains(state), ["web-nv", "web-r0", "web-r2", "web-r1-g1"]);
+        let out = env.nvctl(&["down", "web"]);
+        let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(progress.contains("web-nv: drained"), "{progress}");
+        let out = ok(&out);
         assert!(
             out.contains("group web: down (4 domains destroyed)"),
             "{out}"

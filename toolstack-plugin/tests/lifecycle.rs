@@ -362,6 +362,100 @@ fn down_destroys_replicas_leftovers_and_nv_domain() {
 }
 
 #[test]
+fn down_drains_the_nv_domain_before_destroying_anything() {
+    let w = World::up();
+    w.own(&[("web-r1-g4", 12, DomainRole::Replica)]);
+    w.run("down.xl", |ctx| group::down(ctx, "web")).unwrap();
+    assert_eq!(w.nv.st().drain_requests, 1);
+    let said = w.said();
+    let asked = said.find("asking web-nv to drain").expect(&said);
+    let drained = said.find("web-nv: drained").expect(&said);
+    let first_destroy = said.find("destroying ").expect(&said);
+    assert!(asked < drained && drained < first_destroy, "{said}");
+    assert!(
+        said.contains("group web: down (4 domains destroyed)"),
+        "{said}"
+    );
+}
+
+#[test]
+fn down_forgets_an_nv_domain_that_powered_off_after_draining() {
+    let w = World::up();
+    w.own(&[("web-r1-g4", 12, DomainRole::Replica)]);
+    w.nv.st().powers_off = true;
+    let down = std::fs::read_to_string(format!(
+        "{}/tests/transcripts/down.xl",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    // web-nv powered off and vanished: after the replicas, xl no longer lists it
+    let t = down.replace(
+        "$ xl destroy web-nv\n",
+        &list_v(&[("web-r0", 8), ("web-r1-g4", 12), ("web-r2", 10)]),
+    );
+    w.run_text(&t, |ctx| group::down(ctx, "web")).unwrap();
+    let said = w.said();
+    assert!(
+        said.contains("web-nv: powered off after draining"),
+        "{said}"
+    );
+    assert!(!said.contains("destroying web-nv"), "{said}");
+    assert!(group::groups(&w.host).unwrap().is_empty());
+    assert!(!w.dir.0.join("web").exists());
+}
+
+#[test]
+fn down_waits_for_a_drain_at_most_the_timeout_then_destroys_anyway() {
+    let mut w = World::up();
+    w.timeout = Duration::from_millis(300);
+    w.nv.st().drains_for_ever = true;
+    w.own(&[("web-r1-g4", 12, DomainRole::Replica)]);
+    let start = Instant::now();
+    w.run("down.xl", |ctx| group::down(ctx, "web")).unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert!(
+        w.said()
+            .contains("web-nv: still draining after 0.3s (--timeout); destroying it anyway"),
+        "{}",
+        w.said()
+    );
+    assert!(group::groups(&w.host).unwrap().is_empty());
+}
+
+#[test]
+fn down_dry_run_lists_the_drain_and_destroys_and_changes_nothing() {
+    let w = World::up();
+    w.own(&[("web-r1-g4", 12, DomainRole::Replica)]);
+    let list = &std::fs::read_to_string(format!(
+        "{}/tests/transcripts/down.xl",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .lines()
+    .take_while(|l| !l.starts_with("$ xl destroy"))
+    .collect::<Vec<_>>()
+    .join("\n");
+    let plan = w
+        .run_text(list, |ctx| group::down_plan(ctx, "web"))
+        .unwrap();
+    assert_eq!(
+        plan.to_string(),
+        "- web-r1-g4: destroy (after the NV domain drained)\n\
+         - web-r2: destroy (after the NV domain drained)\n\
+         - web-r0: destroy (after the NV domain drained)\n\
+         - web-nv: drain first (clients' open connections may finish, up to domain-nv's drain_timeout_ms), then destroy\n"
+    );
+    assert_eq!(w.nv.st().drain_requests, 0, "a dry run asks nothing");
+    assert_eq!(group::groups(&w.host).unwrap(), ["web"]);
+    let none = Replay::new("inline", "", &w.dir.path(), w.nv.hook("web"));
+    w.with(&none, |ctx| group::down(ctx, "nosuch")).unwrap();
+    let plan = w
+        .with(&none, |ctx| group::down_plan(ctx, "nosuch"))
+        .unwrap();
+    assert!(plan.steps.is_empty());
+}
+
+#[test]
 fn down_keeps_the_record_when_xl_fails() {
     let w = World::up();
     let e = format!(

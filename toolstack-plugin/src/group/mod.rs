@@ -47,7 +47,7 @@ mod watch;
 
 pub use ctx::Ctx;
 pub use diff::diff;
-pub use down::down;
+pub use down::{down, down_plan};
 pub use format::{format_json, format_table, utc};
 pub use nv_status::read_status;
 pub use patch::patch;

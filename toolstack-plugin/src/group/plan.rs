@@ -21,7 +21,7 @@ use std::fmt;
 pub enum Action {
     /// `up` creates the domain.
     Create,
-    /// `up` destroys the domain (or, if it no longer runs, forgets its record).
+    /// `up` or `down` destroys the domain (or, if it no longer runs, `up` forgets its record).
     Destroy,
     /// `up` hands the NV domain a changed domain-nv config, which it applies live.
     Push,

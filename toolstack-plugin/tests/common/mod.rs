@@ -163,6 +163,15 @@ pub struct NvState {
     pub faulty: BTreeMap<String, Vec<FaultRecord>>,
     /// Instances to report faulty (with one fault) as soon as they boot.
     pub faulty_on_boot: BTreeSet<String>,
+    /// Drain requests read from its control node.
+    pub drain_requests: usize,
+    /// Stays `draining` for ever once asked to drain (else it is drained at once: not ready).
+    pub drains_for_ever: bool,
+    /// Asked to drain: it reports `draining`, or no longer `ready` once drained.
+    pub draining: bool,
+    /// Once drained, powers its domain off, which then disappears with its xenstore home (as
+    /// with `on_poweroff = "destroy"`).
+    pub powers_off: bool,
 }
 
 /// A stand-in for domain-nv: reads its config with its own xenstore connection and publishes
@@ -217,6 +226,27 @@ impl FakeNv {
         self.publish();
     }
 
+    /// React to a write of `value` to its control node `path`: `drain` drains it (at once, or
+    /// never if told so).
+    pub fn control_written(&self, path: &str, value: &str) {
+        if !path.ends_with("/data/domain-nv-control") || value != "drain" {
+            return;
+        }
+        let powers_off = {
+            let mut st = self.st();
+            st.drain_requests += 1;
+            st.draining = true;
+            st.powers_off && !st.drains_for_ever
+        };
+        match path.strip_suffix("/data/domain-nv-control") {
+            Some(home) if powers_off => {
+                self.st().home = None;
+                self.store.rm(home).unwrap();
+            }
+            _ => self.publish(),
+        }
+    }
+
     /// The domain of instance `inst` was created.
     pub fn boot(&self, inst: &str) {
         {
@@ -267,8 +297,8 @@ impl FakeNv {
             .collect();
         Status {
             version: SCHEMA_VERSION,
-            ready: !st.never_ready,
-            draining: false,
+            ready: !st.never_ready && !st.draining,
+            draining: st.draining && st.drains_for_ever,
             updated_ms: 1_790_000_000_000,
             services: vec![ServiceStatus {
                 name: "redis".into(),
@@ -343,6 +373,7 @@ impl Store for Host {
     fn write(&self, path: &str, value: &str) -> Result<()> {
         self.dom0.write(path, value)?;
         self.nv.config_written(path);
+        self.nv.control_written(path, value);
         Ok(())
     }
     fn directory(&self, path: &str) -> Result<Vec<String>> {
