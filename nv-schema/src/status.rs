@@ -14,6 +14,7 @@
 //! data/domain-nv/services/<s>/active       open client connections
 //! data/domain-nv/services/<s>/total        client connections accepted so far
 //! data/domain-nv/services/<s>/no-quorum    client connections reset for want of a quorum (absent: 0)
+//! data/domain-nv/services/<s>/masked       masked fields whose replicas' real bytes differed (absent: 0)
 //! data/domain-nv/replicas/<r>/state        starting | live | joining | faulty | down
 //! data/domain-nv/replicas/<r>/link         up | down
 //! data/domain-nv/replicas/<r>/connections  open replica connections
@@ -78,8 +79,8 @@ pub enum LinkState {
 pub struct FaultRecord {
     /// Unix time in milliseconds.
     pub time_ms: u64,
-    /// Kind in kebab-case: value-mismatch, refused, early-close, reset, straggler, flood (and
-    /// no-quorum in documents of earlier versions).
+    /// Kind in kebab-case: value-mismatch, refused, early-close, reset, straggler, flood,
+    /// protocol-error (and no-quorum in documents of earlier versions).
     pub kind: String,
     /// The service whose connection saw it.
     pub service: String,
@@ -128,6 +129,10 @@ pub struct ServiceStatus {
     /// blamed); 0 when absent.
     #[serde(default)]
     pub timed_out: u64,
+    /// Masked reply fields (an HTTP `Date`, a redis set listing's order) released where the
+    /// replicas' real bytes differed: benign differences, blamed on no replica; 0 when absent.
+    #[serde(default)]
+    pub masked: u64,
 }
 
 /// A status snapshot of one domain-nv instance.
@@ -185,6 +190,7 @@ impl Status {
             kv.push((format!("{p}/no-quorum"), s.no_quorum.to_string()));
             kv.push((format!("{p}/refused-limit"), s.refused_limit.to_string()));
             kv.push((format!("{p}/timed-out"), s.timed_out.to_string()));
+            kv.push((format!("{p}/masked"), s.masked.to_string()));
         }
         for r in &self.replicas {
             let p = format!("{b}/replicas/{}", r.name);
@@ -271,6 +277,7 @@ impl Status {
                 // Written since schema version 1 gained them: absent in older documents.
                 refused_limit: optional_num(read, &format!("{p}/refused-limit"))?,
                 timed_out: optional_num(read, &format!("{p}/timed-out"))?,
+                masked: optional_num(read, &format!("{p}/masked"))?,
                 listen: need(read, &format!("{p}/listen"))?,
                 active: num(read, &format!("{p}/active"))?,
                 total: num(read, &format!("{p}/total"))?,
@@ -351,6 +358,7 @@ mod tests {
                 no_quorum: 1,
                 refused_limit: 3,
                 timed_out: 2,
+                masked: 4,
             }],
             replicas: vec![
                 ReplicaStatus {
@@ -450,20 +458,29 @@ mod tests {
         let j = s.to_json();
         let old = j
             .replace(",\"refused_limit\":3", "")
-            .replace(",\"timed_out\":2", "");
+            .replace(",\"timed_out\":2", "")
+            .replace(",\"masked\":4", "");
         assert_eq!(
             old.len(),
-            j.len() - ",\"refused_limit\":3,\"timed_out\":2".len()
+            j.len() - ",\"refused_limit\":3,\"timed_out\":2,\"masked\":4".len()
         );
         let old = Status::from_json(&old).unwrap();
         assert_eq!(
-            (old.services[0].refused_limit, old.services[0].timed_out),
-            (0, 0)
+            (
+                old.services[0].refused_limit,
+                old.services[0].timed_out,
+                old.services[0].masked
+            ),
+            (0, 0, 0)
         );
         let kv: BTreeMap<String, String> = s
             .to_xenstore()
             .into_iter()
-            .filter(|(k, _)| !k.ends_with("/refused-limit") && !k.ends_with("/timed-out"))
+            .filter(|(k, _)| {
+                !k.ends_with("/refused-limit")
+                    && !k.ends_with("/timed-out")
+                    && !k.ends_with("/masked")
+            })
             .collect();
         let mut read = |k: &str| kv.get(k).cloned();
         let mut list = |k: &str| {
@@ -478,8 +495,12 @@ mod tests {
         };
         let back = Status::from_xenstore(&mut read, &mut list).unwrap();
         assert_eq!(
-            (back.services[0].refused_limit, back.services[0].timed_out),
-            (0, 0)
+            (
+                back.services[0].refused_limit,
+                back.services[0].timed_out,
+                back.services[0].masked
+            ),
+            (0, 0, 0)
         );
         assert_eq!(back.services[0].no_quorum, 1);
     }

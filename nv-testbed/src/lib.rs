@@ -21,8 +21,8 @@ use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 use nv_schema::config::{
-    Config, ExternalConfig, Ipv4Cidr, LinkConfig, PolicyName, Probation, ReplicaConfig,
-    ServiceConfig,
+    Config, ExternalConfig, InputOrdering, Ipv4Cidr, LinkConfig, PolicyName, Probation,
+    ProtocolName, ReplicaConfig, ServiceConfig,
 };
 use nv_schema::status::Status;
 
@@ -471,11 +471,13 @@ pub struct GroupSpec {
     pub tap_offload: bool,
     /// How much a joining replica must agree before it votes (`probation` in the config).
     pub probation: Probation,
+    /// The service's `protocol` in the config (default `bytes`).
+    pub protocol: ProtocolName,
 }
 
 impl GroupSpec {
     /// Defaults: 1 s straggler deadline, 1 MiB buffer bound, MTU 1500, TAP offload on, the
-    /// default probation.
+    /// default probation, protocol `bytes`.
     pub fn new(policy: &str, replicas: usize, service: Service) -> GroupSpec {
         GroupSpec {
             policy: policy.to_owned(),
@@ -487,6 +489,7 @@ impl GroupSpec {
             mtu: 1500,
             tap_offload: true,
             probation: Probation::default(),
+            protocol: ProtocolName::Bytes,
         }
     }
 }
@@ -642,6 +645,8 @@ impl Group {
             .into(),
             listen: port,
             replica_port: port,
+            protocol: self.spec.protocol,
+            ordering: InputOrdering::None,
         };
         let replicas = self
             .replica_ns

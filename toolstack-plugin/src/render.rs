@@ -3,7 +3,8 @@
 
 use anyhow::{anyhow, Context, Result};
 use nv_schema::config::{
-    Config, ExternalConfig, Ipv4Cidr, LinkConfig, ReplicaConfig, ServiceConfig,
+    Config, ExternalConfig, InputOrdering, Ipv4Cidr, LinkConfig, ProtocolName, ReplicaConfig,
+    ServiceConfig,
 };
 
 use crate::spec::{GroupSpec, LinkAddrs, Policy, Replica};
@@ -238,6 +239,8 @@ pub fn domain_nv_config(spec: &GroupSpec, instances: &[Instance]) -> Result<Conf
             name: p.name.clone(),
             listen: p.listen,
             replica_port: p.replica_port(),
+            protocol: ProtocolName::Bytes,
+            ordering: InputOrdering::None,
         })
         .collect();
     let replicas = instances

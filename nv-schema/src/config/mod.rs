@@ -230,6 +230,54 @@ pub struct ServiceConfig {
     pub listen: u16,
     /// TCP port of the service on each replica.
     pub replica_port: u16,
+    /// The protocol it speaks, for ordering conflicting requests and masking benign
+    /// differences between replicas' replies (default `bytes`: neither).
+    #[serde(default, skip_serializing_if = "ProtocolName::is_bytes")]
+    pub protocol: ProtocolName,
+    /// With `protocol: bytes`, how client connections' input is ordered (default `none`).
+    #[serde(default, skip_serializing_if = "InputOrdering::is_none")]
+    pub ordering: InputOrdering,
+}
+
+/// The protocol of a service as written in the config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolName {
+    /// Opaque byte streams, compared byte for byte; no request is ordered (unless `ordering:
+    /// serial`).
+    #[default]
+    Bytes,
+    /// Redis RESP2/RESP3: conflicting commands ordered by their keys, unordered listings
+    /// compared as multisets.
+    Redis,
+    /// HTTP/1.x: unsafe methods ordered by path, `Date` compared by format.
+    Http,
+}
+
+impl ProtocolName {
+    /// True for `bytes`, the default.
+    pub fn is_bytes(&self) -> bool {
+        *self == ProtocolName::Bytes
+    }
+}
+
+/// How the input of a `bytes` service's client connections is ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputOrdering {
+    /// Every connection's input goes to the replicas at once.
+    #[default]
+    None,
+    /// One client connection's input at a time: a connection's input waits until every
+    /// connection that sent input before it has ended.
+    Serial,
+}
+
+impl InputOrdering {
+    /// True for `none`, the default.
+    pub fn is_none(&self) -> bool {
+        *self == InputOrdering::None
+    }
 }
 
 /// One replica and its private link.

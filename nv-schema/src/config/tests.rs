@@ -163,6 +163,24 @@ fn each_mistake_names_its_field_and_line() {
             "client_timeout_ms",
             3,
         ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    protocol: smtp",
+            "services[0].protocol",
+            10,
+        ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    ordering: random",
+            "services[0].ordering",
+            10,
+        ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    protocol: redis\n    ordering: serial",
+            "services[0].ordering",
+            11,
+        ),
     ];
     for (from, to, field, line) in cases {
         let e = error_for(from, to);
@@ -268,4 +286,44 @@ fn policy_words_are_the_yaml_words() {
         assert_eq!(serde_yaml::to_string(&p).unwrap().trim(), p.as_str());
     }
     assert!("plurality".parse::<PolicyName>().is_err());
+}
+
+#[test]
+fn protocol_and_ordering_default_to_bytes_and_none_and_are_written_only_when_set() {
+    let c = Config::from_yaml(GOOD).unwrap();
+    assert_eq!(
+        (c.services[0].protocol, c.services[0].ordering),
+        (ProtocolName::Bytes, InputOrdering::None)
+    );
+    let yaml = c.to_yaml();
+    assert!(
+        !yaml.contains("protocol") && !yaml.contains("ordering"),
+        "{yaml}"
+    );
+    for (text, protocol, ordering) in [
+        ("protocol: redis", ProtocolName::Redis, InputOrdering::None),
+        ("protocol: http", ProtocolName::Http, InputOrdering::None),
+        (
+            "ordering: serial",
+            ProtocolName::Bytes,
+            InputOrdering::Serial,
+        ),
+        (
+            "protocol: bytes\n    ordering: serial",
+            ProtocolName::Bytes,
+            InputOrdering::Serial,
+        ),
+    ] {
+        let yaml = GOOD.replace(
+            "replica_port: 6379",
+            &format!("replica_port: 6379\n    {text}"),
+        );
+        let c = Config::from_yaml(&yaml).unwrap();
+        assert_eq!(
+            (c.services[0].protocol, c.services[0].ordering),
+            (protocol, ordering),
+            "{text}"
+        );
+        assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
+    }
 }

@@ -1,7 +1,7 @@
 //! The cross-field rules of a config that its types cannot express, and finding the line of a
 //! field in the YAML text for the error.
 
-use super::{Config, LinkConfig, PolicyName};
+use super::{Config, InputOrdering, LinkConfig, PolicyName, ProtocolName};
 use crate::name::{check_ifname, check_name, CONFIG_NAME_MAX};
 
 impl LinkConfig {
@@ -139,6 +139,13 @@ impl Config {
                 return err(
                     &format!("services[{i}].replica_port"),
                     "port 0 is not a port".into(),
+                );
+            }
+            if s.ordering != InputOrdering::None && s.protocol != ProtocolName::Bytes {
+                return err(
+                    &format!("services[{i}].ordering"),
+                    "only for `protocol: bytes` (redis and http order requests by what they touch)"
+                        .into(),
                 );
             }
             if let Some(j) = self.services[..i].iter().position(|o| o.name == s.name) {

@@ -269,6 +269,7 @@ mod tests {
                 no_quorum: 0,
                 refused_limit: 0,
                 timed_out: 0,
+                masked: 0,
             }],
             replicas: vec![replica("r0"), replica(&format!("r0{evil}"))],
         };

@@ -278,6 +278,7 @@ impl FakeNv {
                 no_quorum: 0,
                 refused_limit: 0,
                 timed_out: 0,
+                masked: 0,
             }],
             replicas,
         }
