@@ -117,3 +117,5 @@ pub trait ReplyFramer {
     /// complete.
     fn feed(&mut self, bytes: &[u8], out: &mut ReplyOutput) -> Result<(), ReplyError>;
 }
+
+pub mod http;
