@@ -10,10 +10,11 @@
 //! - Everything else (status lines, header names, other values, bodies, chunk framing,
 //!   trailers) compares byte for byte.
 //!
-//! Layout: `wire` parses heads, `body` finds where bodies end, [`mask`] holds the masking
+//! Layout: `head_reader` finds where heads end, `wire` parses them, `body` finds where bodies end, [`mask`] holds the masking
 //! rules, `request` and `response` are the two framers.
 
 mod body;
+mod head_reader;
 pub mod mask;
 mod request;
 mod response;

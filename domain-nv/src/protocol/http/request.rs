@@ -2,7 +2,8 @@
 //! bodies of any length streamed through).
 
 use super::body::{Body, Chunked};
-use super::wire::{self, BodyHeaders, HeadReader};
+use super::head_reader::HeadReader;
+use super::wire::{self, BodyHeaders};
 use crate::protocol::{Access, ReplyRule, RequestEvent, RequestFramer};
 
 /// Frames one client connection's HTTP/1.x requests.

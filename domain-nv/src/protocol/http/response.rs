@@ -5,8 +5,9 @@
 use std::collections::VecDeque;
 
 use super::body::{Body, Chunked};
+use super::head_reader::HeadReader;
 use super::mask::HeaderMasks;
-use super::wire::{self, BodyHeaders, HeadReader, WireError};
+use super::wire::{self, BodyHeaders, WireError};
 use crate::protocol::{Masked, ReplyError, ReplyFramer, ReplyOutput, ReplyRule};
 
 /// Frames one replica's HTTP/1.x responses on one connection and masks their headers (see
