@@ -118,4 +118,5 @@ pub trait ReplyFramer {
     fn feed(&mut self, bytes: &[u8], out: &mut ReplyOutput) -> Result<(), ReplyError>;
 }
 
+pub mod http;
 pub mod sequencer;
