@@ -107,6 +107,9 @@ pub struct Lab {
     dir: PathBuf,
     namespaces: Vec<String>,
     procs: Vec<(String, Child)>,
+    /// How many seconds ahead of the real clock the next nginx service runs; `None`: a frozen
+    /// clock (every replica's `Date` is the same).
+    nginx_ahead: Option<u64>,
 }
 
 impl Lab {
@@ -131,7 +134,14 @@ impl Lab {
             dir,
             namespaces: Vec::new(),
             procs: Vec::new(),
+            nginx_ahead: None,
         })
+    }
+
+    /// nginx services started from now on run under the real clock, `ahead` seconds ahead of
+    /// it (`None`: under a frozen clock, the default).
+    pub fn set_nginx_clock(&mut self, ahead: Option<u64>) {
+        self.nginx_ahead = ahead;
     }
 
     /// The lab's directory for logs and configs.
@@ -251,7 +261,11 @@ impl Lab {
                 // the real time at its own moment (different Date headers, keepalive_time expiry).
                 // (`env` execs, so the pid is nginx's own.)
                 let preload = format!("LD_PRELOAD={LIBFAKETIME}");
-                let frozen = format!("FAKETIME={FROZEN_TIME}");
+                let frozen = match self.nginx_ahead {
+                    None => format!("FAKETIME={FROZEN_TIME}"),
+                    Some(0) => return self.spawn(label, Some(ns), &["nginx", "-c", &c]),
+                    Some(s) => format!("FAKETIME=+{s}"),
+                };
                 self.spawn(
                     label,
                     Some(ns),
@@ -473,11 +487,27 @@ pub struct GroupSpec {
     pub probation: Probation,
     /// The service's `protocol` in the config (default `bytes`).
     pub protocol: ProtocolName,
+    /// The service's `ordering` in the config (default `none`).
+    pub ordering: InputOrdering,
+    /// The clock nginx replicas run under (default frozen).
+    pub nginx_clock: NginxClock,
+}
+
+/// The clock nginx replicas run under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NginxClock {
+    /// One frozen instant on every replica: their `Date` headers are identical.
+    Frozen,
+    /// The real clock: `Date` headers differ when replicas answer across a second boundary.
+    Real,
+    /// Replica `i` runs `i` times this many seconds ahead of the real clock: every `Date`
+    /// differs.
+    Skewed(u64),
 }
 
 impl GroupSpec {
     /// Defaults: 1 s straggler deadline, 1 MiB buffer bound, MTU 1500, TAP offload on, the
-    /// default probation, protocol `bytes`.
+    /// default probation, protocol `bytes` without ordering, a frozen clock.
     pub fn new(policy: &str, replicas: usize, service: Service) -> GroupSpec {
         GroupSpec {
             policy: policy.to_owned(),
@@ -490,6 +520,8 @@ impl GroupSpec {
             tap_offload: true,
             probation: Probation::default(),
             protocol: ProtocolName::Bytes,
+            ordering: InputOrdering::None,
+            nginx_clock: NginxClock::Frozen,
         }
     }
 }
@@ -546,6 +578,11 @@ impl Group {
         };
         let mut replica_ns = Vec::new();
         for i in 0..spec.replicas {
+            lab.set_nginx_clock(match spec.nginx_clock {
+                NginxClock::Frozen => None,
+                NginxClock::Real => Some(0),
+                NginxClock::Skewed(step) => Some(i as u64 * step),
+            });
             let net = i + 1;
             let ns = lab.add_netns(
                 &format!("r{i}"),
@@ -646,7 +683,8 @@ impl Group {
             listen: port,
             replica_port: port,
             protocol: self.spec.protocol,
-            ordering: InputOrdering::None,
+            ordering: self.spec.ordering,
+            mask_headers: Vec::new(),
         };
         let replicas = self
             .replica_ns

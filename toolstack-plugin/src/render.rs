@@ -241,6 +241,7 @@ pub fn domain_nv_config(spec: &GroupSpec, instances: &[Instance]) -> Result<Conf
             replica_port: p.replica_port(),
             protocol: ProtocolName::Bytes,
             ordering: InputOrdering::None,
+            mask_headers: Vec::new(),
         })
         .collect();
     let replicas = instances

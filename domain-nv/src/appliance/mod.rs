@@ -11,17 +11,24 @@
 //! - `listen`: the listening sockets of every service;
 //! - `limits`: the connection limits, in all and per client address;
 //! - `connection`: one client connection, its voter and its phases per round;
+//! - `protocol_layer`: which gate and reply path a service's connections get (its protocol);
+//! - `gate`: a connection's client input held until the service's sequencer admits it;
+//! - `reply_path`: replicas' output through their reply framers, masked fields restored on
+//!   release;
 //! - `replica_side`: one replica's connection within a client connection;
 //! - `probe`: health probes of replicas no connection has shown serving yet;
 //! - `reconfigure`: what a config change may change in place.
 
 mod connection;
 mod endpoint;
+mod gate;
 mod limits;
 mod listen;
 mod probe;
+mod protocol_layer;
 mod reconfigure;
 mod replica_side;
+mod reply_path;
 mod sockets;
 
 use std::os::fd::BorrowedFd;
@@ -32,6 +39,7 @@ use xen::{EventChannel, GrantTable};
 
 use crate::config::{Config, LinkConfig, VoterSettings};
 use crate::membership::Membership;
+use crate::protocol::sequencer::Sequencer;
 use crate::status::StatusBook;
 use crate::voter::VoterConfig;
 use connection::{Connection, Context};
@@ -44,6 +52,10 @@ pub use reconfigure::Refused;
 /// Receive rounds per step on the external link; each round takes at most `listen_pool` frames
 /// so that listeners are replenished between SYNs of a burst.
 const EXTERNAL_ROUNDS: usize = 32;
+
+/// Extra rounds per step over connections whose waiting request was admitted after they were
+/// pumped (a chain of admissions longer than this goes on at the next step).
+const ADMISSION_ROUNDS: usize = 4;
 
 /// One of the appliance's links.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +102,8 @@ pub struct Appliance<G: GrantTable = xen::gntdev::Gntdev, E: EventChannel = xen:
     next_conn_id: u64,
     membership: Membership,
     status: StatusBook,
+    /// One per service, in config order (services are fixed for the appliance's life).
+    sequencers: Vec<Sequencer>,
 }
 
 impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
@@ -132,6 +146,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             )?);
         }
         let listen = ListenPool::new(&mut external, &config)?;
+        let config_services = config.services.len();
         let mut status = StatusBook::new(&config);
         status.set_ready(true);
         let limits =
@@ -150,6 +165,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             conns: Vec::new(),
             next_conn_id: 1,
             status,
+            sequencers: (0..config_services).map(|_| Sequencer::new()).collect(),
         })
     }
 
@@ -365,6 +381,20 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             }
             conn.pump(&mut cx, now);
         }
+        // A reply taken late in the round may have admitted a request of a connection pumped
+        // earlier: those go on now rather than at the next wake-up.
+        for _ in 0..ADMISSION_ROUNDS {
+            let mut again = false;
+            for conn in conns.iter_mut() {
+                if conn.newly_admitted(cx.sequencers) {
+                    conn.pump(&mut cx, now);
+                    again = true;
+                }
+            }
+            if !again {
+                break;
+            }
+        }
         self.probe(now);
         self.egress(now);
         self.reap(now);
@@ -392,6 +422,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             membership: &mut self.membership,
             config: &self.config,
             voter_config: &self.voter_config,
+            sequencers: &mut self.sequencers,
         };
         (cx, &mut self.conns)
     }
@@ -496,6 +527,9 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             consider(p.wake_at(self.status.replica_unproven(r)).map(until));
         }
         for c in &self.conns {
+            if c.newly_admitted(&self.sequencers) {
+                return Duration::ZERO;
+            }
             consider(c.wake_at().map(until));
         }
         wait

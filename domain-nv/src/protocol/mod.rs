@@ -120,3 +120,4 @@ pub trait ReplyFramer {
 
 pub mod http;
 pub mod sequencer;
+pub mod serial;

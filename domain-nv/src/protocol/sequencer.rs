@@ -153,8 +153,10 @@ impl Sequencer {
             return;
         };
         if let Some(Some(done)) = c.replies.get_mut(replica) {
-            *done += n as u64;
-            self.settle();
+            if n > 0 {
+                *done += n as u64;
+                self.settle();
+            }
         }
     }
 
@@ -203,28 +205,105 @@ impl Sequencer {
 
     /// Admits, in arrival order, each waiting request whose connection's earlier requests are
     /// admitted and that no earlier request of another connection conflicts with; true if any.
+    /// One pass over the queue, with what the requests ahead touch summed up in [`Ahead`].
     fn admit_waiting(&mut self) -> bool {
-        let mut any = false;
-        for i in 0..self.queue.len() {
-            let e = &self.queue[i];
-            if e.admitted {
-                continue;
+        let mut ahead = Ahead::default();
+        let mut admit = Vec::new();
+        for (i, e) in self.queue.iter().enumerate() {
+            let next_of_its_connection = self
+                .conns
+                .get(&e.conn)
+                .is_some_and(|c| c.admitted == e.index);
+            if !e.admitted && next_of_its_connection && !ahead.holds(e.conn, &e.access) {
+                admit.push(i);
             }
-            let held = self
-                .queue
-                .range(..i)
-                .any(|earlier| earlier.conn != e.conn && conflicts(&earlier.access, &e.access));
-            let Some(c) = self.conns.get_mut(&e.conn) else {
-                continue;
-            };
-            if held || c.admitted != e.index {
-                continue;
-            }
-            c.admitted += 1;
-            self.queue[i].admitted = true;
-            any = true;
+            ahead.add(e.conn, &e.access);
         }
-        any
+        for &i in &admit {
+            let e = &mut self.queue[i];
+            e.admitted = true;
+            if let Some(c) = self.conns.get_mut(&e.conn) {
+                c.admitted += 1;
+            }
+        }
+        !admit.is_empty()
+    }
+}
+
+/// Which connections a key (or all keys) was touched by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owners {
+    /// By this connection only.
+    One(u64),
+    /// By more than one.
+    Many,
+}
+
+impl Owners {
+    /// Also touched by `conn`.
+    fn with(this: Option<Owners>, conn: u64) -> Owners {
+        match this {
+            None => Owners::One(conn),
+            Some(Owners::One(c)) if c == conn => Owners::One(c),
+            Some(_) => Owners::Many,
+        }
+    }
+
+    /// True if touched by a connection other than `conn`.
+    fn other_than(this: Option<Owners>, conn: u64) -> bool {
+        this.is_some_and(|o| o != Owners::One(conn))
+    }
+}
+
+/// What the requests ahead in the queue touch, by which connections: [`Ahead::holds`] says
+/// whether one of another connection [`conflicts`] with a request, without comparing pairs.
+#[derive(Debug, Default)]
+struct Ahead<'a> {
+    /// Requests that touch state (anything but [`Access::Nothing`]).
+    touching: Option<Owners>,
+    /// [`Access::All`] requests.
+    all: Option<Owners>,
+    /// Keys written.
+    writes: HashMap<&'a [u8], Owners>,
+    /// Keys read.
+    reads: HashMap<&'a [u8], Owners>,
+}
+
+impl<'a> Ahead<'a> {
+    /// True if a request ahead, of a connection other than `conn`, conflicts with `access`.
+    fn holds(&self, conn: u64, access: &Access) -> bool {
+        let other = |o: Option<&Owners>| Owners::other_than(o.copied(), conn);
+        match access {
+            Access::Nothing => false,
+            Access::All => Owners::other_than(self.touching, conn),
+            Access::Read(keys) => {
+                Owners::other_than(self.all, conn)
+                    || keys.iter().any(|k| other(self.writes.get(k.as_slice())))
+            }
+            Access::Write(keys) => {
+                Owners::other_than(self.all, conn)
+                    || keys.iter().any(|k| {
+                        other(self.writes.get(k.as_slice())) || other(self.reads.get(k.as_slice()))
+                    })
+            }
+        }
+    }
+
+    /// Adds a request of `conn` to what is ahead.
+    fn add(&mut self, conn: u64, access: &'a Access) {
+        let mark = |map: &mut HashMap<&'a [u8], Owners>, keys: &'a [Vec<u8>]| {
+            for k in keys {
+                let o = Owners::with(map.get(k.as_slice()).copied(), conn);
+                map.insert(k, o);
+            }
+        };
+        match access {
+            Access::Nothing => return,
+            Access::All => self.all = Some(Owners::with(self.all, conn)),
+            Access::Read(keys) => mark(&mut self.reads, keys),
+            Access::Write(keys) => mark(&mut self.writes, keys),
+        }
+        self.touching = Some(Owners::with(self.touching, conn));
     }
 }
 

@@ -237,6 +237,10 @@ pub struct ServiceConfig {
     /// With `protocol: bytes`, how client connections' input is ordered (default `none`).
     #[serde(default, skip_serializing_if = "InputOrdering::is_none")]
     pub ordering: InputOrdering,
+    /// With `protocol: http`, response headers (besides `Date`) whose values compare by shape
+    /// only (letters and digits as `x`), e.g. `ETag`, `Last-Modified`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask_headers: Vec<String>,
 }
 
 /// The protocol of a service as written in the config.

@@ -181,6 +181,24 @@ fn each_mistake_names_its_field_and_line() {
             "services[0].ordering",
             11,
         ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    mask_headers: [ETag]",
+            "services[0].mask_headers",
+            10,
+        ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    protocol: http\n    mask_headers: [ETag, Content-Length]",
+            "services[0].mask_headers",
+            11,
+        ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    protocol: http\n    mask_headers: [\"E Tag\"]",
+            "services[0].mask_headers",
+            11,
+        ),
     ];
     for (from, to, field, line) in cases {
         let e = error_for(from, to);
@@ -312,6 +330,11 @@ fn protocol_and_ordering_default_to_bytes_and_none_and_are_written_only_when_set
             "protocol: bytes\n    ordering: serial",
             ProtocolName::Bytes,
             InputOrdering::Serial,
+        ),
+        (
+            "protocol: http\n    mask_headers: [ETag, last-modified]",
+            ProtocolName::Http,
+            InputOrdering::None,
         ),
     ] {
         let yaml = GOOD.replace(

@@ -167,3 +167,36 @@ fn one_waiting_request_per_connection_and_a_bounded_number_in_flight() {
     s.replied(2, 0, 1);
     assert!(s.can_submit(2));
 }
+
+mod ahead {
+    use super::super::*;
+    use proptest::prelude::*;
+
+    fn access() -> impl Strategy<Value = Access> {
+        let keys = || prop::collection::vec(prop::collection::vec(0u8..3, 1..2), 0..3);
+        prop_oneof![
+            Just(Access::Nothing),
+            Just(Access::All),
+            keys().prop_map(Access::Read),
+            keys().prop_map(Access::Write),
+        ]
+    }
+
+    proptest! {
+        /// The one-pass summary holds a request back exactly when a request ahead of another
+        /// connection conflicts with it pairwise.
+        #[test]
+        fn the_summary_agrees_with_the_pairwise_relation(
+            queue in prop::collection::vec((0u64..3, access()), 0..8),
+            conn in 0u64..3,
+            next in access(),
+        ) {
+            let mut ahead = Ahead::default();
+            for (c, a) in &queue {
+                ahead.add(*c, a);
+            }
+            let pairwise = queue.iter().any(|(c, a)| *c != conn && conflicts(a, &next));
+            prop_assert_eq!(ahead.holds(conn, &next), pairwise);
+        }
+    }
+}
