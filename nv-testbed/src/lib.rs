@@ -842,6 +842,7 @@ mod tests {
             dir: PathBuf::from("/nonexistent/nvt-cfg"),
             namespaces: Vec::new(),
             procs: Vec::new(),
+            nginx_ahead: None,
         };
         Group {
             lab,
@@ -894,6 +895,20 @@ replicas:
     replica_address: 10.77.3.2
 ";
         assert_eq!(written_config(&redis), Config::from_yaml(expected).unwrap());
+
+        let mut spec = GroupSpec::new("majority", 3, Service::Redis);
+        spec.ordering = InputOrdering::Serial;
+        let service = &written_config(&group(spec)).services[0];
+        assert_eq!(
+            (service.protocol, service.ordering),
+            (ProtocolName::Bytes, InputOrdering::Serial)
+        );
+        let mut spec = GroupSpec::new("majority", 3, Service::Nginx);
+        spec.protocol = ProtocolName::Http;
+        assert_eq!(
+            written_config(&group(spec)).services[0].protocol,
+            ProtocolName::Http
+        );
 
         let mut spec = GroupSpec::new("primary-backup", 2, Service::Nginx);
         spec.raw_external = true;
