@@ -47,5 +47,8 @@ mod reply;
 mod request;
 mod wire;
 
+#[cfg(test)]
+mod real_redis_tests;
+
 pub use reply::{RespReplies, DEPTH_MAX, HOLD_MAX, LINE_MAX};
 pub use request::RespRequests;
