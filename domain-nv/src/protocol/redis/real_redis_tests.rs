@@ -174,3 +174,83 @@ fn keys_found_match_redis_command_getkeys() {
         assert_eq!(keys, want, "{sample:?}");
     }
 }
+
+/// One command's facts from redis's `COMMAND INFO` (a leaf command: not a container).
+struct Info {
+    flags: Vec<String>,
+    legacy_keys: (i64, i64, i64),
+    writes_keys: bool,
+    keynum: bool,
+    unordered: bool,
+}
+
+fn info(redis: &Redis, name: &str) -> Info {
+    let (_, raw, _) = redis.exchange(&command(&["COMMAND", "INFO", name]));
+    let text = String::from_utf8(raw).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    let count: usize = lines[5][1..].parse().unwrap();
+    let flags: Vec<String> = lines[6..6 + count]
+        .iter()
+        .map(|f| f[1..].to_string())
+        .collect();
+    let int = |i: usize| lines[6 + count + i][1..].parse::<i64>().unwrap();
+    let has = |line: &str| lines.contains(&line);
+    Info {
+        legacy_keys: (int(0), int(1), int(2)),
+        writes_keys: has("+RW") || has("+OW") || has("+RM"),
+        keynum: has("keynum"),
+        unordered: text.contains("nondeterministic_output_order"),
+        flags,
+    }
+}
+
+#[test]
+fn the_command_table_agrees_with_redis_command_info() {
+    use super::commands::{class, is_container, reply_rule, Class, Keys};
+    let redis = Redis::start("table");
+    let (_, raw, _) = redis.exchange(&command(&["COMMAND", "LIST"]));
+    let text = String::from_utf8(raw).unwrap();
+    let names: Vec<&str> = text
+        .split("\r\n")
+        .skip(2)
+        .step_by(2)
+        .filter(|n| !n.is_empty())
+        .collect();
+    assert!(names.len() > 300, "COMMAND LIST lists subcommands too");
+    for name in names.into_iter().filter(|n| !is_container(n)) {
+        let info = info(&redis, name);
+        let flag = |f: &str| info.flags.iter().any(|x| x == f);
+        let keyed = info.legacy_keys.0 > 0 || flag("movablekeys");
+        let check_keys = |keys: Keys| match keys {
+            Keys::Range { first, last, step } => {
+                let table = (i64::from(first), i64::from(last), i64::from(step));
+                assert_eq!(table, info.legacy_keys, "{name}: key positions");
+            }
+            Keys::Numkeys { .. } => assert!(info.keynum && flag("movablekeys"), "{name}"),
+        };
+        match class(name) {
+            Some(Class::Read(keys)) => {
+                assert!(!flag("write") && !info.writes_keys, "{name}: reads only");
+                check_keys(keys);
+            }
+            Some(Class::Write(keys)) => {
+                assert!(flag("write") || info.writes_keys, "{name}");
+                check_keys(keys);
+            }
+            Some(Class::Nothing | Class::Unpaired) => assert!(!keyed || flag("pubsub"), "{name}"),
+            None => {
+                let why = ["blocking", "admin", "pubsub", "movablekeys"];
+                assert!(
+                    !keyed || why.iter().any(|f| flag(f)),
+                    "{name}: keyed but All"
+                );
+            }
+        }
+        let masked = reply_rule(name) != ReplyRule::Exact;
+        assert_eq!(
+            masked,
+            info.unordered || name == "config|get",
+            "{name}: reply rule"
+        );
+    }
+}
