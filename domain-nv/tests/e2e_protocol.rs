@@ -214,3 +214,174 @@ fn differing_dates_are_masked_counted_and_released_real() {
     assert_eq!(s.services[0].masked, requests as u64, "{}", s.to_json());
     assert_no_faults(&s);
 }
+
+/// A redis group with `protocol: redis` whose replica `corrupt` (if any) holds a wrong
+/// `key:5` (written directly, not through domain-nv).
+fn redis_group(prefix: &str, corrupt: Option<usize>) -> Group {
+    let mut spec = GroupSpec::new("majority", 3, Service::Redis);
+    spec.protocol = ProtocolName::Redis;
+    spec.straggler_ms = 3000;
+    Group::start(prefix, spec, bin(), move |i, g| {
+        let v = if Some(i) == corrupt { "WRONG" } else { "right" };
+        g.redis_to_replica(i, &format!("SET key:5 {v}\n"))
+    })
+    .expect("group starts")
+}
+
+/// Waits until every connection is over and returns the status.
+fn settled(g: &Group, connections: u64) -> Status {
+    g.wait_status("every connection over", Duration::from_secs(20), |s| {
+        s.services[0].total >= connections && s.services[0].active == 0
+    })
+    .expect("connections end")
+}
+
+/// The first scenario: 20 connections at once each `LPUSH` 200 distinct values onto one
+/// list, with `redis-cli` reading its commands from stdin (it sends `COMMAND DOCS` first, whose
+/// reply differs between redis processes). Conflicting pushes are ordered, so every replica
+/// ends with the same list, nobody is blamed and no client is reset.
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn concurrent_lpush_from_20_connections_leaves_replicas_identical() {
+    let g = redis_group("nvt-lpush", None);
+    let clients: Vec<Child> = (0..20)
+        .map(|c| {
+            let mut child = Command::new("ip")
+                .args(["netns", "exec", &g.client_ns])
+                .args(["redis-cli", "-h", SERVICE_ADDRESS])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("client starts");
+            let commands: String = (0..200).map(|k| format!("LPUSH list c{c}-{k}\n")).collect();
+            let mut stdin = child.stdin.take().expect("stdin");
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(commands.as_bytes());
+            });
+            child
+        })
+        .collect();
+    for (c, child) in clients.into_iter().enumerate() {
+        let out = finish(child, &format!("client {c}"), Duration::from_secs(60));
+        assert_eq!(out.lines().count(), 200, "client {c}: {out}");
+    }
+    let s = settled(&g, 20);
+    assert_eq!(s.services[0].no_quorum, 0, "{}", s.to_json());
+    assert_no_faults(&s);
+    let l = lists(&g, 3);
+    assert_eq!(l[0].lines().count(), 4000, "{}", l[0]);
+    assert!(l.iter().all(|x| *x == l[0]), "the replicas' lists differ");
+}
+
+/// `redis-benchmark -c 200` over set, incr and lpush: every request answered, nobody blamed,
+/// no connection without a quorum, and the replicas end with the same counter and list.
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn redis_benchmark_with_200_clients_leaves_no_fault() {
+    let g = redis_group("nvt-rbench", None);
+    let bench = spawn_client(
+        &g,
+        &[
+            "redis-benchmark",
+            "-h",
+            SERVICE_ADDRESS,
+            "-c",
+            "200",
+            "-n",
+            "3000",
+            "-t",
+            "set,incr,lpush",
+            "-q",
+        ],
+    );
+    let out = finish(bench, "redis-benchmark", Duration::from_secs(30));
+    assert_eq!(out.matches("requests per second").count(), 3, "{out}");
+    eprintln!("redis-benchmark: {}", out.replace('\r', "\n").trim());
+    let s = settled(&g, 200);
+    assert_eq!(s.services[0].no_quorum, 0, "{}", s.to_json());
+    assert_no_faults(&s);
+    let counters: Vec<String> = (0..3)
+        .map(|i| {
+            let addr = g.replica_address(i);
+            let out = g
+                .replica_exec(
+                    i,
+                    &["redis-cli", "-h", &addr, "GET", "counter:__rand_int__"],
+                )
+                .expect("redis-cli runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect();
+    assert_eq!(counters[0].trim(), "3000");
+    assert!(counters.iter().all(|c| *c == counters[0]), "{counters:?}");
+}
+
+/// A 1000-member set and hash: each redis process lists them in its own order, the replies are
+/// compared as multisets (the differences counted as masked), and the client gets one
+/// replica's whole real listing.
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn thousand_member_set_and_hash_listings_are_masked() {
+    let g = redis_group("nvt-sets", None);
+    let cli = |args: &[&str]| {
+        let mut argv = vec!["redis-cli", "-h", SERVICE_ADDRESS];
+        argv.extend_from_slice(args);
+        let out = g.client(&argv).expect("redis-cli runs");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let mut sadd = vec!["SADD", "set"];
+    sadd.extend(members.iter().map(String::as_str));
+    assert_eq!(cli(&sadd).trim(), "1000");
+    let mut hset = vec!["HSET", "hash"];
+    for m in &members {
+        hset.push(m);
+        hset.push(m);
+    }
+    assert_eq!(cli(&hset).trim(), "1000");
+    let mut listed: Vec<String> = cli(&["SMEMBERS", "set"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    listed.sort();
+    let mut want = members.clone();
+    want.sort();
+    assert_eq!(listed, want);
+    let pairs: Vec<String> = cli(&["HGETALL", "hash"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pairs.len(), 2000);
+    assert!(pairs.chunks(2).all(|p| p[0] == p[1]), "pairs kept together");
+    let s = settled(&g, 4);
+    assert_no_faults(&s);
+    assert_eq!(s.services[0].no_quorum, 0, "{}", s.to_json());
+    assert!(s.services[0].masked >= 2, "{}", s.to_json());
+}
+
+/// With `protocol: redis`, a wrong value on one replica is still caught: the client gets the
+/// majority's value and the replica is blamed for a value mismatch.
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn redis_protocol_still_catches_a_corrupted_value() {
+    let g = redis_group("nvt-rcorr", Some(1));
+    let out = g
+        .client(&["redis-cli", "-h", SERVICE_ADDRESS, "GET", "key:5"])
+        .expect("redis-cli runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "right");
+    let s = g
+        .wait_status("r1 blamed", Duration::from_secs(10), |s| {
+            !s.replicas[1].faults.is_empty()
+        })
+        .expect("a fault");
+    assert_eq!(
+        s.replicas[1].faults[0].kind,
+        "value-mismatch",
+        "{}",
+        s.to_json()
+    );
+    assert!(s.replicas[0].faults.is_empty() && s.replicas[2].faults.is_empty());
+}

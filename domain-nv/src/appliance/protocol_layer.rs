@@ -5,12 +5,14 @@
 //! |-------------------------------|---------------------------------|------------------------------|
 //! | `bytes` (default)             | none: straight into the voter   | none: straight into the voter |
 //! | `bytes`, `ordering: serial`   | the whole stream is one request | none                         |
+//! | `redis`                       | RESP commands                   | RESP replies, masked         |
 //! | `http`                        | HTTP/1.x requests               | HTTP/1.x replies, masked     |
 
 use super::gate::Gate;
 use super::reply_path::ReplyPath;
 use crate::config::{InputOrdering, ProtocolName, ServiceConfig};
 use crate::protocol::http::{HeaderMasks, HttpReplies, HttpRequests};
+use crate::protocol::redis::{RespReplies, RespRequests};
 use crate::protocol::serial::WholeStream;
 use crate::protocol::ReplyFramer;
 
@@ -18,9 +20,10 @@ use crate::protocol::ReplyFramer;
 pub(super) fn gate(conn: u64, svc: &ServiceConfig) -> Option<Gate> {
     match (svc.protocol, svc.ordering) {
         (ProtocolName::Bytes, InputOrdering::None) => None,
-        (ProtocolName::Bytes, InputOrdering::Serial) | (ProtocolName::Redis, _) => {
+        (ProtocolName::Bytes, InputOrdering::Serial) => {
             Some(Gate::new(conn, Box::new(WholeStream::default())))
         }
+        (ProtocolName::Redis, _) => Some(Gate::new(conn, Box::new(RespRequests::new()))),
         (ProtocolName::Http, _) => Some(Gate::new(conn, Box::new(HttpRequests::new()))),
     }
 }
@@ -29,7 +32,10 @@ pub(super) fn gate(conn: u64, svc: &ServiceConfig) -> Option<Gate> {
 /// replies are framed.
 pub(super) fn reply_path(svc: &ServiceConfig, replicas: usize) -> Option<ReplyPath> {
     let framers = match svc.protocol {
-        ProtocolName::Bytes | ProtocolName::Redis => return None,
+        ProtocolName::Bytes => return None,
+        ProtocolName::Redis => (0..replicas)
+            .map(|_| Box::new(RespReplies::new()) as Box<dyn ReplyFramer>)
+            .collect(),
         ProtocolName::Http => (0..replicas)
             .map(|_| Box::new(HttpReplies::new(header_masks(svc))) as Box<dyn ReplyFramer>)
             .collect(),
