@@ -385,3 +385,33 @@ fn redis_protocol_still_catches_a_corrupted_value() {
     );
     assert!(s.replicas[0].faults.is_empty() && s.replicas[2].faults.is_empty());
 }
+
+/// A request head over the HTTP framer's 64 KiB bound is still served (ordered as a whole from
+/// there on): nginx's own answer to it reaches the client, nobody is blamed.
+#[test]
+#[ignore = "needs root: netns, TAP, AF_PACKET (make ns-test)"]
+fn an_http_head_over_the_framer_bound_still_gets_an_answer() {
+    let g = nginx_http_group("nvt-bighead", NginxClock::Real, None);
+    let url = format!("http://{SERVICE_ADDRESS}/page");
+    let header = format!("X-Big: {}", "y".repeat(70_000));
+    let out = g
+        .client(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &header,
+            &url,
+        ])
+        .expect("curl runs");
+    let code = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(code.starts_with('4'), "nginx refuses the head: {code}");
+    let out = g.client(&["curl", "-s", &url]).expect("curl runs");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello"));
+    let s = settled(&g, 2);
+    assert_eq!(s.services[0].no_quorum, 0, "{}", s.to_json());
+    assert_no_faults(&s);
+}

@@ -18,8 +18,10 @@ use crate::protocol::{ReplyRule, RequestEvent, RequestFramer};
 use crate::voter::{ReplicaState, Voter};
 
 /// Most client bytes held back from the voter (read from the socket, not yet admitted or not
-/// yet taken by the voter).
-pub(super) const HELD_LIMIT: usize = 64 * 1024;
+/// yet taken by the voter). Above every request framer's bound for finding a request's
+/// beginning (64 KiB for an HTTP head or a redis command's classification), so a framer always
+/// gets to see enough of a waiting request to report it.
+pub(super) const HELD_LIMIT: usize = 256 * 1024;
 
 /// Client input between the client's socket and the voter of one connection.
 pub(super) struct Gate {
