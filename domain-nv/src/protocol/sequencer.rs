@@ -76,9 +76,11 @@ struct Conn {
 }
 
 impl Conn {
-    /// Whether request `index` has been answered by every replica still taking part.
-    fn answered(&self, index: u64) -> bool {
-        self.replies.iter().flatten().all(|&done| done > index)
+    /// The requests below this index are answered: every replica still taking part completed
+    /// that many replies (replies come in request order), and they were admitted.
+    fn answered_below(&self) -> u64 {
+        let fewest = self.replies.iter().flatten().copied().min();
+        fewest.unwrap_or(u64::MAX).min(self.admitted)
     }
 }
 
@@ -89,6 +91,8 @@ pub struct Sequencer {
     queue: VecDeque<Entry>,
     /// The open connections.
     conns: HashMap<u64, Conn>,
+    /// Requests in `queue` not yet admitted.
+    waiting: usize,
 }
 
 impl Sequencer {
@@ -138,7 +142,8 @@ impl Sequencer {
             access,
             admitted: false,
         });
-        self.settle();
+        self.waiting += 1;
+        self.settle(vec![conn], true);
         Ok(index)
     }
 
@@ -155,7 +160,7 @@ impl Sequencer {
         if let Some(Some(done)) = c.replies.get_mut(replica) {
             if n > 0 {
                 *done += n as u64;
-                self.settle();
+                self.settle(vec![conn], false);
             }
         }
     }
@@ -168,15 +173,17 @@ impl Sequencer {
         };
         if let Some(slot @ Some(_)) = c.replies.get_mut(replica) {
             *slot = None;
-            self.settle();
+            self.settle(vec![conn], false);
         }
     }
 
     /// Connection `conn` is over: its requests no longer hold anyone back.
     pub fn close(&mut self, conn: u64) {
         if self.conns.remove(&conn).is_some() {
+            let waiting = self.queue.iter().filter(|e| e.conn == conn && !e.admitted);
+            self.waiting -= waiting.count();
             self.queue.retain(|e| e.conn != conn);
-            self.settle();
+            self.settle(Vec::new(), true);
         }
     }
 
@@ -185,28 +192,42 @@ impl Sequencer {
         self.queue.len()
     }
 
-    /// Drops answered requests and admits every waiting request that nothing holds back,
-    /// until neither changes anything (a request admitted may already be answered: every
-    /// replica of its connection was cut off).
-    fn settle(&mut self) {
+    /// Drops the answered requests of the connections in `changed`, then, if that freed
+    /// anything (or `admit` says a request was submitted or a connection closed), admits every
+    /// waiting request that nothing holds back; and again for the connections whose requests
+    /// were admitted (one may already be answered: every replica of its connection cut off).
+    fn settle(&mut self, mut changed: Vec<u64>, mut admit: bool) {
         loop {
-            let conns = &self.conns;
-            let before = self.queue.len();
-            self.queue.retain(|e| {
-                !(e.admitted && conns.get(&e.conn).is_none_or(|c| c.answered(e.index)))
-            });
-            let dropped = self.queue.len() != before;
-            let admitted = self.admit_waiting();
-            if !dropped && !admitted {
+            for conn in changed.drain(..) {
+                admit |= self.drop_answered(conn);
+            }
+            if !admit || self.waiting == 0 {
+                return;
+            }
+            changed = self.admit_waiting();
+            admit = false;
+            if changed.is_empty() {
                 return;
             }
         }
     }
 
+    /// Drops connection `conn`'s answered requests from the queue; true if there were any.
+    fn drop_answered(&mut self, conn: u64) -> bool {
+        let Some(below) = self.conns.get(&conn).map(Conn::answered_below) else {
+            return false;
+        };
+        let before = self.queue.len();
+        self.queue
+            .retain(|e| !(e.conn == conn && e.admitted && e.index < below));
+        self.queue.len() != before
+    }
+
     /// Admits, in arrival order, each waiting request whose connection's earlier requests are
-    /// admitted and that no earlier request of another connection conflicts with; true if any.
-    /// One pass over the queue, with what the requests ahead touch summed up in [`Ahead`].
-    fn admit_waiting(&mut self) -> bool {
+    /// admitted and that no earlier request of another connection conflicts with; returns the
+    /// connections of those admitted. One pass over the queue, with what the requests ahead
+    /// touch summed up in [`Ahead`].
+    fn admit_waiting(&mut self) -> Vec<u64> {
         let mut ahead = Ahead::default();
         let mut admit = Vec::new();
         for (i, e) in self.queue.iter().enumerate() {
@@ -219,14 +240,17 @@ impl Sequencer {
             }
             ahead.add(e.conn, &e.access);
         }
+        let mut conns = Vec::with_capacity(admit.len());
         for &i in &admit {
             let e = &mut self.queue[i];
             e.admitted = true;
+            self.waiting -= 1;
             if let Some(c) = self.conns.get_mut(&e.conn) {
                 c.admitted += 1;
             }
+            conns.push(e.conn);
         }
-        !admit.is_empty()
+        conns
     }
 }
 
