@@ -298,7 +298,12 @@ fn redis_benchmark_with_200_clients_leaves_no_fault() {
     );
     let out = finish(bench, "redis-benchmark", Duration::from_secs(30));
     assert_eq!(out.matches("requests per second").count(), 3, "{out}");
-    eprintln!("redis-benchmark: {}", out.replace('\r', "\n").trim());
+    let text = out.replace('\r', "\n");
+    let summary: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("requests per second"))
+        .collect();
+    eprintln!("redis-benchmark -c 200: {summary:?}");
     let s = settled(&g, 200);
     assert_eq!(s.services[0].no_quorum, 0, "{}", s.to_json());
     assert_no_faults(&s);
