@@ -32,6 +32,13 @@
 //!   `SRANDMEMBER`, `HRANDFIELD`, `RANDOMKEY`), and the members of nested RESP2 maps inside an
 //!   unordered reply (`COMMAND DOCS`' per-command docs) compare as elements, not pairs.
 //!
+//! ADDING A RULE: a command's class (and its key positions, as `COMMAND INFO` gives them) is
+//! one entry of `TABLE` in `commands.rs`, its reply rule one entry of `UNORDERED`; the test
+//! `the_command_table_agrees_with_redis_command_info` checks both against a real redis-server
+//! (a new unordered reply that redis does not tag `nondeterministic_output_order` is named
+//! there too). A new masking form is a [`ReplyRule`] handled in `canon.rs`.
+//!
+//! [`ReplyRule`]: crate::protocol::ReplyRule
 //! [`Access::Read`]: crate::protocol::Access::Read
 //! [`Access::Write`]: crate::protocol::Access::Write
 //! [`Access::Nothing`]: crate::protocol::Access::Nothing

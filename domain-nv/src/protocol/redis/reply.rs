@@ -58,6 +58,8 @@ pub struct RespReplies {
     start: u64,
     /// The current reply's bytes, while held for masking.
     held: Option<Vec<u8>>,
+    /// The error the stream failed with: every later call returns it again.
+    failed: Option<ReplyError>,
 }
 
 impl Default for RespReplies {
@@ -78,6 +80,7 @@ impl RespReplies {
             offset: 0,
             start: 0,
             held: None,
+            failed: None,
         }
     }
 
@@ -233,10 +236,18 @@ impl ReplyFramer for RespReplies {
     }
 
     fn feed(&mut self, bytes: &[u8], out: &mut ReplyOutput) -> Result<(), ReplyError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
         let mut rest = bytes;
         while !rest.is_empty() {
-            let used = self.step(rest, out)?;
-            rest = &rest[used..];
+            match self.step(rest, out) {
+                Ok(used) => rest = &rest[used..],
+                Err(error) => {
+                    self.failed = Some(error.clone());
+                    return Err(error);
+                }
+            }
         }
         Ok(())
     }

@@ -42,7 +42,8 @@ enum State {
 }
 
 /// Frames one redis client connection's requests (RESP multibulk and inline commands,
-/// pipelined), classifying each by the command table.
+/// pipelined), classifying each by the command table. Memory: one line of at most 64 KiB, and
+/// while a request is classified, its name, subcommand and at most 256 keys of at most 4 KiB.
 #[derive(Debug)]
 pub struct RespRequests {
     state: State,
