@@ -19,7 +19,8 @@
 //!
 //! MASKING (the reply rules; everything else is compared byte for byte):
 //! - [`ReplyRule::Unordered`] (`SMEMBERS`, `SINTER`, `SUNION`, `SDIFF`, `HKEYS`, `HVALS`,
-//!   `KEYS`, `COMMAND`, `COMMAND INFO`, `COMMAND LIST`, `FUNCTION LIST`, `MODULE LIST`): the
+//!   `KEYS`, `COMMAND`, `COMMAND INFO`, `COMMAND LIST`, `FUNCTION LIST`, `MODULE LIST`,
+//!   `PUBSUB CHANNELS`, `PUBSUB SHARDCHANNELS`): the
 //!   reply compares as a multiset of its elements, at every level of nesting (a nested map as a
 //!   multiset of its pairs);
 //! - [`ReplyRule::UnorderedPairs`] (`HGETALL`, `CONFIG GET`, `COMMAND DOCS`): the same, with the
