@@ -11,7 +11,7 @@
 //! - everything else is [`Access::All`]: unknown commands, admin commands, whole-keyspace reads
 //!   (`KEYS`, `SCAN`, `DBSIZE`), scripts and functions, blocking commands, `MULTI` and every
 //!   command up to its `EXEC`/`DISCARD` (so a transaction is ordered against everything), and a
-//!   request with a key over 4 KiB, over 256 keys, or not classified within its first 64 KiB;
+//!   request with a key over 4 KiB, over 256 keys, or not classified within its first 16 KiB;
 //! - pub/sub (`SUBSCRIBE`, ...), `MONITOR`, `SYNC`/`PSYNC` and `CLIENT REPLY`, after which
 //!   replies no longer answer requests one to one, make the rest of the connection one
 //!   [`Access::All`] request that never ends, as does a stream redis would not frame the way
@@ -59,4 +59,4 @@ mod wire;
 mod real_redis_tests;
 
 pub use reply::{RespReplies, DEPTH_MAX, HOLD_MAX, LINE_MAX};
-pub use request::RespRequests;
+pub use request::{RespRequests, BEGIN_WITHIN};
