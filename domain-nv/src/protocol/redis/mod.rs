@@ -6,6 +6,9 @@
 //! - a command that only reads keys is [`Access::Read`] of them, one that writes keys
 //!   [`Access::Write`] of them, with the keys found where redis's key specs say (first/last/step
 //!   positions, or `numkeys` for `ZUNIONSTORE`, `LMPOP`, `SINTERCARD`, ...);
+//! - keys are compared by name, whatever the database (`SELECT`): keys of two databases may be
+//!   taken to conflict, never the reverse (`MOVE` and `COPY ... DB` touch the same name in the
+//!   other database; `SWAPDB` and `FLUSHDB` are [`Access::All`]);
 //! - connection-local commands (`PING`, `ECHO`, `SELECT`, `HELLO`, `AUTH`, `COMMAND ...`,
 //!   `CLIENT SETNAME`, ...) are [`Access::Nothing`];
 //! - everything else is [`Access::All`]: unknown commands, admin commands, whole-keyspace reads

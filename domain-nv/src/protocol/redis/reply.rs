@@ -5,8 +5,9 @@
 //! value no request expects, like a pub/sub message, is compared byte for byte and not counted)
 //! and passes bytes through unchanged, except for replies whose rule is unordered: those are
 //! held whole, up to [`HOLD_MAX`], and emitted in comparison form (see `canon.rs`) with the real
-//! bytes as one [`Masked`] record. Memory: one header line of at most [`LINE_MAX`], nesting at
-//! most [`DEPTH_MAX`] deep, one held reply.
+//! bytes as one [`Masked`] record. (HTTP's [`ReplyRule::NoBody`] is taken as
+//! [`ReplyRule::Exact`].) Memory: one header line of at most [`LINE_MAX`], nesting at most
+//! [`DEPTH_MAX`] deep, one held reply.
 
 use super::canon::canonical;
 use super::wire::{parse_header, Aggregate, Header, Line};
