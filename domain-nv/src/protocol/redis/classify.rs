@@ -28,16 +28,21 @@ enum Step {
     Name,
     /// Waiting for a container's subcommand (argument 1).
     Subcommand(String),
-    /// Collecting keys at `first..=last` by `step`, then (for `numkeys` commands) `numkeys`.
-    Keys {
-        write: bool,
-        keys: Keys,
-        rule: ReplyRule,
-        next: Option<(u64, u64, u64)>,
-        numkeys_read: bool,
-    },
+    /// Collecting keys.
+    Keys(KeyScan),
     /// Decided.
     Done(Decision),
+}
+
+/// The keys of a [`Class::Read`] or [`Class::Write`] command being collected.
+#[derive(Debug)]
+struct KeyScan {
+    write: bool,
+    keys: Keys,
+    rule: ReplyRule,
+    /// The keys still to read: first, last and step.
+    next: Option<(u64, u64, u64)>,
+    numkeys_read: bool,
 }
 
 /// Classifies one command of `args` arguments, fed in order.
@@ -85,8 +90,9 @@ impl Classifier {
         match &self.step {
             Step::Name => index == 0,
             Step::Subcommand(_) => index == 1,
-            Step::Keys { next, keys, .. } => {
-                next.is_some_and(|(first, _, _)| first == index) || keys.numkeys_at() == Some(index)
+            Step::Keys(scan) => {
+                scan.next.is_some_and(|(first, _, _)| first == index)
+                    || scan.keys.numkeys_at() == Some(index)
             }
             Step::Done(_) => false,
         }
@@ -103,35 +109,29 @@ impl Classifier {
                 Some(sub) => self.looked_up(&format!("{name}|{sub}")),
                 None => Step::Done(all()),
             },
-            (
-                Step::Keys {
-                    write,
-                    keys,
-                    rule,
-                    next,
-                    numkeys_read,
-                },
-                Some(arg),
-            ) => {
-                let mut next = next;
-                let mut numkeys_read = numkeys_read;
-                if let Some((first, last, step)) = next.filter(|(first, _, _)| *first == index) {
-                    self.found.push(arg.to_vec());
-                    next = (first < last).then_some((first + step, last, step));
-                } else if keys.numkeys_at() == Some(index) {
-                    numkeys_read = true;
-                    let count = std::str::from_utf8(arg).ok().and_then(|s| s.parse().ok());
-                    match count {
-                        Some(count) if count <= KEYS_MAX as u64 => {
-                            next = keys.after_numkeys(count, self.args);
-                        }
-                        _ => return self.step = Step::Done(all()),
-                    }
-                }
-                self.collecting(write, keys, rule, next, numkeys_read)
-            }
+            (Step::Keys(scan), Some(arg)) => self.key_arg(scan, index, arg),
             (done @ Step::Done(_), _) => done,
         };
+    }
+
+    /// A key or `numkeys` argument has arrived.
+    fn key_arg(&mut self, mut scan: KeyScan, index: u64, arg: &[u8]) -> Step {
+        if let Some((first, last, step)) = scan.next.filter(|(first, _, _)| *first == index) {
+            self.found.push(arg.to_vec());
+            scan.next = (first < last).then_some((first + step, last, step));
+        } else if scan.keys.numkeys_at() == Some(index) {
+            scan.numkeys_read = true;
+            let count = std::str::from_utf8(arg)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
+            match count {
+                Some(count) if count <= (KEYS_MAX - self.found.len()) as u64 => {
+                    scan.next = scan.keys.after_numkeys(count, self.args);
+                }
+                _ => return Step::Done(all()),
+            }
+        }
+        self.collecting(scan)
     }
 
     /// Argument 0 has arrived.
@@ -164,35 +164,29 @@ impl Classifier {
         if count > KEYS_MAX as u64 {
             return Step::Done(all());
         }
-        self.collecting(write, keys, rule, next, false)
+        self.collecting(KeyScan {
+            write,
+            keys,
+            rule,
+            next,
+            numkeys_read: false,
+        })
     }
 
     /// Keys are being collected: decided once no key nor `numkeys` is left to read.
-    fn collecting(
-        &mut self,
-        write: bool,
-        keys: Keys,
-        rule: ReplyRule,
-        next: Option<(u64, u64, u64)>,
-        numkeys_read: bool,
-    ) -> Step {
-        let numkeys_pending = !numkeys_read && keys.numkeys_at().is_some_and(|at| at < self.args);
-        if next.is_some() || numkeys_pending {
-            return Step::Keys {
-                write,
-                keys,
-                rule,
-                next,
-                numkeys_read,
-            };
+    fn collecting(&mut self, scan: KeyScan) -> Step {
+        let numkeys_pending =
+            !scan.numkeys_read && scan.keys.numkeys_at().is_some_and(|at| at < self.args);
+        if scan.next.is_some() || numkeys_pending {
+            return Step::Keys(scan);
         }
         let found = std::mem::take(&mut self.found);
-        let access = if write {
+        let access = if scan.write {
             Access::Write(found)
         } else {
             Access::Read(found)
         };
-        Step::Done(Decision::Request(access, rule))
+        Step::Done(Decision::Request(access, scan.rule))
     }
 }
 

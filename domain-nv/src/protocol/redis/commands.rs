@@ -165,9 +165,10 @@ const TABLE: &[(&str, Class)] = &[
 
 /// Replies that list elements in no defined order: those redis tags
 /// `nondeterministic_output_order` (hash-table iteration order, which differs between redis
-/// processes), plus `CONFIG GET` (its parameters come from a hash table too). Map-shaped replies,
-/// a flat array of pairs in RESP2, are [`ReplyRule::UnorderedPairs`].
-const UNORDERED: [(&str, ReplyRule); 15] = [
+/// processes), plus `CONFIG GET` and `PUBSUB CHANNELS`/`SHARDCHANNELS` (from hash tables too,
+/// untagged). Map-shaped replies, a flat array of pairs in RESP2, are
+/// [`ReplyRule::UnorderedPairs`].
+const UNORDERED: [(&str, ReplyRule); 17] = [
     ("command", ReplyRule::Unordered),
     ("command|docs", ReplyRule::UnorderedPairs),
     ("command|info", ReplyRule::Unordered),
@@ -179,6 +180,8 @@ const UNORDERED: [(&str, ReplyRule); 15] = [
     ("hvals", ReplyRule::Unordered),
     ("keys", ReplyRule::Unordered),
     ("module|list", ReplyRule::Unordered),
+    ("pubsub|channels", ReplyRule::Unordered),
+    ("pubsub|shardchannels", ReplyRule::Unordered),
     ("sdiff", ReplyRule::Unordered),
     ("sinter", ReplyRule::Unordered),
     ("smembers", ReplyRule::Unordered),

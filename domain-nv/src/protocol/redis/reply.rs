@@ -5,8 +5,9 @@
 //! value no request expects, like a pub/sub message, is compared byte for byte and not counted)
 //! and passes bytes through unchanged, except for replies whose rule is unordered: those are
 //! held whole, up to [`HOLD_MAX`], and emitted in comparison form (see `canon.rs`) with the real
-//! bytes as one [`Masked`] record. Memory: one header line of at most [`LINE_MAX`], nesting at
-//! most [`DEPTH_MAX`] deep, one held reply.
+//! bytes as one [`Masked`] record. (HTTP's [`ReplyRule::NoBody`] is taken as
+//! [`ReplyRule::Exact`].) Memory: one header line of at most [`LINE_MAX`], nesting at most
+//! [`DEPTH_MAX`] deep, one held reply.
 
 use super::canon::canonical;
 use super::wire::{parse_header, Aggregate, Header, Line};
@@ -58,6 +59,8 @@ pub struct RespReplies {
     start: u64,
     /// The current reply's bytes, while held for masking.
     held: Option<Vec<u8>>,
+    /// The error the stream failed with: every later call returns it again.
+    failed: Option<ReplyError>,
 }
 
 impl Default for RespReplies {
@@ -78,6 +81,7 @@ impl RespReplies {
             offset: 0,
             start: 0,
             held: None,
+            failed: None,
         }
     }
 
@@ -233,10 +237,18 @@ impl ReplyFramer for RespReplies {
     }
 
     fn feed(&mut self, bytes: &[u8], out: &mut ReplyOutput) -> Result<(), ReplyError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
         let mut rest = bytes;
         while !rest.is_empty() {
-            let used = self.step(rest, out)?;
-            rest = &rest[used..];
+            match self.step(rest, out) {
+                Ok(used) => rest = &rest[used..],
+                Err(error) => {
+                    self.failed = Some(error.clone());
+                    return Err(error);
+                }
+            }
         }
         Ok(())
     }

@@ -118,6 +118,14 @@ fn what_is_not_resp_is_an_error() {
     }
     let long = vec![b'+'; LINE_MAX + 1];
     assert!(run(&[], &long, &[]).is_err());
+    let mut framer = RespReplies::new();
+    let mut out = ReplyOutput::default();
+    let first = framer.feed(b"+OK\r\r\n", &mut out).unwrap_err();
+    assert_eq!(
+        framer.feed(b"+OK\r\n", &mut out),
+        Err(first),
+        "a failed stream stays failed"
+    );
 }
 
 /// A RESP value, at most `depth` aggregates deep.

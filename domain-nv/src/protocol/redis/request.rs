@@ -4,23 +4,30 @@
 //! `processInlineBuffer`), and where it could not be sure to, it stops framing: the rest of the
 //! stream becomes one [`Access::All`] request that never ends. So it is stricter than redis:
 //! header lines must end in a lone CRLF without NUL, a bulk argument must be followed by CRLF
-//! (redis skips any two bytes), an inline command must fit in 64 KiB, a request may have at most
-//! 1 Mi arguments of at most 512 MiB each. Empty requests (`*0`, `*-1`, a blank inline line),
-//! which redis skips without a reply, belong to the request that follows them.
+//! (redis skips any two bytes), an inline command must fit in 16 KiB (redis: 64 KiB), a request
+//! may have at most 1 Mi arguments of at most 512 MiB each. Empty requests (`*0`, `*-1`, a blank
+//! inline line), which redis skips without a reply, belong to the request that follows them.
+//!
+//! Every request begins (its [`RequestEvent::Begin`] is out) before [`BEGIN_WITHIN`] bytes of
+//! it have been fed, so a caller that holds a request's bytes until it begins needs to hold no
+//! more than that.
 
 use super::classify::{Classifier, Decision, KEY_MAX};
 use super::wire::{parse_i64, Line};
 use crate::protocol::{Access, ReplyRule, RequestEvent, RequestFramer};
 
-/// Longest inline command (redis's `PROTO_INLINE_MAX_SIZE`), and longest header line.
-const INLINE_MAX: usize = 64 * 1024;
+/// Longest inline command, and longest header line.
+const INLINE_MAX: usize = 16 * 1024;
 /// Most arguments of one request framed.
 const ARGS_MAX: i64 = 1024 * 1024;
 /// Longest argument (redis's default `proto-max-bulk-len`).
 const ARG_MAX: i64 = 512 * 1024 * 1024;
 /// A request not classified within this many bytes (a huge value before its last key, as in
-/// `MSET k1 <big> k2 v2`) is [`Access::All`], so its bytes need not be held back.
-const DECIDE_WITHIN: u64 = 64 * 1024;
+/// `MSET k1 <big> k2 v2`) is [`Access::All`], so its bytes need not be held back; a stream of
+/// empty requests longer than this is not framed.
+const DECIDE_WITHIN: u64 = 16 * 1024;
+/// The most bytes of a request fed before it begins: 16 KiB to classify it, and one line.
+pub const BEGIN_WITHIN: usize = DECIDE_WITHIN as usize + INLINE_MAX;
 
 /// Where the framer is in the client's stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +49,8 @@ enum State {
 }
 
 /// Frames one redis client connection's requests (RESP multibulk and inline commands,
-/// pipelined), classifying each by the command table.
+/// pipelined), classifying each by the command table. Memory: one line of at most 16 KiB, and
+/// while a request is classified, its name, subcommand and at most 256 keys of at most 4 KiB.
 #[derive(Debug)]
 pub struct RespRequests {
     state: State,
@@ -158,7 +166,7 @@ impl RespRequests {
         };
         self.state = State::Idle;
         if args.is_empty() {
-            return;
+            return self.check_empty(events);
         }
         self.classifier = super::classify::classify_args(&args, self.in_multi);
         self.begin(events);
@@ -171,7 +179,10 @@ impl RespRequests {
     fn count_line(&mut self, events: &mut Vec<RequestEvent>) {
         let count = self.line.crlf_content().and_then(|c| parse_i64(&c[1..]));
         match count {
-            Some(count) if count <= 0 => self.state = State::Idle,
+            Some(count) if count <= 0 => {
+                self.state = State::Idle;
+                self.check_empty(events);
+            }
             Some(count) if count <= ARGS_MAX => {
                 self.args = count as u64;
                 self.index = 0;
@@ -246,6 +257,13 @@ impl RespRequests {
                 reply: ReplyRule::Exact,
             });
             self.begun = true;
+        }
+    }
+
+    /// Empty requests that run on past [`DECIDE_WITHIN`] are not framed.
+    fn check_empty(&mut self, events: &mut Vec<RequestEvent>) {
+        if self.offset - self.start > DECIDE_WITHIN {
+            self.detach(events);
         }
     }
 

@@ -98,6 +98,32 @@ fn a_request_unclassified_after_64_kib_is_all() {
 }
 
 #[test]
+fn every_request_begins_within_its_bound() {
+    let big = vec![b'v'; 100_000];
+    let long_key = vec![b'k'; 10_000];
+    let many_keys: Vec<&[u8]> = std::iter::once(&b"DEL"[..])
+        .chain([&long_key[..]; 3])
+        .collect();
+    let long_inline = [&b"GET "[..], &[b'k'; INLINE_MAX], b"\r\n"].concat();
+    for stream in [
+        command(&[b"MSET", b"k1", &big, b"k2", b"v"]),
+        command(&many_keys),
+        long_inline,
+        b"\r\n".repeat(BEGIN_WITHIN),
+        b"*0\r\n".repeat(BEGIN_WITHIN / 4),
+    ] {
+        let mut framer = RespRequests::new();
+        let mut events = Vec::new();
+        framer.feed(&stream[..BEGIN_WITHIN.min(stream.len())], &mut events);
+        assert!(
+            matches!(events.first(), Some(RequestEvent::Begin { .. })),
+            "{}",
+            stream.len()
+        );
+    }
+}
+
+#[test]
 fn transactions_are_all_up_to_exec() {
     let stream = [
         command(&[b"MULTI"]),
