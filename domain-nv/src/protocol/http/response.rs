@@ -22,7 +22,8 @@ use crate::protocol::{Masked, ReplyError, ReplyFramer, ReplyOutput, ReplyRule};
 /// is. A response that arrives when no request is expected (a `408` before the server closes an
 /// idle connection) is framed and compared but completes no reply.
 ///
-/// [`ReplyRule::Unordered`] does not occur in HTTP and is taken as [`ReplyRule::Exact`].
+/// Every rule but [`ReplyRule::NoBody`] is taken as [`ReplyRule::Exact`] (the unordered rules
+/// do not occur in HTTP).
 ///
 /// Holds back at most one head (64 KiB) and remembers one [`ReplyRule`] per request sent and not
 /// yet answered. Anything that does not frame is a [`ReplyError`], and stays one.
