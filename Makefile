@@ -100,6 +100,7 @@ fuzz: deps
 	cd xen && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run xs_reply -- -max_total_time=$(FUZZ_SECONDS)
 	cd netback && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run tx_chain -- -max_total_time=$(FUZZ_SECONDS)
 	cd domain-nv && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run resp_framers -- -max_total_time=$(FUZZ_SECONDS)
+	cd domain-nv && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run http_framers -- -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean

@@ -36,7 +36,8 @@ pub struct HeaderMasks {
 }
 
 impl HeaderMasks {
-    /// Checks a configured list of header names (any case).
+    /// Checks a configured list of header names (any case). `Date` in the list changes nothing:
+    /// it is always masked, and by its format.
     pub fn new(names: &[String]) -> Result<Self, MaskError> {
         let mut masks = Self::default();
         for name in names {
@@ -47,7 +48,9 @@ impl HeaderMasks {
             if UNMASKABLE.contains(&lower.as_str()) {
                 return Err(MaskError::Framing(name.clone()));
             }
-            masks.names.push(lower.into_bytes());
+            if lower != "date" {
+                masks.names.push(lower.into_bytes());
+            }
         }
         Ok(masks)
     }
@@ -154,5 +157,11 @@ mod tests {
             "mask_headers: Content-Length frames the message body and cannot be masked"
         );
         assert!(HeaderMasks::new(&["transfer-encoding".into()]).is_err());
+        let date_listed = HeaderMasks::new(&["Date".into()]).unwrap();
+        assert_eq!(date_listed, HeaderMasks::default());
+        assert_eq!(
+            date_listed.mask(b"date", b"Sunday, 06-Nov-94 08:49:37 GMT"),
+            None
+        );
     }
 }

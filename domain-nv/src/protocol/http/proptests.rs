@@ -38,9 +38,19 @@ fn request() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-/// An IMF-fixdate.
-fn date() -> impl Strategy<Value = String> {
+/// A date in the three formats of RFC 9110 section 5.6.7: IMF-fixdate (the only one a server
+/// may send), RFC 850 and asctime.
+fn dates() -> impl Strategy<Value = [String; 3]> {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const LONG_DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
@@ -54,11 +64,23 @@ fn date() -> impl Strategy<Value = String> {
         0..60u8,
     )
         .prop_map(|(wd, d, mo, y, h, mi, s)| {
-            format!(
-                "{}, {d:02} {} {y} {h:02}:{mi:02}:{s:02} GMT",
-                DAYS[wd], MONTHS[mo]
-            )
+            let (day, long, month, time) = (
+                DAYS[wd],
+                LONG_DAYS[wd],
+                MONTHS[mo],
+                format!("{h:02}:{mi:02}:{s:02}"),
+            );
+            [
+                format!("{day}, {d:02} {month} {y} {time} GMT"),
+                format!("{long}, {d:02}-{month}-{:02} {time} GMT", y % 100),
+                format!("{day} {month} {d:>2} {time} {y}"),
+            ]
         })
+}
+
+/// An IMF-fixdate.
+fn date() -> impl Strategy<Value = String> {
+    dates().prop_map(|[imf, _, _]| imf)
 }
 
 /// One response as a function of its `Date` and `ETag` values, with the rule of its request.
@@ -248,6 +270,20 @@ proptest! {
                 prop_assert_eq!(&stream[at..at + m.real.len()], &m.real[..]);
             }
         }
+    }
+
+    #[test]
+    fn a_date_in_an_obsolete_format_is_caught(
+        response in response(),
+        dates in dates(),
+        obsolete in 1..3usize,
+        etag in any::<u32>(),
+    ) {
+        let rules = [response.rule];
+        let imf = frame_replies(&rules, &response.bytes(&dates[0], etag), &[]).unwrap();
+        let other = frame_replies(&rules, &response.bytes(&dates[obsolete], etag), &[]).unwrap();
+        prop_assert_ne!(imf.compare, other.compare);
+        prop_assert_eq!(other.masked.len(), 1);
     }
 }
 

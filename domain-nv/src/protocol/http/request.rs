@@ -16,7 +16,8 @@ use crate::protocol::{Access, ReplyRule, RequestEvent, RequestFramer};
 ///   anything): `All`, which only costs waiting for the requests in flight.
 ///
 /// The resource key is the target's path, percent-decoded, without query, with empty and dot
-/// segments resolved and no trailing slash (`/a//b/./c/../?x` is `/a/b`); `*` stays `*`. Mapping
+/// segments resolved and no trailing slash (`/a//b/./c/../?x` is `/a/b`); `*` stays `*`; the
+/// host (of the `Host` header or an absolute target) is left out. Mapping
 /// paths the server may treat as one to one key only adds conflicts, which is always safe. What
 /// it cannot see: a request that changes a resource under another path (an index file, a
 /// rewrite, a directory listing, an application whose `POST /x` changes `/y`).

@@ -16,10 +16,14 @@ use crate::protocol::{Masked, ReplyError, ReplyFramer, ReplyOutput, ReplyRule};
 /// A reply is one final response; interim `1xx` responses before it (`100 Continue`,
 /// `103 Early Hints`) do not end it. Its body: none after `HEAD` ([`ReplyRule::NoBody`]) and
 /// for `204` and `304`; else chunked if that is the final transfer coding, else
-/// `Content-Length`, else everything until the connection closes (that reply never completes).
+/// `Content-Length`, else everything until the connection closes (that reply never completes;
+/// so does a `2xx` to `CONNECT`, whose tunnel is compared as it is).
 /// A `101 Switching Protocols` completes its reply and the rest of the stream is compared as it
 /// is. A response that arrives when no request is expected (a `408` before the server closes an
 /// idle connection) is framed and compared but completes no reply.
+///
+/// Every rule but [`ReplyRule::NoBody`] is taken as [`ReplyRule::Exact`] (the unordered rules
+/// do not occur in HTTP).
 ///
 /// Holds back at most one head (64 KiB) and remembers one [`ReplyRule`] per request sent and not
 /// yet answered. Anything that does not frame is a [`ReplyError`], and stays one.
