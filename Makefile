@@ -26,10 +26,11 @@ check: deps
 
 ## Test tiers: a plain `cargo test --workspace` runs, unprivileged, everything that needs no root
 ## (unit, property, sim-Xen, header-layout, nvctl); the tests that need root (network namespaces,
-## TAP, AF_PACKET, nftables: domain-nv/tests/e2e.rs and the loss tier domain-nv/tests/loss.rs)
+## TAP, AF_PACKET, nftables: domain-nv/tests/e2e.rs, e2e_protocol.rs and the loss tier
+## domain-nv/tests/loss.rs)
 ## are #[ignore]d there and run by the second command.
 UNPRIVILEGED_TESTS = $(CARGO) test --workspace --release
-ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test e2e_udp --test loss -- --ignored
+ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test e2e_udp --test e2e_protocol --test loss -- --ignored
 
 ## test: every fast test: both tiers (as root), static build
 test: deps
@@ -119,6 +120,8 @@ fuzz: deps
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd xen && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run xs_reply -- -max_total_time=$(FUZZ_SECONDS)
 	cd netback && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run tx_chain -- -max_total_time=$(FUZZ_SECONDS)
+	cd domain-nv && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run resp_framers -- -max_total_time=$(FUZZ_SECONDS)
+	cd domain-nv && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run http_framers -- -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean

@@ -2,7 +2,7 @@
 # Installs what the build and the tests need on a fresh Debian 12 root machine; idempotent.
 # usage: scripts/install-deps.sh [apt-package ...]   (the base set is always checked)
 set -euo pipefail
-base=(build-essential pkg-config libxen-dev linux-libc-dev iproute2 procps kmod curl redis-server redis-tools nginx-light faketime nftables nsd dnsutils)
+base=(build-essential pkg-config libxen-dev linux-libc-dev iproute2 procps kmod curl redis-server redis-tools nginx-light faketime nftables nsd dnsutils wrk)
 want=("${base[@]}" "$@")
 missing=()
 for p in "${want[@]}"; do

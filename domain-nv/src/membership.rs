@@ -45,7 +45,9 @@ pub enum Standing {
 fn shows_wrong_output(kind: &FaultKind) -> bool {
     match kind {
         // Its output differs from what the quorum produced: it is wrong.
-        FaultKind::ValueMismatch { .. } | FaultKind::Flood => true,
+        FaultKind::ValueMismatch { .. } | FaultKind::Flood | FaultKind::ProtocolError { .. } => {
+            true
+        }
         // Absence, not a wrong answer: it may have restarted (and lost its state).
         FaultKind::Refused
         | FaultKind::Reset

@@ -35,6 +35,7 @@ pub fn fault_kind_name(kind: &FaultKind) -> &'static str {
         FaultKind::Reset => "reset",
         FaultKind::Straggler => "straggler",
         FaultKind::Flood => "flood",
+        FaultKind::ProtocolError { .. } => "protocol-error",
     }
 }
 
@@ -94,6 +95,7 @@ impl StatusBook {
                 refused_limit: 0,
                 timed_out: 0,
                 refused_memory: 0,
+                masked: 0,
                 datagrams: (s.transport == Transport::Udp).then(DatagramCounters::default),
             })
             .collect();
@@ -274,6 +276,15 @@ impl StatusBook {
         self.changed = true;
     }
 
+    /// `n` masked reply fields of `service` were released where the replicas' real bytes
+    /// differed (benign differences, blamed on no replica).
+    pub fn masked(&mut self, service: usize, n: u64) {
+        if n > 0 {
+            self.status.services[service].masked += n;
+            self.changed = true;
+        }
+    }
+
     /// Replica `r`'s connection ended.
     pub fn replica_disconnected(&mut self, r: usize) {
         let rep = &mut self.status.replicas[r];
@@ -303,6 +314,9 @@ impl StatusBook {
             FaultKind::Reset => "reset the connection".to_owned(),
             FaultKind::Straggler => "fell behind the quorum past the straggler deadline".to_owned(),
             FaultKind::Flood => "sent more than the quorum".to_owned(),
+            FaultKind::ProtocolError { offset, reason } => {
+                format!("reply does not frame at byte {offset}: {reason}")
+            }
         };
         if *kind == FaultKind::Refused {
             self.health[r].reach = Reach::Down;
@@ -418,6 +432,26 @@ mod tests {
     fn faulty_stays_faulty_when_reachable_and_live_goes_down_with_its_link() {
         let mut b = book();
         b.record_fault(1, &FaultKind::ValueMismatch { offset: 0 }, "s", 1);
+        b.record_fault(
+            1,
+            &FaultKind::ProtocolError {
+                offset: 5,
+                reason: "not a reply",
+            },
+            "s",
+            1,
+        );
+        let last = b.status().replicas[1]
+            .faults
+            .last()
+            .cloned()
+            .expect("recorded");
+        assert_eq!(last.kind, "protocol-error");
+        assert!(
+            last.detail.contains("byte 5: not a reply"),
+            "{}",
+            last.detail
+        );
         b.set_standing(1, Standing::Excluded);
         b.replica_reachable(1);
         assert_eq!(b.status().replicas[1].state, ReplicaHealth::Faulty);
@@ -452,8 +486,12 @@ mod tests {
         b.timed_out(0);
         b.timed_out(0);
         b.refused_memory(0);
+        b.masked(0, 3);
         let s = &b.status().services[0];
-        assert_eq!((s.refused_limit, s.timed_out, s.refused_memory), (1, 2, 1));
+        assert_eq!(
+            (s.refused_limit, s.timed_out, s.refused_memory, s.masked),
+            (1, 2, 1, 3)
+        );
     }
 
     #[test]

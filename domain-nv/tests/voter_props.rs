@@ -1294,3 +1294,40 @@ fn agreeing_observer_finishes_with_the_quorum() {
     assert_eq!(sim.v.agreed_output(1), data.len() as u64);
     assert_eq!(sim.v.role(1), Role::Observer);
 }
+
+/// A replica whose reply stream does not frame (reported by the protocol layer) is cut off as
+/// a fault, once; the others go on.
+#[test]
+fn a_protocol_error_cuts_the_replica_off_and_the_others_go_on() {
+    let t = Instant::now();
+    let mut v = Voter::new(cfg(Policy::Majority, 1 << 10), 3, t);
+    for r in 0..3 {
+        v.replica_connected(r, t);
+    }
+    v.replica_protocol_error(1, 7, "not a reply", t);
+    v.replica_protocol_error(1, 9, "again", t);
+    let events: Vec<VoterEvent> = std::iter::from_fn(|| v.poll_event()).collect();
+    let faults: Vec<&Fault> = events
+        .iter()
+        .filter_map(|e| match e {
+            VoterEvent::Fault(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(faults.len(), 1, "{events:?}");
+    assert_eq!(
+        (faults[0].replica, &faults[0].kind),
+        (
+            1,
+            &FaultKind::ProtocolError {
+                offset: 7,
+                reason: "not a reply"
+            }
+        )
+    );
+    assert!(events.contains(&VoterEvent::ResetReplica(1)), "{events:?}");
+    assert_eq!(v.replica_state(1), ReplicaState::Faulty);
+    v.push_replica(0, b"+OK\r\n", t);
+    v.push_replica(2, b"+OK\r\n", t);
+    assert_eq!(v.client_output(), b"+OK\r\n");
+}

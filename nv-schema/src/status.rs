@@ -16,6 +16,7 @@
 //! data/domain-nv/services/<s>/no-quorum    client connections reset (UDP: questions unanswered) for want of a quorum (absent: 0)
 //! data/domain-nv/services/<s>/datagrams/{questions,answered,masked,dropped,unsolicited}
 //!                                          UDP services only (see [`DatagramCounters`])
+//! data/domain-nv/services/<s>/masked       masked fields whose replicas' real bytes differed (absent: 0)
 //! data/domain-nv/replicas/<r>/state        starting | live | joining | faulty | down
 //! data/domain-nv/replicas/<r>/link         up | down
 //! data/domain-nv/replicas/<r>/connections  open replica connections
@@ -81,8 +82,8 @@ pub enum LinkState {
 pub struct FaultRecord {
     /// Unix time in milliseconds.
     pub time_ms: u64,
-    /// Kind in kebab-case: value-mismatch, refused, early-close, reset, straggler, flood (and
-    /// no-quorum in documents of earlier versions).
+    /// Kind in kebab-case: value-mismatch, refused, early-close, reset, straggler, flood,
+    /// protocol-error (and no-quorum in documents of earlier versions).
     pub kind: String,
     /// The service whose connection saw it.
     pub service: String,
@@ -135,6 +136,10 @@ pub struct ServiceStatus {
     /// `memory_budget_mb` (no replica saw them); 0 when absent.
     #[serde(default)]
     pub refused_memory: u64,
+    /// Masked reply fields (an HTTP `Date`, a redis set listing's order) released where the
+    /// replicas' real bytes differed: benign differences, blamed on no replica; 0 when absent.
+    #[serde(default)]
+    pub masked: u64,
     /// The question counters of a UDP service (absent for TCP services).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datagrams: Option<DatagramCounters>,
@@ -268,6 +273,7 @@ impl Status {
             for (k, v) in s.datagrams.iter().flat_map(DatagramCounters::fields) {
                 kv.push((format!("{p}/datagrams/{k}"), v.to_string()));
             }
+            kv.push((format!("{p}/masked"), s.masked.to_string()));
         }
         for r in &self.replicas {
             let p = format!("{b}/replicas/{}", r.name);
@@ -370,6 +376,7 @@ impl Status {
                 refused_limit: optional_num(read, &format!("{p}/refused-limit"))?,
                 timed_out: optional_num(read, &format!("{p}/timed-out"))?,
                 refused_memory: optional_num(read, &format!("{p}/refused-memory"))?,
+                masked: optional_num(read, &format!("{p}/masked"))?,
                 listen: need(read, &format!("{p}/listen"))?,
                 active: num(read, &format!("{p}/active"))?,
                 total: num(read, &format!("{p}/total"))?,
@@ -464,6 +471,7 @@ mod tests {
                 refused_limit: 3,
                 timed_out: 2,
                 refused_memory: 4,
+                masked: 5,
                 datagrams: None,
             }],
             replicas: vec![
@@ -571,6 +579,7 @@ mod tests {
             refused_limit: 0,
             timed_out: 0,
             refused_memory: 0,
+            masked: 0,
             datagrams: Some(DatagramCounters {
                 questions: 10,
                 answered: 8,
@@ -641,19 +650,22 @@ mod tests {
         let old = j
             .replace(",\"refused_limit\":3", "")
             .replace(",\"timed_out\":2", "")
-            .replace(",\"refused_memory\":4", "");
+            .replace(",\"refused_memory\":4", "")
+            .replace(",\"masked\":5", "");
         assert_eq!(
             old.len(),
-            j.len() - ",\"refused_limit\":3,\"timed_out\":2,\"refused_memory\":4".len()
+            j.len()
+                - ",\"refused_limit\":3,\"timed_out\":2,\"refused_memory\":4,\"masked\":5".len()
         );
         let old = Status::from_json(&old).unwrap();
         assert_eq!(
             (
                 old.services[0].refused_limit,
                 old.services[0].timed_out,
-                old.services[0].refused_memory
+                old.services[0].refused_memory,
+                old.services[0].masked
             ),
-            (0, 0, 0)
+            (0, 0, 0, 0)
         );
         let kv: BTreeMap<String, String> = s
             .to_xenstore()
@@ -662,6 +674,7 @@ mod tests {
                 !k.ends_with("/refused-limit")
                     && !k.ends_with("/timed-out")
                     && !k.ends_with("/refused-memory")
+                    && !k.ends_with("/masked")
             })
             .collect();
         let mut read = |k: &str| kv.get(k).cloned();
@@ -680,9 +693,10 @@ mod tests {
             (
                 back.services[0].refused_limit,
                 back.services[0].timed_out,
-                back.services[0].refused_memory
+                back.services[0].refused_memory,
+                back.services[0].masked
             ),
-            (0, 0, 0)
+            (0, 0, 0, 0)
         );
         assert_eq!(back.services[0].no_quorum, 1);
     }

@@ -23,8 +23,8 @@ use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 use nv_schema::config::{
-    Config, ExternalConfig, Ipv4Cidr, LinkConfig, PolicyName, Probation, Protocol, ReplicaConfig,
-    ServiceConfig, Transport,
+    Config, ExternalConfig, InputOrdering, Ipv4Cidr, LinkConfig, PolicyName, Probation, Protocol,
+    ReplicaConfig, ServiceConfig, Transport,
 };
 use nv_schema::status::Status;
 
@@ -130,6 +130,9 @@ pub struct Lab {
     dir: PathBuf,
     namespaces: Vec<String>,
     procs: Vec<(String, Child)>,
+    /// How many seconds ahead of the real clock the next nginx service runs; `None`: a frozen
+    /// clock (every replica's `Date` is the same).
+    nginx_ahead: Option<u64>,
 }
 
 impl Lab {
@@ -154,7 +157,14 @@ impl Lab {
             dir,
             namespaces: Vec::new(),
             procs: Vec::new(),
+            nginx_ahead: None,
         })
+    }
+
+    /// nginx services started from now on run under the real clock, `ahead` seconds ahead of
+    /// it (`None`: under a frozen clock, the default).
+    pub fn set_nginx_clock(&mut self, ahead: Option<u64>) {
+        self.nginx_ahead = ahead;
     }
 
     /// The lab's directory for logs and configs.
@@ -277,7 +287,11 @@ impl Lab {
                 // the real time at its own moment (different Date headers, keepalive_time expiry).
                 // (`env` execs, so the pid is nginx's own.)
                 let preload = format!("LD_PRELOAD={LIBFAKETIME}");
-                let frozen = format!("FAKETIME={FROZEN_TIME}");
+                let frozen = match self.nginx_ahead {
+                    None => format!("FAKETIME={FROZEN_TIME}"),
+                    Some(0) => return self.spawn(label, Some(ns), &["nginx", "-c", &c]),
+                    Some(s) => format!("FAKETIME=+{s}"),
+                };
                 self.spawn(
                     label,
                     Some(ns),
@@ -530,11 +544,29 @@ pub struct GroupSpec {
     pub tap_offload: bool,
     /// How much a joining replica must agree before it votes (`probation` in the config).
     pub probation: Probation,
+    /// The service's `protocol` in the config (default `bytes`).
+    pub protocol: Protocol,
+    /// The service's `ordering` in the config (default `none`).
+    pub ordering: InputOrdering,
+    /// The clock nginx replicas run under (default frozen).
+    pub nginx_clock: NginxClock,
+}
+
+/// The clock nginx replicas run under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NginxClock {
+    /// One frozen instant on every replica: their `Date` headers are identical.
+    Frozen,
+    /// The real clock: `Date` headers differ when replicas answer across a second boundary.
+    Real,
+    /// Replica `i` runs `i` times this many seconds ahead of the real clock: every `Date`
+    /// differs.
+    Skewed(u64),
 }
 
 impl GroupSpec {
     /// Defaults: 1 s straggler deadline, 1 MiB buffer bound, MTU 1500, TAP offload on, the
-    /// default probation.
+    /// default probation, protocol `bytes` without ordering, a frozen clock.
     pub fn new(policy: &str, replicas: usize, service: Service) -> GroupSpec {
         GroupSpec {
             policy: policy.to_owned(),
@@ -547,6 +579,9 @@ impl GroupSpec {
             mtu: 1500,
             tap_offload: true,
             probation: Probation::default(),
+            protocol: Protocol::Bytes,
+            ordering: InputOrdering::None,
+            nginx_clock: NginxClock::Frozen,
         }
     }
 }
@@ -603,6 +638,11 @@ impl Group {
         };
         let mut replica_ns = Vec::new();
         for i in 0..spec.replicas {
+            lab.set_nginx_clock(match spec.nginx_clock {
+                NginxClock::Frozen => None,
+                NginxClock::Real => Some(0),
+                NginxClock::Skewed(step) => Some(i as u64 * step),
+            });
             let net = i + 1;
             let ns = lab.add_netns(
                 &format!("r{i}"),
@@ -699,9 +739,15 @@ impl Group {
                 .map_err(anyhow::Error::msg)?,
             gateway: None,
         };
-        let services = std::iter::once(&self.spec.service)
-            .chain(&self.spec.also)
-            .map(Service::config)
+        // The group's own service speaks the spec's protocol (a DNS service keeps `dns` unless
+        // the spec names another); the extra services are plain bytes.
+        let mut main = self.spec.service.config();
+        if self.spec.protocol != Protocol::Bytes {
+            main.protocol = self.spec.protocol;
+        }
+        main.ordering = self.spec.ordering;
+        let services = std::iter::once(main)
+            .chain(self.spec.also.iter().map(Service::config))
             .collect();
         let replicas = self
             .replica_ns
@@ -875,6 +921,7 @@ mod tests {
             dir: PathBuf::from("/nonexistent/nvt-cfg"),
             namespaces: Vec::new(),
             procs: Vec::new(),
+            nginx_ahead: None,
         };
         Group {
             lab,
@@ -927,6 +974,20 @@ replicas:
     replica_address: 10.77.3.2
 ";
         assert_eq!(written_config(&redis), Config::from_yaml(expected).unwrap());
+
+        let mut spec = GroupSpec::new("majority", 3, Service::Redis);
+        spec.ordering = InputOrdering::Serial;
+        let service = &written_config(&group(spec)).services[0];
+        assert_eq!(
+            (service.protocol, service.ordering),
+            (Protocol::Bytes, InputOrdering::Serial)
+        );
+        let mut spec = GroupSpec::new("majority", 3, Service::Nginx);
+        spec.protocol = Protocol::Http;
+        assert_eq!(
+            written_config(&group(spec)).services[0].protocol,
+            Protocol::Http
+        );
 
         let mut spec = GroupSpec::new("primary-backup", 2, Service::Nginx);
         spec.raw_external = true;

@@ -15,11 +15,15 @@ use smoltcp::socket::tcp::State;
 
 use super::answer::AnswerClock;
 use super::endpoint::Endpoint;
+use super::gate::Gate;
 use super::memory::{state_memory, MemoryBudget};
+use super::protocol_layer;
 use super::replica_side::ReplicaSide;
+use super::reply_path::ReplyPath;
 use super::sockets::{recv_into_voter, remote_closed, send_from_voter, socket_gone};
 use crate::config::Config;
 use crate::membership::Membership;
+use crate::protocol::sequencer::Sequencer;
 use crate::status::{fault_kind_name, StatusBook};
 use crate::voter::{NoQuorum, ReplicaState, Role, Voter, VoterConfig, VoterEvent};
 
@@ -47,6 +51,8 @@ pub(super) struct Context<'a> {
     pub voter_config: &'a VoterConfig,
     /// The memory the connections take, against `memory_budget_mb`.
     pub budget: &'a mut MemoryBudget,
+    /// The sequencer of each service (config order).
+    pub sequencers: &'a mut [Sequencer],
 }
 
 /// How far the client's input got.
@@ -91,6 +97,12 @@ pub(super) struct Connection {
     /// removed since the connection opened has none (its side was detached).
     slots: Vec<Option<usize>>,
     voter: Voter,
+    /// The client's input held until the service's sequencer admits it (a service whose
+    /// requests are ordered); `None`: straight into the voter.
+    gate: Option<Gate>,
+    /// The replicas' output through their reply framers (a service with a protocol); `None`:
+    /// straight into the voter and out to the client.
+    replies: Option<ReplyPath>,
     /// Bytes released to the client already added to the replicas' `bytes voted`.
     released_counted: u64,
     /// `client_timeout_ms` when it opened: idle this long, it is reset; `None`: never.
@@ -150,7 +162,13 @@ impl Connection {
         cx.status.connection_opened(service);
         let memory = state_memory(replicas.len());
         cx.budget.charge(0, memory);
+        let gate = protocol_layer::gate(id, svc);
+        if gate.is_some() {
+            cx.sequencers[service].open(id, replicas.len());
+        }
         Connection {
+            gate,
+            replies: protocol_layer::reply_path(svc, replicas.len()),
             id,
             epoch: cx.membership.epoch(),
             service,
@@ -194,28 +212,55 @@ impl Connection {
         self.watch_client_end(cx, now);
         for (r, side) in self.replicas.iter_mut().enumerate() {
             if let Some(s) = self.slots[r] {
-                side.exchange(self.id, r, &mut cx.replicas[s], &mut self.voter, now);
+                let stream = self.replies.as_mut().map(|p| p.stream(r));
+                side.exchange(
+                    self.id,
+                    r,
+                    &mut cx.replicas[s],
+                    &mut self.voter,
+                    stream,
+                    now,
+                );
             }
         }
         self.voter_to_client(cx, now);
         self.reset_if_idle(cx, now);
         self.reset_if_unanswered(cx, now);
         self.handle_events(cx);
+        if let Some(gate) = &self.gate {
+            let seq = &mut cx.sequencers[self.service];
+            gate.note_replicas(seq, self.replies.as_mut(), &self.voter);
+        }
         self.close_client_when_drained(cx);
         self.count_bytes_voted(cx);
-        self.note_finished(now);
+        self.note_finished(cx, now);
         self.shrink_when_idle(cx, now);
         self.account_memory(cx);
     }
 
-    /// Client bytes into the voter.
+    /// Client bytes into the voter (through the gate, if the service orders requests).
     fn client_to_voter(&mut self, cx: &mut Context<'_>, now: Instant) {
-        recv_into_voter(
-            cx.external.tcp(self.client),
-            &mut self.voter,
-            |v| v.client_window(),
-            |v, b| v.push_client(b, now),
-        );
+        let s = cx.external.tcp(self.client);
+        match &mut self.gate {
+            None => recv_into_voter(
+                s,
+                &mut self.voter,
+                |v| v.client_window(),
+                |v, b| v.push_client(b, now),
+            ),
+            Some(gate) => {
+                let seq = &mut cx.sequencers[self.service];
+                gate.pump(s, seq, self.replies.as_mut(), &mut self.voter, now);
+            }
+        }
+    }
+
+    /// True if the service's sequencer admitted this connection's waiting request since it was
+    /// last pumped.
+    pub fn newly_admitted(&self, sequencers: &[Sequencer]) -> bool {
+        self.gate
+            .as_ref()
+            .is_some_and(|g| g.newly_admitted(&sequencers[self.service]))
     }
 
     /// Tells the voter of the client's FIN (once the bytes before it are taken) or of its
@@ -226,7 +271,8 @@ impl Connection {
         if remote_closed(cstate) && self.client_input == ClientInput::Open {
             self.client_input = ClientInput::FinReceived;
         }
-        if self.client_input == ClientInput::FinReceived && c.recv_queue() == 0 {
+        let held = self.gate.as_ref().is_some_and(|g| !g.drained());
+        if self.client_input == ClientInput::FinReceived && c.recv_queue() == 0 && !held {
             self.client_input = ClientInput::FinReported;
             log::debug!(
                 "connection {}: client FIN after {} bytes in, {} released",
@@ -293,14 +339,22 @@ impl Connection {
         }
     }
 
-    /// Agreed output to the client.
+    /// Agreed output to the client (masked fields restored, if the service has a protocol;
+    /// those that differed between replicas are counted).
     fn voter_to_client(&mut self, cx: &mut Context<'_>, now: Instant) {
-        send_from_voter(
-            cx.external.tcp(self.client),
-            &mut self.voter,
-            |v| v.client_output(),
-            |v, n| v.client_output_sent(n, now),
-        );
+        let s = cx.external.tcp(self.client);
+        match &mut self.replies {
+            None => send_from_voter(
+                s,
+                &mut self.voter,
+                |v| v.client_output(),
+                |v, n| v.client_output_sent(n, now),
+            ),
+            Some(path) => {
+                let differed = path.send(s, &mut self.voter, now);
+                cx.status.masked(self.service, differed);
+            }
+        }
     }
 
     /// Notes when bytes last moved either way; once none moved for the idle timeout
@@ -479,12 +533,14 @@ impl Connection {
     }
 
     /// Notes when the connection is over for the client (the voter is finished, or we reset the
-    /// client): from then on it lingers until its sockets are gone.
-    fn note_finished(&mut self, now: Instant) {
+    /// client): from then on it lingers until its sockets are gone, and its requests hold no
+    /// one back.
+    fn note_finished(&mut self, cx: &mut Context<'_>, now: Instant) {
         if self.finished_at.is_none()
             && (self.client_state == ClientState::Aborted || self.voter.is_finished())
         {
             self.finished_at = Some(now);
+            cx.sequencers[self.service].close(self.id);
         }
     }
 
@@ -572,6 +628,7 @@ impl Connection {
     /// its observers' probation.
     pub fn release(self, cx: &mut Context<'_>) {
         self.count_probation(cx);
+        cx.sequencers[self.service].close(self.id);
         cx.external.sockets.remove(self.client);
         for (side, slot) in self.replicas.into_iter().zip(&self.slots) {
             if let Some(s) = *slot {

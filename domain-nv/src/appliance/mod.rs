@@ -14,6 +14,10 @@
 //! - `answer`: the replica timeout, how long a client may wait for an answer;
 //! - `memory`: the memory budget of the open connections;
 //! - `connection`: one client connection, its voter and its phases per round;
+//! - `protocol_layer`: which gate and reply path a service's connections get (its protocol);
+//! - `gate`: a connection's client input held until the service's sequencer admits it;
+//! - `reply_path`: replicas' output through their reply framers, masked fields restored on
+//!   release;
 //! - `replica_side`: one replica's connection within a client connection;
 //! - `probe`: health probes of replicas no connection has shown serving yet;
 //! - `reconfigure`: what a config change may change in place.
@@ -22,12 +26,15 @@ mod answer;
 mod connection;
 mod datagram;
 mod endpoint;
+mod gate;
 mod limits;
 mod listen;
 mod memory;
 mod probe;
+mod protocol_layer;
 mod reconfigure;
 mod replica_side;
+mod reply_path;
 mod sockets;
 
 use std::os::fd::BorrowedFd;
@@ -38,6 +45,7 @@ use xen::{EventChannel, GrantTable};
 
 use crate::config::{Config, LinkConfig, Transport, VoterSettings};
 use crate::membership::Membership;
+use crate::protocol::sequencer::Sequencer;
 use crate::status::StatusBook;
 use crate::voter::VoterConfig;
 use connection::{Connection, Context};
@@ -55,6 +63,9 @@ const EXTERNAL_ROUNDS: usize = 32;
 
 /// Most egress rounds per step with UDP services (each UDP socket sends one datagram per round).
 const UDP_EGRESS_ROUNDS: usize = 64;
+/// Extra rounds per step over connections whose waiting request was admitted after they were
+/// pumped (a chain of admissions longer than this goes on at the next step).
+const ADMISSION_ROUNDS: usize = 4;
 
 /// One of the appliance's links.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +114,8 @@ pub struct Appliance<G: GrantTable = xen::gntdev::Gntdev, E: EventChannel = xen:
     next_conn_id: u64,
     membership: Membership,
     status: StatusBook,
+    /// One per service, in config order (services are fixed for the appliance's life).
+    sequencers: Vec<Sequencer>,
 }
 
 impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
@@ -145,6 +158,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             )?);
         }
         let listen = ListenPool::new(&mut external, &config)?;
+        let config_services = config.services.len();
         let mut status = StatusBook::new(&config);
         status.set_ready(true);
         let limits =
@@ -166,6 +180,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             udp: Vec::new(),
             next_conn_id: 1,
             status,
+            sequencers: (0..config_services).map(|_| Sequencer::new()).collect(),
         };
         for s in 0..appliance.config.services.len() {
             if appliance.config.services[s].transport == Transport::Udp {
@@ -406,6 +421,20 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             }
             conn.pump(&mut cx, now);
         }
+        // A reply taken late in the round may have admitted a request of a connection pumped
+        // earlier: those go on now rather than at the next wake-up.
+        for _ in 0..ADMISSION_ROUNDS {
+            let mut again = false;
+            for conn in conns.iter_mut() {
+                if conn.newly_admitted(cx.sequencers) {
+                    conn.pump(&mut cx, now);
+                    again = true;
+                }
+            }
+            if !again {
+                break;
+            }
+        }
         let mut udp = std::mem::take(&mut self.udp);
         let (mut cx, _) = self.parts();
         for u in &mut udp {
@@ -444,6 +473,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             config: &self.config,
             voter_config: &self.voter_config,
             budget: &mut self.budget,
+            sequencers: &mut self.sequencers,
         };
         (cx, &mut self.conns)
     }
@@ -567,6 +597,9 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             consider(p.wake_at(self.status.replica_unproven(r)).map(until));
         }
         for c in &self.conns {
+            if c.newly_admitted(&self.sequencers) {
+                return Duration::ZERO;
+            }
             consider(c.wake_at().map(until));
         }
         for u in &self.udp {

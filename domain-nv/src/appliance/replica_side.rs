@@ -9,6 +9,7 @@ use std::time::Instant;
 use smoltcp::socket::tcp::State;
 
 use super::endpoint::{Endpoint, OutgoingSocket};
+use super::reply_path::ReplyStream;
 use super::sockets::{recv_into_voter, remote_closed, send_from_voter, socket_gone};
 use crate::status::StatusBook;
 use crate::voter::Voter;
@@ -147,14 +148,16 @@ impl ReplicaSide {
         }
     }
 
-    /// While established: client input to the replica, then its output to the voter, and its
-    /// end (FIN or reset) to the voter.
+    /// While established: client input to the replica, then its output to the voter (through
+    /// `stream`, its reply framer, if the service has a protocol), and its end (FIN or reset)
+    /// to the voter.
     pub fn exchange(
         &mut self,
         conn_id: u64,
         r: usize,
         ep: &mut Endpoint,
         voter: &mut Voter,
+        stream: Option<&mut ReplyStream>,
         now: Instant,
     ) {
         if !matches!(self.phase, ReplicaPhase::Connected { .. }) {
@@ -162,7 +165,7 @@ impl ReplicaSide {
         }
         let Some(socket) = self.socket else { return };
         self.send_input(r, ep, voter, socket);
-        self.receive_output(conn_id, r, ep, voter, socket, now);
+        self.receive_output(conn_id, r, ep, voter, stream, now);
     }
 
     /// Sends the voter's input for replica `r`, then its FIN once the input is over.
@@ -189,31 +192,38 @@ impl ReplicaSide {
         }
     }
 
-    /// Takes replica `r`'s output into the voter and tells it how the replica's output ended.
+    /// Takes replica `r`'s output into the voter (through `stream` if there is one) and tells
+    /// it how the replica's output ended.
     fn receive_output(
         &mut self,
         conn_id: u64,
         r: usize,
         ep: &mut Endpoint,
         voter: &mut Voter,
-        socket: OutgoingSocket,
+        mut stream: Option<&mut ReplyStream>,
         now: Instant,
     ) {
-        let ReplicaPhase::Connected { from_replica } = &mut self.phase else {
+        let (ReplicaPhase::Connected { from_replica }, Some(socket)) =
+            (&mut self.phase, self.socket)
+        else {
             return;
         };
         let s = ep.tcp(socket.handle);
-        recv_into_voter(
-            s,
-            voter,
-            |v| v.replica_window(r),
-            |v, b| v.push_replica(r, b, now),
-        );
+        match stream.as_deref_mut() {
+            None => recv_into_voter(
+                s,
+                voter,
+                |v| v.replica_window(r),
+                |v, b| v.push_replica(r, b, now),
+            ),
+            Some(stream) => recv_through_framer(conn_id, r, s, stream, voter, now),
+        }
+        let framed_all = stream.is_none_or(|st| !st.has_pending());
         let state = s.state();
         if remote_closed(state) {
             *from_replica = FromReplica::FinReceived;
         }
-        if *from_replica == FromReplica::FinReceived && s.recv_queue() == 0 {
+        if *from_replica == FromReplica::FinReceived && s.recv_queue() == 0 && framed_all {
             self.phase = ReplicaPhase::Ended;
             log::debug!(
                 "connection {conn_id}: replica {r} FIN ({} released)",
@@ -309,6 +319,36 @@ impl ReplicaSide {
             ReplicaPhase::Connected { .. } | ReplicaPhase::Ended
         ) {
             status.replica_disconnected(r);
+        }
+    }
+}
+
+/// Moves replica `r`'s output from its socket through its reply framer (`stream`) into the
+/// voter, reading only while the voter has taken every comparison byte and has room; a reply
+/// stream that does not frame cuts the replica off (a protocol error).
+fn recv_through_framer(
+    conn_id: u64,
+    r: usize,
+    s: &mut smoltcp::socket::tcp::Socket<'static>,
+    stream: &mut ReplyStream,
+    voter: &mut Voter,
+    now: Instant,
+) {
+    stream.flush(r, voter, now);
+    while !stream.has_pending() && voter.replica_window(r) > 0 && s.can_recv() {
+        let w = voter.replica_window(r);
+        let read = s.recv(|buf| {
+            let n = buf.len().min(w);
+            (n, (n, stream.feed(&buf[..n])))
+        });
+        match read {
+            Ok((n, Ok(()))) if n > 0 => stream.flush(r, voter, now),
+            Ok((_, Err(e))) => {
+                log::warn!("connection {conn_id}: replica {r}: {e}");
+                voter.replica_protocol_error(r, e.offset, e.reason, now);
+                return;
+            }
+            _ => return,
         }
     }
 }

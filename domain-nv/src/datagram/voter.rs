@@ -70,7 +70,8 @@ impl DatagramVoter {
                     return Err(Refusal::Malformed(e));
                 }
             },
-            Protocol::Bytes => None,
+            // Redis and HTTP frame TCP streams; the config refuses them for UDP services.
+            Protocol::Bytes | Protocol::Redis | Protocol::Http => None,
         };
         let answers: Vec<Option<&[u8]>> = vec![None; roles.len()];
         let open = Ballot {
@@ -139,7 +140,7 @@ impl DatagramVoter {
     /// The key and comparable form of an answer.
     fn read_answer(&self, payload: &[u8]) -> (Option<QueryKey>, Answer) {
         match self.config.protocol {
-            Protocol::Bytes => (
+            Protocol::Bytes | Protocol::Redis | Protocol::Http => (
                 None,
                 Answer {
                     canon: payload.to_vec(),

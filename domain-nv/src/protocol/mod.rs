@@ -27,6 +27,8 @@
 //! - Every mask keeps a changed byte outside the masked field visible: a masked field compares
 //!   by its format (and presence), an unordered listing by its multiset of elements.
 
+pub mod redis;
+
 /// A request's footprint on the service's state, for ordering across connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
@@ -49,6 +51,11 @@ pub enum ReplyRule {
     /// The reply is a listing whose element order is unspecified (redis `SMEMBERS`, `HGETALL`,
     /// `KEYS`, `COMMAND DOCS`, ...): compared as a multiset of its elements.
     Unordered,
+    /// The reply is a listing of key-value pairs whose pair order is unspecified (redis
+    /// `HGETALL`, `CONFIG GET`, `COMMAND DOCS`; needed because RESP2 sends a map as a flat
+    /// array, whose pairs no framer could tell from a listing's elements): compared as a multiset
+    /// of its pairs. (Added by the redis framers, compatibly: nothing else produces it.)
+    UnorderedPairs,
     /// HTTP: the response to a `HEAD` request (it has no body, whatever its headers say).
     NoBody,
 }
@@ -117,3 +124,7 @@ pub trait ReplyFramer {
     /// complete.
     fn feed(&mut self, bytes: &[u8], out: &mut ReplyOutput) -> Result<(), ReplyError>;
 }
+
+pub mod http;
+pub mod sequencer;
+pub mod serial;

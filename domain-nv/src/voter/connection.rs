@@ -223,6 +223,21 @@ impl Voter {
         }
         take
     }
+    /// The replica's output does not frame as the service's protocol at output `offset`: it is
+    /// reported ([`FaultKind::ProtocolError`]) and cut off, like a value mismatch.
+    pub fn replica_protocol_error(
+        &mut self,
+        r: ReplicaId,
+        offset: u64,
+        reason: &'static str,
+        now: Instant,
+    ) {
+        if !self.reps[r].voting() {
+            return;
+        }
+        self.fault(r, FaultKind::ProtocolError { offset, reason }, now);
+        self.settle(now);
+    }
     /// The replica closed its output (FIN).
     pub fn replica_fin(&mut self, r: ReplicaId, now: Instant) {
         let rep = &mut self.reps[r];

@@ -138,6 +138,14 @@ pub enum FaultKind {
     /// It produced more bytes than the quorum (output beyond a quorum's FIN, or flooding past the
     /// buffer bound while the others stay behind).
     Flood,
+    /// Its output does not frame as the service's protocol (see `crate::protocol`): reported by
+    /// the caller through [`Voter::replica_protocol_error`].
+    ProtocolError {
+        /// Output offset where framing failed.
+        offset: u64,
+        /// What was wrong there.
+        reason: &'static str,
+    },
 }
 
 /// A fault report for one replica on this connection.

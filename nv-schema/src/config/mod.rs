@@ -249,9 +249,17 @@ pub struct ServiceConfig {
     /// TCP (the default) or UDP.
     #[serde(default, skip_serializing_if = "Transport::is_default")]
     pub transport: Transport,
-    /// How replica outputs are compared: bytes (the default) or dns (UDP only).
+    /// The protocol it speaks: how replica outputs are compared, and for TCP how conflicting
+    /// requests are ordered and which benign differences are masked (default `bytes`: neither).
     #[serde(default, skip_serializing_if = "Protocol::is_default")]
     pub protocol: Protocol,
+    /// With `protocol: bytes`, how client connections' input is ordered (default `none`).
+    #[serde(default, skip_serializing_if = "InputOrdering::is_none")]
+    pub ordering: InputOrdering,
+    /// With `protocol: http`, response headers (besides `Date`) whose values compare by shape
+    /// only (letters and digits as `x`), e.g. `ETag`, `Last-Modified`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask_headers: Vec<String>,
 }
 
 impl ServiceConfig {
@@ -263,7 +271,28 @@ impl ServiceConfig {
             replica_port,
             transport: Transport::Tcp,
             protocol: Protocol::Bytes,
+            ordering: InputOrdering::None,
+            mask_headers: Vec::new(),
         }
+    }
+}
+
+/// How the input of a `bytes` service's client connections is ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputOrdering {
+    /// Every connection's input goes to the replicas at once.
+    #[default]
+    None,
+    /// One client connection's input at a time: a connection's input waits until every
+    /// connection that sent input before it has ended.
+    Serial,
+}
+
+impl InputOrdering {
+    /// True for `none`, the default.
+    pub fn is_none(&self) -> bool {
+        *self == InputOrdering::None
     }
 }
 

@@ -175,6 +175,42 @@ fn each_mistake_names_its_field_and_line() {
             "memory_budget_mb",
             3,
         ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    protocol: smtp",
+            "services[0].protocol",
+            10,
+        ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    ordering: random",
+            "services[0].ordering",
+            10,
+        ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    protocol: redis\n    ordering: serial",
+            "services[0].ordering",
+            11,
+        ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    mask_headers: [ETag]",
+            "services[0].mask_headers",
+            10,
+        ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    protocol: http\n    mask_headers: [ETag, Content-Length]",
+            "services[0].mask_headers",
+            11,
+        ),
+        (
+            "replica_port: 6379",
+            "replica_port: 6379\n    protocol: http\n    mask_headers: [\"E Tag\"]",
+            "services[0].mask_headers",
+            11,
+        ),
     ];
     for (from, to, field, line) in cases {
         let e = error_for(from, to);
@@ -394,5 +430,46 @@ fn bad_transport_combinations_name_their_field_and_line() {
         assert_eq!(&e.field, field, "{e}");
         assert_eq!(e.line, Some(*line), "{e}");
         assert!(e.message.contains(words), "{e}");
+    }
+}
+
+#[test]
+fn protocol_and_ordering_default_to_bytes_and_none_and_are_written_only_when_set() {
+    let c = Config::from_yaml(GOOD).unwrap();
+    assert_eq!(
+        (c.services[0].protocol, c.services[0].ordering),
+        (Protocol::Bytes, InputOrdering::None)
+    );
+    let yaml = c.to_yaml();
+    assert!(
+        !yaml.contains("protocol") && !yaml.contains("ordering"),
+        "{yaml}"
+    );
+    for (text, protocol, ordering) in [
+        ("protocol: redis", Protocol::Redis, InputOrdering::None),
+        ("protocol: http", Protocol::Http, InputOrdering::None),
+        ("ordering: serial", Protocol::Bytes, InputOrdering::Serial),
+        (
+            "protocol: bytes\n    ordering: serial",
+            Protocol::Bytes,
+            InputOrdering::Serial,
+        ),
+        (
+            "protocol: http\n    mask_headers: [ETag, last-modified]",
+            Protocol::Http,
+            InputOrdering::None,
+        ),
+    ] {
+        let yaml = GOOD.replace(
+            "replica_port: 6379",
+            &format!("replica_port: 6379\n    {text}"),
+        );
+        let c = Config::from_yaml(&yaml).unwrap();
+        assert_eq!(
+            (c.services[0].protocol, c.services[0].ordering),
+            (protocol, ordering),
+            "{text}"
+        );
+        assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
     }
 }

@@ -1,12 +1,12 @@
 //! How a service is carried and compared: `transport` (tcp, the default, or udp) and `protocol`
-//! (bytes, the default, or dns for UDP services), with the rules that tie them together, and the
+//! (bytes, the default; redis or http for TCP services; dns for UDP services), with the rules that tie them together, and the
 //! bounds on the datagram state (`datagram`).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::ServiceConfig;
+use super::{InputOrdering, ServiceConfig};
 
 /// The transport a service is reached by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,9 +44,15 @@ impl fmt::Display for Transport {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
-    /// Byte for byte (TCP: the stream; UDP: each answer datagram).
+    /// Byte for byte (TCP: the stream; UDP: each answer datagram); no request is ordered
+    /// (unless `ordering: serial`).
     #[default]
     Bytes,
+    /// Redis RESP2/RESP3 over TCP: conflicting commands ordered by their keys, unordered
+    /// listings compared as multisets.
+    Redis,
+    /// HTTP/1.x over TCP: unsafe methods ordered by path, `Date` compared by format.
+    Http,
     /// DNS over UDP: answers matched by query ID and question, compared with the order of the
     /// records inside an RRset ignored, everything else exact.
     Dns,
@@ -134,6 +140,25 @@ pub(super) fn check_service(
             "dns is compared per datagram and needs `transport: udp` (DNS over TCP is voted \
              as bytes: leave `protocol` out)"
                 .into(),
+        ));
+    }
+    if matches!(s.protocol, Protocol::Redis | Protocol::Http) && s.transport != Transport::Tcp {
+        return Err((
+            format!("services[{i}].protocol"),
+            format!(
+                "{} is framed on a TCP stream and needs `transport: tcp`",
+                if s.protocol == Protocol::Redis {
+                    "redis"
+                } else {
+                    "http"
+                }
+            ),
+        ));
+    }
+    if s.ordering != InputOrdering::None && s.transport != Transport::Tcp {
+        return Err((
+            format!("services[{i}].ordering"),
+            "orders client connections' input and needs `transport: tcp`".into(),
         ));
     }
     if let Some(j) = earlier

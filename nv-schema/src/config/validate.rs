@@ -1,7 +1,7 @@
 //! The cross-field rules of a config that its types cannot express, and finding the line of a
 //! field in the YAML text for the error.
 
-use super::{Config, LinkConfig, PolicyName};
+use super::{Config, InputOrdering, LinkConfig, PolicyName, Protocol};
 use crate::name::{check_ifname, check_name, CONFIG_NAME_MAX};
 
 impl LinkConfig {
@@ -162,6 +162,22 @@ impl Config {
                     "port 0 is not a port".into(),
                 );
             }
+            if s.ordering != InputOrdering::None && s.protocol != Protocol::Bytes {
+                return err(
+                    &format!("services[{i}].ordering"),
+                    "only for `protocol: bytes` (redis and http order requests by what they touch)"
+                        .into(),
+                );
+            }
+            if !s.mask_headers.is_empty() && s.protocol != Protocol::Http {
+                return err(
+                    &format!("services[{i}].mask_headers"),
+                    "only for `protocol: http`".into(),
+                );
+            }
+            for h in &s.mask_headers {
+                check_header_name(h).map_err(|m| (format!("services[{i}].mask_headers"), m))?;
+            }
             if let Some(j) = self.services[..i].iter().position(|o| o.name == s.name) {
                 return err(
                     &format!("services[{i}].name"),
@@ -198,6 +214,21 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Checks a header name of `mask_headers`: an HTTP field name (a token, RFC 9110 section 5.1)
+/// other than the framing headers, which cannot be masked.
+fn check_header_name(name: &str) -> Result<(), String> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(tchar) {
+        return Err(format!("{name:?} is not an HTTP header name"));
+    }
+    if ["content-length", "transfer-encoding"].contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "{name} frames the message body and cannot be masked"
+        ));
+    }
+    Ok(())
 }
 
 /// Finds the line of a field path like `replicas[1].address` in block-style YAML.

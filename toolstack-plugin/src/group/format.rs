@@ -280,6 +280,7 @@ mod tests {
                 refused_limit: 0,
                 timed_out: 0,
                 refused_memory: 0,
+                masked: 0,
                 datagrams: None,
             }],
             replicas: vec![replica("r0"), replica(&format!("r0{evil}"))],
@@ -351,6 +352,7 @@ mod tests {
             refused_limit: 0,
             timed_out: 0,
             refused_memory: 0,
+            masked: 0,
             datagrams,
         };
         let udp = service(Some(nv_schema::status::DatagramCounters {

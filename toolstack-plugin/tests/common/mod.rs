@@ -309,6 +309,7 @@ impl FakeNv {
                 refused_limit: 0,
                 timed_out: 0,
                 refused_memory: 0,
+                masked: 0,
                 datagrams: None,
             }],
             replicas,

@@ -1,0 +1,6 @@
+#![no_main]
+//! libFuzzer target: the redis request and reply framers on arbitrary client and replica bytes.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    domain_nv_fuzz::check_resp(data);
+});

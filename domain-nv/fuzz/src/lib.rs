@@ -1,0 +1,7 @@
+//! The checks shared by the libFuzzer targets and the stable drivers.
+
+mod http;
+mod resp;
+
+pub use http::check_http;
+pub use resp::check_resp;
