@@ -17,7 +17,8 @@ pub const REPLICA_TEMPLATE: &str = include_str!("../../xl-configs/replica.cfg.in
 pub const NV_CONFIG_FILE: &str = "domain-nv.yaml";
 
 /// One incarnation of a replica: generation 0 is the spec's; `replace`/`patch` create later
-/// generations with their own name, private link and MAC (old and new run side by side).
+/// generations with their own name and private link (old and new run side by side), addressed
+/// like every other replica link (`replica-link` of the spec).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     /// The replica (spec name) this incarnates.
@@ -33,15 +34,20 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// The generation-0 instance of a spec replica; None if its address is malformed (a
-    /// validated spec never has one).
-    pub fn initial(r: &Replica) -> Option<Instance> {
+    /// Generation `generation` of a spec replica with the given image, on the spec's replica
+    /// link; None if `replica-link` is malformed (a validated spec never has one).
+    pub fn new(
+        spec: &GroupSpec,
+        replica: &str,
+        generation: u32,
+        image: Option<String>,
+    ) -> Option<Instance> {
         Some(Instance {
-            replica: r.name.clone(),
-            generation: 0,
-            mac: r.mac(),
-            link: r.link()?,
-            image: r.image.clone(),
+            replica: replica.to_string(),
+            generation,
+            mac: spec.replica_mac(),
+            link: spec.link()?,
+            image,
         })
     }
 
@@ -280,7 +286,10 @@ pub fn nv_config(spec: &GroupSpec, instances: &[Instance]) -> Result<String> {
 
 /// The generation-0 instances of a validated spec, in spec order.
 pub fn initial_instances(spec: &GroupSpec) -> Vec<Instance> {
-    spec.replicas.iter().filter_map(Instance::initial).collect()
+    spec.replicas
+        .iter()
+        .filter_map(|r| Instance::new(spec, &r.name, 0, r.image.clone()))
+        .collect()
 }
 
 /// Every file `nvctl render` writes, as (file name, contents): the NV domain's xl config, the

@@ -392,18 +392,18 @@ fn replace_boots_new_waits_live_then_retires_old() {
         })
         .unwrap();
     assert_eq!(new.name(), "r1-g1");
-    // a fresh link: the first /24 above r1's that no other link uses
+    // a link of its own (vifname r1-g1), addressed like every replica link
     assert_eq!(
         (
             new.link.replica.to_string(),
             new.link.nv.to_string(),
             new.mac.as_str()
         ),
-        ("10.77.4.2".into(), "10.77.4.1".into(), "00:16:3e:4d:04:02")
+        ("10.77.0.2".into(), "10.77.0.1".into(), "00:16:3e:4d:00:02")
     );
     let cfg = std::fs::read_to_string(w.dir.0.join("web/web-r1-g1.cfg")).unwrap();
     assert!(
-        cfg.contains("vif = [ 'backend=web-nv,mac=00:16:3e:4d:04:02,ip=10.77.4.2,vifname=r1-g1' ]")
+        cfg.contains("vif = [ 'backend=web-nv,mac=00:16:3e:4d:00:02,ip=10.77.0.2,vifname=r1-g1' ]")
             && cfg.contains("target=/srv/nv/alpine/redis-7.2.img"),
         "{cfg}"
     );
@@ -1665,7 +1665,7 @@ fn up_destroys_nothing_when_dom0_lacks_what_it_would_create() {
     let r2 = SPEC.find("  - name: r2").unwrap();
     let end = SPEC.find("\nauto-repair").unwrap();
     let spec = format!(
-        "{}  - name: r3\n    kernel: /srv/nv/missing/vmlinuz\n    image: /srv/nv/alpine/valkey-8.0.img\n    memory: 384\n    address: 10.77.4.2/24\n{}",
+        "{}  - name: r3\n    kernel: /srv/nv/missing/vmlinuz\n    image: /srv/nv/alpine/valkey-8.0.img\n    memory: 384\n{}",
         &SPEC[..r2],
         &SPEC[end..]
     );

@@ -35,7 +35,7 @@ use crate::membership::Membership;
 use crate::status::StatusBook;
 use crate::voter::VoterConfig;
 use connection::{Connection, Context};
-use endpoint::{smol_now, Addressing, Endpoint};
+use endpoint::{smol_now, Addressing, Endpoint, EXTERNAL_MAC, REPLICA_MAC};
 use limits::ConnectionLimits;
 use listen::ListenPool;
 use probe::{Probe, ProbeTarget};
@@ -108,7 +108,8 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         let external_addressing = Addressing {
             addr: config.external.address,
             gateway: config.external.gateway,
-            mac_index: 0,
+            mac: EXTERNAL_MAC,
+            seed: 0,
         };
         let mut external = Endpoint::open(
             "external",
@@ -125,7 +126,8 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             let addressing = Addressing {
                 addr: r.address,
                 gateway: None,
-                mac_index: 1 + i as u8,
+                mac: REPLICA_MAC,
+                seed: 1 + i as u8,
             };
             replicas.push(Endpoint::open(
                 &r.name, &r.link, config.mtu, addressing, epoch,
@@ -223,7 +225,8 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             let addressing = Addressing {
                 addr: r.address,
                 gateway: None,
-                mac_index: 1 + i as u8,
+                mac: REPLICA_MAC,
+                seed: 1 + i as u8,
             };
             let ep = Endpoint::open(&r.name, &r.link, config.mtu, addressing, self.epoch)?;
             opened.push(Some(ep));

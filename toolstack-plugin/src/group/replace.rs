@@ -1,21 +1,18 @@
-//! `nvctl replace`: a new generation of one replica boots next to the old one, votes side by
-//! side with it and takes over; the private link and MAC of the new generation are allocated
-//! here.
+//! `nvctl replace`: a new generation of one replica boots next to the old one on a link of its
+//! own (addressed like every replica link), votes side by side with it and takes over.
 
 use super::nv_status::{
     describe, faults_of, health, health_word, is_joining, is_live, new_faults, read_status, report,
 };
 use super::patch::not_admitted;
-use super::record::{load, remove_instance, save_instance, Record};
+use super::record::{load, remove_instance, save_instance};
 use super::{home, quorum, Ctx, Role};
 use crate::dom0;
 use crate::failure::Failure;
 use crate::owned::DomainRole;
 use crate::render::{self, Instance};
-use crate::spec::LinkAddrs;
 use crate::xl_value;
 use anyhow::{anyhow, bail, Result};
-use nv_schema::net::Ipv4Cidr;
 use nv_schema::status::{ReplicaHealth, XS_BASE};
 use std::time::{Duration, Instant};
 
@@ -26,56 +23,6 @@ pub enum Mode {
     Repair,
     /// Rolling patch: a new fault on any instance aborts.
     Patch,
-}
-
-/// A private link for a new generation of `replica`: the replica's spec link moved to the
-/// first subnet of the same size above it that overlaps no link in use (spec or recorded) nor
-/// the external subnet; the MAC is derived from the new address.
-fn allocate(rec: &Record, replica: &str) -> Result<(LinkAddrs, String)> {
-    let spec = &rec.spec;
-    let base = spec
-        .replica(replica)
-        .and_then(|r| r.link())
-        .ok_or_else(|| anyhow!("replica {replica} has no valid link in the spec"))?;
-    let mut used: Vec<(u32, u8)> = spec
-        .replicas
-        .iter()
-        .filter_map(|r| r.link())
-        .map(|l| (l.network(), l.prefix))
-        .collect();
-    used.extend(
-        rec.instances
-            .iter()
-            .map(|(i, _)| (i.link.network(), i.link.prefix)),
-    );
-    if let Ok(e) = spec.nv_domain.external.address.parse::<Ipv4Cidr>() {
-        used.push((e.network(), e.prefix));
-    }
-    let mut macs: Vec<String> = spec.replicas.iter().map(|r| r.mac()).collect();
-    macs.extend(rec.instances.iter().map(|(i, _)| i.mac.clone()));
-    macs.extend(
-        spec.nv_domain
-            .external
-            .mac
-            .iter()
-            .map(|m| m.to_ascii_lowercase()),
-    );
-    let size = 1u64 << (32 - u32::from(base.prefix));
-    let count = (1u64 << 32) / size;
-    for k in 1..count.min(1 << 16) {
-        let net = ((u64::from(base.network()) + k * size) % (1u64 << 32)) as u32;
-        let cand = base.moved_to(net);
-        let mac = crate::spec::mac_for(cand.replica);
-        if used.iter().all(|&(n, p)| !cand.overlaps(n, p)) && !macs.contains(&mac) {
-            return Ok((cand, mac));
-        }
-    }
-    bail!(
-        "no free subnet of the size of {} left for a new link",
-        spec.replica(replica)
-            .map(|r| r.address.as_str())
-            .unwrap_or(replica)
-    )
 }
 
 /// A disk image given on the command line (`--image`) follows the path grammar of the spec's.
@@ -120,14 +67,9 @@ pub fn replace(
         .max()
         .unwrap_or(0)
         + 1;
-    let (link, mac) = allocate(&rec, replica)?;
-    let new = Instance {
-        replica: replica.to_string(),
-        generation,
-        mac,
-        link,
-        image: image.map(str::to_string).or_else(|| old.image.clone()),
-    };
+    let image = image.map(str::to_string).or_else(|| old.image.clone());
+    let new = Instance::new(&spec, replica, generation, image)
+        .ok_or_else(|| anyhow!("bad replica-link in the recorded spec"))?;
     let (nn, od, nd) = (new.name(), old.domain(group), new.domain(group));
     let r = spec
         .replica(replica)
@@ -253,46 +195,16 @@ pub fn replace(
 #[cfg(test)]
 mod tests {
     use super::super::tests::SPEC;
-    use super::*;
+    use crate::render::{initial_instances, Instance};
     use crate::spec::GroupSpec;
 
     #[test]
-    fn allocation_skips_links_in_use_and_the_external_subnet() {
-        let spec = GroupSpec::parse(
-            &SPEC.replacen("192.0.2.10/24", "10.77.5.10/24", 1).replacen(
-                "192.0.2.1\n",
-                "10.77.5.1\n",
-                1,
-            ),
-        )
-        .unwrap();
-        let mut rec = Record {
-            instances: render::initial_instances(&spec)
-                .into_iter()
-                .map(|i| (i, Role::Member))
-                .collect(),
-            spec,
-        };
-        let (l, mac) = allocate(&rec, "r0").unwrap();
-        assert_eq!(
-            (l.replica.to_string(), l.nv.to_string(), mac.as_str()),
-            ("10.77.4.2".into(), "10.77.4.1".into(), "00:16:3e:4d:04:02")
-        );
-        rec.instances.push((
-            Instance {
-                replica: "r0".into(),
-                generation: 1,
-                mac,
-                link: l,
-                image: None,
-            },
-            Role::Joining,
-        ));
-        // 10.77.4 is taken now, 10.77.5 is the external subnet
-        let (l, _) = allocate(&rec, "r2").unwrap();
-        assert_eq!(
-            (l.replica.to_string(), l.nv.to_string()),
-            ("10.77.6.2".into(), "10.77.6.254".into())
-        );
+    fn a_new_generation_is_addressed_like_every_replica_link() {
+        let spec = GroupSpec::parse(SPEC).unwrap();
+        let new = Instance::new(&spec, "r1", 3, None).unwrap();
+        for i in initial_instances(&spec) {
+            assert_eq!((&i.link, &i.mac), (&new.link, &new.mac));
+        }
+        assert_eq!(new.name(), "r1-g3");
     }
 }
