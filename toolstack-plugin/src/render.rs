@@ -213,6 +213,20 @@ pub fn replica_cfg(spec: &GroupSpec, r: &Replica, inst: &Instance) -> String {
     )
 }
 
+/// The xl config a memory copy of an instance of `source` is restored with as `inst`, a new
+/// instance of `r`: `source`'s settings, which its memory image needs (type, kernel, memory,
+/// vcpus, disk image, XSM label, other xl keys), under `inst`'s name and on `inst`'s link (its
+/// vifname), with `r`'s placement (`cpus`) and vif `rate`.
+pub fn clone_cfg(spec: &GroupSpec, r: &Replica, source: &Replica, inst: &Instance) -> String {
+    let shape = Replica {
+        name: r.name.clone(),
+        cpus: r.cpus.clone(),
+        rate: r.rate.clone(),
+        ..source.clone()
+    };
+    replica_cfg(spec, &shape, inst)
+}
+
 /// The domain-nv config for the given voting instances, in that order: the external NIC as a
 /// raw link, each instance's vif, the spec's service settings, every other setting at domain-nv's
 /// default. `primary` of a primary-backup group names the first of `instances` that incarnates

@@ -69,7 +69,12 @@ impl Plan {
             .collect()
     }
 
-    fn add(&mut self, action: Action, target: impl Into<String>, detail: impl Into<String>) {
+    pub(super) fn add(
+        &mut self,
+        action: Action,
+        target: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
         self.steps.push(Step {
             action,
             target: target.into(),

@@ -199,6 +199,18 @@ pub struct Replica {
     pub xl_extra: XlExtra,
 }
 
+/// Where the state of a new instance of a replica comes from (`state` of the spec), when
+/// `replace` or `watch`'s auto-repair makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateTransfer {
+    /// Boots from its image with no state of its own (stateless services; the default).
+    #[default]
+    Fresh,
+    /// A memory copy of a live member of another replica (`xl save -c`, `xl restore`).
+    Clone,
+}
+
 /// The private link of every replica to the NV domain. Every link presents the same addressing
 /// (replica address and MAC, NV-side address): a replica cloned from another's memory keeps its
 /// addresses and neighbour cache and works on its own link, and replicas look alike to the voter.
@@ -246,6 +258,9 @@ pub struct GroupSpec {
     /// Replace replicas reported faulty (`nvctl watch`).
     #[serde(default)]
     pub auto_repair: bool,
+    /// Where a new instance's state comes from in `replace` and auto-repair (default `fresh`).
+    #[serde(default)]
+    pub state: StateTransfer,
     /// Every replica must have `cpus`, and no two replicas may share a physical CPU (the
     /// reliability model assumes replicas fail independently).
     #[serde(default)]
