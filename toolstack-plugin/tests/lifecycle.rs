@@ -1914,3 +1914,25 @@ fn replace_dry_run_checks_and_lists_the_steps_but_changes_nothing() {
         .collect();
     assert_eq!(names, ["r0", "r1", "r2"]);
 }
+
+/// Unanimous: a new instance on probation would leave the group without a quorum for good (it
+/// can never be promoted), so replace (and with it patch and auto-repair) refuses before xl runs.
+#[test]
+fn a_unanimous_group_gets_no_new_instance() {
+    let w = World::new();
+    let spec = SPEC.replacen("policy: majority", "policy: unanimous", 1);
+    w.run("up-fresh.xl", |ctx| group::up(ctx, &spec)).unwrap();
+    for state in [StateFrom::Spec, StateFrom::CloneOf("r2".into())] {
+        let e = w
+            .run_text("", |ctx| {
+                group::replace(ctx, "web", "r1", None, &state, Mode::Repair, Duration::ZERO)
+            })
+            .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("voted unanimously") && msg.contains("nvctl down web"),
+            "{msg}"
+        );
+    }
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+}

@@ -13,6 +13,7 @@ use crate::dom0;
 use crate::failure::Failure;
 use crate::owned::DomainRole;
 use crate::render::{self, Instance};
+use crate::spec::Policy;
 use crate::xl_value;
 use anyhow::{anyhow, bail, Result};
 use nv_schema::status::{ReplicaHealth, Status, XS_BASE};
@@ -60,6 +61,9 @@ fn prepare(
     }
     let rec = load(ctx.store, group)?;
     let spec = &rec.spec;
+    if spec.service.policy == Policy::Unanimous {
+        bail!("{}", unanimous_refusal(group));
+    }
     let old = rec.member_of(replica)?;
     let r = spec
         .replica(replica)
@@ -125,6 +129,16 @@ fn prepare(
         before,
         rec,
     })
+}
+
+/// Why a unanimous group gets no new instance: under `unanimous` every configured replica must
+/// be a Member and agree, so a new instance on probation (counted as configured, not voting)
+/// leaves no quorum: every new connection is reset, and it never agrees with a quorum, so it is
+/// never promoted. Such a group changes members only by starting again.
+fn unanimous_refusal(group: &str) -> String {
+    format!(
+        "group {group} is voted unanimously: a new instance joins on probation and votes only          once it agreed with a quorum, but with a replica on probation a unanimous group has no          quorum (every new connection would be reset) and the new instance would never be          promoted. Start the group again instead (every replica starts as a member):          `nvctl down {group}` then `nvctl up SPEC`"
+    )
 }
 
 /// What `replace` would do, as plan steps (`nvctl replace --dry-run`): the checks of a real
