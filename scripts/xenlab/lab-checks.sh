@@ -111,7 +111,7 @@ incs() {
 rstate() { xsr "/local/domain/$(domid_of "$NV_NAME")/data/domain-nv/replicas/$1/state"; }
 # slow_get PATH OUT FLAG: HTTP/1.0 GET of PATH from domain-nv over one TCP connection (bash's
 # /dev/tcp), headers and body to OUT; reads 16 KiB a second while FLAG exists (so the
-# download lasts across what a check does meanwhile), then the rest at once
+# download lasts across what a check does meanwhile), then the rest at once (within 1200 s)
 slow_get() {
   exec 5<>"/dev/tcp/$NV_ADDR/80" || return 1
   printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&5
@@ -121,7 +121,7 @@ slow_get() {
     now=$(stat -c %s "$2"); [ "$now" = "$size" ] && return 0; size=$now
     sleep 1
   done
-  cat <&5 >> "$2"; local rc=$?; exec 5<&-; return $rc
+  timeout 1200 cat <&5 >> "$2"; local rc=$?; exec 5<&-; return $rc
 }
 # nvctl_logged LOG ARGS...: runs nvctl, its progress (stderr) and output to LOG with the seconds
 # since the start of the command in front of every line; returns nvctl's exit status
