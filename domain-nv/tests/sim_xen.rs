@@ -117,6 +117,10 @@ fn smol(start: Instant) -> smoltcp::time::Instant {
     smoltcp::time::Instant::from_micros(start.elapsed().as_micros() as i64)
 }
 
+/// Every replica's address: all replica links are addressed the same, as nvctl renders them
+/// (each is its own link with its own neighbour cache in domain-nv).
+const REPLICA_IP: [u8; 4] = [10, 77, 0, 2];
+
 const CONFIG: &str = "policy: majority
 straggler_timeout_ms: 2000
 connect_timeout_ms: 1000
@@ -128,9 +132,9 @@ services:
     listen: 80
     replica_port: 80
 replicas:
-  - { name: r0, link: { kind: vif, name: r0 }, address: 10.77.1.1/24, replica_address: 10.77.1.2 }
-  - { name: r1, link: { kind: vif, name: r1 }, address: 10.77.2.1/24, replica_address: 10.77.2.2 }
-  - { name: r2, link: { kind: vif, name: r2 }, address: 10.77.3.1/24, replica_address: 10.77.3.2 }
+  - { name: r0, link: { kind: vif, name: r0 }, address: 10.77.0.1/24, replica_address: 10.77.0.2 }
+  - { name: r1, link: { kind: vif, name: r1 }, address: 10.77.0.1/24, replica_address: 10.77.0.2 }
+  - { name: r2, link: { kind: vif, name: r2 }, address: 10.77.0.1/24, replica_address: 10.77.0.2 }
 ";
 
 /// The NV domain and its guests, run in one thread.
@@ -170,7 +174,7 @@ impl Host {
         let replicas = (0..3u8)
             .map(|i| {
                 let name = format!("r{i}");
-                Guest::new(&host, &name, [10, 77, i + 1, 2], LISTENERS, start)
+                Guest::new(&host, &name, REPLICA_IP, LISTENERS, start)
             })
             .collect();
         let app = Appliance::new(Config::from_yaml(config).expect("config"), Some(nb))
@@ -428,14 +432,14 @@ fn replacing_a_replica_in_place_keeps_an_open_connection() {
         !got.is_empty() && h.replicas[0].answering.values().all(|&n| n > 8 * 1024)
     });
     assert!(got.len() < answer.len(), "the answer is not over yet");
-    let g1 = Guest::new(&h.host, "r2-g1", [10, 77, 4, 2], LISTENERS, h.start);
+    let g1 = Guest::new(&h.host, "r2-g1", REPLICA_IP, LISTENERS, h.start);
     h.replicas.push(g1);
     h.answers.push(answer.clone());
     h.silent.push(false);
     h.gone.push(false);
     let replaced = config.replace(
-        "{ name: r2, link: { kind: vif, name: r2 }, address: 10.77.3.1/24, replica_address: 10.77.3.2 }",
-        "{ name: r2-g1, link: { kind: vif, name: r2-g1 }, address: 10.77.4.1/24, replica_address: 10.77.4.2 }",
+        "{ name: r2, link: { kind: vif, name: r2 }, address: 10.77.0.1/24, replica_address: 10.77.0.2 }",
+        "{ name: r2-g1, link: { kind: vif, name: r2-g1 }, address: 10.77.0.1/24, replica_address: 10.77.0.2 }",
     );
     h.app
         .reconfigure(

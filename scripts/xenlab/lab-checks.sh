@@ -24,21 +24,34 @@
 #   faulty-replica-masked  lab-r2 booted the faulty image (its /index.html differs): the client still
 #                          gets the majority page; domain-nv's status and `nvctl status` say r2 is faulty
 #                          (excluded: it votes on no new connection)
-#   replica-destroyed-mid-stream  `xl destroy lab-r0` during a /big download. r2 is excluded, so r1 is
-#                          the only member left, fewer than the quorum of 2: the download stops (a
-#                          reset), every byte the client got is right, domain-nv counts a no-quorum
-#                          reset for the service and blames nobody for it
+#   stateful-counter       the replicas' counter (port 7000) through domain-nv: 10 INC requests
+#                          answer 1..10 (r0 and r1 vote; r2 is excluded)
+#   nvctl-replace-clone    a slow /big download starts (it runs on across this check and the next);
+#                          `nvctl replace lab r2 --clone-from r1`: xl save -c of lab-r1, xl restore
+#                          as lab-r2-g1 on its own link; the checkpoint file is gone, lab-r2 is
+#                          retired; 25 more INCs answer 11..35 and r2-g1 becomes live (a copy holds
+#                          the counter's state, so it agrees)
+#   config-change-live     `nvctl up` with a changed spec (a live key): domain-nv applies it in place;
+#                          then the slow download, open since before the replace, completes
+#                          byte-exact on its one connection
+#   nvctl-replace-fresh    `nvctl replace lab r1` (spec `state: fresh`): r1-g1 boots empty, joins on
+#                          probation and is never promoted (its counter disagrees: it stays out,
+#                          joining or excluded), while 5 INCs answer 36..40 (r0 and r2-g1 vote)
+#   replica-destroyed-mid-stream  `xl destroy lab-r0` during a /big download. One member is left (r1
+#                          when the checks above did not run, else r2-g1), fewer than the quorum of
+#                          2: the download stops (a reset), every byte the client got is right,
+#                          domain-nv counts a no-quorum reset for the service and blames nobody
 #   nvctl-replace          `nvctl replace lab r0` (its domain was destroyed): a new instance boots on a
-#                          fresh link and joins on probation: compared, never voting (it cannot pass
-#                          probation while r1 is the only member); lab-r0 is gone; a GET gets no
-#                          page (no quorum), never r2's
+#                          link of its own and joins on probation: compared, never voting (it cannot
+#                          pass probation with one member left); lab-r0 is gone; a GET gets no
+#                          page (no quorum), never r2's faulty one
 #   teardown               `nvctl down lab` and `xl destroy` of the baseline replica; `xl list`
 #                          shows only Domain-0
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LAB=${LAB:-/lab}; OUT=$LAB/out; mkdir -p "$OUT"
 [ -f "$LAB/lab.env" ] && . "$LAB/lab.env"
 # run.sh reads this line too (the default of LAB_CHECKS)
-DEFAULT_CHECKS="xen-boots replica-netfront dom0-netback-throughput nvctl-up nv-vif-connected client-through-nv faulty-replica-masked replica-destroyed-mid-stream nvctl-replace teardown"
+DEFAULT_CHECKS="xen-boots replica-netfront dom0-netback-throughput nvctl-up nv-vif-connected client-through-nv faulty-replica-masked stateful-counter nvctl-replace-clone config-change-live nvctl-replace-fresh replica-destroyed-mid-stream nvctl-replace teardown"
 LAB_CHECKS=${LAB_CHECKS:-$DEFAULT_CHECKS}
 LAB_BIG_MB=${LAB_BIG_MB:-32}
 GUEST_TMO=${GUEST_TMO:-240}          # seconds for a guest to come up (TCG: 25-60 s seen, once 326 s)
@@ -73,6 +86,43 @@ nv_log() { tail -c "${1:-400}" "/var/log/xen/console/guest-$NV_NAME.log" 2>/dev/
 nv_status() { local nv; nv=$(domid_of "$NV_NAME") && xenstore-ls -f "/local/domain/$nv/data/domain-nv" 2>&1; }
 # get URL FILE: HTTP GET with busybox wget (its -T segfaults: timeout(1) bounds it)
 get() { timeout "${GET_TMO:-600}" busybox wget -q -O "$2" "$1"; }
+# counter CMD: one request (INC, GET) to the group's counter (port 7000) over its own TCP
+# connection (bash's /dev/tcp); prints the answer without its newline (nothing after a reset)
+counter() {
+  local a
+  exec 6<>"/dev/tcp/$NV_ADDR/7000" || return 1
+  printf '%s\n' "$1" >&6
+  a=$(timeout 60 cat <&6); exec 6<&-
+  printf '%s' "$a"
+}
+# count_answer N: the counter's answer for the value N
+count_answer() { printf 'count %0249d' "$1"; }
+# incs FROM TO [INSTANCE]: INC requests whose answers must be FROM..TO; with INSTANCE, its state
+# after each answer goes to /tmp/incs.states. Sets REASON and fails at the first wrong answer.
+incs() {
+  local n a nv; nv=$(domid_of "$NV_NAME"); : > /tmp/incs.states
+  for n in $(seq "$1" "$2"); do
+    a=$(counter INC)
+    [ "$a" = "$(count_answer "$n")" ] || { REASON="INC answered '$(echo "$a" | tr -s 0 | cut -c1-40)', want count $n"; nv_status; return 1; }
+    [ -z "${3:-}" ] || echo "$n $(xsr "/local/domain/$nv/data/domain-nv/replicas/$3/state")" >> /tmp/incs.states
+  done
+}
+# rstate NAME: domain-nv's health of replica instance NAME
+rstate() { xsr "/local/domain/$(domid_of "$NV_NAME")/data/domain-nv/replicas/$1/state"; }
+# slow_get PATH OUT FLAG: HTTP/1.0 GET of PATH from domain-nv over one TCP connection (bash's
+# /dev/tcp), headers and body to OUT; reads 16 KiB a second while FLAG exists (so the
+# download lasts across what a check does meanwhile), then the rest at once (within 1200 s)
+slow_get() {
+  exec 5<>"/dev/tcp/$NV_ADDR/80" || return 1
+  printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&5
+  : > "$2"; local size=-1 now
+  while [ -e "$3" ]; do
+    dd bs=16384 count=1 iflag=fullblock status=none <&5 >> "$2" || return 1
+    now=$(stat -c %s "$2"); [ "$now" = "$size" ] && return 0; size=$now
+    sleep 1
+  done
+  timeout 1200 cat <&5 >> "$2"; local rc=$?; exec 5<&-; return $rc
+}
 # nvctl_logged LOG ARGS...: runs nvctl, its progress (stderr) and output to LOG with the seconds
 # since the start of the command in front of every line; returns nvctl's exit status
 nvctl_logged() {
@@ -284,11 +334,108 @@ check_faulty_replica_masked() {
   info "nvctl-status: $(echo "$st" | grep -E '^r2 ' | tr -s ' ' | cut -c1-160)"
 }
 
+# ---------------------------------------------------------------- stateful-counter
+# The replicas' counter (port 7000, /bin/count in mk-guests.sh): every answer depends on all earlier
+# requests. r0 and r1 vote (r2 is excluded since faulty-replica-masked), so the answers are 1..10.
+check_stateful_counter() {
+  need faulty-replica-masked || return 1
+  local t0=$SECONDS
+  incs 1 10 || return 1
+  info "stateful-counter: 10 INCs through domain-nv answered 1..10 in $((SECONDS - t0))s"
+}
+
+# ---------------------------------------------------------------- nvctl-replace-clone
+# r2 (faulty, excluded) is replaced by a memory copy of r1, which holds the counter's state: the
+# copy agrees and becomes live. A slow /big download (SLOW_PID) starts first and runs on across
+# this replace and the config change of config-change-live, which checks its bytes.
+check_nvctl_replace_clone() {
+  need stateful-counter || return 1
+  local t0=$SECONDS log=$OUT/nvctl-replace-clone.out
+  touch /tmp/slow; rm -f /tmp/slow.out
+  slow_get /big /tmp/slow.out /tmp/slow & SLOW_PID=$!
+  wait_for 60 sh -c '[ "$(stat -c %s /tmp/slow.out 2>/dev/null || echo 0)" -gt 16384 ]' \
+    || { REASON="the slow download did not start ($(stat -c %s /tmp/slow.out 2>/dev/null) bytes)"; return 1; }
+  nvctl_logged "$log" --timeout "$GUEST_TMO" replace "$GROUP" r2 --clone-from r1; local rc=$?
+  cat "$log"
+  [ $rc = 0 ] || { REASON="nvctl replace --clone-from: exit status $rc: $(tail -1 "$log" | cut -c1-200); NV console: $(nv_log 300)"; nv_status; return 1; }
+  info "nvctl-replace-clone: checkpoint of $GROUP-r1 at +$(seconds_at "$log" "checkpointing")s, restore at +$(seconds_at "$log" "restoring")s, nvctl done at +$((SECONDS - t0))s"
+  local st; st=$("$NVCTL" status "$GROUP" 2>&1); echo "$st"
+  local inst; inst=$(echo "$st" | grep -oE '^r2-g[0-9]+' | head -1)
+  [ -n "$inst" ] || { REASON="no new instance of r2 in nvctl status"; return 1; }
+  ! domid_of "$GROUP-r2" >/dev/null || { REASON="the old instance $GROUP-r2 still runs"; return 1; }
+  domid_of "$GROUP-$inst" >/dev/null || { REASON="$GROUP-$inst is not running"; return 1; }
+  local left; left=$(ls /var/lib/nvctl/$GROUP/checkpoints 2>/dev/null)
+  [ -z "$left" ] || { REASON="checkpoint files left: $left"; return 1; }
+  info "nvctl-replace-clone: $inst ($GROUP-$inst) $(rstate "$inst") after nvctl replace; $GROUP-r2 retired; no checkpoint file left"
+  kill -0 "$SLOW_PID" 2>/dev/null || { REASON="the slow download ended during the replace ($(stat -c %s /tmp/slow.out) bytes)"; return 1; }
+  # the copy is compared on every new connection and, agreeing, passes probation
+  incs 11 35 "$inst" || return 1
+  wait_for 60 sh -c "[ \"\$(xenstore-read /local/domain/$(domid_of "$NV_NAME")/data/domain-nv/replicas/$inst/state)\" = live ]" \
+    || { REASON="$inst is $(rstate "$inst") after 25 agreeing requests, not live"; nv_status; return 1; }
+  info "nvctl-replace-clone: INC 11..35 answered right; $inst live (states after each answer: $(awk '{print $2}' /tmp/incs.states | uniq -c | tr -s ' ' | tr '\n' ','))"
+  CLONE=$inst
+}
+
+# ---------------------------------------------------------------- config-change-live
+# A config change (a live key of the spec) through `nvctl up` while the slow download of
+# nvctl-replace-clone still runs: domain-nv applies it in place, and the download, open since
+# before the replace, completes byte-exact on its connection.
+check_config_change_live() {
+  need nvctl-replace-clone || return 1
+  kill -0 "$SLOW_PID" 2>/dev/null || { REASON="the slow download is over before the config change ($(stat -c %s /tmp/slow.out) bytes)"; return 1; }
+  local con=/var/log/xen/console/guest-$NV_NAME.log before
+  before=$(grep -c "config changed in place" "$con")
+  sed 's/straggler-timeout-ms: 60000/straggler-timeout-ms: 50000/' "$SPEC" > /run/lab-changed.yaml
+  grep -q 'straggler-timeout-ms: 50000' /run/lab-changed.yaml || { REASON="cannot change the spec"; return 1; }
+  nvctl_logged "$OUT/nvctl-up-changed.out" --timeout "$GUEST_TMO" up /run/lab-changed.yaml; local rc=$?
+  cat "$OUT/nvctl-up-changed.out"
+  [ $rc = 0 ] || { REASON="nvctl up of the changed spec: exit status $rc: $(tail -1 "$OUT/nvctl-up-changed.out" | cut -c1-200)"; return 1; }
+  wait_for 30 sh -c "[ \"\$(grep -c 'config changed in place' $con)\" -gt $before ]" \
+    || { REASON="domain-nv logged no config change in place; NV console: $(nv_log)"; return 1; }
+  local applied; applied=$(grep "config changed in place" "$con" | tail -1 | tr -cd '\40-\176' | cut -c1-160)
+  kill -0 "$SLOW_PID" 2>/dev/null || { REASON="the slow download ended before the config change was applied ($(stat -c %s /tmp/slow.out) bytes)"; return 1; }
+  info "config-change-live: straggler-timeout-ms 60000 -> 50000 applied in place while the download ran ($(stat -c %s /tmp/slow.out) bytes so far): $applied"
+  rm -f /tmp/slow; wait "$SLOW_PID"; rc=$?
+  local want=$(( LAB_BIG_MB * 1048576 )) head="HTTP/1.0 200 OK"
+  local hlen; hlen=$(printf 'HTTP/1.0 200 OK\r\nContent-Length: %s\r\nConnection: close\r\n\r\n' "$want" | wc -c)
+  local got; got=$(stat -c %s /tmp/slow.out)
+  [ $rc = 0 ] && [ "$got" = $((hlen + want)) ] || { REASON="the download ended with status $rc after $got bytes, want $((hlen + want))"; nv_status; return 1; }
+  head -c ${#head} /tmp/slow.out | grep -qx "$head" || { REASON="no HTTP 200 header: '$(head -c 40 /tmp/slow.out)'"; return 1; }
+  local sum; sum=$(tail -c "$want" /tmp/slow.out | md5sum | cut -d' ' -f1); rm -f /tmp/slow.out
+  [ "$sum" = "$(want_md5)" ] || { REASON="md5 $sum, want $(want_md5)"; return 1; }
+  info "config-change-live: the download open across nvctl replace --clone-from and the config change completed byte-exact ($want bytes, md5 ok)"
+}
+
+# ---------------------------------------------------------------- nvctl-replace-fresh
+# `nvctl replace lab r1` with the spec's default `state: fresh`: r1-g1 boots with its counter at 0.
+# It joins on probation and never agrees, so it is never promoted; the clients' answers stay
+# right (r0 and the clone of nvctl-replace-clone vote).
+check_nvctl_replace_fresh() {
+  need config-change-live || return 1
+  local t0=$SECONDS log=$OUT/nvctl-replace-fresh.out
+  nvctl_logged "$log" --timeout "$GUEST_TMO" replace "$GROUP" r1; local rc=$?
+  cat "$log"
+  [ $rc = 0 ] || { REASON="nvctl replace: exit status $rc: $(tail -1 "$log" | cut -c1-200); NV console: $(nv_log 300)"; nv_status; return 1; }
+  local inst; inst=$("$NVCTL" status "$GROUP" 2>&1 | grep -oE '^r1-g[0-9]+' | head -1)
+  [ -n "$inst" ] || { REASON="no new instance of r1 in nvctl status"; return 1; }
+  [ "$(rstate "$inst")" = joining ] || { REASON="$inst is $(rstate "$inst") after nvctl replace, not joining"; nv_status; return 1; }
+  ! domid_of "$GROUP-r1" >/dev/null || { REASON="the old instance $GROUP-r1 still runs"; return 1; }
+  info "nvctl-replace-fresh: $inst joining $((SECONDS - t0))s after nvctl replace started; $GROUP-r1 retired"
+  incs 36 40 "$inst" || return 1
+  if grep -q ' live$' /tmp/incs.states || [ "$(rstate "$inst")" = live ]; then
+    REASON="$inst, booted without the counter's state, was promoted: $(tr '\n' ',' < /tmp/incs.states)"; nv_status; return 1
+  fi
+  local f; f=$(xsr "/local/domain/$(domid_of "$NV_NAME")/data/domain-nv/replicas/$inst/faults/0" | cut -c1-120)
+  info "nvctl-replace-fresh: INC 36..40 answered right; $inst never promoted: $(rstate "$inst")${f:+ ($f)}"
+}
+
 # ---------------------------------------------------------------- replica-destroyed-mid-stream
 check_replica_destroyed_mid_stream() {
   need client-through-nv || return 1
   local victim=lab-r0 want=$(( LAB_BIG_MB * 1048576 )) t1 t2
   domid_of $victim >/dev/null || { REASON="$victim is not running"; return 1; }
+  # the one member that stays: r1, or r2's clone once nvctl-replace-fresh replaced r1
+  local last=r1; [ "${RESULT[nvctl-replace-fresh]:-}" = pass ] && last=$CLONE
   rm -f /tmp/big; t1=$(date +%s.%N)
   get "http://$NV_ADDR/big" /tmp/big & local wpid=$!
   # destroy once a quarter of the file has arrived
@@ -300,7 +447,7 @@ check_replica_destroyed_mid_stream() {
   info "replica-destroyed-mid-stream: destroyed $victim at $at of $want bytes"
   wait $wpid; local rc=$?; t2=$(date +%s.%N)
   local got sum; got=$(stat -c %s /tmp/big 2>/dev/null || echo 0); sum=$(md5sum < /tmp/big | cut -d' ' -f1); rm -f /tmp/big
-  # r2 is excluded (faulty-replica-masked): with r0 gone, r1 alone is below the quorum of 2
+  # with r0 gone, $last alone is below the quorum of 2 (the others are excluded or joining)
   [ $rc != 0 ] && [ "$got" -lt "$want" ] || { REASON="the download completed ($got bytes) with one member left"; nv_status; return 1; }
   local right; right=$(gen_big "$LAB_BIG_MB" "$LAB/big-seed" | head -c "$got" | md5sum | cut -d' ' -f1)
   [ "$sum" = "$right" ] || { REASON="the $got bytes the client got are not the start of /big (md5 $sum, want $right)"; return 1; }
@@ -309,10 +456,10 @@ check_replica_destroyed_mid_stream() {
     REASON="services/http/no-quorum is '$(xsr $base/services/http/no-quorum)', not counted"; nv_status; return 1
   fi
   local f
-  for f in $(xenstore-list "$base/replicas/r1/faults" 2>/dev/null); do
-    REASON="r1, the last member, was blamed: $(xsr "$base/replicas/r1/faults/$f")"; nv_status; return 1
+  for f in $(xenstore-list "$base/replicas/$last/faults" 2>/dev/null); do
+    REASON="$last, the last member, was blamed: $(xsr "$base/replicas/$last/faults/$f")"; nv_status; return 1
   done
-  info "replica-destroyed-mid-stream: fail-stop after $got of $want bytes (all right), $(awk -v a="$t1" -v z="$t2" 'BEGIN { printf "%.1f", z - a }') s after the GET; no-quorum resets $(xsr $base/services/http/no-quorum), r1 not blamed; r0 state $(xsr $base/replicas/r0/state), link $(xsr $base/replicas/r0/link)"
+  info "replica-destroyed-mid-stream: fail-stop after $got of $want bytes (all right), $(awk -v a="$t1" -v z="$t2" 'BEGIN { printf "%.1f", z - a }') s after the GET; no-quorum resets $(xsr $base/services/http/no-quorum), $last (the last member) not blamed; r0 state $(xsr $base/replicas/r0/state), link $(xsr $base/replicas/r0/link)"
   nv_status
 }
 
@@ -336,8 +483,8 @@ check_nvctl_replace() {
   [ "$(xsr $be/state)" = 4 ] && [ "$(xsr /local/domain/$rid/device/vif/0/state)" = 4 ] \
     || { REASON="$dom: vif state $(xsr $be/state)/$(xsr /local/domain/$rid/device/vif/0/state), not 4/4"; return 1; }
   info "nvctl-replace: $inst ($dom, domid $rid, vif $(xsr $be/vifname)) joining $((SECONDS - t0))s after nvctl replace started; $GROUP-r0 gone"
-  # The new instance is compared (it gets a connection) but does not vote: r1 alone decides
-  # nothing, so the client gets no page, and never r2's.
+  # The new instance is compared (it gets a connection) but does not vote: the one member left
+  # decides nothing, so the client gets no page, and never r2's faulty one.
   local base=/local/domain/$nv/data/domain-nv key; key=$base/services/http/no-quorum
   local before; before=$(xsr "$key")
   rm -f /tmp/index.html

@@ -8,7 +8,8 @@
 #                  HTTP on port 80 (busybox nc -ll -e /bin/serve, no Date header: the replies must
 #                  be identical for the voter) with /index.html (the same on every replica) and a
 #                  M MiB /big (default 32, built from big-seed, the same everywhere) for throughput
-#                  and md5 checks
+#                  and md5 checks; and a stateful counter on port 7000 (/bin/count: INC, GET; its
+#                  answers depend on every earlier request), which a fresh replica cannot agree on
 #                  replica-faulty-initrd.gz: the same image plus /lab-faulty (a second cpio member
 #                  appended): its /index.html differs, a faulty replica for the voter
 #   NV domain      $LAB_CACHE/nv-<key>/nv-initrd.gz: /init = DOMAIN_NV_BIN, stripped (a static binary;
@@ -86,6 +87,24 @@ else
 fi
 EOI
   chmod +x "$D/bin/serve"
+  cat > "$D/bin/count" <<'EOI'
+#!/bin/sh
+# The replica's stateful service (busybox nc -ll -e, port 7000): a counter whose every answer
+# depends on all earlier requests. One request line: "INC" adds one and answers the new value,
+# "GET" answers it, anything else (a health probe's empty connection) changes nothing. The answer
+# is one 256-byte line, `count ` + the value in 249 digits, so that probation's byte count is
+# reached in a few requests.
+read -r cmd _ || exit 0
+cmd=$(printf '%s' "$cmd" | tr -d '\r')
+n=$(cat /tmp/counter 2>/dev/null || echo 0)
+case "$cmd" in
+  INC) n=$((n + 1)); echo "$n" > /tmp/counter ;;
+  GET) ;;
+  *) exit 0 ;;
+esac
+printf 'count %0249d\n' "$n"
+EOI
+  chmod +x "$D/bin/count"
   cat > "$D/init" <<'EOI'
 #!/bin/sh
 # Replica: a real service (HTTP/1.0 via busybox nc) on a Xen vif. Every replica serves the same
@@ -114,6 +133,8 @@ gen_big "$BIG" /big-seed > /www/big
 # busybox httpd sends a Date header, and the replicas' clocks differ by minutes under TCG: the
 # voter would see every reply differ. /bin/serve answers byte-for-byte the same everywhere.
 nc -ll -p 80 -e /bin/serve & sleep 0.2
+# the stateful service: a counter (/bin/count); a clone of this replica carries its value along
+nc -ll -p 7000 -e /bin/count &
 kill -0 $! && echo "REPLICA $NAME httpd on $IP:80 ($(cat /sys/class/net/eth0/address)) faulty=$FAULTY at uptime $(cut -d' ' -f1 /proc/uptime)s"
 # eth0 counters and neighbours on the console (the lab keeps it in dom0) while they change
 last=""; while :; do

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toolstack_plugin::dom0::HostDom0;
 use toolstack_plugin::failure::Failure;
-use toolstack_plugin::group::{self, Ctx, Mode};
+use toolstack_plugin::group::{self, Ctx, Mode, StateFrom};
 use toolstack_plugin::outcome::{Outcome, RecordingXl, Replaced};
 use toolstack_plugin::printable::printable_lines;
 use toolstack_plugin::reliability::{self, Component, Reliability};
@@ -165,21 +165,41 @@ Examples:\n  nvctl status\n  nvctl status web --json | jq '.[0].status.replicas'
         /// Group name (default: every group).
         group: Option<String>,
     },
-    /// Replace one replica: boot a new instance, wait until it is live, retire the old one.
+    /// Replace one replica: boot (or clone) a new instance, wait until it serves, retire the old one.
     #[command(
-        after_help = "The new instance (<replica>-g<N>) gets its own private link and votes next to the\n\
-old one until domain-nv reports it live; then the old one is removed from the voting set and\n\
-destroyed. On failure the new instance is removed and the old one stays.\n\n\
-Examples:\n  nvctl replace web r1\n  nvctl replace web r1 --image /srv/img/web-1.2.img"
+        after_help = "The new instance (<replica>-g<N>) gets a private link of its own (addressed like every\n\
+replica link) and votes next to the old one until domain-nv reports it serving (live, or joining\n\
+on probation); then the old one is removed from the voting set and destroyed. On failure the new\n\
+instance is removed and the old one stays.\n\n\
+State: by default (spec `state: fresh`) the new instance boots from its image, empty. With\n\
+--clone-from R2 (or spec `state: clone`: the first live member of another replica) it is a\n\
+memory copy of R2's live instance: `xl save -c` writes a checkpoint of it (it keeps running) to\n\
+<state-dir>/<group>/checkpoints/<domain>.save, `xl restore` starts the copy under the new name,\n\
+with its own UUID, on the new instance's link; the file is removed afterwards. The copy's open\n\
+TCP connections are reset by domain-nv; it joins on probation and becomes live once it agreed.\n\
+A request the group answers while the replace runs may be missing in the copy: it then\n\
+disagrees on probation and is excluded, never trusted (run the replace again).\n\n\
+Examples:\n  nvctl replace web r1\n  nvctl replace web r1 --clone-from r2\n  \
+nvctl replace web r1 --clone-from r2 --dry-run\n  nvctl replace web r1 --image /srv/img/web-1.2.img"
     )]
     Replace {
         /// Group name.
         group: String,
         /// Replica name (as in the spec).
         replica: String,
-        /// Root disk image of the new instance (default: the old instance's).
-        #[arg(long, value_name = "PATH")]
+        /// Root disk image of the new instance (default: the old instance's); boots it fresh.
+        #[arg(long, value_name = "PATH", conflicts_with = "clone_from")]
         image: Option<String>,
+        /// Make the new instance a memory copy of this replica's live instance.
+        #[arg(long, value_name = "REPLICA", conflicts_with = "fresh")]
+        clone_from: Option<String>,
+        /// Boot the new instance fresh from its image, also if the spec says `state: clone`.
+        #[arg(long)]
+        fresh: bool,
+        /// Check everything (Dom0, `xl create -n`, the clone's source) and print the steps;
+        /// change nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
     },
     /// Roll a new disk image over every replica, one at a time, never below quorum.
     #[command(
@@ -624,7 +644,22 @@ fn run(cli: &Cli, outcome: &mut Outcome) -> Result<()> {
             group,
             replica,
             image,
+            clone_from,
+            fresh,
+            dry_run,
         } => {
+            let state = match (clone_from, fresh) {
+                (Some(from), _) => StateFrom::CloneOf(from.clone()),
+                (None, true) => StateFrom::Fresh,
+                (None, false) => StateFrom::Spec,
+            };
+            if *dry_run {
+                let plan = with_ctx(g, outcome, |ctx| {
+                    group::replace_plan(ctx, group, replica, image.as_deref(), &state)
+                })?;
+                show_plan(g, outcome, plan);
+                return Ok(());
+            }
             let _lock = lock_group(&g.state_dir, group)?;
             let new = with_ctx(g, outcome, |ctx| {
                 group::replace(
@@ -632,6 +667,7 @@ fn run(cli: &Cli, outcome: &mut Outcome) -> Result<()> {
                     group,
                     replica,
                     image.as_deref(),
+                    &state,
                     Mode::Repair,
                     Duration::ZERO,
                 )

@@ -138,7 +138,8 @@ impl From<Failure> for ErrorKind {
 }
 
 /// An [`XlRunner`] around another that records the domains it successfully created
-/// (`xl create CFG`, named by the config file `<domain>.cfg`; not dry runs) and destroyed.
+/// (`xl create CFG` and `xl restore CFG CHECKPOINT`, named by the config file `<domain>.cfg`;
+/// not dry runs) and destroyed.
 pub struct RecordingXl<'a> {
     inner: &'a dyn XlRunner,
     created: RefCell<Vec<String>>,
@@ -161,7 +162,7 @@ impl XlRunner for RecordingXl<'_> {
         let out = self.inner.run(args)?;
         if out.code == 0 {
             match args {
-                ["create", cfg] => {
+                ["create", cfg] | ["restore", cfg, _] => {
                     if let Some(name) = Path::new(cfg).file_stem() {
                         self.created
                             .borrow_mut()
@@ -200,6 +201,12 @@ mod tests {
             &["create", "-n", "/s/web/web-r0.cfg"][..],
             &["create", "/s/web/web-nv.cfg"],
             &["list", "-v"],
+            &["save", "-c", "web-r2", "/s/web/checkpoints/web-r1-g1.save"],
+            &[
+                "restore",
+                "/s/web/web-r1-g1.cfg",
+                "/s/web/checkpoints/web-r1-g1.save",
+            ],
             &["destroy", "bad"],
             &["destroy", "web-r1"],
         ] {
@@ -209,7 +216,10 @@ mod tests {
         o.record(&xl);
         assert_eq!(
             (o.created, o.destroyed),
-            (vec!["web-nv".into()], vec!["web-r1".into()])
+            (
+                vec!["web-nv".into(), "web-r1-g1".into()],
+                vec!["web-r1".into()]
+            )
         );
     }
 

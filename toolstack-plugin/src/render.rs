@@ -17,7 +17,8 @@ pub const REPLICA_TEMPLATE: &str = include_str!("../../xl-configs/replica.cfg.in
 pub const NV_CONFIG_FILE: &str = "domain-nv.yaml";
 
 /// One incarnation of a replica: generation 0 is the spec's; `replace`/`patch` create later
-/// generations with their own name, private link and MAC (old and new run side by side).
+/// generations with their own name and private link (old and new run side by side), addressed
+/// like every other replica link (`replica-link` of the spec).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     /// The replica (spec name) this incarnates.
@@ -33,15 +34,20 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// The generation-0 instance of a spec replica; None if its address is malformed (a
-    /// validated spec never has one).
-    pub fn initial(r: &Replica) -> Option<Instance> {
+    /// Generation `generation` of a spec replica with the given image, on the spec's replica
+    /// link; None if `replica-link` is malformed (a validated spec never has one).
+    pub fn new(
+        spec: &GroupSpec,
+        replica: &str,
+        generation: u32,
+        image: Option<String>,
+    ) -> Option<Instance> {
         Some(Instance {
-            replica: r.name.clone(),
-            generation: 0,
-            mac: r.mac(),
-            link: r.link()?,
-            image: r.image.clone(),
+            replica: replica.to_string(),
+            generation,
+            mac: spec.replica_mac(),
+            link: spec.link()?,
+            image,
         })
     }
 
@@ -207,6 +213,20 @@ pub fn replica_cfg(spec: &GroupSpec, r: &Replica, inst: &Instance) -> String {
     )
 }
 
+/// The xl config a memory copy of an instance of `source` is restored with as `inst`, a new
+/// instance of `r`: `source`'s settings, which its memory image needs (type, kernel, memory,
+/// vcpus, disk image, XSM label, other xl keys), under `inst`'s name and on `inst`'s link (its
+/// vifname), with `r`'s placement (`cpus`) and vif `rate`.
+pub fn clone_cfg(spec: &GroupSpec, r: &Replica, source: &Replica, inst: &Instance) -> String {
+    let shape = Replica {
+        name: r.name.clone(),
+        cpus: r.cpus.clone(),
+        rate: r.rate.clone(),
+        ..source.clone()
+    };
+    replica_cfg(spec, &shape, inst)
+}
+
 /// The domain-nv config for the given voting instances, in that order: the external NIC as a
 /// raw link, each instance's vif, the spec's service settings, every other setting at domain-nv's
 /// default. `primary` of a primary-backup group names the first of `instances` that incarnates
@@ -279,7 +299,10 @@ pub fn nv_config(spec: &GroupSpec, instances: &[Instance]) -> Result<String> {
 
 /// The generation-0 instances of a validated spec, in spec order.
 pub fn initial_instances(spec: &GroupSpec) -> Vec<Instance> {
-    spec.replicas.iter().filter_map(Instance::initial).collect()
+    spec.replicas
+        .iter()
+        .filter_map(|r| Instance::new(spec, &r.name, 0, r.image.clone()))
+        .collect()
 }
 
 /// Every file `nvctl render` writes, as (file name, contents): the NV domain's xl config, the

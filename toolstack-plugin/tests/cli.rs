@@ -92,6 +92,17 @@ fn usage_errors_exit_2() {
         &["reliability", "--r-vm", "0.9", "--r-hv", "0.9", "-n", "0"],
         &["up"],
         &["--timeout", "0", "status"],
+        // a clone runs its source's disk and state: no new image, no --fresh with it
+        &[
+            "replace",
+            "web",
+            "r1",
+            "--clone-from",
+            "r2",
+            "--image",
+            "/i.img",
+        ],
+        &["replace", "web", "r1", "--clone-from", "r2", "--fresh"],
     ] {
         let out = nvctl(args);
         assert_eq!(

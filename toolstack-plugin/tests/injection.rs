@@ -203,7 +203,7 @@ fn set(spec: &mut GroupSpec, field: usize, v: String) {
         7 => r0.initramfs = Some(v),
         8 => r0.image = Some(v),
         9 => r0.extra = v,
-        10 => r0.mac = Some(v),
+        10 => spec.replica_link.mac = Some(v),
         11 => r0.name = v,
         12 => spec.nv_domain.cpus = Some(v),
         13 => spec.nv_domain.seclabel = Some(v),

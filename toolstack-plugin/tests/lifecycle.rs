@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use toolstack_plugin::dom0::Dom0;
 use toolstack_plugin::failure::Failure;
-use toolstack_plugin::group::{self, Ctx, Mode, Role, WatchOptions, Watcher};
+use toolstack_plugin::group::{self, Ctx, Mode, Role, StateFrom, WatchOptions, Watcher};
 use toolstack_plugin::owned::{DomainRole, Owned, OwnedDomain};
 use toolstack_plugin::spec::GroupSpec;
 use toolstack_plugin::store::{read_blob, MemStore, Store};
@@ -480,24 +480,25 @@ fn replace_boots_new_waits_live_then_retires_old() {
                 "web",
                 "r1",
                 Some("/srv/nv/alpine/redis-7.2.img"),
+                &StateFrom::Spec,
                 Mode::Repair,
                 Duration::ZERO,
             )
         })
         .unwrap();
     assert_eq!(new.name(), "r1-g1");
-    // a fresh link: the first /24 above r1's that no other link uses
+    // a link of its own (vifname r1-g1), addressed like every replica link
     assert_eq!(
         (
             new.link.replica.to_string(),
             new.link.nv.to_string(),
             new.mac.as_str()
         ),
-        ("10.77.4.2".into(), "10.77.4.1".into(), "00:16:3e:4d:04:02")
+        ("10.77.0.2".into(), "10.77.0.1".into(), "00:16:3e:4d:00:02")
     );
     let cfg = std::fs::read_to_string(w.dir.0.join("web/web-r1-g1.cfg")).unwrap();
     assert!(
-        cfg.contains("vif = [ 'backend=web-nv,mac=00:16:3e:4d:04:02,ip=10.77.4.2,vifname=r1-g1' ]")
+        cfg.contains("vif = [ 'backend=web-nv,mac=00:16:3e:4d:00:02,ip=10.77.0.2,vifname=r1-g1' ]")
             && cfg.contains("target=/srv/nv/alpine/redis-7.2.img"),
         "{cfg}"
     );
@@ -529,6 +530,7 @@ fn replace_retires_old_once_new_serves_on_probation() {
                 "web",
                 "r1",
                 Some("/srv/nv/alpine/redis-7.2.img"),
+                &StateFrom::Spec,
                 Mode::Repair,
                 Duration::ZERO,
             )
@@ -552,6 +554,7 @@ fn patch_step_waits_for_probation() {
             "web",
             "r1",
             None,
+            &StateFrom::Spec,
             Mode::Patch,
             Duration::ZERO
         ))
@@ -576,6 +579,7 @@ fn replace_that_fails_keeps_the_old_replica() {
             "web",
             "r1",
             None,
+            &StateFrom::Spec,
             Mode::Repair,
             Duration::ZERO
         ))
@@ -605,6 +609,7 @@ fn replace_that_fails_keeps_the_old_replica() {
             "web",
             "r1",
             None,
+            &StateFrom::Spec,
             Mode::Repair,
             Duration::ZERO
         ))
@@ -1334,6 +1339,7 @@ mod sim {
                 "web",
                 "r1",
                 Some("/srv/nv/alpine/redis-7.2.img"),
+                &StateFrom::Spec,
                 Mode::Repair,
                 Duration::ZERO,
             )
@@ -1429,6 +1435,7 @@ fn command_line_images_follow_the_path_grammar_before_anything_runs() {
             "web",
             "r1",
             Some(evil),
+            &StateFrom::Spec,
             Mode::Repair,
             Duration::ZERO
         ))
@@ -1728,6 +1735,7 @@ fn replace_checks_the_new_image_in_dom0_before_booting_anything() {
                 "web",
                 "r1",
                 Some("/srv/nv/alpine/redis-7.2.img"),
+                &StateFrom::Spec,
                 Mode::Repair,
                 Duration::ZERO,
             )
@@ -1759,7 +1767,7 @@ fn up_destroys_nothing_when_dom0_lacks_what_it_would_create() {
     let r2 = SPEC.find("  - name: r2").unwrap();
     let end = SPEC.find("\nauto-repair").unwrap();
     let spec = format!(
-        "{}  - name: r3\n    kernel: /srv/nv/missing/vmlinuz\n    image: /srv/nv/alpine/valkey-8.0.img\n    memory: 384\n    address: 10.77.4.2/24\n{}",
+        "{}  - name: r3\n    kernel: /srv/nv/missing/vmlinuz\n    image: /srv/nv/alpine/valkey-8.0.img\n    memory: 384\n{}",
         &SPEC[..r2],
         &SPEC[end..]
     );
@@ -1783,4 +1791,242 @@ fn up_destroys_nothing_when_dom0_lacks_what_it_would_create() {
         "web-r2 still owned, nothing destroyed"
     );
     assert!(!w.said().contains("removing"), "{}", w.said());
+}
+
+// ---- state transfer by VM clone (`replace --clone-from`, spec `state: clone`) ----
+
+/// The transcript of a clone of `source` (domid `sid`) as web-r1-g1, up to the restore (its
+/// exit status `restore`), with the running domains `rows` before and after.
+fn clone_transcript(source: &str, restore: i32) -> String {
+    let before = [("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)];
+    let mut after = before.to_vec();
+    after.push(("web-r1-g1", 11));
+    let mut t = list_v(&before);
+    t.push_str("$ xl create -n {dir}/web/web-r1-g1.cfg\n");
+    t.push_str(&list_v(&before));
+    t.push_str(&format!(
+        "$ xl save -c {source} {{dir}}/web/checkpoints/web-r1-g1.save\n"
+    ));
+    t.push_str("$ xl restore {dir}/web/web-r1-g1.cfg {dir}/web/checkpoints/web-r1-g1.save\n");
+    if restore != 0 {
+        t.push_str(&format!("! libxl: error: restore failed\n? {restore}\n"));
+        t.push_str(&list_v(&before));
+        return t;
+    }
+    t.push_str(&list_v(&after));
+    t.push_str(&list_v(&after));
+    t.push_str("$ xl destroy web-r1\n");
+    t
+}
+
+fn checkpoints_left(w: &World) -> usize {
+    std::fs::read_dir(w.dir.0.join("web/checkpoints"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn replace_clone_from_checkpoints_the_source_restores_the_copy_and_removes_the_file() {
+    let w = World::up();
+    let new = w
+        .run_text(&clone_transcript("web-r2", 0), |ctx| {
+            group::replace(
+                ctx,
+                "web",
+                "r1",
+                None,
+                &StateFrom::CloneOf("r2".into()),
+                Mode::Repair,
+                Duration::ZERO,
+            )
+        })
+        .unwrap();
+    assert_eq!(new.name(), "r1-g1");
+    // r2's settings (its memory image needs its kernel, memory, vcpus and disk), r1-g1's name
+    // and link
+    let cfg = std::fs::read_to_string(w.dir.0.join("web/web-r1-g1.cfg")).unwrap();
+    for want in [
+        "name = \"web-r1-g1\"",
+        "memory = 384",
+        "vcpus = 2",
+        "target=/srv/nv/alpine/valkey-8.0.img",
+        "vif = [ 'backend=web-nv,mac=00:16:3e:4d:00:02,ip=10.77.0.2,vifname=r1-g1' ]",
+    ] {
+        assert!(cfg.contains(want), "{want}\n{cfg}");
+    }
+    assert_eq!(checkpoints_left(&w), 0, "the checkpoint file is removed");
+    assert_eq!(w.config_names(), ["r0", "r1-g1", "r2"]);
+    let rec = group::load(&w.host, "web").unwrap();
+    let (copy, _) = rec
+        .instances
+        .iter()
+        .find(|(i, _)| i.name() == "r1-g1")
+        .unwrap();
+    assert_eq!(copy.image.as_deref(), Some("/srv/nv/alpine/valkey-8.0.img"));
+    let owned = Owned::load(&w.dir.0, "web").unwrap();
+    assert!(
+        owned.owns(&uuid_of(11)),
+        "the restored domain is owned by UUID"
+    );
+    assert!(w.said().contains("checkpointing web-r2"), "{}", w.said());
+}
+
+#[test]
+fn a_clone_is_made_only_from_a_live_replica_and_a_refusal_changes_nothing() {
+    let w = World::up();
+    w.nv.st().faulty.insert(
+        "r2".into(),
+        vec![fault(1_790_000_000_100, "value-mismatch")],
+    );
+    w.nv.publish();
+    let before = list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]);
+    let configs = w.nv.st().configs.len();
+    let e = w
+        .run_text(&before, |ctx| {
+            group::replace(
+                ctx,
+                "web",
+                "r1",
+                None,
+                &StateFrom::CloneOf("r2".into()),
+                Mode::Repair,
+                Duration::ZERO,
+            )
+        })
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Invalid), "{e:#}");
+    assert!(format!("{e:#}").contains("reports r2 faulty"), "{e:#}");
+    // a new image cannot be cloned: refused before xl runs
+    let e = w
+        .run_text("", |ctx| {
+            group::replace(
+                ctx,
+                "web",
+                "r1",
+                Some("/srv/nv/alpine/redis-7.2.img"),
+                &StateFrom::CloneOf("r0".into()),
+                Mode::Repair,
+                Duration::ZERO,
+            )
+        })
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("exclude each other"), "{e:#}");
+    assert_eq!(w.nv.st().configs.len(), configs, "no config handed over");
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+}
+
+#[test]
+fn state_clone_in_the_spec_copies_the_first_live_other_replica() {
+    let w = World::new();
+    let spec = format!("{SPEC}state: clone\n");
+    w.run("up-fresh.xl", |ctx| group::up(ctx, &spec)).unwrap();
+    let t = clone_transcript("web-r0", 0);
+    let new = w
+        .run_text(&t, |ctx| {
+            group::replace(
+                ctx,
+                "web",
+                "r1",
+                None,
+                &StateFrom::Spec,
+                Mode::Repair,
+                Duration::ZERO,
+            )
+        })
+        .unwrap();
+    assert_eq!(new.name(), "r1-g1");
+    let cfg = std::fs::read_to_string(w.dir.0.join("web/web-r1-g1.cfg")).unwrap();
+    assert!(cfg.contains("target=/srv/nv/debian/redis-7.2.img"), "{cfg}");
+}
+
+#[test]
+fn a_failed_restore_removes_the_new_instance_and_the_checkpoint() {
+    let w = World::up();
+    let e = w
+        .run_text(&clone_transcript("web-r2", 1), |ctx| {
+            group::replace(
+                ctx,
+                "web",
+                "r1",
+                None,
+                &StateFrom::CloneOf("r2".into()),
+                Mode::Repair,
+                Duration::ZERO,
+            )
+        })
+        .unwrap_err();
+    assert_eq!(Failure::of(&e), Some(Failure::Xl), "{e:#}");
+    assert!(format!("{e:#}").contains("restore failed"), "{e:#}");
+    assert_eq!(checkpoints_left(&w), 0);
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
+    let names: Vec<String> = group::load(&w.host, "web")
+        .unwrap()
+        .instances
+        .iter()
+        .map(|(i, _)| i.name())
+        .collect();
+    assert_eq!(names, ["r0", "r1", "r2"]);
+}
+
+#[test]
+fn replace_dry_run_checks_and_lists_the_steps_but_changes_nothing() {
+    let w = World::up();
+    let before = list_v(&[("web-nv", 7), ("web-r0", 8), ("web-r1", 9), ("web-r2", 10)]);
+    let t = format!("{before}$ xl create -n {{dir}}/web/web-r1-g1.cfg\n");
+    let configs = w.nv.st().configs.len();
+    let plan = w
+        .run_text(&t, |ctx| {
+            group::replace_plan(ctx, "web", "r1", None, &StateFrom::CloneOf("r2".into()))
+        })
+        .unwrap();
+    let steps: Vec<(group::Action, &str)> = plan
+        .steps
+        .iter()
+        .map(|s| (s.action, s.target.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (group::Action::Create, "web-r1-g1"),
+            (group::Action::Push, "domain-nv config"),
+            (group::Action::Destroy, "web-r1"),
+        ]
+    );
+    assert!(
+        plan.steps[0].detail.contains("memory copy of web-r2")
+            && plan.steps[0].detail.contains("checkpoints/web-r1-g1.save"),
+        "{}",
+        plan.steps[0].detail
+    );
+    assert_eq!(w.nv.st().configs.len(), configs, "no config handed over");
+    assert_eq!(checkpoints_left(&w), 0);
+    let names: Vec<String> = group::load(&w.host, "web")
+        .unwrap()
+        .instances
+        .iter()
+        .map(|(i, _)| i.name())
+        .collect();
+    assert_eq!(names, ["r0", "r1", "r2"]);
+}
+
+/// Unanimous: a new instance on probation would leave the group without a quorum for good (it
+/// can never be promoted), so replace (and with it patch and auto-repair) refuses before xl runs.
+#[test]
+fn a_unanimous_group_gets_no_new_instance() {
+    let w = World::new();
+    let spec = SPEC.replacen("policy: majority", "policy: unanimous", 1);
+    w.run("up-fresh.xl", |ctx| group::up(ctx, &spec)).unwrap();
+    for state in [StateFrom::Spec, StateFrom::CloneOf("r2".into())] {
+        let e = w
+            .run_text("", |ctx| {
+                group::replace(ctx, "web", "r1", None, &state, Mode::Repair, Duration::ZERO)
+            })
+            .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("voted unanimously") && msg.contains("nvctl down web"),
+            "{msg}"
+        );
+    }
+    assert_eq!(w.config_names(), ["r0", "r1", "r2"]);
 }

@@ -155,9 +155,9 @@ fn domain_nv_config_has_the_documented_format() {
     assert_eq!(
         reps,
         vec![
-            ("r0", &vif("r0"), s("10.77.1.1/24"), s("10.77.1.2")),
-            ("r1", &vif("r1"), s("10.77.2.1/24"), s("10.77.2.2")),
-            ("r2", &vif("r2"), s("10.77.3.254/24"), s("10.77.3.2")),
+            ("r0", &vif("r0"), s("10.77.0.1/24"), s("10.77.0.2")),
+            ("r1", &vif("r1"), s("10.77.0.1/24"), s("10.77.0.2")),
+            ("r2", &vif("r2"), s("10.77.0.1/24"), s("10.77.0.2")),
         ]
     );
     // primary-backup names the current instance of the primary

@@ -53,11 +53,11 @@ fn the_example_spec_is_valid() {
 fn serde_errors_carry_field_and_line() {
     one(
         &edit(
-            "    memory: 384\n    address: 10.77.2.2/24",
-            "    memory: lots\n    address: 10.77.2.2/24",
+            "    memory: 384\n  - name: r2",
+            "    memory: lots\n  - name: r2",
         ),
         "replicas[1].memory",
-        Some(line_of("address: 10.77.2.2") - 1),
+        Some(line_of("- name: r2") - 1),
         "invalid type",
     );
     one(
@@ -97,40 +97,47 @@ fn semantic_errors_name_field_and_line() {
         Some(line_of("group: web")),
         "invalid name",
     );
+    // every replica link is addressed the same: a replica's own address is an unknown key
     one(
-        &edit("    address: 10.77.2.2/24", "    address: 10.77.1.9/24"),
-        "replicas[1].address",
-        Some(line_of("10.77.2.2/24")),
-        "overlaps that of replicas[0]",
+        &edit(
+            "    memory: 384\n  - name: r2",
+            "    memory: 384\n    address: 10.77.2.2/24\n  - name: r2",
+        ),
+        "replicas[1]",
+        Some(line_of("- name: r2")),
+        "unknown field `address`",
     );
     one(
-        &edit("    address: 10.77.2.2/24", "    address: 10.77.2.2"),
-        "replicas[1].address",
-        Some(line_of("10.77.2.2/24")),
+        &edit("  address: 10.77.0.2/24 ", "  address: 10.77.0.2 "),
+        "replica-link.address",
+        Some(line_of("10.77.0.2/24")),
         "bad address",
     );
     one(
-        &edit("    address: 10.77.1.2/24 ", "    address: 192.0.2.77/24 "),
-        "replicas[0].address",
-        Some(line_of("10.77.1.2/24")),
+        &edit("  address: 10.77.0.2/24 ", "  address: 192.0.2.77/24 "),
+        "replica-link.address",
+        Some(line_of("10.77.0.2/24")),
         "external subnet",
     );
     one(
-        &edit("    nv-address: 10.77.3.254", "    nv-address: 10.77.4.1"),
-        "replicas[2].nv-address",
-        Some(line_of("nv-address: 10.77.3.254")),
+        &edit(
+            "  address: 10.77.0.2/24 ",
+            "  nv-address: 10.77.4.1\n  address: 10.77.0.2/24 ",
+        ),
+        "replica-link.nv-address",
+        Some(line_of("10.77.0.2/24")),
         "not another host address",
     );
     one(
-        &edit("    mac: 00:16:3e:77:03:02", "    mac: 00:16:3e:c0:00:0a"),
-        "replicas[2].mac",
-        Some(line_of("mac: 00:16:3e:77:03:02")),
+        &edit("  mac: 00:16:3e:4d:00:02", "  mac: 00:16:3e:c0:00:0a"),
+        "replica-link.mac",
+        Some(line_of("mac: 00:16:3e:4d:00:02")),
         "also nv-domain.external.mac",
     );
     one(
-        &edit("    mac: 00:16:3e:77:03:02", "    mac: 01:00:5e:00:00:01"),
-        "replicas[2].mac",
-        Some(line_of("mac: 00:16:3e:77:03:02")),
+        &edit("  mac: 00:16:3e:4d:00:02", "  mac: 01:00:5e:00:00:01"),
+        "replica-link.mac",
+        Some(line_of("mac: 00:16:3e:4d:00:02")),
         "unicast",
     );
     one(
@@ -152,9 +159,9 @@ fn semantic_errors_name_field_and_line() {
         "> 0",
     );
     one(
-        &edit("    vcpus: 2\n    mac:", "    vcpus: 0\n    mac:"),
+        &edit("    vcpus: 2\n\nauto-repair", "    vcpus: 0\n\nauto-repair"),
         "replicas[2].vcpus",
-        Some(line_of("mac: 00:16:3e:77") - 1),
+        Some(line_of("auto-repair:") - 2),
         "> 0",
     );
     one(
@@ -253,8 +260,8 @@ fn flow_style_specs_get_the_nearest_line() {
     .unwrap();
     GroupSpec::parse(&text).unwrap();
     let bad = text.replacen(
-        "memory: 256, address: 172.16.0.6/30",
-        "memory: 256, address: 172.16.0.2/30",
+        "memory: 256, cpus: \"3,5-6\"",
+        "memory: 0, cpus: \"3,5-6\"",
         1,
     );
     let e = errors(&bad);
@@ -262,7 +269,7 @@ fn flow_style_specs_get_the_nearest_line() {
     assert_eq!(e.len(), 1, "{e:#?}");
     assert_eq!(
         (e[0].field.as_str(), e[0].line),
-        ("replicas[1].address", Some(line)),
+        ("replicas[1].memory", Some(line)),
         "{}",
         e[0]
     );
@@ -337,9 +344,9 @@ fn values_reaching_xl_configs_follow_their_own_grammar() {
         "zero",
     );
     one(
-        &edit("    mac: 00:16:3e:77:03:02", "    mac: 00:00:00:00:00:00"),
-        "replicas[2].mac",
-        Some(line_of("mac: 00:16:3e:77:03:02")),
+        &edit("  mac: 00:16:3e:4d:00:02", "  mac: 00:00:00:00:00:00"),
+        "replica-link.mac",
+        Some(line_of("mac: 00:16:3e:4d:00:02")),
         "zero",
     );
     one(

@@ -128,9 +128,20 @@ pub(super) struct Addressing {
     pub addr: Ipv4Cidr,
     /// The default route, if any.
     pub gateway: Option<Ipv4Addr>,
-    /// Last byte of the locally administered MAC, one per link.
-    pub mac_index: u8,
+    /// The interface's MAC: [`EXTERNAL_MAC`] or [`REPLICA_MAC`].
+    pub mac: EthernetAddress,
+    /// A number of its own per link (0 external, 1 + index for replicas), which keeps the
+    /// links' random seeds and first local ports apart.
+    pub seed: u8,
 }
+
+/// domain-nv's MAC on the external link (locally administered unicast).
+pub(super) const EXTERNAL_MAC: EthernetAddress = EthernetAddress([0x02, 0x4e, 0x56, 0, 0, 0]);
+
+/// domain-nv's MAC on every replica link, the same on each, as every replica link has the same
+/// addresses: a replica cloned from another's memory keeps that one's neighbour cache, which
+/// must still be right on the clone's own link.
+pub(super) const REPLICA_MAC: EthernetAddress = EthernetAddress([0x02, 0x4e, 0x56, 0, 0, 1]);
 
 /// One link with its smoltcp interface and sockets.
 pub(super) struct Endpoint {
@@ -156,7 +167,8 @@ impl Endpoint {
         let Addressing {
             addr,
             gateway,
-            mac_index,
+            mac,
+            seed,
         } = addressing;
         let mut frames = match link {
             LinkConfig::Vif { name } => Frames::Vif(name.clone()),
@@ -164,10 +176,8 @@ impl Endpoint {
                 LinkDevice::open(other, mtu).map_err(|e| anyhow::anyhow!("link {name}: {e}"))?,
             ),
         };
-        // Locally administered unicast MAC, one per link.
-        let mac = EthernetAddress([0x02, 0x4e, 0x56, 0x00, 0x00, mac_index]);
         let mut cfg = IfaceConfig::new(HardwareAddress::Ethernet(mac));
-        cfg.random_seed = u64::from(std::process::id()) << 8 | u64::from(mac_index);
+        cfg.random_seed = u64::from(std::process::id()) << 8 | u64::from(seed);
         let t = smol_now(epoch, Instant::now());
         let mut iface = match &mut frames {
             Frames::Link(device) => Interface::new(cfg, device, t),
@@ -191,7 +201,7 @@ impl Endpoint {
             iface,
             sockets: SocketSet::new(Vec::new()),
             ports_in_use: HashSet::new(),
-            next_port: first_port(start_seed() ^ u64::from(mac_index)),
+            next_port: first_port(start_seed() ^ u64::from(seed)),
         })
     }
 

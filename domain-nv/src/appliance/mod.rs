@@ -50,7 +50,7 @@ use crate::status::StatusBook;
 use crate::voter::VoterConfig;
 use connection::{Connection, Context};
 use datagram::UdpService;
-use endpoint::{smol_now, Addressing, Endpoint};
+use endpoint::{smol_now, Addressing, Endpoint, EXTERNAL_MAC, REPLICA_MAC};
 use limits::ConnectionLimits;
 use listen::ListenPool;
 use memory::{state_memory, MemoryBudget};
@@ -134,7 +134,8 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         let external_addressing = Addressing {
             addr: config.external.address,
             gateway: config.external.gateway,
-            mac_index: 0,
+            mac: EXTERNAL_MAC,
+            seed: 0,
         };
         let mut external = Endpoint::open(
             "external",
@@ -151,7 +152,8 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             let addressing = Addressing {
                 addr: r.address,
                 gateway: None,
-                mac_index: 1 + i as u8,
+                mac: REPLICA_MAC,
+                seed: 1 + i as u8,
             };
             replicas.push(Endpoint::open(
                 &r.name, &r.link, config.mtu, addressing, epoch,
@@ -262,7 +264,8 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             let addressing = Addressing {
                 addr: r.address,
                 gateway: None,
-                mac_index: 1 + i as u8,
+                mac: REPLICA_MAC,
+                seed: 1 + i as u8,
             };
             let ep = Endpoint::open(&r.name, &r.link, config.mtu, addressing, self.epoch)?;
             opened.push(Some(ep));

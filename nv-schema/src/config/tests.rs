@@ -473,3 +473,25 @@ fn protocol_and_ordering_default_to_bytes_and_none_and_are_written_only_when_set
         assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
     }
 }
+
+/// Every replica link may present the same addressing (nvctl renders it so on Xen, for clones):
+/// each link is its own network, only the link itself must differ.
+#[test]
+fn replica_links_may_share_their_addresses() {
+    let same = GOOD
+        .replace("10.77.2.1/24", "10.77.1.1/24")
+        .replace("10.77.3.1/24", "10.77.1.1/24")
+        .replace("10.77.2.2", "10.77.1.2")
+        .replace("10.77.3.2", "10.77.1.2");
+    let c = Config::from_yaml(&same).unwrap();
+    assert!(c
+        .replicas
+        .iter()
+        .all(|r| r.replica_address == c.replicas[0].replica_address));
+    let e = Config::from_yaml(&same.replace("name: r1, netns: nv-r1", "name: r0, netns: nv-r0"))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("the same link is already used"),
+        "{e}"
+    );
+}

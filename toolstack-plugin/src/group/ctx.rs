@@ -13,7 +13,7 @@ use crate::store::{read_blob, write_blob, Store};
 use crate::xl::{self, xl_ok, XlRunner};
 use anyhow::{anyhow, bail, Context, Result};
 use nv_schema::handoff::XS_CONFIG;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What a lifecycle command works with.
@@ -87,9 +87,39 @@ impl Ctx<'_> {
     ) -> Result<u32> {
         let p = self.write_cfg(group, domain, text)?;
         xl_ok(self.xl, &["create", &p.to_string_lossy()])?;
+        self.adopt(owned, role, domain, "xl create")
+    }
+
+    /// `xl save -c`: write a checkpoint of the running `domain` to `file`; the domain keeps
+    /// running.
+    pub(super) fn checkpoint(&self, domain: &str, file: &Path) -> Result<()> {
+        xl_ok(self.xl, &["save", "-c", domain, &file.to_string_lossy()]).map(drop)
+    }
+
+    /// `xl restore` the checkpoint `file` as a new domain with the config `text` (its name,
+    /// UUID and vif are the config's) and record its identity (UUID, domid) in `owned`.
+    pub(super) fn restore(
+        &self,
+        owned: &mut Owned,
+        role: DomainRole,
+        group: &str,
+        domain: &str,
+        text: &str,
+        file: &Path,
+    ) -> Result<u32> {
+        let p = self.write_cfg(group, domain, text)?;
+        xl_ok(
+            self.xl,
+            &["restore", &p.to_string_lossy(), &file.to_string_lossy()],
+        )?;
+        self.adopt(owned, role, domain, "xl restore")
+    }
+
+    /// Record the identity of `domain`, which `how` just made, in `owned`.
+    fn adopt(&self, owned: &mut Owned, role: DomainRole, domain: &str, how: &str) -> Result<u32> {
         let d = xl::list(self.xl)?
             .remove(domain)
-            .ok_or_else(|| anyhow!("{domain} vanished right after `xl create`"))?;
+            .ok_or_else(|| anyhow!("{domain} vanished right after `{how}`"))?;
         if d.uuid.is_empty() {
             bail!("`xl list -v` shows no UUID for {domain}");
         }

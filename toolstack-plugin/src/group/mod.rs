@@ -27,10 +27,12 @@
 //! One file per concern: `ctx` (what a command works with: dry runs, creating and destroying
 //! owned domains, bounded waits), `record` (the group record in xenstore), `names` (the
 //! ownership and name checks before `up`), `nv_status` (reading the NV domain's status and its
-//! faults), `up`, `down`, `replace`, `patch`, `watch` (auto-repair), `status` (gathering what
+//! faults), `up`, `down`, `replace`, `clone` (state transfer by VM clone for `replace`),
+//! `patch`, `watch` (auto-repair), `status` (gathering what
 //! `nvctl status` shows), `format` (its table and JSON), `plan` (what `up` would change, and
 //! the drift it cannot change live, computed without I/O) and `diff` (observing a group for it).
 
+mod clone;
 mod ctx;
 mod diff;
 mod down;
@@ -45,6 +47,7 @@ mod status;
 mod up;
 mod watch;
 
+pub use clone::StateFrom;
 pub use ctx::Ctx;
 pub use diff::diff;
 pub use down::{down, down_plan};
@@ -53,7 +56,7 @@ pub use nv_status::read_status;
 pub use patch::patch;
 pub use plan::{plan, Action, Observed, Plan, Step};
 pub use record::{groups, load, Record};
-pub use replace::{replace, Mode};
+pub use replace::{replace, replace_plan, Mode};
 pub use status::{status, GroupView, InstanceView};
 pub use up::up;
 pub use watch::{trouble, watch, Trouble, WatchOptions, Watcher};

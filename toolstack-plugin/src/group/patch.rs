@@ -1,5 +1,6 @@
 //! `nvctl patch`: roll a new image over every replica, one replacement at a time.
 
+use super::clone::StateFrom;
 use super::nv_status::{describe, faults_of, is_live, new_faults, read_status};
 use super::record::load;
 use super::replace::{check_image, replace, Mode};
@@ -9,7 +10,8 @@ use anyhow::{bail, Result};
 use std::time::Duration;
 
 /// `nvctl patch`: roll `image` over every replica, one at a time, old and new voting side by
-/// side for `soak` each; the roll stops at the first fault (or when a step would leave fewer
+/// side for `soak` each; every new instance boots fresh from `image` (a memory clone would run
+/// its source's kernel and disk, not the new version), also with `state: clone`; the roll stops at the first fault (or when a step would leave fewer
 /// than a quorum live). Replicas already on `image` are skipped, so a stopped roll can be re-run.
 pub fn patch(ctx: &Ctx, group: &str, image: &str, soak: Duration) -> Result<()> {
     check_image(image)?;
@@ -42,8 +44,16 @@ pub fn patch(ctx: &Ctx, group: &str, image: &str, soak: Duration) -> Result<()> 
             k + 1,
             replicas.len()
         ));
-        replace(ctx, group, name, Some(image), Mode::Patch, soak)
-            .map_err(|e| reword(&e, format!("patch stopped at {name}: {e:#}")))?;
+        replace(
+            ctx,
+            group,
+            name,
+            Some(image),
+            &StateFrom::Fresh,
+            Mode::Patch,
+            soak,
+        )
+        .map_err(|e| reword(&e, format!("patch stopped at {name}: {e:#}")))?;
         let f = new_faults(&roll_base, &read_status(ctx.store, domid)?, None);
         if !f.is_empty() {
             bail!("patch stopped after {name}: {}", describe(&f));

@@ -69,7 +69,12 @@ impl Plan {
             .collect()
     }
 
-    fn add(&mut self, action: Action, target: impl Into<String>, detail: impl Into<String>) {
+    pub(super) fn add(
+        &mut self,
+        action: Action,
+        target: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
         self.steps.push(Step {
             action,
             target: target.into(),
@@ -135,7 +140,8 @@ pub fn plan(spec: &GroupSpec, seen: &Observed) -> Result<Plan> {
     for r in &spec.replicas {
         if !members.iter().any(|i| i.replica == r.name) {
             members.push(
-                Instance::initial(r).ok_or_else(|| anyhow!("replica {}: bad address", r.name))?,
+                Instance::new(spec, &r.name, 0, r.image.clone())
+                    .ok_or_else(|| anyhow!("bad replica-link in the spec"))?,
             );
         }
     }
@@ -199,15 +205,10 @@ pub fn plan(spec: &GroupSpec, seen: &Observed) -> Result<Plan> {
             plan.add(Action::Create, &d, format!("replica {}", i.replica));
             continue;
         };
-        // a generation-0 instance renders as the spec would create it now (its MAC and link
-        // included); a replacement keeps its own link; both should run the spec's image
-        let as_spec = match i.generation {
-            0 => Instance::initial(r).unwrap_or_else(|| i.clone()),
-            _ => Instance {
-                image: r.image.clone(),
-                ..i.clone()
-            },
-        };
+        // every instance renders as the spec would create it now: the spec's replica link and
+        // MAC, the spec's image
+        let as_spec = Instance::new(spec, &i.replica, i.generation, r.image.clone())
+            .unwrap_or_else(|| i.clone());
         let changed = changed_settings(
             seen.created_from.get(&d),
             &render::replica_cfg(spec, r, &as_spec),

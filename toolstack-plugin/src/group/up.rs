@@ -62,8 +62,8 @@ pub fn up(ctx: &Ctx, spec_text: &str) -> Result<()> {
         .retain(|(i, r)| *r == Role::Member && spec.replica(&i.replica).is_some());
     for r in &spec.replicas {
         if !rec.instances.iter().any(|(i, _)| i.replica == r.name) {
-            let i =
-                Instance::initial(r).ok_or_else(|| anyhow!("replica {}: bad address", r.name))?;
+            let i = Instance::new(&spec, &r.name, 0, r.image.clone())
+                .ok_or_else(|| anyhow!("bad replica-link in the spec"))?;
             save_instance(ctx.store, &g, &i, Role::Member)?;
             rec.instances.push((i, Role::Member));
         }

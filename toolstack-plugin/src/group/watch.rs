@@ -4,6 +4,7 @@
 //! (xl state `c`) or whose domain vanished is replaced when the spec says `auto-repair: true`,
 //! else reported once per change. A pass holds the group lock; between passes nothing is held.
 
+use super::clone::StateFrom;
 use super::nv_status::{health, read_status};
 use super::record::{gpath, load, Record};
 use super::replace::{replace, Mode};
@@ -146,7 +147,15 @@ impl Watcher {
             if rec.spec.auto_repair {
                 self.log(ctx, &format!("{name}: {why}, replacing"));
                 // a failed repair is tried again next pass; the other members still get theirs
-                match replace(ctx, &group, &i.replica, None, Mode::Repair, Duration::ZERO) {
+                match replace(
+                    ctx,
+                    &group,
+                    &i.replica,
+                    None,
+                    &StateFrom::Spec,
+                    Mode::Repair,
+                    Duration::ZERO,
+                ) {
                     Ok(new) => {
                         self.log(ctx, &format!("{name}: replaced by {}", new.name()));
                         self.down_since.remove(&name);

@@ -188,12 +188,6 @@ pub struct Replica {
     /// Virtual CPUs (default 1).
     #[serde(default = "one")]
     pub vcpus: u32,
-    /// MAC of its vif (default `00:16:3e:` + the last three octets of `address`).
-    pub mac: Option<String>,
-    /// Its address on its private link to the NV domain, `a.b.c.d/len`.
-    pub address: String,
-    /// The NV domain's address on that link (default: the lowest other host address).
-    pub nv_address: Option<String>,
     /// Rate limit of its vif (xl's vif `rate=`, e.g. `10Mb/s@20ms`; default: none).
     pub rate: Option<String>,
     /// Physical CPUs it may run on (xl's `cpus=`, e.g. `2-3`; default: any).
@@ -203,6 +197,47 @@ pub struct Replica {
     /// Other xl.cfg keys passed through ([`crate::xl_extra`]).
     #[serde(default)]
     pub xl_extra: XlExtra,
+}
+
+/// Where the state of a new instance of a replica comes from (`state` of the spec), when
+/// `replace` or `watch`'s auto-repair makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateTransfer {
+    /// Boots from its image with no state of its own (stateless services; the default).
+    #[default]
+    Fresh,
+    /// A memory copy of a live member of another replica (`xl save -c`, `xl restore`).
+    Clone,
+}
+
+/// The private link of every replica to the NV domain. Every link presents the same addressing
+/// (replica address and MAC, NV-side address): a replica cloned from another's memory keeps its
+/// addresses and neighbour cache and works on its own link, and replicas look alike to the voter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReplicaLink {
+    /// The replica's address, `a.b.c.d/len` (default `10.77.0.2/24`).
+    #[serde(default = "d_link_address")]
+    pub address: String,
+    /// The NV domain's address (default: the lowest other host address of the subnet).
+    pub nv_address: Option<String>,
+    /// MAC of every replica's vif (default `00:16:3e:` + the last three octets of `address`).
+    pub mac: Option<String>,
+}
+
+fn d_link_address() -> String {
+    "10.77.0.2/24".into()
+}
+
+impl Default for ReplicaLink {
+    fn default() -> ReplicaLink {
+        ReplicaLink {
+            address: d_link_address(),
+            nv_address: None,
+            mac: None,
+        }
+    }
 }
 
 /// A replica group.
@@ -215,36 +250,43 @@ pub struct GroupSpec {
     pub nv_domain: NvDomain,
     /// The voted service.
     pub service: Service,
+    /// The addressing of every replica's private link (the same on each).
+    #[serde(default)]
+    pub replica_link: ReplicaLink,
     /// The replicas.
     pub replicas: Vec<Replica>,
     /// Replace replicas reported faulty (`nvctl watch`).
     #[serde(default)]
     pub auto_repair: bool,
+    /// Where a new instance's state comes from in `replace` and auto-repair (default `fresh`).
+    #[serde(default)]
+    pub state: StateTransfer,
     /// Every replica must have `cpus`, and no two replicas may share a physical CPU (the
     /// reliability model assumes replicas fail independently).
     #[serde(default)]
     pub isolate_cpus: bool,
 }
 
-impl Replica {
-    /// The replica's private link; None if `address`/`nv-address` are malformed.
+impl GroupSpec {
+    /// The private link every replica presents; None if `replica-link` is malformed.
     pub fn link(&self) -> Option<LinkAddrs> {
-        LinkAddrs::new(&self.address, self.nv_address.as_deref())
+        let l = &self.replica_link;
+        LinkAddrs::new(&l.address, l.nv_address.as_deref())
     }
 
-    /// Its MAC: `mac` or the default derived from `address`, lower case.
-    pub fn mac(&self) -> String {
-        match &self.mac {
+    /// The MAC of every replica's vif: `replica-link.mac` or the default derived from its
+    /// address, lower case.
+    pub fn replica_mac(&self) -> String {
+        let l = &self.replica_link;
+        match &l.mac {
             Some(m) => m.to_ascii_lowercase(),
-            None => match self.address.parse::<Ipv4Cidr>() {
+            None => match l.address.parse::<Ipv4Cidr>() {
                 Ok(c) => mac_for(c.addr),
                 Err(_) => String::new(),
             },
         }
     }
-}
 
-impl GroupSpec {
     /// The NV domain's name (`nv-domain.name` or `<group>-nv`).
     pub fn nv_name(&self) -> String {
         self.nv_domain

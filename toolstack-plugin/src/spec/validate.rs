@@ -2,7 +2,7 @@
 
 use super::locate::locate;
 use super::names::{generation_suffix, valid_bdf, valid_name};
-use super::{GroupSpec, GuestType, LinkAddrs, Policy, Replica, SpecError, SpecErrors};
+use super::{GroupSpec, GuestType, Policy, Replica, SpecError, SpecErrors};
 use crate::xl_extra::{self, XlExtra, XlScalar};
 use crate::xl_value::{self, CMDLINE_MAX};
 use nv_schema::name::check_ifname;
@@ -72,9 +72,9 @@ impl GroupSpec {
     ///
     /// Rules: names are valid and unique, replica names do not end in `-g<digits>` (reserved for
     /// replacements) and no replica domain is named like the NV domain; MACs are valid, unicast
-    /// and unique; every replica link parses, has room for both ends, does not overlap another
-    /// link nor the external subnet; memory and vcpus > 0; the external NIC is exactly one of
-    /// `pci` (which needs `type: pv`) / `bridge`; the external address is `a.b.c.d/len` and the
+    /// and the replicas' is not the external NIC's; the replica link (the same for every
+    /// replica) parses, has room for both ends, does not overlap the external subnet; memory and
+    /// vcpus > 0; the external NIC is exactly one of `pci` (which needs `type: pv`) / `bridge`; the external address is `a.b.c.d/len` and the
     /// gateway lies in it; at least one port, listen ports unique and > 0; `majority` needs N >= 3,
     /// `unanimous` and `primary-backup` N >= 2; `primary` is set exactly for `primary-backup` and
     /// names a replica; timeouts > 0; `buffer-limit` >= 4096; a replica has an initramfs or an image;
@@ -188,7 +188,8 @@ impl GroupSpec {
             }
         }
         self.validate_service(&mut c);
-        self.validate_replicas(&mut c, external);
+        self.validate_replicas(&mut c);
+        self.validate_replica_link(&mut c, external);
         if self.isolate_cpus {
             self.validate_cpu_isolation(&mut c);
         }
@@ -331,17 +332,12 @@ impl GroupSpec {
         }
     }
 
-    fn validate_replicas(&self, c: &mut Checker, external: Option<Ipv4Cidr>) {
+    fn validate_replicas(&self, c: &mut Checker) {
         if self.replicas.is_empty() {
             c.err("replicas", "at least one replica is needed");
         }
         let nv_name = self.nv_name();
         let mut names: HashMap<&str, usize> = HashMap::new();
-        let mut macs: HashMap<String, String> = HashMap::new();
-        if let Some(m) = &self.nv_domain.external.mac {
-            macs.insert(m.to_ascii_lowercase(), "nv-domain.external.mac".into());
-        }
-        let mut links: Vec<(usize, LinkAddrs)> = Vec::new();
         for (i, r) in self.replicas.iter().enumerate() {
             let f = |k: &str| format!("replicas[{i}].{k}");
             if !valid_name(&r.name) {
@@ -403,63 +399,55 @@ impl GroupSpec {
                 c.check(f("rate"), xl_value::check_rate(rate));
             }
             c.check_xl_extra(&format!("replicas[{i}]"), &r.xl_extra, r.memory);
-            let cidr = r.address.parse::<Ipv4Cidr>().ok();
-            let link = match cidr {
-                Some(a) if a.prefix <= 31 && a.has_host(a.addr) => r.link(),
-                _ => {
-                    c.err(
-                        f("address"),
-                        format!(
-                            "bad address {:?} (want a host address a.b.c.d/len, len <= 31)",
-                            r.address
-                        ),
-                    );
-                    None
-                }
-            };
-            if let (Some(nva), Some(a)) = (&r.nv_address, cidr) {
-                match nva.parse::<Ipv4Addr>() {
-                    Ok(x) if a.has_host(x) && x != a.addr => {}
-                    _ => c.err(
-                        f("nv-address"),
-                        format!("{nva:?} is not another host address of {}", r.address),
+        }
+    }
+
+    /// The one replica link: `address` a host address with room for the NV domain's end,
+    /// `nv-address` another host of its subnet, the subnet apart from the external one, `mac`
+    /// valid and not the external NIC's.
+    fn validate_replica_link(&self, c: &mut Checker, external: Option<Ipv4Cidr>) {
+        let l = &self.replica_link;
+        let cidr = l.address.parse::<Ipv4Cidr>().ok();
+        let link = match cidr {
+            Some(a) if a.prefix <= 31 && a.has_host(a.addr) => self.link(),
+            _ => {
+                c.err(
+                    "replica-link.address",
+                    format!(
+                        "bad address {:?} (want a host address a.b.c.d/len, len <= 31)",
+                        l.address
                     ),
-                }
+                );
+                None
             }
-            if let Some(link) = link {
-                if let Some((j, _)) = links
-                    .iter()
-                    .find(|(_, o)| o.overlaps(link.network(), link.prefix))
-                {
-                    c.err(f("address"), format!("link subnet of {} overlaps that of replicas[{j}] (each replica needs its own subnet)", r.address));
-                } else if external.is_some_and(|e| link.overlaps(e.network(), e.prefix)) {
-                    c.err(
-                        f("address"),
-                        format!("link subnet of {} overlaps the external subnet", r.address),
-                    );
-                }
-                links.push((i, link));
+        };
+        if let (Some(nva), Some(a)) = (&l.nv_address, cidr) {
+            match nva.parse::<Ipv4Addr>() {
+                Ok(x) if a.has_host(x) && x != a.addr => {}
+                _ => c.err(
+                    "replica-link.nv-address",
+                    format!("{nva:?} is not another host address of {}", l.address),
+                ),
             }
-            let mac = r.mac();
-            let mac_ok = r.mac.is_none() || xl_value::check_mac(&mac).is_ok();
-            if r.mac.is_some() {
-                c.check(f("mac"), xl_value::check_mac(&mac));
+        }
+        if let Some(link) = link {
+            if external.is_some_and(|e| link.overlaps(e.network(), e.prefix)) {
+                c.err(
+                    "replica-link.address",
+                    format!("link subnet of {} overlaps the external subnet", l.address),
+                );
             }
-            if mac_ok && !mac.is_empty() {
-                if let Some(other) = macs.insert(mac.clone(), format!("replicas[{i}]")) {
-                    c.err(
-                        f("mac"),
-                        format!(
-                            "duplicate MAC {mac} (also {other}){}",
-                            if r.mac.is_none() {
-                                "; set `mac` explicitly"
-                            } else {
-                                ""
-                            }
-                        ),
-                    );
-                }
-            }
+        }
+        let mac = self.replica_mac();
+        if l.mac.is_some() {
+            c.check("replica-link.mac", xl_value::check_mac(&mac));
+        }
+        let external_mac = self.nv_domain.external.mac.as_deref();
+        if !mac.is_empty() && external_mac.is_some_and(|m| m.eq_ignore_ascii_case(&mac)) {
+            c.err(
+                "replica-link.mac",
+                format!("{mac} is also nv-domain.external.mac"),
+            );
         }
     }
 }
@@ -467,7 +455,7 @@ impl GroupSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::SPEC_NAME_MAX;
+    use crate::spec::{LinkAddrs, SPEC_NAME_MAX};
 
     #[test]
     fn addresses_follow_the_domain_nv_config_rules() {

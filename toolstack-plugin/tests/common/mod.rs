@@ -336,20 +336,25 @@ impl FakeNv {
         }
     }
 
-    /// An xl hook that tells this fake about created and destroyed replica domains of `group`.
+    /// An xl hook that tells this fake about created (or restored) and destroyed replica
+    /// domains of `group`, and writes the file of an `xl save -c`.
     pub fn hook(self: &Arc<Self>, group: &str) -> Hook {
         let me = Arc::clone(self);
         let prefix = format!("{group}-");
         Box::new(move |args: &[&str]| {
+            // `xl save -c` writes its checkpoint file, as xl does
+            if let ["save", "-c", _, file] = args {
+                std::fs::write(file, b"checkpoint").unwrap();
+            }
             let domain = match args {
-                ["create", file] => std::path::Path::new(file)
+                ["create", file] | ["restore", file, _] => std::path::Path::new(file)
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned()),
                 ["destroy", d] => Some(d.to_string()),
                 _ => None,
             };
             if let Some(inst) = domain.as_deref().and_then(|d| d.strip_prefix(&prefix)) {
-                if args[0] == "create" {
+                if args[0] != "destroy" {
                     me.boot(inst)
                 } else {
                     me.shutdown(inst)
