@@ -109,6 +109,7 @@ impl StatusBook {
                 connections: 0,
                 bytes_voted: 0,
                 faults: Vec::new(),
+                overloaded: 0,
             })
             .collect();
         let health = vec![
@@ -214,6 +215,7 @@ impl StatusBook {
                     }
                 };
                 rep.bytes_voted = old.bytes_voted;
+                rep.overloaded = old.overloaded;
                 rep.faults = old.faults.clone();
                 self.changed = true;
             }
@@ -289,6 +291,13 @@ impl StatusBook {
     pub fn replica_disconnected(&mut self, r: usize) {
         let rep = &mut self.status.replicas[r];
         rep.connections = rep.connections.saturating_sub(1);
+        self.changed = true;
+    }
+
+    /// domain-nv fell behind reading replica `r`'s link this round (its own overload, not the
+    /// replica's fault).
+    pub fn link_overloaded(&mut self, r: usize) {
+        self.status.replicas[r].overloaded += 1;
         self.changed = true;
     }
 

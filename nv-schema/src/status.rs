@@ -21,6 +21,7 @@
 //! data/domain-nv/replicas/<r>/link         up | down
 //! data/domain-nv/replicas/<r>/connections  open replica connections
 //! data/domain-nv/replicas/<r>/bytes-voted  output bytes of this replica that agreed with a released quorum
+//! data/domain-nv/replicas/<r>/overloaded   rounds domain-nv fell behind reading this replica's link (absent: 0)
 //! data/domain-nv/replicas/<r>/faults/<n>   "<time-ms> <kind> <service> <connection> <detail...>" (last MAX_FAULTS)
 //! data/domain-nv/vifs/<v>                  "<counter>=<n> <counter>=<n> ..." (Xen only; netback's per-vif counters)
 //! ```
@@ -108,6 +109,11 @@ pub struct ReplicaStatus {
     pub bytes_voted: u64,
     /// Most recent faults, oldest first, at most [`MAX_FAULTS`].
     pub faults: Vec<FaultRecord>,
+    /// Receive rounds in which domain-nv itself fell behind reading this replica's link (it
+    /// stopped at its frame budget with frames still waiting; the kernel may have dropped
+    /// some): the appliance's own overload, never counted against the replica.
+    #[serde(default)]
+    pub overloaded: u64,
 }
 
 /// Status of one service (listener).
@@ -281,6 +287,7 @@ impl Status {
             kv.push((format!("{p}/link"), kebab(&r.link)));
             kv.push((format!("{p}/connections"), r.connections.to_string()));
             kv.push((format!("{p}/bytes-voted"), r.bytes_voted.to_string()));
+            kv.push((format!("{p}/overloaded"), r.overloaded.to_string()));
             for (n, f) in r.faults.iter().enumerate() {
                 kv.push((
                     format!("{p}/faults/{n}"),
@@ -423,6 +430,8 @@ impl Status {
                 link: word(read, &format!("{p}/link"))?,
                 connections: num(read, &format!("{p}/connections"))?,
                 bytes_voted: num(read, &format!("{p}/bytes-voted"))?,
+                // Written since schema version 1 gained it: absent in older documents.
+                overloaded: optional_num(read, &format!("{p}/overloaded"))?,
                 faults,
                 name,
             });
@@ -482,6 +491,7 @@ mod tests {
                     connections: 2,
                     bytes_voted: 77,
                     faults: vec![],
+                    overloaded: 3,
                 },
                 ReplicaStatus {
                     name: "r2".into(),
@@ -489,6 +499,7 @@ mod tests {
                     link: LinkState::Up,
                     connections: 0,
                     bytes_voted: 5,
+                    overloaded: 0,
                     faults: vec![FaultRecord {
                         time_ms: 1,
                         kind: "value-mismatch".into(),

@@ -86,6 +86,7 @@ fn fake_domain_nv(xs: &xen::xenstore::Xenstore, nv: u16, state: &Path, stop: &At
                         connections: 0,
                         bytes_voted: 0,
                         faults: vec![],
+                        overloaded: 0,
                         name,
                     }
                 })

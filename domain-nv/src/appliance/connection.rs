@@ -200,9 +200,6 @@ impl Connection {
 
     /// Moves the connection's bytes and events, one phase after the other.
     pub fn pump(&mut self, cx: &mut Context<'_>, now: Instant) {
-        if self.voter.poll_timeout().is_some_and(|t| t <= now) {
-            self.voter.handle_timeout(now);
-        }
         for (r, side) in self.replicas.iter_mut().enumerate() {
             if let Some(s) = self.slots[r] {
                 side.check_connect(r, s, &mut cx.replicas[s], &mut self.voter, cx.status, now);
@@ -222,6 +219,12 @@ impl Connection {
                     now,
                 );
             }
+        }
+        // Deadlines are judged after what this round read from every replica is in: a replica
+        // is late only against the others' bytes as they were read, not against the time the
+        // appliance took to come round to its link.
+        if self.voter.poll_timeout().is_some_and(|t| t <= now) {
+            self.voter.handle_timeout(now);
         }
         self.voter_to_client(cx, now);
         self.reset_if_idle(cx, now);
@@ -303,6 +306,17 @@ impl Connection {
     pub fn replica_link_lost(&self, slot: usize, cx: &mut Context<'_>) {
         if let Some(r) = self.side_of(slot) {
             self.replicas[r].link_lost(&mut cx.replicas[slot]);
+        }
+    }
+
+    /// domain-nv fell behind reading link `slot` at `now`: its replica's lateness is not
+    /// judged until a full straggler timeout later (see `Voter::replica_delayed`), nor its
+    /// handshake given up before a full connect timeout later.
+    pub fn replica_link_delayed(&mut self, slot: usize, cx: &Context<'_>, now: Instant) {
+        if let Some(r) = self.side_of(slot) {
+            self.voter.replica_delayed(r, now);
+            let connect_timeout = Duration::from_millis(cx.config.connect_timeout_ms);
+            self.replicas[r].link_delayed(now, connect_timeout);
         }
     }
 

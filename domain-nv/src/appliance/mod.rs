@@ -417,10 +417,22 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         let lost: Vec<usize> = (0..self.replicas.len())
             .filter(|&r| !self.replicas[r].is_up(self.netback.as_ref()))
             .collect();
+        // Links whose frames this round could not all take: the replicas' bytes reach the
+        // voters late (or the kernel drops them and they are sent again) through no fault of
+        // theirs.
+        let delayed: Vec<usize> = (0..self.replicas.len())
+            .filter(|&r| self.replicas[r].budget_exhausted())
+            .collect();
+        for &r in &delayed {
+            self.status.link_overloaded(r);
+        }
         let (mut cx, conns) = self.parts();
         for conn in conns.iter_mut() {
             for &r in &lost {
                 conn.replica_link_lost(r, &mut cx);
+            }
+            for &r in &delayed {
+                conn.replica_link_delayed(r, &cx, now);
             }
             conn.pump(&mut cx, now);
         }

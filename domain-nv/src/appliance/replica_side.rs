@@ -4,7 +4,7 @@
 //! voter how the replica's connection went (connected, refused, FIN, reset).
 
 use std::net::Ipv4Addr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use smoltcp::socket::tcp::State;
 
@@ -108,6 +108,15 @@ impl ReplicaSide {
         match self.phase {
             ReplicaPhase::Connecting { deadline } => Some(deadline),
             _ => None,
+        }
+    }
+
+    /// domain-nv fell behind reading the replica's link at `now`: a handshake in progress gets
+    /// `connect_timeout` from now (its SYN-ACK may wait in, or have been dropped from, the
+    /// appliance's own queue).
+    pub fn link_delayed(&mut self, now: Instant, connect_timeout: Duration) {
+        if let ReplicaPhase::Connecting { deadline } = &mut self.phase {
+            *deadline = (*deadline).max(now + connect_timeout);
         }
     }
 

@@ -9,7 +9,7 @@ use super::input::{AtClientFin, ClientInput};
 use super::membership::{Bar, Role};
 use super::release::Released;
 use super::replica::{Handshake, PendingReset, Replica, Verdict};
-use super::straggler::StragglerClock;
+use super::straggler::{Delay, StragglerClock};
 use super::{FaultKind, Policy, ReplicaId, ReplicaState, VoterConfig, VoterEvent, VoterStats};
 
 /// Voting state of one client connection with N replicas.
@@ -270,6 +270,21 @@ impl Voter {
         rep.suspect = None;
         self.drop_out(r);
         self.settle(now);
+    }
+    /// The caller fell behind reading replica `r`'s link at `now` (a receive round that stopped
+    /// at its budget with frames left waiting, or frames its own queue dropped): that is the
+    /// caller's lag, not the replica's, so `r` is not judged a straggler before `now +
+    /// straggler_timeout`, plus as long again as the caller had been behind without a break
+    /// (the replica's retransmissions back off while its frames are dropped, and its
+    /// retransmission timeout grows with the round trips the caller's lag stretched). A
+    /// pending reset is judged as before.
+    pub fn replica_delayed(&mut self, r: ReplicaId, now: Instant) {
+        let t = self.cfg.straggler_timeout;
+        let rep = &mut self.reps[r];
+        rep.delayed = Some(match rep.delayed {
+            Some(d) => d.extended(now, t),
+            None => Delay::new(now),
+        });
     }
     /// Voted bytes ready for the client (a contiguous slice; may be a prefix of what is ready).
     pub fn client_output(&self) -> &[u8] {

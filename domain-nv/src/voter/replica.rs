@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use super::bytes::Ring;
 use super::membership::Role;
+use super::straggler::Delay;
 use super::ReplicaState;
 
 /// How the replica's connection attempt ended.
@@ -73,6 +74,9 @@ pub(super) struct Replica {
     pub(super) suspect: Option<Suspect>,
     /// `CloseReplica` was emitted for it.
     pub(super) close_sent: bool,
+    /// When the caller fell behind reading this replica's link (its own lag, see
+    /// [`super::Voter::replica_delayed`]): no straggler deadline falls before its end.
+    pub(super) delayed: Option<Delay>,
 }
 
 impl Replica {
@@ -94,6 +98,7 @@ impl Replica {
             verdict: Verdict::Clear,
             suspect: None,
             close_sent: false,
+            delayed: None,
         }
     }
     /// Still part of the connection (gets input, its output is voted or compared).

@@ -4,6 +4,15 @@
 //! otherwise) first produced each output offset, connected, or sent FIN; a replica that has not
 //! caught up `straggler_timeout` after that is `Straggler`. A replica far ahead only sees its
 //! window drop to 0; it is not blamed for that.
+//!
+//! Lateness the caller caused does not count: when the caller fell behind reading a replica's
+//! link (its own backlog or queue drops, reported through `Voter::replica_delayed`), that
+//! replica's bytes may have reached the voter late or must be retransmitted, so its straggler
+//! deadline falls no sooner than a full timeout after the caller last fell behind, plus the time
+//! the caller had been behind without a break (a [`Delay`]): a replica's retransmissions back
+//! off while its frames are dropped, and its retransmission timeout grows with the round trips
+//! the caller's lag stretched. A replica that is really slow is still cut off once the caller
+//! keeps up.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -16,6 +25,42 @@ use super::ReplicaState;
 struct Milestone {
     offset: u64,
     at: Instant,
+}
+
+/// A stretch of time in which the caller kept falling behind reading one replica's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Delay {
+    /// When it first fell behind.
+    since: Instant,
+    /// When it last fell behind.
+    last: Instant,
+}
+
+impl Delay {
+    /// The caller fell behind at `now`, for the first time in a while.
+    pub(super) fn new(now: Instant) -> Delay {
+        Delay {
+            since: now,
+            last: now,
+        }
+    }
+    /// Until when straggler judgement of the replica waits: `timeout` after the caller last
+    /// fell behind, plus as long as it had been behind.
+    pub(super) fn until(&self, timeout: Duration) -> Instant {
+        self.last + timeout + (self.last - self.since)
+    }
+    /// The caller fell behind again at `now`: the same stretch if its grace had not ended,
+    /// else a new one.
+    pub(super) fn extended(self, now: Instant, timeout: Duration) -> Delay {
+        if now > self.until(timeout) {
+            Delay::new(now)
+        } else {
+            Delay {
+                since: self.since,
+                last: self.last.max(now),
+            }
+        }
+    }
 }
 
 /// Where the lead replicas stand now, as seen by [`StragglerClock::track`].
@@ -103,8 +148,9 @@ impl StragglerClock {
         if !rep.compared() || rep.state == ReplicaState::Finished || rep.fin.is_some() {
             return None;
         }
+        let excused = |d: Instant| rep.delayed.map_or(d, |delay| d.max(delay.until(t)));
         if rep.state == ReplicaState::Connecting {
-            return self.connected_at.map(|at| at + t);
+            return self.connected_at.map(|at| excused(at + t));
         }
         let data = (rep.prod < self.frontier)
             .then(|| {
@@ -115,6 +161,117 @@ impl StragglerClock {
             })
             .flatten();
         let fin = self.fin_at.map(|at| at + t);
-        data.into_iter().chain(fin).min()
+        data.into_iter().chain(fin).min().map(excused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::voter::{FaultKind, Policy, ReplicaState, Voter, VoterConfig, VoterEvent};
+
+    const T: Duration = Duration::from_secs(1);
+
+    fn voter(now: Instant) -> Voter {
+        let config = VoterConfig {
+            policy: Policy::Majority,
+            straggler_timeout: T,
+            buffer_limit: 1 << 12,
+        };
+        Voter::new(config, 3, now)
+    }
+
+    fn stragglers(v: &mut Voter) -> Vec<usize> {
+        std::iter::from_fn(|| v.poll_event())
+            .filter_map(|e| match e {
+                VoterEvent::Fault(f) if f.kind == FaultKind::Straggler => Some(f.replica),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn connecting_replica_on_a_delayed_link_gets_a_full_timeout_after_the_delay() {
+        let t0 = Instant::now();
+        let mut v = voter(t0);
+        v.replica_connected(0, t0);
+        v.replica_connected(1, t0);
+        assert_eq!(v.poll_timeout(), Some(t0 + T));
+        let behind = t0 + Duration::from_millis(700);
+        v.replica_delayed(2, behind);
+        assert_eq!(v.poll_timeout(), Some(behind + T), "deadline moved");
+        v.handle_timeout(t0 + T);
+        assert!(stragglers(&mut v).is_empty(), "the caller's lag is excused");
+        // The replica connects late (its handshake was retransmitted) and is not blamed.
+        v.replica_connected(2, t0 + T + Duration::from_millis(100));
+        assert_eq!(v.replica_state(2), ReplicaState::Live);
+        assert_eq!(v.poll_timeout(), None);
+    }
+
+    #[test]
+    fn really_slow_replica_is_cut_off_once_the_caller_keeps_up() {
+        let t0 = Instant::now();
+        let mut v = voter(t0);
+        for r in 0..3 {
+            v.replica_connected(r, t0);
+        }
+        v.push_replica(0, b"answer", t0);
+        v.push_replica(1, b"answer", t0);
+        let behind = t0 + Duration::from_millis(300);
+        v.replica_delayed(2, behind);
+        // An earlier report of lag does not shorten the grace.
+        v.replica_delayed(2, t0);
+        assert_eq!(v.poll_timeout(), Some(behind + T));
+        v.handle_timeout(behind + T - Duration::from_millis(1));
+        assert!(stragglers(&mut v).is_empty());
+        v.handle_timeout(behind + T);
+        assert_eq!(
+            stragglers(&mut v),
+            vec![2],
+            "still cut off after a full timeout"
+        );
+        assert_eq!(v.replica_state(2), ReplicaState::Faulty);
+    }
+
+    #[test]
+    fn grace_grows_with_a_long_stretch_of_lag_and_starts_over_after_it() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut v = voter(t0);
+        v.replica_connected(0, t0);
+        v.replica_connected(1, t0);
+        for n in [0, 400, 800] {
+            v.replica_delayed(2, ms(n));
+        }
+        // Behind from 0 to 0.8 s: a timeout after the last lag plus those 0.8 s.
+        assert_eq!(v.poll_timeout(), Some(ms(2600)));
+        v.handle_timeout(ms(2599));
+        assert!(stragglers(&mut v).is_empty());
+        // Lag again after that grace ended: a new stretch, which never shortens a deadline.
+        v.replica_delayed(2, ms(2700));
+        assert_eq!(v.poll_timeout(), Some(ms(3700)));
+        v.handle_timeout(ms(3700));
+        assert_eq!(stragglers(&mut v), vec![2]);
+    }
+
+    #[test]
+    fn delay_on_one_link_excuses_only_that_replica() {
+        let t0 = Instant::now();
+        let mut v = voter(t0);
+        v.replica_connected(0, t0);
+        v.replica_delayed(1, t0 + Duration::from_millis(500));
+        v.replica_connected(2, t0);
+        // Replica 1 is excused until 1.5 s; nobody else is behind.
+        assert_eq!(v.poll_timeout(), Some(t0 + Duration::from_millis(1500)));
+        v.handle_timeout(t0 + T);
+        assert!(stragglers(&mut v).is_empty());
+        v.replica_connected(1, t0 + T);
+        v.push_replica(0, b"x", t0 + T);
+        v.push_replica(1, b"x", t0 + T);
+        v.replica_delayed(0, t0 + T);
+        // Replica 2 is behind the quorum's byte read at 1 s and is not excused by 0's link.
+        v.handle_timeout(t0 + 2 * T);
+        assert_eq!(stragglers(&mut v), vec![2]);
     }
 }

@@ -196,6 +196,10 @@ fn main_result() -> Result<()> {
                 format!("{} {:?} faults {:?}", r.name, r.state, kinds)
             })
             .collect();
+        let overloaded: Vec<u64> = status.replicas.iter().map(|r| r.overloaded).collect();
+        eprintln!(
+            "round {round}: rounds domain-nv fell behind on each replica link so far: {overloaded:?}"
+        );
         eprintln!(
             "round {round}: quiet p50 {:.2} p99 {:.2} ms ({} replies, {} errors); flood p50 {:.2} p99 {:.2} ms ({} replies, {} errors); flood: {} connected, {} connect failures, {} resets; replicas not live or with faults: {:?}",
             quantile(&mut q.latencies, 0.5).as_secs_f64() * 1e3,

@@ -144,9 +144,10 @@ fn print_report(r: &mut LoadReport, set: &LoadSpec, loss: u32, g: &Group, pid: u
     }
     for x in &status.replicas {
         println!(
-            "replica {}: {:?}, {} faults{}",
+            "replica {}: {:?}, domain-nv behind on its link in {} rounds, {} faults{}",
             x.name,
             x.state,
+            x.overloaded,
             x.faults.len(),
             x.faults
                 .first()

@@ -265,6 +265,7 @@ mod tests {
             connections: 1,
             bytes_voted: 2,
             faults: vec![fault.clone(), fault.clone()],
+            overloaded: 0,
         };
         let status = Status {
             version: nv_schema::status::SCHEMA_VERSION,

@@ -292,6 +292,7 @@ impl FakeNv {
                     connections: u64::from(up) * 2,
                     bytes_voted: if up { 4096 + n.len() as u64 } else { 0 },
                     faults,
+                    overloaded: 0,
                 }
             })
             .collect();
