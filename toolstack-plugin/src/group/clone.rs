@@ -164,6 +164,7 @@ mod tests {
                 connections: 0,
                 bytes_voted: 0,
                 faults: Vec::new(),
+                overloaded: 0,
             })
             .collect();
         Some(Status {
