@@ -1319,9 +1319,11 @@ fn the_memory_budget_resets_new_clients_and_idle_ones_give_memory_back() {
         let mut held: Vec<TcpStream> = Vec::new();
         let mut refused = None;
         while held.len() < 500 {
-            let mut s = redis_connect().unwrap();
-            match redis_ask(&mut s, "GET key:3") {
-                Ok(v) => {
+            // The reset may already meet the handshake (the connect fails) or the first request.
+            let asked =
+                redis_connect().and_then(|mut s| redis_ask(&mut s, "GET key:3").map(|v| (s, v)));
+            match asked {
+                Ok((mut s, v)) => {
                     assert_eq!(v, format!("${}\r\n", value(3).len()));
                     assert_eq!(redis_line(&mut s).unwrap(), format!("{}\r\n", value(3)));
                     held.push(s);
@@ -1350,10 +1352,14 @@ fn the_memory_budget_resets_new_clients_and_idle_ones_give_memory_back() {
         };
         (held.len(), refused, after_idle)
     });
-    assert_eq!(
-        refused,
-        Some(std::io::ErrorKind::ConnectionReset),
-        "no connection was reset after {held} held"
+    // RST at accept: after the handshake (reset) or, when domain-nv aborts the socket before
+    // its SYN-ACK left, in answer to the SYN (refused).
+    assert!(
+        matches!(
+            refused,
+            Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused)
+        ),
+        "no connection was reset after {held} held: {refused:?}"
     );
     assert!(held >= 4, "only {held} connections fit in 1 MiB");
     assert_eq!(
