@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dns;
+pub mod lab_dns;
 pub mod loss;
 pub mod soak;
 

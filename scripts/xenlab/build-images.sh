@@ -4,6 +4,8 @@
 #   rootfs             mk-rootfs.sh   (debootstrap bookworm + Xen 4.17 + kernel + busybox; ~2.5 min)
 #   dom0               mk-dom0.sh     (xen ELF, vmlinuz, busybox boot initramfs, ext4 root.img)
 #   guests             mk-guests.sh   (vmlinux, replica initramfs, NV-domain initramfs)
+# LAB_DNSD_BIN=path: the replicas' static UDP service (default: nv-testbed's nv-lab-dnsd, musl
+# release build, built here when it is missing).
 # Everything is cached under $LAB_CACHE (default /var/cache/domain-nv-lab), keyed by a hash of its
 # inputs; FORCE=1 rebuilds every stage; `rm -rf /var/cache/domain-nv-lab` starts from nothing.
 # DOMAIN_NV_BIN=path: the static binary that becomes the NV domain's /init (default: the real
@@ -17,6 +19,11 @@ timed host-deps "$H/host-deps.sh"
 if [ -z "${DOMAIN_NV_BIN:-}" ]; then
   export DOMAIN_NV_BIN=$REPO_DIR/target/x86_64-unknown-linux-musl/release/domain-nv
   [ -f "$DOMAIN_NV_BIN" ] || timed static-domain-nv make -C "$REPO_DIR" --no-print-directory static
+fi
+if [ -z "${LAB_DNSD_BIN:-}" ]; then
+  export LAB_DNSD_BIN=$REPO_DIR/target/x86_64-unknown-linux-musl/release/nv-lab-dnsd
+  [ -f "$LAB_DNSD_BIN" ] || timed static-lab-dnsd cargo build --release --target x86_64-unknown-linux-musl \
+    --manifest-path "$REPO_DIR/Cargo.toml" -p nv-testbed --bin nv-lab-dnsd
 fi
 timed rootfs "$H/mk-rootfs.sh"
 dom0=$(timed dom0-image "$H/mk-dom0.sh" | tail -1)

@@ -10,14 +10,18 @@
 #                  M MiB /big (default 32, built from big-seed, the same everywhere) for throughput
 #                  and md5 checks; and a stateful counter on port 7000 (/bin/count: INC, GET; its
 #                  answers depend on every earlier request), which a fresh replica cannot agree on
+#                  and DNS on UDP port 53 (nv-lab-dnsd: LAB_DNSD_BIN, default the
+#                  musl build of nv-testbed's nv-lab-dnsd; A records of www.lab.test and mail.lab.test)
 #                  replica-faulty-initrd.gz: the same image plus /lab-faulty (a second cpio member
-#                  appended): its /index.html differs, a faulty replica for the voter
+#                  appended): its /index.html differs and it answers another mail.lab.test address,
+#                  a faulty replica for the voter
 #   NV domain      $LAB_CACHE/nv-<key>/nv-initrd.gz: /init = DOMAIN_NV_BIN, stripped (a static binary;
 #                  default: the real target/x86_64-unknown-linux-musl/release/domain-nv of `make static`),
 #                  /dev/console, and the Xen device modules
 #                  in /lib/modules/domain-nv/NN-name.ko (load order = name order; /init loads them with
 #                  finit_module). No xen-netback: the user-space netback serves the vifs.
 # usage: DOMAIN_NV_BIN=target/x86_64-unknown-linux-musl/release/domain-nv mk-guests.sh
+#        (LAB_DNSD_BIN=target/x86_64-unknown-linux-musl/release/nv-lab-dnsd by default)
 # Prints KEY=path lines (GUEST_KERNEL, REPLICA_INITRD, BIG_SEED, NV_INITRD, NV_BIN) on stdout.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -58,7 +62,10 @@ fi
 echo "GUEST_KERNEL=$kout/vmlinux"
 
 # --- replica initramfs ---
-rkey=$(key_of "$RK" "$SELF" "$XENLAB_DIR/lib.sh" /bin/busybox replica)
+LAB_DNSD_BIN=${LAB_DNSD_BIN:-$REPO_DIR/target/x86_64-unknown-linux-musl/release/nv-lab-dnsd}
+[ -f "$LAB_DNSD_BIN" ] || die "LAB_DNSD_BIN=$LAB_DNSD_BIN: no such file (make lab-static)"
+! readelf -l "$LAB_DNSD_BIN" | grep 'program interpreter' >/dev/null || die "$LAB_DNSD_BIN is dynamically linked; the replica image has no libc"
+rkey=$(key_of "$RK" "$SELF" "$XENLAB_DIR/lib.sh" /bin/busybox "$LAB_DNSD_BIN" replica)
 rout=$LAB_CACHE/replica-$rkey
 if [ ! -f "$rout/.xenlab-done" ] || [ "${FORCE:-0}" = 1 ]; then
   rm -rf "$rout.tmp"; mkdir -p "$rout.tmp"
@@ -105,10 +112,13 @@ esac
 printf 'count %0249d\n' "$n"
 EOI
   chmod +x "$D/bin/count"
+  strip -o "$D/bin/nv-lab-dnsd" "$LAB_DNSD_BIN" 2>/dev/null || cp "$LAB_DNSD_BIN" "$D/bin/nv-lab-dnsd"
+  chmod 755 "$D/bin/nv-lab-dnsd"
   cat > "$D/init" <<'EOI'
 #!/bin/sh
-# Replica: a real service (HTTP/1.0 via busybox nc) on a Xen vif. Every replica serves the same
-# /index.html and /big; an image with /lab-faulty serves another /index.html (a faulty replica).
+# Replica: real services on a Xen vif: HTTP/1.0 via busybox nc and DNS over UDP (nv-lab-dnsd).
+# Every replica serves the same /index.html, /big and A records; an image with /lab-faulty serves
+# another /index.html and another address of mail.lab.test (a faulty replica).
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 arg() { sed -n "s/.*[[:space:]]$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
@@ -136,6 +146,9 @@ nc -ll -p 80 -e /bin/serve & sleep 0.2
 # the stateful service: a counter (/bin/count); a clone of this replica carries its value along
 nc -ll -p 7000 -e /bin/count &
 kill -0 $! && echo "REPLICA $NAME httpd on $IP:80 ($(cat /sys/class/net/eth0/address)) faulty=$FAULTY at uptime $(cut -d' ' -f1 /proc/uptime)s"
+MAIL=192.0.2.25; [ "$FAULTY" = 1 ] && MAIL=192.0.2.66
+nv-lab-dnsd www.lab.test=192.0.2.80 mail.lab.test=$MAIL & sleep 0.2
+kill -0 $! && echo "REPLICA $NAME dnsd on $IP:53/udp faulty=$FAULTY at uptime $(cut -d' ' -f1 /proc/uptime)s"
 # eth0 counters and neighbours on the console (the lab keeps it in dom0) while they change
 last=""; while :; do
   now="$(grep eth0 /proc/net/dev | tr -s ' ') | $(ip neigh show dev eth0 | tr '\n' ' ')"

@@ -2,9 +2,7 @@
 //! config (YAML).
 
 use anyhow::{anyhow, Context, Result};
-use nv_schema::config::{
-    Config, ExternalConfig, Ipv4Cidr, LinkConfig, ReplicaConfig, ServiceConfig,
-};
+use nv_schema::config::{Config, ExternalConfig, Ipv4Cidr, LinkConfig, ReplicaConfig};
 
 use crate::spec::{GroupSpec, LinkAddrs, Policy, Replica};
 use crate::xl_extra;
@@ -251,11 +249,7 @@ pub fn domain_nv_config(spec: &GroupSpec, instances: &[Instance]) -> Result<Conf
             None => None,
         },
     };
-    let services = s
-        .ports
-        .iter()
-        .map(|p| ServiceConfig::tcp(&p.name, p.listen, p.replica_port()))
-        .collect();
+    let services = s.ports.iter().map(|p| p.service_config()).collect();
     let replicas = instances
         .iter()
         .map(|i| ReplicaConfig {

@@ -23,6 +23,7 @@ fn specs() -> Vec<(&'static str, PathBuf)> {
         ),
         ("pb-pci", golden_dir().join("pb-pci.yaml")),
         ("xenlab-group", root.join("../xl-configs/xenlab-group.yaml")),
+        ("services", golden_dir().join("services.yaml")),
     ]
 }
 
@@ -243,5 +244,47 @@ fn readme_shows_the_current_goldens_and_example() {
             readme.contains(g.trim_end()),
             "README.md does not show the current golden {f}"
         );
+    }
+}
+
+#[test]
+fn port_transport_protocol_and_masks_reach_the_domain_nv_config() {
+    use nv_schema::config::{Protocol, Transport};
+    let (name, path) = &specs()[3];
+    assert_eq!(*name, "services");
+    let spec = parse(path);
+    let cfg = rendered_config(&spec, &render::initial_instances(&spec));
+    let got: Vec<(&str, u16, Transport, Protocol, Vec<&str>)> = cfg
+        .services
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.listen,
+                s.transport,
+                s.protocol,
+                s.mask_headers.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "web",
+                80,
+                Transport::Tcp,
+                Protocol::Http,
+                vec!["ETag", "Last-Modified"]
+            ),
+            ("kv", 6379, Transport::Tcp, Protocol::Redis, vec![]),
+            ("dns", 53, Transport::Udp, Protocol::Dns, vec![]),
+            ("dns-tcp", 53, Transport::Tcp, Protocol::Bytes, vec![]),
+        ]
+    );
+    // a spec without the keys renders TCP bytes services, the keys left out of the YAML
+    let plain = render::nv_config(&parse(&specs()[0].1), &[]).unwrap();
+    for key in ["transport", "protocol", "mask_headers"] {
+        assert!(!plain.contains(key), "{key} in\n{plain}");
     }
 }

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::validate::check_header_name;
 use super::{InputOrdering, ServiceConfig};
 
 /// The transport a service is reached by.
@@ -127,40 +128,66 @@ impl DatagramLimits {
     }
 }
 
-/// The transport and protocol rules of `services[i]` given the services before it; the error
-/// is (field path, message).
-pub(super) fn check_service(
+impl ServiceConfig {
+    /// The rules of this service's own keys, whatever the other services: `dns` needs
+    /// `transport: udp`, `redis` and `http` need `transport: tcp`, `ordering` needs `protocol:
+    /// bytes` and `transport: tcp`, `mask_headers` needs `protocol: http` and holds HTTP header
+    /// names other than the framing ones. The error is (the key at fault as spelled in the
+    /// config, message); nvctl checks its spec's services with these same rules.
+    pub fn check_own_keys(&self) -> Result<(), (&'static str, String)> {
+        if self.protocol == Protocol::Dns && self.transport != Transport::Udp {
+            return Err((
+                "protocol",
+                "dns is compared per datagram and needs `transport: udp` (DNS over TCP is voted \
+                 as bytes: leave `protocol` out)"
+                    .into(),
+            ));
+        }
+        if matches!(self.protocol, Protocol::Redis | Protocol::Http)
+            && self.transport != Transport::Tcp
+        {
+            return Err((
+                "protocol",
+                format!(
+                    "{} is framed on a TCP stream and needs `transport: tcp`",
+                    if self.protocol == Protocol::Redis {
+                        "redis"
+                    } else {
+                        "http"
+                    }
+                ),
+            ));
+        }
+        if self.ordering != InputOrdering::None && self.protocol != Protocol::Bytes {
+            return Err((
+                "ordering",
+                "only for `protocol: bytes` (redis and http order requests by what they touch)"
+                    .into(),
+            ));
+        }
+        if self.ordering != InputOrdering::None && self.transport != Transport::Tcp {
+            return Err((
+                "ordering",
+                "orders client connections' input and needs `transport: tcp`".into(),
+            ));
+        }
+        if !self.mask_headers.is_empty() && self.protocol != Protocol::Http {
+            return Err(("mask_headers", "only for `protocol: http`".into()));
+        }
+        for h in &self.mask_headers {
+            check_header_name(h).map_err(|m| ("mask_headers", m))?;
+        }
+        Ok(())
+    }
+}
+
+/// `services[i]` listens on a port none of the services before it uses with the same
+/// transport; the error is (field path, message).
+pub(super) fn check_listen(
     i: usize,
     s: &ServiceConfig,
     earlier: &[ServiceConfig],
 ) -> Result<(), (String, String)> {
-    if s.protocol == Protocol::Dns && s.transport != Transport::Udp {
-        return Err((
-            format!("services[{i}].protocol"),
-            "dns is compared per datagram and needs `transport: udp` (DNS over TCP is voted \
-             as bytes: leave `protocol` out)"
-                .into(),
-        ));
-    }
-    if matches!(s.protocol, Protocol::Redis | Protocol::Http) && s.transport != Transport::Tcp {
-        return Err((
-            format!("services[{i}].protocol"),
-            format!(
-                "{} is framed on a TCP stream and needs `transport: tcp`",
-                if s.protocol == Protocol::Redis {
-                    "redis"
-                } else {
-                    "http"
-                }
-            ),
-        ));
-    }
-    if s.ordering != InputOrdering::None && s.transport != Transport::Tcp {
-        return Err((
-            format!("services[{i}].ordering"),
-            "orders client connections' input and needs `transport: tcp`".into(),
-        ));
-    }
     if let Some(j) = earlier
         .iter()
         .position(|o| o.listen == s.listen && o.transport == s.transport)

@@ -1,7 +1,7 @@
 //! The cross-field rules of a config that its types cannot express, and finding the line of a
 //! field in the YAML text for the error.
 
-use super::{Config, InputOrdering, LinkConfig, PolicyName, Protocol};
+use super::{Config, LinkConfig, PolicyName};
 use crate::name::{check_ifname, check_name, CONFIG_NAME_MAX};
 
 impl LinkConfig {
@@ -162,29 +162,15 @@ impl Config {
                     "port 0 is not a port".into(),
                 );
             }
-            if s.ordering != InputOrdering::None && s.protocol != Protocol::Bytes {
-                return err(
-                    &format!("services[{i}].ordering"),
-                    "only for `protocol: bytes` (redis and http order requests by what they touch)"
-                        .into(),
-                );
-            }
-            if !s.mask_headers.is_empty() && s.protocol != Protocol::Http {
-                return err(
-                    &format!("services[{i}].mask_headers"),
-                    "only for `protocol: http`".into(),
-                );
-            }
-            for h in &s.mask_headers {
-                check_header_name(h).map_err(|m| (format!("services[{i}].mask_headers"), m))?;
-            }
+            s.check_own_keys()
+                .map_err(|(key, m)| (format!("services[{i}].{key}"), m))?;
             if let Some(j) = self.services[..i].iter().position(|o| o.name == s.name) {
                 return err(
                     &format!("services[{i}].name"),
                     format!("{:?} is already used by services[{j}]", s.name),
                 );
             }
-            super::transport::check_service(i, s, &self.services[..i])?;
+            super::transport::check_listen(i, s, &self.services[..i])?;
         }
         let mut links = vec![("external.link".to_owned(), &self.external.link)];
         for (i, r) in self.replicas.iter().enumerate() {
@@ -218,7 +204,7 @@ impl Config {
 
 /// Checks a header name of `mask_headers`: an HTTP field name (a token, RFC 9110 section 5.1)
 /// other than the framing headers, which cannot be masked.
-fn check_header_name(name: &str) -> Result<(), String> {
+pub(super) fn check_header_name(name: &str) -> Result<(), String> {
     let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if name.is_empty() || !name.bytes().all(tchar) {
         return Err(format!("{name:?} is not an HTTP header name"));

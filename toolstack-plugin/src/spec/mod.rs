@@ -20,6 +20,7 @@ pub use names::{valid_mac, valid_name, SPEC_NAME_MAX};
 pub use parse::{SpecError, SpecErrors};
 
 use crate::xl_extra::XlExtra;
+use nv_schema::config::{Protocol, ServiceConfig, Transport};
 use nv_schema::net::Ipv4Cidr;
 use serde::{Deserialize, Serialize};
 
@@ -123,12 +124,32 @@ pub struct Port {
     pub listen: u16,
     /// Port the replicas listen on (default: `listen`).
     pub replica_port: Option<u16>,
+    /// `tcp` (the default) or `udp`.
+    #[serde(default, skip_serializing_if = "Transport::is_default")]
+    pub transport: Transport,
+    /// How replica outputs are compared: `bytes` (the default), `redis` or `http` (TCP), `dns`
+    /// (UDP); domain-nv's config rules apply ([`ServiceConfig::check_own_keys`]).
+    #[serde(default, skip_serializing_if = "Protocol::is_default")]
+    pub protocol: Protocol,
+    /// With `protocol: http`: response headers besides `Date` compared by shape only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask_headers: Vec<String>,
 }
 
 impl Port {
     /// The port on the replicas.
     pub fn replica_port(&self) -> u16 {
         self.replica_port.unwrap_or(self.listen)
+    }
+
+    /// The domain-nv service of this port.
+    pub fn service_config(&self) -> ServiceConfig {
+        ServiceConfig {
+            transport: self.transport,
+            protocol: self.protocol,
+            mask_headers: self.mask_headers.clone(),
+            ..ServiceConfig::tcp(&self.name, self.listen, self.replica_port())
+        }
     }
 }
 

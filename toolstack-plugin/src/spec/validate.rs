@@ -5,6 +5,7 @@ use super::names::{generation_suffix, valid_bdf, valid_name};
 use super::{GroupSpec, GuestType, Policy, Replica, SpecError, SpecErrors};
 use crate::xl_extra::{self, XlExtra, XlScalar};
 use crate::xl_value::{self, CMDLINE_MAX};
+use nv_schema::config::Transport;
 use nv_schema::name::check_ifname;
 use nv_schema::net::Ipv4Cidr;
 use std::collections::{BTreeSet, HashMap};
@@ -74,8 +75,11 @@ impl GroupSpec {
     /// replacements) and no replica domain is named like the NV domain; MACs are valid, unicast
     /// and the replicas' is not the external NIC's; the replica link (the same for every
     /// replica) parses, has room for both ends, does not overlap the external subnet; memory and
-    /// vcpus > 0; the external NIC is exactly one of `pci` (which needs `type: pv`) / `bridge`; the external address is `a.b.c.d/len` and the
-    /// gateway lies in it; at least one port, listen ports unique and > 0; `majority` needs N >= 3,
+    /// vcpus > 0; the external NIC is exactly one of `pci` (which needs `type: pv`) / `bridge`;
+    /// the external address is `a.b.c.d/len` and the gateway lies in it; at least one port,
+    /// listen ports > 0 and unique per transport, a port's `transport`, `protocol` and
+    /// `mask-headers` follow domain-nv's rules
+    /// ([`nv_schema::config::ServiceConfig::check_own_keys`]); `majority` needs N >= 3,
     /// `unanimous` and `primary-backup` N >= 2; `primary` is set exactly for `primary-backup` and
     /// names a replica; timeouts > 0; `buffer-limit` >= 4096; a replica has an initramfs or an image;
     /// `cpus`, `seclabel` and `rate` follow their grammars ([`xl_value`]), `rate` of the external
@@ -207,7 +211,7 @@ impl GroupSpec {
             c.err("service.ports", "at least one port is needed");
         }
         let mut names: HashMap<&str, usize> = HashMap::new();
-        let mut listens: HashMap<u16, usize> = HashMap::new();
+        let mut listens: HashMap<(u16, Transport), usize> = HashMap::new();
         for (i, p) in s.ports.iter().enumerate() {
             if !valid_name(&p.name) {
                 c.err(
@@ -222,14 +226,20 @@ impl GroupSpec {
             }
             if p.listen == 0 {
                 c.err(format!("service.ports[{i}].listen"), "must be > 0");
-            } else if let Some(j) = listens.insert(p.listen, i) {
+            } else if let Some(j) = listens.insert((p.listen, p.transport), i) {
                 c.err(
                     format!("service.ports[{i}].listen"),
-                    format!("port {} is also service.ports[{j}]", p.listen),
+                    format!(
+                        "{} port {} is also service.ports[{j}]",
+                        p.transport, p.listen
+                    ),
                 );
             }
             if p.replica_port == Some(0) {
                 c.err(format!("service.ports[{i}].replica-port"), "must be > 0");
+            }
+            if let Err((key, m)) = p.service_config().check_own_keys() {
+                c.err(format!("service.ports[{i}].{}", key.replace('_', "-")), m);
             }
         }
         match s.policy {
