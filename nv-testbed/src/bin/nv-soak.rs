@@ -83,7 +83,7 @@ fn arg<T: std::str::FromStr>(args: &[String], flag: &str) -> Result<Option<T>> {
     }
 }
 
-/// A `kB` field of /proc/<pid>/status (e.g. `VmHWM`), in KiB.
+/// A `kB` field of `/proc/<pid>/status` (e.g. `VmHWM`), in KiB.
 fn proc_kib(pid: u32, field: &str) -> Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     text.lines()
