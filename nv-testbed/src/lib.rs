@@ -111,6 +111,19 @@ pub fn run(argv: &[&str]) -> Result<Output> {
     Ok(out)
 }
 
+/// The value after `flag` in a program's arguments, parsed; `None` if the flag is absent, an error
+/// if its value is missing or does not parse.
+pub fn flag_value<T: std::str::FromStr>(args: &[String], flag: &str) -> Result<Option<T>> {
+    match args.iter().position(|a| a == flag) {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .map(Some)
+            .with_context(|| format!("{flag} takes a value")),
+        None => Ok(None),
+    }
+}
+
 /// Waits until `f` is true, polling every 20 ms, for at most `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<()> {
     let end = Instant::now() + timeout;

@@ -17,20 +17,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nv_schema::status::ReplicaHealth;
-use nv_testbed::soak::{quantile, run_load, Exchange, LoadReport, LoadSpec, Reply};
-use nv_testbed::{cleanup_on_signal, run, Group, GroupSpec, Service, SERVICE_ADDRESS};
-
-/// The value after `flag`, parsed.
-fn arg<T: std::str::FromStr>(args: &[String], flag: &str) -> Result<Option<T>> {
-    match args.iter().position(|a| a == flag) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .map(Some)
-            .with_context(|| format!("{flag} takes a value")),
-        None => Ok(None),
-    }
-}
+use nv_testbed::soak::{quantile, raise_fd_limit, run_load, Exchange, LoadReport, LoadSpec, Reply};
+use nv_testbed::{cleanup_on_signal, flag_value, run, Group, GroupSpec, Service, SERVICE_ADDRESS};
 
 /// Runs `spec` in a thread of its own that enters namespace `ns` first.
 fn in_netns(ns: &str, spec: LoadSpec) -> std::thread::JoinHandle<Result<LoadReport>> {
@@ -102,23 +90,11 @@ fn main_result() -> Result<()> {
     let domain_nv = PathBuf::from(args.get(1).context(
         "usage: nv-floodbench PATH-TO-domain-nv [--flood N] [--seconds S] [--rounds N] [--think-ms MS]",
     )?);
-    let flood: usize = arg(&args, "--flood")?.unwrap_or(5000);
-    let seconds: u64 = arg(&args, "--seconds")?.unwrap_or(10);
-    let rounds: usize = arg(&args, "--rounds")?.unwrap_or(3);
-    let think = Duration::from_millis(arg(&args, "--think-ms")?.unwrap_or(10));
-    let me = std::process::id().to_string();
-    let hard = run(&[
-        "prlimit",
-        "--pid",
-        &me,
-        "--nofile",
-        "--raw",
-        "--noheadings",
-        "--output",
-        "HARD",
-    ])?;
-    let hard = String::from_utf8_lossy(&hard.stdout).trim().to_owned();
-    run(&["prlimit", "--pid", &me, &format!("--nofile={hard}:{hard}")])?;
+    let flood: usize = flag_value(&args, "--flood")?.unwrap_or(5000);
+    let seconds: u64 = flag_value(&args, "--seconds")?.unwrap_or(10);
+    let rounds: usize = flag_value(&args, "--rounds")?.unwrap_or(3);
+    let think = Duration::from_millis(flag_value(&args, "--think-ms")?.unwrap_or(10));
+    raise_fd_limit(flood)?;
     let g = Group::start(
         "nvflood",
         GroupSpec::new("majority", 3, Service::Redis),

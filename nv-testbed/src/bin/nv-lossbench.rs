@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nv_testbed::loss::{drop_packets, timed_download};
-use nv_testbed::{cleanup_on_signal, Group, GroupSpec, Lab, Service, SERVICE_ADDRESS};
+use nv_testbed::{cleanup_on_signal, flag_value, Group, GroupSpec, Lab, Service, SERVICE_ADDRESS};
 
 /// What one run measures.
 struct Settings {
@@ -119,34 +119,22 @@ fn voted(domain_nv: &Path, data: &[u8], set: &Settings) -> Result<Vec<Figures>> 
     Ok(out)
 }
 
-/// The value after `flag`, parsed.
-fn arg<T: std::str::FromStr>(args: &[String], flag: &str) -> Result<Option<T>> {
-    match args.iter().position(|a| a == flag) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .map(Some)
-            .with_context(|| format!("{flag} takes a value")),
-        None => Ok(None),
-    }
-}
-
 fn run() -> Result<()> {
     cleanup_on_signal()?;
     let args: Vec<String> = std::env::args().collect();
     let domain_nv = PathBuf::from(args.get(1).context(
         "usage: nv-lossbench PATH-TO-domain-nv [--mib N] [--rounds N] [--loss 0,1,5] [--timeout S]",
     )?);
-    let losses: String = arg(&args, "--loss")?.unwrap_or_else(|| "0,1,5".into());
+    let losses: String = flag_value(&args, "--loss")?.unwrap_or_else(|| "0,1,5".into());
     let set = Settings {
-        mib: arg(&args, "--mib")?.unwrap_or(64),
-        rounds: arg(&args, "--rounds")?.unwrap_or(3),
+        mib: flag_value(&args, "--mib")?.unwrap_or(64),
+        rounds: flag_value(&args, "--rounds")?.unwrap_or(3),
         losses: losses
             .split(',')
             .map(|v| v.trim().parse())
             .collect::<Result<_, _>>()
             .context("--loss takes percentages like 0,1,5")?,
-        timeout: Duration::from_secs(arg(&args, "--timeout")?.unwrap_or(120)),
+        timeout: Duration::from_secs(flag_value(&args, "--timeout")?.unwrap_or(120)),
     };
     let data = pattern(set.mib << 20);
     let d = direct(&data, &set)?;

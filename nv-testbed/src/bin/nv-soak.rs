@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nv_testbed::loss::drop_packets;
-use nv_testbed::soak::{quantile, run_load, Exchange, LoadReport, LoadSpec, Reply};
-use nv_testbed::{cleanup_on_signal, run, Group, GroupSpec, Service, SERVICE_ADDRESS};
+use nv_testbed::soak::{quantile, raise_fd_limit, run_load, Exchange, LoadReport, LoadSpec, Reply};
+use nv_testbed::{cleanup_on_signal, flag_value, run, Group, GroupSpec, Service, SERVICE_ADDRESS};
 
 /// Sizes of the values and files the clients fetch.
 const SIZES: [usize; 5] = [16, 300, 2000, 16_384, 65_536];
@@ -69,18 +69,6 @@ fn http_load() -> (Vec<Exchange>, Vec<(String, Vec<u8>)>) {
         })
         .collect();
     (exchanges, files)
-}
-
-/// The value after `flag`, parsed.
-fn arg<T: std::str::FromStr>(args: &[String], flag: &str) -> Result<Option<T>> {
-    match args.iter().position(|a| a == flag) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .map(Some)
-            .with_context(|| format!("{flag} takes a value")),
-        None => Ok(None),
-    }
 }
 
 /// A `kB` field of `/proc/<pid>/status` (e.g. `VmHWM`), in KiB.
@@ -162,42 +150,15 @@ fn print_report(r: &mut LoadReport, set: &LoadSpec, loss: u32, g: &Group, pid: u
     Ok(())
 }
 
-/// Raises this process's soft limit of open descriptors to its hard limit (redis and nginx,
-/// started from here, inherit it): every client socket is a descriptor. An error if the hard
-/// limit is too low for `connections`.
-fn raise_fd_limit(connections: usize) -> Result<()> {
-    let me = std::process::id().to_string();
-    let out = run(&[
-        "prlimit",
-        "--pid",
-        &me,
-        "--nofile",
-        "--raw",
-        "--noheadings",
-        "--output",
-        "HARD",
-    ])?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let hard: usize = match text.as_str() {
-        "unlimited" => 1 << 20,
-        v => v.parse().with_context(|| format!("prlimit says {v:?}"))?,
-    };
-    if hard < connections + 1000 {
-        bail!("the hard limit of open files is {hard}: too low for {connections} connections");
-    }
-    run(&["prlimit", "--pid", &me, &format!("--nofile={hard}:{hard}")])?;
-    Ok(())
-}
-
 fn main_result() -> Result<()> {
     cleanup_on_signal()?;
     let args: Vec<String> = std::env::args().collect();
     let domain_nv = PathBuf::from(args.get(1).context(
         "usage: nv-soak PATH-TO-domain-nv [--connections N] [--seconds S] [--loss PERCENT] [--think-ms MS] [--sources N] [--connects-per-s N]",
     )?);
-    let loss: u32 = arg(&args, "--loss")?.unwrap_or(1);
-    let sources: u8 = arg(&args, "--sources")?.unwrap_or(4);
-    let connections: usize = arg(&args, "--connections")?.unwrap_or(10_000);
+    let loss: u32 = flag_value(&args, "--loss")?.unwrap_or(1);
+    let sources: u8 = flag_value(&args, "--sources")?.unwrap_or(4);
+    let connections: usize = flag_value(&args, "--connections")?.unwrap_or(10_000);
     raise_fd_limit(connections)?;
     let (redis, commands) = redis_load();
     let (http, files) = http_load();
@@ -228,14 +189,14 @@ fn main_result() -> Result<()> {
     drop_packets(&g.client_ns, "ext0", loss)?;
     let set = LoadSpec {
         connections,
-        duration: Duration::from_secs(arg(&args, "--seconds")?.unwrap_or(60)),
-        think: Duration::from_millis(arg(&args, "--think-ms")?.unwrap_or(5000)),
+        duration: Duration::from_secs(flag_value(&args, "--seconds")?.unwrap_or(60)),
+        think: Duration::from_millis(flag_value(&args, "--think-ms")?.unwrap_or(5000)),
         sources: source_addrs,
         ports: vec![Service::Redis.port(), Service::Nginx.port()],
         exchanges: vec![redis, http],
         server: SERVICE_ADDRESS.parse()?,
         reply_timeout: Duration::from_secs(30),
-        connects_per_s: arg(&args, "--connects-per-s")?.unwrap_or(1000),
+        connects_per_s: flag_value(&args, "--connects-per-s")?.unwrap_or(1000),
     };
     let pid = g.lab.pid("domain-nv").context("domain-nv is not running")?;
     let ns = g.client_ns.clone();

@@ -11,10 +11,12 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn};
 use reply::{check, Check};
+
+use crate::run;
 pub use reply::{Exchange, Reply};
 
 /// What [`run_load`] does.
@@ -314,6 +316,33 @@ pub fn quantile(v: &mut [Duration], q: f64) -> Duration {
     }
     v.sort_unstable();
     v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Raises this process's soft limit of open descriptors to its hard limit (redis and nginx,
+/// started from here, inherit it): every client socket is a descriptor. An error if the hard
+/// limit is too low for `connections`.
+pub fn raise_fd_limit(connections: usize) -> Result<()> {
+    let me = std::process::id().to_string();
+    let out = run(&[
+        "prlimit",
+        "--pid",
+        &me,
+        "--nofile",
+        "--raw",
+        "--noheadings",
+        "--output",
+        "HARD",
+    ])?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let hard: usize = match text.as_str() {
+        "unlimited" => 1 << 20,
+        v => v.parse().with_context(|| format!("prlimit says {v:?}"))?,
+    };
+    if hard < connections + 1000 {
+        bail!("the hard limit of open files is {hard}: too low for {connections} connections");
+    }
+    run(&["prlimit", "--pid", &me, &format!("--nofile={hard}:{hard}")])?;
+    Ok(())
 }
 
 #[cfg(test)]
