@@ -63,6 +63,14 @@ impl Question {
             .all(|(role, a)| *role == Role::Absent || a.is_some())
     }
 
+    /// Each replica's answer in its comparable form (`None`: no answer yet, or not asked).
+    pub fn canon_answers(&self) -> Vec<Option<&[u8]>> {
+        self.answers
+            .iter()
+            .map(|a| a.as_ref().map(|a| a.canon.as_slice()))
+            .collect()
+    }
+
     /// True if replica `r` got the question and has not answered it yet.
     pub fn awaits(&self, r: ReplicaId) -> bool {
         self.roles[r] != Role::Absent && self.answers[r].is_none()

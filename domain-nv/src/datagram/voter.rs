@@ -247,11 +247,7 @@ impl DatagramVoter {
         if q.released.is_some() || q.no_quorum {
             return;
         }
-        let canon: Vec<Option<&[u8]>> = q
-            .answers
-            .iter()
-            .map(|a| a.as_ref().map(|a| a.canon.as_slice()))
-            .collect();
+        let canon = q.canon_answers();
         let ballot = Ballot {
             roles: &q.roles,
             answers: &canon,
@@ -283,11 +279,7 @@ impl DatagramVoter {
         let Some(q) = self.table.remove(id) else {
             return;
         };
-        let canon: Vec<Option<&[u8]>> = q
-            .answers
-            .iter()
-            .map(|a| a.as_ref().map(|a| a.canon.as_slice()))
-            .collect();
+        let canon = q.canon_answers();
         let ballot = Ballot {
             roles: &q.roles,
             answers: &canon,
