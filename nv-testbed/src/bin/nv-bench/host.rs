@@ -1,5 +1,6 @@
 //! What the kernel says about the machine during a run: a process's CPU seconds
-//! (`/proc/<pid>/stat`) and the load average (`/proc/loadavg`). Parsers apart from the reads.
+//! (`/proc/<pid>/stat`) and memory (`/proc/<pid>/status`), and the load average
+//! (`/proc/loadavg`). Parsers apart from the reads.
 
 use anyhow::{Context, Result};
 
@@ -22,6 +23,32 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     parse_cpu_seconds(&stat).with_context(|| format!("cannot parse {path}: {stat}"))
+}
+
+/// A `kB` field (e.g. `VmRSS`, `VmHWM`) from the text of `/proc/<pid>/status`, in KiB.
+pub fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A `kB` field of process `pid`'s `/proc/<pid>/status`, in MiB.
+pub fn status_mib(pid: u32, field: &str) -> Result<f64> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let kib = parse_status_kib(&text, field).with_context(|| format!("no {field} in {path}"))?;
+    Ok(kib as f64 / 1024.0)
+}
+
+/// Whether a spell with these 1-minute load averages at its start and end ran on a busy
+/// machine: load above the number of cores.
+pub fn busy(load1_start: f64, load1_end: f64, cores: usize) -> bool {
+    load1_start.max(load1_end) > cores as f64
 }
 
 /// The 1-minute load average from the text of `/proc/loadavg`.
@@ -50,6 +77,22 @@ mod tests {
         assert_eq!(parse_cpu_seconds(stat), Some(3.8));
         assert_eq!(parse_cpu_seconds("4242 (x) S 1"), None);
         assert_eq!(parse_cpu_seconds("garbage"), None);
+    }
+
+    #[test]
+    fn status_fields_are_read_in_kib() {
+        let status = "Name:\tdomain-nv\nVmHWM:\t   42316 kB\nVmRSS:\t    6656 kB\n";
+        assert_eq!(parse_status_kib(status, "VmRSS"), Some(6656));
+        assert_eq!(parse_status_kib(status, "VmHWM"), Some(42316));
+        assert_eq!(parse_status_kib(status, "VmSwap"), None);
+        assert_eq!(parse_status_kib("VmRSS:\tlots\n", "VmRSS"), None);
+    }
+
+    #[test]
+    fn a_spell_is_busy_when_its_load_exceeds_the_cores() {
+        assert!(!busy(0.5, 2.0, 2));
+        assert!(busy(2.5, 1.0, 2));
+        assert!(busy(0.1, 2.1, 2));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! connections (wrk on nginx, redis-benchmark on redis), p50/p99 latency (wrk, 1 connection),
 //! the CPU seconds HAProxy or domain-nv spent per GiB and per 10,000 requests, and for DNS over
 //! UDP (nsd) the query rate (dnsperf) and the p50 of one query at a time (not through HAProxy,
-//! which proxies TCP only). `--dns-only` measures the DNS figures alone.
+//! which proxies TCP only). `--dns-only` measures the DNS figures alone. Then the scaling curve
+//! (`scaling.rs`: rate, p99 and domain-nv's memory from 1 to 1,000 connections, plotted by
+//! `plot.rs`); `--scaling` measures it alone, `--no-scaling` skips it.
 //!
 //! The variants run interleaved (a b c d, a b c d, ...) for `--rounds` rounds, so a busy spell
 //! of the machine hits all of them; the report gives each figure's median and min-max over the
@@ -18,6 +20,9 @@
 mod dns;
 mod host;
 mod measure;
+mod plain;
+mod plot;
+mod scaling;
 mod stats;
 
 use std::fmt::Write as _;
@@ -27,7 +32,7 @@ use anyhow::{Context, Result};
 use nv_testbed::cleanup_on_signal;
 
 use measure::{direct_or_haproxy, voted, Figures, Settings, FIGURES};
-use stats::{difference, ratio, spread, Spread};
+use stats::{cell, difference, ratio, spread, Spread};
 
 /// The variants, in the order each round runs them.
 const VARIANTS: [(&str, &str); 4] = [
@@ -50,7 +55,7 @@ struct Round {
 impl Round {
     /// Whether the machine was busy during the round: load above the number of cores.
     fn busy(&self, cores: usize) -> bool {
-        self.load1_start.max(self.load1_end) > cores as f64
+        host::busy(self.load1_start, self.load1_end, cores)
     }
 }
 
@@ -91,21 +96,6 @@ fn spreads(rounds: &[Round]) -> Vec<Vec<Option<Spread>>> {
                 .collect()
         })
         .collect()
-}
-
-/// A median with its min-max to `decimals` places, or `-` for a figure the variant does not
-/// have.
-fn cell(s: Option<Spread>, decimals: usize) -> String {
-    match s {
-        Some(s) => format!(
-            "{:.p$} [{:.p$}-{:.p$}]",
-            s.median,
-            s.min,
-            s.max,
-            p = decimals
-        ),
-        None => "-".into(),
-    }
 }
 
 /// The text report: one row per figure, one column per variant, then ratios and load.
@@ -278,7 +268,7 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let domain_nv = PathBuf::from(args.get(1).context(
         "usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick] [--rounds N] [--mtu N] \
-         [--no-tap-offload] [--dns-only]",
+         [--no-tap-offload] [--dns-only] [--scaling | --no-scaling]",
     )?);
     let result_path = PathBuf::from(
         args.get(2)
@@ -310,6 +300,17 @@ fn run() -> Result<()> {
             dns_only,
         }
     };
+    // the scaling curve: 5 points of 5 s (2 s with --quick) per variant and round
+    let scaling_seconds = if quick { 2 } else { 5 };
+    if args.iter().any(|a| a == "--scaling") {
+        return scaling::run(
+            &domain_nv,
+            &set,
+            rounds_wanted,
+            scaling_seconds,
+            &result_path,
+        );
+    }
     let cores = host::cores();
     let mut rounds = Vec::new();
     for round in 1..=rounds_wanted {
@@ -339,6 +340,15 @@ fn run() -> Result<()> {
     std::fs::write(&result_path, json)
         .with_context(|| format!("writing {}", result_path.display()))?;
     println!("\nresults written to {}", result_path.display());
+    if !dns_only && !args.iter().any(|a| a == "--no-scaling") {
+        scaling::run(
+            &domain_nv,
+            &set,
+            rounds_wanted,
+            scaling_seconds,
+            &result_path,
+        )?;
+    }
     Ok(())
 }
 

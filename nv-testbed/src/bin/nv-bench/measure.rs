@@ -8,6 +8,7 @@ use nv_testbed::{Group, GroupSpec, Lab, Service, SERVICE_ADDRESS};
 
 use crate::dns::measure_dns;
 use crate::host::cpu_seconds;
+use crate::plain::{plain_lab, PlainLab};
 
 /// How large and how long each phase is.
 pub struct Settings {
@@ -106,7 +107,7 @@ fn parse_duration_us(s: &str) -> Option<f64> {
 }
 
 /// Requests/s and (p50, p99) latency in µs from `wrk --latency` output.
-fn parse_wrk(out: &str) -> Result<(f64, f64, f64)> {
+pub fn parse_wrk(out: &str) -> Result<(f64, f64, f64)> {
     let mut rps = None;
     let (mut p50, mut p99) = (None, None);
     for line in out.lines() {
@@ -145,7 +146,8 @@ fn parse_redis_benchmark(out: &str) -> Result<f64> {
         .with_context(|| format!("cannot parse redis-benchmark output:\n{out}"))
 }
 
-fn check(out: std::process::Output, what: &str) -> Result<String> {
+/// The standard output of a load generator that succeeded, or an error with all it printed.
+pub fn check(out: std::process::Output, what: &str) -> Result<String> {
     if !out.status.success() {
         bail!(
             "{what} failed: {}{}",
@@ -254,7 +256,7 @@ fn measure_redis(
 }
 
 /// Fills an nginx www root with the bulk file (sparse) and a small page.
-fn fill_www(www: &Path, set: &Settings) -> Result<()> {
+pub fn fill_www(www: &Path, set: &Settings) -> Result<()> {
     std::fs::create_dir_all(www)?;
     std::fs::File::create(www.join("big"))?.set_len(set.bulk_bytes)?;
     std::fs::write(www.join("small"), "x".repeat(512))?;
@@ -263,39 +265,12 @@ fn fill_www(www: &Path, set: &Settings) -> Result<()> {
 
 /// (a) and (b): a client namespace, optionally a HAProxy namespace, and one server namespace.
 pub fn direct_or_haproxy(proxy: bool, set: &Settings) -> Result<Figures> {
-    let mut lab = Lab::new(if proxy { "nvb-b" } else { "nvb-a" })?;
-    let c = lab.add_netns_plain("c")?;
-    let s = lab.add_netns_plain("s")?;
-    let target = if proxy {
-        let p = lab.add_netns_plain("p")?;
-        lab.add_veth(&c, "v0", "10.78.1.2/24", &p, "v1", "10.78.1.1/24")?;
-        lab.add_veth(&p, "v2", "10.78.2.1/24", &s, "v3", "10.78.2.2/24")?;
-        let cfg = lab.dir().join("haproxy.cfg");
-        std::fs::write(
-            &cfg,
-            "global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
-             listen http\n  bind 10.78.1.1:80\n  server s 10.78.2.2:80\n\
-             listen redis\n  bind 10.78.1.1:6379\n  server s 10.78.2.2:6379\n",
-        )?;
-        let cfg = cfg.to_string_lossy().into_owned();
-        lab.spawn("haproxy", Some(&p), &["haproxy", "-db", "-f", &cfg])?;
-        "10.78.1.1"
-    } else {
-        lab.add_veth(&c, "v0", "10.78.2.1/24", &s, "v3", "10.78.2.2/24")?;
-        "10.78.2.2"
-    };
-    if set.mtu != 1500 {
-        let mtu = set.mtu.to_string();
-        let links: &[(&str, &str)] = if proxy {
-            &[("c", "v0"), ("p", "v1"), ("p", "v2"), ("s", "v3")]
-        } else {
-            &[("c", "v0"), ("s", "v3")]
-        };
-        for (ns, ifname) in links {
-            let ns = format!("{}-{ns}", if proxy { "nvb-b" } else { "nvb-a" });
-            nv_testbed::run(&["ip", "-n", &ns, "link", "set", ifname, "mtu", &mtu])?;
-        }
-    }
+    let PlainLab {
+        mut lab,
+        client: c,
+        server: s,
+        target,
+    } = plain_lab(if proxy { "nvb-b" } else { "nvb-a" }, proxy, set)?;
     let mut f = Figures::default();
     if !proxy {
         // HAProxy proxies TCP only: the DNS figures are the direct path's.

@@ -33,6 +33,21 @@ pub fn spread(values: impl IntoIterator<Item = Option<f64>>) -> Option<Spread> {
     })
 }
 
+/// A median with its min-max to `decimals` places (`median [min-max]`), or `-` for a figure
+/// that is missing.
+pub fn cell(s: Option<Spread>, decimals: usize) -> String {
+    match s {
+        Some(s) => format!(
+            "{:.p$} [{:.p$}-{:.p$}]",
+            s.median,
+            s.min,
+            s.max,
+            p = decimals
+        ),
+        None => "-".into(),
+    }
+}
+
 /// `num / den` of two medians, `None` if either is missing or the denominator is zero.
 pub fn ratio(num: Option<Spread>, den: Option<Spread>) -> Option<f64> {
     let (n, d) = (num?.median, den?.median);
@@ -73,6 +88,15 @@ mod tests {
         assert_eq!((s.median, s.min, s.max), (7.0, 7.0, 7.0));
         assert_eq!(spread([None, None]), None);
         assert_eq!(spread([]), None);
+    }
+
+    #[test]
+    fn a_cell_shows_the_median_and_the_range() {
+        assert_eq!(
+            cell(spread([Some(1.0), Some(2.5), Some(9.0)]), 1),
+            "2.5 [1.0-9.0]"
+        );
+        assert_eq!(cell(None, 0), "-");
     }
 
     #[test]
