@@ -77,8 +77,9 @@ demo: deps
 include scripts/xenlab/lab.mk
 
 ## bench: voting cost against direct and HAProxy (and DNS over UDP: BENCH_ARGS=--dns-only alone), variants interleaved for 5 rounds, medians and
-## min-max (BENCH_ARGS=--quick for a short run, "--rounds N" for more), then the voter alone
-## against memcmp
+## min-max (BENCH_ARGS=--quick for a short run, "--rounds N" for more), then the scaling curve
+## (1 to 1,000 connections, plotted to bench-scaling.svg; --scaling alone, --no-scaling without),
+## then the voter alone against memcmp
 bench: deps
 	scripts/install-deps.sh haproxy wrk dnsperf
 	$(CARGO) build --release -p domain-nv -p nv-testbed
