@@ -39,7 +39,7 @@ const COLOURS: [RGBColor; 4] = [
 /// Which figure a panel shows.
 #[derive(Clone, Copy)]
 enum Panel {
-    /// Requests per second, linear axis from 0.
+    /// Requests per second, linear axis from 0 (the top third left free for the legend).
     Rate,
     /// p99 latency in ms, log axis.
     P99,
@@ -126,10 +126,7 @@ fn panel(
             }
             chart
                 .configure_series_labels()
-                .position(match which {
-                    Panel::Rate => SeriesLabelPosition::LowerRight,
-                    Panel::P99 => SeriesLabelPosition::UpperLeft,
-                })
+                .position(SeriesLabelPosition::UpperLeft)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .label_font(("sans-serif", 16))
@@ -138,7 +135,7 @@ fn panel(
         }};
     }
     match which {
-        Panel::Rate => draw!(builder.build_cartesian_2d(x, 0.0..hi * 1.15).map_err(err)?),
+        Panel::Rate => draw!(builder.build_cartesian_2d(x, 0.0..hi * 1.45).map_err(err)?),
         Panel::P99 => draw!(builder
             .build_cartesian_2d(x, ((lo * 0.7).max(1e-3)..hi * 1.5).log_scale())
             .map_err(err)?),

@@ -98,7 +98,7 @@ pub fn report(rounds: &[Round], seconds: u32, cores: usize) -> Result<String> {
         };
         writeln!(
             t,
-            "  c/b rate, {n:>4} conns   {}{aim}",
+            "  c/b rate at {n:>4} connections  {}{aim}",
             show(ratio(rate(c, i), rate(b, i)))
         )?;
     }
@@ -224,7 +224,7 @@ mod tests {
         // (c) has three times (a)'s rate: median 6000 over 3000, 6000, 9000
         assert!(text.contains("6000 [3000-9000]"), "{text}");
         assert!(
-            text.contains("c/b rate,    1 conns   1.500  (aim >= 1.0)"),
+            text.contains("c/b rate at    1 connections  1.500  (aim >= 1.0)"),
             "{text}"
         );
         assert!(text.contains("(c) largest rate drop, 10 -> 1000 conns  0 %  (aim <= 20 %)"));
