@@ -106,7 +106,7 @@ fn parse_duration_us(s: &str) -> Option<f64> {
 }
 
 /// Requests/s and (p50, p99) latency in µs from `wrk --latency` output.
-fn parse_wrk(out: &str) -> Result<(f64, f64, f64)> {
+pub(crate) fn parse_wrk(out: &str) -> Result<(f64, f64, f64)> {
     let mut rps = None;
     let (mut p50, mut p99) = (None, None);
     for line in out.lines() {
@@ -125,7 +125,7 @@ fn parse_wrk(out: &str) -> Result<(f64, f64, f64)> {
 }
 
 /// The number of requests wrk completed (`12345 requests in 1.00s, ...`).
-fn parse_wrk_requests(out: &str) -> Result<u64> {
+pub(crate) fn parse_wrk_requests(out: &str) -> Result<u64> {
     out.lines()
         .find_map(
             |l| match l.split_whitespace().collect::<Vec<_>>().as_slice() {
@@ -145,7 +145,8 @@ fn parse_redis_benchmark(out: &str) -> Result<f64> {
         .with_context(|| format!("cannot parse redis-benchmark output:\n{out}"))
 }
 
-fn check(out: std::process::Output, what: &str) -> Result<String> {
+/// The stdout of a command that succeeded, or an error with its output.
+pub(crate) fn check(out: std::process::Output, what: &str) -> Result<String> {
     if !out.status.success() {
         bail!(
             "{what} failed: {}{}",
@@ -254,7 +255,7 @@ fn measure_redis(
 }
 
 /// Fills an nginx www root with the bulk file (sparse) and a small page.
-fn fill_www(www: &Path, set: &Settings) -> Result<()> {
+pub(crate) fn fill_www(www: &Path, set: &Settings) -> Result<()> {
     std::fs::create_dir_all(www)?;
     std::fs::File::create(www.join("big"))?.set_len(set.bulk_bytes)?;
     std::fs::write(www.join("small"), "x".repeat(512))?;
