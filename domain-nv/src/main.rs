@@ -244,7 +244,7 @@ struct Woken {
     signalled: bool,
     /// Links whose descriptor reported an error.
     link_errors: Vec<LinkId>,
-    /// Links with a frame to read.
+    /// Links with a frame to read, or in error.
     readable: Vec<LinkId>,
 }
 
@@ -272,11 +272,14 @@ impl<'a> PollSet<'a> {
         for (wake, fd) in self.wakes.iter().zip(&self.fds) {
             let revents = fd.revents().unwrap_or(PollFlags::empty());
             match wake {
-                Wake::Appliance(FdOwner::Link(link)) if revents.intersects(bad) => {
-                    woken.link_errors.push(*link)
-                }
-                Wake::Appliance(FdOwner::Link(link)) if revents.contains(PollFlags::POLLIN) => {
-                    woken.readable.push(*link)
+                Wake::Appliance(FdOwner::Link(link)) => {
+                    if revents.intersects(bad) {
+                        woken.link_errors.push(*link);
+                    }
+                    // a link in error is read too: the read reports (and counts) its error
+                    if revents.intersects(bad | PollFlags::POLLIN) {
+                        woken.readable.push(*link);
+                    }
                 }
                 Wake::Signal => woken.signalled = revents.contains(PollFlags::POLLIN),
                 _ => {}
