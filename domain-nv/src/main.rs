@@ -244,6 +244,8 @@ struct Woken {
     signalled: bool,
     /// Links whose descriptor reported an error.
     link_errors: Vec<LinkId>,
+    /// Links with a frame to read, or in error.
+    readable: Vec<LinkId>,
 }
 
 impl<'a> PollSet<'a> {
@@ -265,12 +267,19 @@ impl<'a> PollSet<'a> {
         let mut woken = Woken {
             signalled: false,
             link_errors: Vec::new(),
+            readable: Vec::new(),
         };
         for (wake, fd) in self.wakes.iter().zip(&self.fds) {
             let revents = fd.revents().unwrap_or(PollFlags::empty());
             match wake {
-                Wake::Appliance(FdOwner::Link(link)) if revents.intersects(bad) => {
-                    woken.link_errors.push(*link)
+                Wake::Appliance(FdOwner::Link(link)) => {
+                    if revents.intersects(bad) {
+                        woken.link_errors.push(*link);
+                    }
+                    // a link in error is read too: the read reports (and counts) its error
+                    if revents.intersects(bad | PollFlags::POLLIN) {
+                        woken.readable.push(*link);
+                    }
                 }
                 Wake::Signal => woken.signalled = revents.contains(PollFlags::POLLIN),
                 _ => {}
@@ -310,7 +319,8 @@ impl Runtime {
     }
 
     /// Waits up to `wait` for a frame, a netback or config event or a signal; marks links whose
-    /// descriptor reported an error down. Returns what the signals received ask for (the signals are consumed: each one is
+    /// descriptor reported an error down and tells the appliance which links have frames to
+    /// read. Returns what the signals received ask for (the signals are consumed: each one is
     /// reported once).
     fn poll_once(&self, app: &mut Appliance, wait: Duration) -> anyhow::Result<Signalled> {
         let woken = {
@@ -327,6 +337,7 @@ impl Runtime {
         for link in woken.link_errors {
             app.link_error(link);
         }
+        app.set_readable(woken.readable);
         let mut signalled = Signalled::default();
         if woken.signalled {
             while let Some(info) = self.signals.read_signal().context("reading the signalfd")? {

@@ -342,7 +342,20 @@ fn restarted_replica_joins_on_probation_and_votes_again() {
         bytes: 0,
     };
     let mut g = redis_group_spec("nvt-probation", spec, None);
+    let pid = g.lab.pid(&g.replica_names[0]).unwrap();
     g.signal_replica(0, Signal::SIGKILL).unwrap();
+    // The kill takes effect when redis next runs: on a busy machine the GET below could still
+    // reach it (and r0 answer) unless the test waits until it has exited (a zombie, or gone).
+    wait_until("r0's redis to exit", Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    })
+    .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&get(&g, "key:1").stdout).trim(),
         value(1),

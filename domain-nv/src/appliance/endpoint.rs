@@ -221,16 +221,27 @@ impl Endpoint {
         }
     }
 
-    /// Ingress and egress; a vif that is not connected is skipped.
+    /// Ingress and egress; a vif that is not connected is skipped. `readable` false: the
+    /// caller knows the link's descriptor has no frame waiting (poll(2) said so), and only
+    /// egress runs, which saves a read that would find nothing (a vif is always read).
     pub fn poll<G: GrantTable, E: EventChannel>(
         &mut self,
         now: smoltcp::time::Instant,
         netback: Option<&mut Netback<G, E>>,
+        readable: bool,
     ) {
         match &mut self.frames {
             Frames::Link(device) => {
                 device.begin_poll();
-                self.iface.poll(now, device, &mut self.sockets);
+                if readable {
+                    self.iface.poll(now, device, &mut self.sockets);
+                } else {
+                    // what `Interface::poll` does after its ingress
+                    self.iface.poll_maintenance(now);
+                    while self.iface.poll_egress(now, device, &mut self.sockets) != PollResult::None
+                    {
+                    }
+                }
             }
             Frames::Vif(name) => {
                 if let Some(vif) = connected_vif(netback, name) {

@@ -116,6 +116,9 @@ pub struct Appliance<G: GrantTable = xen::gntdev::Gntdev, E: EventChannel = xen:
     status: StatusBook,
     /// One per service, in config order (services are fixed for the appliance's life).
     sequencers: Vec<Sequencer>,
+    /// The links the caller's poll(2) found readable, for the next step only
+    /// ([`Appliance::set_readable`]); `None`: the step reads every link.
+    readable: Option<Vec<LinkId>>,
 }
 
 impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
@@ -183,6 +186,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             next_conn_id: 1,
             status,
             sequencers: (0..config_services).map(|_| Sequencer::new()).collect(),
+            readable: None,
         };
         for s in 0..appliance.config.services.len() {
             if appliance.config.services[s].transport == Transport::Udp {
@@ -224,6 +228,13 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         fds
     }
 
+    /// Tells the next [`Appliance::step`] which links (of those with a descriptor, see
+    /// [`Appliance::fds`]) poll(2) found readable: it reads only those, and vifs, and skips a
+    /// read per idle link that would find nothing. Without this call a step reads every link.
+    pub fn set_readable(&mut self, links: Vec<LinkId>) {
+        self.readable = Some(links);
+    }
+
     /// Marks `link` down after poll(2) reported an error on its descriptor (a vif has none:
     /// nothing to do).
     pub fn link_error(&mut self, link: LinkId) {
@@ -255,6 +266,8 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
     /// link that does not open) nothing changed.
     pub fn reconfigure(&mut self, config: Config, now: Instant) -> anyhow::Result<()> {
         let kept = reconfigure::plan(&self.config, &config)?;
+        // the replicas' slots may move: the next step reads every link
+        self.readable = None;
         let mut opened: Vec<Option<Endpoint>> = Vec::with_capacity(kept.len());
         for (i, (r, old)) in config.replicas.iter().zip(&kept).enumerate() {
             if old.is_some() {
@@ -404,15 +417,19 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 log::warn!("netback: event channels: {e}");
             }
         }
+        let readable = self.readable.take();
+        let is_readable = |link: LinkId| readable.as_ref().is_none_or(|r| r.contains(&link));
+        let external_readable = is_readable(LinkId::External);
         for _ in 0..EXTERNAL_ROUNDS {
-            self.external.poll(snow, self.netback.as_mut());
+            self.external
+                .poll(snow, self.netback.as_mut(), external_readable);
             self.accept(now);
             if !self.external.budget_exhausted() {
                 break;
             }
         }
-        for e in &mut self.replicas {
-            e.poll(snow, self.netback.as_mut());
+        for (r, e) in self.replicas.iter_mut().enumerate() {
+            e.poll(snow, self.netback.as_mut(), is_readable(LinkId::Replica(r)));
         }
         let lost: Vec<usize> = (0..self.replicas.len())
             .filter(|&r| !self.replicas[r].is_up(self.netback.as_ref()))

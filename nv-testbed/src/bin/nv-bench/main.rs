@@ -14,11 +14,13 @@
 //! The variants run interleaved (a b c d, a b c d, ...) for `--rounds` rounds, so a busy spell
 //! of the machine hits all of them; the report gives each figure's median and min-max over the
 //! rounds, the ratios of medians, and the load average of every round (a warning for a round on
-//! a busy machine). The JSON result file keeps every round.
+//! a busy machine). The JSON result file keeps every round. `--latency-only` measures the
+//! latency domain-nv adds at one connection alone (`latency.rs`), with no result file.
 #![forbid(unsafe_code)]
 
 mod dns;
 mod host;
+mod latency;
 mod measure;
 mod plain;
 mod plot;
@@ -268,7 +270,7 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let domain_nv = PathBuf::from(args.get(1).context(
         "usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick] [--rounds N] [--mtu N] \
-         [--no-tap-offload] [--dns-only] [--scaling | --no-scaling]",
+         [--no-tap-offload] [--dns-only] [--latency-only] [--scaling | --no-scaling]",
     )?);
     let result_path = PathBuf::from(
         args.get(2)
@@ -300,6 +302,10 @@ fn run() -> Result<()> {
             dns_only,
         }
     };
+    if args.iter().any(|a| a == "--latency-only") {
+        print!("{}", latency::run(&domain_nv, rounds_wanted, &set)?);
+        return Ok(());
+    }
     // the scaling curve: 5 points of 5 s (2 s with --quick) per variant and round
     let scaling_seconds = if quick { 2 } else { 5 };
     if args.iter().any(|a| a == "--scaling") {

@@ -126,7 +126,7 @@ pub fn parse_wrk(out: &str) -> Result<(f64, f64, f64)> {
 }
 
 /// The number of requests wrk completed (`12345 requests in 1.00s, ...`).
-fn parse_wrk_requests(out: &str) -> Result<u64> {
+pub(crate) fn parse_wrk_requests(out: &str) -> Result<u64> {
     out.lines()
         .find_map(
             |l| match l.split_whitespace().collect::<Vec<_>>().as_slice() {
