@@ -7,7 +7,8 @@
 //! connections (wrk on nginx, redis-benchmark on redis), p50/p99 latency (wrk, 1 connection),
 //! the CPU seconds HAProxy or domain-nv spent per GiB and per 10,000 requests, and for DNS over
 //! UDP (nsd) the query rate (dnsperf) and the p50 of one query at a time (not through HAProxy,
-//! which proxies TCP only). `--dns-only` measures the DNS figures alone.
+//! which proxies TCP only). `--dns-only` measures the DNS figures alone. `--protocol-only`
+//! measures the protocol layer instead (issue 14: ordering and masking, `protocol.rs`).
 //!
 //! The variants run interleaved (a b c d, a b c d, ...) for `--rounds` rounds, so a busy spell
 //! of the machine hits all of them; the report gives each figure's median and min-max over the
@@ -18,6 +19,8 @@
 mod dns;
 mod host;
 mod measure;
+mod protocol;
+mod protocol_report;
 mod stats;
 
 use std::fmt::Write as _;
@@ -278,7 +281,7 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let domain_nv = PathBuf::from(args.get(1).context(
         "usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick] [--rounds N] [--mtu N] \
-         [--no-tap-offload] [--dns-only]",
+         [--no-tap-offload] [--dns-only] [--protocol-only]",
     )?);
     let result_path = PathBuf::from(
         args.get(2)
@@ -310,6 +313,9 @@ fn run() -> Result<()> {
             dns_only,
         }
     };
+    if args.iter().any(|a| a == "--protocol-only") {
+        return protocol::run(&domain_nv, &result_path, rounds_wanted, &set);
+    }
     let cores = host::cores();
     let mut rounds = Vec::new();
     for round in 1..=rounds_wanted {
