@@ -281,7 +281,7 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let domain_nv = PathBuf::from(args.get(1).context(
         "usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick] [--rounds N] [--mtu N] \
-         [--no-tap-offload] [--dns-only] [--protocol-only]",
+         [--no-tap-offload] [--dns-only] [--protocol-only [--variants rb,rr,hb,hr]]",
     )?);
     let result_path = PathBuf::from(
         args.get(2)
@@ -314,7 +314,7 @@ fn run() -> Result<()> {
         }
     };
     if args.iter().any(|a| a == "--protocol-only") {
-        return protocol::run(&domain_nv, &result_path, rounds_wanted, &set);
+        return protocol::run(&domain_nv, &result_path, rounds_wanted, &set, &args);
     }
     let cores = host::cores();
     let mut rounds = Vec::new();

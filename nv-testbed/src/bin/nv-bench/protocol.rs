@@ -11,10 +11,13 @@
 //!
 //! Each redis variant runs its commands twice: with redis-benchmark's single key, where every
 //! write conflicts with every other request, and with `-r 100000` (random keys: conflicts are
-//! rare; `lpush` has a single key either way). The variants run interleaved for `--rounds`
+//! rare; `lpush` has a single key either way), one redis-benchmark per command, domain-nv's
+//! CPU time read before and after each (CPU µs per request: the figure that moves least on a
+//! shared machine). The variants run interleaved for `--rounds`
 //! rounds; after each variant the faults, the client connections reset (no quorum, timed out)
 //! and the masked differences of its run are printed, and the report gives each rate's median
 //! and min-max, the aims and the ratios redis/bytes (the cost of ordering) per workload.
+//! `--variants rb,rr` runs only those (e.g. to compare two builds of domain-nv quickly).
 
 use std::path::Path;
 use std::time::Duration;
@@ -36,9 +39,9 @@ pub const VARIANTS: [(&str, &str); 4] = [
 ];
 
 /// The redis-benchmark tests of protocol `bytes` (those it keeps correct under concurrency).
-const BYTES_TESTS: &str = "set,get";
+const BYTES_TESTS: [&str; 2] = ["set", "get"];
 /// The redis-benchmark tests of protocol `redis`.
-const REDIS_TESTS: &str = "set,get,incr,lpush";
+const REDIS_TESTS: [&str; 4] = ["set", "get", "incr", "lpush"];
 /// The key space of the random-key runs (`-r`).
 pub const RANDOM_KEYS: u32 = 100_000;
 /// Client connections of every load generator.
@@ -46,14 +49,21 @@ const CLIENTS: u32 = 50;
 /// The longest one load generator may run before the round fails.
 const CLIENT_LIMIT: Duration = Duration::from_secs(600);
 
-/// Runs the protocol variants for `rounds` rounds, prints the report and writes the JSON to
-/// `result_path`. Nothing with `--dns-only` (`make bench BENCH_ARGS=--dns-only` measures DNS
-/// alone).
-pub fn run(domain_nv: &Path, result_path: &Path, rounds: usize, set: &Settings) -> Result<()> {
+/// Runs the protocol variants (those of `--variants` in `args`, else all) for `rounds` rounds,
+/// prints the report and writes the JSON to `result_path`. Nothing with `--dns-only` (`make
+/// bench BENCH_ARGS=--dns-only` measures DNS alone).
+pub fn run(
+    domain_nv: &Path,
+    result_path: &Path,
+    rounds: usize,
+    set: &Settings,
+    args: &[String],
+) -> Result<()> {
     if set.dns_only {
         eprintln!("--dns-only: the protocol variants are skipped");
         return Ok(());
     }
+    let chosen = chosen_variants(args)?;
     let cores = host::cores();
     let requests = set.redis_requests * 4;
     let mut done = Vec::new();
@@ -61,11 +71,16 @@ pub fn run(domain_nv: &Path, result_path: &Path, rounds: usize, set: &Settings) 
         let load1_start = host::load1()?;
         let mut runs = Vec::new();
         for (key, name) in VARIANTS {
+            if !chosen.contains(&key) {
+                // not measured: no rates, left out of the report
+                runs.push(Run::default());
+                continue;
+            }
             eprintln!("== round {round}/{rounds} ({key}) {name}");
             let r = run_variant(key, domain_nv, set, requests)?;
             eprintln!(
-                "   {:?}\n   faults {}, client connections reset {}, masked {}, client errors {}",
-                r.rates, r.faults, r.resets, r.masked, r.client_errors
+                "   {:?}\n   domain-nv CPU us/request {:?}\n   faults {}, client connections reset {}, masked {}, client errors {}",
+                r.rates, r.cpu_us, r.faults, r.resets, r.masked, r.client_errors
             );
             runs.push(r);
         }
@@ -90,11 +105,30 @@ pub fn run(domain_nv: &Path, result_path: &Path, rounds: usize, set: &Settings) 
     Ok(())
 }
 
+/// The variant keys of `--variants a,b` in `args`, else every variant's.
+fn chosen_variants(args: &[String]) -> Result<Vec<&'static str>> {
+    let Some(i) = args.iter().position(|a| a == "--variants") else {
+        return Ok(VARIANTS.iter().map(|(k, _)| *k).collect());
+    };
+    let list = args
+        .get(i + 1)
+        .context("--variants takes a list like rb,rr")?;
+    list.split(',')
+        .map(|k| {
+            VARIANTS
+                .iter()
+                .map(|(key, _)| *key)
+                .find(|key| *key == k)
+                .with_context(|| format!("--variants: no variant {k:?} (rb, rr, hb, hr)"))
+        })
+        .collect()
+}
+
 /// Runs variant `key` once.
 fn run_variant(key: &str, domain_nv: &Path, set: &Settings, requests: u32) -> Result<Run> {
     match key {
-        "rb" => redis(domain_nv, Protocol::Bytes, BYTES_TESTS, set, requests),
-        "rr" => redis(domain_nv, Protocol::Redis, REDIS_TESTS, set, requests),
+        "rb" => redis(domain_nv, Protocol::Bytes, &BYTES_TESTS, set, requests),
+        "rr" => redis(domain_nv, Protocol::Redis, &REDIS_TESTS, set, requests),
         "hb" => nginx(domain_nv, Protocol::Bytes, NginxClock::Frozen, set),
         _ => nginx(domain_nv, Protocol::Http, NginxClock::Real, set),
     }
@@ -114,7 +148,7 @@ fn spec(service: Service, protocol: Protocol, set: &Settings) -> GroupSpec {
 fn redis(
     domain_nv: &Path,
     protocol: Protocol,
-    tests: &str,
+    tests: &[&str],
     set: &Settings,
     requests: u32,
 ) -> Result<Run> {
@@ -129,35 +163,45 @@ fn redis(
         domain_nv,
         |_, _| Ok(()),
     )?;
+    let pid = g.lab.pid("domain-nv").context("domain-nv's pid")?;
     let mut run = Run::default();
+    let (c, n, r) = (
+        CLIENTS.to_string(),
+        requests.to_string(),
+        RANDOM_KEYS.to_string(),
+    );
+    let limit = CLIENT_LIMIT.as_secs().to_string();
     for random in [false, true] {
-        let (c, n, r) = (
-            CLIENTS.to_string(),
-            requests.to_string(),
-            RANDOM_KEYS.to_string(),
-        );
-        let limit = CLIENT_LIMIT.as_secs().to_string();
-        let mut argv = vec![
-            "timeout",
-            &limit,
-            "redis-benchmark",
-            "-h",
-            SERVICE_ADDRESS,
-            "-c",
-            &c,
-            "-n",
-            &n,
-            "-t",
-            tests,
-            "-q",
-        ];
-        if random {
-            argv.extend(["-r", &r]);
-        }
-        let out = checked(g.client(&argv)?, "redis-benchmark")?;
-        for (test, rate) in parse_redis_benchmark(&out)? {
+        for test in tests {
+            let mut argv = vec![
+                "timeout",
+                &limit,
+                "redis-benchmark",
+                "-h",
+                SERVICE_ADDRESS,
+                "-c",
+                &c,
+                "-n",
+                &n,
+                "-t",
+                test,
+                "-q",
+            ];
+            if random {
+                argv.extend(["-r", &r]);
+            }
+            let cpu0 = host::cpu_seconds(pid)?;
+            let out = checked(g.client(&argv)?, "redis-benchmark")?;
+            let cpu = host::cpu_seconds(pid)? - cpu0;
             let keys = if random { "random" } else { "one" };
-            run.rates.push((format!("{test} {keys}"), rate));
+            let workload = format!("{test} {keys}");
+            for (t, rate) in parse_redis_benchmark(&out)? {
+                if t != *test {
+                    bail!("redis-benchmark -t {test} reported {t}:\n{out}");
+                }
+                run.rates.push((workload.clone(), rate));
+            }
+            run.cpu_us.push((workload, cpu * 1e6 / f64::from(requests)));
         }
     }
     settle(&g, &mut run)?;
@@ -182,11 +226,16 @@ fn nginx(domain_nv: &Path, protocol: Protocol, clock: NginxClock, set: &Settings
     );
     let url = format!("http://{SERVICE_ADDRESS}/small");
     let argv = ["timeout", &limit, "wrk", "-t2", "-c50", "-d", &d, &url];
+    let pid = g.lab.pid("domain-nv").context("domain-nv's pid")?;
+    let cpu0 = host::cpu_seconds(pid)?;
     let out = checked(g.client(&argv)?, "wrk")?;
-    let (rate, errors) = parse_wrk(&out)?;
+    let cpu = host::cpu_seconds(pid)? - cpu0;
+    let w = parse_wrk(&out)?;
     let mut run = Run::default();
-    run.rates.push(("http get".into(), rate));
-    run.client_errors = errors;
+    run.rates.push(("http get".into(), w.rate));
+    run.cpu_us
+        .push(("http get".into(), cpu * 1e6 / w.requests.max(1) as f64));
+    run.client_errors = w.errors;
     settle(&g, &mut run)?;
     Ok(run)
 }
@@ -235,12 +284,26 @@ fn parse_redis_benchmark(out: &str) -> Result<Vec<(String, f64)>> {
     Ok(rates)
 }
 
-/// Requests/s and the errors (socket errors and non-2xx/3xx responses) from wrk's output.
-fn parse_wrk(out: &str) -> Result<(f64, u64)> {
+/// What wrk reported.
+#[derive(Debug, PartialEq)]
+struct WrkOutput {
+    /// Requests/s.
+    rate: f64,
+    /// Requests completed.
+    requests: u64,
+    /// Socket errors plus non-2xx/3xx responses.
+    errors: u64,
+}
+
+/// The rate, the request count and the errors from wrk's output.
+fn parse_wrk(out: &str) -> Result<WrkOutput> {
     let mut rate = None;
+    let mut requests = None;
     let mut errors = 0;
     for line in out.lines().map(str::trim) {
-        if let Some(v) = line.strip_prefix("Requests/sec:") {
+        if let Some((n, _)) = line.split_once(" requests in ") {
+            requests = n.parse().ok();
+        } else if let Some(v) = line.strip_prefix("Requests/sec:") {
             rate = v.trim().parse().ok();
         } else if let Some(v) = line.strip_prefix("Socket errors:") {
             // `connect 0, read 0, write 0, timeout 0`
@@ -255,9 +318,13 @@ fn parse_wrk(out: &str) -> Result<(f64, u64)> {
             errors += v.trim().parse::<u64>().context("wrk's non-2xx count")?;
         }
     }
-    match rate {
-        Some(r) => Ok((r, errors)),
-        None => bail!("cannot parse wrk output:\n{out}"),
+    match (rate, requests) {
+        (Some(rate), Some(requests)) => Ok(WrkOutput {
+            rate,
+            requests,
+            errors,
+        }),
+        _ => bail!("cannot parse wrk output:\n{out}"),
     }
 }
 
@@ -282,11 +349,33 @@ mod tests {
     }
 
     #[test]
+    fn variants_are_chosen_by_key() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(chosen_variants(&args(&[])).unwrap().len(), VARIANTS.len());
+        assert_eq!(
+            chosen_variants(&args(&["--variants", "rr,hb"])).unwrap(),
+            vec!["rr", "hb"]
+        );
+        assert!(chosen_variants(&args(&["--variants", "rr,zz"])).is_err());
+        assert!(chosen_variants(&args(&["--variants"])).is_err());
+    }
+
+    #[test]
     fn wrk_rate_and_errors_are_parsed() {
-        let clean = "Running 2s test\n  1000 requests in 2.00s\nRequests/sec:    500.25\n";
-        assert_eq!(parse_wrk(clean).unwrap(), (500.25, 0));
-        let bad = "  Socket errors: connect 0, read 3, write 1, timeout 2\n  Non-2xx or 3xx responses: 4\nRequests/sec: 10.0\n";
-        assert_eq!(parse_wrk(bad).unwrap(), (10.0, 10));
+        let clean =
+            "Running 2s test\n  1000 requests in 2.00s, 1.2MB read\nRequests/sec:    500.25\n";
+        let w = |rate, requests, errors| WrkOutput {
+            rate,
+            requests,
+            errors,
+        };
+        assert_eq!(parse_wrk(clean).unwrap(), w(500.25, 1000, 0));
+        let bad = "  20 requests in 2.00s, 1.2MB read\n  Socket errors: connect 0, read 3, write 1, timeout 2\n  Non-2xx or 3xx responses: 4\nRequests/sec: 10.0\n";
+        assert_eq!(parse_wrk(bad).unwrap(), w(10.0, 20, 10));
+        assert!(
+            parse_wrk("Requests/sec: 10.0\n").is_err(),
+            "no request count"
+        );
         assert!(parse_wrk("garbage").is_err());
     }
 }

@@ -15,6 +15,8 @@ use crate::stats::{ratio, spread, Spread};
 pub struct Run {
     /// Requests/s per workload (`set one`, `get random`, `http get`, ...), in run order.
     pub rates: Vec<(String, f64)>,
+    /// domain-nv's CPU µs per request, per workload.
+    pub cpu_us: Vec<(String, f64)>,
     /// Faults domain-nv reported (every replica was healthy: each one a false positive).
     pub faults: u64,
     /// Client connections reset because no quorum agreed or no answer came in time.
@@ -25,13 +27,23 @@ pub struct Run {
     pub client_errors: u64,
 }
 
+/// A figure of a [`Run`]: its rates or its CPU per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Figure {
+    /// Requests/s.
+    Rate,
+    /// domain-nv's CPU µs per request.
+    Cpu,
+}
+
 impl Run {
-    /// The rate of `workload`, if the variant ran it.
-    fn rate(&self, workload: &str) -> Option<f64> {
-        self.rates
-            .iter()
-            .find(|(w, _)| w == workload)
-            .map(|(_, r)| *r)
+    /// Its `figure` of `workload`, if the variant ran it.
+    fn get(&self, figure: Figure, workload: &str) -> Option<f64> {
+        let list = match figure {
+            Figure::Rate => &self.rates,
+            Figure::Cpu => &self.cpu_us,
+        };
+        list.iter().find(|(w, _)| w == workload).map(|(_, x)| *x)
     }
 }
 
@@ -74,13 +86,39 @@ fn workloads(rounds: &[Round]) -> Vec<String> {
     names
 }
 
-/// Variant `v`'s spread of `workload`'s rate over the rounds.
-fn rate(rounds: &[Round], v: usize, workload: &str) -> Option<Spread> {
+/// Variant `v`'s spread of `figure` of `workload` over the rounds.
+fn spread_of(rounds: &[Round], v: usize, figure: Figure, workload: &str) -> Option<Spread> {
     spread(
         rounds
             .iter()
-            .map(|r| r.runs.get(v).and_then(|x| x.rate(workload))),
+            .map(|r| r.runs.get(v).and_then(|x| x.get(figure, workload))),
     )
+}
+
+/// Variant `v`'s spread of `workload`'s rate over the rounds.
+fn rate(rounds: &[Round], v: usize, workload: &str) -> Option<Spread> {
+    spread_of(rounds, v, Figure::Rate, workload)
+}
+
+/// Variant `v`'s spread of domain-nv's CPU per request of `workload` over the rounds.
+fn cpu(rounds: &[Round], v: usize, workload: &str) -> Option<Spread> {
+    spread_of(rounds, v, Figure::Cpu, workload)
+}
+
+/// One table: a row per workload, a column per variant, of `figure`'s medians and min-max.
+fn table(t: &mut String, rounds: &[Round], figure: Figure) -> Result<()> {
+    write!(t, "{:<14}", "workload")?;
+    for (key, _) in VARIANTS {
+        write!(t, " {:>24}", format!("({key})"))?;
+    }
+    for w in workloads(rounds) {
+        write!(t, "\n{w:<14}")?;
+        for v in 0..VARIANTS.len() {
+            write!(t, " {:>24}", cell(spread_of(rounds, v, figure, &w)))?;
+        }
+    }
+    writeln!(t)?;
+    Ok(())
 }
 
 /// A median with its min-max, or `-`.
@@ -98,20 +136,12 @@ fn show(x: Option<f64>) -> String {
 /// The text report.
 pub fn report(rounds: &[Round], cores: usize) -> Result<String> {
     let mut t = format!(
-        "\nprotocol layer, 3 replicas (majority), 50 connections; {} rounds; requests/s median [min-max]\n{:<14}",
+        "\nprotocol layer, 3 replicas (majority), 50 connections; {} rounds\nrequests/s, median [min-max]:\n",
         rounds.len(),
-        "workload"
     );
-    for (key, _) in VARIANTS {
-        write!(t, " {:>24}", format!("({key})"))?;
-    }
-    for w in workloads(rounds) {
-        write!(t, "\n{w:<14}")?;
-        for v in 0..VARIANTS.len() {
-            write!(t, " {:>24}", cell(rate(rounds, v, &w)))?;
-        }
-    }
-    writeln!(t)?;
+    table(&mut t, rounds, Figure::Rate)?;
+    writeln!(t, "domain-nv CPU us per request, median [min-max]:")?;
+    table(&mut t, rounds, Figure::Cpu)?;
     for (key, name) in VARIANTS {
         writeln!(t, "  ({key}) {name}")?;
     }
@@ -132,17 +162,21 @@ pub fn report(rounds: &[Round], cores: usize) -> Result<String> {
     }
     writeln!(
         t,
-        "\ncost of ordering and framing (same load, redis / bytes):"
+        "\ncost of ordering and framing (same load, redis / bytes): rate, CPU per request"
     )?;
     for w in ["get one", "get random", "set one", "set random"] {
         let x = ratio(rate(rounds, RR, w), rate(rounds, RB, w));
-        writeln!(t, "  rr/rb {w:<11} {}", show(x))?;
+        let c = ratio(cpu(rounds, RR, w), cpu(rounds, RB, w));
+        writeln!(t, "  rr/rb {w:<11} {}  {}", show(x), show(c))?;
     }
-    let x = ratio(rate(rounds, HR, "http get"), rate(rounds, HB, "http get"));
+    let w = "http get";
+    let x = ratio(rate(rounds, HR, w), rate(rounds, HB, w));
+    let c = ratio(cpu(rounds, HR, w), cpu(rounds, HB, w));
     writeln!(
         t,
-        "  hr/hb http get    {}  (real clock and Date masked / frozen clock, bytes)",
-        show(x)
+        "  hr/hb http get    {}  {}  (real clock, Date masked / frozen clock, bytes)",
+        show(x),
+        show(c)
     )?;
     writeln!(
         t,
@@ -162,6 +196,9 @@ pub fn report(rounds: &[Round], cores: usize) -> Result<String> {
             r.load1_end
         )?;
         for ((key, _), run) in VARIANTS.iter().zip(&r.runs) {
+            if run.rates.is_empty() {
+                continue; // not measured (`--variants`)
+            }
             write!(
                 t,
                 " ({key}) {}/{}/{} {}",
@@ -173,6 +210,13 @@ pub fn report(rounds: &[Round], cores: usize) -> Result<String> {
     Ok(t)
 }
 
+/// Workload to figure, two decimals.
+fn to_map(list: &[(String, f64)]) -> serde_json::Map<String, serde_json::Value> {
+    list.iter()
+        .map(|(w, x)| (w.clone(), ((x * 100.0).round() / 100.0).into()))
+        .collect()
+}
+
 /// The JSON result: settings and every round's runs and load.
 pub fn json(set: &Settings, requests: u32, rounds: &[Round], cores: usize) -> serde_json::Value {
     let rounds: Vec<serde_json::Value> = rounds
@@ -181,16 +225,13 @@ pub fn json(set: &Settings, requests: u32, rounds: &[Round], cores: usize) -> se
             let variants: Vec<serde_json::Value> = VARIANTS
                 .iter()
                 .zip(&r.runs)
+                .filter(|(_, run)| !run.rates.is_empty())
                 .map(|((key, name), run)| {
-                    let rates: serde_json::Map<String, serde_json::Value> = run
-                        .rates
-                        .iter()
-                        .map(|(w, x)| (w.clone(), ((x * 100.0).round() / 100.0).into()))
-                        .collect();
                     serde_json::json!({
                         "variant": key,
                         "name": name,
-                        "rates": rates,
+                        "rates": to_map(&run.rates),
+                        "cpu_us_per_request": to_map(&run.cpu_us),
                         "faults": run.faults,
                         "resets": run.resets,
                         "masked": run.masked,
@@ -227,6 +268,11 @@ mod tests {
     fn run(rates: &[(&str, f64)], faults: u64) -> Run {
         Run {
             rates: rates.iter().map(|(w, r)| (w.to_string(), *r)).collect(),
+            // CPU per request: 10^6 / rate, as if domain-nv were busy all the time
+            cpu_us: rates
+                .iter()
+                .map(|(w, r)| (w.to_string(), 1e6 / r))
+                .collect(),
             faults,
             ..Run::default()
         }
@@ -260,8 +306,10 @@ mod tests {
             text.contains("rr set   one    / rb get one    0.500"),
             "{text}"
         );
-        assert!(text.contains("rr/rb get one     0.800"), "{text}");
-        assert!(text.contains("hr/hb http get    0.900"), "{text}");
+        assert!(text.contains("rr/rb get one     0.800  1.250"), "{text}");
+        assert!(text.contains("hr/hb http get    0.900  1.111"), "{text}");
+        // CPU table: 10^6/1000 us for rb get one in two rounds, 500 in one
+        assert!(text.contains("1000 [500-1000]"), "{text}");
         assert!(text.contains("round 2 (load 3.00 -> 3.00): (rb) 0/0/0 0 (rr) 2/0/0 0"));
         assert!(text.contains("WARNING: busy machine"));
         // a workload a variant did not run has no cell
@@ -281,6 +329,10 @@ mod tests {
         let j = json(&set, 4, &[round(1000.0, 400.0, 1, 0.5)], 2);
         assert_eq!(j["rounds"].as_array().unwrap().len(), 1);
         assert_eq!(j["rounds"][0]["variants"][1]["rates"]["set one"], 400.0);
+        assert_eq!(
+            j["rounds"][0]["variants"][1]["cpu_us_per_request"]["set one"],
+            2500.0
+        );
         assert_eq!(j["rounds"][0]["variants"][1]["faults"], 1);
         assert_eq!(j["settings"]["redis_requests"], 4);
     }
