@@ -19,6 +19,7 @@
 //! previous one is admitted).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::Access;
 
@@ -73,6 +74,8 @@ struct Conn {
     submitted: u64,
     /// Requests admitted (the first `admitted` of those submitted).
     admitted: u64,
+    /// Its requests in the queue (submitted and not yet answered).
+    queued: usize,
 }
 
 impl Conn {
@@ -84,13 +87,40 @@ impl Conn {
     }
 }
 
+/// Hashes connection ids with one multiplication (Fibonacci hashing) instead of SipHash: the
+/// appliance numbers its connections itself, no peer picks an id, so there is no collision
+/// flood to guard against, and the appliance looks a connection up several times a round.
+/// (Keys of requests, which clients choose, stay with SipHash in [`Ahead`].)
+#[derive(Debug, Default)]
+struct ConnIdHasher(u64);
+
+impl Hasher for ConnIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // 2^64 / golden ratio: consecutive ids spread over the whole range
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// The open connections by id.
+type Conns = HashMap<u64, Conn, BuildHasherDefault<ConnIdHasher>>;
+
 /// Orders the requests of one service's connections (see the module documentation).
 #[derive(Debug, Default)]
 pub struct Sequencer {
     /// Submitted requests not yet answered, in the order they were submitted.
     queue: VecDeque<Entry>,
     /// The open connections.
-    conns: HashMap<u64, Conn>,
+    conns: Conns,
     /// Requests in `queue` not yet admitted.
     waiting: usize,
 }
@@ -109,6 +139,7 @@ impl Sequencer {
                 replies: vec![Some(0); replicas],
                 submitted: 0,
                 admitted: 0,
+                queued: 0,
             },
         );
     }
@@ -119,8 +150,7 @@ impl Sequencer {
         let Some(c) = self.conns.get(&conn) else {
             return false;
         };
-        let unanswered = self.queue.iter().filter(|e| e.conn == conn).count();
-        c.submitted == c.admitted && unanswered < MAX_IN_FLIGHT
+        c.submitted == c.admitted && c.queued < MAX_IN_FLIGHT
     }
 
     /// Submits connection `conn`'s next request; returns its index among the connection's
@@ -136,6 +166,7 @@ impl Sequencer {
         let c = self.conns.get_mut(&conn).expect("checked above");
         let index = c.submitted;
         c.submitted += 1;
+        c.queued += 1;
         self.queue.push_back(Entry {
             conn,
             index,
@@ -154,14 +185,15 @@ impl Sequencer {
 
     /// Replica `replica` of connection `conn` completed `n` more replies.
     pub fn replied(&mut self, conn: u64, replica: usize, n: usize) {
+        if n == 0 {
+            return;
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         if let Some(Some(done)) = c.replies.get_mut(replica) {
-            if n > 0 {
-                *done += n as u64;
-                self.settle(vec![conn], false);
-            }
+            *done += n as u64;
+            self.settle(vec![conn], false);
         }
     }
 
@@ -214,13 +246,19 @@ impl Sequencer {
 
     /// Drops connection `conn`'s answered requests from the queue; true if there were any.
     fn drop_answered(&mut self, conn: u64) -> bool {
-        let Some(below) = self.conns.get(&conn).map(Conn::answered_below) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
-        let before = self.queue.len();
+        // Its admitted requests not yet dropped are those from `submitted - queued` on.
+        let below = c.answered_below();
+        let first_queued = c.submitted - c.queued as u64;
+        if below <= first_queued {
+            return false;
+        }
         self.queue
             .retain(|e| !(e.conn == conn && e.admitted && e.index < below));
-        self.queue.len() != before
+        c.queued -= (below - first_queued) as usize;
+        true
     }
 
     /// Admits, in arrival order, each waiting request whose connection's earlier requests are

@@ -200,3 +200,31 @@ mod ahead {
         }
     }
 }
+
+#[test]
+fn the_in_flight_bound_counts_only_unanswered_requests() {
+    let mut s = Sequencer::new();
+    // ids far apart, as the appliance may number connections
+    let (a, b) = (7, 7 + (1 << 40));
+    s.open(a, 2);
+    s.open(b, 2);
+    for _ in 0..MAX_IN_FLIGHT {
+        s.submit(a, Access::Nothing).unwrap();
+    }
+    assert!(!s.can_submit(a));
+    s.replied(a, 0, MAX_IN_FLIGHT - 1);
+    assert!(!s.can_submit(a), "replica 1 has answered none");
+    s.cut_off(a, 1);
+    assert!(
+        s.can_submit(a),
+        "all but one answered by every replica left"
+    );
+    assert_eq!(s.in_flight(), 1);
+    s.replied(a, 0, 1);
+    assert_eq!(s.in_flight(), 0);
+    s.submit(b, Access::All).unwrap();
+    assert_eq!(s.admitted(b), 1);
+    s.close(a);
+    assert!(!s.can_submit(a));
+    assert_eq!(s.in_flight(), 1);
+}
