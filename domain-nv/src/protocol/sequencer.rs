@@ -19,9 +19,13 @@
 //! previous one is admitted).
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, RandomState};
 
 use super::Access;
+
+mod ahead;
+
+use ahead::{Ahead, Footprint, MulHasher};
 
 /// Most requests of one connection admitted and not yet answered by every replica (pipelining
 /// beyond this waits for replies).
@@ -60,7 +64,7 @@ struct Entry {
     /// Its index among the connection's requests (0 = first).
     index: u64,
     /// What it touches.
-    access: Access,
+    access: Footprint,
     /// Whether it was admitted.
     admitted: bool,
 }
@@ -87,32 +91,10 @@ impl Conn {
     }
 }
 
-/// Hashes connection ids with one multiplication (Fibonacci hashing) instead of SipHash: the
-/// appliance numbers its connections itself, no peer picks an id, so there is no collision
-/// flood to guard against, and the appliance looks a connection up several times a round.
-/// (Keys of requests, which clients choose, stay with SipHash in [`Ahead`].)
-#[derive(Debug, Default)]
-struct ConnIdHasher(u64);
-
-impl Hasher for ConnIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // 2^64 / golden ratio: consecutive ids spread over the whole range
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
 /// The open connections by id.
-type Conns = HashMap<u64, Conn, BuildHasherDefault<ConnIdHasher>>;
+/// (The appliance numbers its connections itself, no peer picks an id: one multiplication
+/// hashes them well enough, and they are looked up several times a round.)
+type Conns = HashMap<u64, Conn, BuildHasherDefault<MulHasher>>;
 
 /// Orders the requests of one service's connections (see the module documentation).
 #[derive(Debug, Default)]
@@ -123,6 +105,8 @@ pub struct Sequencer {
     conns: Conns,
     /// Requests in `queue` not yet admitted.
     waiting: usize,
+    /// Keys the fingerprints of requests' keys (random per sequencer).
+    fingerprints: RandomState,
 }
 
 impl Sequencer {
@@ -170,7 +154,7 @@ impl Sequencer {
         self.queue.push_back(Entry {
             conn,
             index,
-            access,
+            access: Footprint::of(access, &self.fingerprints),
             admitted: false,
         });
         self.waiting += 1;
@@ -289,83 +273,6 @@ impl Sequencer {
             conns.push(e.conn);
         }
         conns
-    }
-}
-
-/// Which connections a key (or all keys) was touched by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Owners {
-    /// By this connection only.
-    One(u64),
-    /// By more than one.
-    Many,
-}
-
-impl Owners {
-    /// Also touched by `conn`.
-    fn with(this: Option<Owners>, conn: u64) -> Owners {
-        match this {
-            None => Owners::One(conn),
-            Some(Owners::One(c)) if c == conn => Owners::One(c),
-            Some(_) => Owners::Many,
-        }
-    }
-
-    /// True if touched by a connection other than `conn`.
-    fn other_than(this: Option<Owners>, conn: u64) -> bool {
-        this.is_some_and(|o| o != Owners::One(conn))
-    }
-}
-
-/// What the requests ahead in the queue touch, by which connections: [`Ahead::holds`] says
-/// whether one of another connection [`conflicts`] with a request, without comparing pairs.
-#[derive(Debug, Default)]
-struct Ahead<'a> {
-    /// Requests that touch state (anything but [`Access::Nothing`]).
-    touching: Option<Owners>,
-    /// [`Access::All`] requests.
-    all: Option<Owners>,
-    /// Keys written.
-    writes: HashMap<&'a [u8], Owners>,
-    /// Keys read.
-    reads: HashMap<&'a [u8], Owners>,
-}
-
-impl<'a> Ahead<'a> {
-    /// True if a request ahead, of a connection other than `conn`, conflicts with `access`.
-    fn holds(&self, conn: u64, access: &Access) -> bool {
-        let other = |o: Option<&Owners>| Owners::other_than(o.copied(), conn);
-        match access {
-            Access::Nothing => false,
-            Access::All => Owners::other_than(self.touching, conn),
-            Access::Read(keys) => {
-                Owners::other_than(self.all, conn)
-                    || keys.iter().any(|k| other(self.writes.get(k.as_slice())))
-            }
-            Access::Write(keys) => {
-                Owners::other_than(self.all, conn)
-                    || keys.iter().any(|k| {
-                        other(self.writes.get(k.as_slice())) || other(self.reads.get(k.as_slice()))
-                    })
-            }
-        }
-    }
-
-    /// Adds a request of `conn` to what is ahead.
-    fn add(&mut self, conn: u64, access: &'a Access) {
-        let mark = |map: &mut HashMap<&'a [u8], Owners>, keys: &'a [Vec<u8>]| {
-            for k in keys {
-                let o = Owners::with(map.get(k.as_slice()).copied(), conn);
-                map.insert(k, o);
-            }
-        };
-        match access {
-            Access::Nothing => return,
-            Access::All => self.all = Some(Owners::with(self.all, conn)),
-            Access::Read(keys) => mark(&mut self.reads, keys),
-            Access::Write(keys) => mark(&mut self.writes, keys),
-        }
-        self.touching = Some(Owners::with(self.touching, conn));
     }
 }
 
