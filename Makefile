@@ -85,7 +85,7 @@ bench: deps
 	$(CARGO) build --release -p domain-nv -p nv-testbed
 	$(TARGET_DIR)/release/nv-bench $(TARGET_DIR)/release/domain-nv bench-results.json $(BENCH_ARGS)
 	$(TARGET_DIR)/release/nv-bench $(TARGET_DIR)/release/domain-nv bench-protocol.json --protocol-only $(BENCH_ARGS)
-	$(CARGO) bench -p domain-nv --bench voter
+	$(CARGO) bench -p domain-nv --bench voter --bench sequencer
 
 ## lossbench: bulk MiB/s and the longest stall through domain-nv (3 nginx replicas) and directly,
 ## under 0, 1 and 5 % random loss on the client link (nftables), medians of 3 rounds
