@@ -79,7 +79,7 @@ include scripts/xenlab/lab.mk
 ## bench: voting cost against direct and HAProxy (and DNS over UDP: BENCH_ARGS=--dns-only alone), variants interleaved for 5 rounds, medians and
 ## min-max (BENCH_ARGS=--quick for a short run, "--rounds N" for more), then the protocol layer's
 ## ordering and masking cost (redis and http against bytes, nv-bench --protocol-only), then the
-## voter alone against memcmp
+## voter alone against memcmp and the sequencer alone
 bench: deps
 	scripts/install-deps.sh haproxy wrk dnsperf
 	$(CARGO) build --release -p domain-nv -p nv-testbed
