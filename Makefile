@@ -79,12 +79,14 @@ include scripts/xenlab/lab.mk
 ## bench: voting cost against direct and HAProxy (and DNS over UDP: BENCH_ARGS=--dns-only alone), variants interleaved for 5 rounds, medians and
 ## min-max (BENCH_ARGS=--quick for a short run, "--rounds N" for more), then the scaling curve
 ## (1 to 1,000 connections, plotted to bench-scaling.svg; --scaling alone, --no-scaling without),
-## then the voter alone against memcmp
+## then the protocol layer's ordering and masking cost (redis and http against bytes,
+## nv-bench --protocol-only), then the voter alone against memcmp and the sequencer alone
 bench: deps
 	scripts/install-deps.sh haproxy wrk dnsperf
 	$(CARGO) build --release -p domain-nv -p nv-testbed
 	$(TARGET_DIR)/release/nv-bench $(TARGET_DIR)/release/domain-nv bench-results.json $(BENCH_ARGS)
-	$(CARGO) bench -p domain-nv --bench voter
+	$(TARGET_DIR)/release/nv-bench $(TARGET_DIR)/release/domain-nv bench-protocol.json --protocol-only $(BENCH_ARGS)
+	$(CARGO) bench -p domain-nv --bench voter --bench sequencer
 
 ## lossbench: bulk MiB/s and the longest stall through domain-nv (3 nginx replicas) and directly,
 ## under 0, 1 and 5 % random loss on the client link (nftables), medians of 3 rounds

@@ -19,8 +19,13 @@
 //! previous one is admitted).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, RandomState};
 
 use super::Access;
+
+mod ahead;
+
+use ahead::{Ahead, Footprint, MulHasher};
 
 /// Most requests of one connection admitted and not yet answered by every replica (pipelining
 /// beyond this waits for replies).
@@ -59,7 +64,7 @@ struct Entry {
     /// Its index among the connection's requests (0 = first).
     index: u64,
     /// What it touches.
-    access: Access,
+    access: Footprint,
     /// Whether it was admitted.
     admitted: bool,
 }
@@ -73,6 +78,8 @@ struct Conn {
     submitted: u64,
     /// Requests admitted (the first `admitted` of those submitted).
     admitted: u64,
+    /// Its requests in the queue (submitted and not yet answered).
+    queued: usize,
 }
 
 impl Conn {
@@ -84,15 +91,22 @@ impl Conn {
     }
 }
 
+/// The open connections by id.
+/// (The appliance numbers its connections itself, no peer picks an id: one multiplication
+/// hashes them well enough, and they are looked up several times a round.)
+type Conns = HashMap<u64, Conn, BuildHasherDefault<MulHasher>>;
+
 /// Orders the requests of one service's connections (see the module documentation).
 #[derive(Debug, Default)]
 pub struct Sequencer {
     /// Submitted requests not yet answered, in the order they were submitted.
     queue: VecDeque<Entry>,
     /// The open connections.
-    conns: HashMap<u64, Conn>,
+    conns: Conns,
     /// Requests in `queue` not yet admitted.
     waiting: usize,
+    /// Keys the fingerprints of requests' keys (random per sequencer).
+    fingerprints: RandomState,
 }
 
 impl Sequencer {
@@ -109,6 +123,7 @@ impl Sequencer {
                 replies: vec![Some(0); replicas],
                 submitted: 0,
                 admitted: 0,
+                queued: 0,
             },
         );
     }
@@ -119,8 +134,7 @@ impl Sequencer {
         let Some(c) = self.conns.get(&conn) else {
             return false;
         };
-        let unanswered = self.queue.iter().filter(|e| e.conn == conn).count();
-        c.submitted == c.admitted && unanswered < MAX_IN_FLIGHT
+        c.submitted == c.admitted && c.queued < MAX_IN_FLIGHT
     }
 
     /// Submits connection `conn`'s next request; returns its index among the connection's
@@ -136,10 +150,11 @@ impl Sequencer {
         let c = self.conns.get_mut(&conn).expect("checked above");
         let index = c.submitted;
         c.submitted += 1;
+        c.queued += 1;
         self.queue.push_back(Entry {
             conn,
             index,
-            access,
+            access: Footprint::of(access, &self.fingerprints),
             admitted: false,
         });
         self.waiting += 1;
@@ -154,14 +169,15 @@ impl Sequencer {
 
     /// Replica `replica` of connection `conn` completed `n` more replies.
     pub fn replied(&mut self, conn: u64, replica: usize, n: usize) {
+        if n == 0 {
+            return;
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         if let Some(Some(done)) = c.replies.get_mut(replica) {
-            if n > 0 {
-                *done += n as u64;
-                self.settle(vec![conn], false);
-            }
+            *done += n as u64;
+            self.settle(vec![conn], false);
         }
     }
 
@@ -214,13 +230,19 @@ impl Sequencer {
 
     /// Drops connection `conn`'s answered requests from the queue; true if there were any.
     fn drop_answered(&mut self, conn: u64) -> bool {
-        let Some(below) = self.conns.get(&conn).map(Conn::answered_below) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
-        let before = self.queue.len();
+        // Its admitted requests not yet dropped are those from `submitted - queued` on.
+        let below = c.answered_below();
+        let first_queued = c.submitted - c.queued as u64;
+        if below <= first_queued {
+            return false;
+        }
         self.queue
             .retain(|e| !(e.conn == conn && e.admitted && e.index < below));
-        self.queue.len() != before
+        c.queued -= (below - first_queued) as usize;
+        true
     }
 
     /// Admits, in arrival order, each waiting request whose connection's earlier requests are
@@ -251,83 +273,6 @@ impl Sequencer {
             conns.push(e.conn);
         }
         conns
-    }
-}
-
-/// Which connections a key (or all keys) was touched by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Owners {
-    /// By this connection only.
-    One(u64),
-    /// By more than one.
-    Many,
-}
-
-impl Owners {
-    /// Also touched by `conn`.
-    fn with(this: Option<Owners>, conn: u64) -> Owners {
-        match this {
-            None => Owners::One(conn),
-            Some(Owners::One(c)) if c == conn => Owners::One(c),
-            Some(_) => Owners::Many,
-        }
-    }
-
-    /// True if touched by a connection other than `conn`.
-    fn other_than(this: Option<Owners>, conn: u64) -> bool {
-        this.is_some_and(|o| o != Owners::One(conn))
-    }
-}
-
-/// What the requests ahead in the queue touch, by which connections: [`Ahead::holds`] says
-/// whether one of another connection [`conflicts`] with a request, without comparing pairs.
-#[derive(Debug, Default)]
-struct Ahead<'a> {
-    /// Requests that touch state (anything but [`Access::Nothing`]).
-    touching: Option<Owners>,
-    /// [`Access::All`] requests.
-    all: Option<Owners>,
-    /// Keys written.
-    writes: HashMap<&'a [u8], Owners>,
-    /// Keys read.
-    reads: HashMap<&'a [u8], Owners>,
-}
-
-impl<'a> Ahead<'a> {
-    /// True if a request ahead, of a connection other than `conn`, conflicts with `access`.
-    fn holds(&self, conn: u64, access: &Access) -> bool {
-        let other = |o: Option<&Owners>| Owners::other_than(o.copied(), conn);
-        match access {
-            Access::Nothing => false,
-            Access::All => Owners::other_than(self.touching, conn),
-            Access::Read(keys) => {
-                Owners::other_than(self.all, conn)
-                    || keys.iter().any(|k| other(self.writes.get(k.as_slice())))
-            }
-            Access::Write(keys) => {
-                Owners::other_than(self.all, conn)
-                    || keys.iter().any(|k| {
-                        other(self.writes.get(k.as_slice())) || other(self.reads.get(k.as_slice()))
-                    })
-            }
-        }
-    }
-
-    /// Adds a request of `conn` to what is ahead.
-    fn add(&mut self, conn: u64, access: &'a Access) {
-        let mark = |map: &mut HashMap<&'a [u8], Owners>, keys: &'a [Vec<u8>]| {
-            for k in keys {
-                let o = Owners::with(map.get(k.as_slice()).copied(), conn);
-                map.insert(k, o);
-            }
-        };
-        match access {
-            Access::Nothing => return,
-            Access::All => self.all = Some(Owners::with(self.all, conn)),
-            Access::Read(keys) => mark(&mut self.reads, keys),
-            Access::Write(keys) => mark(&mut self.writes, keys),
-        }
-        self.touching = Some(Owners::with(self.touching, conn));
     }
 }
 

@@ -183,20 +183,50 @@ mod ahead {
     }
 
     proptest! {
-        /// The one-pass summary holds a request back exactly when a request ahead of another
-        /// connection conflicts with it pairwise.
+        /// The one-pass summary of fingerprinted keys holds a request back exactly when a
+        /// request ahead of another connection conflicts with it pairwise.
         #[test]
         fn the_summary_agrees_with_the_pairwise_relation(
             queue in prop::collection::vec((0u64..3, access()), 0..8),
             conn in 0u64..3,
             next in access(),
         ) {
+            let prints = RandomState::new();
+            let footprint = |a: &Access| Footprint::of(a.clone(), &prints);
             let mut ahead = Ahead::default();
             for (c, a) in &queue {
-                ahead.add(*c, a);
+                ahead.add(*c, &footprint(a));
             }
             let pairwise = queue.iter().any(|(c, a)| *c != conn && conflicts(a, &next));
-            prop_assert_eq!(ahead.holds(conn, &next), pairwise);
+            prop_assert_eq!(ahead.holds(conn, &footprint(&next)), pairwise);
         }
     }
+}
+
+#[test]
+fn the_in_flight_bound_counts_only_unanswered_requests() {
+    let mut s = Sequencer::new();
+    // ids far apart, as the appliance may number connections
+    let (a, b) = (7, 7 + (1 << 40));
+    s.open(a, 2);
+    s.open(b, 2);
+    for _ in 0..MAX_IN_FLIGHT {
+        s.submit(a, Access::Nothing).unwrap();
+    }
+    assert!(!s.can_submit(a));
+    s.replied(a, 0, MAX_IN_FLIGHT - 1);
+    assert!(!s.can_submit(a), "replica 1 has answered none");
+    s.cut_off(a, 1);
+    assert!(
+        s.can_submit(a),
+        "all but one answered by every replica left"
+    );
+    assert_eq!(s.in_flight(), 1);
+    s.replied(a, 0, 1);
+    assert_eq!(s.in_flight(), 0);
+    s.submit(b, Access::All).unwrap();
+    assert_eq!(s.admitted(b), 1);
+    s.close(a);
+    assert!(!s.can_submit(a));
+    assert_eq!(s.in_flight(), 1);
 }

@@ -9,7 +9,8 @@
 //! UDP (nsd) the query rate (dnsperf) and the p50 of one query at a time (not through HAProxy,
 //! which proxies TCP only). `--dns-only` measures the DNS figures alone. Then the scaling curve
 //! (`scaling.rs`: rate, p99 and domain-nv's memory from 1 to 1,000 connections, plotted by
-//! `plot.rs`); `--scaling` measures it alone, `--no-scaling` skips it.
+//! `plot.rs`); `--scaling` measures it alone, `--no-scaling` skips it. `--protocol-only`
+//! measures the protocol layer instead (issue 14: ordering and masking, `protocol.rs`).
 //!
 //! The variants run interleaved (a b c d, a b c d, ...) for `--rounds` rounds, so a busy spell
 //! of the machine hits all of them; the report gives each figure's median and min-max over the
@@ -24,6 +25,8 @@ mod latency;
 mod measure;
 mod plain;
 mod plot;
+mod protocol;
+mod protocol_report;
 mod scaling;
 mod stats;
 
@@ -270,7 +273,8 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let domain_nv = PathBuf::from(args.get(1).context(
         "usage: nv-bench PATH-TO-domain-nv [RESULT.json] [--quick] [--rounds N] [--mtu N] \
-         [--no-tap-offload] [--dns-only] [--latency-only] [--scaling | --no-scaling]",
+         [--no-tap-offload] [--dns-only] [--latency-only] [--scaling | --no-scaling]\
+         [--protocol-only [--variants rb,rr,hb,hr]]",
     )?);
     let result_path = PathBuf::from(
         args.get(2)
@@ -302,6 +306,9 @@ fn run() -> Result<()> {
             dns_only,
         }
     };
+    if args.iter().any(|a| a == "--protocol-only") {
+        return protocol::run(&domain_nv, &result_path, rounds_wanted, &set, &args);
+    }
     if args.iter().any(|a| a == "--latency-only") {
         print!("{}", latency::run(&domain_nv, rounds_wanted, &set)?);
         return Ok(());
