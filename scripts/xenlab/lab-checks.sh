@@ -55,7 +55,8 @@
 #                          link of its own and joins on probation: compared, never voting (it cannot
 #                          pass probation with one member left); lab-r0 is gone; a GET gets no
 #                          page (no quorum), never r2's faulty one
-#   teardown               `nvctl down lab` and `xl destroy` of the baseline replica; `xl list`
+#   teardown               `nvctl down lab` and `xl destroy` of the baseline replica and of the
+#                          Linux driver domain and its replica; `xl list`
 #                          shows only Domain-0
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LAB=${LAB:-/lab}; OUT=$LAB/out; mkdir -p "$OUT"
@@ -101,8 +102,9 @@ metric() { echo "METRIC $*" >&3; echo "METRIC $*"; }
 # cpu_of DOMAIN: its CPU seconds so far: `xl list`'s Time(s), the hypervisor's count that xentop
 # shows as CPU(sec), but in tenths of a second where xentop prints whole seconds
 cpu_of() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
-# measure_get URL DOMAIN NAME: GET /big from URL, check its size and md5; METRIC NAME-http-get
-# (MB/s, also to /tmp/NAME-mbs) and NAME-cpu-per-mb (DOMAIN's CPU seconds per MB over the GET)
+# measure_get URL DOMAIN NAME [NOTE]: GET /big from URL, check its size and md5; METRIC
+# NAME-http-get (MB/s, also to /tmp/NAME-mbs) and NAME-cpu-per-mb (DOMAIN's CPU seconds per MB
+# over the GET), NOTE added to both
 measure_get() {
   local want=$(( LAB_BIG_MB * 1048576 )) t1 t2 c1 c2 got sum
   rm -f /tmp/big; c1=$(cpu_of "$2"); t1=$(date +%s.%N)
@@ -112,9 +114,9 @@ measure_get() {
   [ "$got" = "$want" ] || { REASON="got $got bytes, want $want"; return 1; }
   [ "$sum" = "$(want_md5)" ] || { REASON="md5 $sum, want $(want_md5)"; return 1; }
   awk -v b="$got" -v a="$t1" -v z="$t2" 'BEGIN { printf "%.3f\n", b / (z - a) / 1e6 }' > "/tmp/$3-mbs"
-  metric "$3-http-get" "$(awk -v b="$got" -v a="$t1" -v z="$t2" 'BEGIN { s = z - a; printf "%.2f MB/s (%d bytes in %.2f s, md5 ok)", b / s / 1e6, b, s }')"
+  metric "$3-http-get" "$(awk -v b="$got" -v a="$t1" -v z="$t2" -v n="${4:+, $4}" 'BEGIN { s = z - a; printf "%.2f MB/s (%d bytes in %.2f s, md5 ok%s)", b / s / 1e6, b, s, n }')"
   [ -n "$c1" ] && [ -n "$c2" ] || { echo "no CPU time of $2 in xl list"; return 0; }
-  metric "$3-cpu-per-mb" "$(awk -v b="$got" -v a="$c1" -v z="$c2" -v d="$2" 'BEGIN { printf "%.3f s/MB (%s: %.1f CPU s for %.1f MB; xl list Time(s), 0.1 s steps)", (z - a) / (b / 1e6), d, z - a, b / 1e6 }')"
+  metric "$3-cpu-per-mb" "$(awk -v b="$got" -v a="$c1" -v z="$c2" -v d="$2" -v n="${4:+, $4}" 'BEGIN { printf "%.3f s/MB (%s: %.1f CPU s for %.1f MB; xl list Time(s), 0.1 s steps%s)", (z - a) / (b / 1e6), d, z - a, b / 1e6, n }')"
 }
 # counter CMD: one request (INC, GET) to the group's counter (port 7000) over its own TCP
 # connection (bash's /dev/tcp); prints the answer without its newline (nothing after a reset)
@@ -319,6 +321,7 @@ check_client_through_nv() {
     nv_status; ip neigh; return 1
   fi
   info "client-through-nv: GET http://$NV_ADDR/index.html = '$(cat /tmp/index.html)' $((SECONDS - t0))s after the check started"
+  ldd_round "before client-through-nv"
   measure_get "http://$NV_ADDR/big" "$NV_NAME" nv || { REASON="$REASON; NV console: $(nv_log)"; nv_status; return 1; }
   local mbs line; mbs=$(cat /tmp/nv-mbs)
   # netback's per-vif counters after the transfer (GSO frames and slots each way, copy calls,
@@ -328,6 +331,7 @@ check_client_through_nv() {
     line=$(awk -v n="$mbs" -v d="$(cat /tmp/dom0-mbs)" 'BEGIN { printf "%.3f (through domain-nv + our netback %.2f MB/s / dom0 kernel netback direct %.2f MB/s, same run)", n / d, n, d }')
     echo "METRIC nv-vs-dom0-netback-ratio $line" >&3; echo "METRIC nv-vs-dom0-netback-ratio $line"
   fi
+  ldd_round "after client-through-nv"
   ratio_to_linux nv "3-replica group, 2 voting after r2's exclusion"
   nv_status
 }
@@ -584,7 +588,8 @@ check_teardown() {
     [ $rc = 0 ] || echo "nvctl down: exit status $rc"
     info "teardown: nvctl down $GROUP: exit status $rc after $((SECONDS - t0))s"
   fi
-  # whatever else runs (the baseline replica; leftovers of failed checks)
+  # whatever else runs (the baseline replica, the Linux driver domain and its replica; leftovers
+  # of failed checks)
   for d in $(xl list | awk 'NR > 2 { print $1 }'); do timeout 120 xl destroy "$d" || echo "xl destroy $d failed"; done
   if ! wait_for 120 sh -c '[ "$(xl list | awk "NR > 1" | wc -l)" = 1 ] && xl list | grep -q "^Domain-0 "'; then
     REASON="left over: $(xl list | awk 'NR > 2 { print $1 }' | tr '\n' ' ')"; return 1

@@ -4,7 +4,7 @@
 # $LAB_CACHE/ldd-<key>/ldd-initrd.gz (key = hash(rootfs key, this script, lib.sh, host busybox)):
 #   - static busybox, the kernel's xen-netback (serves the replica's vif: GSO, SG, checksum
 #     offload, batched grant copies) and xen-netfront (its outside NIC eth0, a vif on dom0's
-#     bridge), and xenstore-read/-write/-list (Debian's xenstore-utils, with their libraries);
+#     bridge), and xenstore-read and -write (Debian's xenstore-utils, with their libraries);
 #   - /init: eth0 gets `ldd_out=ADDR/LEN`, the kernel routes between eth0 and the replica's vif
 #     (ip_forward=1; routed, no NAT and no user-space forwarder: the client addresses the
 #     replica through the driver domain), and a hotplug agent does what `xl devd` and the
@@ -25,7 +25,7 @@ if [ ! -f "$out/.xenlab-done" ] || [ "${FORCE:-0}" = 1 ]; then
   D=$out.tmp/root; mkdir -p "$D"/{proc,sys,dev,tmp}
   busybox_tree "$D"
   copy_modules "$R" "$KVER" "$D/lib/modules/domain-nv" xen-netfront xen-netback
-  for t in read write list; do copy_elf "$R" "/usr/bin/xenstore-$t" "$D"; done
+  for t in read write; do copy_elf "$R" "/usr/bin/xenstore-$t" "$D"; done
   cat > "$D/init" <<'EOI'
 #!/bin/sh
 # Linux driver domain: kernel netback + kernel routing (see scripts/xenlab/mk-linux-dd.sh).
@@ -40,28 +40,31 @@ ip link set lo up; ip addr add "$OUT" dev eth0; ip link set eth0 up
 echo 1 > /proc/sys/net/ipv4/ip_forward
 xenstore-write data/ldd-ready 1 || echo "LDD cannot write data/ldd-ready"
 echo "LDD ready at uptime $(cut -d' ' -f1 /proc/uptime)s: domid $(xenstore-read domid), ip_forward $(cat /proc/sys/net/ipv4/ip_forward)"
-# hotplug: backend/vif/<frontend domid>/<handle>; the kernel names the interface vif<domid>.<handle>
+# hotplug: the kernel names the interface of backend/vif/<frontend domid>/<handle> vif<domid>.<handle>;
+# polled in /sys without a process per round (the domain stays up, idle, while the lab goes on)
+plugged=" "
 plug() {
-  local fe h p ifc
-  for fe in $(xenstore-list backend/vif 2>/dev/null); do
-    for h in $(xenstore-list "backend/vif/$fe" 2>/dev/null); do
-      p=backend/vif/$fe/$h; ifc=vif$fe.$h
-      [ "$(xenstore-read "$p/hotplug-status" 2>/dev/null)" = connected ] && continue
-      [ -e "/sys/class/net/$ifc" ] || continue
-      ip addr add "$IN" dev "$ifc" 2>/dev/null; ip link set "$ifc" up && xenstore-write "$p/hotplug-status" connected \
-        && echo "LDD hotplug: $ifc up with $IN, $p/hotplug-status connected at uptime $(cut -d' ' -f1 /proc/uptime)s"
-    done
+  local d ifc fe
+  for d in /sys/class/net/vif*; do
+    [ -e "$d" ] || continue
+    ifc=${d##*/}
+    case "$plugged" in *" $ifc "*) continue ;; esac
+    fe=${ifc#vif}
+    ip addr add "$IN" dev "$ifc" 2>/dev/null; ip link set "$ifc" up \
+      && xenstore-write "backend/vif/${fe%.*}/${fe#*.}/hotplug-status" connected || continue
+    plugged="$plugged$ifc "
+    echo "LDD hotplug: $ifc up with $IN, backend/vif/${fe%.*}/${fe#*.}/hotplug-status connected at uptime $(cut -d' ' -f1 /proc/uptime)s"
   done
 }
 last=""; n=0
 while :; do
   plug
   n=$((n + 1))
-  if [ $((n % 20)) = 0 ]; then
+  if [ $((n % 10)) = 0 ]; then
     now=$(grep -E 'eth0|vif' /proc/net/dev | tr -s ' ' | tr '\n' ';')
     [ "$now" != "$last" ] && echo "LDD counters: $now"; last=$now
   fi
-  sleep 0.5
+  sleep 1
 done
 EOI
   chmod +x "$D/init"
