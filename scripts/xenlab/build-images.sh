@@ -4,6 +4,7 @@
 #   rootfs             mk-rootfs.sh   (debootstrap bookworm + Xen 4.17 + kernel + busybox; ~2.5 min)
 #   dom0               mk-dom0.sh     (xen ELF, vmlinuz, busybox boot initramfs, ext4 root.img)
 #   guests             mk-guests.sh   (vmlinux, replica initramfs, NV-domain initramfs)
+#   Linux driver dom.  mk-linux-dd.sh (kernel netback + routing: the baseline NV domain)
 # LAB_DNSD_BIN=path: the replicas' static UDP service (default: nv-testbed's nv-lab-dnsd, musl
 # release build, built here when it is missing).
 # Everything is cached under $LAB_CACHE (default /var/cache/domain-nv-lab), keyed by a hash of its
@@ -28,6 +29,7 @@ fi
 timed rootfs "$H/mk-rootfs.sh"
 dom0=$(timed dom0-image "$H/mk-dom0.sh" | tail -1)
 guests=$(timed guest-images "$H/mk-guests.sh")
+linux_dd=$(timed linux-dd-image "$H/mk-linux-dd.sh")
 {
   echo "# written by build-images.sh $(date -u +%FT%TZ)"
   echo "XEN=$dom0/xen"
@@ -36,14 +38,15 @@ guests=$(timed guest-images "$H/mk-guests.sh")
   echo "ROOT_IMG=$dom0/root.img"
   echo "KERNEL_VERSION=$(cat "$dom0/kernel-version")"
   echo "$guests"
+  echo "$linux_dd"
 } > "$LAB_WORK/images.env.tmp"
 mv "$LAB_WORK/images.env.tmp" "$LAB_WORK/images.env"
 
 # prune the cache: leftovers of interrupted builds, and entries of earlier inputs (keep the 3 newest
 # NV-domain initramfs: they differ only by DOMAIN_NV_BIN and are switched between often)
 . "$LAB_WORK/images.env"
-keep=" $(rootfs_dir) $dom0 $(dirname "$GUEST_KERNEL") $(dirname "$REPLICA_INITRD") $(dirname "$NV_INITRD") $NV_BIN "
-for d in "$LAB_CACHE"/*.tmp "$LAB_CACHE"/rootfs-* "$LAB_CACHE"/dom0-* "$LAB_CACHE"/kernel-* "$LAB_CACHE"/replica-*; do
+keep=" $(rootfs_dir) $dom0 $(dirname "$GUEST_KERNEL") $(dirname "$REPLICA_INITRD") $(dirname "$NV_INITRD") $(dirname "$LINUX_DD_INITRD") $NV_BIN "
+for d in "$LAB_CACHE"/*.tmp "$LAB_CACHE"/rootfs-* "$LAB_CACHE"/dom0-* "$LAB_CACHE"/kernel-* "$LAB_CACHE"/replica-* "$LAB_CACHE"/ldd-*; do
   [ -e "$d" ] || continue
   case "$keep" in *" $d "*) ;; *) log "pruning stale cache entry $d"; rm -rf "$d" ;; esac
 done

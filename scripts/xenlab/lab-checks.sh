@@ -11,6 +11,10 @@
 #                          xenstore state 4 on both ends, HTTP answer from dom0
 #   dom0-netback-throughput  HTTP GET of the replica's /big (LAB_BIG_MB MiB) through dom0's kernel
 #                          netback; prints a METRIC line (the baseline for our netback)
+#   linux-driver-domain    the same GET from a replica behind a Linux driver domain (kernel netback
+#                          and routing): the baseline for the NV domain (checks-baseline.sh)
+#   nv-single-replica      the same GET through domain-nv serving one replica (group solo), and its
+#                          ratio to linux-driver-domain (checks-baseline.sh)
 #   nvctl-up               `nvctl up /lab/xenlab-group.yaml` (spec: xl-configs/xenlab-group.yaml) with the
 #                          static nvctl: creates the NV driver domain lab-nv (driver_domain=1, its
 #                          /init the static domain-nv: config from xenstore, no xen-netback module),
@@ -20,7 +24,8 @@
 #                          in lab-nv (vifname r0..r2), and each replica's httpd is up
 #   client-through-nv      dom0 -> 192.168.77.10 (domain-nv on the NV domain's external NIC) ->
 #                          replicas: /index.html is the replicas' page, /big has the right md5;
-#                          METRIC lines: throughput, and its ratio to dom0-netback-throughput
+#                          METRIC lines: throughput, lab-nv's CPU seconds per MB, and the ratios
+#                          to dom0-netback-throughput and to linux-driver-domain
 #   faulty-replica-masked  lab-r2 booted the faulty image (its /index.html differs): the client still
 #                          gets the majority page; domain-nv's status and `nvctl status` say r2 is faulty
 #                          (excluded: it votes on no new connection)
@@ -50,13 +55,14 @@
 #                          link of its own and joins on probation: compared, never voting (it cannot
 #                          pass probation with one member left); lab-r0 is gone; a GET gets no
 #                          page (no quorum), never r2's faulty one
-#   teardown               `nvctl down lab` and `xl destroy` of the baseline replica; `xl list`
+#   teardown               `nvctl down lab` and `xl destroy` of the baseline replica and of the
+#                          Linux driver domain and its replica; `xl list`
 #                          shows only Domain-0
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LAB=${LAB:-/lab}; OUT=$LAB/out; mkdir -p "$OUT"
 [ -f "$LAB/lab.env" ] && . "$LAB/lab.env"
 # run.sh reads this line too (the default of LAB_CHECKS)
-DEFAULT_CHECKS="xen-boots replica-netfront dom0-netback-throughput nvctl-up nv-vif-connected client-through-nv faulty-replica-masked udp-through-nv stateful-counter nvctl-replace-clone config-change-live nvctl-replace-fresh replica-destroyed-mid-stream nvctl-replace teardown"
+DEFAULT_CHECKS="xen-boots replica-netfront dom0-netback-throughput linux-driver-domain nv-single-replica nvctl-up nv-vif-connected client-through-nv faulty-replica-masked udp-through-nv stateful-counter nvctl-replace-clone config-change-live nvctl-replace-fresh replica-destroyed-mid-stream nvctl-replace teardown"
 LAB_CHECKS=${LAB_CHECKS:-$DEFAULT_CHECKS}
 LAB_BIG_MB=${LAB_BIG_MB:-32}
 GUEST_TMO=${GUEST_TMO:-240}          # seconds for a guest to come up (TCG: 25-60 s seen, once 326 s)
@@ -91,6 +97,27 @@ nv_log() { tail -c "${1:-400}" "/var/log/xen/console/guest-$NV_NAME.log" 2>/dev/
 nv_status() { local nv; nv=$(domid_of "$NV_NAME") && xenstore-ls -f "/local/domain/$nv/data/domain-nv" 2>&1; }
 # get URL FILE: HTTP GET with busybox wget (its -T segfaults: timeout(1) bounds it)
 get() { timeout "${GET_TMO:-600}" busybox wget -q -O "$2" "$1"; }
+# metric NAME TEXT: a METRIC line, on the console and in the check's log
+metric() { echo "METRIC $*" >&3; echo "METRIC $*"; }
+# cpu_of DOMAIN: its CPU seconds so far: `xl list`'s Time(s), the hypervisor's count that xentop
+# shows as CPU(sec), but in tenths of a second where xentop prints whole seconds
+cpu_of() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
+# measure_get URL DOMAIN NAME [NOTE]: GET /big from URL, check its size and md5; METRIC
+# NAME-http-get (MB/s, also to /tmp/NAME-mbs) and NAME-cpu-per-mb (DOMAIN's CPU seconds per MB
+# over the GET), NOTE added to both
+measure_get() {
+  local want=$(( LAB_BIG_MB * 1048576 )) t1 t2 c1 c2 got sum
+  rm -f /tmp/big; c1=$(cpu_of "$2"); t1=$(date +%s.%N)
+  get "$1" /tmp/big || { REASON="wget of $1 failed ($(stat -c %s /tmp/big 2>/dev/null) bytes)"; return 1; }
+  t2=$(date +%s.%N); c2=$(cpu_of "$2")
+  got=$(stat -c %s /tmp/big); sum=$(md5sum < /tmp/big | cut -d' ' -f1); rm -f /tmp/big
+  [ "$got" = "$want" ] || { REASON="got $got bytes, want $want"; return 1; }
+  [ "$sum" = "$(want_md5)" ] || { REASON="md5 $sum, want $(want_md5)"; return 1; }
+  awk -v b="$got" -v a="$t1" -v z="$t2" 'BEGIN { printf "%.3f\n", b / (z - a) / 1e6 }' > "/tmp/$3-mbs"
+  metric "$3-http-get" "$(awk -v b="$got" -v a="$t1" -v z="$t2" -v n="${4:+, $4}" 'BEGIN { s = z - a; printf "%.2f MB/s (%d bytes in %.2f s, md5 ok%s)", b / s / 1e6, b, s, n }')"
+  [ -n "$c1" ] && [ -n "$c2" ] || { echo "no CPU time of $2 in xl list"; return 0; }
+  metric "$3-cpu-per-mb" "$(awk -v b="$got" -v a="$c1" -v z="$c2" -v d="$2" -v n="${4:+, $4}" 'BEGIN { printf "%.3f s/MB (%s: %.1f CPU s for %.1f MB; xl list Time(s), 0.1 s steps%s)", (z - a) / (b / 1e6), d, z - a, b / 1e6, n }')"
+}
 # counter CMD: one request (INC, GET) to the group's counter (port 7000) over its own TCP
 # connection (bash's /dev/tcp); prints the answer without its newline (nothing after a reset)
 counter() {
@@ -273,6 +300,10 @@ check_nv_vif_connected() {
     info "nv-vif-connected: $r (domid $rid) vif $(xsr $be/vifname) Connected 4/4 (backend in $NV_NAME, hotplug-status $(xsr $be/hotplug-status))"
   done
   for r in $REPLICAS; do
+    wait_for 60 grep -q "ethtool -k eth0:" "/var/log/xen/console/guest-$r.log"
+    info "nv-vif-connected: offloads of $r: $(offloads "$r")"
+  done
+  for r in $REPLICAS; do
     wait_for "$GUEST_TMO" grep -q "httpd on" "/var/log/xen/console/guest-$r.log" \
       || { REASON="replica $r did not report its httpd up"; return 1; }
   done
@@ -290,16 +321,9 @@ check_client_through_nv() {
     nv_status; ip neigh; return 1
   fi
   info "client-through-nv: GET http://$NV_ADDR/index.html = '$(cat /tmp/index.html)' $((SECONDS - t0))s after the check started"
-  local want=$(( LAB_BIG_MB * 1048576 )) t1 t2 got sum
-  rm -f /tmp/big; t1=$(date +%s.%N)
-  get "http://$NV_ADDR/big" /tmp/big || { REASON="wget of http://$NV_ADDR/big failed ($(stat -c %s /tmp/big 2>/dev/null) bytes); NV console: $(nv_log)"; nv_status; return 1; }
-  t2=$(date +%s.%N)
-  got=$(stat -c %s /tmp/big); sum=$(md5sum < /tmp/big | cut -d' ' -f1); rm -f /tmp/big
-  [ "$got" = "$want" ] || { REASON="got $got bytes, want $want"; return 1; }
-  [ "$sum" = "$(want_md5)" ] || { REASON="md5 $sum, want $(want_md5)"; return 1; }
-  local mbs; mbs=$(awk -v b="$got" -v a="$t1" -v z="$t2" 'BEGIN { printf "%.3f", b / (z - a) / 1e6 }')
-  local line; line=$(awk -v b="$got" -v a="$t1" -v z="$t2" 'BEGIN { s = z - a; printf "%.2f MB/s (%d bytes in %.2f s, md5 ok)", b / s / 1e6, b, s }')
-  echo "METRIC nv-http-get $line" >&3; echo "METRIC nv-http-get $line"
+  ldd_round "before client-through-nv"
+  measure_get "http://$NV_ADDR/big" "$NV_NAME" nv || { REASON="$REASON; NV console: $(nv_log)"; nv_status; return 1; }
+  local mbs line; mbs=$(cat /tmp/nv-mbs)
   # netback's per-vif counters after the transfer (GSO frames and slots each way, copy calls,
   # notifications, drops by reason), from domain-nv's status in xenstore
   info "client-through-nv: netback counters: $(xenstore-ls "/local/domain/$(domid_of "$NV_NAME")/data/domain-nv/vifs" 2>/dev/null | tr '\n' ';' | cut -c1-3000)"
@@ -307,6 +331,8 @@ check_client_through_nv() {
     line=$(awk -v n="$mbs" -v d="$(cat /tmp/dom0-mbs)" 'BEGIN { printf "%.3f (through domain-nv + our netback %.2f MB/s / dom0 kernel netback direct %.2f MB/s, same run)", n / d, n, d }')
     echo "METRIC nv-vs-dom0-netback-ratio $line" >&3; echo "METRIC nv-vs-dom0-netback-ratio $line"
   fi
+  ldd_round "after client-through-nv"
+  ratio_to_linux nv "3-replica group, 2 voting after r2's exclusion"
   nv_status
 }
 
@@ -562,7 +588,8 @@ check_teardown() {
     [ $rc = 0 ] || echo "nvctl down: exit status $rc"
     info "teardown: nvctl down $GROUP: exit status $rc after $((SECONDS - t0))s"
   fi
-  # whatever else runs (the baseline replica; leftovers of failed checks)
+  # whatever else runs (the baseline replica, the Linux driver domain and its replica; leftovers
+  # of failed checks)
   for d in $(xl list | awk 'NR > 2 { print $1 }'); do timeout 120 xl destroy "$d" || echo "xl destroy $d failed"; done
   if ! wait_for 120 sh -c '[ "$(xl list | awk "NR > 1" | wc -l)" = 1 ] && xl list | grep -q "^Domain-0 "'; then
     REASON="left over: $(xl list | awk 'NR > 2 { print $1 }' | tr '\n' ' ')"; return 1
@@ -572,6 +599,9 @@ check_teardown() {
   local left; left=$(xenstore-list /local/domain 2>/dev/null | grep -vx 0 | tr '\n' ' ')
   [ -z "$left" ] || info "teardown: xenstore still lists /local/domain/{$left}"
 }
+
+# the baseline checks: a Linux driver domain, and domain-nv with one replica
+. "$LAB/checks-baseline.sh"
 
 echo "LAB-CHECKS start at dom0 uptime $(ut)s: $LAB_CHECKS"
 for c in $LAB_CHECKS; do run_check "$c"; done

@@ -103,3 +103,14 @@ busybox_tree() {
 pack_initramfs() {
   (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$2.tmp" && mv "$2.tmp" "$2"
 }
+
+# copy_elf ROOT BIN DEST: the dynamic executable BIN (a path inside the tree ROOT; `/` for the
+# host) and every shared library it loads (ldd, run in ROOT), at the same paths under DEST.
+copy_elf() {
+  local root=$1 bin=$2 dest=$3 lib
+  [ -f "$root$bin" ] || die "copy_elf: no $bin in $root"
+  mkdir -p "$dest$(dirname "$bin")"; cp -L "$root$bin" "$dest$bin"
+  for lib in $(chroot "$root" ldd "$bin" | grep -o '/[^ ]*'); do
+    mkdir -p "$dest$(dirname "$lib")"; cp -L "$root$lib" "$dest$lib"
+  done
+}

@@ -12,6 +12,8 @@
 #                  answers depend on every earlier request), which a fresh replica cannot agree on
 #                  and DNS on UDP port 53 (nv-lab-dnsd: LAB_DNSD_BIN, default the
 #                  musl build of nv-testbed's nv-lab-dnsd; A records of www.lab.test and mail.lab.test)
+#                  and the host's ethtool (with its libraries): /init prints `ethtool -k eth0`,
+#                  the offloads netfront runs with against its backend, on the console
 #                  replica-faulty-initrd.gz: the same image plus /lab-faulty (a second cpio member
 #                  appended): its /index.html differs and it answers another mail.lab.test address,
 #                  a faulty replica for the voter
@@ -65,13 +67,14 @@ echo "GUEST_KERNEL=$kout/vmlinux"
 LAB_DNSD_BIN=${LAB_DNSD_BIN:-$REPO_DIR/target/x86_64-unknown-linux-musl/release/nv-lab-dnsd}
 [ -f "$LAB_DNSD_BIN" ] || die "LAB_DNSD_BIN=$LAB_DNSD_BIN: no such file (make lab-static)"
 ! readelf -l "$LAB_DNSD_BIN" | grep 'program interpreter' >/dev/null || die "$LAB_DNSD_BIN is dynamically linked; the replica image has no libc"
-rkey=$(key_of "$RK" "$SELF" "$XENLAB_DIR/lib.sh" /bin/busybox "$LAB_DNSD_BIN" replica)
+rkey=$(key_of "$RK" "$SELF" "$XENLAB_DIR/lib.sh" /bin/busybox /usr/sbin/ethtool "$LAB_DNSD_BIN" replica)
 rout=$LAB_CACHE/replica-$rkey
 if [ ! -f "$rout/.xenlab-done" ] || [ "${FORCE:-0}" = 1 ]; then
   rm -rf "$rout.tmp"; mkdir -p "$rout.tmp"
   D=$rout.tmp/root; mkdir -p "$D"/{proc,sys,dev,tmp,www}
   busybox_tree "$D"
   copy_modules "$R" "$KVER" "$D/lib/modules/domain-nv" xen-netfront
+  copy_elf / /usr/sbin/ethtool "$D"
   # /big is built in the guest from /big-seed (65528 pseudo-random bytes, fixed: Python's
   # random.Random(77)) by gen_big, the same function lab-checks.sh uses in dom0 for the expected md5
   python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(77).randbytes(65528))' > "$D/big-seed"
@@ -137,6 +140,10 @@ ip link set lo up
 [ -n "$IP" ] && [ -n "$MASK" ] || echo "REPLICA $NAME: no ip=ADDR::GATEWAY:NETMASK:... on the command line"
 ifconfig eth0 "$IP" netmask "$MASK" up
 [ -n "$GW" ] && ip route add default via "$GW"
+# the offloads netfront negotiated with this vif's backend (TSO needs the backend's
+# feature-gso-tcpv4); netfront sets them when it connects, before the carrier goes up
+i=0; while [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" != 1 ] && [ $i -lt 60 ]; do sleep 0.5; i=$((i+1)); done
+echo "REPLICA $NAME ethtool -k eth0: $(/usr/sbin/ethtool -k eth0 | grep -E '^(scatter-gather|tcp-segmentation-offload|generic-segmentation-offload|generic-receive-offload|tx-checksumming|rx-checksumming):' | tr -s ' \t' ' ' | tr '\n' ';')"
 if [ "$FAULTY" = 1 ]; then echo "xenlab-replica FAULTY $NAME" > /www/index.html
 else echo "xenlab-replica ok" > /www/index.html; fi
 gen_big "$BIG" /big-seed > /www/big

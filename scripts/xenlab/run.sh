@@ -15,7 +15,8 @@
 # DOMAIN_NV_BIN (static /init of the NV domain, default the real domain-nv; passed on to
 # build-images.sh), NVCTL_BIN (static nvctl for dom0, default the musl build of `make static`),
 # LAB_SPEC (the group nvctl starts, default xl-configs/xenlab-group.yaml; its /big size and replica
-# memory follow LAB_BIG_MB).
+# memory follow LAB_BIG_MB), LAB_SOLO_SPEC (the one-replica group of the baseline checks, default
+# xl-configs/xenlab-solo.yaml; the same substitutions).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-2400}
@@ -25,15 +26,17 @@ LAB_CHECKS=${LAB_CHECKS:-$(sed -n 's/^DEFAULT_CHECKS="\(.*\)"$/\1/p' "$XENLAB_DI
 [ -n "$LAB_CHECKS" ] || die "no DEFAULT_CHECKS in lab-checks.sh"
 LAB_BIG_MB=${LAB_BIG_MB:-32}
 LAB_SPEC=${LAB_SPEC:-$REPO_DIR/xl-configs/xenlab-group.yaml}
+LAB_SOLO_SPEC=${LAB_SOLO_SPEC:-$REPO_DIR/xl-configs/xenlab-solo.yaml}
 NVCTL_BIN=${NVCTL_BIN:-$REPO_DIR/target/x86_64-unknown-linux-musl/release/nvctl}
 [ -f "$LAB_SPEC" ] || die "LAB_SPEC=$LAB_SPEC: no such file"
+[ -f "$LAB_SOLO_SPEC" ] || die "LAB_SOLO_SPEC=$LAB_SOLO_SPEC: no such file"
 [ -f "$NVCTL_BIN" ] || die "NVCTL_BIN=$NVCTL_BIN: no such file (make static)"
 ! readelf -l "$NVCTL_BIN" | grep -q 'program interpreter' || die "$NVCTL_BIN is dynamically linked; dom0 runs the static build"
 
 if [ "${NO_BUILD:-0}" != 1 ]; then "$XENLAB_DIR/build-images.sh" || die "building the images failed"; fi
 [ -f "$LAB_WORK/images.env" ] || die "no $LAB_WORK/images.env: run build-images.sh"
 . "$LAB_WORK/images.env"
-for f in "$XEN" "$VMLINUZ" "$BOOT_INITRD" "$ROOT_IMG" "$GUEST_KERNEL" "$REPLICA_INITRD" "$REPLICA_FAULTY_INITRD" "$BIG_SEED" "$NV_INITRD"; do
+for f in "$XEN" "$VMLINUZ" "$BOOT_INITRD" "$ROOT_IMG" "$GUEST_KERNEL" "$REPLICA_INITRD" "$REPLICA_FAULTY_INITRD" "$BIG_SEED" "$NV_INITRD" "${LINUX_DD_INITRD:-}"; do
   [ -f "$f" ] || die "missing image $f: run build-images.sh"
 done
 
@@ -49,12 +52,16 @@ ln "$GUEST_KERNEL" "$S/vmlinux" 2>/dev/null || cp "$GUEST_KERNEL" "$S/vmlinux"
 cp "$REPLICA_INITRD" "$S/replica-initrd.gz"
 cp "$REPLICA_FAULTY_INITRD" "$S/replica-faulty-initrd.gz"
 cp "$NV_INITRD" "$S/nv-initrd.gz"
+cp "$LINUX_DD_INITRD" "$S/ldd-initrd.gz"
 cp "$BIG_SEED" "$S/big-seed"
 strip -o "$S/nvctl" "$NVCTL_BIN" 2>/dev/null || cp "$NVCTL_BIN" "$S/nvctl"
 chmod 755 "$S/nvctl"
-# the spec as it is, but for the size of /big (and the replicas' memory, 128 MiB + /big)
-sed -e "s/lab_bigmb=[0-9]*/lab_bigmb=$LAB_BIG_MB/" -e "s/^\(    memory:\) 160\b/\1 $(( 128 + LAB_BIG_MB ))/" \
-  "$LAB_SPEC" > "$S/xenlab-group.yaml"
+# the specs as they are, but for the size of /big (and the replicas' memory, 128 MiB + /big)
+for spec in "$LAB_SPEC:xenlab-group.yaml" "$LAB_SOLO_SPEC:xenlab-solo.yaml"; do
+  sed -e "s/lab_bigmb=[0-9]*/lab_bigmb=$LAB_BIG_MB/" -e "s/^\(    memory:\) 160\b/\1 $(( 128 + LAB_BIG_MB ))/" \
+    "${spec%%:*}" > "$S/${spec#*:}"
+done
+install -m 644 "$XENLAB_DIR/checks-baseline.sh" "$S/checks-baseline.sh"
 install -m 755 "$XENLAB_DIR/lab-checks.sh" "$S/lab-checks.sh"
 cat > "$S/lab.env" <<EOF
 LAB_CHECKS="$LAB_CHECKS"

@@ -24,6 +24,7 @@ fn specs() -> Vec<(&'static str, PathBuf)> {
         ("pb-pci", golden_dir().join("pb-pci.yaml")),
         ("xenlab-group", root.join("../xl-configs/xenlab-group.yaml")),
         ("services", golden_dir().join("services.yaml")),
+        ("xenlab-solo", root.join("../xl-configs/xenlab-solo.yaml")),
     ]
 }
 
@@ -245,6 +246,26 @@ fn readme_shows_the_current_goldens_and_example() {
             "README.md does not show the current golden {f}"
         );
     }
+}
+
+/// The lab's one-replica group (the baseline checks): primary-backup of r0 and a backup that
+/// boots the faulty image, on an external address of its own beside the main group's.
+#[test]
+fn lab_solo_config_is_a_primary_with_one_backup() {
+    let (name, path) = &specs()[4];
+    assert_eq!(*name, "xenlab-solo");
+    let spec = parse(path);
+    let cfg = rendered_config(&spec, &render::initial_instances(&spec));
+    assert_eq!(
+        (cfg.policy, cfg.primary.as_deref()),
+        (PolicyName::PrimaryBackup, Some("r0"))
+    );
+    let names: Vec<&str> = cfg.replicas.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["r0", "r1"]);
+    assert_eq!(cfg.external.address.to_string(), "192.168.77.11/24");
+    let files = render::render_all(&spec).unwrap();
+    let r1 = files.iter().find(|(f, _)| f == "solo-r1.cfg").unwrap();
+    assert!(r1.1.contains("/lab/replica-faulty-initrd.gz"), "{}", r1.1);
 }
 
 #[test]
