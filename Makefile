@@ -26,11 +26,11 @@ check: deps
 
 ## Test tiers: a plain `cargo test --workspace` runs, unprivileged, everything that needs no root
 ## (unit, property, sim-Xen, header-layout, nvctl); the tests that need root (network namespaces,
-## TAP, AF_PACKET, nftables: domain-nv/tests/e2e.rs, e2e_udp.rs, e2e_protocol.rs and the loss tier
-## domain-nv/tests/loss.rs; e2e_flood.rs has its own target, `flood-test`)
+## TAP, AF_PACKET, nftables: domain-nv/tests/e2e.rs, e2e_udp.rs, e2e_protocol.rs, e2e_flood.rs and
+## the loss tier domain-nv/tests/loss.rs)
 ## are #[ignore]d there and run by the second command.
 UNPRIVILEGED_TESTS = $(CARGO) test --workspace --release
-ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test e2e_udp --test e2e_protocol --test loss -- --ignored
+ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test e2e_udp --test e2e_protocol --test e2e_flood --test loss -- --ignored
 
 ## test: every fast test: both tiers (as root), static build
 test: deps
@@ -116,9 +116,8 @@ floodbench: deps
 	$(CARGO) build --release -p domain-nv -p nv-testbed
 	$(TARGET_DIR)/release/nv-floodbench $(TARGET_DIR)/release/domain-nv $(FLOODBENCH_ARGS)
 
-## flood-test: the connect-flood end-to-end test (domain-nv/tests/e2e_flood.rs: no healthy replica
-## blamed under a 5,000-connection flood). Outside `make test` while it still fails about one run in
-## three: a healthy replica is blamed `straggler` as the flood's connections end (issue 17, open)
+## flood-test: the connect-flood end-to-end test alone (domain-nv/tests/e2e_flood.rs: no healthy
+## replica blamed under a 5,000-connection flood; also part of `make test`)
 flood-test: deps
 	$(CARGO) test -p domain-nv --release --test e2e_flood -- --ignored
 

@@ -14,6 +14,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State;
 
 use super::answer::AnswerClock;
+use super::connect_deadline::ConnectDeadline;
 use super::endpoint::Endpoint;
 use super::gate::Gate;
 use super::memory::{state_memory, MemoryBudget};
@@ -140,7 +141,7 @@ impl Connection {
         );
         let roles = cx.membership.roles();
         let mut voter = Voter::with_roles(cx.voter_config.clone(), &roles, now);
-        let deadline = now + Duration::from_millis(config.connect_timeout_ms);
+        let deadline = ConnectDeadline::new(now, Duration::from_millis(config.connect_timeout_ms));
         let replicas: Vec<ReplicaSide> = cx
             .replicas
             .iter_mut()
@@ -311,7 +312,8 @@ impl Connection {
 
     /// domain-nv fell behind reading link `slot` at `now`: its replica's lateness is not
     /// judged until a full straggler timeout later (see `Voter::replica_delayed`), nor its
-    /// handshake given up before a full connect timeout later.
+    /// handshake given up before a full connect timeout later plus its age (see
+    /// [`ConnectDeadline`]).
     pub fn replica_link_delayed(&mut self, slot: usize, cx: &Context<'_>, now: Instant) {
         if let Some(r) = self.side_of(slot) {
             self.voter.replica_delayed(r, now);

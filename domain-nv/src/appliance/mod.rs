@@ -23,6 +23,7 @@
 //! - `reconfigure`: what a config change may change in place.
 
 mod answer;
+mod connect_deadline;
 mod connection;
 mod datagram;
 mod endpoint;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use smoltcp::socket::tcp::State;
 
+use super::connect_deadline::ConnectDeadline;
 use super::endpoint::{Endpoint, OutgoingSocket};
 use super::reply_path::ReplyStream;
 use super::sockets::{recv_into_voter, remote_closed, send_from_voter, socket_gone};
@@ -20,7 +21,7 @@ enum ReplicaPhase {
     /// Handshake in progress; given up at `deadline`.
     Connecting {
         /// The connect deadline.
-        deadline: Instant,
+        deadline: ConnectDeadline,
     },
     /// Ended before the handshake completed: no socket, refused, timed out, or reset by the
     /// voter.
@@ -69,7 +70,7 @@ impl ReplicaSide {
         ep: &mut Endpoint,
         remote: (Ipv4Addr, u16),
         buffer: usize,
-        deadline: Instant,
+        deadline: ConnectDeadline,
     ) -> ReplicaSide {
         let socket = match ep.connect(remote, buffer) {
             Ok(socket) => socket,
@@ -106,17 +107,17 @@ impl ReplicaSide {
     /// The connect deadline while the handshake is in progress.
     pub fn connect_deadline(&self) -> Option<Instant> {
         match self.phase {
-            ReplicaPhase::Connecting { deadline } => Some(deadline),
+            ReplicaPhase::Connecting { deadline } => Some(deadline.at()),
             _ => None,
         }
     }
 
     /// domain-nv fell behind reading the replica's link at `now`: a handshake in progress gets
-    /// `connect_timeout` from now (its SYN-ACK may wait in, or have been dropped from, the
-    /// appliance's own queue).
+    /// `connect_timeout` from now plus its age (its SYN-ACK may wait in, or have been dropped
+    /// from, the appliance's own queue, and both ends' retries back off: [`ConnectDeadline`]).
     pub fn link_delayed(&mut self, now: Instant, connect_timeout: Duration) {
         if let ReplicaPhase::Connecting { deadline } = &mut self.phase {
-            *deadline = (*deadline).max(now + connect_timeout);
+            deadline.lagged(now, connect_timeout);
         }
     }
 
@@ -137,7 +138,7 @@ impl ReplicaSide {
         };
         let s = ep.tcp(socket.handle);
         match s.state() {
-            State::SynSent | State::SynReceived if now >= deadline => {
+            State::SynSent | State::SynReceived if now >= deadline.at() => {
                 s.abort();
                 self.phase = ReplicaPhase::NeverConnected;
                 voter.replica_refused(r, now);

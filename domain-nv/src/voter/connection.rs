@@ -190,6 +190,8 @@ impl Voter {
         if rep.state == ReplicaState::Connecting {
             rep.state = ReplicaState::Live;
             rep.handshake = Handshake::Connected;
+            // Lag reported on this connection so far fell in its handshake.
+            rep.lagged_handshake = rep.delayed.is_some();
             self.settle(now);
         }
     }
@@ -276,7 +278,9 @@ impl Voter {
     /// caller's lag, not the replica's, so `r` is not judged a straggler before `now +
     /// straggler_timeout`, plus as long again as the caller had been behind without a break
     /// (the replica's retransmissions back off while its frames are dropped, and its
-    /// retransmission timeout grows with the round trips the caller's lag stretched). A
+    /// retransmission timeout grows with the round trips the caller's lag stretched); if the
+    /// caller had fallen behind on `r`'s link while `r` was connecting, at least 3 s instead of
+    /// `straggler_timeout` (its retransmission timeout after a disturbed handshake). A
     /// pending reset is judged as before.
     pub fn replica_delayed(&mut self, r: ReplicaId, now: Instant) {
         let t = self.cfg.straggler_timeout;

@@ -77,6 +77,9 @@ pub(super) struct Replica {
     /// When the caller fell behind reading this replica's link (its own lag, see
     /// [`super::Voter::replica_delayed`]): no straggler deadline falls before its end.
     pub(super) delayed: Option<Delay>,
+    /// The caller fell behind on its link while it was connecting: its retransmission timeout
+    /// may be long (see `straggler::LAGGED_HANDSHAKE_RTO`), and so is its grace after a lag.
+    pub(super) lagged_handshake: bool,
 }
 
 impl Replica {
@@ -99,6 +102,7 @@ impl Replica {
             suspect: None,
             close_sent: false,
             delayed: None,
+            lagged_handshake: false,
         }
     }
     /// Still part of the connection (gets input, its output is voted or compared).

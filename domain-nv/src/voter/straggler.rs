@@ -11,14 +11,26 @@
 //! deadline falls no sooner than a full timeout after the caller last fell behind, plus the time
 //! the caller had been behind without a break (a [`Delay`]): a replica's retransmissions back
 //! off while its frames are dropped, and its retransmission timeout grows with the round trips
-//! the caller's lag stretched. A replica that is really slow is still cut off once the caller
-//! keeps up.
+//! the caller's lag stretched. If the caller also fell behind while the replica's connection
+//! was being set up, the replica's retransmission timeout may be 3 s (see
+//! [`LAGGED_HANDSHAKE_RTO`]), and that is its grace instead of a straggler timeout: a FIN (or
+//! reply) of a healthy replica dropped from the caller's queue as a connect flood ends comes
+//! again only then. A replica that is really slow is still cut off once the caller keeps up.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::replica::Replica;
 use super::ReplicaState;
+
+/// How long a replica may take to send again a segment the caller dropped, if the caller
+/// fell behind on its link while its connection was being set up: a TCP whose SYN or SYN-ACK
+/// had to be sent again starts with a retransmission timeout of 3 s (RFC 6298, 5.7; Linux's
+/// `TCP_TIMEOUT_FALLBACK`) and keeps it until it measures a round trip, which a connection
+/// that moves no data (a connect flood) never does; one whose handshake was answered late
+/// measures that late round trip and waits about three times as long. Its FIN (or a reply)
+/// lost in the caller's queue comes again only then.
+const LAGGED_HANDSHAKE_RTO: Duration = Duration::from_secs(3);
 
 /// The lead first produced output up to `offset` at time `at`.
 #[derive(Debug, Clone, Copy)]
@@ -148,7 +160,12 @@ impl StragglerClock {
         if !rep.compared() || rep.state == ReplicaState::Finished || rep.fin.is_some() {
             return None;
         }
-        let excused = |d: Instant| rep.delayed.map_or(d, |delay| d.max(delay.until(t)));
+        let grace = if rep.lagged_handshake {
+            t.max(LAGGED_HANDSHAKE_RTO)
+        } else {
+            t
+        };
+        let excused = |d: Instant| rep.delayed.map_or(d, |delay| d.max(delay.until(grace)));
         if rep.state == ReplicaState::Connecting {
             return self.connected_at.map(|at| excused(at + t));
         }
@@ -252,6 +269,75 @@ mod tests {
         v.replica_delayed(2, ms(2700));
         assert_eq!(v.poll_timeout(), Some(ms(3700)));
         v.handle_timeout(ms(3700));
+        assert_eq!(stragglers(&mut v), vec![2]);
+    }
+
+    /// Replicas 0 and 1 connect at `t0`; the caller falls behind on replica 2's link while it
+    /// connects (its SYN-ACK waits in, or is dropped from, the caller's queue), so it connects
+    /// only at `t0 + 1.5 s`. The client closes and replicas 0 and 1 send their FIN at `end`,
+    /// when the caller falls behind on replica 2's link again.
+    fn lagged_handshake_then_fin(t0: Instant, end: Instant) -> Voter {
+        let mut v = voter(t0);
+        v.replica_connected(0, t0);
+        v.replica_connected(1, t0);
+        v.replica_delayed(2, t0 + Duration::from_millis(100));
+        v.replica_connected(2, t0 + Duration::from_millis(1500));
+        v.client_fin(end);
+        v.replica_fin(0, end);
+        v.replica_fin(1, end);
+        v.replica_delayed(2, end);
+        v
+    }
+
+    #[test]
+    fn fin_lost_in_the_callers_queue_after_a_lagged_handshake_is_awaited_for_a_retransmission() {
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(10);
+        let mut v = lagged_handshake_then_fin(t0, end);
+        // Its FIN was dropped: it comes again after its 3 s retransmission timeout.
+        assert_eq!(v.poll_timeout(), Some(end + super::LAGGED_HANDSHAKE_RTO));
+        v.handle_timeout(end + T);
+        v.handle_timeout(end + Duration::from_millis(2999));
+        assert!(
+            stragglers(&mut v).is_empty(),
+            "the caller's drop is excused"
+        );
+        v.replica_fin(2, end + Duration::from_millis(2999));
+        assert_eq!(v.replica_state(2), ReplicaState::Finished);
+        assert_eq!(v.poll_timeout(), None);
+    }
+
+    #[test]
+    fn replica_that_never_closes_after_a_lagged_handshake_is_still_cut_off() {
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(10);
+        let mut v = lagged_handshake_then_fin(t0, end);
+        v.handle_timeout(end + super::LAGGED_HANDSHAKE_RTO - Duration::from_millis(1));
+        assert!(stragglers(&mut v).is_empty());
+        v.handle_timeout(end + super::LAGGED_HANDSHAKE_RTO);
+        assert_eq!(
+            stragglers(&mut v),
+            vec![2],
+            "cut off once the grace is over"
+        );
+        assert_eq!(v.replica_state(2), ReplicaState::Faulty);
+    }
+
+    #[test]
+    fn replica_connected_before_the_lag_keeps_the_straggler_timeout() {
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(10);
+        let mut v = voter(t0);
+        for r in 0..3 {
+            v.replica_connected(r, t0);
+        }
+        v.client_fin(end);
+        v.replica_fin(0, end);
+        v.replica_fin(1, end);
+        v.replica_delayed(2, end);
+        // Its handshake was not delayed: it retransmits within its short timeout.
+        assert_eq!(v.poll_timeout(), Some(end + T));
+        v.handle_timeout(end + T);
         assert_eq!(stragglers(&mut v), vec![2]);
     }
 
