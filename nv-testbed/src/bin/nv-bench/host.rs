@@ -51,6 +51,38 @@ pub fn busy(load1_start: f64, load1_end: f64, cores: usize) -> bool {
     load1_start.max(load1_end) > cores as f64
 }
 
+/// Warns on standard error that a round ran on a busy machine (see [`busy`]).
+pub fn warn_if_busy(load1_start: f64, load1_end: f64, cores: usize) {
+    if busy(load1_start, load1_end, cores) {
+        eprintln!(
+            "   WARNING: load {load1_start:.2} -> {load1_end:.2} on {cores} cores: busy machine"
+        );
+    }
+}
+
+/// A report's load section: each round's 1-minute load average at its start and end, with a
+/// warning for a round on a busy machine.
+pub fn write_loads(
+    t: &mut String,
+    loads: impl IntoIterator<Item = (f64, f64)>,
+    cores: usize,
+) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    writeln!(
+        t,
+        "\nload (1-minute average, start -> end of round; {cores} cores):"
+    )?;
+    for (i, (start, end)) in loads.into_iter().enumerate() {
+        let warn = if busy(start, end, cores) {
+            "  WARNING: busy machine, this round's figures are suspect"
+        } else {
+            ""
+        };
+        writeln!(t, "  round {}: {start:.2} -> {end:.2}{warn}", i + 1)?;
+    }
+    Ok(())
+}
+
 /// The 1-minute load average from the text of `/proc/loadavg`.
 pub fn parse_load1(loadavg: &str) -> Option<f64> {
     loadavg.split_whitespace().next()?.parse().ok()

@@ -205,24 +205,11 @@ fn report(rounds: &[Round], cores: usize) -> Result<String> {
         "  c-a added dns p50        {}  (aim <= 100)",
         us(difference(fig(c, "dns p50 us"), fig(a, "dns p50 us")))
     )?;
-    writeln!(
-        t,
-        "\nload (1-minute average, start -> end of round; {cores} cores):"
+    host::write_loads(
+        &mut t,
+        rounds.iter().map(|r| (r.load1_start, r.load1_end)),
+        cores,
     )?;
-    for (i, r) in rounds.iter().enumerate() {
-        let warn = if r.busy(cores) {
-            "  WARNING: busy machine, this round's figures are suspect"
-        } else {
-            ""
-        };
-        writeln!(
-            t,
-            "  round {}: {:.2} -> {:.2}{warn}",
-            i + 1,
-            r.load1_start,
-            r.load1_end
-        )?;
-    }
     Ok(t)
 }
 
@@ -340,12 +327,7 @@ fn run() -> Result<()> {
             load1_start,
             load1_end: host::load1()?,
         };
-        if r.busy(cores) {
-            eprintln!(
-                "   WARNING: load {:.2} -> {:.2} on {cores} cores: busy machine",
-                r.load1_start, r.load1_end
-            );
-        }
+        host::warn_if_busy(r.load1_start, r.load1_end, cores);
         rounds.push(r);
     }
     print!("{}", report(&rounds, cores)?);

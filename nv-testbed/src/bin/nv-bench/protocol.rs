@@ -89,12 +89,7 @@ pub fn run(
             load1_start,
             load1_end: host::load1()?,
         };
-        if r.busy(cores) {
-            eprintln!(
-                "   WARNING: load {:.2} -> {:.2} on {cores} cores: busy machine",
-                r.load1_start, r.load1_end
-            );
-        }
+        host::warn_if_busy(r.load1_start, r.load1_end, cores);
         done.push(r);
     }
     print!("{}", report(&done, cores)?);

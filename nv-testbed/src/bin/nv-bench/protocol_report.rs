@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
+use crate::host;
 use crate::measure::Settings;
 use crate::protocol::{RANDOM_KEYS, VARIANTS};
 use crate::stats::{ratio, spread, Spread};
@@ -60,7 +61,7 @@ pub struct Round {
 impl Round {
     /// Whether the machine was busy during the round: load above the number of cores.
     pub fn busy(&self, cores: usize) -> bool {
-        self.load1_start.max(self.load1_end) > cores as f64
+        host::busy(self.load1_start, self.load1_end, cores)
     }
 }
 

@@ -176,9 +176,7 @@ fn measure(domain_nv: &Path, set: &Settings, rounds: usize, seconds: u32) -> Res
             sweeps.push(points);
         }
         let load1_end = host::load1()?;
-        if host::busy(load1_start, load1_end, cores) {
-            eprintln!("   WARNING: load {load1_start:.2} -> {load1_end:.2} on {cores} cores: busy machine");
-        }
+        host::warn_if_busy(load1_start, load1_end, cores);
         all.push(Round {
             sweeps,
             load1_start,

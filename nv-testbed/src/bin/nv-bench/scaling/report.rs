@@ -113,24 +113,11 @@ pub fn report(rounds: &[Round], seconds: u32, cores: usize) -> Result<String> {
             "  ({key}) largest rate drop, 10 -> 1000 conns  {drop}{aim}"
         )?;
     }
-    writeln!(
-        t,
-        "\nload (1-minute average, start -> end of round; {cores} cores):"
+    host::write_loads(
+        &mut t,
+        rounds.iter().map(|r| (r.load1_start, r.load1_end)),
+        cores,
     )?;
-    for (i, r) in rounds.iter().enumerate() {
-        let warn = if host::busy(r.load1_start, r.load1_end, cores) {
-            "  WARNING: busy machine, this round's figures are suspect"
-        } else {
-            ""
-        };
-        writeln!(
-            t,
-            "  round {}: {:.2} -> {:.2}{warn}",
-            i + 1,
-            r.load1_start,
-            r.load1_end
-        )?;
-    }
     Ok(t)
 }
 
