@@ -354,10 +354,14 @@ impl Lab {
     }
 
     /// Gives every file in `www` the same modification time (nginx's Last-Modified and ETag
-    /// derive from it, so replicas must agree).
+    /// derive from it, so replicas must agree); directories are left as they are.
     pub fn freeze_mtimes(www: &Path) -> Result<()> {
         for entry in std::fs::read_dir(www)? {
-            let file = File::options().write(true).open(entry?.path())?;
+            let entry = entry?;
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            let file = File::options().write(true).open(entry.path())?;
             file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(FROZEN_EPOCH_SECS))?;
         }
         Ok(())
