@@ -10,6 +10,7 @@
 pub mod dns;
 pub mod lab_dns;
 pub mod loss;
+pub mod pipelined;
 pub mod soak;
 
 use std::fs::File;
@@ -312,6 +313,16 @@ impl Lab {
                     &["env", &preload, &frozen, "nginx", "-c", &c],
                 )
             }
+            Service::BusyboxHttpd => {
+                let www = self.www(label);
+                std::fs::create_dir_all(&www)?;
+                let w = www.to_string_lossy().into_owned();
+                self.spawn(
+                    label,
+                    Some(ns),
+                    &["busybox", "httpd", "-f", "-p", "80", "-h", &w],
+                )
+            }
             Service::Nsd { round_robin } => {
                 let conf = dns::write_nsd(&dir, *round_robin)?;
                 let c = conf.to_string_lossy().into_owned();
@@ -329,7 +340,7 @@ impl Lab {
                 Service::Redis => self
                     .exec(ns, &["redis-cli", "-h", addr, "ping"])
                     .is_ok_and(|o| o.stdout.starts_with(b"PONG")),
-                Service::Nginx => self
+                Service::Nginx | Service::BusyboxHttpd => self
                     .exec(
                         ns,
                         &["curl", "-s", "-o", "/dev/null", &format!("http://{addr}/")],
@@ -343,10 +354,14 @@ impl Lab {
     }
 
     /// Gives every file in `www` the same modification time (nginx's Last-Modified and ETag
-    /// derive from it, so replicas must agree).
+    /// derive from it, so replicas must agree); directories are left as they are.
     pub fn freeze_mtimes(www: &Path) -> Result<()> {
         for entry in std::fs::read_dir(www)? {
-            let file = File::options().write(true).open(entry?.path())?;
+            let entry = entry?;
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            let file = File::options().write(true).open(entry.path())?;
             file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(FROZEN_EPOCH_SECS))?;
         }
         Ok(())
@@ -498,6 +513,10 @@ pub enum Service {
     Redis,
     /// Debian's nginx on port 80, serving `<lab dir>/www-<label>/`, under a frozen clock.
     Nginx,
+    /// Debian's busybox httpd on port 80, serving `<lab dir>/www-<label>/` under the real clock
+    /// (as the Xen lab's replicas do): HTTP/1.1 replies with `Date`, `Last-Modified`, `ETag`,
+    /// `Content-Length` and `Connection: close`, one request per connection.
+    BusyboxHttpd,
     /// Debian's nsd on UDP port 53, authoritative for [`dns::ZONE`] (zone file
     /// `<lab dir>/<label>/example.test.zone`), rotating RRsets if `round_robin`.
     Nsd {
@@ -511,7 +530,7 @@ impl Service {
     pub fn port(&self) -> u16 {
         match self {
             Service::Redis => 6379,
-            Service::Nginx => 80,
+            Service::Nginx | Service::BusyboxHttpd => 80,
             Service::Nsd { .. } => 53,
         }
     }
@@ -521,7 +540,7 @@ impl Service {
         let port = self.port();
         match self {
             Service::Redis => ServiceConfig::tcp("redis", port, port),
-            Service::Nginx => ServiceConfig::tcp("http", port, port),
+            Service::Nginx | Service::BusyboxHttpd => ServiceConfig::tcp("http", port, port),
             Service::Nsd { .. } => ServiceConfig {
                 transport: Transport::Udp,
                 protocol: Protocol::Dns,
@@ -696,7 +715,7 @@ impl Group {
                 group.lab.wait_service(&ns, &addr, extra)?;
             }
             prepare(i, &group)?;
-            if group.spec.service == Service::Nginx {
+            if matches!(group.spec.service, Service::Nginx | Service::BusyboxHttpd) {
                 Lab::freeze_mtimes(&group.www(i))?;
             }
         }
@@ -827,7 +846,7 @@ impl Group {
         Ok(())
     }
 
-    /// The www root of nginx replica `i`.
+    /// The www root of nginx (or busybox httpd) replica `i`.
     pub fn www(&self, i: usize) -> PathBuf {
         self.lab.www(&self.replica_names[i])
     }
@@ -857,7 +876,7 @@ impl Group {
         self.lab
             .wait_service(&ns, &self.replica_address(i), &self.spec.service)?;
         prepare(i, self)?;
-        if self.spec.service == Service::Nginx {
+        if matches!(self.spec.service, Service::Nginx | Service::BusyboxHttpd) {
             Lab::freeze_mtimes(&self.www(i))?;
         }
         self.reload(&self.config()?)

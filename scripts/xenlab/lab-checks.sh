@@ -23,9 +23,10 @@
 #   nv-vif-connected       each replica's vif is state 4 on both ends, served by domain-nv's netback
 #                          in lab-nv (vifname r0..r2), and each replica's httpd is up
 #   client-through-nv      dom0 -> 192.168.77.10 (domain-nv on the NV domain's external NIC) ->
-#                          replicas: /index.html is the replicas' page, /big has the right md5;
-#                          METRIC lines: throughput, lab-nv's CPU seconds per MB, and the ratios
-#                          to dom0-netback-throughput and to linux-driver-domain
+#                          replicas' busybox httpd (`protocol: http`): /index.html is the replicas'
+#                          page with a real Date, /big has the right md5; METRIC lines: throughput
+#                          (and the bytes port 8080's, nc without Date), lab-nv's CPU seconds per
+#                          MB, and the ratios to dom0-netback-throughput and to linux-driver-domain
 #   faulty-replica-masked  lab-r2 booted the faulty image (its /index.html differs): the client still
 #                          gets the majority page; domain-nv's status and `nvctl status` say r2 is faulty
 #                          (excluded: it votes on no new connection)
@@ -36,6 +37,9 @@
 #                          since client-through-nv, gets no questions: its wrong answer is not outvoted here)
 #   stateful-counter       the replicas' counter (port 7000) through domain-nv: 10 INC requests
 #                          answer 1..10 (r0 and r1 vote; r2 is excluded)
+#   concurrent-writers     4 clients at once POST 5 times each to the replicas' stateful HTTP
+#                          resource /cgi-bin/count (`protocol: http`: conflicting requests ordered):
+#                          the answers are 1..20, each once, and r0 and r1 agree (no fault)
 #   nvctl-replace-clone    a slow /big download starts (it runs on across this check and the next);
 #                          `nvctl replace lab r2 --clone-from r1`: xl save -c of lab-r1, xl restore
 #                          as lab-r2-g1 on its own link; the checkpoint file is gone, lab-r2 is
@@ -62,7 +66,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LAB=${LAB:-/lab}; OUT=$LAB/out; mkdir -p "$OUT"
 [ -f "$LAB/lab.env" ] && . "$LAB/lab.env"
 # run.sh reads this line too (the default of LAB_CHECKS)
-DEFAULT_CHECKS="xen-boots replica-netfront dom0-netback-throughput linux-driver-domain nv-single-replica nvctl-up nv-vif-connected client-through-nv faulty-replica-masked udp-through-nv stateful-counter nvctl-replace-clone config-change-live nvctl-replace-fresh replica-destroyed-mid-stream nvctl-replace teardown"
+DEFAULT_CHECKS="xen-boots replica-netfront dom0-netback-throughput linux-driver-domain nv-single-replica nvctl-up nv-vif-connected client-through-nv faulty-replica-masked udp-through-nv stateful-counter concurrent-writers nvctl-replace-clone config-change-live nvctl-replace-fresh replica-destroyed-mid-stream nvctl-replace teardown"
 LAB_CHECKS=${LAB_CHECKS:-$DEFAULT_CHECKS}
 LAB_BIG_MB=${LAB_BIG_MB:-32}
 GUEST_TMO=${GUEST_TMO:-240}          # seconds for a guest to come up (TCG: 25-60 s seen, once 326 s)
@@ -138,6 +142,13 @@ incs() {
     [ "$a" = "$(count_answer "$n")" ] || { REASON="INC answered '$(echo "$a" | tr -s 0 | cut -c1-40)', want count $n"; nv_status; return 1; }
     [ -z "${3:-}" ] || echo "$n $(xsr "/local/domain/$nv/data/domain-nv/replicas/$3/state")" >> /tmp/incs.states
   done
+}
+# http_head PATH: the head of domain-nv's reply to GET PATH on port 80 (HTTP/1.0, one connection
+# over bash's /dev/tcp), without CRs
+http_head() {
+  exec 7<>"/dev/tcp/$NV_ADDR/80" || return 1
+  printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&7
+  timeout 30 cat <&7 | tr -d '\r' | sed '/^$/q'; exec 7<&-
 }
 # rstate NAME: domain-nv's health of replica instance NAME
 rstate() { xsr "/local/domain/$(domid_of "$NV_NAME")/data/domain-nv/replicas/$1/state"; }
@@ -321,9 +332,28 @@ check_client_through_nv() {
     nv_status; ip neigh; return 1
   fi
   info "client-through-nv: GET http://$NV_ADDR/index.html = '$(cat /tmp/index.html)' $((SECONDS - t0))s after the check started"
+  # `protocol: http`: the client gets one replica's real Date, not the comparison form
+  local date; date=$(http_head /index.html | sed -n 's/^Date: //p')
+  case "$date" in
+    *" GMT") [ "$date" != "Thu, 01 Jan 1970 00:00:00 GMT" ] || { REASON="the released Date is the comparison form: $date"; return 1; } ;;
+    *) REASON="no Date header in the released reply ('$date')"; return 1 ;;
+  esac
+  info "client-through-nv: released Date: $date"
+  # the same /big through the `bytes` port 8080 (the replicas' nc /bin/serve: HTTP/1.0, no Date),
+  # the rate to compare with `protocol: http` in the same run
+  local t1 t2 got line
+  rm -f /tmp/big; t1=$(date +%s.%N)
+  if GET_TMO=300 get "http://$NV_ADDR:8080/big" /tmp/big; then
+    t2=$(date +%s.%N); got=$(stat -c %s /tmp/big)
+    line=$(awk -v b="$got" -v a="$t1" -v z="$t2" 'BEGIN { s = z - a; printf "%.2f MB/s (%d bytes in %.2f s)", b / s / 1e6, b, s }')
+    echo "METRIC nv-bytes-get $line" >&3; echo "METRIC nv-bytes-get $line"
+  else
+    info "client-through-nv: GET of /big through the bytes port 8080 failed ($(stat -c %s /tmp/big 2>/dev/null) bytes)"
+  fi
+  rm -f /tmp/big
   ldd_round "before client-through-nv"
   measure_get "http://$NV_ADDR/big" "$NV_NAME" nv || { REASON="$REASON; NV console: $(nv_log)"; nv_status; return 1; }
-  local mbs line; mbs=$(cat /tmp/nv-mbs)
+  local mbs; mbs=$(cat /tmp/nv-mbs)
   # netback's per-vif counters after the transfer (GSO frames and slots each way, copy calls,
   # notifications, drops by reason), from domain-nv's status in xenstore
   info "client-through-nv: netback counters: $(xenstore-ls "/local/domain/$(domid_of "$NV_NAME")/data/domain-nv/vifs" 2>/dev/null | tr '\n' ';' | cut -c1-3000)"
@@ -373,6 +403,41 @@ check_stateful_counter() {
   local t0=$SECONDS
   incs 1 10 || return 1
   info "stateful-counter: 10 INCs through domain-nv answered 1..10 in $((SECONDS - t0))s"
+}
+
+# ---------------------------------------------------------------- concurrent-writers
+# WRITERS clients at once, each POSTing WRITES times (a connection each) to the replicas' stateful
+# HTTP resource /cgi-bin/count (busybox httpd CGI: POST adds one and answers the new count) on
+# the `protocol: http` port. domain-nv orders conflicting requests (writes of one path), so every
+# replica applies them in one order: the answers are 1..WRITERS*WRITES, each once, a GET then
+# answers the total, and r0 and r1 (r2 is excluded) have no value-mismatch or no-quorum fault.
+WRITERS=4; WRITES=5
+# post_count OUT: WRITES POSTs to /cgi-bin/count, one answer per line to OUT ("-" if one failed)
+post_count() {
+  local k a
+  for k in $(seq "$WRITES"); do
+    a=$(timeout 60 busybox wget -q -O - --post-data=INC "http://$NV_ADDR/cgi-bin/count" 2>/dev/null) || a=-
+    echo "$a" >> "$1"
+  done
+}
+check_concurrent_writers() {
+  need faulty-replica-masked || return 1
+  local t0=$SECONDS c pids="" total=$((WRITERS * WRITES)) nq base
+  base=/local/domain/$(domid_of "$NV_NAME")/data/domain-nv
+  nq=$(xsr $base/services/http/no-quorum)
+  rm -f /tmp/writer.*
+  for c in $(seq "$WRITERS"); do post_count "/tmp/writer.$c" & pids="$pids $!"; done
+  # shellcheck disable=SC2086
+  wait $pids
+  cat /tmp/writer.*
+  local answers want; answers=$(cat /tmp/writer.* | sort | tr '\n' ' ')
+  want=$(seq "$total" | sed 's/^/count /' | sort | tr '\n' ' ')
+  [ "$answers" = "$want" ] || { REASON="the $total concurrent POSTs answered '$(echo "$answers" | cut -c1-200)', want each of count 1..$total once"; nv_status; return 1; }
+  local a; a=$(timeout 60 busybox wget -q -O - "http://$NV_ADDR/cgi-bin/count" 2>&1)
+  [ "$a" = "count $total" ] || { REASON="GET /cgi-bin/count after the writers answered '$a', want count $total"; nv_status; return 1; }
+  healthy_r0_r1 concurrent-writers || { nv_status; return 1; }
+  [ "$(xsr $base/services/http/no-quorum)" = "$nq" ] || { REASON="services/http/no-quorum went from $nq to $(xsr $base/services/http/no-quorum)"; nv_status; return 1; }
+  info "concurrent-writers: $WRITERS clients x $WRITES POSTs at once answered count 1..$total, each once, in $((SECONDS - t0))s; the replicas agree on count $total (services/http: masked $(xsr $base/services/http/masked), no-quorum $nq)"
 }
 
 # ---------------------------------------------------------------- nvctl-replace-clone
@@ -427,8 +492,10 @@ check_config_change_live() {
   kill -0 "$SLOW_PID" 2>/dev/null || { REASON="the slow download ended before the config change was applied ($(stat -c %s /tmp/slow.out) bytes)"; return 1; }
   info "config-change-live: straggler-timeout-ms 60000 -> 50000 applied in place while the download ran ($(stat -c %s /tmp/slow.out) bytes so far): $applied"
   rm -f /tmp/slow; wait "$SLOW_PID"; rc=$?
-  local want=$(( LAB_BIG_MB * 1048576 )) head="HTTP/1.0 200 OK"
-  local hlen; hlen=$(printf 'HTTP/1.0 200 OK\r\nContent-Length: %s\r\nConnection: close\r\n\r\n' "$want" | wc -c)
+  local want=$(( LAB_BIG_MB * 1048576 )) head="HTTP/1.1 200 OK"
+  # busybox httpd's head: up to the first empty line
+  local hlen; hlen=$(head -c 4096 /tmp/slow.out | grep -obUaPz '\r\n\r\n' | head -1 | cut -d: -f1)
+  hlen=$(( ${hlen:-0} + 4 ))
   local got; got=$(stat -c %s /tmp/slow.out)
   [ $rc = 0 ] && [ "$got" = $((hlen + want)) ] || { REASON="the download ended with status $rc after $got bytes, want $((hlen + want))"; nv_status; return 1; }
   head -c ${#head} /tmp/slow.out | grep -qx "$head" || { REASON="no HTTP 200 header: '$(head -c 40 /tmp/slow.out)'"; return 1; }

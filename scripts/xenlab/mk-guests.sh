@@ -5,10 +5,14 @@
 #   replica        $LAB_CACHE/replica-<key>/replica-initrd.gz: static busybox + xen-netfront; /init
 #                  configures eth0 from the kernel command line in the kernel's own syntax, as nvctl
 #                  renders it (ip=ADDR::GATEWAY:NETMASK:HOSTNAME:eth0:off; lab_bigmb=M) and serves
-#                  HTTP on port 80 (busybox nc -ll -e /bin/serve, no Date header: the replies must
-#                  be identical for the voter) with /index.html (the same on every replica) and a
-#                  M MiB /big (default 32, built from big-seed, the same everywhere) for throughput
-#                  and md5 checks; and a stateful counter on port 7000 (/bin/count: INC, GET; its
+#                  HTTP on port 80 with busybox httpd (its real Date header: domain-nv's `protocol:
+#                  http` masks it) from /www: /index.html (the same on every replica), a M MiB /big
+#                  (default 32, built from big-seed, the same everywhere) for throughput and md5
+#                  checks, both with one fixed mtime (so ETag and Last-Modified agree), and the CGI
+#                  /cgi-bin/count (POST adds one, GET reads: a stateful HTTP resource); the same
+#                  files as fixed HTTP/1.0 replies without Date on port 8080 (busybox nc -ll -e
+#                  /bin/serve, the `bytes` port the lab compares rates with); and a
+#                  stateful counter on port 7000 (/bin/count: INC, GET; its
 #                  answers depend on every earlier request), which a fresh replica cannot agree on
 #                  and DNS on UDP port 53 (nv-lab-dnsd: LAB_DNSD_BIN, default the
 #                  musl build of nv-testbed's nv-lab-dnsd; A records of www.lab.test and mail.lab.test)
@@ -81,7 +85,8 @@ if [ ! -f "$rout/.xenlab-done" ] || [ "${FORCE:-0}" = 1 ]; then
   cp "$D/big-seed" "$rout.tmp/big-seed"
   cat > "$D/bin/serve" <<'EOI'
 #!/bin/sh
-# One HTTP/1.0 exchange on stdin/stdout (busybox nc -ll -e), the same bytes on every replica.
+# One HTTP/1.0 exchange on stdin/stdout (busybox nc -ll -e, port 8080), no Date: the same bytes
+# on every replica, for the `bytes` port whose rate the lab compares with `protocol: http`.
 read -r _m path _p
 while read -r line; do [ -z "$(printf '%s' "$line" | tr -d '\r')" ] && break; done
 case "$path" in
@@ -97,6 +102,18 @@ else
 fi
 EOI
   chmod +x "$D/bin/serve"
+  mkdir -p "$D/www/cgi-bin"
+  cat > "$D/www/cgi-bin/count" <<'EOI'
+#!/bin/sh
+# busybox httpd's CGI /cgi-bin/count: a stateful HTTP resource. POST adds one to the count and
+# answers the new value, GET answers it. Its reply has a Content-Length (so each reply ends
+# without waiting for the connection's end) and no Date.
+n=$(cat /tmp/webcount 2>/dev/null || echo 0)
+[ "$REQUEST_METHOD" = POST ] && { n=$((n + 1)); echo "$n" > /tmp/webcount; }
+body="count $n"
+printf 'Content-Type: text/plain\r\nContent-Length: %s\r\n\r\n%s\n' "$((${#body} + 1))" "$body"
+EOI
+  chmod +x "$D/www/cgi-bin/count"
   cat > "$D/bin/count" <<'EOI'
 #!/bin/sh
 # The replica's stateful service (busybox nc -ll -e, port 7000): a counter whose every answer
@@ -119,7 +136,7 @@ EOI
   chmod 755 "$D/bin/nv-lab-dnsd"
   cat > "$D/init" <<'EOI'
 #!/bin/sh
-# Replica: real services on a Xen vif: HTTP/1.0 via busybox nc and DNS over UDP (nv-lab-dnsd).
+# Replica: real services on a Xen vif: HTTP via busybox httpd and DNS over UDP (nv-lab-dnsd).
 # Every replica serves the same /index.html, /big and A records; an image with /lab-faulty serves
 # another /index.html and another address of mail.lab.test (a faulty replica).
 export PATH=/bin
@@ -147,9 +164,13 @@ echo "REPLICA $NAME ethtool -k eth0: $(/usr/sbin/ethtool -k eth0 | grep -E '^(sc
 if [ "$FAULTY" = 1 ]; then echo "xenlab-replica FAULTY $NAME" > /www/index.html
 else echo "xenlab-replica ok" > /www/index.html; fi
 gen_big "$BIG" /big-seed > /www/big
-# busybox httpd sends a Date header, and the replicas' clocks differ by minutes under TCG: the
-# voter would see every reply differ. /bin/serve answers byte-for-byte the same everywhere.
-nc -ll -p 80 -e /bin/serve & sleep 0.2
+# One mtime on every replica: busybox httpd derives ETag and Last-Modified from it. Its Date
+# differs (the replicas' clocks differ by minutes under TCG): domain-nv's `protocol: http`
+# masks it.
+touch -d '2026-01-01 00:00:00' /www/index.html /www/big
+httpd -f -p 80 -h /www & sleep 0.2
+# the same files as fixed HTTP/1.0 replies, for the `bytes` port 8080
+nc -ll -p 8080 -e /bin/serve &
 # the stateful service: a counter (/bin/count); a clone of this replica carries its value along
 nc -ll -p 7000 -e /bin/count &
 kill -0 $! && echo "REPLICA $NAME httpd on $IP:80 ($(cat /sys/class/net/eth0/address)) faulty=$FAULTY at uptime $(cut -d' ' -f1 /proc/uptime)s"

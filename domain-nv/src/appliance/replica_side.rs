@@ -13,7 +13,7 @@ use super::endpoint::{Endpoint, OutgoingSocket};
 use super::reply_path::ReplyStream;
 use super::sockets::{recv_into_voter, remote_closed, send_from_voter, socket_gone};
 use crate::status::StatusBook;
-use crate::voter::Voter;
+use crate::voter::{ReplicaState, Voter};
 
 /// Where a replica connection is.
 #[derive(Clone, Copy)]
@@ -160,7 +160,8 @@ impl ReplicaSide {
 
     /// While established: client input to the replica, then its output to the voter (through
     /// `stream`, its reply framer, if the service has a protocol), and its end (FIN or reset)
-    /// to the voter.
+    /// to the voter. After its output ended in agreement: the client input that came later
+    /// (see [`ReplicaSide::input_after_output`]).
     pub fn exchange(
         &mut self,
         conn_id: u64,
@@ -170,12 +171,44 @@ impl ReplicaSide {
         stream: Option<&mut ReplyStream>,
         now: Instant,
     ) {
-        if !matches!(self.phase, ReplicaPhase::Connected { .. }) {
+        let Some(socket) = self.socket else { return };
+        match self.phase {
+            ReplicaPhase::Connected { .. } => {
+                self.send_input(r, ep, voter, socket);
+                self.receive_output(conn_id, r, ep, voter, stream, now);
+            }
+            ReplicaPhase::Ended => self.input_after_output(conn_id, r, ep, voter, socket, now),
+            ReplicaPhase::Connecting { .. } | ReplicaPhase::NeverConnected => {}
+        }
+    }
+
+    /// Replica `r`'s output ended (its FIN) in agreement, and the client sent more input (e.g.
+    /// an HTTP client that reuses a connection the server closes after its reply without
+    /// saying `Connection: close`, or a request the sequencer admitted after that FIN): the
+    /// input still goes to the replica while its socket takes it. Once the socket is closed
+    /// with input left for it (the replica reset its connection: a server that closed with a
+    /// request unread), the input can never arrive: the voter is told of the reset, which
+    /// blames no one after a complete, agreed output, so the connection can end.
+    fn input_after_output(
+        &mut self,
+        conn_id: u64,
+        r: usize,
+        ep: &mut Endpoint,
+        voter: &mut Voter,
+        socket: OutgoingSocket,
+        now: Instant,
+    ) {
+        if voter.replica_state(r) != ReplicaState::Finished {
             return;
         }
-        let Some(socket) = self.socket else { return };
         self.send_input(r, ep, voter, socket);
-        self.receive_output(conn_id, r, ep, voter, stream, now);
+        if ep.tcp(socket.handle).state() == State::Closed && !voter.replica_input(r).is_empty() {
+            log::debug!(
+                "connection {conn_id}: replica {r} reset after its FIN, {} input bytes undelivered",
+                voter.replica_input(r).len()
+            );
+            voter.replica_reset(r, now);
+        }
     }
 
     /// Sends the voter's input for replica `r`, then its FIN once the input is over.
