@@ -2,6 +2,7 @@
 
 mod http;
 mod resp;
+pub mod stable;
 
 pub use http::check_http;
 pub use resp::check_resp;

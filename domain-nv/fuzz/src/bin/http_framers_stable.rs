@@ -32,34 +32,19 @@ const FRAGMENTS: [&[u8]; 24] = [
 ];
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let iterations: u64 = args
-        .next()
-        .map_or(1_000_000, |s| s.parse().expect("ITERATIONS is a number"));
-    for file in args {
-        let data = std::fs::read(&file).expect("readable corpus file");
-        domain_nv_fuzz::check_http(&data);
-    }
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let mut buf = Vec::with_capacity(512);
-    for _ in 0..iterations {
-        buf.clear();
-        buf.push(next() as u8);
-        for _ in 0..next() % 12 {
-            let r = next();
-            match r % 8 {
-                0 => buf.extend((0..r >> 8 & 15).map(|i| (r >> (i % 7 * 8)) as u8)),
-                1 => buf.push((r >> 8) as u8),
-                _ => buf.extend_from_slice(FRAGMENTS[(r >> 8) as usize % FRAGMENTS.len()]),
+    domain_nv_fuzz::stable::run(
+        "http_framers_stable",
+        domain_nv_fuzz::check_http,
+        |buf, next| {
+            buf.push(next() as u8);
+            for _ in 0..next() % 12 {
+                let r = next();
+                match r % 8 {
+                    0 => buf.extend((0..r >> 8 & 15).map(|i| (r >> (i % 7 * 8)) as u8)),
+                    1 => buf.push((r >> 8) as u8),
+                    _ => buf.extend_from_slice(FRAGMENTS[(r >> 8) as usize % FRAGMENTS.len()]),
+                }
             }
-        }
-        domain_nv_fuzz::check_http(&buf);
-    }
-    println!("{iterations} inputs checked");
+        },
+    );
 }
