@@ -566,7 +566,9 @@ check_udp_through_nv() {
   out=$(nslookup_nv nope.lab.test); echo "$out"
   echo "$out" | grep -q NXDOMAIN || { REASON="nope.lab.test: no agreed NXDOMAIN: $(echo "$out" | tr '\n' ' ' | cut -c1-200)"; nv_status; return 1; }
   local d=$base/services/dns/datagrams
-  [ "$(xsr $d/questions)" -ge 3 ] && [ "$(xsr $d/answered)" -ge 3 ] \
+  # domain-nv's status reaches xenstore after the answers went out, key by key (a CI run read
+  # questions 2 and answered 4, and 4 and 4 a moment later): wait (bounded) for both to count 3
+  wait_for 30 sh -c "[ \"\$(xenstore-read $d/questions)\" -ge 3 ] && [ \"\$(xenstore-read $d/answered)\" -ge 3 ]" 2>/dev/null \
     || { REASON="services/dns/datagrams: questions '$(xsr $d/questions)', answered '$(xsr $d/answered)' (want >= 3 each)"; nv_status; return 1; }
   healthy_r0_r1 udp-through-nv || { nv_status; return 1; }
   local st; st=$("$NVCTL" status "$GROUP" 2>&1); echo "$st"
