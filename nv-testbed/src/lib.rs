@@ -10,6 +10,7 @@
 pub mod dns;
 pub mod lab_dns;
 pub mod loss;
+pub mod netstat;
 pub mod pipelined;
 pub mod soak;
 

@@ -2,7 +2,6 @@
 //! link this process opened, or a netback vif looked up at each poll), its address and route,
 //! and the ephemeral ports of the connections it opens.
 
-use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
@@ -15,27 +14,10 @@ use smoltcp::socket::udp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use xen::{EventChannel, GrantTable};
 
+use super::port_pool::{first_port, PortPool, TIME_WAIT};
 use super::sockets::{new_socket, new_udp_socket};
 use crate::config::{Ipv4Cidr, LinkConfig};
 use crate::link::LinkDevice;
-
-/// First local port used for connections to replicas (the IANA dynamic range, to 65535).
-const EPHEMERAL_FIRST: u16 = 49152;
-/// Ports in the ephemeral range.
-const EPHEMERAL_COUNT: u32 = u16::MAX as u32 - EPHEMERAL_FIRST as u32 + 1;
-
-/// Where an endpoint starts allocating ports: a point of the ephemeral range that differs from
-/// one process start to the next (`seed`, e.g. the start time and pid), so that a restarted
-/// domain-nv does not reuse the ports of the connections its previous instance left open on
-/// the replicas (they would take its SYNs for segments of the old connection).
-fn first_port(seed: u64) -> u16 {
-    // SplitMix64's finalizer: neighbouring seeds land far apart.
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    EPHEMERAL_FIRST + (z % u64::from(EPHEMERAL_COUNT)) as u16
-}
 
 /// A seed that differs between process starts: the wall clock in nanoseconds and the pid.
 fn start_seed() -> u64 {
@@ -151,8 +133,11 @@ pub(super) struct Endpoint {
     iface: Interface,
     /// Every socket on this link.
     pub sockets: SocketSet<'static>,
-    ports_in_use: HashSet<u16>,
-    next_port: u16,
+    ports: PortPool,
+    /// Where smoltcp's clock starts.
+    epoch: Instant,
+    /// The time of the last poll: when ports are taken and given back.
+    polled_at: Instant,
 }
 
 impl Endpoint {
@@ -200,8 +185,9 @@ impl Endpoint {
             frames,
             iface,
             sockets: SocketSet::new(Vec::new()),
-            ports_in_use: HashSet::new(),
-            next_port: first_port(start_seed() ^ u64::from(seed)),
+            ports: PortPool::new(first_port(start_seed() ^ u64::from(seed))),
+            epoch,
+            polled_at: epoch,
         })
     }
 
@@ -230,6 +216,7 @@ impl Endpoint {
         netback: Option<&mut Netback<G, E>>,
         readable: bool,
     ) {
+        self.polled_at = self.instant(now);
         match &mut self.frames {
             Frames::Link(device) => {
                 device.begin_poll();
@@ -260,6 +247,7 @@ impl Endpoint {
         mut netback: Option<&mut Netback<G, E>>,
         rounds: usize,
     ) {
+        self.polled_at = self.instant(now);
         for _ in 0..rounds {
             let sent = match &mut self.frames {
                 Frames::Link(device) => self.iface.poll_egress(now, device, &mut self.sockets),
@@ -296,20 +284,27 @@ impl Endpoint {
         matches!(&self.frames, Frames::Link(d) if d.budget_exhausted())
     }
 
-    /// The next free port of the ephemeral range after the last one handed out (wrapping).
+    /// The `Instant` of smoltcp's instant `t`.
+    fn instant(&self, t: smoltcp::time::Instant) -> Instant {
+        self.epoch + std::time::Duration::from_micros(t.total_micros().max(0) as u64)
+    }
+
+    /// The least recently used free port of the ephemeral range.
     fn alloc_port(&mut self) -> Option<u16> {
-        for _ in 0..EPHEMERAL_COUNT {
-            let p = self.next_port;
-            self.next_port = if p == u16::MAX {
-                EPHEMERAL_FIRST
-            } else {
-                p + 1
-            };
-            if self.ports_in_use.insert(p) {
-                return Some(p);
-            }
-        }
-        None
+        self.ports.take(self.polled_at)
+    }
+
+    /// One line on this link's local ports for the log: how many went out, and how many of
+    /// them less than TIME_WAIT after they were last given back (a replica that closed that
+    /// port's earlier connection first may still hold it).
+    pub fn port_summary(&self) -> String {
+        format!(
+            "{}: {} local ports handed out, {} of them within {} s of their last use",
+            self.name,
+            self.ports.taken(),
+            self.ports.reused_in_time_wait(),
+            TIME_WAIT.as_secs()
+        )
     }
 
     /// Starts a TCP connection to `remote` from a free ephemeral port, with socket buffers of
@@ -331,7 +326,7 @@ impl Endpoint {
                 port,
             })),
             Err(e) => {
-                self.ports_in_use.remove(&port);
+                self.ports.give_back(port, self.polled_at);
                 Err(e)
             }
         }
@@ -344,7 +339,7 @@ impl Endpoint {
         let mut sock = new_udp_socket(packets, bytes);
         // A port of our own, never 0: binding cannot fail.
         if sock.bind(port).is_err() {
-            self.ports_in_use.remove(&port);
+            self.ports.give_back(port, self.polled_at);
             return None;
         }
         Some(OutgoingSocket {
@@ -361,25 +356,11 @@ impl Endpoint {
     /// Drops a socket from [`Endpoint::connect`] or [`Endpoint::bind_udp`] and frees its port.
     pub fn remove_outgoing(&mut self, socket: OutgoingSocket) {
         self.sockets.remove(socket.handle);
-        self.ports_in_use.remove(&socket.port);
+        self.ports.give_back(socket.port, self.polled_at);
     }
 
     /// The TCP socket `h`.
     pub fn tcp(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
         self.sockets.get_mut::<tcp::Socket>(h)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_ports_spread_over_the_ephemeral_range() {
-        let ports: HashSet<u16> = (0..1000u64).map(first_port).collect();
-        assert!(ports.iter().all(|&p| p >= EPHEMERAL_FIRST));
-        // Neighbouring seeds (restarts close in time) start apart (1000 of 16384: ~30 collide).
-        assert!(ports.len() > 900, "{} distinct", ports.len());
-        assert!(ports.iter().any(|&p| p < 50_000) && ports.iter().any(|&p| p > 65_000));
     }
 }

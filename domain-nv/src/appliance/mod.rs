@@ -7,6 +7,7 @@
 //! on [`Appliance::fds`] (each tagged with its [`FdOwner`]) and calls [`Appliance::step`].
 //!
 //! - `endpoint`: one link with its smoltcp interface and sockets;
+//! - `port_pool`: the local ports of the connections a link opens, least recently used first;
 //! - `sockets`: making TCP sockets, moving bytes between a socket and a voter;
 //! - `listen`: the listening sockets of every TCP service;
 //! - `datagram`: a UDP service, its per-client sockets on the replica links and its voter;
@@ -31,6 +32,7 @@ mod gate;
 mod limits;
 mod listen;
 mod memory;
+mod port_pool;
 mod probe;
 mod protocol_layer;
 mod reconfigure;
@@ -356,6 +358,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         }
         for (probe, ep) in self.probes.iter().zip(&mut self.replicas) {
             probe.abort(ep);
+            log::info!("replica link {}", ep.port_summary());
         }
         self.egress(now);
         self.netback.take()

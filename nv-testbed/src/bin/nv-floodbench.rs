@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nv_schema::status::ReplicaHealth;
+use nv_testbed::netstat::link_drops;
 use nv_testbed::soak::{quantile, raise_fd_limit, run_load, Exchange, LoadReport, LoadSpec, Reply};
 use nv_testbed::{cleanup_on_signal, flag_value, run, Group, GroupSpec, Service, SERVICE_ADDRESS};
 
@@ -51,17 +52,6 @@ fn median_range(mut v: Vec<Duration>) -> String {
     )
 }
 
-/// Frames dropped on interface `dev` of namespace `ns` so far: (received, sent) as that
-/// namespace's kernel counts them. On a TAP, "sent" drops are frames the namespace sent
-/// towards domain-nv that the TAP's queue had no room for (domain-nv did not read them in time).
-fn drops(ns: &str, dev: &str) -> Result<(u64, u64)> {
-    let out = run(&["ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev])?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let stats = &v[0]["stats64"];
-    let get = |dir: &str| stats[dir]["dropped"].as_u64().unwrap_or(0);
-    Ok((get("rx"), get("tx")))
-}
-
 /// Frames the kernel dropped from its per-CPU input backlogs so far (`/proc/net/softnet_stat`,
 /// second column, summed): frames written into a TAP that found the backlog full.
 fn backlog_drops() -> Result<u64> {
@@ -76,9 +66,9 @@ fn backlog_drops() -> Result<u64> {
 /// The drop counters of the group's links: the client's `ext0`, each replica's `tap0`, and the
 /// kernel's input backlogs.
 fn all_drops(g: &Group) -> Result<Vec<(u64, u64)>> {
-    let mut v = vec![drops(&g.client_ns, "ext0")?];
+    let mut v = vec![link_drops(&g.client_ns, "ext0")?];
     for ns in &g.replica_ns {
-        v.push(drops(ns, "tap0")?);
+        v.push(link_drops(ns, "tap0")?);
     }
     v.push((backlog_drops()?, 0));
     Ok(v)

@@ -6,8 +6,10 @@
 //! spread over several client addresses; half talk redis (`GET` of preloaded keys), half HTTP
 //! (keep-alive `GET` of files), each with a pause between requests, and every reply is checked
 //! byte for byte. Prints domain-nv's peak RSS and CPU seconds, the client errors by kind, the
-//! wrong replies, the replica faults and the appliance's own counters; fails if any reply was
-//! wrong.
+//! wrong replies, the replica faults and the appliance's own counters, and what explains
+//! them: per replica, how its kernel's TCP counters grew (SYN cookies, accept queue overflows,
+//! RSTs, TIME_WAIT ...), the frames its TAP dropped towards domain-nv, and how many local
+//! ports domain-nv reused within TIME_WAIT on its link; fails if any reply was wrong.
 //!
 //! usage: `nv-soak PATH-TO-domain-nv [--connections N] [--seconds S] [--loss PERCENT]
 //! [--think-ms MS] [--sources N] [--connects-per-s N]`
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nv_testbed::loss::drop_packets;
+use nv_testbed::netstat::{link_drops, TcpCounters};
 use nv_testbed::soak::{quantile, raise_fd_limit, run_load, Exchange, LoadReport, LoadSpec, Reply};
 use nv_testbed::{cleanup_on_signal, flag_value, run, Group, GroupSpec, Service, SERVICE_ADDRESS};
 
@@ -89,6 +92,84 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100) as f64;
     Ok(ticks as f64 / hz)
+}
+
+/// What one replica namespace's kernel counted: its TCP counters and its TAP's drops.
+struct ReplicaKernel {
+    tcp: TcpCounters,
+    /// Frames dropped on `tap0`: (towards the namespace, towards domain-nv).
+    tap_drops: (u64, u64),
+}
+
+/// Reads each replica namespace's counters.
+fn replica_kernels(g: &Group) -> Result<Vec<ReplicaKernel>> {
+    g.replica_ns
+        .iter()
+        .map(|ns| {
+            Ok(ReplicaKernel {
+                tcp: TcpCounters::read(ns)?,
+                tap_drops: link_drops(ns, "tap0")?,
+            })
+        })
+        .collect()
+}
+
+/// The replica kernels' counters that explain failed connections, with what each counts.
+const KERNEL_COUNTERS: [(&str, &str); 14] = [
+    ("Tcp.PassiveOpens", "connections accepted"),
+    ("TcpExt.SyncookiesSent", "SYN cookies sent"),
+    ("TcpExt.SyncookiesRecv", "valid cookie ACKs"),
+    ("TcpExt.SyncookiesFailed", "invalid cookie ACKs"),
+    ("TcpExt.ListenOverflows", "accept queue overflows"),
+    ("TcpExt.ListenDrops", "listen drops"),
+    (
+        "TcpExt.TCPReqQFullDrop",
+        "SYNs dropped (request queue full)",
+    ),
+    ("Tcp.OutRsts", "RSTs sent"),
+    ("TcpExt.EmbryonicRsts", "RSTs on handshakes"),
+    ("Tcp.EstabResets", "established connections reset"),
+    ("TcpExt.TW", "TIME_WAITs ended"),
+    ("TcpExt.TCPTimeWaitOverflow", "TIME_WAIT overflows"),
+    ("TcpExt.PAWSEstab", "PAWS rejects"),
+    (
+        "TcpExt.TCPAbortOnTimeout",
+        "aborted on retransmission timeout",
+    ),
+];
+
+/// Prints per replica how its kernel's counters grew during the load, and its TAP's drops.
+fn print_kernels(g: &Group, before: &[ReplicaKernel], after: &[ReplicaKernel]) {
+    for ((name, b), a) in g.replica_names.iter().zip(before).zip(after) {
+        let grown = a.tcp.since(&b.tcp);
+        let counters: Vec<String> = KERNEL_COUNTERS
+            .iter()
+            .map(|(k, what)| format!("{what} {}", grown.get(k)))
+            .collect();
+        println!(
+            "kernel {name}: {}; tap0 frames dropped towards domain-nv {} (towards {name} {})",
+            counters.join(", "),
+            a.tap_drops.1 - b.tap_drops.1,
+            a.tap_drops.0 - b.tap_drops.0
+        );
+    }
+}
+
+/// Stops domain-nv (SIGTERM: it drains what is left, then exits) and prints its log's lines
+/// on the local ports each replica link handed out.
+fn print_ports(g: &mut Group) -> Result<()> {
+    g.lab
+        .signal("domain-nv", nix::sys::signal::Signal::SIGTERM)?;
+    let exit = g.lab.wait_exit("domain-nv", Duration::from_secs(60))?;
+    for line in g.lab.log("domain-nv").lines() {
+        if let Some((_, ports)) = line.split_once("replica link ") {
+            println!("ports {ports}");
+        }
+    }
+    if !exit.success() {
+        bail!("domain-nv exited with {exit}");
+    }
+    Ok(())
 }
 
 /// Prints what the clients saw and what domain-nv reported; an error if a reply was wrong.
@@ -165,7 +246,7 @@ fn main_result() -> Result<()> {
     let mut spec = GroupSpec::new("majority", 3, Service::Nginx);
     spec.also = vec![Service::Redis];
     spec.straggler_ms = 5000;
-    let g = Group::start("nvsoak", spec, &domain_nv, |i, g| {
+    let mut g = Group::start("nvsoak", spec, &domain_nv, |i, g| {
         for (name, body) in &files {
             std::fs::write(g.www(i).join(name), body)?;
         }
@@ -201,6 +282,7 @@ fn main_result() -> Result<()> {
     let pid = g.lab.pid("domain-nv").context("domain-nv is not running")?;
     let ns = g.client_ns.clone();
     let load = set.clone();
+    let kernels_before = replica_kernels(&g)?;
     // setns affects only the calling thread: the clients run in one of their own
     let clients = std::thread::spawn(move || -> Result<LoadReport> {
         let netns = std::fs::File::open(format!("/run/netns/{ns}"))?;
@@ -226,7 +308,11 @@ fn main_result() -> Result<()> {
     let mut report = clients
         .join()
         .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
-    print_report(&mut report, &set, loss, &g, pid)
+    let kernels_after = replica_kernels(&g)?;
+    let wrong = print_report(&mut report, &set, loss, &g, pid);
+    print_kernels(&g, &kernels_before, &kernels_after);
+    print_ports(&mut g)?;
+    wrong
 }
 
 fn main() {
