@@ -253,7 +253,13 @@ impl Voter {
     /// Masked while it is a minority: it is blamed (`Reset`) once a lead quorum has produced more
     /// output than it had, a FIN was voted, or the straggler timeout passed without a quorum of
     /// resets; a quorum of resets resets the client and nobody is blamed. Never blamed once the
-    /// replica had all client input and the client's FIN (a service may abort on the half-close).
+    /// replica had all client input and the client's FIN (a service may abort on the half-close),
+    /// nor if it had produced no output and the caller fell behind on its link during its
+    /// handshake ([`Voter::replica_delayed`] before [`Voter::replica_connected`]): the caller
+    /// then read the replica's SYN-ACK late, and meanwhile the replica's kernel may have given
+    /// up its end of the handshake (a request that ran out of SYN-ACK retries, a SYN cookie
+    /// in place of a request) and answers the caller's ACK with an RST; a reset is then the
+    /// caller's lag, not the replica's fault. It still counts towards a quorum of resets.
     pub fn replica_reset(&mut self, r: ReplicaId, now: Instant) {
         let half_closed = self.half_closed(r);
         let rep = &mut self.reps[r];
@@ -263,10 +269,14 @@ impl Voter {
         // Its stream was complete and agreed, or it had the client's FIN (a service may abort on
         // the half-close): a reset then only ends its connection.
         if rep.state != ReplicaState::Finished && !half_closed {
-            rep.verdict = Verdict::ResetPending(PendingReset {
-                at: now,
-                output: rep.prod,
-            });
+            rep.verdict = if rep.lagged_handshake && rep.prod == 0 {
+                Verdict::ResetExcused
+            } else {
+                Verdict::ResetPending(PendingReset {
+                    at: now,
+                    output: rep.prod,
+                })
+            };
         }
         rep.state = ReplicaState::Gone;
         rep.suspect = None;

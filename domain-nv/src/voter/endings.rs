@@ -4,7 +4,9 @@
 //!   replicas connected; q refusals reset the client, blaming nobody. A reset is masked while it is
 //!   a minority and blamed (`Reset`) once the leading quorum has produced more output than the reset
 //!   replica had, a FIN was voted, or the straggler timeout passed; q resets reset the client,
-//!   blaming nobody. A FIN is voted at an output offset (q replicas under Majority, all under
+//!   blaming nobody. A reset before any output of a replica whose handshake the caller fell
+//!   behind on is never blamed (its kernel may have dropped its end of the handshake while the
+//!   caller lagged); it still counts towards q resets. A FIN is voted at an output offset (q replicas under Majority, all under
 //!   Unanimous, the primary under PrimaryBackup) once every byte before it is released:
 //!   `CloseClient`. A replica that closed before the released offset is `EarlyClose`; one with
 //!   output beyond the voted FIN is `Flood`.
@@ -116,7 +118,7 @@ impl Voter {
         let unjudged = self
             .reps
             .iter()
-            .filter(|r| r.is_member() && r.pending_reset().is_some())
+            .filter(|r| r.is_member() && r.reset_unjudged())
             .count();
         if self.fin_at.is_none() && unjudged >= self.quorum {
             self.reset_client(false, now);
@@ -212,5 +214,136 @@ impl Voter {
                 self.events.push_back(VoterEvent::CloseReplica(r));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::voter::{Fault, FaultKind, Policy, Voter, VoterConfig, VoterEvent};
+
+    const T: Duration = Duration::from_secs(1);
+
+    fn ms(t0: Instant, n: u64) -> Instant {
+        t0 + Duration::from_millis(n)
+    }
+
+    /// A voter of 3 replicas under Majority.
+    fn majority(t0: Instant) -> Voter {
+        let config = VoterConfig {
+            policy: Policy::Majority,
+            straggler_timeout: T,
+            buffer_limit: 1 << 12,
+        };
+        Voter::new(config, 3, t0)
+    }
+
+    /// A majority of 3 with a request of the client sent to every replica; the caller fell
+    /// behind on replica 2's link while it connected (at 100 ms) if `lagged`. Every replica
+    /// connected by 1.5 s.
+    fn request_sent(t0: Instant, lagged: bool) -> Voter {
+        let mut v = majority(t0);
+        v.replica_connected(0, t0);
+        v.replica_connected(1, t0);
+        if lagged {
+            v.replica_delayed(2, ms(t0, 100));
+        }
+        v.replica_connected(2, ms(t0, 1500));
+        v.push_client(b"GET\r\n", ms(t0, 1500));
+        for r in 0..3 {
+            let n = v.replica_input(r).len();
+            v.replica_input_sent(r, n);
+        }
+        v
+    }
+
+    /// The events until now: the faults and whether the client was reset.
+    fn outcome(v: &mut Voter) -> (Vec<Fault>, bool) {
+        let mut faults = Vec::new();
+        let mut client_reset = false;
+        while let Some(e) = v.poll_event() {
+            match e {
+                VoterEvent::Fault(f) => faults.push(f),
+                VoterEvent::ResetClient => client_reset = true,
+                _ => {}
+            }
+        }
+        (faults, client_reset)
+    }
+
+    /// Replicas 0 and 1 answer and close; the voted stream goes to the client.
+    fn others_answer(v: &mut Voter, at: Instant) {
+        for r in 0..2 {
+            v.push_replica(r, b"+OK\r\n", at);
+            v.replica_fin(r, at);
+        }
+        let n = v.client_output().len();
+        assert_eq!(v.client_output(), b"+OK\r\n");
+        v.client_output_sent(n, at);
+        v.handle_timeout(at + 10 * T);
+    }
+
+    #[test]
+    fn a_reset_before_any_output_after_a_lagged_handshake_is_not_blamed() {
+        let t0 = Instant::now();
+        let mut v = request_sent(t0, true);
+        // Its kernel had dropped the handshake domain-nv completed late: an RST at 9 s.
+        v.replica_reset(2, ms(t0, 9000));
+        others_answer(&mut v, ms(t0, 9100));
+        assert_eq!(outcome(&mut v), (vec![], false));
+    }
+
+    #[test]
+    fn a_reset_before_any_output_without_lag_is_still_blamed() {
+        let t0 = Instant::now();
+        let mut v = request_sent(t0, false);
+        v.replica_reset(2, ms(t0, 9000));
+        others_answer(&mut v, ms(t0, 9100));
+        let (faults, client_reset) = outcome(&mut v);
+        assert!(!client_reset);
+        assert_eq!(faults.len(), 1, "{faults:?}");
+        assert_eq!(faults[0].replica, 2);
+        assert_eq!(faults[0].kind, FaultKind::Reset);
+    }
+
+    #[test]
+    fn a_reset_after_output_is_blamed_even_after_a_lagged_handshake() {
+        let t0 = Instant::now();
+        let mut v = request_sent(t0, true);
+        // It had answered part of the reply: its connection was established on its side.
+        v.push_replica(2, b"+O", ms(t0, 8000));
+        v.replica_reset(2, ms(t0, 9000));
+        others_answer(&mut v, ms(t0, 9100));
+        let (faults, _) = outcome(&mut v);
+        assert_eq!(faults.len(), 1, "{faults:?}");
+        assert_eq!(faults[0].replica, 2);
+        assert_eq!(faults[0].kind, FaultKind::Reset);
+    }
+
+    #[test]
+    fn excused_resets_still_make_a_quorum_of_resets() {
+        let t0 = Instant::now();
+        let mut v = majority(t0);
+        v.replica_connected(0, t0);
+        for r in 1..3 {
+            v.replica_delayed(r, ms(t0, 100));
+            v.replica_connected(r, ms(t0, 1500));
+        }
+        v.replica_reset(1, ms(t0, 9000));
+        v.replica_reset(2, ms(t0, 9000));
+        // Two resets of three: the client is reset, nobody is blamed (no `NoQuorum` either).
+        let mut no_quorum = false;
+        let mut client_reset = false;
+        let mut faults = 0;
+        while let Some(e) = v.poll_event() {
+            match e {
+                VoterEvent::NoQuorum(_) => no_quorum = true,
+                VoterEvent::ResetClient => client_reset = true,
+                VoterEvent::Fault(_) => faults += 1,
+                _ => {}
+            }
+        }
+        assert!(client_reset && !no_quorum && faults == 0);
     }
 }

@@ -25,6 +25,11 @@ pub(super) enum Verdict {
     Clear,
     /// It reset; blame waits until it is a minority (see `check_resets`).
     ResetPending(PendingReset),
+    /// It reset before any output, after a handshake the caller fell behind on: its kernel may
+    /// have given up its end of that handshake meanwhile and answered the caller's late ACK
+    /// with an RST (see `Voter::replica_reset`). Counts towards a quorum of resets, is never
+    /// blamed.
+    ResetExcused,
     /// A fault was reported for it (at most one per replica).
     Reported,
 }
@@ -132,6 +137,13 @@ impl Replica {
     /// A fault was reported for it.
     pub(super) fn reported(&self) -> bool {
         self.verdict == Verdict::Reported
+    }
+    /// It reset, and no fault was reported for it: a pending or an excused reset.
+    pub(super) fn reset_unjudged(&self) -> bool {
+        matches!(
+            self.verdict,
+            Verdict::ResetPending(_) | Verdict::ResetExcused
+        )
     }
     /// Its reset, if it reset and has not been judged yet.
     pub(super) fn pending_reset(&self) -> Option<PendingReset> {
