@@ -16,7 +16,7 @@ use xen::{EventChannel, GrantTable};
 
 use super::port_pool::{first_port, PortPool, TIME_WAIT};
 use super::sockets::{new_socket, new_udp_socket};
-use crate::config::{Ipv4Cidr, LinkConfig};
+use crate::config::{Ipv4Cidr, LinkConfig, ReplicaConfig};
 use crate::link::LinkDevice;
 
 /// A seed that differs between process starts: the wall clock in nanoseconds and the pid.
@@ -33,6 +33,16 @@ fn start_seed() -> u64 {
 /// and every connection waits for the retry: the first clients after a start would wait a
 /// second. On a point-to-point link one request per 100 ms at most costs nothing.
 const ARP_RETRY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(100);
+
+/// Frames taken from a replica's TAP or raw link per poll round (a TAP's queue holds 1,000 by
+/// default), instead of [`crate::link::RX_BUDGET`]: with thousands of connections a round takes
+/// long enough that the replicas' frames (answers, SYN-ACKs, ACKs) overflow the queue between
+/// two rounds of 256, and every frame the kernel drops there costs the replica a
+/// retransmission timeout that doubles at each loss (the 10,000-connection soak: about 220,000
+/// frames dropped per replica TAP, 87,000 retransmission timeouts per replica, replies later
+/// than 30 s). Each replica link still takes at most this many per round, so a flooding
+/// replica cannot starve the others.
+const REPLICA_RX_BUDGET: usize = 1024;
 
 /// The smoltcp instant `now` is, counted from `epoch`.
 pub(super) fn smol_now(epoch: Instant, now: Instant) -> smoltcp::time::Instant {
@@ -189,6 +199,27 @@ impl Endpoint {
             epoch,
             polled_at: epoch,
         })
+    }
+
+    /// Opens the link of replica `index` (configured as `r`), which takes up to
+    /// [`REPLICA_RX_BUDGET`] frames per poll round.
+    pub fn open_replica(
+        r: &ReplicaConfig,
+        index: usize,
+        mtu: usize,
+        epoch: Instant,
+    ) -> anyhow::Result<Endpoint> {
+        let addressing = Addressing {
+            addr: r.address,
+            gateway: None,
+            mac: REPLICA_MAC,
+            seed: 1 + index as u8,
+        };
+        let mut ep = Endpoint::open(&r.name, &r.link, mtu, addressing, epoch)?;
+        if let Some(device) = ep.device() {
+            device.set_rx_budget(REPLICA_RX_BUDGET);
+        }
+        Ok(ep)
     }
 
     /// The link this process opened, if it is not a vif.

@@ -53,7 +53,7 @@ use crate::status::StatusBook;
 use crate::voter::VoterConfig;
 use connection::{Connection, Context};
 use datagram::UdpService;
-use endpoint::{smol_now, Addressing, Endpoint, EXTERNAL_MAC, REPLICA_MAC};
+use endpoint::{smol_now, Addressing, Endpoint, EXTERNAL_MAC};
 use limits::ConnectionLimits;
 use listen::ListenPool;
 use memory::{state_memory, MemoryBudget};
@@ -155,15 +155,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         }
         let mut replicas = Vec::new();
         for (i, r) in config.replicas.iter().enumerate() {
-            let addressing = Addressing {
-                addr: r.address,
-                gateway: None,
-                mac: REPLICA_MAC,
-                seed: 1 + i as u8,
-            };
-            replicas.push(Endpoint::open(
-                &r.name, &r.link, config.mtu, addressing, epoch,
-            )?);
+            replicas.push(Endpoint::open_replica(r, i, config.mtu, epoch)?);
         }
         let listen = ListenPool::new(&mut external, &config)?;
         let config_services = config.services.len();
@@ -277,13 +269,7 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
                 opened.push(None);
                 continue;
             }
-            let addressing = Addressing {
-                addr: r.address,
-                gateway: None,
-                mac: REPLICA_MAC,
-                seed: 1 + i as u8,
-            };
-            let ep = Endpoint::open(&r.name, &r.link, config.mtu, addressing, self.epoch)?;
+            let ep = Endpoint::open_replica(r, i, config.mtu, self.epoch)?;
             opened.push(Some(ep));
         }
         let mut new_slot = vec![None; self.replicas.len()];

@@ -7,9 +7,10 @@
 //! (keep-alive `GET` of files), each with a pause between requests, and every reply is checked
 //! byte for byte. Prints domain-nv's peak RSS and CPU seconds, the client errors by kind, the
 //! wrong replies, the replica faults and the appliance's own counters, and what explains
-//! them: per replica, how its kernel's TCP counters grew (SYN cookies, accept queue overflows,
-//! RSTs, TIME_WAIT ...), the frames its TAP dropped towards domain-nv, and how many local
-//! ports domain-nv reused within TIME_WAIT on its link; fails if any reply was wrong.
+//! them: for the client and per replica, how its kernel's TCP counters grew (SYN cookies,
+//! accept queue overflows, retransmissions, RSTs, TIME_WAIT ...) and the frames its link
+//! dropped towards domain-nv, and per replica link how many local ports domain-nv reused
+//! within TIME_WAIT; fails if any reply was wrong.
 //!
 //! usage: `nv-soak PATH-TO-domain-nv [--connections N] [--seconds S] [--loss PERCENT]
 //! [--think-ms MS] [--sources N] [--connects-per-s N]`
@@ -94,28 +95,40 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok(ticks as f64 / hz)
 }
 
-/// What one replica namespace's kernel counted: its TCP counters and its TAP's drops.
-struct ReplicaKernel {
+/// What one namespace's kernel counted: its TCP counters and its link's drops.
+struct Kernel {
+    /// The namespace's role: `client` or the replica's name.
+    name: String,
     tcp: TcpCounters,
-    /// Frames dropped on `tap0`: (towards the namespace, towards domain-nv).
-    tap_drops: (u64, u64),
+    /// Frames dropped on its link to domain-nv (`ext0` or `tap0`): (towards the namespace,
+    /// towards domain-nv).
+    drops: (u64, u64),
 }
 
-/// Reads each replica namespace's counters.
-fn replica_kernels(g: &Group) -> Result<Vec<ReplicaKernel>> {
-    g.replica_ns
+/// Reads the counters of the client's namespace and of each replica's.
+fn kernels(g: &Group) -> Result<Vec<Kernel>> {
+    let client = [("client".to_owned(), g.client_ns.as_str(), "ext0")];
+    let replicas = g
+        .replica_names
         .iter()
-        .map(|ns| {
-            Ok(ReplicaKernel {
+        .zip(&g.replica_ns)
+        .map(|(name, ns)| (name.clone(), ns.as_str(), "tap0"));
+    client
+        .into_iter()
+        .chain(replicas)
+        .map(|(name, ns, dev)| {
+            Ok(Kernel {
+                name,
                 tcp: TcpCounters::read(ns)?,
-                tap_drops: link_drops(ns, "tap0")?,
+                drops: link_drops(ns, dev)?,
             })
         })
         .collect()
 }
 
-/// The replica kernels' counters that explain failed connections, with what each counts.
-const KERNEL_COUNTERS: [(&str, &str); 14] = [
+/// The kernels' counters that explain failed connections, with what each counts.
+const KERNEL_COUNTERS: [(&str, &str); 18] = [
+    ("Tcp.ActiveOpens", "connects"),
     ("Tcp.PassiveOpens", "connections accepted"),
     ("TcpExt.SyncookiesSent", "SYN cookies sent"),
     ("TcpExt.SyncookiesRecv", "valid cookie ACKs"),
@@ -126,9 +139,14 @@ const KERNEL_COUNTERS: [(&str, &str); 14] = [
         "TcpExt.TCPReqQFullDrop",
         "SYNs dropped (request queue full)",
     ),
+    ("TcpExt.TCPSynRetrans", "SYN/SYN-ACK retransmits"),
+    ("TcpExt.TCPTimeouts", "retransmission timeouts"),
     ("Tcp.OutRsts", "RSTs sent"),
-    ("TcpExt.EmbryonicRsts", "RSTs on handshakes"),
-    ("Tcp.EstabResets", "established connections reset"),
+    ("TcpExt.EmbryonicRsts", "RSTs received on handshakes"),
+    (
+        "Tcp.EstabResets",
+        "established connections reset (either side)",
+    ),
     ("TcpExt.TW", "TIME_WAITs ended"),
     ("TcpExt.TCPTimeWaitOverflow", "TIME_WAIT overflows"),
     ("TcpExt.PAWSEstab", "PAWS rejects"),
@@ -136,21 +154,25 @@ const KERNEL_COUNTERS: [(&str, &str); 14] = [
         "TcpExt.TCPAbortOnTimeout",
         "aborted on retransmission timeout",
     ),
+    ("TcpExt.TCPAbortOnData", "aborted with data unread"),
 ];
 
-/// Prints per replica how its kernel's counters grew during the load, and its TAP's drops.
-fn print_kernels(g: &Group, before: &[ReplicaKernel], after: &[ReplicaKernel]) {
-    for ((name, b), a) in g.replica_names.iter().zip(before).zip(after) {
+/// Prints per namespace how its kernel's counters grew during the load (those that did), and
+/// its link's drops.
+fn print_kernels(before: &[Kernel], after: &[Kernel]) {
+    for (b, a) in before.iter().zip(after) {
         let grown = a.tcp.since(&b.tcp);
         let counters: Vec<String> = KERNEL_COUNTERS
             .iter()
+            .filter(|(k, _)| grown.get(k) > 0)
             .map(|(k, what)| format!("{what} {}", grown.get(k)))
             .collect();
         println!(
-            "kernel {name}: {}; tap0 frames dropped towards domain-nv {} (towards {name} {})",
+            "kernel {}: {} (other counters 0); frames dropped towards domain-nv {}, from it {}",
+            a.name,
             counters.join(", "),
-            a.tap_drops.1 - b.tap_drops.1,
-            a.tap_drops.0 - b.tap_drops.0
+            a.drops.1 - b.drops.1,
+            a.drops.0 - b.drops.0
         );
     }
 }
@@ -282,7 +304,7 @@ fn main_result() -> Result<()> {
     let pid = g.lab.pid("domain-nv").context("domain-nv is not running")?;
     let ns = g.client_ns.clone();
     let load = set.clone();
-    let kernels_before = replica_kernels(&g)?;
+    let kernels_before = kernels(&g)?;
     // setns affects only the calling thread: the clients run in one of their own
     let clients = std::thread::spawn(move || -> Result<LoadReport> {
         let netns = std::fs::File::open(format!("/run/netns/{ns}"))?;
@@ -308,9 +330,9 @@ fn main_result() -> Result<()> {
     let mut report = clients
         .join()
         .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
-    let kernels_after = replica_kernels(&g)?;
+    let kernels_after = kernels(&g)?;
     let wrong = print_report(&mut report, &set, loss, &g, pid);
-    print_kernels(&g, &kernels_before, &kernels_after);
+    print_kernels(&kernels_before, &kernels_after);
     print_ports(&mut g)?;
     wrong
 }
