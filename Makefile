@@ -103,8 +103,9 @@ membench: deps
 
 ## soak: 10,000 concurrent client connections (half redis GET, half HTTP keep-alive GET, every
 ## reply checked) through domain-nv (3 replicas running redis and nginx) with 1 % random loss
-## on the client link, for 60 s; prints domain-nv's peak RSS and CPU, client errors, faults and
-## wrong bytes (SOAK_ARGS, e.g. "--connections 2000 --seconds 30 --loss 2 --think-ms 1000")
+## on the client link, for 60 s; prints domain-nv's peak RSS and CPU, client errors, faults,
+## wrong bytes and what explains them (the client's and replicas' kernel TCP counters, link
+## drops, local ports reused) (SOAK_ARGS, e.g. "--connections 2000 --seconds 30 --loss 2 --think-ms 1000")
 soak: deps
 	$(CARGO) build --release -p domain-nv -p nv-testbed
 	$(TARGET_DIR)/release/nv-soak $(TARGET_DIR)/release/domain-nv $(SOAK_ARGS)
