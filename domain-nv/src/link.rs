@@ -101,6 +101,8 @@ pub struct LinkDevice {
     max_frame: usize,
     rx_budget: usize,
     budget_per_poll: usize,
+    /// Frames taken in one poll round from which the link counts as fallen behind.
+    behind_at: usize,
     up: bool,
     stats: LinkStats,
 }
@@ -135,6 +137,7 @@ impl LinkDevice {
             max_frame,
             rx_budget: RX_BUDGET,
             budget_per_poll: RX_BUDGET,
+            behind_at: RX_BUDGET,
             up: true,
             stats: LinkStats::default(),
         })
@@ -145,14 +148,30 @@ impl LinkDevice {
         self.rx_budget = self.budget_per_poll;
     }
 
-    /// Sets how many frames one poll round takes (at least 1).
+    /// Sets how many frames one poll round takes (at least 1); a round that takes them all
+    /// counts as fallen behind ([`LinkDevice::fell_behind`]).
     pub fn set_rx_budget(&mut self, frames: usize) {
         self.budget_per_poll = frames.max(1);
+        self.behind_at = self.budget_per_poll;
+    }
+
+    /// Sets from how many frames taken in one poll round (at least 1, at most the budget) the
+    /// link counts as fallen behind: a link read with a budget larger than that still reports
+    /// the rounds in which that many frames had waited.
+    pub fn set_behind_at(&mut self, frames: usize) {
+        self.behind_at = frames.clamp(1, self.budget_per_poll);
     }
 
     /// True if the last poll round stopped because its budget ran out (more frames may wait).
     pub fn budget_exhausted(&self) -> bool {
         self.rx_budget == 0
+    }
+
+    /// True if the last poll round took at least the frames that mean domain-nv fell behind
+    /// reading this link (its whole budget unless [`LinkDevice::set_behind_at`] said fewer):
+    /// frames waited in the link's queue, and the kernel may have dropped some.
+    pub fn fell_behind(&self) -> bool {
+        self.budget_per_poll - self.rx_budget >= self.behind_at
     }
 
     /// True unless the last I/O on the link failed.

@@ -41,7 +41,9 @@ const ARP_RETRY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(
 /// retransmission timeout that doubles at each loss (the 10,000-connection soak: about 220,000
 /// frames dropped per replica TAP, 87,000 retransmission timeouts per replica, replies later
 /// than 30 s). Each replica link still takes at most this many per round, so a flooding
-/// replica cannot starve the others.
+/// replica cannot starve the others. A round that took [`crate::link::RX_BUDGET`] frames or
+/// more still counts as domain-nv falling behind on the link ([`Endpoint::fell_behind`]): the
+/// queue may have overflowed before the round came.
 const REPLICA_RX_BUDGET: usize = 1024;
 
 /// The smoltcp instant `now` is, counted from `epoch`.
@@ -218,6 +220,7 @@ impl Endpoint {
         let mut ep = Endpoint::open(&r.name, &r.link, mtu, addressing, epoch)?;
         if let Some(device) = ep.device() {
             device.set_rx_budget(REPLICA_RX_BUDGET);
+            device.set_behind_at(crate::link::RX_BUDGET);
         }
         Ok(ep)
     }
@@ -313,6 +316,12 @@ impl Endpoint {
     /// True if the last ingress stopped at its frame budget.
     pub fn budget_exhausted(&self) -> bool {
         matches!(&self.frames, Frames::Link(d) if d.budget_exhausted())
+    }
+
+    /// True if the last ingress took so many frames that domain-nv fell behind reading the
+    /// link ([`LinkDevice::fell_behind`]).
+    pub fn fell_behind(&self) -> bool {
+        matches!(&self.frames, Frames::Link(d) if d.fell_behind())
     }
 
     /// The `Instant` of smoltcp's instant `t`.

@@ -424,11 +424,11 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
         let lost: Vec<usize> = (0..self.replicas.len())
             .filter(|&r| !self.replicas[r].is_up(self.netback.as_ref()))
             .collect();
-        // Links whose frames this round could not all take: the replicas' bytes reach the
-        // voters late (or the kernel drops them and they are sent again) through no fault of
-        // theirs.
+        // Links on which this round found a backlog (`RX_BUDGET` frames or more waiting): the
+        // replicas' bytes reach the voters late (or the kernel dropped them from the full
+        // queue and they are sent again) through no fault of theirs.
         let delayed: Vec<usize> = (0..self.replicas.len())
-            .filter(|&r| self.replicas[r].budget_exhausted())
+            .filter(|&r| self.replicas[r].fell_behind())
             .collect();
         for &r in &delayed {
             self.status.link_overloaded(r);
