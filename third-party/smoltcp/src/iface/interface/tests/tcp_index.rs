@@ -5,6 +5,7 @@
 use super::*;
 use crate::iface::SocketHandle;
 use crate::iface::packet::IpPayload;
+use crate::iface::tcp_index::TcpKey;
 use crate::socket::tcp;
 
 const LOCAL: Ipv4Address = Ipv4Address::new(192, 168, 1, 1);
@@ -136,6 +137,9 @@ fn tcp_index_delivers_the_connections_segments() {
         Some(server_seq),
         b"hello",
     );
+    // The index names the server's socket under the connection's endpoints.
+    let key = TcpKey::of_socket(sockets.get::<tcp::Socket>(server)).unwrap();
+    assert_eq!(sockets.indexed_tcp(&key), Some(server));
     let socket = sockets.get_mut::<tcp::Socket>(server);
     let mut buf = [0u8; 16];
     assert_eq!(socket.recv_slice(&mut buf), Ok(5));
