@@ -2,6 +2,10 @@ use core::fmt;
 use managed::ManagedSlice;
 
 use super::socket_meta::Meta;
+#[cfg(feature = "socket-tcp-index")]
+use super::tcp_index::{TcpIndex, TcpKey, still_indexed};
+#[cfg(feature = "socket-tcp-index")]
+use crate::socket::tcp;
 use crate::socket::{AnySocket, Socket};
 
 /// Opaque struct with space for storing one socket.
@@ -22,6 +26,9 @@ impl<'a> SocketStorage<'a> {
 pub(crate) struct Item<'a> {
     pub(crate) meta: Meta,
     pub(crate) socket: Socket<'a>,
+    /// The key this socket is indexed under in its set's TCP index, if any.
+    #[cfg(feature = "socket-tcp-index")]
+    tcp_key: Option<TcpKey>,
 }
 
 /// A handle, identifying a socket in an Interface.
@@ -43,6 +50,9 @@ impl fmt::Display for SocketHandle {
 #[derive(Debug)]
 pub struct SocketSet<'a> {
     sockets: ManagedSlice<'a, SocketStorage<'a>>,
+    /// TCP sockets by the endpoints of their connection.
+    #[cfg(feature = "socket-tcp-index")]
+    tcp_index: TcpIndex,
 }
 
 impl<'a> SocketSet<'a> {
@@ -52,7 +62,11 @@ impl<'a> SocketSet<'a> {
         SocketsT: Into<ManagedSlice<'a, SocketStorage<'a>>>,
     {
         let sockets = sockets.into();
-        SocketSet { sockets }
+        SocketSet {
+            sockets,
+            #[cfg(feature = "socket-tcp-index")]
+            tcp_index: TcpIndex::default(),
+        }
     }
 
     /// Add a socket to the set, and return its handle.
@@ -66,7 +80,12 @@ impl<'a> SocketSet<'a> {
             let mut meta = Meta::default();
             meta.handle = handle;
             *slot = SocketStorage {
-                inner: Some(Item { meta, socket }),
+                inner: Some(Item {
+                    meta,
+                    socket,
+                    #[cfg(feature = "socket-tcp-index")]
+                    tcp_key: None,
+                }),
             };
             handle
         }
@@ -124,7 +143,13 @@ impl<'a> SocketSet<'a> {
     pub fn remove(&mut self, handle: SocketHandle) -> Socket<'a> {
         net_trace!("[{}]: removing", handle.0);
         match self.sockets[handle.0].inner.take() {
-            Some(item) => item.socket,
+            Some(item) => {
+                #[cfg(feature = "socket-tcp-index")]
+                if let Some(key) = item.tcp_key {
+                    self.tcp_index.remove(&key, handle);
+                }
+                item.socket
+            }
             None => panic!("handle does not refer to a valid socket"),
         }
     }
@@ -147,5 +172,55 @@ impl<'a> SocketSet<'a> {
     /// Iterate every socket in this set.
     pub(crate) fn items_mut(&mut self) -> impl Iterator<Item = &mut Item<'a>> + '_ {
         self.sockets.iter_mut().filter_map(|x| x.inner.as_mut())
+    }
+
+    /// The TCP socket the index names for `key`, if it is still a connected TCP socket with
+    /// those endpoints; a stale entry is dropped. The caller still checks `accepts`.
+    #[cfg(feature = "socket-tcp-index")]
+    pub(crate) fn indexed_tcp(&mut self, key: &TcpKey) -> Option<SocketHandle> {
+        let handle = self.tcp_index.get(key)?;
+        let live = self.sockets[handle.0]
+            .inner
+            .as_ref()
+            .and_then(|item| tcp::Socket::downcast(&item.socket))
+            .is_some_and(|socket| still_indexed(socket, key));
+        if live {
+            Some(handle)
+        } else {
+            self.unindex_tcp(handle, key);
+            None
+        }
+    }
+
+    /// Indexes the TCP socket `handle` under `key` if it is connected with those endpoints
+    /// (after it took a segment found by a scan); its previous entry goes.
+    #[cfg(feature = "socket-tcp-index")]
+    pub(crate) fn index_tcp(&mut self, handle: SocketHandle, key: TcpKey) {
+        let Some(item) = self.sockets[handle.0].inner.as_mut() else {
+            return;
+        };
+        let connected =
+            tcp::Socket::downcast(&item.socket).is_some_and(|socket| still_indexed(socket, &key));
+        if connected && self.tcp_index.get(&key) != Some(handle) {
+            self.tcp_index
+                .insert(key, handle, item.tcp_key.replace(key));
+        }
+    }
+
+    /// Drops the index entry of `handle` under `key`.
+    #[cfg(feature = "socket-tcp-index")]
+    pub(crate) fn unindex_tcp(&mut self, handle: SocketHandle, key: &TcpKey) {
+        self.tcp_index.remove(key, handle);
+        if let Some(item) = self.sockets[handle.0].inner.as_mut()
+            && item.tcp_key.as_ref() == Some(key)
+        {
+            item.tcp_key = None;
+        }
+    }
+
+    /// Number of entries in the TCP index.
+    #[cfg(all(test, feature = "socket-tcp-index"))]
+    pub(crate) fn tcp_index_len(&self) -> usize {
+        self.tcp_index.len()
     }
 }

@@ -1,5 +1,7 @@
 use super::*;
 
+#[cfg(feature = "socket-tcp-index")]
+use crate::iface::tcp_index::{TcpKey, may_use_index};
 use crate::socket::tcp::Socket;
 
 impl InterfaceInner {
@@ -29,15 +31,36 @@ impl InterfaceInner {
             &self.caps.checksum
         ));
 
-        for tcp_socket in sockets
-            .items_mut()
-            .filter_map(|i| Socket::downcast_mut(&mut i.socket))
+        // With the index, a segment of a known connection goes to its socket at once (checked
+        // again by `accepts`); otherwise, or if the entry is stale, every socket is asked.
+        #[cfg(feature = "socket-tcp-index")]
+        let key = TcpKey::of_segment(&ip_repr, &tcp_repr);
+        #[cfg(feature = "socket-tcp-index")]
+        if may_use_index(&tcp_repr)
+            && let Some(handle) = sockets.indexed_tcp(&key)
         {
+            let tcp_socket = sockets.get_mut::<Socket>(handle);
             if tcp_socket.accepts(self, &ip_repr, &tcp_repr) {
                 return tcp_socket
                     .process(self, &ip_repr, &tcp_repr)
                     .map(|(ip, tcp)| Packet::new(ip, IpPayload::Tcp(tcp)));
             }
+            sockets.unindex_tcp(handle, &key);
+        }
+
+        let found = sockets.items_mut().find_map(|item| {
+            let tcp_socket = Socket::downcast_mut(&mut item.socket)?;
+            tcp_socket
+                .accepts(self, &ip_repr, &tcp_repr)
+                .then_some(item.meta.handle)
+        });
+        if let Some(handle) = found {
+            let reply = sockets
+                .get_mut::<Socket>(handle)
+                .process(self, &ip_repr, &tcp_repr);
+            #[cfg(feature = "socket-tcp-index")]
+            sockets.index_tcp(handle, key);
+            return reply.map(|(ip, tcp)| Packet::new(ip, IpPayload::Tcp(tcp)));
         }
 
         if tcp_repr.control == TcpControl::Rst

@@ -4,6 +4,12 @@ mod ipv4;
 mod ipv6;
 #[cfg(feature = "proto-sixlowpan")]
 mod sixlowpan;
+#[cfg(all(
+    feature = "socket-tcp-index",
+    feature = "medium-ip",
+    feature = "proto-ipv4"
+))]
+mod tcp_index;
 
 #[allow(unused)]
 use std::vec::Vec;
