@@ -26,11 +26,11 @@ check: deps
 
 ## Test tiers: a plain `cargo test --workspace` runs, unprivileged, everything that needs no root
 ## (unit, property, sim-Xen, header-layout, nvctl); the tests that need root (network namespaces,
-## TAP, AF_PACKET, nftables: domain-nv/tests/e2e.rs, e2e_udp.rs, e2e_protocol.rs, e2e_flood.rs and
-## the loss tier domain-nv/tests/loss.rs)
+## TAP, AF_PACKET, nftables: domain-nv/tests/e2e.rs, e2e_udp.rs, e2e_protocol.rs, e2e_flood.rs,
+## e2e_quickack.rs and the loss tier domain-nv/tests/loss.rs)
 ## are #[ignore]d there and run by the second command.
 UNPRIVILEGED_TESTS = $(CARGO) test --workspace --release
-ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test e2e_udp --test e2e_protocol --test e2e_flood --test loss -- --ignored
+ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test e2e_udp --test e2e_protocol --test e2e_flood --test e2e_quickack --test loss -- --ignored
 
 ## test: every fast test: both tiers (as root), static build
 test: deps

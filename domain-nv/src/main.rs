@@ -20,9 +20,10 @@ use domain_nv::config::Config;
 use domain_nv::status::write_status_file;
 use domain_nv::xenhost;
 use netback::Netback;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::time::TimeSpec;
 use xen::evtchn::Evtchn;
 use xen::gntdev::Gntdev;
 use xen::xenstore::Xenstore;
@@ -255,13 +256,14 @@ impl<'a> PollSet<'a> {
         self.fds.push(PollFd::new(fd, PollFlags::POLLIN));
     }
 
-    /// Waits up to `wait` (at most a minute) for any descriptor.
+    /// Waits up to `wait` (at most a minute) for any descriptor. ppoll(2) takes the wait to
+    /// the nanosecond: poll(2)'s milliseconds would truncate a timer less than 1 ms away (a
+    /// delayed ACK, a straggler's clock) to 0 and the loop would spin until it fell due.
     fn wait(&mut self, wait: Duration) -> anyhow::Result<Woken> {
-        let timeout =
-            PollTimeout::try_from(wait.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
-        match poll(&mut self.fds, timeout) {
+        let timeout = TimeSpec::from_duration(wait.min(Duration::from_secs(60)));
+        match ppoll(&mut self.fds, Some(timeout), None) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e).context("poll"),
+            Err(e) => return Err(e).context("ppoll"),
         }
         let bad = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
         let mut woken = Woken {

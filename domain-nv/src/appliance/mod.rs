@@ -59,6 +59,7 @@ use listen::ListenPool;
 use memory::{state_memory, MemoryBudget};
 use probe::{Probe, ProbeTarget};
 pub use reconfigure::Refused;
+pub use sockets::ACK_DELAY;
 
 /// Receive rounds per step on the external link; each round takes at most `listen_pool` frames
 /// so that listeners are replenished between SYNs of a burst.

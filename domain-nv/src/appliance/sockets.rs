@@ -15,17 +15,32 @@ const SOCKET_TIMEOUT: Duration = Duration::from_secs(120);
 /// lost retransmission stalls a connection for this long, not a second or more.
 const RTO_MIN: Duration = Duration::from_millis(200);
 
+/// How long an ACK may wait to ride on data going the other way (smoltcp's default, a quarter
+/// of Linux's 40 ms minimum): far longer than the answer to a request takes on this path (the
+/// quorum's answer to the client, the client's next request to a replica: well under a
+/// millisecond to a few), and the most a peer waiting for an ACK the quick-ACK rule does not
+/// cover (a Nagle sender on a connection taking turns) can stall; a Linux peer's RTO floor
+/// (200 ms) is far above it.
+pub const ACK_DELAY: Duration = Duration::from_millis(10);
+
+/// Quick ACKs for a young connection (Linux's `TCP_MAX_QUICKACKS`): its first segments, and
+/// a segment a sender under Nagle waits on, are ACKed at once (smoltcp patch 7).
+const QUICK_ACKS: u8 = 16;
+
 /// A TCP socket whose buffers start empty and grow on demand up to `buffer` bytes each way
 /// (the window it advertises, and its scale, are those of a `buffer`-byte buffer;
-/// `tcp::Socket::shrink_buffers` gives the memory back), no delayed ACK, no Nagle, CUBIC, a 200 ms RTO floor and the idle
-/// timeout.
+/// `tcp::Socket::shrink_buffers` gives the memory back), delayed ACK ([`ACK_DELAY`]) with
+/// Linux's quick-ACK rule, no Nagle, CUBIC, a 200 ms RTO floor and the idle timeout.
 pub(super) fn new_socket(buffer: usize) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(Vec::new()),
         tcp::SocketBuffer::new(Vec::new()),
     );
     s.set_buffer_growth(buffer, buffer);
-    s.set_ack_delay(None);
+    s.set_ack_delay(Some(smoltcp::time::Duration::from_micros(
+        ACK_DELAY.as_micros() as u64,
+    )));
+    s.set_quick_ack(QUICK_ACKS);
     s.set_nagle_enabled(false);
     s.set_congestion_control(CongestionControl::Cubic);
     s.set_rto_min(smoltcp::time::Duration::from_micros(

@@ -19,6 +19,9 @@ use crate::wire::{
 };
 
 mod congestion;
+mod quick_ack;
+
+use quick_ack::QuickAck;
 
 macro_rules! tcp_trace {
     ($($arg:expr),*) => (net_log!(trace, $($arg),*));
@@ -579,6 +582,8 @@ pub struct Socket<'a> {
     /// Delayed ack timer. If set, packets containing exclusively
     /// ACK or window updates (ie, no data) won't be sent until expiry.
     ack_delay_timer: AckDelayTimer,
+    /// When a delayed ACK goes out at once instead (Linux's quick-ACK rule; off by default).
+    quick_ack: QuickAck,
 
     /// Used for rate-limiting: No more challenge ACKs will be sent until this instant.
     challenge_ack_timer: Instant,
@@ -711,6 +716,7 @@ impl<'a> Socket<'a> {
             tail_loss_probe: TailLossProbe::Idle,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
+            quick_ack: QuickAck::new(0),
             challenge_ack_timer: Instant::from_secs(0),
             nagle: true,
             tsval_generator: None,
@@ -935,6 +941,29 @@ impl<'a> Socket<'a> {
         self.ack_delay = duration
     }
 
+    /// Set Linux's quick-ACK rule for delayed ACKs: up to `max` quick ACKs.
+    ///
+    /// With an ACK delay set, an ACK still goes out at once, not after the delay, while the
+    /// connection is young (its first data segments, and the first after an idle spell longer
+    /// than the RTO: up to `window / (2 * MSS)` of them, at least 2 and at most `max`) and
+    /// for a segment smaller than the largest seen so far (a sender under Nagle's algorithm
+    /// waits for its ACK), unless the connection is interactive: this side sent data within
+    /// the ACK delay of the last data it received, so the ACK can ride on the answer (until a
+    /// delayed ACK has to go out on its own). Linux uses `max = 16` (`TCP_MAX_QUICKACKS`).
+    ///
+    /// By default `max` is 0: the rule is off and every ACK is delayed as before. The setting
+    /// is kept across `listen`, `connect` and aborts.
+    pub fn set_quick_ack(&mut self, max: u8) {
+        self.quick_ack = QuickAck::new(max);
+    }
+
+    /// Return the most quick ACKs a young connection gets (0: the quick-ACK rule is off).
+    ///
+    /// See also the [set_quick_ack](#method.set_quick_ack) method.
+    pub fn quick_ack(&self) -> u8 {
+        self.quick_ack.max()
+    }
+
     /// Enable or disable Nagle's Algorithm.
     ///
     /// Also known as "tinygram prevention". By default, it is enabled.
@@ -1058,6 +1087,7 @@ impl<'a> Socket<'a> {
         self.remote_mss = DEFAULT_MSS;
         self.remote_last_ts = None;
         self.ack_delay_timer = AckDelayTimer::Idle;
+        self.quick_ack.reset();
         self.challenge_ack_timer = Instant::from_secs(0);
 
         #[cfg(feature = "async")]
@@ -2516,11 +2546,26 @@ impl<'a> Socket<'a> {
             tcp_trace!("assembler: {}", self.assembler);
         }
 
+        // Linux's quick-ACK rule: a young connection, or a segment the sender may be
+        // waiting on, is ACKed at once unless the ACK can ride on an answer.
+        let local_mss = cx.ip_mtu() - ip_repr.header_len() - TCP_HEADER_LEN;
+        let quick_ack = self.quick_ack.on_data(
+            cx.now(),
+            payload_len,
+            local_mss,
+            self.rx_window(),
+            self.rtte.retransmission_timeout(),
+        );
+
         // Handle delayed acks
         if let Some(ack_delay) = self.ack_delay
             && self.ack_to_transmit()
         {
             self.ack_delay_timer = match self.ack_delay_timer {
+                _ if quick_ack => {
+                    tcp_trace!("quick ack");
+                    AckDelayTimer::Immediate
+                }
                 AckDelayTimer::Idle => {
                     tcp_trace!("starting delayed ack timer");
                     AckDelayTimer::Waiting(cx.now() + ack_delay)
@@ -3127,6 +3172,23 @@ impl<'a> Socket<'a> {
         // We've sent something, whether useful data or a keep-alive packet, so rewind
         // the keep-alive timer.
         self.timer.rewind_keep_alive(cx.now(), self.keep_alive);
+
+        // Quick-ACK bookkeeping: an ACK of new data uses a quick ACK, a delayed ACK that
+        // waited its full delay ends turn-taking, and data sent soon after data received
+        // starts it.
+        if self.ack_to_transmit() {
+            self.quick_ack.on_ack_sent();
+            if matches!(self.ack_delay_timer, AckDelayTimer::Waiting(t) if t <= cx.now()) {
+                self.quick_ack.on_delayed_ack_expired();
+            }
+        }
+        if let Some(ack_delay) = self.ack_delay
+            && !repr.payload.is_empty()
+            && !is_keep_alive
+            && !is_zero_window_probe
+        {
+            self.quick_ack.on_data_sent(cx.now(), ack_delay);
+        }
 
         // Reset delayed-ack timer
         match self.ack_delay_timer {
@@ -9932,6 +9994,166 @@ mod test {
                 ..RECV_TEMPL
             })
         );
+    }
+
+    fn read_all(s: &mut TestSocket, expected: &[u8]) {
+        s.recv(|data| {
+            assert_eq!(data, expected);
+            (data.len(), ())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn test_quick_ack_off_by_default_and_kept_across_reset() {
+        let mut s = socket();
+        assert_eq!(s.quick_ack(), 0);
+        s.set_quick_ack(16);
+        s.reset();
+        assert_eq!(s.quick_ack(), 16);
+    }
+
+    #[test]
+    fn test_quick_ack_young_connection_acks_at_once() {
+        let mut s = socket_established();
+        s.set_ack_delay(Some(ACK_DELAY_DEFAULT));
+        s.set_quick_ack(16);
+        send!(
+            s,
+            TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &b"abc"[..],
+                ..SEND_TEMPL
+            }
+        );
+        // without the rule this ACK waits 10 ms (test_delayed_ack)
+        recv!(
+            s,
+            time 0,
+            Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1 + 3),
+                window_len: 61,
+                ..RECV_TEMPL
+            })
+        );
+    }
+
+    #[test]
+    fn test_quick_ack_waits_for_the_answer_while_interactive() {
+        let mut s = socket_established();
+        s.set_ack_delay(Some(ACK_DELAY_DEFAULT));
+        s.set_quick_ack(16);
+        // a request, ACKed at once (young), then answered at once: interactive
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"abc"[..],
+            ..SEND_TEMPL
+        });
+        read_all(&mut s, b"abc");
+        recv!(s, time 0, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1 + 3),
+            ..RECV_TEMPL
+        }));
+        s.send_slice(b"xyz").unwrap();
+        recv!(s, time 1, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1 + 3),
+            payload: &b"xyz"[..],
+            ..RECV_TEMPL
+        }));
+        // the next request: its ACK waits for the answer, which carries it
+        send!(s, time 2, TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 3,
+            ack_number: Some(LOCAL_SEQ + 1 + 3),
+            payload: &b"def"[..],
+            ..SEND_TEMPL
+        });
+        read_all(&mut s, b"def");
+        recv_nothing!(s, time 3);
+        s.send_slice(b"uvw").unwrap();
+        recv!(s, time 4, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 3,
+            ack_number: Some(REMOTE_SEQ + 1 + 6),
+            payload: &b"uvw"[..],
+            ..RECV_TEMPL
+        }));
+        // a request nobody answers: its ACK goes out after the delay, which ends the turns
+        send!(s, time 5, TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 6,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            payload: &b"ghi"[..],
+            ..SEND_TEMPL
+        });
+        read_all(&mut s, b"ghi");
+        recv_nothing!(s, time 6);
+        recv!(s, time 16, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1 + 9),
+            ..RECV_TEMPL
+        }));
+        // so the next segment is ACKed at once again
+        send!(s, time 30, TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 9,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            payload: &b"jkl"[..],
+            ..SEND_TEMPL
+        });
+        read_all(&mut s, b"jkl");
+        recv!(s, time 30, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1 + 12),
+            ..RECV_TEMPL
+        }));
+    }
+
+    #[test]
+    fn test_quick_ack_spent_full_segments_are_delayed_small_ones_not() {
+        let mut s = socket_established_with_buffer_sizes(6000, 6000);
+        s.set_ack_delay(Some(ACK_DELAY_DEFAULT));
+        s.set_quick_ack(1);
+        s.remote_mss = 3000;
+        let full = [0u8; 1000];
+        // the one quick ACK
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &full[..],
+            ..SEND_TEMPL
+        });
+        read_all(&mut s, &full);
+        recv!(s, time 0, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1 + 1000),
+            window_len: 6000,
+            ..RECV_TEMPL
+        }));
+        // a segment as large as the largest seen: delayed
+        send!(s, time 1, TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 1000,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &full[..],
+            ..SEND_TEMPL
+        });
+        read_all(&mut s, &full);
+        recv_nothing!(s, time 1);
+        // a smaller one: its sender may be waiting on the ACK, so it goes at once
+        send!(s, time 2, TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 2000,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &full[..10],
+            ..SEND_TEMPL
+        });
+        read_all(&mut s, &full[..10]);
+        recv!(s, time 2, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1 + 2010),
+            window_len: 6000,
+            ..RECV_TEMPL
+        }));
     }
 
     #[test]
