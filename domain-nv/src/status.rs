@@ -15,6 +15,7 @@ use nv_schema::status::{
 };
 
 use crate::config::{Config, Transport};
+use crate::link::LinkStats;
 use crate::membership::Standing;
 use crate::voter::FaultKind;
 
@@ -78,6 +79,8 @@ pub struct StatusBook {
     changed: bool,
     /// The netback vifs' counters as last published (to notice a change without allocating).
     vif_stats: Vec<(String, netback::VifStats)>,
+    /// The external link's counters as last published.
+    external_link: Option<LinkStats>,
 }
 
 impl StatusBook {
@@ -129,9 +132,11 @@ impl StatusBook {
                 services,
                 replicas,
                 vifs: Vec::new(),
+                links: Vec::new(),
             },
             changed: true,
             vif_stats: Vec::new(),
+            external_link: None,
         }
     }
 
@@ -387,6 +392,24 @@ impl StatusBook {
                 counters: s.named().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             })
             .collect();
+        self.changed = true;
+    }
+
+    /// Takes the external link's counters (a TAP or raw link; not called for a vif): the
+    /// status changes if any counter did. Published as the link `external`.
+    pub fn set_external_link(&mut self, stats: LinkStats) {
+        if self.external_link == Some(stats) {
+            return;
+        }
+        self.external_link = Some(stats);
+        self.status.links = vec![VifStatus {
+            name: "external".into(),
+            counters: stats
+                .named()
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        }];
         self.changed = true;
     }
 
