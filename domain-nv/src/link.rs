@@ -99,6 +99,10 @@ pub struct LinkStats {
     pub rx_frames: u64,
     /// Frames sent.
     pub tx_frames: u64,
+    /// Bytes of the frames received (Ethernet header on, virtio-net header off).
+    pub rx_bytes: u64,
+    /// Bytes of the frames sent (Ethernet header on, virtio-net header off).
+    pub tx_bytes: u64,
     /// Receive or send errors (other than "would block").
     pub errors: u64,
     /// Received frames dropped as malformed (a short or unsupported virtio-net header, or a
@@ -114,10 +118,12 @@ pub struct LinkStats {
 
 impl LinkStats {
     /// The counters under kebab-case names (as published in the status).
-    pub fn named(&self) -> [(&'static str, u64); 7] {
+    pub fn named(&self) -> [(&'static str, u64); 9] {
         [
             ("rx-frames", self.rx_frames),
             ("tx-frames", self.tx_frames),
+            ("rx-bytes", self.rx_bytes),
+            ("tx-bytes", self.tx_bytes),
             ("errors", self.errors),
             ("rx-malformed", self.rx_malformed),
             ("rx-large", self.rx_large),
@@ -293,6 +299,7 @@ impl phy::TxToken for LinkTxToken<'_> {
         match self.io.send(&self.buf[..total]) {
             Ok(_) => {
                 self.stats.tx_frames += 1;
+                self.stats.tx_bytes += len as u64;
                 self.stats.tx_gso += u64::from(gso);
                 *self.up = true;
             }
@@ -345,6 +352,7 @@ impl Device for LinkDevice {
                         0
                     };
                     self.stats.rx_frames += 1;
+                    self.stats.rx_bytes += (n - start) as u64;
                     self.stats.rx_large += u64::from(n - start > self.max_frame);
                     let rx = LinkRxToken {
                         frame: &self.rx_buf[start..n],
