@@ -10,6 +10,11 @@
 //! with `EINVAL`. The header is in host byte order (little-endian on x86), the layout a TAP
 //! has with `TUNSETVNETLE`.
 //!
+//! A sent skb counts against the socket's send buffer until the NIC is done with it (netfront:
+//! until the backend answered the request), and a full buffer refuses the next frame. The
+//! default buffer (`wmem_default`, 208 KiB) holds three 64 KiB segments, so a socket with the
+//! header asks for [`OFFLOAD_SNDBUF`].
+//!
 //! Frames this socket sends never come back to it (the kernel skips the sending socket);
 //! frames other senders on the host transmit arrive as `PACKET_OUTGOING` and are skipped.
 
@@ -17,6 +22,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::check_ifname;
+
+/// Send buffer a socket with the virtio-net header asks for: 32 segments of 64 KiB in flight.
+pub const OFFLOAD_SNDBUF: usize = 2 << 20;
 
 /// An `AF_PACKET` raw socket bound to one NIC: every frame the NIC receives, none it sends
 /// (frames sent by the host itself are filtered out), non-blocking.
@@ -83,6 +91,7 @@ impl PacketSocket {
             if rc < 0 {
                 return Err(io::Error::last_os_error());
             }
+            set_sndbuf(&fd, OFFLOAD_SNDBUF);
         }
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -186,6 +195,28 @@ impl PacketSocket {
     }
 }
 
+/// Asks for a send buffer of `bytes`: beyond `wmem_max` if allowed (`SO_SNDBUFFORCE`, needs
+/// CAP_NET_ADMIN), else as far as `wmem_max` lets `SO_SNDBUF` go. Best effort: a smaller buffer
+/// only drops frames sooner when the NIC is busy.
+fn set_sndbuf(fd: &OwnedFd, bytes: usize) {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for option in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+        // SAFETY: the pointer and length describe `value`, valid for the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                &value as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+}
+
 impl AsFd for PacketSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -206,5 +237,32 @@ mod tests {
     fn missing_interface_is_an_error() {
         assert!(PacketSocket::open("nonexistent0").is_err());
         assert!(PacketSocket::open_with_offload("nonexistent0").is_err());
+    }
+
+    #[test]
+    #[ignore = "needs root: AF_PACKET (cargo test -p xen -- --ignored)"]
+    fn offload_socket_holds_many_large_segments() {
+        let sndbuf = |s: &PacketSocket| {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: the pointers describe `v` and `len`, valid for the call.
+            let rc = unsafe {
+                libc::getsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    &mut v as *mut libc::c_int as *mut libc::c_void,
+                    &mut len,
+                )
+            };
+            assert_eq!(rc, 0);
+            v as usize
+        };
+        let offload = PacketSocket::open_with_offload("lo").unwrap();
+        assert!(offload.has_vnet_header());
+        assert!(sndbuf(&offload) >= OFFLOAD_SNDBUF, "{}", sndbuf(&offload));
+        let plain = PacketSocket::open("lo").unwrap();
+        assert!(!plain.has_vnet_header());
+        assert!(sndbuf(&plain) < OFFLOAD_SNDBUF);
     }
 }
