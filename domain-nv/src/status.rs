@@ -451,6 +451,31 @@ mod tests {
     }
 
     #[test]
+    fn the_external_link_counters_are_published_when_they_change() {
+        let mut b = book();
+        let _ = b.take_snapshot();
+        let stats = LinkStats {
+            tx_frames: 3,
+            tx_gso: 2,
+            ..LinkStats::default()
+        };
+        b.set_external_link(stats);
+        assert!(b.changed());
+        let s = b.take_snapshot();
+        assert_eq!(s.links.len(), 1);
+        assert_eq!(s.links[0].name, "external");
+        assert_eq!(
+            (
+                s.links[0].counters["tx-frames"],
+                s.links[0].counters["tx-gso"]
+            ),
+            (3, 2)
+        );
+        b.set_external_link(stats);
+        assert!(!b.changed(), "the same counters are no change");
+    }
+
+    #[test]
     fn a_probe_makes_a_replica_live_without_counting_a_connection() {
         let mut b = book();
         assert!(b.replica_unproven(0));
