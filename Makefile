@@ -30,7 +30,7 @@ check: deps
 ## e2e_quickack.rs and the loss tier domain-nv/tests/loss.rs)
 ## are #[ignore]d there and run by the second command.
 UNPRIVILEGED_TESTS = $(CARGO) test --workspace --release
-ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test e2e_udp --test e2e_protocol --test e2e_flood --test e2e_quickack --test loss -- --ignored
+ROOT_TESTS = $(CARGO) test -p domain-nv --release --test e2e --test e2e_udp --test e2e_protocol --test e2e_flood --test e2e_quickack --test loss --test raw_link -- --ignored
 
 ## test: every fast test: both tiers (as root), static build
 test: deps

@@ -3,10 +3,11 @@
 //! vif. Each is a smoltcp [`Device`] with a bounded amount of work per poll and no panics: an I/O
 //! error marks the link down and is counted.
 //!
-//! A TAP link with offload (the default) carries a virtio-net header before each frame
-//! ([`crate::vnet`]): the host hands over TCP segments of up to 64 KiB with partial checksums,
-//! and smoltcp sends segments of up to 64 KiB that the host splits into MTU-sized ones (or
-//! delivers whole to its local socket), so one syscall moves up to 64 KiB instead of one MTU.
+//! A TAP or raw link with offload (the default) carries a virtio-net header before each frame
+//! ([`crate::vnet`]): the host hands over TCP segments of up to 64 KiB with partial checksums
+//! (GRO'd ones, on a raw link), and smoltcp sends segments of up to 64 KiB that the host splits
+//! into MTU-sized ones (or the NIC does, with TSO; or the host delivers them whole to its local
+//! socket), so one syscall moves up to 64 KiB instead of one MTU.
 
 use std::io;
 use std::num::{NonZeroU16, NonZeroUsize};
@@ -31,10 +32,20 @@ const VLAN_TAG: usize = 4;
 /// others.
 pub const RX_BUDGET: usize = 256;
 
-/// Brings the NIC up (the NV domain's init has nobody else to do it) and opens it raw.
-fn open_raw(interface: &str) -> io::Result<PacketSocket> {
+/// Brings the NIC up (the NV domain's init has nobody else to do it) and opens it raw, with
+/// offload if asked and the kernel agrees, else plain.
+fn open_raw(interface: &str, offload: bool) -> io::Result<PacketSocket> {
     set_link_up(interface)
         .map_err(|e| io::Error::new(e.kind(), format!("bringing {interface} up: {e}")))?;
+    if offload {
+        match PacketSocket::open_with_offload(interface) {
+            Ok(socket) => {
+                log::info!("raw link {interface}: checksum and segmentation offload on");
+                return Ok(socket);
+            }
+            Err(e) => log::warn!("raw link {interface}: offload refused ({e}); using plain frames"),
+        }
+    }
     PacketSocket::open(interface)
 }
 
@@ -74,7 +85,10 @@ impl FrameIo {
     }
     /// True if every frame is preceded by a virtio-net header.
     fn has_vnet_header(&self) -> bool {
-        matches!(self, FrameIo::Tap(t) if t.has_vnet_header())
+        match self {
+            FrameIo::Tap(t) => t.has_vnet_header(),
+            FrameIo::Packet(p) => p.has_vnet_header(),
+        }
     }
 }
 
@@ -85,10 +99,38 @@ pub struct LinkStats {
     pub rx_frames: u64,
     /// Frames sent.
     pub tx_frames: u64,
+    /// Bytes of the frames received (Ethernet header on, virtio-net header off).
+    pub rx_bytes: u64,
+    /// Bytes of the frames sent (Ethernet header on, virtio-net header off).
+    pub tx_bytes: u64,
     /// Receive or send errors (other than "would block").
     pub errors: u64,
-    /// Received frames dropped as malformed (a short or unsupported virtio-net header).
+    /// Received frames dropped as malformed (a short or unsupported virtio-net header, or a
+    /// frame the kernel could not give one).
     pub rx_malformed: u64,
+    /// Received frames larger than one MTU-sized frame (segments the host or NIC coalesced).
+    pub rx_large: u64,
+    /// Sent frames marked for segmentation (the host or NIC cuts them into MTU-sized ones).
+    pub tx_gso: u64,
+    /// Frames dropped because the host's send queue was full (TCP retransmits them).
+    pub tx_dropped: u64,
+}
+
+impl LinkStats {
+    /// The counters under kebab-case names (as published in the status).
+    pub fn named(&self) -> [(&'static str, u64); 9] {
+        [
+            ("rx-frames", self.rx_frames),
+            ("tx-frames", self.tx_frames),
+            ("rx-bytes", self.rx_bytes),
+            ("tx-bytes", self.tx_bytes),
+            ("errors", self.errors),
+            ("rx-malformed", self.rx_malformed),
+            ("rx-large", self.rx_large),
+            ("tx-gso", self.tx_gso),
+            ("tx-dropped", self.tx_dropped),
+        ]
+    }
 }
 
 /// A link as a smoltcp device.
@@ -115,8 +157,8 @@ impl LinkDevice {
         let io = match config.clone() {
             LinkConfig::Tap { name, netns: None, offload } => FrameIo::Tap(open_tap(&name, offload)?),
             LinkConfig::Tap { name, netns: Some(ns), offload } => FrameIo::Tap(in_netns(&ns, move || open_tap(&name, offload))?),
-            LinkConfig::Raw { interface, netns: None } => FrameIo::Packet(open_raw(&interface)?),
-            LinkConfig::Raw { interface, netns: Some(ns) } => FrameIo::Packet(in_netns(&ns, move || open_raw(&interface))?),
+            LinkConfig::Raw { interface, netns: None, offload } => FrameIo::Packet(open_raw(&interface, offload)?),
+            LinkConfig::Raw { interface, netns: Some(ns), offload } => FrameIo::Packet(in_netns(&ns, move || open_raw(&interface, offload))?),
             LinkConfig::Vif { name } => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
@@ -125,6 +167,7 @@ impl LinkDevice {
             }
         };
         let max_frame = mtu + ETH_HEADER;
+        // With the header, frames up to a whole IP packet (64 KiB: GSO and GRO) both ways.
         let rx_len = if io.has_vnet_header() {
             VNET_HDR_LEN + ETH_HEADER + VLAN_TAG + MAX_IP_PACKET
         } else {
@@ -263,22 +306,29 @@ impl phy::TxToken for LinkTxToken<'_> {
             self.buf.resize(total, 0);
         }
         let r = f(&mut self.buf[header..total]);
+        let mut gso = false;
         if header > 0 {
             let hdr = vnet::prepare_tx(
                 &mut self.buf[header..total],
                 self.meta.segmentation_offload_size.map(NonZeroU16::get),
             );
+            gso = hdr.gso_type != vnet::GSO_NONE;
             self.buf[..header].copy_from_slice(&hdr.emit());
         }
         match self.io.send(&self.buf[..total]) {
             Ok(_) => {
                 self.stats.tx_frames += 1;
+                self.stats.tx_bytes += len as u64;
+                self.stats.tx_gso += u64::from(gso);
                 *self.up = true;
             }
             // A full queue drops the frame like a busy NIC; TCP retransmits.
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock
-                    || e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                    || e.raw_os_error() == Some(libc::ENOBUFS) =>
+            {
+                self.stats.tx_dropped += 1;
+            }
             Err(e) => {
                 if *self.up {
                     log::warn!("link send failed: {e}; link down");
@@ -321,6 +371,8 @@ impl Device for LinkDevice {
                         0
                     };
                     self.stats.rx_frames += 1;
+                    self.stats.rx_bytes += (n - start) as u64;
+                    self.stats.rx_large += u64::from(n - start > self.max_frame);
                     let rx = LinkRxToken {
                         frame: &self.rx_buf[start..n],
                     };
@@ -329,6 +381,13 @@ impl Device for LinkDevice {
                     return Some((rx, tx));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                // The kernel consumed a frame it could not describe in a virtio-net header.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    self.rx_budget -= 1;
+                    log::debug!("link {}: frame dropped: {e}", self.name());
+                    self.stats.rx_malformed += 1;
+                    continue;
+                }
                 Err(e) => {
                     self.note_error("receive", &e);
                     return None;
@@ -352,8 +411,8 @@ impl Device for LinkDevice {
         caps.max_transmission_unit = self.max_frame;
         if self.io.has_vnet_header() {
             // Received TCP checksums may be partial (NEEDS_CSUM) and are not verified (the
-            // frames never left this host's memory); sent ones are left to the host
-            // (`vnet::prepare_tx`). smoltcp emits IPv4 TCP segments of up to 64 KiB and says
+            // frames never left this host's memory, or the NIC checked them); sent ones are left
+            // to the host (`vnet::prepare_tx`). smoltcp emits IPv4 TCP segments of up to 64 KiB and says
             // where to split them; it cannot do so for IPv6 (it drops IPv6 packets above the
             // MTU), so IPv6 stays MTU-sized.
             caps.checksum.tcp = Checksum::None;

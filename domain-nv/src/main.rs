@@ -173,6 +173,7 @@ fn start_xen() -> anyhow::Result<Start> {
         services: Vec::new(),
         replicas: Vec::new(),
         vifs: Vec::new(),
+        links: Vec::new(),
     };
     xenhost::publish_status(&xs, &booting)?;
     log::info!("driver domain {domid}: waiting for the config in xenstore");

@@ -15,6 +15,7 @@ use nv_schema::status::{
 };
 
 use crate::config::{Config, Transport};
+use crate::link::LinkStats;
 use crate::membership::Standing;
 use crate::voter::FaultKind;
 
@@ -78,6 +79,8 @@ pub struct StatusBook {
     changed: bool,
     /// The netback vifs' counters as last published (to notice a change without allocating).
     vif_stats: Vec<(String, netback::VifStats)>,
+    /// The external link's counters as last published.
+    external_link: Option<LinkStats>,
 }
 
 impl StatusBook {
@@ -129,9 +132,11 @@ impl StatusBook {
                 services,
                 replicas,
                 vifs: Vec::new(),
+                links: Vec::new(),
             },
             changed: true,
             vif_stats: Vec::new(),
+            external_link: None,
         }
     }
 
@@ -390,6 +395,24 @@ impl StatusBook {
         self.changed = true;
     }
 
+    /// Takes the external link's counters (a TAP or raw link; not called for a vif): the
+    /// status changes if any counter did. Published as the link `external`.
+    pub fn set_external_link(&mut self, stats: LinkStats) {
+        if self.external_link == Some(stats) {
+            return;
+        }
+        self.external_link = Some(stats);
+        self.status.links = vec![VifStatus {
+            name: "external".into(),
+            counters: stats
+                .named()
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        }];
+        self.changed = true;
+    }
+
     /// True if something changed since the last `take_snapshot`.
     pub fn changed(&self) -> bool {
         self.changed
@@ -425,6 +448,31 @@ mod tests {
     fn book() -> StatusBook {
         let yaml = "policy: majority\nexternal:\n  link: { kind: tap, name: ext }\n  address: 10.0.0.1/24\nservices:\n  - { name: s, listen: 80, replica_port: 80 }\nreplicas:\n  - { name: r0, link: { kind: tap, name: t0 }, address: 10.1.0.1/24, replica_address: 10.1.0.2 }\n  - { name: r1, link: { kind: tap, name: t1 }, address: 10.2.0.1/24, replica_address: 10.2.0.2 }\n  - { name: r2, link: { kind: tap, name: t2 }, address: 10.3.0.1/24, replica_address: 10.3.0.2 }\n";
         StatusBook::new(&Config::from_yaml(yaml).expect("test config"))
+    }
+
+    #[test]
+    fn the_external_link_counters_are_published_when_they_change() {
+        let mut b = book();
+        let _ = b.take_snapshot();
+        let stats = LinkStats {
+            tx_frames: 3,
+            tx_gso: 2,
+            ..LinkStats::default()
+        };
+        b.set_external_link(stats);
+        assert!(b.changed());
+        let s = b.take_snapshot();
+        assert_eq!(s.links.len(), 1);
+        assert_eq!(s.links[0].name, "external");
+        assert_eq!(
+            (
+                s.links[0].counters["tx-frames"],
+                s.links[0].counters["tx-gso"]
+            ),
+            (3, 2)
+        );
+        b.set_external_link(stats);
+        assert!(!b.changed(), "the same counters are no change");
     }
 
     #[test]

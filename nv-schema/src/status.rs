@@ -24,6 +24,7 @@
 //! data/domain-nv/replicas/<r>/overloaded   rounds domain-nv fell behind reading this replica's link (absent: 0)
 //! data/domain-nv/replicas/<r>/faults/<n>   "<time-ms> <kind> <service> <connection> <detail...>" (last MAX_FAULTS)
 //! data/domain-nv/vifs/<v>                  "<counter>=<n> <counter>=<n> ..." (Xen only; netback's per-vif counters)
+//! data/domain-nv/links/<l>                 "<counter>=<n> ..." (domain-nv's own TAP / AF_PACKET links: `external`)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -182,8 +183,9 @@ impl DatagramCounters {
 }
 
 /// The datapath counters of one netback vif (Xen only): frames, bytes, GSO frames and ring slots
-/// each way, grant-copy calls and segments, notifications each way, drops by reason. Keys are
-/// kebab-case counter names (`tx-frames`, `copy-calls`, ...), as netback names them.
+/// each way, grant-copy calls and segments, notifications each way, drops by reason; or of one
+/// of domain-nv's own links (frames each way, large and GSO frames, drops). Keys are
+/// kebab-case counter names (`tx-frames`, `copy-calls`, ...), as netback or the link names them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VifStatus {
     /// The vif's name (its `vifname`, else `vif<domid>.<handle>`).
@@ -237,6 +239,10 @@ pub struct Status {
     /// Netback vifs and their counters (Xen only; empty when absent).
     #[serde(default)]
     pub vifs: Vec<VifStatus>,
+    /// domain-nv's own TAP and `AF_PACKET` links (today the external one, named `external`)
+    /// and their counters (empty when absent or the link is a vif).
+    #[serde(default)]
+    pub links: Vec<VifStatus>,
 }
 
 fn kebab<T: Serialize>(v: &T) -> String {
@@ -302,8 +308,10 @@ impl Status {
                 ));
             }
         }
-        for v in &self.vifs {
-            kv.push((format!("{b}/vifs/{}", v.name), v.to_words()));
+        for (dir, list) in [("vifs", &self.vifs), ("links", &self.links)] {
+            for v in list {
+                kv.push((format!("{b}/{dir}/{}", v.name), v.to_words()));
+            }
         }
         kv
     }
@@ -436,18 +444,23 @@ impl Status {
                 name,
             });
         }
-        let mut vifs = Vec::new();
-        // Written since schema version 1 gained them, on Xen: absent otherwise.
-        for name in list(&format!("{b}/vifs")) {
-            let key = format!("{b}/vifs/{name}");
-            let v = need(read, &key)?;
-            vifs.push(
-                VifStatus::from_words(name, &v).ok_or_else(|| StatusError::Key {
-                    key: key.clone(),
-                    why: format!("malformed counters {v:?}"),
-                })?,
-            );
-        }
+        // Written since schema version 1 gained them (vifs on Xen only): absent otherwise.
+        let mut counters = |dir: &str| -> Result<Vec<VifStatus>, StatusError> {
+            let mut out = Vec::new();
+            for name in list(&format!("{b}/{dir}")) {
+                let key = format!("{b}/{dir}/{name}");
+                let v = need(read, &key)?;
+                out.push(
+                    VifStatus::from_words(name, &v).ok_or_else(|| StatusError::Key {
+                        key: key.clone(),
+                        why: format!("malformed counters {v:?}"),
+                    })?,
+                );
+            }
+            Ok(out)
+        };
+        let vifs = counters("vifs")?;
+        let links = counters("links")?;
         Ok(Status {
             version,
             ready,
@@ -456,6 +469,7 @@ impl Status {
             services,
             replicas,
             vifs,
+            links,
         })
     }
 }
@@ -515,6 +529,10 @@ mod tests {
                     .into_iter()
                     .collect(),
             }],
+            links: vec![VifStatus {
+                name: "external".into(),
+                counters: [("tx-gso".to_string(), 7)].into_iter().collect(),
+            }],
         }
     }
 
@@ -562,6 +580,7 @@ mod tests {
             kv["data/domain-nv/vifs/vif3.0"],
             "copy-calls=3 tx-frames=12"
         );
+        assert_eq!(kv["data/domain-nv/links/external"], "tx-gso=7");
         let mut read = |k: &str| kv.get(k).cloned();
         let mut list = |k: &str| {
             let pre = format!("{k}/");

@@ -571,6 +571,9 @@ pub struct GroupSpec {
     /// Reach clients through a veth read with `AF_PACKET` (a NIC, as in the NV domain) instead
     /// of a TAP device.
     pub raw_external: bool,
+    /// The raw external link exchanges TCP segments of up to 64 KiB with the veth (`offload`
+    /// in its link config, `PACKET_VNET_HDR`); off: one MTU-sized frame per read or write.
+    pub raw_offload: bool,
     /// IP MTU of every link (TAP devices and domain-nv alike).
     pub mtu: usize,
     /// domain-nv's TAP links exchange TCP segments of up to 64 KiB with the namespaces
@@ -599,7 +602,7 @@ pub enum NginxClock {
 }
 
 impl GroupSpec {
-    /// Defaults: 1 s straggler deadline, 1 MiB buffer bound, MTU 1500, TAP offload on, the
+    /// Defaults: 1 s straggler deadline, 1 MiB buffer bound, MTU 1500, TAP and raw offload on, the
     /// default probation, protocol `bytes` without ordering, a frozen clock.
     pub fn new(policy: &str, replicas: usize, service: Service) -> GroupSpec {
         GroupSpec {
@@ -610,6 +613,7 @@ impl GroupSpec {
             straggler_ms: 1000,
             buffer_limit: 1 << 20,
             raw_external: false,
+            raw_offload: true,
             mtu: 1500,
             tap_offload: true,
             probation: Probation::default(),
@@ -758,6 +762,7 @@ impl Group {
             LinkConfig::Raw {
                 interface: "ext0".into(),
                 netns: Some(format!("{}-x", self.lab.prefix)),
+                offload: self.spec.raw_offload,
             }
         } else {
             LinkConfig::Tap {

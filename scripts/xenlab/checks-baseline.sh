@@ -151,6 +151,7 @@ solo_measure() {
   [ "$(xsr $base/r0/state)" = live ] && [ "$(xsr $base/r1/state)" = faulty ] \
     || { REASON="after the GET: r0 '$(xsr $base/r0/state)', r1 '$(xsr $base/r1/state)'"; return 1; }
   info "nv-single-replica: netback counters: $(xenstore-ls "/local/domain/$nv/data/domain-nv/vifs" 2>/dev/null | tr '\n' ';' | cut -c1-1500)"
+  info "nv-single-replica: external link counters: $(xenstore-read "/local/domain/$nv/data/domain-nv/links/external" 2>/dev/null)"
   ldd_round "after nv-single-replica"
   ratio_to_linux nv-single-replica "1 replica"
 }

@@ -357,6 +357,9 @@ check_client_through_nv() {
   # netback's per-vif counters after the transfer (GSO frames and slots each way, copy calls,
   # notifications, drops by reason), from domain-nv's status in xenstore
   info "client-through-nv: netback counters: $(xenstore-ls "/local/domain/$(domid_of "$NV_NAME")/data/domain-nv/vifs" 2>/dev/null | tr '\n' ';' | cut -c1-3000)"
+  # the external link's (eth0 through AF_PACKET): frames and bytes each way, rx-large (GRO'd
+  # frames received), tx-gso (64 KiB segments sent for netfront's TSO), tx-dropped (send queue full)
+  info "client-through-nv: external link counters: $(xenstore-read "/local/domain/$(domid_of "$NV_NAME")/data/domain-nv/links/external" 2>/dev/null)"
   if [ -s /tmp/dom0-mbs ]; then
     line=$(awk -v n="$mbs" -v d="$(cat /tmp/dom0-mbs)" 'BEGIN { printf "%.3f (through domain-nv + our netback %.2f MB/s / dom0 kernel netback direct %.2f MB/s, same run)", n / d, n, d }')
     echo "METRIC nv-vs-dom0-netback-ratio $line" >&3; echo "METRIC nv-vs-dom0-netback-ratio $line"

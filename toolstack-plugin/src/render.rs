@@ -233,9 +233,11 @@ pub fn domain_nv_config(spec: &GroupSpec, instances: &[Instance]) -> Result<Conf
     let s = &spec.service;
     let ext = &spec.nv_domain.external;
     let external = ExternalConfig {
+        // The NIC with segmentation offload: 64 KiB TCP segments through one syscall each.
         link: LinkConfig::Raw {
             interface: ext.interface.clone(),
             netns: None,
+            offload: true,
         },
         address: ext
             .address

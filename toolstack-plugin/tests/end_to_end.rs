@@ -104,6 +104,7 @@ fn fake_domain_nv(xs: &xen::xenstore::Xenstore, nv: u16, state: &Path, stop: &At
                 services: vec![],
                 replicas,
                 vifs: Vec::new(),
+                links: Vec::new(),
             };
             if last.as_ref() != Some(&st) {
                 // In one transaction, as domain-nv publishes (`xenhost::publish_status`).

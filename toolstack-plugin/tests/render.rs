@@ -121,7 +121,8 @@ fn domain_nv_config_has_the_documented_format() {
         cfg.external.link,
         LinkConfig::Raw {
             interface: "eth0".into(),
-            netns: None
+            netns: None,
+            offload: true
         }
     );
     assert_eq!(
@@ -178,7 +179,8 @@ fn domain_nv_config_has_the_documented_format() {
         cfg.external.link,
         LinkConfig::Raw {
             interface: "enp0s3".into(),
-            netns: None
+            netns: None,
+            offload: true
         }
     );
     assert_eq!(cfg.replicas[1].name, "b-g3");

@@ -1,15 +1,19 @@
 //! Host network frame devices: the stand-ins for a netback vif on machines without Xen.
 //!
 //! A replica link outside Xen is a Linux TAP device (the replica's end lives in a network
-//! namespace); an external link can also be a NIC read through an `AF_PACKET` socket. Both give
-//! whole Ethernet frames through `recv` / `send`, are non-blocking and pollable, and report errors
-//! instead of panicking: a link that goes away is the caller's event, not a crash.
+//! namespace); an external link can also be a NIC read through an `AF_PACKET` socket
+//! ([`PacketSocket`]). Both give whole Ethernet frames through `recv` / `send`, are non-blocking
+//! and pollable, and report errors instead of panicking: a link that goes away is the caller's
+//! event, not a crash.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
+
+mod packet;
+pub use packet::PacketSocket;
 
 /// Longest interface name Linux accepts (IFNAMSIZ - 1).
 const MAX_IFNAME: usize = libc::IFNAMSIZ - 1;
@@ -37,7 +41,8 @@ pub struct Tap {
     vnet_header: bool,
 }
 
-/// Length of the virtio-net header a TAP opened with offload carries before each frame.
+/// Length of the virtio-net header a TAP or raw socket opened with offload carries before each
+/// frame.
 pub const TAP_VNET_HDR_LEN: usize = 10;
 
 impl Tap {
@@ -168,135 +173,6 @@ impl AsRawFd for Tap {
     }
 }
 
-/// An `AF_PACKET` raw socket bound to one NIC: every frame the NIC receives, none it sends
-/// (frames sent by the host itself are filtered out), non-blocking.
-#[derive(Debug)]
-pub struct PacketSocket {
-    fd: OwnedFd,
-    ifindex: i32,
-    name: String,
-}
-
-impl PacketSocket {
-    /// Opens a raw socket on the interface `name` of the calling thread's network namespace.
-    pub fn open(name: &str) -> io::Result<PacketSocket> {
-        let cname = check_ifname(name)?;
-        // SAFETY: if_nametoindex reads the NUL-terminated string, valid for the call.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                proto as i32,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = proto;
-        addr.sll_ifindex = ifindex as i32;
-        // SAFETY: the pointer and length describe `addr`, valid for the call.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &addr as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(PacketSocket {
-            fd,
-            ifindex: ifindex as i32,
-            name: name.to_owned(),
-        })
-    }
-
-    /// The interface name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Reads one received frame into `buf`, skipping frames the host sent; `WouldBlock` when none.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: buf and from are valid writable buffers of the given lengths for the call.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    buf.len(),
-                    libc::MSG_TRUNC,
-                    &mut from as *mut libc::sockaddr_ll as *mut libc::sockaddr,
-                    &mut len,
-                )
-            };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if from.sll_pkttype == libc::PACKET_OUTGOING {
-                continue;
-            }
-            let n = n as usize;
-            if n > buf.len() {
-                // Larger than the MTU we serve: drop it like a NIC would.
-                continue;
-            }
-            return Ok(n);
-        }
-    }
-
-    /// Sends one frame out of the interface.
-    pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        to.sll_family = libc::AF_PACKET as u16;
-        to.sll_ifindex = self.ifindex;
-        to.sll_halen = 6;
-        // SAFETY: frame and `to` are valid for reads of the given lengths for the call.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr() as *const libc::c_void,
-                frame.len(),
-                0,
-                &to as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
-    }
-}
-
-impl AsFd for PacketSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for PacketSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
 /// Brings interface `name` up (`IFF_UP`), as `ip link set NAME up` does; needs CAP_NET_ADMIN.
 pub fn set_link_up(name: &str) -> io::Result<()> {
     let cname = check_ifname(name)?;
@@ -382,10 +258,5 @@ mod tests {
                 .contains("/run/netns/no-such-ns-domain-nv-test"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn missing_interface_is_an_error() {
-        assert!(PacketSocket::open("nonexistent0").is_err());
     }
 }

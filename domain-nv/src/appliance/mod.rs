@@ -471,6 +471,9 @@ impl<G: GrantTable, E: EventChannel> Appliance<G, E> {
             self.status
                 .set_vifs(|| nb.vifs().map(|v| (v.name(), v.stats())));
         }
+        if let Some(link) = self.external.device() {
+            self.status.set_external_link(link.stats());
+        }
         for (r, e) in self.replicas.iter().enumerate() {
             // A link that went down may come back with a restarted replica: probation.
             if self.status.set_link(r, e.is_up(self.netback.as_ref())) && self.membership.rejoin(r)

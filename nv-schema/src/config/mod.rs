@@ -74,6 +74,11 @@ pub enum LinkConfig {
         /// Network namespace holding the interface.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         netns: Option<String>,
+        /// Exchange TCP segments of up to 64 KiB with the NIC (`PACKET_VNET_HDR`: a
+        /// virtio-net header with partial checksums and GSO) instead of one MTU-sized frame per
+        /// syscall. Default on; plain frames if the kernel refuses.
+        #[serde(default = "default_offload")]
+        offload: bool,
     },
     /// A Xen netback vif served by this process (on Xen only).
     Vif {

@@ -67,6 +67,41 @@ fn tap_offload_can_be_switched_off_per_link() {
 }
 
 #[test]
+fn raw_links_offload_by_default_and_can_switch_it_off() {
+    let raw = |link: &str| {
+        Config::from_yaml(&GOOD.replace("{ kind: tap, name: ext0, netns: nv-client }", link))
+            .unwrap()
+            .external
+            .link
+    };
+    assert_eq!(
+        raw("{ kind: raw, interface: eth0 }"),
+        LinkConfig::Raw {
+            interface: "eth0".into(),
+            netns: None,
+            offload: true
+        }
+    );
+    assert_eq!(
+        raw("{ kind: raw, interface: eth0, netns: nv-x, offload: false }"),
+        LinkConfig::Raw {
+            interface: "eth0".into(),
+            netns: Some("nv-x".into()),
+            offload: false
+        }
+    );
+    let err = Config::from_yaml(&GOOD.replace(
+        "{ kind: tap, name: ext0, netns: nv-client }",
+        "{ kind: raw, interface: eth0, offload: maybe }",
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("`external` (line 4)") && err.to_string().contains("boolean"),
+        "{err}"
+    );
+}
+
+#[test]
 fn each_mistake_names_its_field_and_line() {
     let cases: &[(&str, &str, &str, usize)] = &[
         (

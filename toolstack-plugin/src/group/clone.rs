@@ -175,6 +175,7 @@ mod tests {
             services: Vec::new(),
             replicas,
             vifs: Vec::new(),
+            links: Vec::new(),
         })
     }
 

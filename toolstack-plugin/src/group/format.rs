@@ -286,6 +286,7 @@ mod tests {
             }],
             replicas: vec![replica("r0"), replica(&format!("r0{evil}"))],
             vifs: Vec::new(),
+            links: Vec::new(),
         };
         let view = GroupView {
             group: "web".into(),
@@ -323,6 +324,7 @@ mod tests {
             services: vec![],
             replicas: vec![],
             vifs: Vec::new(),
+            links: Vec::new(),
         };
         let mut view = GroupView {
             group: "web".into(),

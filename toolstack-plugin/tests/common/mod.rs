@@ -315,6 +315,7 @@ impl FakeNv {
             }],
             replicas,
             vifs: Vec::new(),
+            links: Vec::new(),
         }
     }
 
