@@ -221,29 +221,21 @@ impl Voter {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use crate::voter::{Fault, FaultKind, Policy, Voter, VoterConfig, VoterEvent};
+    use crate::voter::test_voter::{majority_of_three, STRAGGLER_TIMEOUT};
 
-    const T: Duration = Duration::from_secs(1);
+    use crate::voter::{Fault, FaultKind, Voter, VoterEvent};
+
+    const T: Duration = STRAGGLER_TIMEOUT;
 
     fn ms(t0: Instant, n: u64) -> Instant {
         t0 + Duration::from_millis(n)
-    }
-
-    /// A voter of 3 replicas under Majority.
-    fn majority(t0: Instant) -> Voter {
-        let config = VoterConfig {
-            policy: Policy::Majority,
-            straggler_timeout: T,
-            buffer_limit: 1 << 12,
-        };
-        Voter::new(config, 3, t0)
     }
 
     /// A majority of 3 with a request of the client sent to every replica; the caller fell
     /// behind on replica 2's link while it connected (at 100 ms) if `lagged`. Every replica
     /// connected by 1.5 s.
     fn request_sent(t0: Instant, lagged: bool) -> Voter {
-        let mut v = majority(t0);
+        let mut v = majority_of_three(t0);
         v.replica_connected(0, t0);
         v.replica_connected(1, t0);
         if lagged {
@@ -324,7 +316,7 @@ mod tests {
     #[test]
     fn excused_resets_still_make_a_quorum_of_resets() {
         let t0 = Instant::now();
-        let mut v = majority(t0);
+        let mut v = majority_of_three(t0);
         v.replica_connected(0, t0);
         for r in 1..3 {
             v.replica_delayed(r, ms(t0, 100));

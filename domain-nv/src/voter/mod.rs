@@ -229,3 +229,24 @@ pub struct VoterStats {
     /// Bytes released to the client (voted output).
     pub bytes_released: u64,
 }
+
+/// The voter the unit tests of this module's parts start from.
+#[cfg(test)]
+pub(crate) mod test_voter {
+    use std::time::{Duration, Instant};
+
+    use super::{Policy, Voter, VoterConfig};
+
+    /// The straggler timeout of [`majority_of_three`].
+    pub const STRAGGLER_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// A voter of 3 replicas under Majority with a 4 KiB buffer and a [`STRAGGLER_TIMEOUT`].
+    pub fn majority_of_three(now: Instant) -> Voter {
+        let config = VoterConfig {
+            policy: Policy::Majority,
+            straggler_timeout: STRAGGLER_TIMEOUT,
+            buffer_limit: 1 << 12,
+        };
+        Voter::new(config, 3, now)
+    }
+}

@@ -186,18 +186,11 @@ impl StragglerClock {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use crate::voter::{FaultKind, Policy, ReplicaState, Voter, VoterConfig, VoterEvent};
+    use crate::voter::test_voter::{majority_of_three, STRAGGLER_TIMEOUT};
 
-    const T: Duration = Duration::from_secs(1);
+    use crate::voter::{FaultKind, ReplicaState, Voter, VoterEvent};
 
-    fn voter(now: Instant) -> Voter {
-        let config = VoterConfig {
-            policy: Policy::Majority,
-            straggler_timeout: T,
-            buffer_limit: 1 << 12,
-        };
-        Voter::new(config, 3, now)
-    }
+    const T: Duration = STRAGGLER_TIMEOUT;
 
     fn stragglers(v: &mut Voter) -> Vec<usize> {
         std::iter::from_fn(|| v.poll_event())
@@ -211,7 +204,7 @@ mod tests {
     #[test]
     fn connecting_replica_on_a_delayed_link_gets_a_full_timeout_after_the_delay() {
         let t0 = Instant::now();
-        let mut v = voter(t0);
+        let mut v = majority_of_three(t0);
         v.replica_connected(0, t0);
         v.replica_connected(1, t0);
         assert_eq!(v.poll_timeout(), Some(t0 + T));
@@ -229,7 +222,7 @@ mod tests {
     #[test]
     fn really_slow_replica_is_cut_off_once_the_caller_keeps_up() {
         let t0 = Instant::now();
-        let mut v = voter(t0);
+        let mut v = majority_of_three(t0);
         for r in 0..3 {
             v.replica_connected(r, t0);
         }
@@ -255,7 +248,7 @@ mod tests {
     fn grace_grows_with_a_long_stretch_of_lag_and_starts_over_after_it() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
-        let mut v = voter(t0);
+        let mut v = majority_of_three(t0);
         v.replica_connected(0, t0);
         v.replica_connected(1, t0);
         for n in [0, 400, 800] {
@@ -277,7 +270,7 @@ mod tests {
     /// only at `t0 + 1.5 s`. The client closes and replicas 0 and 1 send their FIN at `end`,
     /// when the caller falls behind on replica 2's link again.
     fn lagged_handshake_then_fin(t0: Instant, end: Instant) -> Voter {
-        let mut v = voter(t0);
+        let mut v = majority_of_three(t0);
         v.replica_connected(0, t0);
         v.replica_connected(1, t0);
         v.replica_delayed(2, t0 + Duration::from_millis(100));
@@ -327,7 +320,7 @@ mod tests {
     fn replica_connected_before_the_lag_keeps_the_straggler_timeout() {
         let t0 = Instant::now();
         let end = t0 + Duration::from_secs(10);
-        let mut v = voter(t0);
+        let mut v = majority_of_three(t0);
         for r in 0..3 {
             v.replica_connected(r, t0);
         }
@@ -344,7 +337,7 @@ mod tests {
     #[test]
     fn delay_on_one_link_excuses_only_that_replica() {
         let t0 = Instant::now();
-        let mut v = voter(t0);
+        let mut v = majority_of_three(t0);
         v.replica_connected(0, t0);
         v.replica_delayed(1, t0 + Duration::from_millis(500));
         v.replica_connected(2, t0);
