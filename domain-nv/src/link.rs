@@ -37,30 +37,42 @@ pub const RX_BUDGET: usize = 256;
 fn open_raw(interface: &str, offload: bool) -> io::Result<PacketSocket> {
     set_link_up(interface)
         .map_err(|e| io::Error::new(e.kind(), format!("bringing {interface} up: {e}")))?;
-    if offload {
-        match PacketSocket::open_with_offload(interface) {
-            Ok(socket) => {
-                log::info!("raw link {interface}: checksum and segmentation offload on");
-                return Ok(socket);
-            }
-            Err(e) => log::warn!("raw link {interface}: offload refused ({e}); using plain frames"),
-        }
-    }
-    PacketSocket::open(interface)
+    with_offload_or_plain(
+        &format!("raw link {interface}"),
+        offload,
+        || PacketSocket::open_with_offload(interface),
+        || PacketSocket::open(interface),
+    )
 }
 
 /// Attaches to a TAP device, with offload if asked and the kernel agrees, else plain.
 fn open_tap(name: &str, offload: bool) -> io::Result<Tap> {
+    with_offload_or_plain(
+        &format!("TAP {name}"),
+        offload,
+        || Tap::open_with_offload(name),
+        || Tap::open(name),
+    )
+}
+
+/// Opens `what` with checksum and segmentation offload if `offload` and the kernel agrees
+/// (saying so in the log), else with plain frames (warning if offload was refused).
+fn with_offload_or_plain<T>(
+    what: &str,
+    offload: bool,
+    open_with_offload: impl FnOnce() -> io::Result<T>,
+    open_plain: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
     if offload {
-        match Tap::open_with_offload(name) {
-            Ok(tap) => {
-                log::info!("TAP {name}: checksum and segmentation offload on");
-                return Ok(tap);
+        match open_with_offload() {
+            Ok(io) => {
+                log::info!("{what}: checksum and segmentation offload on");
+                return Ok(io);
             }
-            Err(e) => log::warn!("TAP {name}: offload refused ({e}); using plain frames"),
+            Err(e) => log::warn!("{what}: offload refused ({e}); using plain frames"),
         }
     }
-    Tap::open(name)
+    open_plain()
 }
 
 /// The frame source and sink behind a link.
