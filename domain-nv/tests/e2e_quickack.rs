@@ -76,20 +76,27 @@ fn first_responses(ns: &str, parts: &'static [&'static str]) -> Vec<Duration> {
     .expect("client runs")
 }
 
-/// Asserts that no response took as long as the ACK delay (the stall is at least that long;
-/// without it a response takes a few hundred µs, a few ms on a busy machine).
+/// Asserts that the responses did not wait for the ACK delay: the median is well below it and
+/// at most a tenth of them reach it. A stall caused by a delayed ACK hits every connection (50
+/// of 50 without the rule); a response that reaches the ACK delay now and then is this shared
+/// 2-core machine descheduling the client, domain-nv or nginx, which a test of behaviour must
+/// not fail on.
 fn assert_no_stall(what: &str, times: &[Duration]) {
     let mut sorted = times.to_vec();
     sorted.sort();
+    let median = sorted[sorted.len() / 2];
     eprintln!(
-        "{what}: {} first responses, median {:?}, max {:?} (ACK delay {ACK_DELAY:?})",
+        "{what}: {} first responses, median {median:?}, max {:?} (ACK delay {ACK_DELAY:?})",
         sorted.len(),
-        sorted[sorted.len() / 2],
         sorted[sorted.len() - 1]
+    );
+    assert!(
+        median < ACK_DELAY / 4,
+        "{what}: median first response {median:?}, not well below the ACK delay {ACK_DELAY:?}"
     );
     let stalled: Vec<&Duration> = times.iter().filter(|t| **t >= ACK_DELAY).collect();
     assert!(
-        stalled.is_empty(),
+        stalled.len() <= times.len() / 10,
         "{what}: {} of {} first responses took the ACK delay or longer: {stalled:?}",
         stalled.len(),
         times.len()
