@@ -1262,16 +1262,25 @@ fn fresh_links_answer_at_once() {
     let mut g = redis_group("nvt-fresh", "majority", 3, None);
     g.lab.stop("domain-nv").unwrap();
     // Each start finds its links fresh, and the first ARP on each replica link is lost (as it
-    // is when a TAP's peer has not finished coming up): discovery must retry at once.
+    // is when a TAP's peer has not finished coming up): discovery must retry at once. A
+    // 1 s retry makes every start take 1 s or more; the median of five starts is the figure,
+    // so that one start slowed by a busy machine (a process spawn, 1.14 s once at load 10)
+    // does not fail the test.
+    let mut took = Vec::new();
     for run in 0..5 {
         for ns in &g.replica_ns {
             nv_testbed::loss::drop_next_arp_reply(ns).unwrap();
         }
-        let took = first_answer_after_start(&mut g);
-        eprintln!("start {run}: first answer after {took:?}");
-        assert!(took < Duration::from_millis(800), "start {run}: {took:?}");
+        took.push(first_answer_after_start(&mut g));
+        eprintln!("start {run}: first answer after {:?}", took[run]);
         g.lab.stop("domain-nv").unwrap();
     }
+    took.sort();
+    assert!(
+        took[2] < Duration::from_millis(800),
+        "median of the starts {:?}: {took:?}",
+        took[2]
+    );
 }
 
 /// Runs `f` on a thread of its own inside network namespace `ns`.
