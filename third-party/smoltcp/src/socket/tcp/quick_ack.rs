@@ -20,6 +20,13 @@
 //!   of 1), the connection takes turns (request, response) and the ACK waits to ride on the
 //!   answer. A delayed ACK that had to go out on its own ends that mode
 //!   (`tcp_delack_timer_handler`).
+//! - **More than one full-sized segment**, interactive or not (`__tcp_ack_snd_check`: more
+//!   than `rcv_mss` received and not yet acknowledged): a segment longer than the MSS (a
+//!   sender's TSO/GSO segment delivered whole, or one coalesced by GRO/LRO) carries at least
+//!   two full-sized segments, and RFC 5681 (4.2) asks for an ACK of at least every second one.
+//!   Without this a lone 64 KiB segment (a sender limited by its congestion window after a
+//!   loss) would wait the whole ACK delay. A second segment arriving while an ACK waits is
+//!   ACKed at once by the socket itself.
 //!
 //! Out-of-order segments and segments that fill a hole are ACKed at once regardless (RFC 5681;
 //! the socket does that itself).
@@ -91,7 +98,8 @@ impl QuickAck {
         if len > self.rcv_mss {
             self.rcv_mss = len.min(mss);
         }
-        !self.interactive && (self.left > 0 || small)
+        let more_than_one_segment = len > mss;
+        more_than_one_segment || (!self.interactive && (self.left > 0 || small))
     }
 
     /// An ACK of new data went out, on its own or on data.
@@ -212,10 +220,23 @@ mod test {
         q.on_ack_sent();
         // segments of 1448 (timestamps on) are full-sized, not small
         assert!(!q.on_data(at(1), 1448, MSS, WINDOW, RTO));
-        // a coalesced segment larger than the MSS does not raise the bar above it
-        assert!(!q.on_data(at(2), 20000, MSS, WINDOW, RTO));
+        // a coalesced segment larger than the MSS does not raise the bar above it (and is
+        // ACKed at once: it carries more than one full-sized segment)
+        assert!(q.on_data(at(2), 20000, MSS, WINDOW, RTO));
         assert!(!q.on_data(at(3), MSS, MSS, WINDOW, RTO));
         assert!(q.on_data(at(4), MSS - 1, MSS, WINDOW, RTO));
+    }
+
+    #[test]
+    fn a_segment_longer_than_the_mss_is_acked_at_once_even_while_interactive() {
+        let mut q = QuickAck::new(1);
+        assert!(q.on_data(at(0), MSS, MSS, WINDOW, RTO));
+        q.on_ack_sent();
+        q.on_data_sent(at(1), DELAY);
+        // quick ACKs spent and taking turns: a full-sized segment waits ...
+        assert!(!q.on_data(at(2), MSS, MSS, WINDOW, RTO));
+        // ... a 64 KiB one (TSO, GRO) does not
+        assert!(q.on_data(at(3), 65000, MSS, WINDOW, RTO));
     }
 
     #[test]
