@@ -6,7 +6,9 @@
 //!   replica had, a FIN was voted, or the straggler timeout passed; q resets reset the client,
 //!   blaming nobody. A reset before any output of a replica whose handshake the caller fell
 //!   behind on is never blamed (its kernel may have dropped its end of the handshake while the
-//!   caller lagged); it still counts towards q resets. A FIN is voted at an output offset (q replicas under Majority, all under
+//!   caller lagged); it still counts towards q resets. Nor is a reset of a replica whose whole
+//!   output agreed and ended at the voted FIN (a server closing with unread input resets).
+//!   A FIN is voted at an output offset (q replicas under Majority, all under
 //!   Unanimous, the primary under PrimaryBackup) once every byte before it is released:
 //!   `CloseClient`. A replica that closed before the released offset is `EarlyClose`; one with
 //!   output beyond the voted FIN is `Flood`.
@@ -25,7 +27,7 @@
 use std::time::Instant;
 
 use super::policy;
-use super::replica::Handshake;
+use super::replica::{Handshake, Verdict};
 use super::{FaultKind, NoQuorum, Policy, Position, ReplicaId, ReplicaState, Voter, VoterEvent};
 
 /// How the client side of the connection stands.
@@ -128,6 +130,15 @@ impl Voter {
             let Some(reset) = self.reps[r].pending_reset() else {
                 continue;
             };
+            if self.fin_at == Some(reset.output) && self.reps[r].checked == reset.output {
+                // Its whole output agreed and ended where the voted FIN is: it closed with a
+                // reset instead of a FIN, as a server does that closes a connection with
+                // input it has not read (RFC 2525 2.17, Linux's `tcp_close`): the client's
+                // next request, sent once the quorum's answer was out, reached this slower
+                // replica before it closed. Not a fault.
+                self.reps[r].verdict = Verdict::ResetExcused;
+                continue;
+            }
             let ahead = self
                 .reps
                 .iter()
@@ -337,5 +348,54 @@ mod tests {
             }
         }
         assert!(client_reset && !no_quorum && faults == 0);
+    }
+
+    /// A majority of 3, every replica connected, the client's request sent to all; r0 and r1
+    /// answer `b"ok"` and close (the FIN is voted at 2); the client's next request goes out.
+    fn answered_by_two(t0: Instant) -> Voter {
+        let mut v = majority_of_three(t0);
+        for r in 0..3 {
+            v.replica_connected(r, t0);
+        }
+        v.push_client(b"GET 1\r\n", t0);
+        for r in 0..3 {
+            let n = v.replica_input(r).len();
+            v.replica_input_sent(r, n);
+        }
+        for r in 0..2 {
+            v.push_replica(r, b"ok", ms(t0, 1));
+            v.replica_fin(r, ms(t0, 1));
+        }
+        let n = v.client_output().len();
+        assert_eq!(v.client_output(), b"ok");
+        v.client_output_sent(n, ms(t0, 2));
+        v
+    }
+
+    #[test]
+    fn a_slower_replica_resetting_at_the_voted_end_is_not_blamed() {
+        let t0 = Instant::now();
+        let mut v = answered_by_two(t0);
+        // r2 answers the same, then resets instead of closing (the client's next request
+        // reached it before it closed, unread)
+        v.push_replica(2, b"ok", ms(t0, 5));
+        v.replica_reset(2, ms(t0, 6));
+        v.handle_timeout(ms(t0, 5000));
+        let (faults, client_reset) = outcome(&mut v);
+        assert!(faults.is_empty(), "{faults:?}");
+        assert!(!client_reset);
+    }
+
+    #[test]
+    fn a_replica_resetting_short_of_the_voted_end_is_still_blamed() {
+        let t0 = Instant::now();
+        let mut v = answered_by_two(t0);
+        v.push_replica(2, b"o", ms(t0, 5));
+        v.replica_reset(2, ms(t0, 6));
+        v.handle_timeout(ms(t0, 5000));
+        let (faults, _) = outcome(&mut v);
+        assert_eq!(faults.len(), 1, "{faults:?}");
+        assert_eq!(faults[0].replica, 2);
+        assert!(matches!(faults[0].kind, FaultKind::Reset), "{faults:?}");
     }
 }
